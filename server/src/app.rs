@@ -1,0 +1,138 @@
+//! Builds the process from its configuration: storage, live state, keys, then the roles (api,
+//! ingress, worker) on listeners that the caller has already bound.
+
+use std::sync::Arc;
+
+use sea_orm::DatabaseConnection;
+use stead_api_types::Role as PersonRole;
+
+use crate::auth::{self, Keys};
+use crate::config::{Config, Role};
+use crate::error::Error;
+use crate::live::LiveStore;
+use crate::observability::Metrics;
+use crate::users::{self, Email, Password};
+
+/// Everything a request handler needs, cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: DatabaseConnection,
+    pub live: LiveStore,
+    pub config: Arc<Config>,
+    pub keys: Arc<Keys>,
+    pub metrics: Metrics,
+}
+
+impl AppState {
+    /// Connects to storage, applies migrations and loads the signing key.
+    pub async fn build(config: Config) -> anyhow::Result<AppState> {
+        let db = crate::db::connect(&config).await?;
+        crate::db::migrate(&db).await?;
+        let live = LiveStore::from_config(&config).await?;
+        let secret = auth::load_or_create_jwt_secret(&config, &db).await?;
+        let keys = Keys::new(&secret, config.access_token_ttl_secs);
+        Ok(AppState {
+            db,
+            live,
+            keys: Arc::new(keys),
+            config: Arc::new(config),
+            metrics: Metrics::new()?,
+        })
+    }
+}
+
+/// First run: when no platform admin exists, create one. Its password comes from
+/// `STEAD_BOOTSTRAP_ADMIN_PASSWORD`, or is generated and printed once.
+pub async fn bootstrap_admin(state: &AppState) -> anyhow::Result<()> {
+    if users::repo::platform_admin_exists(&state.db).await? {
+        return Ok(());
+    }
+    let email = Email::parse(
+        state
+            .config
+            .bootstrap_admin_email
+            .as_deref()
+            .unwrap_or("admin@stead.local"),
+    )
+    .map_err(anyhow::Error::msg)?;
+    let (password, generated) = match &state.config.bootstrap_admin_password {
+        Some(pw) => (Password::parse(pw.expose()).map_err(anyhow::Error::msg)?, false),
+        None => (Password::generate(), true),
+    };
+    let hash = auth::password::hash(&password).await?;
+    match users::repo::create(&state.db, None, &email, "Platform admin", PersonRole::PlatformAdmin, hash).await {
+        Ok(_) => {}
+        // Another node created it at the same moment.
+        Err(Error::Conflict { .. }) => return Ok(()),
+        Err(e) => return Err(anyhow::anyhow!("creating the first platform admin: {e}")),
+    }
+    tracing::info!(email = email.as_str(), "created the first platform admin");
+    if generated {
+        let rule = "─".repeat(64);
+        println!(
+            "\n{rule}\n  Stead first run: a platform admin was created.\n\n    e-mail:    {}\n    password:  {}\n\n  This password is shown only now. Log in at http://{} and keep it safe\n  (`stead admin reset-password --email {}` sets a new one).\n{rule}\n",
+            email.as_str(),
+            password.expose(),
+            state.config.http_addr,
+            email.as_str(),
+        );
+    }
+    Ok(())
+}
+
+/// Runs the given roles until SIGINT or SIGTERM, then stops them gracefully.
+pub async fn run(
+    state: AppState,
+    roles: &[Role],
+    http: std::net::TcpListener,
+    mqtt: Option<tokio::net::TcpListener>,
+) -> anyhow::Result<()> {
+    // The api role serves the HTTP API and console; the other roles still answer health checks
+    // and metrics on the same listener.
+    let server = crate::http::server(state.clone(), http)?;
+    let handle = server.handle();
+    let http_task = tokio::spawn(server);
+    let ingress = match (roles.contains(&Role::Ingress), mqtt) {
+        (true, Some(listener)) => Some(tokio::spawn(crate::ingress::run(listener))),
+        _ => None,
+    };
+    tracing::info!(roles = ?roles, "stead is running");
+
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    if let Some(task) = ingress {
+        task.abort();
+    }
+    handle.stop(true).await;
+    http_task.await??;
+    state.db.close_by_ref().await.ok();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

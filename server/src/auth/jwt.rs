@@ -1,0 +1,92 @@
+//! Access tokens: HS256 JWTs that live at most 15 minutes.
+
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::Error;
+use crate::ids::UserId;
+
+const ISSUER: &str = "stead";
+const AUDIENCE: &str = "stead-api";
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: Uuid,
+    iss: String,
+    aud: String,
+    iat: i64,
+    exp: i64,
+}
+
+pub struct Keys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    pub access_ttl_secs: u64,
+}
+
+impl Keys {
+    pub fn new(secret: &[u8], access_ttl_secs: u64) -> Keys {
+        // Only HS256 is accepted: `alg: none` and algorithm confusion are refused by construction.
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[ISSUER]);
+        validation.set_audience(&[AUDIENCE]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.leeway = 5;
+        Keys {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            access_ttl_secs,
+        }
+    }
+
+    pub fn issue(&self, user: UserId) -> anyhow::Result<String> {
+        let now = chrono::Utc::now().timestamp();
+        let claims = Claims {
+            sub: user.0,
+            iss: ISSUER.into(),
+            aud: AUDIENCE.into(),
+            iat: now,
+            exp: now + self.access_ttl_secs as i64,
+        };
+        Ok(jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &self.encoding,
+        )?)
+    }
+
+    /// The user the token was issued to, when it is genuine and unexpired.
+    pub fn verify(&self, token: &str) -> Result<UserId, Error> {
+        match jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation) {
+            Ok(data) => Ok(UserId(data.claims.sub)),
+            Err(e) if matches!(e.kind(), ErrorKind::ExpiredSignature) => Err(
+                Error::unauthenticated("token_expired", "the access token has expired: refresh it"),
+            ),
+            Err(_) => Err(Error::unauthenticated(
+                "invalid_token",
+                "the access token is not valid",
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issued_tokens_verify_and_foreign_ones_do_not() {
+        let keys = Keys::new(b"0123456789abcdef0123456789abcdef", 900);
+        let user = UserId::new();
+        let token = keys.issue(user).unwrap();
+        assert_eq!(keys.verify(&token).unwrap(), user);
+
+        let other = Keys::new(b"another-key-another-key-another-k", 900);
+        assert!(other.verify(&token).is_err());
+        assert!(keys.verify("not.a.jwt").is_err());
+    }
+}

@@ -1,0 +1,126 @@
+//! Who is calling, and what they may do.
+//!
+//! People log in with e-mail and password (argon2id, hashed off the async threads) and receive a
+//! short-lived JWT access token plus a rotating refresh token (stored hashed; re-use of a spent
+//! one revokes its whole family). Every request's principal is re-read from the database, so a
+//! deactivated user, a changed role or a suspended tenant takes effect at once.
+//!
+//! Permissions are types (`perm::DevicesWrite`, …): a handler that takes `TenantScope<P>` can only
+//! run once the check for `P` has passed, and it receives the `TenantCtx` that every tenant-scoped
+//! query requires.
+
+pub mod http;
+mod jwt;
+mod keys;
+pub mod password;
+mod refresh_model;
+pub mod service;
+pub mod tokens;
+
+pub use jwt::Keys;
+pub use keys::load_or_create_jwt_secret;
+
+use stead_api_types::Role;
+
+use crate::ids::{TenantId, UserId};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Permission {
+    TenantsManage,
+    UsersRead,
+    UsersManage,
+    DevicesRead,
+    DevicesWrite,
+}
+
+impl Permission {
+    pub const ALL: [Permission; 5] = [
+        Permission::TenantsManage,
+        Permission::UsersRead,
+        Permission::UsersManage,
+        Permission::DevicesRead,
+        Permission::DevicesWrite,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permission::TenantsManage => "tenants.manage",
+            Permission::UsersRead => "users.read",
+            Permission::UsersManage => "users.manage",
+            Permission::DevicesRead => "devices.read",
+            Permission::DevicesWrite => "devices.write",
+        }
+    }
+
+    /// The one place that says which built-in role holds which permission.
+    pub fn granted_to(self, role: Role) -> bool {
+        use Permission::*;
+        match role {
+            Role::PlatformAdmin => matches!(self, TenantsManage),
+            Role::TenantAdmin => matches!(
+                self,
+                UsersRead | UsersManage | DevicesRead | DevicesWrite
+            ),
+            Role::Operator => matches!(self, DevicesRead | DevicesWrite),
+            Role::Viewer => matches!(self, DevicesRead),
+        }
+    }
+
+    pub fn of_role(role: Role) -> Vec<Permission> {
+        Permission::ALL
+            .into_iter()
+            .filter(|p| p.granted_to(role))
+            .collect()
+    }
+}
+
+/// A permission as a type, for the `TenantScope<P>` / `PlatformScope<P>` extractors.
+pub trait Required {
+    const PERMISSION: Permission;
+}
+
+/// Marker types, one per permission.
+pub mod perm {
+    macro_rules! marker {
+        ($($name:ident),*) => {$(
+            pub struct $name;
+            impl super::Required for $name {
+                const PERMISSION: super::Permission = super::Permission::$name;
+            }
+        )*};
+    }
+    marker!(TenantsManage, UsersRead, UsersManage, DevicesRead, DevicesWrite);
+}
+
+/// The authenticated person behind a request, as the database says now.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub user_id: UserId,
+    pub tenant_id: Option<TenantId>,
+    pub role: Role,
+    pub email: String,
+}
+
+impl Actor {
+    pub fn can(&self, permission: Permission) -> bool {
+        permission.granted_to(self.role)
+    }
+}
+
+/// Proof that the caller acts inside one tenant. Every repository function over tenant-owned data
+/// takes it, so a query that forgets the tenant does not compile. Built only by the auth
+/// extractors, and by tenant creation for the tenant it has just made.
+#[derive(Debug, Clone, Copy)]
+pub struct TenantCtx {
+    tenant_id: TenantId,
+}
+
+impl TenantCtx {
+    pub(crate) fn new(tenant_id: TenantId) -> TenantCtx {
+        TenantCtx { tenant_id }
+    }
+
+    pub fn tenant_id(&self) -> TenantId {
+        self.tenant_id
+    }
+}

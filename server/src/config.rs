@@ -1,0 +1,313 @@
+//! Configuration: built-in defaults, then an optional `stead.toml`, then `STEAD_*` environment
+//! variables. Loaded and validated once at start-up; every problem is reported at once, one line
+//! each, naming the setting. There is no global settings static: the `Config` is passed down.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+use crate::secret::Secret;
+
+/// The roles one process can play. `stead serve` plays all of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Api,
+    Ingress,
+    Worker,
+}
+
+impl Role {
+    pub fn parse(s: &str) -> Option<Role> {
+        match s.trim() {
+            "api" => Some(Role::Api),
+            "ingress" => Some(Role::Ingress),
+            "worker" => Some(Role::Worker),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// JSON when standard output is not a terminal, human-readable when it is.
+    Auto,
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// HTTP API and console (`STEAD_HTTP_ADDR`).
+    pub http_addr: SocketAddr,
+    /// MQTT device ingress (`STEAD_MQTT_ADDR`).
+    pub mqtt_addr: SocketAddr,
+    /// Where the embedded database and other local state live (`STEAD_DATA_DIR`).
+    pub data_dir: PathBuf,
+    /// `postgres://…` or `sqlite://…`; default: SQLite in the data directory.
+    pub database_url: Option<Secret>,
+    /// Redis for live state across nodes; default: in-process (single node only).
+    pub redis_url: Option<Secret>,
+    /// Prefix of every Redis key, so that several deployments (or tests) can share one Redis.
+    pub redis_prefix: String,
+    /// The built console (`web/dist`); default: `web/dist` when it exists.
+    pub console_dir: Option<PathBuf>,
+    /// HMAC key for access tokens; default: generated once and kept in the database.
+    pub jwt_secret: Option<Secret>,
+    pub access_token_ttl_secs: u64,
+    pub refresh_token_ttl_secs: u64,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+    pub login_max_failures_per_account: u64,
+    pub login_failure_window_secs: u64,
+    pub login_max_attempts_per_ip: u64,
+    pub login_ip_window_secs: u64,
+    pub bootstrap_admin_email: Option<String>,
+    pub bootstrap_admin_password: Option<Secret>,
+    pub log_format: LogFormat,
+    /// Log filter in `tracing` syntax, e.g. `info` or `stead=debug,info`.
+    pub log: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            mqtt_addr: SocketAddr::from(([127, 0, 0, 1], 1884)),
+            data_dir: PathBuf::from("data"),
+            database_url: None,
+            redis_url: None,
+            redis_prefix: "stead:".into(),
+            console_dir: None,
+            jwt_secret: None,
+            access_token_ttl_secs: 900,
+            refresh_token_ttl_secs: 30 * 24 * 3600,
+            max_body_bytes: 1024 * 1024,
+            login_max_failures_per_account: 5,
+            login_failure_window_secs: 15 * 60,
+            login_max_attempts_per_ip: 30,
+            login_ip_window_secs: 60,
+            bootstrap_admin_email: None,
+            bootstrap_admin_password: None,
+            log_format: LogFormat::Auto,
+            log: "info".into(),
+        }
+    }
+}
+
+/// Every problem found, one per line.
+#[derive(Debug)]
+pub struct ConfigError(pub Vec<String>);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "invalid configuration:")?;
+        for problem in &self.0 {
+            writeln!(f, "  - {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Defaults → `stead.toml` (or the file named by `STEAD_CONFIG`) → `STEAD_*` environment.
+    pub fn load() -> Result<Config, ConfigError> {
+        let file = std::env::var_os("STEAD_CONFIG")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("stead.toml"));
+        if std::env::var_os("STEAD_CONFIG").is_some() && !file.exists() {
+            return Err(ConfigError(vec![format!(
+                "STEAD_CONFIG: file {} does not exist",
+                file.display()
+            )]));
+        }
+        Self::from_figment(
+            Figment::from(Serialized::defaults(Config::default()))
+                .merge(Toml::file(&file))
+                .merge(Env::prefixed("STEAD_").ignore(&["CONFIG"])),
+        )
+    }
+
+    fn from_figment(figment: Figment) -> Result<Config, ConfigError> {
+        let config: Config = figment.extract().map_err(|errors| {
+            ConfigError(
+                errors
+                    .into_iter()
+                    .map(|e| {
+                        let key = e
+                            .path
+                            .last()
+                            .map(|k| format!("STEAD_{} ", k.to_uppercase()))
+                            .unwrap_or_default();
+                        let mut e = e;
+                        e.path.clear();
+                        format!("{key}{e}")
+                    })
+                    .collect(),
+            )
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        if let Some(url) = &self.database_url {
+            let url = url.expose();
+            if !(url.starts_with("postgres://")
+                || url.starts_with("postgresql://")
+                || url.starts_with("sqlite:"))
+            {
+                problems.push(
+                    "STEAD_DATABASE_URL must start with postgres:// or sqlite:// (the value is not shown: it may hold a password)"
+                        .to_string(),
+                );
+            }
+        }
+        if let Some(url) = &self.redis_url
+            && !(url.expose().starts_with("redis://") || url.expose().starts_with("rediss://"))
+        {
+            problems.push("STEAD_REDIS_URL must start with redis:// or rediss://".to_string());
+        }
+        if self.access_token_ttl_secs == 0 || self.access_token_ttl_secs > 900 {
+            problems.push(format!(
+                "STEAD_ACCESS_TOKEN_TTL_SECS must be between 1 and 900 (15 minutes), not {}",
+                self.access_token_ttl_secs
+            ));
+        }
+        if self.refresh_token_ttl_secs < 60 {
+            problems.push("STEAD_REFRESH_TOKEN_TTL_SECS must be at least 60".to_string());
+        }
+        if self.max_body_bytes < 1024 {
+            problems.push("STEAD_MAX_BODY_BYTES must be at least 1024".to_string());
+        }
+        if let Some(secret) = &self.jwt_secret
+            && secret.expose().len() < 32
+        {
+            problems.push("STEAD_JWT_SECRET must be at least 32 characters".to_string());
+        }
+        for (name, value) in [
+            (
+                "STEAD_LOGIN_MAX_FAILURES_PER_ACCOUNT",
+                self.login_max_failures_per_account,
+            ),
+            ("STEAD_LOGIN_FAILURE_WINDOW_SECS", self.login_failure_window_secs),
+            ("STEAD_LOGIN_MAX_ATTEMPTS_PER_IP", self.login_max_attempts_per_ip),
+            ("STEAD_LOGIN_IP_WINDOW_SECS", self.login_ip_window_secs),
+        ] {
+            if value == 0 {
+                problems.push(format!("{name} must be at least 1"));
+            }
+        }
+        if let Some(email) = &self.bootstrap_admin_email
+            && let Err(e) = crate::users::Email::parse(email)
+        {
+            problems.push(format!("STEAD_BOOTSTRAP_ADMIN_EMAIL: {e}"));
+        }
+        if let Some(pw) = &self.bootstrap_admin_password
+            && let Err(e) = crate::users::Password::parse(pw.expose())
+        {
+            problems.push(format!("STEAD_BOOTSTRAP_ADMIN_PASSWORD: {e}"));
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError(problems))
+        }
+    }
+
+    /// The database to use: the configured URL, or SQLite in the data directory.
+    pub fn database_url(&self) -> Secret {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => Secret::new(format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("stead.db").display()
+            )),
+        }
+    }
+
+    /// The console's files, when they have been built.
+    pub fn console_dir(&self) -> Option<PathBuf> {
+        match &self.console_dir {
+            Some(dir) => Some(dir.clone()),
+            None => {
+                let default = Path::new("web/dist");
+                default.join("index.html").exists().then(|| default.into())
+            }
+        }
+    }
+
+    /// Multi-node roles share state through Redis; refuse to run them without it.
+    pub fn check_roles(&self, roles: &[Role]) -> Result<(), ConfigError> {
+        let all = [Role::Api, Role::Ingress, Role::Worker]
+            .iter()
+            .all(|r| roles.contains(r));
+        if !all && self.redis_url.is_none() {
+            return Err(ConfigError(vec![
+                "running only some roles (--roles) means several processes share the work: set STEAD_REDIS_URL so they share live state".to_string(),
+            ]));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        for (k, v) in pairs {
+            figment = figment.merge((k.to_string(), v.to_string()));
+        }
+        Config::from_figment(figment)
+    }
+
+    #[test]
+    fn defaults_are_valid_and_embedded() {
+        let c = load(&[]).unwrap();
+        assert_eq!(c.http_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.mqtt_addr.to_string(), "127.0.0.1:1884");
+        assert!(c.database_url().expose().starts_with("sqlite://data/stead.db"));
+        assert!(c.redis_url.is_none());
+    }
+
+    #[test]
+    fn each_bad_setting_is_named() {
+        let err = load(&[
+            ("http_addr", "not-an-address"),
+            ("access_token_ttl_secs", "5000"),
+        ])
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("STEAD_HTTP_ADDR"), "{text}");
+
+        let err = load(&[
+            ("access_token_ttl_secs", "5000"),
+            ("database_url", "mysql://x"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.0.len(), 2, "{err}");
+        let text = err.to_string();
+        assert!(text.contains("STEAD_ACCESS_TOKEN_TTL_SECS"), "{text}");
+        assert!(text.contains("STEAD_DATABASE_URL"), "{text}");
+    }
+
+    #[test]
+    fn partial_roles_need_redis() {
+        let c = load(&[]).unwrap();
+        assert!(c.check_roles(&[Role::Api]).is_err());
+        assert!(
+            c.check_roles(&[Role::Api, Role::Ingress, Role::Worker])
+                .is_ok()
+        );
+    }
+}

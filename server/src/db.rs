@@ -1,0 +1,57 @@
+//! Connecting to the relational database (PostgreSQL, or SQLite for the embedded default) and
+//! applying the migrations.
+
+use std::time::Duration;
+
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
+use stead_migrations::{Migrator, MigratorTrait as _};
+
+use crate::config::Config;
+
+/// Opens the pool. For SQLite, creates the data directory first and turns on WAL and foreign keys.
+pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
+    let url = config.database_url();
+    let sqlite = url.expose().starts_with("sqlite:");
+    if sqlite && config.database_url.is_none() {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot create the data directory {}: {e}",
+                config.data_dir.display()
+            )
+        })?;
+    }
+    let mut options = ConnectOptions::new(url.expose().to_owned());
+    options
+        .connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(10))
+        .sqlx_logging(false);
+    if sqlite {
+        // SQLite allows one writer; a small pool avoids lock contention storms.
+        options.max_connections(4).min_connections(1);
+    } else {
+        options.max_connections(20).min_connections(2);
+    }
+    let db = Database::connect(options).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot connect to the database ({}): {e}",
+            if sqlite { "SQLite" } else { "PostgreSQL" }
+        )
+    })?;
+    if sqlite {
+        // Persistent in the file: readers no longer block the writer. (sqlx already turns on
+        // foreign keys and a busy timeout on every connection.)
+        db.execute_unprepared("PRAGMA journal_mode = WAL").await?;
+    }
+    Ok(db)
+}
+
+pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
+    Migrator::up(db, None)
+        .await
+        .map_err(|e| anyhow::anyhow!("applying database migrations: {e}"))
+}
+
+/// `SELECT 1`, for `/readyz`.
+pub async fn ping(db: &DatabaseConnection) -> Result<(), sea_orm::DbErr> {
+    db.ping().await
+}

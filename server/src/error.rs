@@ -1,0 +1,73 @@
+//! The domain error: what went wrong, in the domain's words. `http::error` maps each variant to a
+//! status and a stable code, once; nothing else decides statuses.
+
+use sea_orm::DbErr;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad input that passed JSON decoding: a field with a value the domain refuses.
+    #[error("{detail}")]
+    Invalid {
+        code: &'static str,
+        field: Option<&'static str>,
+        detail: String,
+    },
+    /// No such object, or it belongs to another tenant (never told apart).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{detail}")]
+    Conflict { code: &'static str, detail: String },
+    /// Authentication failed; `code` says how (`invalid_credentials`, `token_expired`, …).
+    #[error("{detail}")]
+    Unauthenticated { code: &'static str, detail: String },
+    /// Authenticated, but not allowed.
+    #[error("{detail}")]
+    Forbidden { code: &'static str, detail: String },
+    #[error("too many attempts; retry in {retry_after_secs} s")]
+    Throttled { retry_after_secs: u64 },
+    #[error("database error: {0}")]
+    Db(#[from] DbErr),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl Error {
+    pub fn invalid(code: &'static str, field: &'static str, detail: impl Into<String>) -> Error {
+        Error::Invalid {
+            code,
+            field: Some(field),
+            detail: detail.into(),
+        }
+    }
+
+    pub fn unauthenticated(code: &'static str, detail: impl Into<String>) -> Error {
+        Error::Unauthenticated {
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn forbidden(code: &'static str, detail: impl Into<String>) -> Error {
+        Error::Forbidden {
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn conflict(code: &'static str, detail: impl Into<String>) -> Error {
+        Error::Conflict {
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    /// A unique-constraint violation becomes the given conflict; any other error stays as it is.
+    pub fn on_unique_violation(err: DbErr, code: &'static str, detail: impl Into<String>) -> Error {
+        match err.sql_err() {
+            Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => Error::conflict(code, detail),
+            _ => Error::Db(err),
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,318 @@
+//! Extractors: JSON bodies with precise errors, the caller's address, and the authenticated,
+//! permission-checked principal.
+
+use std::marker::PhantomData;
+use std::net::{IpAddr, Ipv4Addr};
+
+use actix_web::dev::Payload;
+use actix_web::http::StatusCode;
+use actix_web::{FromRequest, HttpMessage as _, HttpRequest, web};
+use futures_util::StreamExt as _;
+use futures_util::future::LocalBoxFuture;
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+use crate::app::AppState;
+use crate::auth::{Actor, Required, TenantCtx, service};
+use crate::error::Error;
+
+/// A JSON request body. Unlike `web::Json`, its errors name the offending field and use the API's
+/// error codes: `invalid_json`, `missing_field`, `unknown_field`, `invalid_field`,
+/// `payload_too_large` (413), `unsupported_media_type` (415).
+pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let limit = req
+            .app_data::<web::Data<AppState>>()
+            .map(|s| s.config.max_body_bytes)
+            .unwrap_or(1024 * 1024);
+        let json_type = req
+            .mime_type()
+            .ok()
+            .flatten()
+            .is_some_and(|m| m.subtype() == "json" || m.suffix().is_some_and(|s| s == "json"));
+        let declared_len = req
+            .headers()
+            .get(actix_web::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        let mut payload = payload.take();
+        Box::pin(async move {
+            if !json_type {
+                return Err(ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    "send the body as JSON with Content-Type: application/json",
+                ));
+            }
+            let too_large = || {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    format!("the request body is larger than the limit of {limit} bytes"),
+                )
+            };
+            if declared_len.is_some_and(|len| len > limit) {
+                return Err(too_large());
+            }
+            let mut body = web::BytesMut::new();
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk.map_err(|e| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_body",
+                        format!("reading the request body failed: {e}"),
+                    )
+                })?;
+                if body.len() + chunk.len() > limit {
+                    return Err(too_large());
+                }
+                body.extend_from_slice(&chunk);
+            }
+            decode(&body).map(Json)
+        })
+    }
+}
+
+/// Decodes a JSON body, turning serde's message into an error that names the field.
+pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let result: Result<T, _> = serde_path_to_error::deserialize(&mut de);
+    let value = result.map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let message = strip_position(&inner.to_string());
+        if matches!(
+            inner.classify(),
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof
+        ) {
+            return ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_json",
+                format!("the request body is not valid JSON: {message}"),
+            );
+        }
+        let parent = if path == "." { String::new() } else { format!("{path}.") };
+        if let Some(name) = backticked(&message, "missing field `") {
+            let field = format!("{parent}{name}");
+            return ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "missing_field",
+                format!("the field `{field}` is required"),
+            )
+            .with_field(field);
+        }
+        if let Some(name) = backticked(&message, "unknown field `") {
+            let field = format!("{parent}{name}");
+            return ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "unknown_field",
+                format!("the field `{field}` is not part of this request: {message}"),
+            )
+            .with_field(field);
+        }
+        if path == "." {
+            return ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_body",
+                format!("the request body has the wrong shape: {message}"),
+            );
+        }
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+            format!("the field `{path}` is invalid: {message}"),
+        )
+        .with_field(path)
+    })?;
+    de.end().map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!("the request body is not valid JSON: {}", strip_position(&e.to_string())),
+        )
+    })?;
+    Ok(value)
+}
+
+fn backticked<'a>(message: &'a str, prefix: &str) -> Option<&'a str> {
+    message.strip_prefix(prefix)?.split('`').next()
+}
+
+/// serde_json ends its messages with " at line L column C"; the field name says more.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// The address of the peer that sent the request.
+pub struct ClientIp(pub IpAddr);
+
+impl FromRequest for ClientIp {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let ip = req
+            .peer_addr()
+            .map(|a| a.ip())
+            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        std::future::ready(Ok(ClientIp(ip)))
+    }
+}
+
+fn bearer(req: &HttpRequest) -> Result<String, ApiError> {
+    let header = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| {
+            ApiError::from(Error::unauthenticated(
+                "missing_token",
+                "send an access token as `Authorization: Bearer <token>`",
+            ))
+        })?;
+    match header.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() => {
+            Ok(token.trim().to_owned())
+        }
+        _ => Err(Error::unauthenticated(
+            "missing_token",
+            "the Authorization header must be `Bearer <token>`",
+        )
+        .into()),
+    }
+}
+
+async fn actor_of(req: HttpRequest) -> Result<Actor, ApiError> {
+    let token = bearer(&req)?;
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .ok_or_else(|| anyhow::anyhow!("application state missing"))?
+        .clone();
+    Ok(service::authenticate(&state, &token).await?)
+}
+
+fn require(actor: &Actor, permission: crate::auth::Permission) -> Result<(), ApiError> {
+    if actor.can(permission) {
+        Ok(())
+    } else {
+        Err(Error::forbidden(
+            "permission_denied",
+            format!(
+                "your role ({}) lacks the permission `{}`",
+                actor.role.as_str(),
+                permission.as_str()
+            ),
+        )
+        .into())
+    }
+}
+
+/// Any signed-in person.
+pub struct Authenticated {
+    pub actor: Actor,
+}
+
+impl FromRequest for Authenticated {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            Ok(Authenticated {
+                actor: actor_of(req).await?,
+            })
+        })
+    }
+}
+
+/// A member of a tenant holding permission `P`: the only way a handler gets a `TenantCtx`.
+pub struct TenantScope<P: Required> {
+    pub ctx: TenantCtx,
+    pub actor: Actor,
+    _permission: PhantomData<P>,
+}
+
+impl<P: Required + 'static> FromRequest for TenantScope<P> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let actor = actor_of(req).await?;
+            let Some(tenant_id) = actor.tenant_id else {
+                return Err(Error::forbidden(
+                    "tenant_required",
+                    "this route acts inside a tenant; platform admins manage tenants instead",
+                )
+                .into());
+            };
+            require(&actor, P::PERMISSION)?;
+            Ok(TenantScope {
+                ctx: TenantCtx::new(tenant_id),
+                actor,
+                _permission: PhantomData,
+            })
+        })
+    }
+}
+
+/// A platform-level operator holding permission `P`.
+pub struct PlatformScope<P: Required> {
+    pub actor: Actor,
+    _permission: PhantomData<P>,
+}
+
+impl<P: Required + 'static> FromRequest for PlatformScope<P> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let actor = actor_of(req).await?;
+            require(&actor, P::PERMISSION)?;
+            Ok(PlatformScope {
+                actor,
+                _permission: PhantomData,
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        name: String,
+        count: u32,
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = decode::<Body>(br#"{"name":"a"}"#).unwrap_err();
+        assert_eq!((e.code, e.field.as_deref()), ("missing_field", Some("count")));
+        let e = decode::<Body>(br#"{"name":5,"count":1}"#).unwrap_err();
+        assert_eq!((e.code, e.field.as_deref()), ("invalid_field", Some("name")));
+        let e = decode::<Body>(br#"{"name":"a","count":1,"extra":1}"#).unwrap_err();
+        assert_eq!((e.code, e.field.as_deref()), ("unknown_field", Some("extra")));
+        let e = decode::<Body>(br#"{"name":"a","#).unwrap_err();
+        assert_eq!(e.code, "invalid_json");
+        let e = decode::<Body>(br#"[1,2]"#).unwrap_err();
+        assert_eq!(e.code, "invalid_body");
+        assert!(decode::<Body>(br#"{"name":"a","count":1}"#).is_ok());
+    }
+}

@@ -1,0 +1,97 @@
+//! The HTTP edge: the route table, extractors, the one error type, metrics, health and the
+//! console's static files.
+
+mod console;
+mod error;
+mod extract;
+mod health;
+mod metrics;
+
+use actix_web::http::StatusCode;
+use actix_web::{App, HttpRequest, HttpServer, web};
+
+pub use error::{ApiError, ApiResult};
+pub use extract::{Authenticated, ClientIp, Json, PlatformScope, TenantScope, decode};
+
+use crate::app::AppState;
+
+/// The public REST API under `/api/v1`, one line per domain.
+fn api(cfg: &mut web::ServiceConfig) {
+    cfg.configure(crate::auth::http::routes)
+        .configure(crate::tenants::http::routes)
+        .configure(crate::users::http::routes)
+        .configure(crate::devices::http::routes);
+}
+
+/// Serves HTTP on an already-bound listener until the server is stopped.
+pub fn server(
+    state: AppState,
+    listener: std::net::TcpListener,
+) -> anyhow::Result<actix_web::dev::Server> {
+    let console = state.config.console_dir();
+    match &console {
+        Some(dir) => tracing::info!(dir = %dir.display(), "serving the console"),
+        None => tracing::warn!(
+            "the console is not built (no web/dist): `cargo xtask run` builds it; the API works without it"
+        ),
+    }
+    let data = web::Data::new(state);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .app_data(web::QueryConfig::default().error_handler(|err, _| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_query",
+                    format!("invalid query string: {err}"),
+                )
+                .into()
+            }))
+            .app_data(web::PathConfig::default().error_handler(|_, _| {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such object").into()
+            }))
+            .wrap(actix_web::middleware::from_fn(metrics::record))
+            .route("/healthz", web::get().to(health::healthz))
+            .route("/readyz", web::get().to(health::readyz))
+            .route("/metrics", web::get().to(health::metrics))
+            .service(web::scope("/api/v1").configure(api))
+            .configure(|cfg| console::routes(cfg, console.clone()))
+            .default_service(web::to(not_found))
+    })
+    .listen(listener)?
+    .disable_signals()
+    .shutdown_timeout(10)
+    .run();
+    Ok(server)
+}
+
+async fn not_found(req: HttpRequest) -> actix_web::HttpResponse {
+    use actix_web::ResponseError as _;
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "route_not_found",
+        format!("no route for {} {}", req.method(), req.path()),
+    )
+    .error_response()
+}
+
+/// Validated `page` (from 1) and `per_page` (1 to 200, default 20) of a listing.
+pub fn paging(page: Option<u64>, per_page: Option<u64>) -> ApiResult<(u64, u64)> {
+    let page = page.unwrap_or(1);
+    let per_page = per_page.unwrap_or(20);
+    if page == 0 {
+        return Err(
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", "`page` counts from 1")
+                .with_field("page"),
+        );
+    }
+    if !(1..=200).contains(&per_page) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            "`per_page` must be between 1 and 200",
+        )
+        .with_field("per_page"));
+    }
+    Ok((page, per_page))
+}

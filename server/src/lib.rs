@@ -1,0 +1,22 @@
+//! Stead: the operations layer for IoT fleets.
+//!
+//! The server is a library so that `main.rs` stays a thin CLI and tests can start it on ephemeral
+//! ports. Each domain (tenants, users, devices, auth, audit) is a module of its own with the same
+//! shape inside: `model` (the table), `repo` (tenant-scoped queries), `http` (routes). The `http`
+//! module owns the edge: route table, extractors, the one error type. `app` wires the roles.
+
+pub mod app;
+pub mod audit;
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod devices;
+pub mod error;
+pub mod http;
+pub mod ids;
+pub mod ingress;
+pub mod live;
+pub mod observability;
+pub mod secret;
+pub mod tenants;
+pub mod users;

@@ -1,0 +1,73 @@
+//! Live state in Redis, shared by every node. Every key carries the configured prefix.
+
+use std::time::Duration;
+
+use redis::AsyncCommands as _;
+use redis::aio::ConnectionManager;
+
+#[derive(Clone)]
+pub struct RedisStore {
+    conn: ConnectionManager,
+    prefix: String,
+}
+
+impl RedisStore {
+    pub async fn connect(url: &str, prefix: &str) -> anyhow::Result<RedisStore> {
+        let client = redis::Client::open(url)
+            .map_err(|e| anyhow::anyhow!("STEAD_REDIS_URL is not a valid Redis URL: {e}"))?;
+        let conn = tokio::time::timeout(Duration::from_secs(10), ConnectionManager::new(client))
+            .await
+            .map_err(|_| anyhow::anyhow!("cannot reach Redis: no answer within 10 s"))?
+            .map_err(|e| anyhow::anyhow!("cannot reach Redis: {e}"))?;
+        Ok(RedisStore {
+            conn,
+            prefix: prefix.to_owned(),
+        })
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    pub async fn hit(&self, key: &str, window: Duration) -> anyhow::Result<(u64, Duration)> {
+        let key = self.key(key);
+        let window_ms = window.as_millis().max(1) as u64;
+        // INCR and set the expiry only when the key is new: a fixed window, atomically.
+        let (count, ttl): (u64, i64) = redis::pipe()
+            .atomic()
+            .incr(&key, 1u64)
+            .cmd("PEXPIRE")
+            .arg(&key)
+            .arg(window_ms)
+            .arg("NX")
+            .ignore()
+            .cmd("PTTL")
+            .arg(&key)
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok((count, Duration::from_millis(ttl.max(0) as u64)))
+    }
+
+    pub async fn count(&self, key: &str) -> anyhow::Result<(u64, Duration)> {
+        let key = self.key(key);
+        let (count, ttl): (Option<u64>, i64) = redis::pipe()
+            .get(&key)
+            .cmd("PTTL")
+            .arg(&key)
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok((count.unwrap_or(0), Duration::from_millis(ttl.max(0) as u64)))
+    }
+
+    pub async fn reset(&self, key: &str) -> anyhow::Result<()> {
+        let _: () = self.conn.clone().del(self.key(key)).await?;
+        Ok(())
+    }
+
+    pub async fn ping(&self) -> anyhow::Result<()> {
+        let _: String = redis::cmd("PING")
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(())
+    }
+}

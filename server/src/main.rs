@@ -1,0 +1,172 @@
+//! The `stead` command: CLI → configuration → observability → `app::run`.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use stead::app::{self, AppState};
+use stead::config::{Config, Role};
+use stead::users::Password;
+
+#[derive(Parser)]
+#[command(name = "stead", version, about = "Stead: the operations layer for IoT fleets")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (by default every role in one process).
+    Serve {
+        /// Comma-separated roles: api, ingress, worker. Partial sets need STEAD_REDIS_URL.
+        #[arg(long, value_delimiter = ',', default_value = "api,ingress,worker")]
+        roles: Vec<String>,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// First-run and break-glass tasks.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create a tenant with its first tenant admin.
+    CreateTenant {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        admin_email: String,
+        /// Generated and printed when omitted.
+        #[arg(long, env = "STEAD_ADMIN_PASSWORD", hide_env_values = true)]
+        admin_password: Option<String>,
+    },
+    /// Set a new password for an account (and reactivate it); its sessions end.
+    ResetPassword {
+        #[arg(long)]
+        email: String,
+        /// Generated and printed when omitted.
+        #[arg(long, env = "STEAD_ADMIN_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("stead: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("stead: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli, config)) {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "stead stopped with an error");
+            eprintln!("stead: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
+    let _guard = stead::observability::init(&config)?;
+    match cli.command {
+        Command::Serve { roles } => {
+            let mut parsed = Vec::new();
+            for role in &roles {
+                match Role::parse(role) {
+                    Some(r) => parsed.push(r),
+                    None => {
+                        eprintln!("stead: unknown role {role:?}: use api, ingress or worker");
+                        return Ok(ExitCode::from(2));
+                    }
+                }
+            }
+            if let Err(e) = config.check_roles(&parsed) {
+                eprintln!("stead: {e}");
+                return Ok(ExitCode::from(2));
+            }
+            let http = std::net::TcpListener::bind(config.http_addr).map_err(|e| {
+                anyhow::anyhow!("cannot listen on STEAD_HTTP_ADDR {}: {e}", config.http_addr)
+            })?;
+            let mqtt = if parsed.contains(&Role::Ingress) {
+                let listener = tokio::net::TcpListener::bind(config.mqtt_addr).await.map_err(|e| {
+                    anyhow::anyhow!("cannot listen on STEAD_MQTT_ADDR {}: {e}", config.mqtt_addr)
+                })?;
+                tracing::info!(addr = %listener.local_addr()?, "mqtt listening");
+                Some(listener)
+            } else {
+                None
+            };
+            let state = AppState::build(config).await?;
+            app::bootstrap_admin(&state).await?;
+            // Tests and scripts read this line to find an ephemeral port.
+            tracing::info!(addr = %http.local_addr()?, "http listening");
+            app::run(state, &parsed, http, mqtt).await?;
+        }
+        Command::Migrate => {
+            let db = stead::db::connect(&config).await?;
+            stead::db::migrate(&db).await?;
+            println!("stead: migrations applied");
+        }
+        Command::Admin { command } => {
+            let state = AppState::build(config).await?;
+            match command {
+                AdminCommand::CreateTenant {
+                    name,
+                    admin_email,
+                    admin_password,
+                } => {
+                    let (password, generated) = password_or_generated(admin_password)?;
+                    let tenant = stead::tenants::repo::create_with_admin(
+                        &state.db,
+                        &name,
+                        &admin_email,
+                        &password,
+                    )
+                    .await?;
+                    println!("created tenant {:?} ({})", tenant.name, tenant.id);
+                    println!("tenant admin: {}", admin_email.trim().to_lowercase());
+                    if generated {
+                        println!("password (shown only now): {}", password.expose());
+                    }
+                }
+                AdminCommand::ResetPassword { email, password } => {
+                    let (password, generated) = password_or_generated(password)?;
+                    let email = stead::users::Email::parse(&email).map_err(anyhow::Error::msg)?;
+                    let hash = stead::auth::password::hash(&password).await?;
+                    let user =
+                        stead::users::repo::set_password_by_email(&state.db, &email, hash).await?;
+                    stead::auth::service::revoke_all_sessions(
+                        &state.db,
+                        stead::ids::UserId(user.id),
+                    )
+                    .await?;
+                    println!("password reset for {}; their sessions have ended", user.email);
+                    if generated {
+                        println!("new password (shown only now): {}", password.expose());
+                    }
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn password_or_generated(given: Option<String>) -> anyhow::Result<(Password, bool)> {
+    match given {
+        Some(raw) => Ok((Password::parse(&raw).map_err(anyhow::Error::msg)?, false)),
+        None => Ok((Password::generate(), true)),
+    }
+}

@@ -1,0 +1,88 @@
+//! `/api/v1/tenants`: the platform admin's routes.
+
+use actix_web::{HttpResponse, web};
+use stead_api_types::{CreateTenant, Page, PageQuery, Tenant, UpdateTenant};
+use uuid::Uuid;
+
+use super::repo;
+use crate::app::AppState;
+use crate::audit;
+use crate::auth::perm::TenantsManage;
+use crate::error::Error;
+use crate::http::{ApiResult, Json, PlatformScope};
+use crate::ids::TenantId;
+use crate::users::Password;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/tenants", web::get().to(list))
+        .route("/tenants", web::post().to(create))
+        .route("/tenants/{id}", web::get().to(get))
+        .route("/tenants/{id}", web::patch().to(update));
+}
+
+async fn list(
+    state: web::Data<AppState>,
+    _scope: PlatformScope<TenantsManage>,
+    query: web::Query<PageQuery>,
+) -> ApiResult<web::Json<Page<Tenant>>> {
+    let (page, per_page) = crate::http::paging(query.page, query.per_page)?;
+    let (items, total) = repo::list(&state.db, page, per_page).await?;
+    Ok(web::Json(Page {
+        items: items.into_iter().map(repo::to_api).collect(),
+        total,
+        page,
+        per_page,
+    }))
+}
+
+async fn create(
+    state: web::Data<AppState>,
+    scope: PlatformScope<TenantsManage>,
+    Json(body): Json<CreateTenant>,
+) -> ApiResult<HttpResponse> {
+    let password = Password::parse(&body.admin_password)
+        .map_err(|e| Error::invalid("weak_password", "admin_password", e))?;
+    let tenant = repo::create_with_admin(&state.db, &body.name, &body.admin_email, &password).await?;
+    audit::record(
+        &state.db,
+        Some(TenantId(tenant.id)),
+        &scope.actor,
+        "tenant.create",
+        "tenant",
+        Some(tenant.id),
+        serde_json::json!({"name": tenant.name, "admin_email": body.admin_email.trim().to_lowercase()}),
+    )
+    .await?;
+    Ok(HttpResponse::Created().json(repo::to_api(tenant)))
+}
+
+async fn get(
+    state: web::Data<AppState>,
+    _scope: PlatformScope<TenantsManage>,
+    id: web::Path<Uuid>,
+) -> ApiResult<web::Json<Tenant>> {
+    let tenant = repo::find(&state.db, TenantId(*id))
+        .await?
+        .ok_or(Error::NotFound("tenant"))?;
+    Ok(web::Json(repo::to_api(tenant)))
+}
+
+async fn update(
+    state: web::Data<AppState>,
+    scope: PlatformScope<TenantsManage>,
+    id: web::Path<Uuid>,
+    Json(body): Json<UpdateTenant>,
+) -> ApiResult<web::Json<Tenant>> {
+    let tenant = repo::update(&state.db, TenantId(*id), body.name.as_deref(), body.status).await?;
+    audit::record(
+        &state.db,
+        Some(TenantId(tenant.id)),
+        &scope.actor,
+        "tenant.update",
+        "tenant",
+        Some(tenant.id),
+        serde_json::to_value(&body).unwrap_or_default(),
+    )
+    .await?;
+    Ok(web::Json(repo::to_api(tenant)))
+}

@@ -1,0 +1,139 @@
+//! `/api/v1/users`: a tenant admin manages the people of their tenant.
+
+use actix_web::{HttpResponse, web};
+use chrono::Utc;
+use sea_orm::ActiveValue::Set;
+use stead_api_types::{CreateUser, Page, PageQuery, Role, UpdateUser, User};
+use uuid::Uuid;
+
+use super::{Email, Password, repo};
+use crate::app::AppState;
+use crate::audit;
+use crate::auth::perm::{UsersManage, UsersRead};
+use crate::auth::{password, service};
+use crate::error::Error;
+use crate::http::{ApiResult, Json, TenantScope};
+use crate::ids::UserId;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/users", web::get().to(list))
+        .route("/users", web::post().to(create))
+        .route("/users/{id}", web::get().to(get))
+        .route("/users/{id}", web::patch().to(update));
+}
+
+fn tenant_role(role: Role) -> Result<Role, Error> {
+    match role {
+        Role::PlatformAdmin => Err(Error::invalid(
+            "invalid_role",
+            "role",
+            "tenant users can be tenant_admin, operator or viewer",
+        )),
+        role => Ok(role),
+    }
+}
+
+fn parse_password(raw: &str) -> Result<Password, Error> {
+    Password::parse(raw).map_err(|e| Error::invalid("weak_password", "password", e))
+}
+
+async fn list(
+    state: web::Data<AppState>,
+    scope: TenantScope<UsersRead>,
+    query: web::Query<PageQuery>,
+) -> ApiResult<web::Json<Page<User>>> {
+    let (page, per_page) = crate::http::paging(query.page, query.per_page)?;
+    let (items, total) = repo::list(&state.db, &scope.ctx, page, per_page).await?;
+    Ok(web::Json(Page {
+        items: items.into_iter().map(repo::to_api).collect(),
+        total,
+        page,
+        per_page,
+    }))
+}
+
+async fn get(
+    state: web::Data<AppState>,
+    scope: TenantScope<UsersRead>,
+    id: web::Path<Uuid>,
+) -> ApiResult<web::Json<User>> {
+    let user = repo::get(&state.db, &scope.ctx, UserId(*id)).await?;
+    Ok(web::Json(repo::to_api(user)))
+}
+
+async fn create(
+    state: web::Data<AppState>,
+    scope: TenantScope<UsersManage>,
+    Json(body): Json<CreateUser>,
+) -> ApiResult<HttpResponse> {
+    let email = Email::parse(&body.email).map_err(|e| Error::invalid("invalid_email", "email", e))?;
+    let role = tenant_role(body.role)?;
+    let hash = password::hash(&parse_password(&body.password)?).await?;
+    let name = body.name.as_deref().unwrap_or("");
+    let user = repo::create(&state.db, Some(&scope.ctx), &email, name, role, hash).await?;
+    audit::record(
+        &state.db,
+        Some(scope.ctx.tenant_id()),
+        &scope.actor,
+        "user.create",
+        "user",
+        Some(user.id),
+        serde_json::json!({"email": user.email, "role": user.role}),
+    )
+    .await?;
+    Ok(HttpResponse::Created().json(repo::to_api(user)))
+}
+
+async fn update(
+    state: web::Data<AppState>,
+    scope: TenantScope<UsersManage>,
+    id: web::Path<Uuid>,
+    Json(body): Json<UpdateUser>,
+) -> ApiResult<web::Json<User>> {
+    let user = repo::get(&state.db, &scope.ctx, UserId(*id)).await?;
+    let is_self = user.id == scope.actor.user_id.0;
+    if is_self && (body.active == Some(false) || body.role.is_some_and(|r| r != Role::TenantAdmin)) {
+        return Err(Error::conflict(
+            "cannot_modify_self",
+            "you cannot deactivate yourself or give up your own admin role; ask another tenant admin",
+        )
+        .into());
+    }
+    let mut end_sessions = false;
+    let mut active: super::model::ActiveModel = user.into();
+    if let Some(name) = &body.name {
+        active.name = Set(name.trim().to_owned());
+    }
+    if let Some(role) = body.role {
+        active.role = Set(tenant_role(role)?.as_str().to_owned());
+    }
+    if let Some(is_active) = body.active {
+        active.active = Set(is_active);
+        end_sessions |= !is_active;
+    }
+    if let Some(raw) = &body.password {
+        active.password_hash = Set(password::hash(&parse_password(raw)?).await?);
+        end_sessions = true;
+    }
+    active.updated_at = Set(Utc::now());
+    let user = repo::save(&state.db, active).await?;
+    if end_sessions {
+        service::revoke_all_sessions(&state.db, UserId(user.id)).await?;
+    }
+    let mut detail = serde_json::to_value(&body).unwrap_or_default();
+    if let Some(obj) = detail.as_object_mut() {
+        // Never write a password, even hashed, into the audit log.
+        obj.remove("password").map(|_| obj.insert("password_changed".into(), true.into()));
+    }
+    audit::record(
+        &state.db,
+        Some(scope.ctx.tenant_id()),
+        &scope.actor,
+        "user.update",
+        "user",
+        Some(user.id),
+        detail,
+    )
+    .await?;
+    Ok(web::Json(repo::to_api(user)))
+}

@@ -1,0 +1,61 @@
+//! Stead's browser console: a client-side rendered Leptos app that talks only to the public REST
+//! API (`/api/v1`), with the wire types of `stead-api-types`.
+//!
+//! `session` owns sign-in, tokens and every HTTP call; `api` names the endpoints; `shell` is the
+//! signed-in frame (sidebar, guards); `pages` holds one module per screen; `ui` the shared parts.
+
+mod api;
+mod pages;
+mod session;
+mod shell;
+mod ui;
+
+use leptos::prelude::*;
+use leptos_router::components::{ParentRoute, Route, Router, Routes};
+use leptos_router::path;
+use wasm_bindgen::prelude::wasm_bindgen;
+
+use crate::pages::{
+    device::DevicePage, devices::DevicesPage, login::LoginPage, tenants::TenantsPage,
+    users::UsersPage,
+};
+use crate::session::Session;
+use crate::shell::{Home, NotFound, Shell};
+use crate::ui::{ToastHost, Toasts};
+
+#[component]
+pub fn App() -> impl IntoView {
+    let session = Session::new();
+    provide_context(session);
+    provide_context(Toasts::new());
+    session.restore();
+
+    view! {
+        <Router>
+            <Routes fallback=|| view! { <NotFound/> }>
+                <Route path=path!("/login") view=LoginPage/>
+                <ParentRoute path=path!("") view=Shell>
+                    <Route path=path!("/devices") view=DevicesPage/>
+                    <Route path=path!("/devices/:id") view=DevicePage/>
+                    <Route path=path!("/users") view=UsersPage/>
+                    <Route path=path!("/tenants") view=TenantsPage/>
+                    <Route path=path!("") view=Home/>
+                </ParentRoute>
+            </Routes>
+        </Router>
+        <ToastHost/>
+    }
+}
+
+#[wasm_bindgen(start)]
+pub fn start() {
+    console_error_panic_hook::set_once();
+    // The page shows a plain "Loading" placeholder until the app takes over.
+    if let Some(placeholder) = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.get_element_by_id("boot"))
+    {
+        placeholder.remove();
+    }
+    mount_to_body(App);
+}

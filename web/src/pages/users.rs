@@ -1,0 +1,324 @@
+//! `/users`: the people of a tenant, for tenant admins: create, change role, deactivate and
+//! reactivate. People with `users.read` only see the list.
+
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use stead_api_types::{CreateUser, Role, UpdateUser, User};
+
+use crate::api;
+use crate::session::use_session;
+use crate::shell::{RequirePermission, RequireTenant};
+use crate::ui::{
+    ConfirmDialog, ErrorMessage, Loader, Modal, Pagination, Spinner, format_time,
+    format_time_title, non_empty, use_toasts,
+};
+
+/// The roles a tenant admin can hand out; the platform admin role is not theirs to give.
+const TENANT_ROLES: [Role; 3] = [Role::TenantAdmin, Role::Operator, Role::Viewer];
+
+#[component]
+pub fn UsersPage() -> impl IntoView {
+    view! {
+        <RequireTenant>
+            <RequirePermission permission="users.read">
+                <UserList/>
+            </RequirePermission>
+        </RequireTenant>
+    }
+}
+
+#[component]
+fn UserList() -> impl IntoView {
+    let session = use_session();
+    let toasts = use_toasts();
+    let can_manage = Memo::new(move |_| session.can("users.manage"));
+    let my_id = Memo::new(move |_| session.me().map(|m| m.id));
+    let page = RwSignal::new(1u64);
+    let users = Loader::new(move || {
+        let page = page.get();
+        async move { api::list_users(session, page).await }
+    });
+    let total = Signal::derive(move || users.data.with(|d| d.as_ref().map_or(0, |p| p.total)));
+
+    let creating = RwSignal::new(false);
+    // A row whose change is being saved: its controls are disabled meanwhile.
+    let saving = RwSignal::new(None::<uuid::Uuid>);
+    let deactivating = RwSignal::new(None::<User>);
+    let deactivate_busy = RwSignal::new(false);
+
+    let update = move |user: User, body: UpdateUser, done: String| {
+        saving.set(Some(user.id));
+        spawn_local(async move {
+            match api::update_user(session, user.id, &body).await {
+                Ok(updated) => {
+                    toasts.success(done);
+                    users.data.try_update(|d| {
+                        if let Some(p) = d {
+                            for u in p.items.iter_mut().filter(|u| u.id == updated.id) {
+                                *u = updated.clone();
+                            }
+                        }
+                    });
+                }
+                Err(e) => {
+                    toasts.error(e.detail);
+                    // Put the row back as the server has it (e.g. a refused role change).
+                    users.reload();
+                }
+            }
+            saving.try_set(None);
+            deactivating.try_set(None);
+            deactivate_busy.try_set(false);
+        });
+    };
+
+    view! {
+        <div class="page">
+            <header class="page-header">
+                <div>
+                    <h1>"Users"</h1>
+                    <p class="muted">
+                        {move || session.me().and_then(|m| m.tenant).map(|t| format!("People who can sign in to {}.", t.name)).unwrap_or_default()}
+                    </p>
+                </div>
+                <Show when=move || can_manage.get()>
+                    <button type="button" class="button button-primary" data-test="new-user" on:click=move |_| creating.set(true)>
+                        "+ New user"
+                    </button>
+                </Show>
+            </header>
+
+            <ErrorMessage error=users.error_text()/>
+
+            {move || match users.data.get() {
+                None if users.loading.get() => view! { <div class="card"><Spinner label="Loading users…"/></div> }.into_any(),
+                None => ().into_any(),
+                Some(p) => view! {
+                    <div class="card table-card" class:is-loading=move || users.loading.get()>
+                        <table class="table">
+                            <thead>
+                                <tr>
+                                    <th>"Name"</th>
+                                    <th>"E-mail"</th>
+                                    <th>"Role"</th>
+                                    <th>"Status"</th>
+                                    <th>"Last sign-in"</th>
+                                    <th class="actions-col"><span class="sr-only">"Actions"</span></th>
+                                </tr>
+                            </thead>
+                            <tbody>
+                                {p.items.into_iter().map(|u| {
+                                    let is_me = my_id.get_untracked() == Some(u.id);
+                                    let uid = u.id;
+                                    let row_busy = move || saving.get() == Some(uid);
+                                    let editable = move || can_manage.get() && !is_me;
+                                    let for_role = u.clone();
+                                    let for_toggle = u.clone();
+                                    let active = u.active;
+                                    let role = u.role;
+                                    view! {
+                                        <tr data-test="user-row" class:inactive=!active>
+                                            <td class="strong">
+                                                {if u.name.trim().is_empty() { "—".to_string() } else { u.name.clone() }}
+                                                {is_me.then(|| view! { <span class="badge badge-accent">"You"</span> })}
+                                            </td>
+                                            <td>{u.email.clone()}</td>
+                                            <td>
+                                                {move || if editable() {
+                                                    let for_role = for_role.clone();
+                                                    view! {
+                                                        <select
+                                                            class="select-small"
+                                                            data-test="user-role"
+                                                            aria-label="Role"
+                                                            disabled=row_busy
+                                                            on:change=move |ev| {
+                                                                if let Some(new_role) = Role::parse(&event_target_value(&ev)) {
+                                                                    let msg = format!("{} is now {}.", for_role.email, new_role.label());
+                                                                    update(for_role.clone(), UpdateUser { role: Some(new_role), ..Default::default() }, msg);
+                                                                }
+                                                            }
+                                                        >
+                                                            {TENANT_ROLES.iter().map(|r| view! {
+                                                                <option value=r.as_str() selected=*r == role>{r.label()}</option>
+                                                            }).collect_view()}
+                                                        </select>
+                                                    }.into_any()
+                                                } else {
+                                                    view! { <span class="badge">{role.label()}</span> }.into_any()
+                                                }}
+                                            </td>
+                                            <td>
+                                                {if active {
+                                                    view! { <span class="status status-ok">"Active"</span> }.into_any()
+                                                } else {
+                                                    view! { <span class="status status-off">"Deactivated"</span> }.into_any()
+                                                }}
+                                            </td>
+                                            <td>
+                                                {match u.last_login_at {
+                                                    Some(t) => view! { <span title=format_time_title(&t)>{format_time(&t)}</span> }.into_any(),
+                                                    None => view! { <span class="muted">"Never"</span> }.into_any(),
+                                                }}
+                                            </td>
+                                            <td class="actions-col">
+                                                {move || editable().then(|| {
+                                                    let user = for_toggle.clone();
+                                                    if active {
+                                                        view! {
+                                                            <button type="button" class="button button-ghost button-small danger-text" data-test="deactivate-user"
+                                                                disabled=row_busy
+                                                                on:click=move |_| deactivating.set(Some(user.clone()))>
+                                                                "Deactivate"
+                                                            </button>
+                                                        }.into_any()
+                                                    } else {
+                                                        view! {
+                                                            <button type="button" class="button button-ghost button-small" data-test="reactivate-user"
+                                                                disabled=row_busy
+                                                                on:click=move |_| {
+                                                                    let msg = format!("{} can sign in again.", user.email);
+                                                                    update(user.clone(), UpdateUser { active: Some(true), ..Default::default() }, msg);
+                                                                }>
+                                                                {move || if row_busy() { "Reactivating…" } else { "Reactivate" }}
+                                                            </button>
+                                                        }.into_any()
+                                                    }
+                                                })}
+                                            </td>
+                                        </tr>
+                                    }
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                        <Pagination page=page total=total per_page=api::PER_PAGE noun="users"/>
+                    </div>
+                }.into_any(),
+            }}
+
+            <Show when=move || creating.get()>
+                <CreateUserModal
+                    on_close=Callback::new(move |_| creating.set(false))
+                    on_created=Callback::new(move |_| {
+                        creating.set(false);
+                        users.reload();
+                    })
+                />
+            </Show>
+
+            {move || deactivating.get().map(|u| {
+                let user = u.clone();
+                view! {
+                    <ConfirmDialog
+                        title="Deactivate user"
+                        message=format!("Deactivate {}? Their sessions end now and they can no longer sign in. You can reactivate them later.", u.email)
+                        confirm_label="Deactivate"
+                        busy=deactivate_busy
+                        on_confirm=Callback::new(move |_| {
+                            deactivate_busy.set(true);
+                            let msg = format!("{} has been deactivated.", user.email);
+                            update(user.clone(), UpdateUser { active: Some(false), ..Default::default() }, msg);
+                        })
+                        on_cancel=Callback::new(move |_| deactivating.set(None))
+                    />
+                }
+            })}
+        </div>
+    }
+}
+
+#[component]
+fn CreateUserModal(on_close: Callback<()>, on_created: Callback<()>) -> impl IntoView {
+    let session = use_session();
+    let toasts = use_toasts();
+    let email = RwSignal::new(String::new());
+    let name = RwSignal::new(String::new());
+    let password = RwSignal::new(String::new());
+    let role = RwSignal::new(Role::Operator);
+    let busy = RwSignal::new(false);
+    let error = RwSignal::new(None::<String>);
+
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        if busy.get_untracked() {
+            return;
+        }
+        let Some(email_value) = non_empty(&email.get_untracked()) else {
+            error.set(Some("Enter the person's e-mail address.".into()));
+            return;
+        };
+        let password_value = password.get_untracked();
+        if password_value.is_empty() {
+            error.set(Some("Choose a first password for them.".into()));
+            return;
+        }
+        let body = CreateUser {
+            email: email_value,
+            password: password_value,
+            role: role.get_untracked(),
+            name: non_empty(&name.get_untracked()),
+        };
+        busy.set(true);
+        error.set(None);
+        spawn_local(async move {
+            match api::create_user(session, &body).await {
+                Ok(user) => {
+                    toasts.success(format!(
+                        "{} can now sign in as {}.",
+                        user.email,
+                        user.role.label()
+                    ));
+                    on_created.run(());
+                }
+                Err(e) => {
+                    error.try_set(Some(e.detail));
+                    busy.try_set(false);
+                }
+            }
+        });
+    };
+
+    view! {
+        <Modal title="New user" on_close=on_close>
+            <form class="form" on:submit=submit novalidate=true>
+                <label class="field">
+                    <span>"E-mail" <em class="required">"required"</em></span>
+                    <input type="email" name="email" autocomplete="off" autofocus=true bind:value=email/>
+                </label>
+                <label class="field">
+                    <span>"Name"</span>
+                    <input type="text" name="name" autocomplete="off" bind:value=name/>
+                </label>
+                <label class="field">
+                    <span>"First password" <em class="required">"required"</em></span>
+                    <input type="password" name="password" autocomplete="new-password" bind:value=password/>
+                    <small class="hint">"Share it with them safely; they can change it later."</small>
+                </label>
+                <label class="field">
+                    <span>"Role"</span>
+                    <select name="role" on:change=move |ev| {
+                        if let Some(r) = Role::parse(&event_target_value(&ev)) {
+                            role.set(r);
+                        }
+                    }>
+                        {TENANT_ROLES.iter().map(|r| view! {
+                            <option value=r.as_str() selected=move || role.get() == *r>{r.label()}</option>
+                        }).collect_view()}
+                    </select>
+                    <small class="hint">
+                        "Tenant admins manage users and devices; operators manage devices; viewers only look."
+                    </small>
+                </label>
+                <ErrorMessage error=error/>
+                <div class="modal-actions">
+                    <button type="button" class="button button-secondary" on:click=move |_| on_close.run(()) disabled=move || busy.get()>
+                        "Cancel"
+                    </button>
+                    <button type="submit" class="button button-primary" disabled=move || busy.get()>
+                        {move || if busy.get() { "Creating…" } else { "Create user" }}
+                    </button>
+                </div>
+            </form>
+        </Modal>
+    }
+}

@@ -1,0 +1,430 @@
+//! The signed-in session and every HTTP call the console makes.
+//!
+//! The access token lives only in memory; the refresh token is kept in `localStorage` so that a
+//! reload stays signed in. Refresh tokens rotate on every use and the server revokes the whole
+//! session when an old one is presented again, so refreshes are serialised here (one in flight,
+//! the other callers wait for it) and the newest refresh token is always re-read from storage
+//! right before use, in case another tab rotated it meanwhile.
+//!
+//! Every authenticated request refreshes first when the access token is about to expire, and
+//! retries once after a refresh when the server still answers 401. When the session cannot be
+//! refreshed the state turns to `SignedOut`, which sends the protected pages to `/login`.
+
+use gloo_net::http::{Method, RequestBuilder, Response};
+use gloo_timers::callback::Timeout;
+use gloo_timers::future::TimeoutFuture;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use stead_api_types::{ApiErrorBody, LoginRequest, Me, RefreshRequest, Role, TokenResponse};
+
+const REFRESH_TOKEN_KEY: &str = "stead.refresh_token";
+/// Refresh this long before the access token expires, so a request never leaves with a token
+/// that dies on the way.
+const REFRESH_MARGIN_MS: f64 = 60_000.0;
+
+/// An error to show the person: the server's `detail` when it sent one.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ApiError {
+    /// HTTP status, 0 when the server could not be reached.
+    pub status: u16,
+    pub code: String,
+    pub detail: String,
+    pub field: Option<String>,
+}
+
+impl ApiError {
+    fn network() -> Self {
+        ApiError {
+            status: 0,
+            code: "network_error".into(),
+            detail: "Could not reach the Stead server. Check your connection and try again.".into(),
+            field: None,
+        }
+    }
+
+    fn session_expired() -> Self {
+        ApiError {
+            status: 401,
+            code: "session_expired".into(),
+            detail: "Your session has expired. Please sign in again.".into(),
+            field: None,
+        }
+    }
+
+    fn unexpected(detail: impl Into<String>) -> Self {
+        ApiError {
+            status: 0,
+            code: "unexpected_response".into(),
+            detail: detail.into(),
+            field: None,
+        }
+    }
+
+    async fn from_response(resp: Response) -> Self {
+        let status = resp.status();
+        match resp.json::<ApiErrorBody>().await {
+            Ok(body) => ApiError {
+                status,
+                code: body.code,
+                detail: body.detail,
+                field: body.field,
+            },
+            Err(_) => ApiError {
+                status,
+                code: format!("http_{status}"),
+                detail: format!(
+                    "The server answered {status} {}. Please try again.",
+                    resp.status_text()
+                ),
+                field: None,
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.detail)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum SessionState {
+    /// Trading a stored refresh token for a session at start-up.
+    Restoring,
+    SignedOut,
+    SignedIn(Me),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+struct AccessToken {
+    value: String,
+    expires_at_ms: f64,
+}
+
+/// The session, shared through context. It is made of signals only, so it is `Copy` and can be
+/// moved into any closure or future.
+#[derive(Clone, Copy)]
+pub struct Session {
+    state: RwSignal<SessionState>,
+    access: RwSignal<Option<AccessToken>>,
+    refreshing: RwSignal<bool>,
+    /// Bumped on every new token and on sign-out, so that a scheduled refresh of an older token
+    /// does nothing.
+    generation: RwSignal<u64>,
+    /// A message for the login page, such as why the person was signed out.
+    pub notice: RwSignal<Option<String>>,
+}
+
+pub fn use_session() -> Session {
+    expect_context::<Session>()
+}
+
+fn now_ms() -> f64 {
+    js_sys::Date::now()
+}
+
+fn storage() -> Option<web_sys::Storage> {
+    web_sys::window().and_then(|w| w.local_storage().ok().flatten())
+}
+
+fn stored_refresh_token() -> Option<String> {
+    storage()
+        .and_then(|s| s.get_item(REFRESH_TOKEN_KEY).ok().flatten())
+        .filter(|t| !t.is_empty())
+}
+
+fn store_refresh_token(token: Option<&str>) {
+    if let Some(s) = storage() {
+        // Private browsing may refuse storage: the session then simply does not survive reloads.
+        let _ = match token {
+            Some(t) => s.set_item(REFRESH_TOKEN_KEY, t),
+            None => s.remove_item(REFRESH_TOKEN_KEY),
+        };
+    }
+}
+
+fn request(method: Method, path: &str) -> RequestBuilder {
+    RequestBuilder::new(path).method(method)
+}
+
+async fn send(builder: RequestBuilder, body: Option<&str>) -> Result<Response, ApiError> {
+    let req = match body {
+        Some(b) => builder
+            .header("Content-Type", "application/json")
+            .body(b.to_owned()),
+        None => builder.build(),
+    }
+    .map_err(|e| ApiError::unexpected(format!("Could not build the request: {e}")))?;
+    req.send().await.map_err(|_| ApiError::network())
+}
+
+async fn parse<T: DeserializeOwned>(resp: Response) -> Result<T, ApiError> {
+    resp.json::<T>()
+        .await
+        .map_err(|e| ApiError::unexpected(format!("The server sent an unexpected answer: {e}")))
+}
+
+fn to_json<B: Serialize>(body: &B) -> Result<String, ApiError> {
+    serde_json::to_string(body)
+        .map_err(|e| ApiError::unexpected(format!("Could not encode the request: {e}")))
+}
+
+impl Session {
+    pub fn new() -> Self {
+        Session {
+            state: RwSignal::new(SessionState::Restoring),
+            access: RwSignal::new(None),
+            refreshing: RwSignal::new(false),
+            generation: RwSignal::new(0),
+            notice: RwSignal::new(None),
+        }
+    }
+
+    pub fn state(&self) -> SessionState {
+        self.state.get()
+    }
+
+    /// The signed-in person, tracked.
+    pub fn me(&self) -> Option<Me> {
+        match self.state.get() {
+            SessionState::SignedIn(me) => Some(me),
+            _ => None,
+        }
+    }
+
+    pub fn can(&self, permission: &str) -> bool {
+        self.state.with(|s| match s {
+            SessionState::SignedIn(me) => me.permissions.iter().any(|p| p == permission),
+            _ => false,
+        })
+    }
+
+    /// Where a person lands after signing in: tenants for the platform admin, devices otherwise.
+    pub fn home(&self) -> &'static str {
+        self.state.with(|s| match s {
+            SessionState::SignedIn(me) if me.tenant.is_none() || me.role == Role::PlatformAdmin => {
+                "/tenants"
+            }
+            _ => "/devices",
+        })
+    }
+
+    /// At start-up: resume the session from a stored refresh token, if any.
+    pub fn restore(self) {
+        if stored_refresh_token().is_none() {
+            self.state.set(SessionState::SignedOut);
+            return;
+        }
+        spawn_local(async move {
+            let result = match self.refresh().await {
+                Ok(()) => self.get::<Me>("/api/v1/me").await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(me) => self.state.set(SessionState::SignedIn(me)),
+                Err(e) if e.status == 0 && e.code == "network_error" => {
+                    // Keep the refresh token: the server may simply be restarting.
+                    self.notice.set(Some(e.detail));
+                    self.state.set(SessionState::SignedOut);
+                }
+                Err(_) => self.clear(None),
+            }
+        });
+    }
+
+    pub async fn login(self, email: String, password: String) -> Result<(), ApiError> {
+        let body = to_json(&LoginRequest { email, password })?;
+        let resp = send(request(Method::POST, "/api/v1/auth/login"), Some(&body)).await?;
+        if !resp.ok() {
+            return Err(ApiError::from_response(resp).await);
+        }
+        let tokens = parse::<TokenResponse>(resp).await?;
+        self.accept(tokens);
+        match self.get::<Me>("/api/v1/me").await {
+            Ok(me) => {
+                self.notice.set(None);
+                self.state.set(SessionState::SignedIn(me));
+                Ok(())
+            }
+            Err(e) => {
+                self.clear(None);
+                Err(e)
+            }
+        }
+    }
+
+    /// Ends the session on the server (best effort) and forgets it here.
+    pub async fn logout(self) {
+        if let Some(refresh_token) = stored_refresh_token()
+            && let Ok(body) = to_json(&RefreshRequest { refresh_token })
+        {
+            // Whatever the answer, the session is over for this browser.
+            let _ = send(request(Method::POST, "/api/v1/auth/logout"), Some(&body)).await;
+        }
+        self.clear(Some("You have signed out.".into()));
+    }
+
+    /// Forgets every token and sends the protected pages to the login page.
+    fn clear(self, notice: Option<String>) {
+        store_refresh_token(None);
+        self.generation.update(|g| *g += 1);
+        self.access.set(None);
+        self.notice.set(notice);
+        self.state.set(SessionState::SignedOut);
+    }
+
+    fn expire(self) {
+        self.clear(Some(ApiError::session_expired().detail));
+    }
+
+    fn accept(self, tokens: TokenResponse) {
+        store_refresh_token(Some(&tokens.refresh_token));
+        let lifetime_ms = tokens.expires_in as f64 * 1000.0;
+        self.access.set(Some(AccessToken {
+            value: tokens.access_token,
+            expires_at_ms: now_ms() + lifetime_ms,
+        }));
+        self.generation.update(|g| *g += 1);
+        let generation = self.generation.get_untracked();
+        // Refresh shortly before expiry; never spin when the server hands out very short tokens.
+        let delay_ms = (lifetime_ms - REFRESH_MARGIN_MS)
+            .max(lifetime_ms / 2.0)
+            .max(5_000.0);
+        let delay_ms = delay_ms.min(f64::from(i32::MAX)) as u32;
+        Timeout::new(delay_ms, move || {
+            if self.generation.try_get_untracked() == Some(generation) {
+                spawn_local(async move {
+                    // A failure already signed the person out; nothing more to do here.
+                    let _ = self.refresh().await;
+                });
+            }
+        })
+        .forget();
+    }
+
+    /// Trades the refresh token for new tokens. Only one refresh runs at a time; concurrent
+    /// callers wait for it and share its outcome.
+    async fn refresh(self) -> Result<(), ApiError> {
+        if self.refreshing.get_untracked() {
+            while self.refreshing.get_untracked() {
+                TimeoutFuture::new(25).await;
+            }
+            return if self.access.with_untracked(|a| a.is_some()) {
+                Ok(())
+            } else {
+                Err(ApiError::session_expired())
+            };
+        }
+        self.refreshing.set(true);
+        let result = self.refresh_now().await;
+        self.refreshing.set(false);
+        result
+    }
+
+    async fn refresh_now(self) -> Result<(), ApiError> {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let Some(refresh_token) = stored_refresh_token() else {
+                self.expire();
+                return Err(ApiError::session_expired());
+            };
+            let body = to_json(&RefreshRequest {
+                refresh_token: refresh_token.clone(),
+            })?;
+            let resp = send(request(Method::POST, "/api/v1/auth/refresh"), Some(&body)).await?;
+            if resp.ok() {
+                let tokens = parse::<TokenResponse>(resp).await?;
+                self.accept(tokens);
+                return Ok(());
+            }
+            // Another tab may have rotated the token while ours was in flight: try its one.
+            let rotated_elsewhere = stored_refresh_token().is_some_and(|t| t != refresh_token);
+            if rotated_elsewhere && attempts < 2 {
+                continue;
+            }
+            let err = ApiError::from_response(resp).await;
+            if err.status >= 500 || err.status == 429 {
+                return Err(err);
+            }
+            self.expire();
+            return Err(ApiError::session_expired());
+        }
+    }
+
+    fn access_token(&self) -> Option<AccessToken> {
+        self.access.get_untracked()
+    }
+
+    /// Sends an authenticated request, refreshing the session when needed.
+    async fn call(
+        self,
+        method: Method,
+        path: &str,
+        body: Option<String>,
+    ) -> Result<Response, ApiError> {
+        let fresh = self
+            .access_token()
+            .is_some_and(|t| t.expires_at_ms - now_ms() > REFRESH_MARGIN_MS / 2.0);
+        if !fresh {
+            self.refresh().await?;
+        }
+        let mut retried = false;
+        loop {
+            let Some(token) = self.access_token() else {
+                return Err(ApiError::session_expired());
+            };
+            let builder = request(method.clone(), path)
+                .header("Authorization", &format!("Bearer {}", token.value));
+            let resp = send(builder, body.as_deref()).await?;
+            if resp.status() == 401 && !retried {
+                retried = true;
+                self.refresh().await?;
+                continue;
+            }
+            if resp.status() == 401 {
+                self.expire();
+                return Err(ApiError::session_expired());
+            }
+            if !resp.ok() {
+                return Err(ApiError::from_response(resp).await);
+            }
+            return Ok(resp);
+        }
+    }
+
+    pub async fn get<T: DeserializeOwned>(self, path: &str) -> Result<T, ApiError> {
+        parse(self.call(Method::GET, path, None).await?).await
+    }
+
+    pub async fn post<B: Serialize, T: DeserializeOwned>(
+        self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ApiError> {
+        let body = to_json(body)?;
+        parse(self.call(Method::POST, path, Some(body)).await?).await
+    }
+
+    pub async fn patch<B: Serialize, T: DeserializeOwned>(
+        self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ApiError> {
+        let body = to_json(body)?;
+        parse(self.call(Method::PATCH, path, Some(body)).await?).await
+    }
+
+    pub async fn delete(self, path: &str) -> Result<(), ApiError> {
+        self.call(Method::DELETE, path, None).await.map(|_| ())
+    }
+}
+
+impl Default for Session {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,456 @@
+//! Building blocks shared by the pages: toasts, modals, the one-time token box, pagination,
+//! and a loader that keeps the previous data on screen while the next page loads.
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use gloo_timers::callback::Timeout;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+
+use crate::session::ApiError;
+
+// ---------------------------------------------------------------------------------------------
+// Toasts
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ToastKind {
+    Success,
+    Error,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Toast {
+    id: u64,
+    kind: ToastKind,
+    text: String,
+}
+
+#[derive(Clone, Copy)]
+pub struct Toasts {
+    items: RwSignal<Vec<Toast>>,
+    next_id: RwSignal<u64>,
+}
+
+pub fn use_toasts() -> Toasts {
+    expect_context::<Toasts>()
+}
+
+impl Toasts {
+    pub fn new() -> Self {
+        Toasts {
+            items: RwSignal::new(Vec::new()),
+            next_id: RwSignal::new(0),
+        }
+    }
+
+    pub fn success(&self, text: impl Into<String>) {
+        self.push(ToastKind::Success, text.into());
+    }
+
+    pub fn error(&self, text: impl Into<String>) {
+        self.push(ToastKind::Error, text.into());
+    }
+
+    fn push(&self, kind: ToastKind, text: String) {
+        let id = self.next_id.get_untracked();
+        self.next_id.set(id + 1);
+        self.items
+            .update(|items| items.push(Toast { id, kind, text }));
+        let items = self.items;
+        let ms = if kind == ToastKind::Error { 7000 } else { 4000 };
+        Timeout::new(ms, move || {
+            items.try_update(|items| items.retain(|t| t.id != id));
+        })
+        .forget();
+    }
+
+    fn dismiss(&self, id: u64) {
+        self.items.update(|items| items.retain(|t| t.id != id));
+    }
+}
+
+impl Default for Toasts {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[component]
+pub fn ToastHost() -> impl IntoView {
+    let toasts = use_toasts();
+    view! {
+        <div class="toasts" role="status" aria-live="polite">
+            <For each=move || toasts.items.get() key=|t| t.id let:toast>
+                {
+                    let id = toast.id;
+                    let is_error = toast.kind == ToastKind::Error;
+                    view! {
+                        <div
+                            class="toast"
+                            class:toast-error=is_error
+                            class:toast-success=!is_error
+                            data-test=if is_error { Some("error") } else { None }
+                        >
+                            <span class="toast-icon" aria-hidden="true">
+                                {if is_error { "!" } else { "✓" }}
+                            </span>
+                            <span class="toast-text">{toast.text}</span>
+                            <button
+                                type="button"
+                                class="toast-close"
+                                aria-label="Dismiss"
+                                on:click=move |_| toasts.dismiss(id)
+                            >
+                                "×"
+                            </button>
+                        </div>
+                    }
+                }
+            </For>
+        </div>
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inline messages
+
+/// An inline error message, shown only when there is one.
+#[component]
+pub fn ErrorMessage(#[prop(into)] error: Signal<Option<String>>) -> impl IntoView {
+    move || {
+        error.get().map(|text| {
+            view! {
+                <div class="alert alert-error" role="alert" data-test="error">
+                    {text}
+                </div>
+            }
+        })
+    }
+}
+
+#[component]
+pub fn Spinner(#[prop(optional, into)] label: Option<String>) -> impl IntoView {
+    view! {
+        <div class="loading">
+            <span class="spinner" aria-hidden="true"></span>
+            <span>{label.unwrap_or_else(|| "Loading…".into())}</span>
+        </div>
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Modals
+
+#[component]
+pub fn Modal(
+    #[prop(into)] title: String,
+    /// Called on the close button, Escape and a click on the backdrop (when `dismissable`).
+    on_close: Callback<()>,
+    #[prop(default = true)] dismissable: bool,
+    #[prop(optional, into)] wide: bool,
+    children: Children,
+) -> impl IntoView {
+    let handle = window_event_listener(leptos::ev::keydown, move |ev| {
+        if dismissable && ev.key() == "Escape" {
+            on_close.run(());
+        }
+    });
+    on_cleanup(move || handle.remove());
+    view! {
+        <div
+            class="modal-backdrop"
+            on:click=move |ev| {
+                if dismissable && ev.target() == ev.current_target() {
+                    on_close.run(());
+                }
+            }
+        >
+            <div class="modal" class:modal-wide=wide role="dialog" aria-modal="true" aria-label=title.clone()>
+                <div class="modal-header">
+                    <h2>{title.clone()}</h2>
+                    <Show when=move || dismissable>
+                        <button
+                            type="button"
+                            class="icon-button"
+                            aria-label="Close"
+                            on:click=move |_| on_close.run(())
+                        >
+                            "×"
+                        </button>
+                    </Show>
+                </div>
+                {children()}
+            </div>
+        </div>
+    }
+}
+
+/// Asks before something that cannot be undone.
+#[component]
+pub fn ConfirmDialog(
+    #[prop(into)] title: String,
+    #[prop(into)] message: String,
+    #[prop(into)] confirm_label: String,
+    #[prop(default = true)] danger: bool,
+    #[prop(into)] busy: Signal<bool>,
+    on_confirm: Callback<()>,
+    on_cancel: Callback<()>,
+) -> impl IntoView {
+    view! {
+        <Modal title=title on_close=on_cancel>
+            <p class="modal-text">{message}</p>
+            <div class="modal-actions">
+                <button
+                    type="button"
+                    class="button button-secondary"
+                    data-test="cancel"
+                    on:click=move |_| on_cancel.run(())
+                    disabled=move || busy.get()
+                >
+                    "Cancel"
+                </button>
+                <button
+                    type="button"
+                    class="button"
+                    class:button-danger=danger
+                    class:button-primary=!danger
+                    data-test="confirm"
+                    on:click=move |_| on_confirm.run(())
+                    disabled=move || busy.get()
+                >
+                    {move || if busy.get() { "Working…".to_string() } else { confirm_label.clone() }}
+                </button>
+            </div>
+        </Modal>
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// One-time secrets
+
+/// Copies text to the clipboard. The Clipboard API exists only in secure contexts (HTTPS or
+/// localhost); elsewhere fall back to selecting the element's text and `execCommand("copy")`.
+pub async fn copy_text(text: &str, element_id: &str) -> bool {
+    let Some(window) = web_sys::window() else {
+        return false;
+    };
+    if window.is_secure_context() {
+        let clipboard = window.navigator().clipboard();
+        if JsFuture::from(clipboard.write_text(text)).await.is_ok() {
+            return true;
+        }
+    }
+    let Some(document) = window.document() else {
+        return false;
+    };
+    let Some(element) = document.get_element_by_id(element_id) else {
+        return false;
+    };
+    let selected = (|| -> Option<()> {
+        let selection = window.get_selection().ok()??;
+        let range = document.create_range().ok()?;
+        range.select_node_contents(&element).ok()?;
+        selection.remove_all_ranges().ok()?;
+        selection.add_range(&range).ok()
+    })();
+    selected.is_some()
+        && document
+            .dyn_into::<web_sys::HtmlDocument>()
+            .ok()
+            .and_then(|d| d.exec_command("copy").ok())
+            .unwrap_or(false)
+}
+
+/// Shows a device access token once, with a copy button and a warning.
+#[component]
+pub fn TokenReveal(
+    #[prop(into)] title: String,
+    token: String,
+    #[prop(into)] intro: String,
+    on_close: Callback<()>,
+) -> impl IntoView {
+    let copied = RwSignal::new(None::<bool>);
+    let token_for_copy = token.clone();
+    let copy = move |_| {
+        let token = token_for_copy.clone();
+        spawn_local(async move {
+            let ok = copy_text(&token, "one-time-token").await;
+            copied.try_set(Some(ok));
+        });
+    };
+    view! {
+        <Modal title=title on_close=on_close dismissable=false>
+            <p class="modal-text">{intro}</p>
+            <div class="token-box">
+                <code id="one-time-token" class="token" data-test="device-token">{token}</code>
+                <button type="button" class="button button-secondary" data-test="copy-token" on:click=copy>
+                    {move || match copied.get() {
+                        Some(true) => "Copied",
+                        _ => "Copy",
+                    }}
+                </button>
+            </div>
+            {move || (copied.get() == Some(false)).then(|| view! {
+                <p class="hint">"Copying is not available here: select the token and copy it by hand."</p>
+            })}
+            <div class="alert alert-warning" role="note">
+                <strong>"Store this token now."</strong>
+                " It will not be shown again: Stead keeps only a hash of it. If it is lost, rotate the token to get a new one."
+            </div>
+            <div class="modal-actions">
+                <button
+                    type="button"
+                    class="button button-primary"
+                    data-test="close-token"
+                    on:click=move |_| on_close.run(())
+                >
+                    "I have stored the token"
+                </button>
+            </div>
+        </Modal>
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lists
+
+#[component]
+pub fn Pagination(
+    page: RwSignal<u64>,
+    #[prop(into)] total: Signal<u64>,
+    per_page: u64,
+    #[prop(into)] noun: String,
+) -> impl IntoView {
+    let pages = move || total.get().div_ceil(per_page).max(1);
+    let range = move || {
+        let total = total.get();
+        if total == 0 {
+            format!("No {noun}")
+        } else {
+            let first = (page.get() - 1) * per_page + 1;
+            let last = (page.get() * per_page).min(total);
+            format!("{first}–{last} of {total}")
+        }
+    };
+    view! {
+        <div class="pagination">
+            <span class="muted">{range}</span>
+            <div class="pagination-buttons">
+                <button
+                    type="button"
+                    class="button button-secondary button-small"
+                    data-test="prev-page"
+                    disabled=move || page.get() <= 1
+                    on:click=move |_| page.update(|p| *p = p.saturating_sub(1).max(1))
+                >
+                    "← Previous"
+                </button>
+                <span class="muted">{move || format!("Page {} of {}", page.get(), pages())}</span>
+                <button
+                    type="button"
+                    class="button button-secondary button-small"
+                    data-test="next-page"
+                    disabled=move || page.get() >= pages()
+                    on:click=move |_| page.update(|p| *p += 1)
+                >
+                    "Next →"
+                </button>
+            </div>
+        </div>
+    }
+}
+
+/// Loads data whenever the signals read by `fetch` change (or on `reload`), keeping the last
+/// data on screen meanwhile and dropping answers that arrive after a newer request.
+pub struct Loader<T: Send + Sync + 'static> {
+    pub data: RwSignal<Option<T>>,
+    pub loading: RwSignal<bool>,
+    pub error: RwSignal<Option<ApiError>>,
+    reload: RwSignal<u64>,
+}
+
+// Written by hand: a derive would demand `T: Copy`, yet only signals are copied.
+impl<T: Send + Sync + 'static> Clone for Loader<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T: Send + Sync + 'static> Copy for Loader<T> {}
+
+impl<T: Send + Sync + 'static> Loader<T> {
+    pub fn new<F, Fut>(fetch: F) -> Self
+    where
+        F: Fn() -> Fut + 'static,
+        Fut: Future<Output = Result<T, ApiError>> + 'static,
+    {
+        let data = RwSignal::new(None);
+        let loading = RwSignal::new(true);
+        let error = RwSignal::new(None);
+        let reload = RwSignal::new(0u64);
+        let seq = RwSignal::new(0u64);
+        Effect::new(move |_| {
+            reload.track();
+            let fut = fetch();
+            let mine = seq.get_untracked() + 1;
+            seq.set(mine);
+            loading.set(true);
+            spawn_local(async move {
+                let result = fut.await;
+                if seq.try_get_untracked() != Some(mine) {
+                    return;
+                }
+                match result {
+                    Ok(value) => {
+                        data.try_set(Some(value));
+                        error.try_set(None);
+                    }
+                    Err(e) => {
+                        error.try_set(Some(e));
+                    }
+                }
+                loading.try_set(false);
+            });
+        });
+        Loader {
+            data,
+            loading,
+            error,
+            reload,
+        }
+    }
+
+    pub fn reload(&self) {
+        self.reload.update(|n| *n += 1);
+    }
+
+    pub fn error_text(&self) -> Signal<Option<String>> {
+        let error = self.error;
+        Signal::derive(move || error.get().map(|e| e.detail))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Formatting
+
+/// A timestamp in the reader's local time zone and locale.
+pub fn format_time(t: &DateTime<Utc>) -> String {
+    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(t.timestamp_millis() as f64));
+    let options = js_sys::Object::new();
+    let _ = js_sys::Reflect::set(&options, &"dateStyle".into(), &"medium".into());
+    let _ = js_sys::Reflect::set(&options, &"timeStyle".into(), &"short".into());
+    String::from(date.to_locale_string("default", &options))
+}
+
+pub fn format_time_title(t: &DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+/// Trims a form value; empty means absent.
+pub fn non_empty(value: &str) -> Option<String> {
+    let v = value.trim();
+    (!v.is_empty()).then(|| v.to_owned())
+}
