@@ -1,1 +1,15 @@
-fn main(){}
+//! End-to-end tests: the real `stead` binary, real PostgreSQL and Redis (or the embedded SQLite
+//! default), real HTTP. One test binary; each test starts its own server on its own database.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod harness;
+
+mod auth;
+mod bad_input;
+mod browser;
+mod devices;
+mod embedded;
+mod observability;
+mod permissions;
+mod tenants;
+mod users;

@@ -78,8 +78,26 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
     }
 }
 
-/// Decodes a JSON body, turning serde's message into an error that names the field.
+/// Decodes a JSON object body, turning serde's message into an error that names the field.
 pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    // Every request body is an object. (serde would also fill a struct from an array, by position.)
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_json",
+                "the request body is empty: send a JSON object",
+            ));
+        }
+        Some(b'{') => {}
+        Some(_) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_body",
+                "the request body must be a JSON object",
+            ));
+        }
+    }
     let mut de = serde_json::Deserializer::from_slice(body);
     let result: Result<T, _> = serde_path_to_error::deserialize(&mut de);
     let value = result.map_err(|e| {
@@ -107,7 +125,8 @@ pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
             .with_field(field);
         }
         if let Some(name) = backticked(&message, "unknown field `") {
-            let field = format!("{parent}{name}");
+            // serde_path_to_error already ends the path with the unknown key.
+            let field = if path.ends_with(name) { path.clone() } else { format!("{parent}{name}") };
             return ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "unknown_field",

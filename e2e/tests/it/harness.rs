@@ -1,0 +1,322 @@
+//! Starts the real `stead` binary for one test, on ephemeral ports, with its own database
+//! (a fresh SQLite file, or a fresh PostgreSQL database) and its own Redis key prefix, and tears
+//! all of it down afterwards. Its log lines are kept so tests can assert on them.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use stead_api_types::{Role, Tenant};
+use stead_e2e::Client;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The embedded default: SQLite and in-process live state.
+    Sqlite,
+    /// PostgreSQL and Redis, as a production deployment runs.
+    Postgres,
+}
+
+/// Generates `mod NAME { sqlite, postgres }` tests that run `NAME(Backend)` on each backend.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::harness::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::harness::Backend::Postgres).await
+            }
+        }
+    )*};
+}
+
+pub fn pg_base_url() -> String {
+    std::env::var("STEAD_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+pub fn redis_url() -> String {
+    std::env::var("STEAD_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// The workspace root (this crate lives in `<root>/e2e`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("e2e has a parent")
+        .to_path_buf()
+}
+
+/// The `stead` binary built beside this test binary (`cargo xtask test` builds it first).
+pub fn stead_bin() -> PathBuf {
+    if let Ok(bin) = std::env::var("STEAD_BIN") {
+        return bin.into();
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/it-<hash> → target/<profile>/stead
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binary lives in target/<profile>/deps")
+        .join("stead");
+    assert!(
+        bin.exists(),
+        "the stead binary is not built at {}: run `cargo build -p stead` (cargo xtask test does it for you)",
+        bin.display()
+    );
+    bin
+}
+
+/// Runs `psql` against the test server's maintenance database.
+pub fn psql(database: &str, sql: &str) -> String {
+    let url = format!("{}/{database}", pg_base_url());
+    let out = Command::new("psql")
+        .args([url.as_str(), "-v", "ON_ERROR_STOP=1", "-tAc", sql])
+        .output()
+        .expect("psql is installed (PostgreSQL client)");
+    assert!(
+        out.status.success(),
+        "psql failed (is PostgreSQL running at {}?): {}",
+        pg_base_url(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// What a test wants to differ from the defaults.
+#[derive(Default, Clone)]
+pub struct Options {
+    pub env: Vec<(String, String)>,
+    /// Serve the built console (`web/dist`).
+    pub console: bool,
+}
+
+impl Options {
+    pub fn env(mut self, key: &str, value: impl Into<String>) -> Options {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+}
+
+pub struct TestServer {
+    child: Child,
+    pub backend: Backend,
+    pub base: String,
+    pub admin_email: String,
+    pub admin_password: String,
+    pub jwt_secret: String,
+    /// Every line the server wrote to stdout and stderr so far.
+    pub logs: Arc<Mutex<Vec<String>>>,
+    pub database: Option<String>,
+    pub redis_prefix: String,
+    /// Holds the data directory until the server is dropped.
+    _dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    pub async fn start(backend: Backend) -> TestServer {
+        TestServer::start_with(backend, Options::default()).await
+    }
+
+    pub async fn start_with(backend: Backend, options: Options) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let admin_password = format!("admin-{}", Uuid::new_v4().simple());
+        let jwt_secret = format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
+        let redis_prefix = format!("stead-test:{}:", Uuid::new_v4().simple());
+        let mut command = Command::new(stead_bin());
+        command
+            .arg("serve")
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        // Nothing from the developer's own environment leaks in.
+        for (key, _) in std::env::vars() {
+            if key.starts_with("STEAD_") || key.starts_with("OTEL_") || key == "RUST_LOG" {
+                command.env_remove(key);
+            }
+        }
+        command
+            .env("STEAD_HTTP_ADDR", "127.0.0.1:0")
+            .env("STEAD_MQTT_ADDR", "127.0.0.1:0")
+            .env("STEAD_DATA_DIR", dir.path().join("data"))
+            .env("STEAD_LOG_FORMAT", "json")
+            .env("STEAD_LOG", "info,stead=debug")
+            .env("STEAD_BOOTSTRAP_ADMIN_EMAIL", "admin@test.local")
+            .env("STEAD_BOOTSTRAP_ADMIN_PASSWORD", &admin_password)
+            .env("STEAD_JWT_SECRET", &jwt_secret);
+        if options.console {
+            let console = workspace_root().join("web/dist");
+            assert!(
+                console.join("index.html").exists(),
+                "the console is not built at {}: run `cargo xtask build-console` (cargo xtask test does it for you)",
+                console.display()
+            );
+            command.env("STEAD_CONSOLE_DIR", console);
+        }
+        let mut database = None;
+        if backend == Backend::Postgres {
+            let name = format!("stead_t_{}", Uuid::new_v4().simple());
+            psql("postgres", &format!("CREATE DATABASE {name}"));
+            command
+                .env("STEAD_DATABASE_URL", format!("{}/{name}", pg_base_url()))
+                .env("STEAD_REDIS_URL", redis_url())
+                .env("STEAD_REDIS_PREFIX", &redis_prefix);
+            database = Some(name);
+        }
+        for (key, value) in &options.env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("start stead");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
+        {
+            let logs = logs.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                        && v["message"] == "http listening"
+                    {
+                        let _ = addr_tx.send(v["addr"].as_str().unwrap_or_default().to_owned());
+                    }
+                    logs.lock().unwrap().push(line);
+                }
+            });
+        }
+        {
+            let logs = logs.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    logs.lock().unwrap().push(line);
+                }
+            });
+        }
+        let started = Instant::now();
+        let addr = loop {
+            match addr_rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(addr) => break addr,
+                Err(_) => {
+                    if let Ok(Some(status)) = child.try_wait() {
+                        panic!(
+                            "stead exited with {status} before listening:\n{}",
+                            logs.lock().unwrap().join("\n")
+                        );
+                    }
+                    assert!(
+                        started.elapsed() < Duration::from_secs(60),
+                        "stead did not start within 60 s:\n{}",
+                        logs.lock().unwrap().join("\n")
+                    );
+                }
+            }
+        };
+        TestServer {
+            child,
+            backend,
+            base: format!("http://{addr}"),
+            admin_email: "admin@test.local".into(),
+            admin_password,
+            jwt_secret,
+            logs,
+            database,
+            redis_prefix,
+            _dir: dir,
+        }
+    }
+
+    /// An anonymous client.
+    pub fn client(&self) -> Client {
+        Client::new(&self.base)
+    }
+
+    /// The platform admin, logged in.
+    pub async fn admin(&self) -> Client {
+        self.client()
+            .login(&self.admin_email, &self.admin_password)
+            .await
+            .expect("platform admin login")
+            .0
+    }
+
+    /// A new tenant with its first admin, logged in.
+    pub async fn tenant(&self, name: &str) -> TestTenant {
+        let admin = self.admin().await;
+        let email = format!("admin@{}.example.com", name.to_lowercase());
+        let password = "tenant-admin-password".to_string();
+        let tenant: Tenant = admin
+            .post(
+                "/api/v1/tenants",
+                &serde_json::json!({"name": name, "admin_email": email, "admin_password": password}),
+            )
+            .await
+            .unwrap()
+            .ok()
+            .unwrap();
+        let client = self.client().login(&email, &password).await.unwrap().0;
+        TestTenant {
+            tenant,
+            admin: client,
+        }
+    }
+
+    /// A user with `role` in `tenant`, logged in.
+    pub async fn user(&self, tenant: &TestTenant, role: Role) -> Client {
+        let email = format!("{}-{}@{}.example.com", role.as_str(), Uuid::new_v4().simple(), tenant.tenant.name.to_lowercase());
+        let password = "user-password-123";
+        let reply = tenant
+            .admin
+            .post(
+                "/api/v1/users",
+                &serde_json::json!({"email": email, "password": password, "role": role}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(reply.status, 201, "{:?}", reply.body);
+        self.client().login(&email, password).await.unwrap().0
+    }
+
+    pub fn log_text(&self) -> String {
+        self.logs.lock().unwrap().join("\n")
+    }
+}
+
+pub struct TestTenant {
+    pub tenant: Tenant,
+    pub admin: Client,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(name) = &self.database {
+            let _ = Command::new("psql")
+                .args([
+                    format!("{}/postgres", pg_base_url()).as_str(),
+                    "-qc",
+                    &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                ])
+                .output();
+        }
+        if self.backend == Backend::Postgres
+            && let Ok(client) = redis::Client::open(redis_url())
+            && let Ok(mut conn) = client.get_connection()
+        {
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(format!("{}*", self.redis_prefix))
+                .query(&mut conn)
+                .unwrap_or_default();
+            if !keys.is_empty() {
+                let _: Result<(), _> = redis::cmd("DEL").arg(keys).query(&mut conn);
+            }
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! Every built-in role against every route: exactly the expected status.
+
+use reqwest::Method;
+use serde_json::json;
+use stead_api_types::{CreatedDevice, Role, Tenant, User};
+use stead_e2e::Client;
+
+use crate::harness::{Backend, TestServer};
+use crate::on_both_backends;
+
+on_both_backends!(permission_matrix);
+
+/// Expected status per caller: platform admin, tenant admin, operator, viewer, anonymous.
+type Row = (Method, String, Option<serde_json::Value>, [u16; 5]);
+
+async fn permission_matrix(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let platform = server.admin().await;
+    let acme = server.tenant("Acme").await;
+    let operator = server.user(&acme, Role::Operator).await;
+    let viewer = server.user(&acme, Role::Viewer).await;
+    let anon = server.client();
+    let callers: [(&str, &Client); 5] = [
+        ("platform_admin", &platform),
+        ("tenant_admin", &acme.admin),
+        ("operator", &operator),
+        ("viewer", &viewer),
+        ("anonymous", &anon),
+    ];
+
+    let target_user: User = acme
+        .admin
+        .post("/api/v1/users", &serde_json::json!({"email": "target@acme.io", "password": "target-password", "role": "viewer"}))
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    let device: CreatedDevice = acme.admin.post("/api/v1/devices", &serde_json::json!({"name": "target"})).await.unwrap().ok().unwrap();
+    let t = acme.tenant.id;
+    let u = target_user.id;
+    let d = device.device.id;
+
+    let rows: Vec<Row> = vec![
+        (Method::GET, "/api/v1/me".into(), None, [200, 200, 200, 200, 401]),
+        (Method::GET, "/api/v1/tenants".into(), None, [200, 403, 403, 403, 401]),
+        (Method::GET, format!("/api/v1/tenants/{t}"), None, [200, 403, 403, 403, 401]),
+        (Method::PATCH, format!("/api/v1/tenants/{t}"), Some(json!({"name": "Acme"})), [200, 403, 403, 403, 401]),
+        (Method::GET, "/api/v1/users".into(), None, [403, 200, 403, 403, 401]),
+        (Method::GET, format!("/api/v1/users/{u}"), None, [403, 200, 403, 403, 401]),
+        (Method::PATCH, format!("/api/v1/users/{u}"), Some(json!({"name": "T"})), [403, 200, 403, 403, 401]),
+        (Method::GET, "/api/v1/devices".into(), None, [403, 200, 200, 200, 401]),
+        (Method::GET, format!("/api/v1/devices/{d}"), None, [403, 200, 200, 200, 401]),
+        (Method::PATCH, format!("/api/v1/devices/{d}"), Some(json!({"label": "x"})), [403, 200, 200, 403, 401]),
+        (Method::POST, format!("/api/v1/devices/{d}/credentials/rotate"), Some(json!({})), [403, 200, 200, 403, 401]),
+    ];
+    let mut failures = Vec::new();
+    for (method, path, body, expected) in &rows {
+        for ((who, client), want) in callers.iter().zip(expected) {
+            let reply = client.send(method.clone(), path, body.as_ref()).await.unwrap();
+            if reply.status.as_u16() != *want {
+                failures.push(format!("{who} {method} {path}: want {want}, got {} {}", reply.status, reply.body));
+            } else if *want == 403 {
+                let code = reply.code();
+                if code != "permission_denied" && code != "tenant_required" {
+                    failures.push(format!("{who} {method} {path}: 403 with code {code}"));
+                }
+            }
+        }
+    }
+
+    // Routes that create or destroy: a fresh body or target per caller.
+    for (i, ((who, client), want)) in callers.iter().zip([403, 201, 403, 403, 401]).enumerate() {
+        let r = client
+            .post("/api/v1/users", &json!({"email": format!("new{i}@acme.io"), "password": "new-user-password", "role": "viewer"}))
+            .await
+            .unwrap();
+        if r.status.as_u16() != want {
+            failures.push(format!("{who} POST /api/v1/users: want {want}, got {}", r.status));
+        }
+    }
+    for (i, ((who, client), want)) in callers.iter().zip([201, 403, 403, 403, 401]).enumerate() {
+        let r = client
+            .post("/api/v1/tenants", &json!({"name": format!("T{i}"), "admin_email": format!("a{i}@t.io"), "admin_password": "tenant-password-1"}))
+            .await
+            .unwrap();
+        if r.status.as_u16() != want {
+            failures.push(format!("{who} POST /api/v1/tenants: want {want}, got {}", r.status));
+        } else if want == 201 {
+            r.ok::<Tenant>().unwrap();
+        }
+    }
+    for (i, ((who, client), want)) in callers.iter().zip([403, 201, 201, 403, 401]).enumerate() {
+        let r = client.post("/api/v1/devices", &json!({"name": format!("dev-{i}")})).await.unwrap();
+        if r.status.as_u16() != want {
+            failures.push(format!("{who} POST /api/v1/devices: want {want}, got {}", r.status));
+        }
+    }
+    for ((who, client), want) in callers.iter().zip([403, 204, 204, 403, 401]) {
+        let victim: CreatedDevice = acme
+            .admin
+            .post("/api/v1/devices", &json!({"name": format!("victim-{who}")}))
+            .await
+            .unwrap()
+            .ok()
+            .unwrap();
+        let r = client.delete(&format!("/api/v1/devices/{}", victim.device.id)).await.unwrap();
+        if r.status.as_u16() != want {
+            failures.push(format!("{who} DELETE /api/v1/devices/{{id}}: want {want}, got {}", r.status));
+        }
+    }
+    assert!(failures.is_empty(), "permission matrix mismatches:\n{}", failures.join("\n"));
+}
