@@ -10,8 +10,11 @@ use crate::session::{ApiError, Session};
 
 pub const PER_PAGE: u64 = 20;
 
-fn encode(value: &str) -> String {
-    String::from(js_sys::encode_uri_component(value))
+fn page_query(page: u64) -> Vec<(&'static str, String)> {
+    vec![
+        ("page", page.to_string()),
+        ("per_page", PER_PAGE.to_string()),
+    ]
 }
 
 pub async fn list_devices(
@@ -20,17 +23,15 @@ pub async fn list_devices(
     search: &str,
     sort: &str,
 ) -> Result<Page<Device>, ApiError> {
-    let mut path = format!("/api/v1/devices?page={page}&per_page={PER_PAGE}");
+    let mut query = page_query(page);
     let search = search.trim();
     if !search.is_empty() {
-        path.push_str("&search=");
-        path.push_str(&encode(search));
+        query.push(("search", search.to_owned()));
     }
     if !sort.is_empty() {
-        path.push_str("&sort=");
-        path.push_str(&encode(sort));
+        query.push(("sort", sort.to_owned()));
     }
-    s.get(&path).await
+    s.get_query("/api/v1/devices", &query).await
 }
 
 pub async fn create_device(s: Session, body: &CreateDevice) -> Result<CreatedDevice, ApiError> {
@@ -58,8 +59,7 @@ pub async fn rotate_device_token(s: Session, id: Uuid) -> Result<DeviceCredentia
 }
 
 pub async fn list_users(s: Session, page: u64) -> Result<Page<User>, ApiError> {
-    s.get(&format!("/api/v1/users?page={page}&per_page={PER_PAGE}"))
-        .await
+    s.get_query("/api/v1/users", &page_query(page)).await
 }
 
 pub async fn create_user(s: Session, body: &CreateUser) -> Result<User, ApiError> {
@@ -71,8 +71,7 @@ pub async fn update_user(s: Session, id: Uuid, body: &UpdateUser) -> Result<User
 }
 
 pub async fn list_tenants(s: Session, page: u64) -> Result<Page<Tenant>, ApiError> {
-    s.get(&format!("/api/v1/tenants?page={page}&per_page={PER_PAGE}"))
-        .await
+    s.get_query("/api/v1/tenants", &page_query(page)).await
 }
 
 pub async fn create_tenant(s: Session, body: &CreateTenant) -> Result<Tenant, ApiError> {

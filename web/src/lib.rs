@@ -19,16 +19,23 @@ use crate::pages::{
     device::DevicePage, devices::DevicesPage, login::LoginPage, tenants::TenantsPage,
     users::UsersPage,
 };
-use crate::session::Session;
+use crate::session::{Session, SessionState};
 use crate::shell::{Home, NotFound, Shell};
 use crate::ui::{ToastHost, Toasts};
 
 #[component]
 pub fn App() -> impl IntoView {
     let session = Session::new();
+    let toasts = Toasts::new();
     provide_context(session);
-    provide_context(Toasts::new());
+    provide_context(toasts);
     session.restore();
+    // Messages about one person's actions should not greet the next one at the login page.
+    Effect::new(move |_| {
+        if session.state() == SessionState::SignedOut {
+            toasts.clear();
+        }
+    });
 
     view! {
         <Router>

@@ -102,6 +102,16 @@ pub enum SessionState {
 struct AccessToken {
     value: String,
     expires_at_ms: f64,
+    lifetime_ms: f64,
+}
+
+impl AccessToken {
+    /// Whether the token will outlive a request: it has some margin left, a quarter of its
+    /// lifetime at most so that very short-lived tokens do not force a refresh on every call.
+    fn is_fresh(&self) -> bool {
+        let margin = (REFRESH_MARGIN_MS / 2.0).min(self.lifetime_ms / 4.0);
+        self.expires_at_ms - now_ms() > margin
+    }
 }
 
 /// The session, shared through context. It is made of signals only, so it is `Copy` and can be
@@ -286,13 +296,14 @@ impl Session {
         self.access.set(Some(AccessToken {
             value: tokens.access_token,
             expires_at_ms: now_ms() + lifetime_ms,
+            lifetime_ms,
         }));
         self.generation.update(|g| *g += 1);
         let generation = self.generation.get_untracked();
-        // Refresh shortly before expiry; never spin when the server hands out very short tokens.
+        // Refresh a minute before expiry; short-lived tokens at three quarters of their life.
         let delay_ms = (lifetime_ms - REFRESH_MARGIN_MS)
-            .max(lifetime_ms / 2.0)
-            .max(5_000.0);
+            .max(lifetime_ms * 0.75)
+            .max(1_000.0);
         let delay_ms = delay_ms.min(f64::from(i32::MAX)) as u32;
         Timeout::new(delay_ms, move || {
             if self.generation.try_get_untracked() == Some(generation) {
@@ -364,11 +375,10 @@ impl Session {
         self,
         method: Method,
         path: &str,
+        query: &[(&str, String)],
         body: Option<String>,
     ) -> Result<Response, ApiError> {
-        let fresh = self
-            .access_token()
-            .is_some_and(|t| t.expires_at_ms - now_ms() > REFRESH_MARGIN_MS / 2.0);
+        let fresh = self.access_token().is_some_and(|t| t.is_fresh());
         if !fresh {
             self.refresh().await?;
         }
@@ -378,6 +388,7 @@ impl Session {
                 return Err(ApiError::session_expired());
             };
             let builder = request(method.clone(), path)
+                .query(query.iter().map(|(k, v)| (*k, v)))
                 .header("Authorization", &format!("Bearer {}", token.value));
             let resp = send(builder, body.as_deref()).await?;
             if resp.status() == 401 && !retried {
@@ -397,7 +408,16 @@ impl Session {
     }
 
     pub async fn get<T: DeserializeOwned>(self, path: &str) -> Result<T, ApiError> {
-        parse(self.call(Method::GET, path, None).await?).await
+        self.get_query(path, &[]).await
+    }
+
+    /// A GET with query parameters, which are encoded here.
+    pub async fn get_query<T: DeserializeOwned>(
+        self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<T, ApiError> {
+        parse(self.call(Method::GET, path, query, None).await?).await
     }
 
     pub async fn post<B: Serialize, T: DeserializeOwned>(
@@ -406,7 +426,7 @@ impl Session {
         body: &B,
     ) -> Result<T, ApiError> {
         let body = to_json(body)?;
-        parse(self.call(Method::POST, path, Some(body)).await?).await
+        parse(self.call(Method::POST, path, &[], Some(body)).await?).await
     }
 
     pub async fn patch<B: Serialize, T: DeserializeOwned>(
@@ -415,11 +435,11 @@ impl Session {
         body: &B,
     ) -> Result<T, ApiError> {
         let body = to_json(body)?;
-        parse(self.call(Method::PATCH, path, Some(body)).await?).await
+        parse(self.call(Method::PATCH, path, &[], Some(body)).await?).await
     }
 
     pub async fn delete(self, path: &str) -> Result<(), ApiError> {
-        self.call(Method::DELETE, path, None).await.map(|_| ())
+        self.call(Method::DELETE, path, &[], None).await.map(|_| ())
     }
 }
 

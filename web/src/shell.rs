@@ -121,19 +121,17 @@ fn Sidebar() -> impl IntoView {
                             .as_ref()
                             .map(|t| t.name.clone())
                             .unwrap_or_else(|| "Platform".into());
+                        let show_name = !m.name.trim().is_empty() && m.name != m.email;
                         view! {
                             <div class="user-card">
                                 <span class="avatar" aria-hidden="true">{initials(&m.name, &m.email)}</span>
                                 <div class="user-text">
-                                    <span class="user-name">
-                                        {if m.name.trim().is_empty() { m.email.clone() } else { m.name.clone() }}
+                                    {show_name.then(|| view! { <span class="user-name">{m.name.clone()}</span> })}
+                                    <span class="user-email" class:user-name=!show_name data-test="current-user">
+                                        {m.email.clone()}
                                     </span>
-                                    <span class="user-email" data-test="current-user">{m.email.clone()}</span>
-                                    <span class="user-tenant" data-test="current-tenant">
-                                        {tenant}
-                                        " · "
-                                        {m.role.label()}
-                                    </span>
+                                    <span class="user-tenant" data-test="current-tenant" title=tenant.clone()>{tenant.clone()}</span>
+                                    <span class="user-role">{m.role.label()}</span>
                                 </div>
                             </div>
                         }

@@ -28,6 +28,8 @@ pub struct Toast {
     text: String,
 }
 
+const MAX_TOASTS: usize = 3;
+
 #[derive(Clone, Copy)]
 pub struct Toasts {
     items: RwSignal<Vec<Toast>>,
@@ -57,14 +59,22 @@ impl Toasts {
     fn push(&self, kind: ToastKind, text: String) {
         let id = self.next_id.get_untracked();
         self.next_id.set(id + 1);
-        self.items
-            .update(|items| items.push(Toast { id, kind, text }));
+        self.items.update(|items| {
+            items.push(Toast { id, kind, text });
+            // A burst of actions should not bury the page under toasts.
+            let excess = items.len().saturating_sub(MAX_TOASTS);
+            items.drain(..excess);
+        });
         let items = self.items;
         let ms = if kind == ToastKind::Error { 7000 } else { 4000 };
         Timeout::new(ms, move || {
             items.try_update(|items| items.retain(|t| t.id != id));
         })
         .forget();
+    }
+
+    pub fn clear(&self) {
+        self.items.set(Vec::new());
     }
 
     fn dismiss(&self, id: u64) {
@@ -353,7 +363,7 @@ pub fn Pagination(
                     type="button"
                     class="button button-secondary button-small"
                     data-test="next-page"
-                    disabled=move || page.get() >= pages()
+                    disabled=move || { page.get() >= pages() }
                     on:click=move |_| page.update(|p| *p += 1)
                 >
                     "Next →"

@@ -300,7 +300,6 @@ fn DeviceList() -> impl IntoView {
 #[component]
 fn CreateDeviceModal(on_close: Callback<()>, on_created: Callback<NewToken>) -> impl IntoView {
     let session = use_session();
-    let toasts = use_toasts();
     let name = RwSignal::new(String::new());
     let label = RwSignal::new(String::new());
     let device_type = RwSignal::new(String::new());
@@ -327,7 +326,7 @@ fn CreateDeviceModal(on_close: Callback<()>, on_created: Callback<NewToken>) -> 
         spawn_local(async move {
             match api::create_device(session, &body).await {
                 Ok(created) => {
-                    toasts.success(format!("Device “{}” created.", created.device.name));
+                    // The token dialog that follows says it was created: no toast.
                     on_created.run(NewToken {
                         device_name: created.device.name,
                         token: created.access_token,
