@@ -126,6 +126,9 @@ pub struct Session {
     generation: RwSignal<u64>,
     /// A message for the login page, such as why the person was signed out.
     pub notice: RwSignal<Option<String>>,
+    /// Where an expired session was (e-mail, path), to return there when the same person signs in
+    /// again.
+    return_to: RwSignal<Option<(String, String)>>,
 }
 
 pub fn use_session() -> Session {
@@ -190,6 +193,7 @@ impl Session {
             refreshing: RwSignal::new(false),
             generation: RwSignal::new(0),
             notice: RwSignal::new(None),
+            return_to: RwSignal::new(None),
         }
     }
 
@@ -210,6 +214,16 @@ impl Session {
             SessionState::SignedIn(me) => me.permissions.iter().any(|p| p == permission),
             _ => false,
         })
+    }
+
+    /// Where to go right after signing in: back to where the session expired, if it was this
+    /// person's, else their home.
+    pub fn after_login(&self) -> String {
+        let me = self.me().map(|m| m.email);
+        match self.return_to.get_untracked() {
+            Some((email, path)) if Some(&email) == me.as_ref() => path,
+            _ => self.home().to_owned(),
+        }
     }
 
     /// Where a person lands after signing in: tenants for the platform admin, devices otherwise.
@@ -274,6 +288,7 @@ impl Session {
             // Whatever the answer, the session is over for this browser.
             let _ = send(request(Method::POST, "/api/v1/auth/logout"), Some(&body)).await;
         }
+        self.return_to.set(None);
         self.clear(Some("You have signed out.".into()));
     }
 
@@ -287,6 +302,17 @@ impl Session {
     }
 
     fn expire(self) {
+        let email = self.state.with_untracked(|s| match s {
+            SessionState::SignedIn(me) => Some(me.email.clone()),
+            _ => None,
+        });
+        let path = web_sys::window().and_then(|w| {
+            let l = w.location();
+            Some(format!("{}{}", l.pathname().ok()?, l.search().ok()?))
+        });
+        if let (Some(email), Some(path)) = (email, path) {
+            self.return_to.set(Some((email, path)));
+        }
         self.clear(Some(ApiError::session_expired().detail));
     }
 

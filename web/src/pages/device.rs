@@ -55,8 +55,14 @@ fn DeviceDetail() -> impl IntoView {
         <div class="page">
             <nav class="breadcrumb" aria-label="Breadcrumb">
                 <A href="/devices">"Devices"</A>
-                <span aria-hidden="true">"/"</span>
-                <span>{move || device.data.with(|d| d.as_ref().map(|d| d.name.clone()).unwrap_or_default())}</span>
+                {move || {
+                    device.data.with(|d| d.as_ref().map(|d| d.name.clone())).map(|name| {
+                        view! {
+                            <span aria-hidden="true">"/"</span>
+                            <span>{name}</span>
+                        }
+                    })
+                }}
             </nav>
             {move || {
                 let not_found = device.error.with(|e| e.as_ref().is_some_and(|e| e.status == 404));

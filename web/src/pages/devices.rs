@@ -118,10 +118,15 @@ fn DeviceList() -> impl IntoView {
                 <div>
                     <h1>"Devices"</h1>
                     <p class="muted">
-                        {move || match devices.data.get() {
-                            Some(p) if p.total == 1 => "1 device".to_string(),
-                            Some(p) => format!("{} devices", p.total),
-                            None => "Everything that reports to this tenant.".to_string(),
+                        {move || {
+                            let total = devices.data.with(|d| d.as_ref().map(|p| p.total));
+                            let noun = if total == Some(1) { "device" } else { "devices" };
+                            match total {
+                                Some(n) if searching() => format!("{n} matching {noun}"),
+                                Some(n) => format!("{n} {noun}"),
+                                None => "Everything that reports to this tenant.".to_string(),
+                            }
+                        }}
                         }}
                     </p>
                 </div>

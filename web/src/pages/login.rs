@@ -25,7 +25,7 @@ pub fn LoginPage() -> impl IntoView {
         }
         .into_any(),
         1 => view! { <LoginForm/> }.into_any(),
-        _ => view! { <Redirect path=session.home()/> }.into_any(),
+        _ => view! { <Redirect path=session.after_login()/> }.into_any(),
     }
 }
 
