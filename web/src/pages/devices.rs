@@ -127,7 +127,6 @@ fn DeviceList() -> impl IntoView {
                                 None => "Everything that reports to this tenant.".to_string(),
                             }
                         }}
-                        }}
                     </p>
                 </div>
                 <Show when=move || can_write.get()>
