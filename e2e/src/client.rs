@@ -71,7 +71,11 @@ impl Client {
     }
 
     /// Logs in and answers a client that carries the access token, with the token pair.
-    pub async fn login(&self, email: &str, password: &str) -> anyhow::Result<(Client, TokenResponse)> {
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &str,
+    ) -> anyhow::Result<(Client, TokenResponse)> {
         let tokens: TokenResponse = self
             .post(
                 "/api/v1/auth/login",
@@ -138,8 +142,9 @@ impl Client {
         let body = if bytes.is_empty() {
             serde_json::Value::Null
         } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&bytes).into()))
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+                serde_json::Value::String(String::from_utf8_lossy(&bytes).into())
+            })
         };
         Ok(Reply {
             status,

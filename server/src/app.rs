@@ -56,11 +56,23 @@ pub async fn bootstrap_admin(state: &AppState) -> anyhow::Result<()> {
     )
     .map_err(anyhow::Error::msg)?;
     let (password, generated) = match &state.config.bootstrap_admin_password {
-        Some(pw) => (Password::parse(pw.expose()).map_err(anyhow::Error::msg)?, false),
+        Some(pw) => (
+            Password::parse(pw.expose()).map_err(anyhow::Error::msg)?,
+            false,
+        ),
         None => (Password::generate(), true),
     };
     let hash = auth::password::hash(&password).await?;
-    match users::repo::create(&state.db, None, &email, "Platform admin", PersonRole::PlatformAdmin, hash).await {
+    match users::repo::create(
+        &state.db,
+        None,
+        &email,
+        "Platform admin",
+        PersonRole::PlatformAdmin,
+        hash,
+    )
+    .await
+    {
         Ok(_) => {}
         // Another node created it at the same moment.
         Err(Error::Conflict { .. }) => return Ok(()),

@@ -198,8 +198,14 @@ impl Config {
                 "STEAD_LOGIN_MAX_FAILURES_PER_ACCOUNT",
                 self.login_max_failures_per_account,
             ),
-            ("STEAD_LOGIN_FAILURE_WINDOW_SECS", self.login_failure_window_secs),
-            ("STEAD_LOGIN_MAX_ATTEMPTS_PER_IP", self.login_max_attempts_per_ip),
+            (
+                "STEAD_LOGIN_FAILURE_WINDOW_SECS",
+                self.login_failure_window_secs,
+            ),
+            (
+                "STEAD_LOGIN_MAX_ATTEMPTS_PER_IP",
+                self.login_max_attempts_per_ip,
+            ),
             ("STEAD_LOGIN_IP_WINDOW_SECS", self.login_ip_window_secs),
         ] {
             if value == 0 {
@@ -276,7 +282,11 @@ mod tests {
         let c = load(&[]).unwrap();
         assert_eq!(c.http_addr.to_string(), "127.0.0.1:8080");
         assert_eq!(c.mqtt_addr.to_string(), "127.0.0.1:1884");
-        assert!(c.database_url().expose().starts_with("sqlite://data/stead.db"));
+        assert!(
+            c.database_url()
+                .expose()
+                .starts_with("sqlite://data/stead.db")
+        );
         assert!(c.redis_url.is_none());
     }
 

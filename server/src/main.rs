@@ -8,7 +8,11 @@ use stead::config::{Config, Role};
 use stead::users::Password;
 
 #[derive(Parser)]
-#[command(name = "stead", version, about = "Stead: the operations layer for IoT fleets")]
+#[command(
+    name = "stead",
+    version,
+    about = "Stead: the operations layer for IoT fleets"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -62,7 +66,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("stead: cannot start the async runtime: {e}");
@@ -101,9 +108,14 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
                 anyhow::anyhow!("cannot listen on STEAD_HTTP_ADDR {}: {e}", config.http_addr)
             })?;
             let mqtt = if parsed.contains(&Role::Ingress) {
-                let listener = tokio::net::TcpListener::bind(config.mqtt_addr).await.map_err(|e| {
-                    anyhow::anyhow!("cannot listen on STEAD_MQTT_ADDR {}: {e}", config.mqtt_addr)
-                })?;
+                let listener = tokio::net::TcpListener::bind(config.mqtt_addr)
+                    .await
+                    .map_err(|e| {
+                        anyhow::anyhow!(
+                            "cannot listen on STEAD_MQTT_ADDR {}: {e}",
+                            config.mqtt_addr
+                        )
+                    })?;
                 tracing::info!(addr = %listener.local_addr()?, "mqtt listening");
                 Some(listener)
             } else {
@@ -153,7 +165,10 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
                         stead::ids::UserId(user.id),
                     )
                     .await?;
-                    println!("password reset for {}; their sessions have ended", user.email);
+                    println!(
+                        "password reset for {}; their sessions have ended",
+                        user.email
+                    );
                     if generated {
                         println!("new password (shown only now): {}", password.expose());
                     }

@@ -1,1 +1,236 @@
-//! The console in a real headless Chromium (added with the console).
+//! The console in a real headless Chromium (driven through chromedriver) against the real server.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client as Browser, ClientBuilder, Locator};
+use stead_api_types::{Device, Page};
+
+use crate::harness::{Backend, Options, TestServer};
+
+/// chromedriver on a free port, killed on drop.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Driver {
+    fn start() -> Driver {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect(
+                "chromedriver is installed (Debian package chromium-driver; .ci/run installs it)",
+            );
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "chromedriver did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Driver {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn browser(driver: &Driver, profile: &std::path::Path) -> Browser {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": "/usr/bin/chromium",
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--no-first-run", "--window-size=1280,900",
+                format!("--user-data-dir={}", profile.display()),
+            ]
+        }),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .expect("a Chromium session")
+}
+
+async fn screenshot(b: &Browser, name: &str) {
+    if let Ok(dir) = std::env::var("STEAD_SCREENSHOT_DIR") {
+        let png = b.screenshot().await.unwrap();
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(std::path::Path::new(&dir).join(format!("{name}.png")), png).unwrap();
+    }
+}
+
+async fn wait_css(b: &Browser, css: &str) -> fantoccini::elements::Element {
+    b.wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css} on the page: {e}"))
+}
+
+async fn wait_text(b: &Browser, css: &str, text: &str) {
+    let started = Instant::now();
+    loop {
+        let mut found = false;
+        for el in b.find_all(Locator::Css(css)).await.unwrap() {
+            if el.text().await.unwrap_or_default().contains(text) {
+                found = true;
+            }
+        }
+        if found {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no {css} containing {text:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_in_create_a_device_reload_and_log_out() {
+    let server = TestServer::start_with(
+        Backend::Sqlite,
+        Options {
+            console: true,
+            ..Options::default()
+        },
+    )
+    .await;
+    let acme = server.tenant("Acme").await;
+    let driver = Driver::start();
+    let profile = tempfile::tempdir().unwrap();
+    let b = browser(&driver, profile.path()).await;
+
+    b.goto(&format!("{}/", server.base)).await.unwrap();
+    // Not logged in: the console sends us to the login form.
+    wait_css(&b, "input[name=email]")
+        .await
+        .send_keys("admin@acme.example.com")
+        .await
+        .unwrap();
+    wait_css(&b, "input[name=password]")
+        .await
+        .send_keys("wrong-password-here")
+        .await
+        .unwrap();
+    wait_css(&b, "button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    wait_text(&b, "[data-test=error]", "wrong e-mail or password").await;
+
+    let password = wait_css(&b, "input[name=password]").await;
+    password.clear().await.unwrap();
+    password.send_keys("tenant-admin-password").await.unwrap();
+    wait_css(&b, "button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    wait_text(&b, "[data-test=current-user]", "admin@acme.example.com").await;
+    screenshot(&b, "devices-empty").await;
+
+    wait_css(&b, "[data-test=new-device]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    wait_css(&b, "input[name=name]")
+        .await
+        .send_keys("boiler-7")
+        .await
+        .unwrap();
+    wait_css(&b, "input[name=label]")
+        .await
+        .send_keys("Boiler room")
+        .await
+        .unwrap();
+    screenshot(&b, "device-create").await;
+    let form = wait_css(&b, "form input[name=name]").await;
+    form.send_keys("\n").await.unwrap();
+    let token = wait_css(&b, "[data-test=device-token]")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        token.trim().len(),
+        43,
+        "the one-time token is shown: {token:?}"
+    );
+    wait_css(&b, "[data-test=copy-token]").await;
+    screenshot(&b, "device-token").await;
+    wait_css(&b, "[data-test=close-token]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    wait_text(&b, "[data-test=device-row]", "boiler-7").await;
+    screenshot(&b, "devices-list").await;
+
+    // The device really exists, through the API.
+    let list: Page<Device> = acme
+        .admin
+        .get("/api/v1/devices")
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    assert_eq!(
+        list.items
+            .iter()
+            .map(|d| d.name.as_str())
+            .collect::<Vec<_>>(),
+        ["boiler-7"]
+    );
+
+    // A reload keeps the session.
+    b.refresh().await.unwrap();
+    wait_text(&b, "[data-test=device-row]", "boiler-7").await;
+    wait_text(&b, "[data-test=current-user]", "admin@acme.example.com").await;
+    let token_gone = b
+        .find_all(Locator::Css("[data-test=device-token]"))
+        .await
+        .unwrap();
+    assert!(token_gone.is_empty(), "the token is never shown again");
+
+    wait_css(&b, "[data-test=logout]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    wait_css(&b, "input[name=email]").await;
+    // Logged out for real: a reload stays on the login form.
+    b.refresh().await.unwrap();
+    wait_css(&b, "input[name=email]").await;
+    assert!(
+        b.find_all(Locator::Css("[data-test=device-row]"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    b.close().await.unwrap();
+}

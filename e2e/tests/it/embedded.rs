@@ -45,11 +45,17 @@ fn serve_bare(dir: &std::path::Path) -> (String, String, String, std::process::C
             if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
                 && v["message"] == "http listening"
             {
-                let _ = tx.send((v["addr"].as_str().unwrap().to_owned(), email.clone(), password.clone()));
+                let _ = tx.send((
+                    v["addr"].as_str().unwrap().to_owned(),
+                    email.clone(),
+                    password.clone(),
+                ));
             }
         }
     });
-    let (addr, email, password) = rx.recv_timeout(Duration::from_secs(60)).expect("stead listens");
+    let (addr, email, password) = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("stead listens");
     (
         format!("http://{addr}"),
         email.expect("first run prints the admin e-mail"),
@@ -68,18 +74,30 @@ async fn empty_directory_no_configuration_reaches_ready_and_prints_credentials()
         let r = client.get("/readyz").await.unwrap();
         if r.status == 200 {
             assert_eq!(r.body["checks"]["database"], "ok");
-            assert!(r.body["checks"].get("redis").is_none(), "embedded mode has no Redis");
+            assert!(
+                r.body["checks"].get("redis").is_none(),
+                "embedded mode has no Redis"
+            );
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(30), "never ready: {:?}", r.body);
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "never ready: {:?}",
+            r.body
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(email, "admin@stead.local");
     let (admin, _) = client.login(&email, &password).await.unwrap();
     let me: Me = admin.get("/api/v1/me").await.unwrap().ok().unwrap();
     assert_eq!(me.role, Role::PlatformAdmin);
-    assert!(dir.path().join("data/stead.db").exists(), "SQLite under ./data/");
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    assert!(
+        dir.path().join("data/stead.db").exists(),
+        "SQLite under ./data/"
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
     let status = child.wait().unwrap();
     assert!(status.success(), "clean exit on SIGTERM: {status}");
 
@@ -104,7 +122,10 @@ async fn empty_directory_no_configuration_reaches_ready_and_prints_credentials()
         seen.push(line);
     }
     assert!(!seen.iter().any(|l| l.contains("password:")), "{seen:?}");
-    Client::new(format!("http://{addr}")).login(&email, &password).await.unwrap();
+    Client::new(format!("http://{addr}"))
+        .login(&email, &password)
+        .await
+        .unwrap();
     let _ = again.kill();
     let _ = again.wait();
 }
@@ -129,10 +150,19 @@ fn invalid_configuration_names_every_bad_setting() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("STEAD_DATABASE_URL") && err.contains("STEAD_ACCESS_TOKEN_TTL_SECS"), "{err}");
-    assert!(!err.contains("hunter2"), "a database password is never printed: {err}");
+    assert!(
+        err.contains("STEAD_DATABASE_URL") && err.contains("STEAD_ACCESS_TOKEN_TTL_SECS"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("hunter2"),
+        "a database password is never printed: {err}"
+    );
 
-    let out = bare_command(dir.path()).args(["serve", "--roles", "api"]).output().unwrap();
+    let out = bare_command(dir.path())
+        .args(["serve", "--roles", "api"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("STEAD_REDIS_URL"));
 
@@ -144,21 +174,40 @@ fn invalid_configuration_names_every_bad_setting() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach Redis"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot reach Redis"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_commands_create_tenants_and_reset_passwords() {
     let dir = tempfile::tempdir().unwrap();
     let out = bare_command(dir.path()).arg("migrate").output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(dir.path().join("data/stead.db").exists());
 
     let out = bare_command(dir.path())
-        .args(["admin", "create-tenant", "--name", "Acme", "--admin-email", "Boss@Acme.io"])
+        .args([
+            "admin",
+            "create-tenant",
+            "--name",
+            "Acme",
+            "--admin-email",
+            "Boss@Acme.io",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let generated = stdout
         .lines()
@@ -167,10 +216,21 @@ async fn admin_commands_create_tenants_and_reset_passwords() {
         .to_owned();
 
     let out = bare_command(dir.path())
-        .args(["admin", "reset-password", "--email", "boss@acme.io", "--password", "a-reset-password"])
+        .args([
+            "admin",
+            "reset-password",
+            "--email",
+            "boss@acme.io",
+            "--password",
+            "a-reset-password",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = bare_command(dir.path())
         .args(["admin", "reset-password", "--email", "ghost@acme.io"])
         .output()
@@ -180,13 +240,26 @@ async fn admin_commands_create_tenants_and_reset_passwords() {
     let (base, _, _, mut child) = serve_bare(dir.path());
     let client = Client::new(&base);
     assert_eq!(
-        client.post("/api/v1/auth/login", &serde_json::json!({"email": "boss@acme.io", "password": generated})).await.unwrap().status,
+        client
+            .post(
+                "/api/v1/auth/login",
+                &serde_json::json!({"email": "boss@acme.io", "password": generated})
+            )
+            .await
+            .unwrap()
+            .status,
         401,
         "the reset replaced the generated password"
     );
-    let (boss, _) = client.login("boss@acme.io", "a-reset-password").await.unwrap();
+    let (boss, _) = client
+        .login("boss@acme.io", "a-reset-password")
+        .await
+        .unwrap();
     let me: Me = boss.get("/api/v1/me").await.unwrap().ok().unwrap();
-    assert_eq!((me.role, me.tenant.unwrap().name.as_str()), (Role::TenantAdmin, "Acme"));
+    assert_eq!(
+        (me.role, me.tenant.unwrap().name.as_str()),
+        (Role::TenantAdmin, "Acme")
+    );
     let _ = child.kill();
     let _ = child.wait();
 }

@@ -38,7 +38,8 @@ macro_rules! on_both_backends {
 }
 
 pub fn pg_base_url() -> String {
-    std::env::var("STEAD_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+    std::env::var("STEAD_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 
 pub fn redis_url() -> String {
@@ -269,7 +270,12 @@ impl TestServer {
 
     /// A user with `role` in `tenant`, logged in.
     pub async fn user(&self, tenant: &TestTenant, role: Role) -> Client {
-        let email = format!("{}-{}@{}.example.com", role.as_str(), Uuid::new_v4().simple(), tenant.tenant.name.to_lowercase());
+        let email = format!(
+            "{}-{}@{}.example.com",
+            role.as_str(),
+            Uuid::new_v4().simple(),
+            tenant.tenant.name.to_lowercase()
+        );
         let password = "user-password-123";
         let reply = tenant
             .admin

@@ -35,30 +35,97 @@ async fn permission_matrix(backend: Backend) {
         .unwrap()
         .ok()
         .unwrap();
-    let device: CreatedDevice = acme.admin.post("/api/v1/devices", &serde_json::json!({"name": "target"})).await.unwrap().ok().unwrap();
+    let device: CreatedDevice = acme
+        .admin
+        .post("/api/v1/devices", &serde_json::json!({"name": "target"}))
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
     let t = acme.tenant.id;
     let u = target_user.id;
     let d = device.device.id;
 
     let rows: Vec<Row> = vec![
-        (Method::GET, "/api/v1/me".into(), None, [200, 200, 200, 200, 401]),
-        (Method::GET, "/api/v1/tenants".into(), None, [200, 403, 403, 403, 401]),
-        (Method::GET, format!("/api/v1/tenants/{t}"), None, [200, 403, 403, 403, 401]),
-        (Method::PATCH, format!("/api/v1/tenants/{t}"), Some(json!({"name": "Acme"})), [200, 403, 403, 403, 401]),
-        (Method::GET, "/api/v1/users".into(), None, [403, 200, 403, 403, 401]),
-        (Method::GET, format!("/api/v1/users/{u}"), None, [403, 200, 403, 403, 401]),
-        (Method::PATCH, format!("/api/v1/users/{u}"), Some(json!({"name": "T"})), [403, 200, 403, 403, 401]),
-        (Method::GET, "/api/v1/devices".into(), None, [403, 200, 200, 200, 401]),
-        (Method::GET, format!("/api/v1/devices/{d}"), None, [403, 200, 200, 200, 401]),
-        (Method::PATCH, format!("/api/v1/devices/{d}"), Some(json!({"label": "x"})), [403, 200, 200, 403, 401]),
-        (Method::POST, format!("/api/v1/devices/{d}/credentials/rotate"), Some(json!({})), [403, 200, 200, 403, 401]),
+        (
+            Method::GET,
+            "/api/v1/me".into(),
+            None,
+            [200, 200, 200, 200, 401],
+        ),
+        (
+            Method::GET,
+            "/api/v1/tenants".into(),
+            None,
+            [200, 403, 403, 403, 401],
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/tenants/{t}"),
+            None,
+            [200, 403, 403, 403, 401],
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/tenants/{t}"),
+            Some(json!({"name": "Acme"})),
+            [200, 403, 403, 403, 401],
+        ),
+        (
+            Method::GET,
+            "/api/v1/users".into(),
+            None,
+            [403, 200, 403, 403, 401],
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/users/{u}"),
+            None,
+            [403, 200, 403, 403, 401],
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/users/{u}"),
+            Some(json!({"name": "T"})),
+            [403, 200, 403, 403, 401],
+        ),
+        (
+            Method::GET,
+            "/api/v1/devices".into(),
+            None,
+            [403, 200, 200, 200, 401],
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/devices/{d}"),
+            None,
+            [403, 200, 200, 200, 401],
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/devices/{d}"),
+            Some(json!({"label": "x"})),
+            [403, 200, 200, 403, 401],
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/devices/{d}/credentials/rotate"),
+            Some(json!({})),
+            [403, 200, 200, 403, 401],
+        ),
     ];
     let mut failures = Vec::new();
     for (method, path, body, expected) in &rows {
         for ((who, client), want) in callers.iter().zip(expected) {
-            let reply = client.send(method.clone(), path, body.as_ref()).await.unwrap();
+            let reply = client
+                .send(method.clone(), path, body.as_ref())
+                .await
+                .unwrap();
             if reply.status.as_u16() != *want {
-                failures.push(format!("{who} {method} {path}: want {want}, got {} {}", reply.status, reply.body));
+                failures.push(format!(
+                    "{who} {method} {path}: want {want}, got {} {}",
+                    reply.status, reply.body
+                ));
             } else if *want == 403 {
                 let code = reply.code();
                 if code != "permission_denied" && code != "tenant_required" {
@@ -75,7 +142,10 @@ async fn permission_matrix(backend: Backend) {
             .await
             .unwrap();
         if r.status.as_u16() != want {
-            failures.push(format!("{who} POST /api/v1/users: want {want}, got {}", r.status));
+            failures.push(format!(
+                "{who} POST /api/v1/users: want {want}, got {}",
+                r.status
+            ));
         }
     }
     for (i, ((who, client), want)) in callers.iter().zip([201, 403, 403, 403, 401]).enumerate() {
@@ -84,15 +154,24 @@ async fn permission_matrix(backend: Backend) {
             .await
             .unwrap();
         if r.status.as_u16() != want {
-            failures.push(format!("{who} POST /api/v1/tenants: want {want}, got {}", r.status));
+            failures.push(format!(
+                "{who} POST /api/v1/tenants: want {want}, got {}",
+                r.status
+            ));
         } else if want == 201 {
             r.ok::<Tenant>().unwrap();
         }
     }
     for (i, ((who, client), want)) in callers.iter().zip([403, 201, 201, 403, 401]).enumerate() {
-        let r = client.post("/api/v1/devices", &json!({"name": format!("dev-{i}")})).await.unwrap();
+        let r = client
+            .post("/api/v1/devices", &json!({"name": format!("dev-{i}")}))
+            .await
+            .unwrap();
         if r.status.as_u16() != want {
-            failures.push(format!("{who} POST /api/v1/devices: want {want}, got {}", r.status));
+            failures.push(format!(
+                "{who} POST /api/v1/devices: want {want}, got {}",
+                r.status
+            ));
         }
     }
     for ((who, client), want) in callers.iter().zip([403, 204, 204, 403, 401]) {
@@ -103,10 +182,20 @@ async fn permission_matrix(backend: Backend) {
             .unwrap()
             .ok()
             .unwrap();
-        let r = client.delete(&format!("/api/v1/devices/{}", victim.device.id)).await.unwrap();
+        let r = client
+            .delete(&format!("/api/v1/devices/{}", victim.device.id))
+            .await
+            .unwrap();
         if r.status.as_u16() != want {
-            failures.push(format!("{who} DELETE /api/v1/devices/{{id}}: want {want}, got {}", r.status));
+            failures.push(format!(
+                "{who} DELETE /api/v1/devices/{{id}}: want {want}, got {}",
+                r.status
+            ));
         }
     }
-    assert!(failures.is_empty(), "permission matrix mismatches:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "permission matrix mismatches:\n{}",
+        failures.join("\n")
+    );
 }

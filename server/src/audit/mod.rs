@@ -3,8 +3,8 @@
 pub mod model;
 
 use chrono::Utc;
-use sea_orm::entity::prelude::*;
 use sea_orm::ActiveValue::Set;
+use sea_orm::entity::prelude::*;
 
 use crate::auth::Actor;
 use crate::error::Result;

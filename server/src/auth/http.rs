@@ -29,7 +29,9 @@ async fn refresh(
     state: web::Data<AppState>,
     Json(body): Json<RefreshRequest>,
 ) -> ApiResult<web::Json<TokenResponse>> {
-    Ok(web::Json(service::refresh(&state, &body.refresh_token).await?))
+    Ok(web::Json(
+        service::refresh(&state, &body.refresh_token).await?,
+    ))
 }
 
 async fn logout(

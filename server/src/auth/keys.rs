@@ -36,7 +36,11 @@ pub async fn load_or_create_jwt_secret(
     if let Some(row) = model::Entity::find_by_id(JWT_KEY_NAME).one(db).await? {
         return Ok(row.value.into_bytes());
     }
-    let value = format!("{}{}", super::tokens::random_token(), super::tokens::random_token());
+    let value = format!(
+        "{}{}",
+        super::tokens::random_token(),
+        super::tokens::random_token()
+    );
     let inserted = model::ActiveModel {
         name: Set(JWT_KEY_NAME.into()),
         value: Set(value),

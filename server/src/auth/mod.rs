@@ -57,10 +57,9 @@ impl Permission {
         use Permission::*;
         match role {
             Role::PlatformAdmin => matches!(self, TenantsManage),
-            Role::TenantAdmin => matches!(
-                self,
-                UsersRead | UsersManage | DevicesRead | DevicesWrite
-            ),
+            Role::TenantAdmin => {
+                matches!(self, UsersRead | UsersManage | DevicesRead | DevicesWrite)
+            }
             Role::Operator => matches!(self, DevicesRead | DevicesWrite),
             Role::Viewer => matches!(self, DevicesRead),
         }
@@ -89,7 +88,13 @@ pub mod perm {
             }
         )*};
     }
-    marker!(TenantsManage, UsersRead, UsersManage, DevicesRead, DevicesWrite);
+    marker!(
+        TenantsManage,
+        UsersRead,
+        UsersManage,
+        DevicesRead,
+        DevicesWrite
+    );
 }
 
 /// The authenticated person behind a request, as the database says now.

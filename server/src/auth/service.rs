@@ -79,7 +79,8 @@ pub async fn login(
 /// evidence of theft: the whole family is revoked, and both holders must log in again.
 pub async fn refresh(state: &AppState, presented: &str) -> Result<TokenResponse> {
     let hash = tokens::hash_token(presented);
-    let invalid = || Error::unauthenticated("invalid_refresh_token", "the refresh token is not valid");
+    let invalid =
+        || Error::unauthenticated("invalid_refresh_token", "the refresh token is not valid");
     let Some(row) = refresh::Entity::find()
         .filter(refresh::Column::TokenHash.eq(hash))
         .one(&state.db)

@@ -27,12 +27,20 @@ pub fn to_api(d: model::Model) -> stead_api_types::Device {
 fn parse_name(name: &str) -> Result<String> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 128 {
-        return Err(Error::invalid("invalid_name", "name", "a device name has 1 to 128 characters"));
+        return Err(Error::invalid(
+            "invalid_name",
+            "name",
+            "a device name has 1 to 128 characters",
+        ));
     }
     Ok(name.to_owned())
 }
 
-fn parse_optional(value: Option<String>, field: &'static str, max: usize) -> Result<Option<String>> {
+fn parse_optional(
+    value: Option<String>,
+    field: &'static str,
+    max: usize,
+) -> Result<Option<String>> {
     match value.map(|v| v.trim().to_owned()) {
         Some(v) if v.chars().count() > max => Err(Error::invalid(
             "invalid_field",
@@ -47,16 +55,30 @@ fn parse_optional(value: Option<String>, field: &'static str, max: usize) -> Res
 fn parse_metadata(value: Option<serde_json::Value>) -> Result<serde_json::Value> {
     let value = value.unwrap_or_else(|| serde_json::json!({}));
     if !value.is_object() {
-        return Err(Error::invalid("invalid_field", "metadata", "`metadata` must be a JSON object"));
+        return Err(Error::invalid(
+            "invalid_field",
+            "metadata",
+            "`metadata` must be a JSON object",
+        ));
     }
     if value.to_string().len() > 16 * 1024 {
-        return Err(Error::invalid("invalid_field", "metadata", "`metadata` is larger than 16 KiB"));
+        return Err(Error::invalid(
+            "invalid_field",
+            "metadata",
+            "`metadata` is larger than 16 KiB",
+        ));
     }
     Ok(value)
 }
 
 fn name_taken(name: &str) -> impl FnOnce(DbErr) -> Error + '_ {
-    move |e| Error::on_unique_violation(e, "device_name_taken", format!("a device named {name:?} already exists"))
+    move |e| {
+        Error::on_unique_violation(
+            e,
+            "device_name_taken",
+            format!("a device named {name:?} already exists"),
+        )
+    }
 }
 
 /// Creates a device; answers it with its access token, which is never stored.
@@ -114,7 +136,8 @@ pub async fn list(
             .replace('_', "\\_");
         let pattern = format!("%{escaped}%");
         let like = |col: model::Column| {
-            Expr::expr(Func::lower(Expr::col(col))).like(LikeExpr::new(pattern.clone()).escape('\\'))
+            Expr::expr(Func::lower(Expr::col(col)))
+                .like(LikeExpr::new(pattern.clone()).escape('\\'))
         };
         select = select.filter(
             Condition::any()
@@ -136,7 +159,9 @@ pub async fn list(
             return Err(Error::invalid(
                 "invalid_query",
                 "sort",
-                format!("cannot sort by {key:?}: use name, label, created_at or updated_at, with a leading - for descending"),
+                format!(
+                    "cannot sort by {key:?}: use name, label, created_at or updated_at, with a leading - for descending"
+                ),
             ));
         }
     };
@@ -190,7 +215,11 @@ pub async fn delete(db: &DatabaseConnection, ctx: &TenantCtx, id: DeviceId) -> R
 }
 
 /// Issues a new access token; the old one stops working at once.
-pub async fn rotate_token(db: &DatabaseConnection, ctx: &TenantCtx, id: DeviceId) -> Result<String> {
+pub async fn rotate_token(
+    db: &DatabaseConnection,
+    ctx: &TenantCtx,
+    id: DeviceId,
+) -> Result<String> {
     let device = get(db, ctx, id).await?;
     let token = tokens::random_token();
     let mut active: model::ActiveModel = device.into();

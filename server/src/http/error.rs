@@ -80,9 +80,11 @@ impl From<Error> for ApiError {
                 field: field.map(Into::into),
                 ..ApiError::new(StatusCode::BAD_REQUEST, code, detail)
             },
-            Error::NotFound(what) => {
-                ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
-            }
+            Error::NotFound(what) => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("{what} not found"),
+            ),
             Error::Conflict { code, detail } => ApiError::new(StatusCode::CONFLICT, code, detail),
             Error::Unauthenticated { code, detail } => {
                 ApiError::new(StatusCode::UNAUTHORIZED, code, detail)

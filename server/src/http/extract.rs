@@ -114,7 +114,11 @@ pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
                 format!("the request body is not valid JSON: {message}"),
             );
         }
-        let parent = if path == "." { String::new() } else { format!("{path}.") };
+        let parent = if path == "." {
+            String::new()
+        } else {
+            format!("{path}.")
+        };
         if let Some(name) = backticked(&message, "missing field `") {
             let field = format!("{parent}{name}");
             return ApiError::new(
@@ -126,7 +130,11 @@ pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         }
         if let Some(name) = backticked(&message, "unknown field `") {
             // serde_path_to_error already ends the path with the unknown key.
-            let field = if path.ends_with(name) { path.clone() } else { format!("{parent}{name}") };
+            let field = if path.ends_with(name) {
+                path.clone()
+            } else {
+                format!("{parent}{name}")
+            };
             return ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "unknown_field",
@@ -152,7 +160,10 @@ pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_json",
-            format!("the request body is not valid JSON: {}", strip_position(&e.to_string())),
+            format!(
+                "the request body is not valid JSON: {}",
+                strip_position(&e.to_string())
+            ),
         )
     })?;
     Ok(value)
@@ -323,11 +334,20 @@ mod tests {
     #[test]
     fn errors_name_the_field() {
         let e = decode::<Body>(br#"{"name":"a"}"#).unwrap_err();
-        assert_eq!((e.code, e.field.as_deref()), ("missing_field", Some("count")));
+        assert_eq!(
+            (e.code, e.field.as_deref()),
+            ("missing_field", Some("count"))
+        );
         let e = decode::<Body>(br#"{"name":5,"count":1}"#).unwrap_err();
-        assert_eq!((e.code, e.field.as_deref()), ("invalid_field", Some("name")));
+        assert_eq!(
+            (e.code, e.field.as_deref()),
+            ("invalid_field", Some("name"))
+        );
         let e = decode::<Body>(br#"{"name":"a","count":1,"extra":1}"#).unwrap_err();
-        assert_eq!((e.code, e.field.as_deref()), ("unknown_field", Some("extra")));
+        assert_eq!(
+            (e.code, e.field.as_deref()),
+            ("unknown_field", Some("extra"))
+        );
         let e = decode::<Body>(br#"{"name":"a","#).unwrap_err();
         assert_eq!(e.code, "invalid_json");
         let e = decode::<Body>(br#"[1,2]"#).unwrap_err();

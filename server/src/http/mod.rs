@@ -80,10 +80,12 @@ pub fn paging(page: Option<u64>, per_page: Option<u64>) -> ApiResult<(u64, u64)>
     let page = page.unwrap_or(1);
     let per_page = per_page.unwrap_or(20);
     if page == 0 {
-        return Err(
-            ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", "`page` counts from 1")
-                .with_field("page"),
-        );
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            "`page` counts from 1",
+        )
+        .with_field("page"));
     }
     if !(1..=200).contains(&per_page) {
         return Err(ApiError::new(

@@ -23,9 +23,7 @@ impl MemoryStore {
         if counters.len() > 100_000 {
             counters.retain(|_, (_, until)| *until > now);
         }
-        let entry = counters
-            .entry(key.to_owned())
-            .or_insert((0, now + window));
+        let entry = counters.entry(key.to_owned()).or_insert((0, now + window));
         if entry.1 <= now {
             *entry = (0, now + window);
         }

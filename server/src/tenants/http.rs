@@ -42,7 +42,8 @@ async fn create(
 ) -> ApiResult<HttpResponse> {
     let password = Password::parse(&body.admin_password)
         .map_err(|e| Error::invalid("weak_password", "admin_password", e))?;
-    let tenant = repo::create_with_admin(&state.db, &body.name, &body.admin_email, &password).await?;
+    let tenant =
+        repo::create_with_admin(&state.db, &body.name, &body.admin_email, &password).await?;
     audit::record(
         &state.db,
         Some(TenantId(tenant.id)),

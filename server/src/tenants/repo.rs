@@ -51,7 +51,11 @@ pub async fn find(db: &impl ConnectionTrait, id: TenantId) -> Result<Option<mode
     Ok(Tenants::find_by_id(id.0).one(db).await?)
 }
 
-pub async fn list(db: &DatabaseConnection, page: u64, per_page: u64) -> Result<(Vec<model::Model>, u64)> {
+pub async fn list(
+    db: &DatabaseConnection,
+    page: u64,
+    per_page: u64,
+) -> Result<(Vec<model::Model>, u64)> {
     let paginator = Tenants::find()
         .order_by_asc(model::Column::Name)
         .paginate(db, per_page);
@@ -80,10 +84,22 @@ pub async fn create(
     .insert(&txn)
     .await
     .map_err(|e| {
-        Error::on_unique_violation(e, "tenant_exists", format!("a tenant named {name:?} already exists"))
+        Error::on_unique_violation(
+            e,
+            "tenant_exists",
+            format!("a tenant named {name:?} already exists"),
+        )
     })?;
     let ctx = TenantCtx::new(TenantId(tenant.id));
-    users::repo::create(&txn, Some(&ctx), admin_email, "", Role::TenantAdmin, admin_password_hash).await?;
+    users::repo::create(
+        &txn,
+        Some(&ctx),
+        admin_email,
+        "",
+        Role::TenantAdmin,
+        admin_password_hash,
+    )
+    .await?;
     txn.commit().await?;
     Ok(tenant)
 }
@@ -119,7 +135,8 @@ pub async fn create_with_admin(
     admin_email: &str,
     admin_password: &Password,
 ) -> Result<model::Model> {
-    let email = Email::parse(admin_email).map_err(|e| Error::invalid("invalid_email", "admin_email", e))?;
+    let email =
+        Email::parse(admin_email).map_err(|e| Error::invalid("invalid_email", "admin_email", e))?;
     let hash = crate::auth::password::hash(admin_password).await?;
     create(db, name, &email, hash).await
 }

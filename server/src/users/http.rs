@@ -66,7 +66,8 @@ async fn create(
     scope: TenantScope<UsersManage>,
     Json(body): Json<CreateUser>,
 ) -> ApiResult<HttpResponse> {
-    let email = Email::parse(&body.email).map_err(|e| Error::invalid("invalid_email", "email", e))?;
+    let email =
+        Email::parse(&body.email).map_err(|e| Error::invalid("invalid_email", "email", e))?;
     let role = tenant_role(body.role)?;
     let hash = password::hash(&parse_password(&body.password)?).await?;
     let name = body.name.as_deref().unwrap_or("");
@@ -92,7 +93,8 @@ async fn update(
 ) -> ApiResult<web::Json<User>> {
     let user = repo::get(&state.db, &scope.ctx, UserId(*id)).await?;
     let is_self = user.id == scope.actor.user_id.0;
-    if is_self && (body.active == Some(false) || body.role.is_some_and(|r| r != Role::TenantAdmin)) {
+    if is_self && (body.active == Some(false) || body.role.is_some_and(|r| r != Role::TenantAdmin))
+    {
         return Err(Error::conflict(
             "cannot_modify_self",
             "you cannot deactivate yourself or give up your own admin role; ask another tenant admin",
@@ -123,7 +125,8 @@ async fn update(
     let mut detail = serde_json::to_value(&body).unwrap_or_default();
     if let Some(obj) = detail.as_object_mut() {
         // Never write a password, even hashed, into the audit log.
-        obj.remove("password").map(|_| obj.insert("password_changed".into(), true.into()));
+        obj.remove("password")
+            .map(|_| obj.insert("password_changed".into(), true.into()));
     }
     audit::record(
         &state.db,

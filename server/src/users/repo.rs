@@ -6,8 +6,8 @@ use sea_orm::entity::prelude::*;
 use sea_orm::{ActiveValue::Set, PaginatorTrait, QueryOrder};
 use stead_api_types::Role;
 
-use super::model::{self, Entity as Users};
 use super::Email;
+use super::model::{self, Entity as Users};
 use crate::auth::TenantCtx;
 use crate::error::{Error, Result};
 use crate::ids::UserId;
@@ -87,7 +87,10 @@ pub async fn create(
         Error::on_unique_violation(
             e,
             "email_taken",
-            format!("an account with the e-mail {} already exists", email.as_str()),
+            format!(
+                "an account with the e-mail {} already exists",
+                email.as_str()
+            ),
         )
     })
 }
