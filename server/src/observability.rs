@@ -64,8 +64,14 @@ pub fn init(config: &Config) -> anyhow::Result<Guard> {
                 )
                 .build();
             let tracer = provider.tracer("stead");
+            // The exporter's own stack (tonic, h2, hyper) must not trace itself into a loop.
+            let otel_filter = EnvFilter::new("info,h2=off,tonic=off,hyper=off,tower=off");
             (
-                Some(tracing_opentelemetry::layer().with_tracer(tracer)),
+                Some(
+                    tracing_opentelemetry::layer()
+                        .with_tracer(tracer)
+                        .with_filter(otel_filter),
+                ),
                 Some(provider),
             )
         }

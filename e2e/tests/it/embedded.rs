@@ -263,3 +263,86 @@ async fn admin_commands_create_tenants_and_reset_passwords() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_layer_file_under_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("stead.toml"),
+        "http_addr = \"127.0.0.1:1\"\nmqtt_addr = \"127.0.0.1:0\"\ndata_dir = \"from-file\"\nbootstrap_admin_email = \"file@stead.local\"\n",
+    )
+    .unwrap();
+    // The environment overrides the file's HTTP address; the file's other settings stay.
+    let (base, email, _, mut child) = serve_bare(dir.path());
+    assert_eq!(email, "file@stead.local");
+    assert!(dir.path().join("from-file/stead.db").exists());
+    assert_eq!(
+        Client::new(&base).get("/healthz").await.unwrap().status,
+        200
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+
+    std::fs::write(
+        dir.path().join("stead.toml"),
+        "http_adress = \"127.0.0.1:0\"\n",
+    )
+    .unwrap();
+    let out = bare_command(dir.path()).arg("serve").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("http_adress"),
+        "a misspelt setting is named"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traces_are_exported_over_otlp_when_configured() {
+    use std::io::Read as _;
+    // A stand-in collector: it records whether an OTLP/gRPC client opens an HTTP/2 stream to it.
+    let collector = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", collector.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        if let Ok((mut socket, _)) = collector.accept() {
+            let mut buf = vec![0u8; 4096];
+            let n = socket.read(&mut buf).unwrap_or(0);
+            let _ = tx.send(buf[..n].to_vec());
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = bare_command(dir.path())
+        .arg("serve")
+        .env("STEAD_HTTP_ADDR", "127.0.0.1:0")
+        .env("STEAD_MQTT_ADDR", "127.0.0.1:0")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut addr = String::new();
+    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+            && v["message"] == "http listening"
+        {
+            addr = v["addr"].as_str().unwrap().to_owned();
+            break;
+        }
+    }
+    let client = Client::new(format!("http://{addr}"));
+    for _ in 0..3 {
+        assert_eq!(client.get("/healthz").await.unwrap().status, 200);
+    }
+    // Shutdown flushes the batch of spans.
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let first_bytes = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the exporter connects to the collector");
+    assert!(
+        first_bytes.starts_with(b"PRI * HTTP/2.0"),
+        "an HTTP/2 (gRPC) client preface"
+    );
+    let _ = child.wait();
+}

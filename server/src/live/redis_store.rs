@@ -15,6 +15,15 @@ impl RedisStore {
     pub async fn connect(url: &str, prefix: &str) -> anyhow::Result<RedisStore> {
         let client = redis::Client::open(url)
             .map_err(|e| anyhow::anyhow!("STEAD_REDIS_URL is not a valid Redis URL: {e}"))?;
+        // One direct attempt first: a refused connection is reported at once, not after the
+        // connection manager's retries.
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            client.get_multiplexed_async_connection(),
+        )
+        .await
+        .map_err(|_| anyhow::anyhow!("cannot reach Redis: no answer within 10 s"))?
+        .map_err(|e| anyhow::anyhow!("cannot reach Redis: {e}"))?;
         let conn = tokio::time::timeout(Duration::from_secs(10), ConnectionManager::new(client))
             .await
             .map_err(|_| anyhow::anyhow!("cannot reach Redis: no answer within 10 s"))?
