@@ -39,6 +39,18 @@ pub fn build_console(root: &Path, release: bool) -> anyhow::Result<PathBuf> {
         .env("CARGO_TARGET_DIR", &target_dir);
     if release {
         build.arg("--release");
+        // The console is downloaded by every browser: favour size over speed, for this build
+        // only (the workspace's release profile is tuned for the server). Settings given in the
+        // environment win.
+        for (key, value) in [
+            ("CARGO_PROFILE_RELEASE_OPT_LEVEL", "z"),
+            ("CARGO_PROFILE_RELEASE_LTO", "fat"),
+            ("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "1"),
+        ] {
+            if std::env::var_os(key).is_none() {
+                build.env(key, value);
+            }
+        }
     }
     run(&mut build, "cargo build of the console")?;
 
@@ -64,6 +76,8 @@ pub fn build_console(root: &Path, release: bool) -> anyhow::Result<PathBuf> {
         .web(true)?
         .typescript(false)
         .debug(!release)
+        .remove_name_section(release)
+        .remove_producers_section(release)
         .generate(&pkg)
         .context("wasm-bindgen could not generate the JS glue")?;
 
