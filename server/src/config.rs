@@ -5,8 +5,8 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use figment::{Figment, Provider as _};
 use serde::{Deserialize, Serialize};
 
 use crate::secret::Secret;
@@ -136,23 +136,10 @@ impl Config {
     }
 
     fn from_figment(figment: Figment) -> Result<Config, ConfigError> {
-        let config: Config = figment.extract().map_err(|errors| {
-            ConfigError(
-                errors
-                    .into_iter()
-                    .map(|e| {
-                        let key = e
-                            .path
-                            .last()
-                            .map(|k| format!("STEAD_{} ", k.to_uppercase()))
-                            .unwrap_or_default();
-                        let mut e = e;
-                        e.path.clear();
-                        format!("{key}{e}")
-                    })
-                    .collect(),
-            )
-        })?;
+        let config: Config = match figment.extract() {
+            Ok(config) => config,
+            Err(first) => return Err(ConfigError(every_problem(&figment, first))),
+        };
         config.validate()?;
         Ok(config)
     }
@@ -265,21 +252,52 @@ impl Config {
     }
 }
 
+/// figment stops at the first bad value; to name every bad setting at once, each given value is
+/// checked again on its own, over the defaults.
+fn every_problem(figment: &Figment, first: figment::Error) -> Vec<String> {
+    let describe = |e: figment::Error| -> Vec<String> {
+        e.into_iter()
+            .map(|e| {
+                let key = e
+                    .path
+                    .last()
+                    .map(|k| format!("STEAD_{}", k.to_uppercase()))
+                    .unwrap_or_else(|| "configuration".into());
+                format!("{key}: {}", e.kind)
+            })
+            .collect()
+    };
+    let mut problems = Vec::new();
+    if let Ok(data) = figment.data()
+        && let Some(values) = data.get(&figment::Profile::Default)
+    {
+        for (key, value) in values {
+            let alone = Figment::from(Serialized::defaults(Config::default()))
+                .merge(Serialized::default(key, value));
+            if let Err(e) = alone.extract::<Config>() {
+                problems.extend(describe(e));
+            }
+        }
+    }
+    if problems.is_empty() {
+        problems = describe(first);
+    }
+    problems
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn load(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let mut figment = Figment::from(Serialized::defaults(Config::default()));
-        for (k, v) in pairs {
-            figment = figment.merge((k.to_string(), v.to_string()));
-        }
-        Config::from_figment(figment)
+    fn load(toml: &str) -> Result<Config, ConfigError> {
+        Config::from_figment(
+            Figment::from(Serialized::defaults(Config::default())).merge(Toml::string(toml)),
+        )
     }
 
     #[test]
     fn defaults_are_valid_and_embedded() {
-        let c = load(&[]).unwrap();
+        let c = load("").unwrap();
         assert_eq!(c.http_addr.to_string(), "127.0.0.1:8080");
         assert_eq!(c.mqtt_addr.to_string(), "127.0.0.1:1884");
         assert!(
@@ -292,19 +310,16 @@ mod tests {
 
     #[test]
     fn each_bad_setting_is_named() {
-        let err = load(&[
-            ("http_addr", "not-an-address"),
-            ("access_token_ttl_secs", "5000"),
-        ])
-        .unwrap_err();
+        let err =
+            load("http_addr = \"not-an-address\"\nmax_body_bytes = \"lots\"\nhttp_adress = 1")
+                .unwrap_err();
+        assert_eq!(err.0.len(), 3, "{err}");
         let text = err.to_string();
         assert!(text.contains("STEAD_HTTP_ADDR"), "{text}");
+        assert!(text.contains("STEAD_MAX_BODY_BYTES"), "{text}");
+        assert!(text.contains("http_adress"), "{text}");
 
-        let err = load(&[
-            ("access_token_ttl_secs", "5000"),
-            ("database_url", "mysql://x"),
-        ])
-        .unwrap_err();
+        let err = load("access_token_ttl_secs = 5000\ndatabase_url = \"mysql://x\"").unwrap_err();
         assert_eq!(err.0.len(), 2, "{err}");
         let text = err.to_string();
         assert!(text.contains("STEAD_ACCESS_TOKEN_TTL_SECS"), "{text}");
@@ -313,7 +328,7 @@ mod tests {
 
     #[test]
     fn partial_roles_need_redis() {
-        let c = load(&[]).unwrap();
+        let c = load("").unwrap();
         assert!(c.check_roles(&[Role::Api]).is_err());
         assert!(
             c.check_roles(&[Role::Api, Role::Ingress, Role::Worker])
