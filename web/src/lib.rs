@@ -27,13 +27,16 @@ use crate::ui::{ToastHost, Toasts};
 pub fn App() -> impl IntoView {
     let session = Session::new();
     let toasts = Toasts::new();
+    let device_list = pages::devices::ListState::default();
     provide_context(session);
     provide_context(toasts);
+    provide_context(device_list);
     session.restore();
-    // Messages about one person's actions should not greet the next one at the login page.
+    // One person's messages and list filters should not greet the next one.
     Effect::new(move |_| {
         if session.state() == SessionState::SignedOut {
             toasts.clear();
+            device_list.reset();
         }
     });
 

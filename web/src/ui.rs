@@ -464,3 +464,10 @@ pub fn non_empty(value: &str) -> Option<String> {
     let v = value.trim();
     (!v.is_empty()).then(|| v.to_owned())
 }
+
+/// Sets the browser tab's title: "<page> · Stead".
+pub fn set_title(page: &str) {
+    if let Some(document) = web_sys::window().and_then(|w| w.document()) {
+        document.set_title(&format!("{page} · Stead"));
+    }
+}

@@ -141,6 +141,7 @@ fn DeviceView(
         });
     };
 
+    crate::ui::set_title(&name);
     let metadata_pretty =
         serde_json::to_string_pretty(&device.metadata).unwrap_or_else(|_| "{}".into());
 

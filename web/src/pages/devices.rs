@@ -36,6 +36,37 @@ pub fn DevicesPage() -> impl IntoView {
     }
 }
 
+/// Search, sort and page of the device list. Provided once for the whole app, so that coming
+/// back from a device page finds the list as it was left.
+#[derive(Clone, Copy)]
+pub struct ListState {
+    search_input: RwSignal<String>,
+    search: RwSignal<String>,
+    sort: RwSignal<String>,
+    page: RwSignal<u64>,
+}
+
+impl Default for ListState {
+    fn default() -> Self {
+        ListState {
+            search_input: RwSignal::new(String::new()),
+            search: RwSignal::new(String::new()),
+            sort: RwSignal::new("-created_at".to_string()),
+            page: RwSignal::new(1),
+        }
+    }
+}
+
+impl ListState {
+    /// Back to the first page of everything, for the next person to sign in.
+    pub fn reset(&self) {
+        self.search_input.set(String::new());
+        self.search.set(String::new());
+        self.sort.set("-created_at".to_string());
+        self.page.set(1);
+    }
+}
+
 /// The one-time token to show after creating a device.
 #[derive(Clone, Debug, PartialEq)]
 struct NewToken {
@@ -45,15 +76,18 @@ struct NewToken {
 
 #[component]
 fn DeviceList() -> impl IntoView {
+    crate::ui::set_title("Devices");
     let session = use_session();
     let toasts = use_toasts();
     let navigate = use_navigate();
     let can_write = Memo::new(move |_| session.can("devices.write"));
 
-    let search_input = RwSignal::new(String::new());
-    let search = RwSignal::new(String::new());
-    let sort = RwSignal::new("-created_at".to_string());
-    let page = RwSignal::new(1u64);
+    let ListState {
+        search_input,
+        search,
+        sort,
+        page,
+    } = use_context::<ListState>().unwrap_or_default();
     let debounce_seq = RwSignal::new(0u64);
 
     let devices = Loader::new(move || {

@@ -31,6 +31,7 @@ pub fn LoginPage() -> impl IntoView {
 
 #[component]
 fn LoginForm() -> impl IntoView {
+    crate::ui::set_title("Sign in");
     let session = use_session();
     let email = RwSignal::new(String::new());
     let password = RwSignal::new(String::new());

@@ -29,6 +29,7 @@ pub fn TenantsPage() -> impl IntoView {
 
 #[component]
 fn TenantList() -> impl IntoView {
+    crate::ui::set_title("Tenants");
     let session = use_session();
     let toasts = use_toasts();
     let page = RwSignal::new(1u64);

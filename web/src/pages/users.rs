@@ -29,6 +29,7 @@ pub fn UsersPage() -> impl IntoView {
 
 #[component]
 fn UserList() -> impl IntoView {
+    crate::ui::set_title("Users");
     let session = use_session();
     let toasts = use_toasts();
     let can_manage = Memo::new(move |_| session.can("users.manage"));
