@@ -337,3 +337,98 @@ mod tests {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Telemetry, presence and the device timeline
+
+/// One stored value with its time (milliseconds since the Unix epoch).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TsValue {
+    pub ts: i64,
+    /// Integer, float, bool, string or a JSON object, as the device sent it.
+    pub value: serde_json::Value,
+}
+
+/// `GET /api/v1/devices/{id}/telemetry/latest`: each key's latest value.
+pub type LatestTelemetry = std::collections::BTreeMap<String, TsValue>;
+
+/// `GET /api/v1/devices/{id}/telemetry?keys=a,b&from=&to=&limit=&order=`: raw points per key,
+/// newest first unless `order=asc`. When more points exist, `next_to` (descending) or `next_from`
+/// (ascending) is the bound to pass for the next page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TelemetrySeries {
+    pub series: std::collections::BTreeMap<String, Vec<TsValue>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<i64>,
+}
+
+/// One bucket of an aggregated series.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AggregatePoint {
+    /// Start of the bucket (ms).
+    pub ts: i64,
+    /// The aggregate (avg, min, max, sum) or the count.
+    pub value: f64,
+    /// How many numeric values fell in the bucket.
+    pub count: u64,
+}
+
+/// `GET /api/v1/devices/{id}/telemetry/aggregate?keys=&from=&to=&interval=&agg=avg|min|max|sum|count`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AggregateSeries {
+    pub interval_ms: i64,
+    pub agg: String,
+    pub series: std::collections::BTreeMap<String, Vec<AggregatePoint>>,
+}
+
+/// Why a device's session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DisconnectReason {
+    ClientDisconnect,
+    KeepAliveTimeout,
+    TakenOver,
+    CredentialsRevoked,
+    ProtocolError,
+    ServerShutdown,
+    ConnectionLost,
+}
+
+/// `GET /api/v1/devices/{id}/presence`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Presence {
+    pub online: bool,
+    /// Last message or ping (ms).
+    pub last_activity: Option<i64>,
+    pub last_connect: Option<i64>,
+    pub last_disconnect: Option<i64>,
+    pub last_disconnect_reason: Option<DisconnectReason>,
+    /// Messages accepted and rejected since the device was created.
+    pub messages: u64,
+    pub errors: u64,
+}
+
+/// One entry of a device's timeline, for support people ("why did my device drop?").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimelineEvent {
+    pub ts: i64,
+    /// `connected`, `disconnected`, `connect_refused`, `message_rejected`, …
+    pub kind: String,
+    /// A sentence a person can read.
+    pub detail: String,
+    /// Structured facts (reason code, topic, source address, client id, …).
+    #[serde(default)]
+    pub data: serde_json::Value,
+}
+
+/// An event on the live stream `GET /api/v1/devices/{id}/live` (server-sent events; the SSE
+/// `event:` field carries `telemetry` or `presence`, the `data:` field this JSON).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum LiveEvent {
+    Telemetry {
+        ts: i64,
+        values: serde_json::Map<String, serde_json::Value>,
+    },
+    Presence(Presence),
+}
