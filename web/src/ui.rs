@@ -169,6 +169,18 @@ pub fn Modal(
         }
     });
     on_cleanup(move || handle.remove());
+    // `autofocus` does not apply to elements inserted later: focus the first field by hand.
+    let dialog = NodeRef::<leptos::html::Div>::new();
+    Effect::new(move |_| {
+        let first = dialog.get().and_then(|d| {
+            d.query_selector("input, select, textarea, .modal-actions .button-primary")
+                .ok()
+                .flatten()
+        });
+        if let Some(el) = first.and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok()) {
+            let _ = el.focus();
+        }
+    });
     view! {
         <div
             class="modal-backdrop"
@@ -178,7 +190,7 @@ pub fn Modal(
                 }
             }
         >
-            <div class="modal" class:modal-wide=wide role="dialog" aria-modal="true" aria-label=title.clone()>
+            <div node_ref=dialog class="modal" class:modal-wide=wide role="dialog" aria-modal="true" aria-label=title.clone()>
                 <div class="modal-header">
                     <h2>{title.clone()}</h2>
                     <Show when=move || dismissable>
