@@ -195,6 +195,7 @@ pub fn RequirePermission(#[prop(into)] permission: String, children: ChildrenFn)
 
 #[component]
 pub fn NotFound() -> impl IntoView {
+    crate::ui::set_title("Page not found");
     let location = use_location();
     view! {
         <div class="center-page">
