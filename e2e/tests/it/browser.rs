@@ -9,13 +9,13 @@ use stead_api_types::{Device, Page};
 use crate::harness::{Backend, Options, TestServer};
 
 /// chromedriver on a free port, killed on drop.
-struct Driver {
+pub struct Driver {
     child: Child,
     url: String,
 }
 
 impl Driver {
-    fn start() -> Driver {
+    pub fn start() -> Driver {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -51,7 +51,7 @@ impl Drop for Driver {
     }
 }
 
-async fn browser(driver: &Driver, profile: &std::path::Path) -> Browser {
+pub async fn browser(driver: &Driver, profile: &std::path::Path) -> Browser {
     let mut caps = serde_json::Map::new();
     caps.insert(
         "goog:chromeOptions".into(),
@@ -72,7 +72,7 @@ async fn browser(driver: &Driver, profile: &std::path::Path) -> Browser {
         .expect("a Chromium session")
 }
 
-async fn screenshot(b: &Browser, name: &str) {
+pub async fn screenshot(b: &Browser, name: &str) {
     if let Ok(dir) = std::env::var("STEAD_SCREENSHOT_DIR") {
         let png = b.screenshot().await.unwrap();
         std::fs::create_dir_all(&dir).unwrap();
@@ -80,7 +80,7 @@ async fn screenshot(b: &Browser, name: &str) {
     }
 }
 
-async fn wait_css(b: &Browser, css: &str) -> fantoccini::elements::Element {
+pub async fn wait_css(b: &Browser, css: &str) -> fantoccini::elements::Element {
     b.wait()
         .at_most(Duration::from_secs(20))
         .for_element(Locator::Css(css))
@@ -88,7 +88,7 @@ async fn wait_css(b: &Browser, css: &str) -> fantoccini::elements::Element {
         .unwrap_or_else(|e| panic!("no {css} on the page: {e}"))
 }
 
-async fn wait_text(b: &Browser, css: &str, text: &str) {
+pub async fn wait_text(b: &Browser, css: &str, text: &str) {
     let started = Instant::now();
     loop {
         let mut found = false;

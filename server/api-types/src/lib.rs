@@ -432,3 +432,11 @@ pub enum LiveEvent {
     },
     Presence(Presence),
 }
+
+/// `GET /api/v1/connection-info`: where devices connect, for the console's instructions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConnectionInfo {
+    /// The MQTT host devices should use; `None` means "the host this console was loaded from".
+    pub mqtt_host: Option<String>,
+    pub mqtt_port: u16,
+}
