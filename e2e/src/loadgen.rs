@@ -1,0 +1,1172 @@
+//! The load generator: a fleet of devices on one machine. It owns getting device credentials
+//! (a token file, or creating devices through the REST API), connecting them at a bounded pace,
+//! publishing telemetry at a set rate or flat out for a fixed time, measuring CONNACK and PUBACK
+//! latency, and checking afterwards that every acknowledged message was stored.
+//!
+//! Each device is two tokio tasks: one drives rumqttc's event loop (connect, write, read acks), the
+//! other produces messages into the connection's small request channel. The phases are global:
+//! all devices connect first, then all publish from the same instant until the same deadline, then
+//! each waits (bounded) for its outstanding PUBACKs and disconnects cleanly. Every loop ends by
+//! count or time.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use futures_util::StreamExt;
+use hdrhistogram::Histogram;
+use reqwest::StatusCode;
+use serde_json::json;
+use stead_api_types::{AggregateSeries, CreatedDevice};
+use stead_e2e::Client as Api;
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use crate::mqtt::{self, Broker, Event, Qos};
+
+pub const TELEMETRY_TOPIC: &str = "v1/devices/me/telemetry";
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// MQTT address of the Stead ingress (or any broker), HOST:PORT.
+    #[arg(long, default_value = "127.0.0.1:1884")]
+    mqtt: Broker,
+    /// Speak MQTT 5 instead of 3.1.1.
+    #[arg(long)]
+    v5: bool,
+
+    /// Devices from a file: one per line, `TOKEN [DEVICE_ID [NAME]]` (whitespace separated; `#`
+    /// starts a comment). The id is needed only for `--verify`.
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    /// Stead's HTTP API, to create devices and to verify what was stored.
+    #[arg(long)]
+    api: Option<String>,
+    #[arg(long, env = "STEAD_E2E_EMAIL")]
+    email: Option<String>,
+    #[arg(long, env = "STEAD_E2E_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+    /// How many devices: created through the API, or the first N of the token file.
+    #[arg(long)]
+    devices: Option<usize>,
+    /// Names of created devices: PREFIX0, PREFIX1, ... (a fresh prefix if one is taken).
+    #[arg(long, default_value = "load-")]
+    name_prefix: String,
+    /// Save the created devices as `TOKEN DEVICE_ID NAME` lines, for `--token-file` next time.
+    #[arg(long)]
+    write_tokens: Option<PathBuf>,
+    /// Device creations in flight at once.
+    #[arg(long, default_value_t = 16)]
+    create_concurrency: usize,
+
+    /// Connection attempts in flight at once.
+    #[arg(long, default_value_t = 200)]
+    connect_concurrency: usize,
+    /// Seconds allowed for TCP connect plus CONNACK.
+    #[arg(long, default_value_t = 10)]
+    connect_timeout: u64,
+    /// MQTT keep-alive, seconds.
+    #[arg(long, default_value_t = 60)]
+    keep_alive: u64,
+    /// Use random client ids even when device names are known.
+    #[arg(long)]
+    random_client_id: bool,
+
+    /// Messages per second per device; 0 = as fast as the in-flight window allows.
+    #[arg(long, default_value_t = 10.0)]
+    rate: f64,
+    /// Seconds of publishing.
+    #[arg(long, default_value_t = 60.0)]
+    duration: f64,
+    /// 0 or 1.
+    #[arg(long, default_value_t = 1)]
+    qos: u8,
+    /// Unacknowledged QoS 1 messages allowed per device.
+    #[arg(long, default_value_t = 16)]
+    inflight: u16,
+    /// Seconds to wait after the run for outstanding PUBACKs.
+    #[arg(long, default_value_t = 10.0)]
+    drain_timeout: f64,
+
+    /// After the run, check per device that the stored `seq` count equals the acknowledged count
+    /// (needs --api, --email, --password, and device ids).
+    #[arg(long)]
+    verify: bool,
+    /// Seconds to wait before the first check.
+    #[arg(long, default_value_t = 2.0)]
+    verify_wait: f64,
+    /// Seconds to keep re-checking devices that are short before calling it a loss.
+    #[arg(long, default_value_t = 20.0)]
+    verify_timeout: f64,
+}
+
+/// One device's credentials.
+#[derive(Debug, Clone)]
+struct DeviceSpec {
+    token: String,
+    id: Option<Uuid>,
+    name: Option<String>,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let qos = Qos::from_level(args.qos)?;
+    if args.inflight == 0 {
+        bail!("--inflight must be at least 1");
+    }
+    if !(args.duration > 0.0 && args.duration <= 86_400.0) {
+        bail!("--duration must be between 0 and 86400 seconds");
+    }
+    if !(args.rate >= 0.0 && args.rate <= 100_000.0) {
+        bail!("--rate must be between 0 (flat out) and 100000");
+    }
+    if args.connect_concurrency == 0 || args.create_concurrency == 0 {
+        bail!("concurrencies must be at least 1");
+    }
+
+    let api = match &args.api {
+        Some(base) => {
+            let (email, password) = credentials(&args)?;
+            let (api, _) = Api::new(base.as_str())
+                .login(email, password)
+                .await
+                .with_context(|| format!("logging in to {base} as {email}"))?;
+            Some(api)
+        }
+        None => None,
+    };
+    if args.verify && api.is_none() {
+        bail!("--verify needs --api, --email and --password");
+    }
+
+    let devices = match (&args.token_file, &api) {
+        (Some(path), _) => {
+            let mut devices = read_token_file(path)?;
+            if let Some(n) = args.devices {
+                if n > devices.len() {
+                    bail!(
+                        "--devices {n} but {} has only {} tokens",
+                        path.display(),
+                        devices.len()
+                    );
+                }
+                devices.truncate(n);
+            }
+            devices
+        }
+        (None, Some(api)) => {
+            let n = args
+                .devices
+                .context("--devices N is needed to create devices through the API")?;
+            let devices =
+                create_devices(api, n, &args.name_prefix, args.create_concurrency).await?;
+            if let Some(path) = &args.write_tokens {
+                write_token_file(path, &devices)?;
+                eprintln!("wrote {} tokens to {}", devices.len(), path.display());
+            }
+            devices
+        }
+        (None, None) => {
+            bail!("give either --token-file FILE or --api URL --email E --password P --devices N")
+        }
+    };
+    if devices.is_empty() {
+        bail!("no devices");
+    }
+    if args.verify && devices.iter().any(|d| d.id.is_none()) {
+        bail!("--verify needs every device's id: the token file must have `TOKEN DEVICE_ID` lines");
+    }
+
+    let outcome = run_load(&args, qos, &devices).await?;
+    let mut report = outcome.report(&args, qos);
+    let mut code = if outcome.connected == 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    };
+
+    if args.verify {
+        // A long run can outlive the access token: log in afresh.
+        let (email, password) = credentials(&args)?;
+        let base = args.api.clone().unwrap_or_default();
+        let (api, _) = Api::new(base).login(email, password).await?;
+        let verified = verify(&api, &args, qos, &devices, &outcome).await;
+        match verified {
+            Ok(v) => {
+                print!("{}", v.human(qos));
+                if v.lost > 0 && qos == Qos::AtLeastOnce {
+                    code = ExitCode::FAILURE;
+                }
+                report["verify"] = v.json();
+            }
+            Err(e) => {
+                println!("verification FAILED: {e:#}");
+                report["verify"] = json!({"error": format!("{e:#}")});
+                code = ExitCode::FAILURE;
+            }
+        }
+    }
+    println!("{report}");
+    Ok(code)
+}
+
+fn credentials(args: &Args) -> anyhow::Result<(&str, &str)> {
+    match (&args.email, &args.password) {
+        (Some(e), Some(p)) => Ok((e.as_str(), p.as_str())),
+        _ => bail!("--api needs --email and --password (or STEAD_E2E_EMAIL / STEAD_E2E_PASSWORD)"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Devices
+
+fn read_token_file(path: &PathBuf) -> anyhow::Result<Vec<DeviceSpec>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut devices = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let mut cols = line.split_whitespace();
+        let token = cols.next().unwrap_or_default().to_owned();
+        let id =
+            match cols.next() {
+                Some(id) => Some(Uuid::parse_str(id).with_context(|| {
+                    format!("{}:{}: bad device id `{id}`", path.display(), n + 1)
+                })?),
+                None => None,
+            };
+        let name = cols.next().map(str::to_owned);
+        devices.push(DeviceSpec { token, id, name });
+    }
+    Ok(devices)
+}
+
+fn write_token_file(path: &PathBuf, devices: &[DeviceSpec]) -> anyhow::Result<()> {
+    let mut text = String::from("# stead-e2e tokens: TOKEN DEVICE_ID NAME\n");
+    for d in devices {
+        let id = d.id.map(|i| i.to_string()).unwrap_or_default();
+        let _ = writeln!(
+            text,
+            "{} {} {}",
+            d.token,
+            id,
+            d.name.as_deref().unwrap_or("")
+        );
+    }
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Creates `n` devices, `concurrency` requests at a time. Names are `{prefix}{i}`; once one is
+/// taken (an earlier run), every later device uses a fresh random prefix instead.
+async fn create_devices(
+    api: &Api,
+    n: usize,
+    prefix: &str,
+    concurrency: usize,
+) -> anyhow::Result<Vec<DeviceSpec>> {
+    let started = Instant::now();
+    let fresh = format!("{prefix}{}-", short_id());
+    let taken = AtomicBool::new(false);
+    let done = AtomicU64::new(0);
+    let results: Vec<anyhow::Result<DeviceSpec>> = futures_util::stream::iter(0..n)
+        .map(|i| {
+            let (fresh, taken, done) = (&fresh, &taken, &done);
+            async move {
+                let spec = create_one(api, i, prefix, fresh, taken).await;
+                let d = done.fetch_add(1, Ordering::Relaxed) + 1;
+                if d % 1000 == 0 {
+                    eprintln!("created {d}/{n} devices");
+                }
+                spec
+            }
+        })
+        .buffered(concurrency)
+        .collect()
+        .await;
+    let devices = results.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
+    eprintln!(
+        "created {n} devices in {:.1} s ({:.0}/s)",
+        started.elapsed().as_secs_f64(),
+        n as f64 / started.elapsed().as_secs_f64().max(1e-9)
+    );
+    Ok(devices)
+}
+
+async fn create_one(
+    api: &Api,
+    i: usize,
+    prefix: &str,
+    fresh: &str,
+    taken: &AtomicBool,
+) -> anyhow::Result<DeviceSpec> {
+    let mut name = if taken.load(Ordering::Relaxed) {
+        format!("{fresh}{i}")
+    } else {
+        format!("{prefix}{i}")
+    };
+    let mut backoff = Duration::from_millis(200);
+    for _attempt in 0..8 {
+        let reply = api.post("/api/v1/devices", &json!({"name": name})).await?;
+        if reply.status.is_success() {
+            let created: CreatedDevice = reply.ok()?;
+            return Ok(DeviceSpec {
+                token: created.access_token,
+                id: Some(created.device.id),
+                name: Some(created.device.name),
+            });
+        }
+        if reply.status == StatusCode::CONFLICT && reply.code() == "device_name_taken" {
+            if name.starts_with(fresh) {
+                name = format!("{prefix}{}-{i}", short_id());
+            } else {
+                taken.store(true, Ordering::Relaxed);
+                name = format!("{fresh}{i}");
+            }
+            continue;
+        }
+        if reply.status == StatusCode::TOO_MANY_REQUESTS || reply.status.is_server_error() {
+            let wait = reply
+                .headers
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+                .map(Duration::from_secs)
+                .unwrap_or(backoff)
+                .min(Duration::from_secs(10));
+            tokio::time::sleep(wait).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+            continue;
+        }
+        bail!("creating device `{name}`: {} {}", reply.status, reply.body);
+    }
+    bail!("creating device `{name}`: gave up after 8 attempts")
+}
+
+fn short_id() -> String {
+    Uuid::new_v4().simple().to_string()[..6].to_owned()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The run
+
+/// The publishing window, the same for every device.
+#[derive(Debug, Clone, Copy)]
+struct Schedule {
+    start: Instant,
+    deadline: Instant,
+    drain_deadline: Instant,
+}
+
+/// Counters shared by all devices, sampled once a second by the reporter.
+struct Shared {
+    connected: AtomicU64,
+    published: AtomicU64,
+    acked: AtomicU64,
+    rejected: AtomicU64,
+    errors: AtomicU64,
+    /// PUBACK latency in microseconds, from the PUBLISH leaving to its PUBACK arriving.
+    latency: Mutex<Histogram<u64>>,
+    /// CONNACK latency in microseconds, from starting the TCP connect.
+    connect_latency: Mutex<Histogram<u64>>,
+    payload_bytes: AtomicU64,
+}
+
+fn histogram() -> anyhow::Result<Histogram<u64>> {
+    // 1 µs .. 10 min at 3 significant figures.
+    Histogram::new_with_bounds(1, 600_000_000, 3).context("creating a histogram")
+}
+
+fn record_all(h: &Mutex<Histogram<u64>>, values: &mut Vec<u64>) {
+    if values.is_empty() {
+        return;
+    }
+    if let Ok(mut h) = h.lock() {
+        for v in values.iter() {
+            h.saturating_record((*v).max(1));
+        }
+    }
+    values.clear();
+}
+
+/// What one device did.
+#[derive(Debug, Default)]
+struct DeviceReport {
+    connected: bool,
+    connect_error: Option<String>,
+    published: u64,
+    acked: u64,
+    rejected: u64,
+    /// Published QoS 1 messages that never got a PUBACK (connection lost, or drain timeout).
+    unacked: u64,
+    /// Why the connection ended early, if it did.
+    run_error: Option<String>,
+    reject_reasons: BTreeMap<String, u64>,
+}
+
+struct Outcome {
+    devices: Vec<DeviceReport>,
+    connected: u64,
+    connect_secs: f64,
+    connect_latency: Histogram<u64>,
+    run_secs: f64,
+    published: u64,
+    acked: u64,
+    rejected: u64,
+    unacked: u64,
+    errors: u64,
+    latency: Histogram<u64>,
+    per_second: Vec<(u64, u64)>,
+    start_ms: i64,
+    payload_bytes: u64,
+    peak_rss_mb: Option<f64>,
+}
+
+async fn run_load(args: &Args, qos: Qos, devices: &[DeviceSpec]) -> anyhow::Result<Outcome> {
+    let n = devices.len();
+    let shared = Arc::new(Shared {
+        connected: AtomicU64::new(0),
+        published: AtomicU64::new(0),
+        acked: AtomicU64::new(0),
+        rejected: AtomicU64::new(0),
+        errors: AtomicU64::new(0),
+        latency: Mutex::new(histogram()?),
+        connect_latency: Mutex::new(histogram()?),
+        payload_bytes: AtomicU64::new(0),
+    });
+    let connect_permits = Arc::new(Semaphore::new(args.connect_concurrency));
+    let (go_tx, go_rx) = watch::channel(None::<Schedule>);
+    let (connected_tx, mut connected_rx) = mpsc::channel::<bool>(1024);
+    let cfg = Arc::new(DeviceCfg {
+        qos,
+        rate: args.rate,
+        inflight: args.inflight,
+    });
+
+    eprintln!(
+        "connecting {n} devices to {} (MQTT {}, {} at a time)",
+        args.mqtt,
+        if args.v5 { "5" } else { "3.1.1" },
+        args.connect_concurrency
+    );
+    let connect_started = Instant::now();
+    let mut tasks = Vec::with_capacity(n);
+    for (i, d) in devices.iter().enumerate() {
+        let client_id = match (&d.name, args.random_client_id) {
+            (Some(name), false) => name.clone(),
+            _ => format!("stead-e2e-{}", Uuid::new_v4().simple()),
+        };
+        let settings = mqtt::Settings {
+            broker: args.mqtt.clone(),
+            v5: args.v5,
+            client_id,
+            username: d.token.clone(),
+            password: String::new(),
+            keep_alive: Duration::from_secs(args.keep_alive),
+            inflight: args.inflight,
+            // Small on purpose: with thousands of connections every buffer is multiplied.
+            channel_capacity: 2,
+            max_incoming_packet: 4 * 1024,
+            max_outgoing_packet: 4 * 1024,
+            connect_timeout_secs: args.connect_timeout,
+        };
+        tasks.push(tokio::spawn(device(
+            i as u64,
+            settings,
+            cfg.clone(),
+            shared.clone(),
+            connect_permits.clone(),
+            connected_tx.clone(),
+            go_rx.clone(),
+        )));
+    }
+    drop(connected_tx);
+
+    // Phase 1: everyone connects (each attempt is bounded by --connect-timeout).
+    let mut answered = 0usize;
+    let mut ok = 0u64;
+    let mut last_print = Instant::now();
+    while answered < n {
+        match tokio::time::timeout(Duration::from_secs(5), connected_rx.recv()).await {
+            Ok(Some(connected)) => {
+                answered += 1;
+                ok += u64::from(connected);
+            }
+            Ok(None) => break,
+            Err(_) => {}
+        }
+        if last_print.elapsed() >= Duration::from_secs(5) {
+            last_print = Instant::now();
+            eprintln!(
+                "[connect {:5.1}s] {ok}/{n} connected, {} failed",
+                connect_started.elapsed().as_secs_f64(),
+                answered as u64 - ok
+            );
+        }
+    }
+    let connect_secs = connect_started.elapsed().as_secs_f64();
+    eprintln!(
+        "connected {ok}/{n} in {connect_secs:.2} s ({} failed)",
+        n as u64 - ok
+    );
+
+    // Phase 2: publish from one instant to one deadline.
+    let start_ms = chrono::Utc::now().timestamp_millis();
+    let start = Instant::now();
+    let run = Duration::from_secs_f64(args.duration);
+    let deadline = start + run;
+    let schedule = Schedule {
+        start,
+        deadline,
+        drain_deadline: deadline + Duration::from_secs_f64(args.drain_timeout.max(0.0)),
+    };
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let reporter = tokio::spawn(reporter(shared.clone(), start, stop_rx));
+    if ok > 0 {
+        eprintln!(
+            "publishing for {:.0} s, QoS {}, {}",
+            args.duration,
+            args.qos,
+            if args.rate > 0.0 {
+                format!("{} msg/s per device", args.rate)
+            } else {
+                format!("flat out (in-flight window {})", args.inflight)
+            }
+        );
+    }
+    let _ = go_tx.send(Some(schedule));
+
+    // Phase 3: every device task ends by the drain deadline plus a short disconnect.
+    let mut reports = Vec::with_capacity(n);
+    for t in tasks {
+        reports.push(t.await.unwrap_or_else(|e| DeviceReport {
+            run_error: Some(format!("task failed: {e}")),
+            ..DeviceReport::default()
+        }));
+    }
+    let run_secs = start.elapsed().as_secs_f64().min(args.duration).max(1e-9);
+    let _ = stop_tx.send(true);
+    let per_second = reporter.await.unwrap_or_default();
+
+    let take = |m: &Mutex<Histogram<u64>>| -> anyhow::Result<Histogram<u64>> {
+        match m.lock() {
+            Ok(h) => Ok(h.clone()),
+            Err(_) => histogram(),
+        }
+    };
+    Ok(Outcome {
+        connected: reports.iter().filter(|r| r.connected).count() as u64,
+        connect_secs,
+        connect_latency: take(&shared.connect_latency)?,
+        run_secs,
+        published: reports.iter().map(|r| r.published).sum(),
+        acked: reports.iter().map(|r| r.acked).sum(),
+        rejected: reports.iter().map(|r| r.rejected).sum(),
+        unacked: reports.iter().map(|r| r.unacked).sum(),
+        errors: shared.errors.load(Ordering::Relaxed),
+        latency: take(&shared.latency)?,
+        per_second,
+        start_ms,
+        payload_bytes: shared.payload_bytes.load(Ordering::Relaxed),
+        peak_rss_mb: peak_rss_mb(),
+        devices: reports,
+    })
+}
+
+struct DeviceCfg {
+    qos: Qos,
+    rate: f64,
+    inflight: u16,
+}
+
+/// One device from connect to disconnect: drives the event loop and owns the accounting; the
+/// messages come from a companion `publisher` task.
+async fn device(
+    index: u64,
+    settings: mqtt::Settings,
+    cfg: Arc<DeviceCfg>,
+    shared: Arc<Shared>,
+    permits: Arc<Semaphore>,
+    connected_tx: mpsc::Sender<bool>,
+    go: watch::Receiver<Option<Schedule>>,
+) -> DeviceReport {
+    let mut report = DeviceReport::default();
+    let (client, mut eventloop) = mqtt::connection(&settings);
+
+    // Connect, holding one of the connect permits. The first poll does TCP + CONNECT/CONNACK and
+    // is bounded by rumqttc's connection timeout.
+    {
+        let _permit = permits.acquire().await;
+        let began = Instant::now();
+        match eventloop.poll().await {
+            Ok(Event::Connected) => {
+                let us = began.elapsed().as_micros() as u64;
+                if let Ok(mut h) = shared.connect_latency.lock() {
+                    h.saturating_record(us.max(1));
+                }
+                report.connected = true;
+                shared.connected.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(other) => report.connect_error = Some(format!("unexpected first event {other:?}")),
+            Err(e) => report.connect_error = Some(e.to_string()),
+        }
+    }
+    let _ = connected_tx.send(report.connected).await;
+    drop(connected_tx);
+    if !report.connected {
+        return report;
+    }
+
+    let (done_tx, mut done_rx) = oneshot::channel::<u64>();
+    let publisher = tokio::spawn(publisher(
+        index,
+        client.clone(),
+        cfg.clone(),
+        shared.clone(),
+        go.clone(),
+        done_tx,
+    ));
+
+    // Send times by packet id: rumqttc hands out ids 1..=inflight and reuses one only after its
+    // PUBACK, so a slot per id is enough.
+    let mut sent_at: Vec<Option<Instant>> = vec![None; usize::from(cfg.inflight) + 2];
+    let mut latencies: Vec<u64> = Vec::with_capacity(64);
+    let mut enqueued: Option<u64> = None;
+    let qos1 = cfg.qos == Qos::AtLeastOnce;
+    let far = Instant::now() + Duration::from_secs(86_400 * 2);
+
+    loop {
+        if let Some(n) = enqueued
+            && report.published >= n
+            && (!qos1 || report.acked + report.rejected >= report.published)
+        {
+            break;
+        }
+        // Known once the run has started, which is before the publisher can report.
+        let drain_deadline = go.borrow().map(|s| s.drain_deadline).unwrap_or(far);
+        tokio::select! {
+            biased;
+            event = eventloop.poll() => match event {
+                Ok(Event::Published { pkid }) => {
+                    report.published += 1;
+                    shared.published.fetch_add(1, Ordering::Relaxed);
+                    if let Some(slot) = sent_at.get_mut(usize::from(pkid)).filter(|_| pkid != 0) {
+                        *slot = Some(Instant::now());
+                    }
+                }
+                Ok(Event::PubAck { pkid, refused }) => {
+                    if let Some(t) = sent_at.get_mut(usize::from(pkid)).and_then(Option::take) {
+                        latencies.push(t.elapsed().as_micros() as u64);
+                        if latencies.len() >= 64 {
+                            record_all(&shared.latency, &mut latencies);
+                        }
+                    }
+                    match refused {
+                        None => {
+                            report.acked += 1;
+                            shared.acked.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Some(reason) => {
+                            report.rejected += 1;
+                            shared.rejected.fetch_add(1, Ordering::Relaxed);
+                            *report.reject_reasons.entry(reason).or_default() += 1;
+                        }
+                    }
+                }
+                Ok(Event::ServerDisconnect { reason }) => {
+                    report.run_error = Some(format!("broker sent DISCONNECT: {reason}"));
+                    shared.errors.fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    report.run_error = Some(e.to_string());
+                    shared.errors.fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
+            },
+            n = &mut done_rx, if enqueued.is_none() => {
+                enqueued = Some(n.unwrap_or(0));
+            }
+            _ = tokio::time::sleep_until(drain_deadline), if enqueued.is_some() => {
+                report.run_error = Some("drain timeout: PUBACKs still outstanding".to_owned());
+                break;
+            }
+        }
+    }
+    record_all(&shared.latency, &mut latencies);
+    if qos1 {
+        report.unacked = report
+            .published
+            .saturating_sub(report.acked + report.rejected);
+    }
+
+    if report.run_error.is_none() {
+        // Clean goodbye, bounded: wait for our DISCONNECT to go out.
+        if client.try_disconnect().is_ok() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                loop {
+                    match eventloop.poll().await {
+                        Ok(Event::DisconnectSent) | Err(_) => break,
+                        Ok(_) => {}
+                    }
+                }
+            })
+            .await;
+        }
+    }
+    shared.connected.fetch_sub(1, Ordering::Relaxed);
+    // Closing the event loop ends the publisher if it is still waiting on the channel.
+    drop(eventloop);
+    let _ = tokio::time::timeout(Duration::from_secs(2), publisher).await;
+    report
+}
+
+/// Produces one device's messages into its connection, at `rate` or as fast as the in-flight
+/// window lets it, inside the schedule. Answers how many it queued.
+async fn publisher(
+    index: u64,
+    client: mqtt::Client,
+    cfg: Arc<DeviceCfg>,
+    shared: Arc<Shared>,
+    mut go: watch::Receiver<Option<Schedule>>,
+    done: oneshot::Sender<u64>,
+) {
+    let schedule = match go.wait_for(Option::is_some).await {
+        Ok(s) => *s,
+        Err(_) => None,
+    };
+    let mut queued = 0u64;
+    if let Some(s) = schedule {
+        let mut sensor = Sensor::new(index);
+        let period = (cfg.rate > 0.0).then(|| Duration::from_secs_f64(1.0 / cfg.rate));
+        // Spread the devices over the first period so they do not all fire on the same tick.
+        let mut next = s.start + period.map(|p| p.mul_f64(sensor.unit())).unwrap_or_default();
+        loop {
+            if let Some(p) = period {
+                if next >= s.deadline {
+                    break;
+                }
+                tokio::time::sleep_until(next).await;
+                next += p;
+                // Behind schedule (the window was full): skip the missed ticks, don't burst.
+                let now = Instant::now();
+                if next + p < now {
+                    next = now;
+                }
+            } else if Instant::now() >= s.deadline {
+                break;
+            }
+            let payload = sensor.next_payload(queued + 1);
+            let len = payload.len() as u64;
+            match tokio::time::timeout_at(
+                s.deadline,
+                client.publish(TELEMETRY_TOPIC, cfg.qos, payload),
+            )
+            .await
+            {
+                Ok(Ok(())) => {
+                    queued += 1;
+                    shared.payload_bytes.fetch_add(len, Ordering::Relaxed);
+                }
+                Ok(Err(_)) => {
+                    // The connection is gone; the device task records why.
+                    break;
+                }
+                Err(_) => break, // deadline reached while the window was full
+            }
+        }
+    }
+    let _ = done.send(queued);
+}
+
+/// Plausible readings that drift slowly, so charts of a load test look like a building and not
+/// like noise. A tiny xorshift keeps it deterministic per device without another dependency.
+pub struct Sensor {
+    state: u64,
+    temperature: f64,
+    humidity: f64,
+    pressure: f64,
+}
+
+impl Sensor {
+    pub fn new(seed: u64) -> Sensor {
+        let mut s = Sensor {
+            state: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
+            temperature: 0.0,
+            humidity: 0.0,
+            pressure: 0.0,
+        };
+        s.temperature = 18.0 + 6.0 * s.unit();
+        s.humidity = 35.0 + 25.0 * s.unit();
+        s.pressure = 1000.0 + 25.0 * s.unit();
+        s
+    }
+
+    /// Uniform in [0, 1).
+    pub fn unit(&mut self) -> f64 {
+        let mut x = self.state;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.state = x;
+        (x >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// `{"seq":..,"temperature":..,"humidity":..,"pressure":..}`, about 75 bytes.
+    pub fn next_payload(&mut self, seq: u64) -> Vec<u8> {
+        self.temperature = (self.temperature + (self.unit() - 0.5) * 0.2).clamp(-20.0, 50.0);
+        self.humidity = (self.humidity + (self.unit() - 0.5) * 0.5).clamp(5.0, 95.0);
+        self.pressure = (self.pressure + (self.unit() - 0.5) * 0.3).clamp(950.0, 1050.0);
+        format!(
+            "{{\"seq\":{seq},\"temperature\":{:.2},\"humidity\":{:.2},\"pressure\":{:.2}}}",
+            self.temperature, self.humidity, self.pressure
+        )
+        .into_bytes()
+    }
+}
+
+/// Samples the counters every second (kept for the report) and prints a progress line every 5 s.
+async fn reporter(
+    shared: Arc<Shared>,
+    start: Instant,
+    mut stop: watch::Receiver<bool>,
+) -> Vec<(u64, u64)> {
+    let mut per_second = Vec::new();
+    let mut tick = tokio::time::interval_at(start + Duration::from_secs(1), Duration::from_secs(1));
+    let (mut last_pub, mut last_ack) = (0u64, 0u64);
+    // Bounded: the run stops it; one day is the backstop.
+    for second in 1..=86_400u64 {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|s| *s) => break,
+        }
+        let published = shared.published.load(Ordering::Relaxed);
+        let acked = shared.acked.load(Ordering::Relaxed);
+        per_second.push((published - last_pub, acked - last_ack));
+        (last_pub, last_ack) = (published, acked);
+        if second % 5 == 0 {
+            let window = per_second.len().saturating_sub(5);
+            let recent: (u64, u64) = per_second[window..]
+                .iter()
+                .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+            let n = (per_second.len() - window).max(1) as u64;
+            eprintln!(
+                "[{second:4}s] connected {} | published {published} ({}/s) | acked {acked} ({}/s) | rejected {} | errors {}",
+                shared.connected.load(Ordering::Relaxed),
+                recent.0 / n,
+                recent.1 / n,
+                shared.rejected.load(Ordering::Relaxed),
+                shared.errors.load(Ordering::Relaxed),
+            );
+        }
+    }
+    per_second
+}
+
+/// The process's peak resident memory, from /proc (Linux only).
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
+fn top_reasons<'a>(reasons: impl Iterator<Item = &'a str>) -> BTreeMap<String, u64> {
+    let mut m = BTreeMap::new();
+    for r in reasons {
+        *m.entry(r.to_owned()).or_insert(0u64) += 1;
+    }
+    m
+}
+
+impl Outcome {
+    /// Prints the human summary and answers the machine-readable one.
+    fn report(&self, args: &Args, qos: Qos) -> serde_json::Value {
+        let n = self.devices.len() as u64;
+        let connect_failures = top_reasons(
+            self.devices
+                .iter()
+                .filter_map(|d| d.connect_error.as_deref()),
+        );
+        let run_errors = top_reasons(self.devices.iter().filter_map(|d| d.run_error.as_deref()));
+        let mut rejects: BTreeMap<String, u64> = BTreeMap::new();
+        for d in &self.devices {
+            for (k, v) in &d.reject_reasons {
+                *rejects.entry(k.clone()).or_default() += v;
+            }
+        }
+        let c = &self.connect_latency;
+        let l = &self.latency;
+        let pub_rate = self.published as f64 / self.run_secs;
+        let ack_rate = self.acked as f64 / self.run_secs;
+        let mean_payload = if self.published > 0 {
+            self.payload_bytes as f64 / self.published as f64
+        } else {
+            0.0
+        };
+
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "== stead-e2e loadgen: {} MQTT {} ==",
+            args.mqtt,
+            if args.v5 { "5" } else { "3.1.1" }
+        );
+        let _ = writeln!(
+            out,
+            "connect: {}/{n} devices in {:.2} s ({:.0}/s), CONNACK latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            self.connected,
+            self.connect_secs,
+            self.connected as f64 / self.connect_secs.max(1e-9),
+            ms(c.value_at_quantile(0.5)),
+            ms(c.value_at_quantile(0.99)),
+            ms(c.max())
+        );
+        for (reason, count) in &connect_failures {
+            let _ = writeln!(out, "  connect failed x{count}: {reason}");
+        }
+        let _ = writeln!(
+            out,
+            "run: {:.1} s, QoS {}, {}, payload {:.0} bytes",
+            self.run_secs,
+            args.qos,
+            if args.rate > 0.0 {
+                format!(
+                    "{} msg/s per device (target {:.0} msg/s)",
+                    args.rate,
+                    args.rate * self.connected as f64
+                )
+            } else {
+                format!("flat out, in-flight window {}", args.inflight)
+            },
+            mean_payload
+        );
+        let _ = writeln!(
+            out,
+            "published {} ({pub_rate:.0} msg/s), acknowledged {} ({ack_rate:.0} msg/s), rejected {}, unacknowledged {}, errors {}",
+            self.published, self.acked, self.rejected, self.unacked, self.errors
+        );
+        if qos == Qos::AtLeastOnce {
+            let _ = writeln!(
+                out,
+                "PUBACK latency: p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms ({} samples)",
+                ms(l.value_at_quantile(0.5)),
+                ms(l.value_at_quantile(0.99)),
+                ms(l.value_at_quantile(0.999)),
+                ms(l.max()),
+                l.len()
+            );
+        }
+        for (reason, count) in &rejects {
+            let _ = writeln!(out, "  rejected x{count}: {reason}");
+        }
+        for (reason, count) in &run_errors {
+            let _ = writeln!(out, "  connection ended early x{count}: {reason}");
+        }
+        let per_pub: Vec<String> = self.per_second.iter().map(|p| p.0.to_string()).collect();
+        let per_ack: Vec<String> = self.per_second.iter().map(|p| p.1.to_string()).collect();
+        let _ = writeln!(out, "published per second: {}", per_pub.join(" "));
+        if qos == Qos::AtLeastOnce {
+            let _ = writeln!(out, "acknowledged per second: {}", per_ack.join(" "));
+        }
+        if let Some(rss) = self.peak_rss_mb {
+            let _ = writeln!(out, "load generator peak RSS: {rss:.0} MB");
+        }
+        print!("{out}");
+
+        json!({
+            "kind": "stead-e2e-loadgen",
+            "mqtt": args.mqtt.to_string(),
+            "protocol": if args.v5 { "5" } else { "3.1.1" },
+            "qos": args.qos,
+            "rate_per_device": args.rate,
+            "inflight": args.inflight,
+            "duration_s": args.duration,
+            "devices": n,
+            "connected": self.connected,
+            "connect_failed": n - self.connected,
+            "connect_failures": connect_failures,
+            "connect_s": self.connect_secs,
+            "connack_ms": {
+                "p50": ms(c.value_at_quantile(0.5)),
+                "p99": ms(c.value_at_quantile(0.99)),
+                "max": ms(c.max()),
+            },
+            "run_s": self.run_secs,
+            "start_ms": self.start_ms,
+            "published": self.published,
+            "acked": self.acked,
+            "rejected": self.rejected,
+            "rejected_reasons": rejects,
+            "unacked": self.unacked,
+            "errors": self.errors,
+            "run_errors": run_errors,
+            "published_per_s": pub_rate,
+            "acked_per_s": ack_rate,
+            "puback_ms": {
+                "p50": ms(l.value_at_quantile(0.5)),
+                "p99": ms(l.value_at_quantile(0.99)),
+                "p999": ms(l.value_at_quantile(0.999)),
+                "max": ms(l.max()),
+                "samples": l.len(),
+            },
+            "per_second_published": self.per_second.iter().map(|p| p.0).collect::<Vec<_>>(),
+            "per_second_acked": self.per_second.iter().map(|p| p.1).collect::<Vec<_>>(),
+            "payload_bytes_mean": mean_payload,
+            "peak_rss_mb": self.peak_rss_mb,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Verification
+
+struct Verified {
+    devices: u64,
+    stored: u64,
+    acked: u64,
+    published: u64,
+    /// Sum over devices of acknowledged minus stored, where that is positive.
+    lost: u64,
+    short_devices: Vec<(Uuid, u64, u64)>,
+}
+
+impl Verified {
+    fn human(&self, qos: Qos) -> String {
+        let mut out = String::new();
+        let verdict = if self.lost == 0 {
+            "OK"
+        } else if qos == Qos::AtLeastOnce {
+            "LOSS"
+        } else {
+            "QoS 0 losses (allowed)"
+        };
+        let _ = writeln!(
+            out,
+            "verify: {verdict}: stored {} vs acknowledged {} (published {}) over {} devices; missing {}",
+            self.stored, self.acked, self.published, self.devices, self.lost
+        );
+        for (id, stored, expected) in self.short_devices.iter().take(10) {
+            let _ = writeln!(out, "  device {id}: stored {stored}, expected {expected}");
+        }
+        out
+    }
+
+    fn json(&self) -> serde_json::Value {
+        json!({
+            "devices": self.devices,
+            "stored": self.stored,
+            "acked": self.acked,
+            "published": self.published,
+            "lost": self.lost,
+            "short_devices": self.short_devices.len(),
+        })
+    }
+}
+
+async fn verify(
+    api: &Api,
+    args: &Args,
+    qos: Qos,
+    devices: &[DeviceSpec],
+    outcome: &Outcome,
+) -> anyhow::Result<Verified> {
+    tokio::time::sleep(Duration::from_secs_f64(args.verify_wait.max(0.0))).await;
+    // What each device should have stored: its PUBACKs for QoS 1, its publishes for QoS 0.
+    let expected: Vec<(Uuid, u64, u64)> = devices
+        .iter()
+        .zip(&outcome.devices)
+        .filter_map(|(d, r)| {
+            let want = if qos == Qos::AtLeastOnce {
+                r.acked
+            } else {
+                r.published
+            };
+            d.id.map(|id| (id, want, r.published))
+        })
+        .collect();
+    let mut stored: BTreeMap<Uuid, u64> = BTreeMap::new();
+    let mut pending: Vec<(Uuid, u64)> = expected.iter().map(|(id, want, _)| (*id, *want)).collect();
+    let until = Instant::now() + Duration::from_secs_f64(args.verify_timeout.max(0.0));
+    eprintln!("verifying {} devices", pending.len());
+    // Bounded: at most one round a second until the timeout, and at least one round.
+    for round in 0..=86_400u64 {
+        let to_ms = chrono::Utc::now().timestamp_millis();
+        let counts: Vec<anyhow::Result<(Uuid, u64)>> =
+            futures_util::stream::iter(pending.iter().copied())
+                .map(|(id, _)| async move {
+                    stored_count(api, id, outcome.start_ms, to_ms)
+                        .await
+                        .map(|c| (id, c))
+                })
+                .buffer_unordered(16)
+                .collect()
+                .await;
+        for c in counts {
+            let (id, count) = c?;
+            stored.insert(id, count);
+        }
+        pending.retain(|(id, want)| stored.get(id).copied().unwrap_or(0) < *want);
+        if pending.is_empty() || Instant::now() >= until {
+            break;
+        }
+        if round == 0 {
+            eprintln!(
+                "{} devices short of their count; re-checking until the verify timeout",
+                pending.len()
+            );
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let mut v = Verified {
+        devices: expected.len() as u64,
+        stored: 0,
+        acked: outcome.acked,
+        published: outcome.published,
+        lost: 0,
+        short_devices: Vec::new(),
+    };
+    for (id, want, _) in &expected {
+        let got = stored.get(id).copied().unwrap_or(0);
+        v.stored += got;
+        if got < *want {
+            v.lost += want - got;
+            v.short_devices.push((*id, got, *want));
+        }
+    }
+    Ok(v)
+}
+
+/// How many `seq` values the device has stored in [from, to].
+async fn stored_count(api: &Api, id: Uuid, from: i64, to: i64) -> anyhow::Result<u64> {
+    let interval = to - from + 1;
+    let path = format!(
+        "/api/v1/devices/{id}/telemetry/aggregate?keys=seq&from={from}&to={to}&interval={interval}&agg=count"
+    );
+    let reply = api.get(&path).await?;
+    if reply.status == StatusCode::NOT_FOUND || reply.status == StatusCode::METHOD_NOT_ALLOWED {
+        bail!(
+            "GET {path} answered {} {}: this server has no telemetry aggregate endpoint yet (or the device is unknown), so stored data cannot be counted",
+            reply.status,
+            reply.body
+        );
+    }
+    let series: AggregateSeries = reply.ok().with_context(|| format!("GET {path}"))?;
+    Ok(series
+        .series
+        .get("seq")
+        .map(|points| points.iter().map(|p| p.count).sum())
+        .unwrap_or(0))
+}
