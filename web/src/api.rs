@@ -1,8 +1,9 @@
 //! The REST endpoints the console calls, typed with `stead-api-types`.
 
 use stead_api_types::{
-    CreateDevice, CreateTenant, CreateUser, CreatedDevice, Device, DeviceCredentials, Page, Tenant,
-    UpdateDevice, UpdateTenant, UpdateUser, User,
+    AggregateSeries, ConnectionInfo, CreateDevice, CreateTenant, CreateUser, CreatedDevice, Device,
+    DeviceCredentials, LatestTelemetry, Page, Presence, Tenant, TimelineEvent, UpdateDevice,
+    UpdateTenant, UpdateUser, User,
 };
 use uuid::Uuid;
 
@@ -80,4 +81,66 @@ pub async fn create_tenant(s: Session, body: &CreateTenant) -> Result<Tenant, Ap
 
 pub async fn update_tenant(s: Session, id: Uuid, body: &UpdateTenant) -> Result<Tenant, ApiError> {
     s.patch(&format!("/api/v1/tenants/{id}"), body).await
+}
+
+// ---------------------------------------------------------------------------------------------
+// A device's life: telemetry, presence, timeline
+
+pub async fn latest_telemetry(s: Session, id: Uuid) -> Result<LatestTelemetry, ApiError> {
+    s.get(&format!("/api/v1/devices/{id}/telemetry/latest"))
+        .await
+}
+
+/// Buckets of `interval_ms` between `from` and `to` (ms), averaged.
+pub async fn aggregate_telemetry(
+    s: Session,
+    id: Uuid,
+    keys: &[String],
+    from: i64,
+    to: i64,
+    interval_ms: i64,
+) -> Result<AggregateSeries, ApiError> {
+    let query = vec![
+        ("keys", keys.join(",")),
+        ("from", from.to_string()),
+        ("to", to.to_string()),
+        ("interval", interval_ms.to_string()),
+        ("agg", "avg".to_owned()),
+    ];
+    s.get_query(&format!("/api/v1/devices/{id}/telemetry/aggregate"), &query)
+        .await
+}
+
+/// The raw points of `keys` between `from` and `to` as CSV.
+pub async fn telemetry_csv(
+    s: Session,
+    id: Uuid,
+    keys: &[String],
+    from: i64,
+    to: i64,
+) -> Result<web_sys::Blob, ApiError> {
+    let query = vec![
+        ("keys", keys.join(",")),
+        ("from", from.to_string()),
+        ("to", to.to_string()),
+    ];
+    s.get_blob(&format!("/api/v1/devices/{id}/telemetry.csv"), &query)
+        .await
+}
+
+pub async fn presence(s: Session, id: Uuid) -> Result<Presence, ApiError> {
+    s.get(&format!("/api/v1/devices/{id}/presence")).await
+}
+
+/// The newest `limit` events of the device's timeline, newest first.
+pub async fn timeline(s: Session, id: Uuid, limit: u32) -> Result<Vec<TimelineEvent>, ApiError> {
+    s.get_query(
+        &format!("/api/v1/devices/{id}/timeline"),
+        &[("limit", limit.to_string())],
+    )
+    .await
+}
+
+pub async fn connection_info(s: Session) -> Result<ConnectionInfo, ApiError> {
+    s.get("/api/v1/connection-info").await
 }

@@ -2,9 +2,14 @@
 //! API (`/api/v1`), with the wire types of `stead-api-types`.
 //!
 //! `session` owns sign-in, tokens and every HTTP call; `api` names the endpoints; `shell` is the
-//! signed-in frame (sidebar, guards); `pages` holds one module per screen; `ui` the shared parts.
+//! signed-in frame (sidebar, guards); `pages` holds one module per screen; `ui` the shared parts;
+//! `live` follows a device's event stream, `chart` draws time series, `connect` tells devices how
+//! to connect.
 
 mod api;
+mod chart;
+mod connect;
+mod live;
 mod pages;
 mod session;
 mod shell;

@@ -35,7 +35,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn network() -> Self {
+    pub fn network() -> Self {
         ApiError {
             status: 0,
             code: "network_error".into(),
@@ -44,7 +44,7 @@ impl ApiError {
         }
     }
 
-    fn session_expired() -> Self {
+    pub fn session_expired() -> Self {
         ApiError {
             status: 401,
             code: "session_expired".into(),
@@ -53,7 +53,7 @@ impl ApiError {
         }
     }
 
-    fn unexpected(detail: impl Into<String>) -> Self {
+    pub fn unexpected(detail: impl Into<String>) -> Self {
         ApiError {
             status: 0,
             code: "unexpected_response".into(),
@@ -431,6 +431,35 @@ impl Session {
             }
             return Ok(resp);
         }
+    }
+
+    /// A valid access token, for requests that cannot go through `call` (the live stream, whose
+    /// body is read as it arrives). `renew` forces a refresh, after the server refused the token.
+    pub async fn bearer(self, renew: bool) -> Result<String, ApiError> {
+        let fresh = self.access_token().is_some_and(|t| t.is_fresh());
+        if renew || !fresh {
+            self.refresh().await?;
+        }
+        self.access_token()
+            .map(|t| t.value)
+            .ok_or_else(ApiError::session_expired)
+    }
+
+    /// A GET whose answer is a file (CSV export): the body as a `Blob`, to hand to the browser's
+    /// download. A link cannot carry the Authorization header, hence the detour.
+    pub async fn get_blob(
+        self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<web_sys::Blob, ApiError> {
+        let resp: web_sys::Response = self.call(Method::GET, path, query, None).await?.into();
+        let promise = resp
+            .blob()
+            .map_err(|_| ApiError::unexpected("The download could not be read."))?;
+        wasm_bindgen_futures::JsFuture::from(promise)
+            .await
+            .map(wasm_bindgen::JsCast::unchecked_into)
+            .map_err(|_| ApiError::network())
     }
 
     pub async fn get<T: DeserializeOwned>(self, path: &str) -> Result<T, ApiError> {

@@ -286,14 +286,17 @@ pub async fn copy_text(text: &str, element_id: &str) -> bool {
             .unwrap_or(false)
 }
 
-/// Shows a device access token once, with a copy button and a warning.
+/// Shows a device access token once, with a copy button and a warning; `children` (the
+/// connection commands with the token filled in) go below the token.
 #[component]
 pub fn TokenReveal(
     #[prop(into)] title: String,
     token: String,
     #[prop(into)] intro: String,
     on_close: Callback<()>,
+    #[prop(optional)] children: Option<Children>,
 ) -> impl IntoView {
+    let wide = children.is_some();
     let copied = RwSignal::new(None::<bool>);
     let token_for_copy = token.clone();
     let copy = move |_| {
@@ -304,7 +307,7 @@ pub fn TokenReveal(
         });
     };
     view! {
-        <Modal title=title on_close=on_close dismissable=false>
+        <Modal title=title on_close=on_close dismissable=false wide=wide>
             <p class="modal-text">{intro}</p>
             <div class="token-box">
                 <code id="one-time-token" class="token" data-test="device-token">{token}</code>
@@ -318,6 +321,7 @@ pub fn TokenReveal(
             {move || (copied.get() == Some(false)).then(|| view! {
                 <p class="hint">"Copying is not available here: select the token and copy it by hand."</p>
             })}
+            {children.map(|c| c())}
             <div class="alert alert-warning" role="note">
                 <strong>"Store this token now."</strong>
                 " It will not be shown again: Stead keeps only a hash of it. If it is lost, rotate the token to get a new one."
@@ -482,4 +486,65 @@ pub fn set_title(page: &str) {
     if let Some(document) = web_sys::window().and_then(|w| w.document()) {
         document.set_title(&format!("{page} · Stead"));
     }
+}
+
+/// The exact time of `ms`, for a `title` tooltip.
+pub fn format_ms_title(ms: i64) -> String {
+    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms as f64));
+    let options = js_sys::Object::new();
+    for (key, value) in [("dateStyle", "medium"), ("timeStyle", "medium")] {
+        let _ = js_sys::Reflect::set(&options, &key.into(), &value.into());
+    }
+    String::from(date.to_locale_string("default", &options))
+}
+
+/// How long ago `ms` was, seen from `now_ms`: "just now", "42 s ago", "5 min ago", "3 h ago",
+/// "2 d ago". A time slightly in the future (clock skew between browser and server) is "just
+/// now".
+pub fn format_age(ms: i64, now_ms: f64) -> String {
+    let secs = ((now_ms - ms as f64) / 1000.0).floor();
+    if secs < 5.0 {
+        return "just now".into();
+    }
+    let secs = secs as u64;
+    match secs {
+        s if s < 60 => format!("{s} s ago"),
+        s if s < 3600 => format!("{} min ago", s / 60),
+        s if s < 86_400 => format!("{} h ago", s / 3600),
+        s if s < 86_400 * 60 => format!("{} d ago", s / 86_400),
+        _ => "long ago".into(),
+    }
+}
+
+/// A number for people: integers as they are, others to four significant digits at most.
+pub fn format_number(v: f64) -> String {
+    if !v.is_finite() {
+        return v.to_string();
+    }
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        return format!("{}", v as i64);
+    }
+    let magnitude = v.abs().log10().floor() as i32;
+    let decimals = (3 - magnitude).clamp(0, 8) as usize;
+    let text = format!("{v:.decimals$}");
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_owned()
+    } else {
+        text
+    }
+}
+
+/// A clock for relative times: the current time in ms, updated every second while the calling
+/// component lives.
+pub fn use_clock() -> ReadSignal<f64> {
+    let (now, set_now) = signal(js_sys::Date::now());
+    if let Ok(handle) = set_interval_with_handle(
+        move || {
+            set_now.try_set(js_sys::Date::now());
+        },
+        std::time::Duration::from_secs(1),
+    ) {
+        on_cleanup(move || handle.clear());
+    }
+    now
 }

@@ -9,6 +9,7 @@ use stead_api_types::{CreateDevice, Device};
 use uuid::Uuid;
 
 use crate::api;
+use crate::connect::ConnectCommands;
 use crate::session::use_session;
 use crate::shell::RequireTenant;
 use crate::ui::{
@@ -312,13 +313,18 @@ fn DeviceList() -> impl IntoView {
                 />
             </Show>
 
-            {move || new_token.get().map(|t| view! {
-                <TokenReveal
-                    title="Device created"
-                    intro=format!("“{}” is ready. Use this access token as the MQTT username of the device.", t.device_name)
-                    token=t.token
-                    on_close=Callback::new(move |_| new_token.set(None))
-                />
+            {move || new_token.get().map(|t| {
+                let for_commands = t.token.clone();
+                view! {
+                    <TokenReveal
+                        title="Device created"
+                        intro=format!("“{}” is ready. Use this access token as the MQTT username of the device, or try one of the lines below.", t.device_name)
+                        token=t.token
+                        on_close=Callback::new(move |_| new_token.set(None))
+                    >
+                        <ConnectCommands token=Signal::derive(move || Some(for_commands.clone())) id_prefix="created"/>
+                    </TokenReveal>
+                }
             })}
 
             {move || deleting.get().map(|d| view! {

@@ -1,4 +1,9 @@
-//! `/devices/:id`: a device's details, editing, token rotation, connection settings, deletion.
+//! `/devices/:id`: a device's life (presence, latest values, charts, timeline, all live) and
+//! its management (details, editing, connection instructions, token rotation, deletion).
+
+mod activity;
+mod charts;
+mod timeline;
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -7,16 +12,17 @@ use leptos_router::hooks::use_params_map;
 use stead_api_types::{Device, UpdateDevice};
 use uuid::Uuid;
 
+use self::activity::{DeviceLive, LatestValues, LiveIndicator, PresenceBadge, PresenceCard};
+use self::charts::TelemetryCharts;
+use self::timeline::Timeline;
 use crate::api;
+use crate::connect::{ConnectBox, ConnectCommands};
 use crate::session::use_session;
 use crate::shell::RequireTenant;
 use crate::ui::{
-    ConfirmDialog, ErrorMessage, Loader, Spinner, TokenReveal, copy_text, format_time,
-    format_time_title, non_empty, use_toasts,
+    ConfirmDialog, ErrorMessage, Loader, Spinner, TokenReveal, format_time, format_time_title,
+    non_empty, use_clock, use_toasts,
 };
-
-/// The MQTT port devices connect to, beside the HTTP port of the console.
-const MQTT_PORT: u16 = 1884;
 
 #[component]
 pub fn DevicePage() -> impl IntoView {
@@ -50,6 +56,7 @@ fn DeviceDetail() -> impl IntoView {
     });
     // The token shown once after a rotation, also used to fill in the connection box.
     let fresh_token = RwSignal::new(None::<String>);
+    let loaded_id = Memo::new(move |_| device.data.with(|d| d.as_ref().map(|d| d.id)));
 
     view! {
         <div class="page">
@@ -66,7 +73,8 @@ fn DeviceDetail() -> impl IntoView {
             </nav>
             {move || {
                 let not_found = device.error.with(|e| e.as_ref().is_some_and(|e| e.status == 404));
-                match device.data.get() {
+                // Keyed on the id alone: saving the device must not restart the live stream.
+                match loaded_id.get() {
                     _ if not_found => view! {
                         <div class="card empty-state">
                             <h2>"Device not found"</h2>
@@ -76,12 +84,8 @@ fn DeviceDetail() -> impl IntoView {
                     }.into_any(),
                     None if device.loading.get() => view! { <div class="card"><Spinner label="Loading device…"/></div> }.into_any(),
                     None => view! { <ErrorMessage error=device.error_text()/> }.into_any(),
-                    Some(d) => view! {
-                        <DeviceView
-                            device=d
-                            fresh_token=fresh_token
-                            on_saved=Callback::new(move |d: Device| device.data.set(Some(d)))
-                        />
+                    Some(id) => view! {
+                        <DeviceView id=id device=device.data fresh_token=fresh_token/>
                     }.into_any(),
                 }
             }}
@@ -91,15 +95,20 @@ fn DeviceDetail() -> impl IntoView {
 
 #[component]
 fn DeviceView(
-    device: Device,
+    id: Uuid,
+    device: RwSignal<Option<Device>>,
     fresh_token: RwSignal<Option<String>>,
-    on_saved: Callback<Device>,
 ) -> impl IntoView {
     let session = use_session();
     let toasts = use_toasts();
     let can_write = Memo::new(move |_| session.can("devices.write"));
-    let id = device.id;
-    let name = device.name.clone();
+    let name = Memo::new(move |_| {
+        device
+            .with(|d| d.as_ref().map(|d| d.name.clone()))
+            .unwrap_or_default()
+    });
+    let now = use_clock();
+    let live = DeviceLive::start(id, now);
 
     let rotate_confirm = RwSignal::new(false);
     let rotate_busy = RwSignal::new(false);
@@ -123,10 +132,9 @@ fn DeviceView(
     let delete_confirm = RwSignal::new(false);
     let delete_busy = RwSignal::new(false);
     let deleted = RwSignal::new(false);
-    let name_for_delete = name.clone();
     let delete = move |_: ()| {
         delete_busy.set(true);
-        let name = name_for_delete.clone();
+        let name = name.get_untracked();
         spawn_local(async move {
             match api::delete_device(session, id).await {
                 Ok(()) => {
@@ -141,50 +149,44 @@ fn DeviceView(
         });
     };
 
-    crate::ui::set_title(&name);
-    let metadata_pretty =
-        serde_json::to_string_pretty(&device.metadata).unwrap_or_else(|_| "{}".into());
+    Effect::new(move |_| crate::ui::set_title(&name.get()));
+    let on_saved = Callback::new(move |d: Device| device.set(Some(d)));
 
     view! {
         <header class="page-header">
             <div>
-                <h1>{name.clone()}</h1>
+                <h1>{move || name.get()}</h1>
                 <p class="muted">
-                    {device.label.clone().unwrap_or_else(|| "No label".into())}
-                    {device.device_type.clone().map(|t| view! { " · " <span class="badge">{t}</span> })}
+                    {move || device.with(|d| d.as_ref().and_then(|d| d.label.clone())).unwrap_or_else(|| "No label".into())}
+                    {move || device.with(|d| d.as_ref().and_then(|d| d.device_type.clone())).map(|t| view! { " · " <span class="badge">{t}</span> })}
                 </p>
+            </div>
+            <div class="header-status">
+                <LiveIndicator live=live/>
+                <PresenceBadge live=live/>
             </div>
         </header>
 
+        <PresenceCard live=live/>
+        <LatestValues live=live/>
+        <TelemetryCharts live=live/>
+
         <div class="grid">
             <div class="stack">
-                <section class="card">
-                    <h2>"Details"</h2>
-                    <dl class="details">
-                        <dt>"Device ID"</dt>
-                        <dd><code>{id.to_string()}</code></dd>
-                        <dt>"Name"</dt>
-                        <dd>{device.name.clone()}</dd>
-                        <dt>"Label"</dt>
-                        <dd>{device.label.clone().unwrap_or_else(|| "—".into())}</dd>
-                        <dt>"Type"</dt>
-                        <dd>{device.device_type.clone().unwrap_or_else(|| "—".into())}</dd>
-                        <dt>"Created"</dt>
-                        <dd title=format_time_title(&device.created_at)>{format_time(&device.created_at)}</dd>
-                        <dt>"Updated"</dt>
-                        <dd title=format_time_title(&device.updated_at)>{format_time(&device.updated_at)}</dd>
-                    </dl>
-                </section>
-
-                {move || if can_write.get() {
-                    view! { <EditDevice device=device.clone() on_saved=on_saved/> }.into_any()
-                } else {
-                    view! {
-                        <section class="card">
-                            <h2>"Metadata"</h2>
-                            <pre class="code-block">{metadata_pretty.clone()}</pre>
-                        </section>
-                    }.into_any()
+                <Timeline live=live/>
+                {move || device.get().map(|d| view! { <DeviceDetails device=d/> })}
+                {move || match (can_write.get(), device.get()) {
+                    (true, Some(d)) => view! { <EditDevice device=d on_saved=on_saved/> }.into_any(),
+                    (false, Some(d)) => {
+                        let metadata = serde_json::to_string_pretty(&d.metadata).unwrap_or_else(|_| "{}".into());
+                        view! {
+                            <section class="card">
+                                <h2>"Metadata"</h2>
+                                <pre class="code-block">{metadata}</pre>
+                            </section>
+                        }.into_any()
+                    }
+                    (_, None) => ().into_any(),
                 }}
             </div>
 
@@ -223,32 +225,53 @@ fn DeviceView(
                 on_cancel=Callback::new(move |_| rotate_confirm.set(false))
             />
         </Show>
-        {move || reveal.get().map(|token| view! {
-            <TokenReveal
-                title="New access token"
-                intro="Configure the device with this token. The previous token no longer works."
-                token=token
-                on_close=Callback::new(move |_| reveal.set(None))
-            />
+        {move || reveal.get().map(|token| {
+            let for_commands = token.clone();
+            view! {
+                <TokenReveal
+                    title="New access token"
+                    intro="Configure the device with this token. The previous token no longer works."
+                    token=token
+                    on_close=Callback::new(move |_| reveal.set(None))
+                >
+                    <ConnectCommands token=Signal::derive(move || Some(for_commands.clone())) id_prefix="rotated"/>
+                </TokenReveal>
+            }
         })}
         {move || deleted.get().then(|| view! { <Redirect path="/devices"/> })}
-        {
-            let name = name.clone();
-            let delete = delete.clone();
-            move || delete_confirm.get().then(|| {
-                let delete = delete.clone();
-                view! {
-                    <ConfirmDialog
-                        title="Delete device"
-                        message=format!("Delete “{name}”? Its token stops working at once. This cannot be undone.")
-                        confirm_label="Delete device"
-                        busy=delete_busy
-                        on_confirm=Callback::new(move |_| delete(()))
-                        on_cancel=Callback::new(move |_| delete_confirm.set(false))
-                    />
-                }
-            })
-        }
+        {move || delete_confirm.get().then(|| view! {
+            <ConfirmDialog
+                title="Delete device"
+                message=format!("Delete “{}”? Its token stops working at once. This cannot be undone.", name.get_untracked())
+                confirm_label="Delete device"
+                busy=delete_busy
+                on_confirm=Callback::new(delete)
+                on_cancel=Callback::new(move |_| delete_confirm.set(false))
+            />
+        })}
+    }
+}
+
+#[component]
+fn DeviceDetails(device: Device) -> impl IntoView {
+    view! {
+        <section class="card">
+            <h2>"Details"</h2>
+            <dl class="details">
+                <dt>"Device ID"</dt>
+                <dd><code>{device.id.to_string()}</code></dd>
+                <dt>"Name"</dt>
+                <dd>{device.name.clone()}</dd>
+                <dt>"Label"</dt>
+                <dd>{device.label.clone().unwrap_or_else(|| "—".into())}</dd>
+                <dt>"Type"</dt>
+                <dd>{device.device_type.clone().unwrap_or_else(|| "—".into())}</dd>
+                <dt>"Created"</dt>
+                <dd title=format_time_title(&device.created_at)>{format_time(&device.created_at)}</dd>
+                <dt>"Updated"</dt>
+                <dd title=format_time_title(&device.updated_at)>{format_time(&device.updated_at)}</dd>
+            </dl>
+        </section>
     }
 }
 
@@ -344,48 +367,6 @@ fn EditDevice(device: Device, on_saved: Callback<Device>) -> impl IntoView {
                     </button>
                 </div>
             </form>
-        </section>
-    }
-}
-
-#[component]
-fn ConnectBox(fresh_token: RwSignal<Option<String>>) -> impl IntoView {
-    let host = web_sys::window()
-        .and_then(|w| w.location().hostname().ok())
-        .unwrap_or_else(|| "localhost".into());
-    let host_for_copy = host.clone();
-    let copied = RwSignal::new(false);
-    view! {
-        <section class="card" data-test="connect-box">
-            <h2>"Connect"</h2>
-            <p class="muted">"Devices connect over MQTT with their access token as the username."</p>
-            <dl class="details">
-                <dt>"Host"</dt>
-                <dd class="with-action">
-                    <code id="mqtt-host" data-test="mqtt-host">{host.clone()}</code>
-                    <button type="button" class="button button-ghost button-small" on:click=move |_| {
-                        let host = host_for_copy.clone();
-                        spawn_local(async move {
-                            let ok = copy_text(&host, "mqtt-host").await;
-                            copied.try_set(ok);
-                        });
-                    }>{move || if copied.get() { "Copied" } else { "Copy" }}</button>
-                </dd>
-                <dt>"Port"</dt>
-                <dd><code data-test="mqtt-port">{MQTT_PORT}</code></dd>
-                <dt>"Username"</dt>
-                <dd>
-                    {move || match fresh_token.get() {
-                        Some(t) => view! { <code class="token-inline">{t}</code> }.into_any(),
-                        None => view! { <span class="muted">"the device's access token"</span> }.into_any(),
-                    }}
-                </dd>
-                <dt>"Password"</dt>
-                <dd><span class="muted">"leave empty"</span></dd>
-            </dl>
-            <div class="alert alert-info" role="note">
-                "MQTT ingress arrives in a later release of Stead: these settings are what devices will use once it does."
-            </div>
         </section>
     }
 }
