@@ -275,8 +275,13 @@ async fn create_devices(
     let started = Instant::now();
     let fresh = format!("{prefix}{}-", short_id());
     let taken = AtomicBool::new(false);
-    let done = AtomicU64::new(0);
-    let results: Vec<anyhow::Result<DeviceSpec>> = futures_util::stream::iter(0..n)
+    let done = AtomicU64::new(1);
+    if n == 0 {
+        bail!("--devices must be at least 1");
+    }
+    // The first device alone decides the prefix for the rest, so that one run's names match.
+    let first = create_one(api, 0, prefix, &fresh, &taken).await?;
+    let results: Vec<anyhow::Result<DeviceSpec>> = futures_util::stream::iter(1..n)
         .map(|i| {
             let (fresh, taken, done) = (&fresh, &taken, &done);
             async move {
@@ -291,7 +296,11 @@ async fn create_devices(
         .buffered(concurrency)
         .collect()
         .await;
-    let devices = results.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
+    let mut devices = Vec::with_capacity(n);
+    devices.push(first);
+    for r in results {
+        devices.push(r?);
+    }
     eprintln!(
         "created {n} devices in {:.1} s ({:.0}/s)",
         started.elapsed().as_secs_f64(),
@@ -427,6 +436,10 @@ struct Outcome {
     start_ms: i64,
     payload_bytes: u64,
     peak_rss_mb: Option<f64>,
+    /// CPU seconds this process used while publishing (to tell whether it was the bottleneck).
+    run_cpu_s: Option<f64>,
+    /// Wall time over which `run_cpu_s` was measured (the run plus its drain).
+    cpu_wall_s: f64,
 }
 
 async fn run_load(args: &Args, qos: Qos, devices: &[DeviceSpec]) -> anyhow::Result<Outcome> {
@@ -528,6 +541,7 @@ async fn run_load(args: &Args, qos: Qos, devices: &[DeviceSpec]) -> anyhow::Resu
         drain_deadline: deadline + Duration::from_secs_f64(args.drain_timeout.max(0.0)),
     };
     let (stop_tx, stop_rx) = watch::channel(false);
+    let cpu_at_start = cpu_seconds();
     let reporter = tokio::spawn(reporter(shared.clone(), start, stop_rx));
     if ok > 0 {
         eprintln!(
@@ -576,6 +590,10 @@ async fn run_load(args: &Args, qos: Qos, devices: &[DeviceSpec]) -> anyhow::Resu
         start_ms,
         payload_bytes: shared.payload_bytes.load(Ordering::Relaxed),
         peak_rss_mb: peak_rss_mb(),
+        cpu_wall_s: start.elapsed().as_secs_f64(),
+        run_cpu_s: cpu_seconds()
+            .zip(cpu_at_start)
+            .map(|(end, begin)| end - begin),
         devices: reports,
     })
 }
@@ -846,7 +864,15 @@ async fn reporter(
     for second in 1..=86_400u64 {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = stop.wait_for(|s| *s) => break,
+            _ = stop.wait_for(|s| *s) => {
+                // The part-second at the end (the drain), if anything happened in it.
+                let published = shared.published.load(Ordering::Relaxed);
+                let acked = shared.acked.load(Ordering::Relaxed);
+                if published > last_pub || acked > last_ack {
+                    per_second.push((published - last_pub, acked - last_ack));
+                }
+                break;
+            }
         }
         let published = shared.published.load(Ordering::Relaxed);
         let acked = shared.acked.load(Ordering::Relaxed);
@@ -872,6 +898,17 @@ async fn reporter(
 }
 
 /// The process's peak resident memory, from /proc (Linux only).
+/// User plus system CPU time of this process, from /proc (Linux; USER_HZ is 100 there).
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name may contain spaces: fields are counted after its closing parenthesis.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
 fn peak_rss_mb() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
@@ -981,6 +1018,21 @@ impl Outcome {
         if qos == Qos::AtLeastOnce {
             let _ = writeln!(out, "acknowledged per second: {}", per_ack.join(" "));
         }
+        if let Some(cpu) = self.run_cpu_s {
+            let _ = writeln!(
+                out,
+                "load generator CPU while publishing: {cpu:.1} s ({:.2} cores of {}), {:.1} µs per message",
+                cpu / self.cpu_wall_s.max(1e-9),
+                std::thread::available_parallelism()
+                    .map(usize::from)
+                    .unwrap_or(1),
+                if self.published > 0 {
+                    cpu * 1e6 / self.published as f64
+                } else {
+                    0.0
+                }
+            );
+        }
         if let Some(rss) = self.peak_rss_mb {
             let _ = writeln!(out, "load generator peak RSS: {rss:.0} MB");
         }
@@ -1026,6 +1078,7 @@ impl Outcome {
             "per_second_acked": self.per_second.iter().map(|p| p.1).collect::<Vec<_>>(),
             "payload_bytes_mean": mean_payload,
             "peak_rss_mb": self.peak_rss_mb,
+            "run_cpu_s": self.run_cpu_s,
         })
     }
 }
@@ -1156,9 +1209,16 @@ async fn stored_count(api: &Api, id: Uuid, from: i64, to: i64) -> anyhow::Result
         "/api/v1/devices/{id}/telemetry/aggregate?keys=seq&from={from}&to={to}&interval={interval}&agg=count"
     );
     let reply = api.get(&path).await?;
+    if reply.status == StatusCode::NOT_FOUND && reply.code() == "route_not_found" {
+        bail!(
+            "this server has no telemetry aggregate endpoint yet (GET {path} answered {} {}), so stored data cannot be counted",
+            reply.status,
+            reply.body
+        );
+    }
     if reply.status == StatusCode::NOT_FOUND || reply.status == StatusCode::METHOD_NOT_ALLOWED {
         bail!(
-            "GET {path} answered {} {}: this server has no telemetry aggregate endpoint yet (or the device is unknown), so stored data cannot be counted",
+            "GET {path} answered {} {}: the device is unknown to this account, or the server has no aggregate endpoint",
             reply.status,
             reply.body
         );

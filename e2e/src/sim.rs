@@ -187,7 +187,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .await;
     }
     eprintln!(
-        "done after {:.1} s: {sent} telemetry messages sent, {} acknowledged, {rpc_answered} RPCs answered, {reconnects} reconnects",
+        "done after {:.1} s: {sent} telemetry messages sent, {} PUBACKs, {rpc_answered} RPCs answered, {reconnects} reconnects",
         started.elapsed().as_secs_f64(),
         acked.load(Ordering::Relaxed)
     );
