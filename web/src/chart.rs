@@ -8,9 +8,10 @@ use wasm_bindgen::JsValue;
 
 use crate::ui::format_number;
 
-/// The drawing's own coordinates; the SVG scales to its box.
-const W: f64 = 560.0;
+/// The drawing's height; its width is the box's, measured, so that text keeps its size.
 const H: f64 = 220.0;
+/// The width until the box is measured.
+const DEFAULT_W: f64 = 560.0;
 const LEFT: f64 = 52.0;
 const RIGHT: f64 = 16.0;
 const TOP: f64 = 16.0;
@@ -168,11 +169,12 @@ struct Scale {
     to: f64,
     lo: f64,
     hi: f64,
+    w: f64,
 }
 
 impl Scale {
     fn x(&self, ts: f64) -> f64 {
-        LEFT + (ts - self.from) / (self.to - self.from).max(1.0) * (W - LEFT - RIGHT)
+        LEFT + (ts - self.from) / (self.to - self.from).max(1.0) * (self.w - LEFT - RIGHT)
     }
 
     fn y(&self, v: f64) -> f64 {
@@ -202,8 +204,26 @@ pub fn LineChart(
 ) -> impl IntoView {
     let hover = RwSignal::new(None::<usize>);
     let plot = NodeRef::<leptos::svg::Svg>::new();
+    let frame = NodeRef::<leptos::html::Div>::new();
+    let width = RwSignal::new(DEFAULT_W);
+    let measure = move || {
+        if let Some(el) = frame.get_untracked() {
+            let w = f64::from(el.client_width());
+            if w > 100.0 {
+                width.set(w);
+            }
+        }
+    };
+    Effect::new(move |_| {
+        if frame.get().is_some() {
+            measure();
+        }
+    });
+    let resize = window_event_listener(leptos::ev::resize, move |_| measure());
+    on_cleanup(move || resize.remove());
 
     let geometry = Memo::new(move |_| {
+        let w = width.get();
         let (from, to) = domain.get();
         let half = interval_ms.get() as f64 / 2.0;
         let visible: Vec<AggregatePoint> = points.with(|p| {
@@ -228,6 +248,7 @@ pub fn LineChart(
             to: to as f64,
             lo: ticks.first().copied().unwrap_or(0.0),
             hi: ticks.last().copied().unwrap_or(1.0),
+            w,
         };
         let drawn: Vec<Drawn> = visible
             .iter()
@@ -255,7 +276,7 @@ pub fn LineChart(
         if rect.width() <= 0.0 {
             return;
         }
-        let x = (f64::from(ev.client_x()) - rect.left()) / rect.width() * W;
+        let x = (f64::from(ev.client_x()) - rect.left()) / rect.width() * width.get_untracked();
         let nearest = geometry.with_untracked(|(_, _, _, drawn)| {
             drawn
                 .iter()
@@ -268,11 +289,11 @@ pub fn LineChart(
 
     let aria = label.clone();
     view! {
-        <div class="chart-plot" on:mouseleave=move |_| hover.set(None)>
+        <div class="chart-plot" node_ref=frame on:mouseleave=move |_| hover.set(None)>
             <svg
                 node_ref=plot
                 class="chart-svg"
-                viewBox=format!("0 0 {W} {H}")
+                viewBox=move || format!("0 0 {} {H}", width.get())
                 role="img"
                 aria-label=aria
                 on:mousemove=on_move
@@ -281,10 +302,11 @@ pub fn LineChart(
                     let (from, to) = domain.get();
                     let offset = local_offset_ms(from);
                     let (time_ticks, time_step) = time_ticks(from, to, offset, 6);
+                    let w = scale.w;
                     let grid_y = ticks.iter().map(|v| {
                         let y = scale.y(*v);
                         view! {
-                            <line class="chart-grid" x1=LEFT x2=W - RIGHT y1=y y2=y/>
+                            <line class="chart-grid" x1=LEFT x2=w - RIGHT y1=y y2=y/>
                             <text class="chart-tick" x=LEFT - 8.0 y=y + 4.0 text-anchor="end">
                                 {format_tick(*v, *step)}
                             </text>
@@ -316,18 +338,18 @@ pub fn LineChart(
                         }).collect_view()
                     });
                     let extremes = extremes(drawn).map(|(min, max)| view! {
-                        <MarkLabel point=max above=true step=*step/>
-                        <MarkLabel point=min above=false step=*step/>
+                        <MarkLabel point=max above=true step=*step w=w/>
+                        <MarkLabel point=min above=false step=*step w=w/>
                     });
                     let empty = drawn.is_empty().then(|| view! {
-                        <text class="chart-empty" x=(LEFT + W - RIGHT) / 2.0 y=(TOP + H - BOTTOM) / 2.0 text-anchor="middle">
+                        <text class="chart-empty" x=(LEFT + w - RIGHT) / 2.0 y=(TOP + H - BOTTOM) / 2.0 text-anchor="middle">
                             "No data in this range"
                         </text>
                     });
                     view! {
                         <g>{grid_y}</g>
                         <g>{grid_x}</g>
-                        <line class="chart-axis" x1=LEFT x2=W - RIGHT y1=H - BOTTOM y2=H - BOTTOM/>
+                        <line class="chart-axis" x1=LEFT x2=w - RIGHT y1=H - BOTTOM y2=H - BOTTOM/>
                         <path class="chart-area" d=area/>
                         <path class="chart-line" d=line/>
                         {dots}
@@ -341,7 +363,7 @@ pub fn LineChart(
                 })}
             </svg>
             {move || hover.get().and_then(|i| geometry.with(|(_, _, _, d)| d.get(i).copied())).map(|p| {
-                let left = p.x / W * 100.0;
+                let left = p.x / width.get() * 100.0;
                 let top = p.y / H * 100.0;
                 // Keep the box inside the chart near the edges.
                 let shift = if left < 20.0 { "0%" } else if left > 80.0 { "-100%" } else { "-50%" };
@@ -379,10 +401,10 @@ fn extremes(drawn: &[Drawn]) -> Option<(Drawn, Drawn)> {
 
 /// "max 23.1" above the highest point, "min 18.2" below the lowest.
 #[component]
-fn MarkLabel(point: Drawn, above: bool, step: f64) -> impl IntoView {
+fn MarkLabel(point: Drawn, above: bool, step: f64, w: f64) -> impl IntoView {
     let anchor = if point.x < LEFT + 40.0 {
         "start"
-    } else if point.x > W - RIGHT - 40.0 {
+    } else if point.x > w - RIGHT - 40.0 {
         "end"
     } else {
         "middle"

@@ -518,6 +518,11 @@ pub fn format_age(ms: i64, now_ms: f64) -> String {
 
 /// A number for people: integers as they are, others to four significant digits at most.
 pub fn format_number(v: f64) -> String {
+    format_significant(v, 4)
+}
+
+/// Integers as they are, others to `digits` significant digits, without trailing zeros.
+pub fn format_significant(v: f64, digits: i32) -> String {
     if !v.is_finite() {
         return v.to_string();
     }
@@ -525,7 +530,7 @@ pub fn format_number(v: f64) -> String {
         return format!("{}", v as i64);
     }
     let magnitude = v.abs().log10().floor() as i32;
-    let decimals = (3 - magnitude).clamp(0, 8) as usize;
+    let decimals = (digits - 1 - magnitude).clamp(0, 8) as usize;
     let text = format!("{v:.decimals$}");
     if text.contains('.') {
         text.trim_end_matches('0').trim_end_matches('.').to_owned()

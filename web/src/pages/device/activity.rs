@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::api;
 use crate::live::{LiveStatus, follow_device};
 use crate::session::use_session;
-use crate::ui::{ErrorMessage, Loader, Spinner, format_age, format_ms_title};
+use crate::ui::{ErrorMessage, Loader, Spinner, format_age, format_ms_title, format_significant};
 
 /// How long a changed value stays highlighted.
 const FLASH_MS: u64 = 1500;
@@ -98,7 +98,7 @@ impl DeviceLive {
             }
             LiveEvent::Telemetry { ts, values } => {
                 let received_ms = js_sys::Date::now();
-                let before = self.values();
+                let before = untrack(|| self.values());
                 let mut changed = Vec::new();
                 self.live_latest.try_update(|m| {
                     for (key, value) in &values {
@@ -326,6 +326,11 @@ pub fn PresenceCard(live: DeviceLive) -> impl IntoView {
 fn value_text(value: &serde_json::Value) -> String {
     match value {
         serde_json::Value::String(s) => s.clone(),
+        // Long float noise (23.140951078794) is cut to significant digits; the title keeps
+        // the value as sent.
+        serde_json::Value::Number(n) if n.to_string().len() > 10 => n
+            .as_f64()
+            .map_or_else(|| n.to_string(), |v| format_significant(v, 6)),
         other => other.to_string(),
     }
 }
@@ -392,10 +397,14 @@ fn ValueCard(live: DeviceLive, values: Memo<LatestTelemetry>, key: String) -> im
             <span class="value-key" title=key.clone()>{key.clone()}</span>
             {move || current.get().map(|tv| {
                 let text = value_text(&tv.value);
+                let exact = match &tv.value {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
                 let is_text = tv.value.is_string();
                 let is_long = text.chars().count() > 40 || tv.value.is_object() || tv.value.is_array();
                 view! {
-                    <span class="value" class:value-text=is_text class:value-long=is_long title=text.clone() data-test="value">
+                    <span class="value" class:value-text=is_text class:value-long=is_long title=exact data-test="value">
                         {text.clone()}
                     </span>
                     <span class="value-age" title=format_ms_title(tv.ts)>

@@ -265,7 +265,7 @@ pub fn TelemetryCharts(live: DeviceLive) -> impl IntoView {
         if downloading.get_untracked() {
             return;
         }
-        let keys: Vec<String> = live.values().into_keys().collect();
+        let keys: Vec<String> = untrack(|| live.values()).into_keys().collect();
         let (from, to) = bounds(
             kind.get_untracked(),
             custom.get_untracked(),
