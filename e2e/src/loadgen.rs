@@ -181,6 +181,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.verify && devices.iter().any(|d| d.id.is_none()) {
         bail!("--verify needs every device's id: the token file must have `TOKEN DEVICE_ID` lines");
     }
+    check_os_limits(devices.len())?;
 
     let outcome = run_load(&args, qos, &devices).await?;
     let mut report = outcome.report(&args, qos);
@@ -898,6 +899,43 @@ async fn reporter(
 }
 
 /// The process's peak resident memory, from /proc (Linux only).
+/// Each device is one socket: refuse to start a run that would die of EMFILE halfway through, and
+/// warn when the ephemeral port range is smaller than the fleet (Linux only; silent elsewhere).
+fn check_os_limits(devices: usize) -> anyhow::Result<()> {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+    let soft = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|v| v.parse::<usize>().ok());
+    if let Some(soft) = soft {
+        let needed = devices + 64;
+        if soft < needed {
+            bail!(
+                "{devices} devices need about {needed} open files but this process may open only {soft}: \
+                 raise the limit in the calling shell first, e.g. `ulimit -n {}`",
+                needed.max(1024).next_power_of_two()
+            );
+        }
+    }
+    let range =
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    let ports: Vec<usize> = range
+        .split_whitespace()
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    if let [low, high] = ports[..]
+        && high >= low
+        && high - low + 1 < devices
+    {
+        eprintln!(
+            "warning: {devices} devices but only {} ephemeral ports ({low}-{high}) towards one broker address",
+            high - low + 1
+        );
+    }
+    Ok(())
+}
+
 /// User plus system CPU time of this process, from /proc (Linux; USER_HZ is 100 there).
 fn cpu_seconds() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
