@@ -1033,7 +1033,7 @@ impl Outcome {
             "published {} ({pub_rate:.0} msg/s), acknowledged {} ({ack_rate:.0} msg/s), rejected {}, unacknowledged {}, errors {}",
             self.published, self.acked, self.rejected, self.unacked, self.errors
         );
-        if qos == Qos::AtLeastOnce {
+        if qos == Qos::AtLeastOnce && self.published > 0 {
             let _ = writeln!(
                 out,
                 "PUBACK latency: p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms ({} samples)",
@@ -1052,11 +1052,13 @@ impl Outcome {
         }
         let per_pub: Vec<String> = self.per_second.iter().map(|p| p.0.to_string()).collect();
         let per_ack: Vec<String> = self.per_second.iter().map(|p| p.1.to_string()).collect();
-        let _ = writeln!(out, "published per second: {}", per_pub.join(" "));
-        if qos == Qos::AtLeastOnce {
+        if self.published > 0 {
+            let _ = writeln!(out, "published per second: {}", per_pub.join(" "));
+        }
+        if qos == Qos::AtLeastOnce && self.published > 0 {
             let _ = writeln!(out, "acknowledged per second: {}", per_ack.join(" "));
         }
-        if let Some(cpu) = self.run_cpu_s {
+        if let Some(cpu) = self.run_cpu_s.filter(|_| self.published > 0) {
             let _ = writeln!(
                 out,
                 "load generator CPU while publishing: {cpu:.1} s ({:.2} cores of {}), {:.1} µs per message",
