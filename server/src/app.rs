@@ -6,11 +6,20 @@ use std::sync::Arc;
 use sea_orm::DatabaseConnection;
 use stead_api_types::Role as PersonRole;
 
+use std::collections::HashMap;
+
+use stead_api_types::LiveEvent;
+
 use crate::auth::{self, Keys};
 use crate::config::{Config, Role};
 use crate::error::Error;
+use crate::ids::DeviceId;
+use crate::ingress::{Ingress, Sessions};
 use crate::live::LiveStore;
+use crate::live::bus::LiveBus;
 use crate::observability::Metrics;
+use crate::telemetry::{OnCommit, Row, TelemetryStore};
+use crate::timeline::TimelineWriter;
 use crate::users::{self, Email, Password};
 
 /// Everything a request handler needs, cheap to clone.
@@ -21,6 +30,10 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub keys: Arc<Keys>,
     pub metrics: Metrics,
+    pub telemetry: TelemetryStore,
+    pub timeline: TimelineWriter,
+    pub bus: LiveBus,
+    pub sessions: Arc<Sessions>,
 }
 
 impl AppState {
@@ -31,14 +44,58 @@ impl AppState {
         let live = LiveStore::from_config(&config).await?;
         let secret = auth::load_or_create_jwt_secret(&config, &db).await?;
         let keys = Keys::new(&secret, config.access_token_ttl_secs);
+        let metrics = Metrics::new()?;
+        let bus = LiveBus::start(&live).await?;
+        let telemetry = TelemetryStore::start(
+            db.clone(),
+            config.telemetry_queue,
+            committed_telemetry(live.clone(), bus.clone(), metrics.clone()),
+        );
         Ok(AppState {
+            timeline: TimelineWriter::start(db.clone()),
+            telemetry,
+            bus,
+            sessions: Arc::default(),
             db,
             live,
             keys: Arc::new(keys),
             config: Arc::new(config),
-            metrics: Metrics::new()?,
+            metrics,
         })
     }
+}
+
+type Values = serde_json::Map<String, serde_json::Value>;
+
+/// After each committed batch: latest values into the live state, live events for watched
+/// devices. Runs on the writer's task, so it only spawns.
+fn committed_telemetry(live: LiveStore, bus: LiveBus, metrics: Metrics) -> OnCommit {
+    Arc::new(move |rows: &[Row]| {
+        metrics.telemetry_rows.inc_by(rows.len() as u64);
+        metrics.telemetry_batches.observe(rows.len() as f64);
+        let mut by_device: HashMap<DeviceId, Vec<(i64, Values)>> = HashMap::new();
+        for row in rows {
+            by_device
+                .entry(row.device_id)
+                .or_default()
+                .push((row.ts, row.values.clone()));
+        }
+        let (live, bus) = (live.clone(), bus.clone());
+        tokio::spawn(async move {
+            for (device, points) in by_device {
+                let refs: Vec<(i64, &serde_json::Map<String, serde_json::Value>)> =
+                    points.iter().map(|(ts, v)| (*ts, v)).collect();
+                if let Err(e) = live.update_latest(device, &refs).await {
+                    tracing::warn!(error = %e, "updating latest values failed");
+                }
+                if bus.is_watched(device) {
+                    for (ts, values) in points {
+                        bus.publish(device, LiveEvent::Telemetry { ts, values });
+                    }
+                }
+            }
+        });
+    })
 }
 
 /// First run: when no platform admin exists, create one. Its password comes from
@@ -97,7 +154,7 @@ pub async fn run(
     state: AppState,
     roles: &[Role],
     http: std::net::TcpListener,
-    mqtt: Option<tokio::net::TcpListener>,
+    mqtt: Option<std::net::TcpListener>,
 ) -> anyhow::Result<()> {
     // The api role serves the HTTP API and console; the other roles still answer health checks
     // and metrics on the same listener.
@@ -105,15 +162,15 @@ pub async fn run(
     let handle = server.handle();
     let http_task = tokio::spawn(server);
     let ingress = match (roles.contains(&Role::Ingress), mqtt) {
-        (true, Some(listener)) => Some(tokio::spawn(crate::ingress::run(listener))),
+        (true, Some(listener)) => Some(Ingress::start(state.clone(), listener)?),
         _ => None,
     };
     tracing::info!(roles = ?roles, "stead is running");
 
     shutdown_signal().await;
     tracing::info!("shutting down");
-    if let Some(task) = ingress {
-        task.abort();
+    if let Some(ingress) = ingress {
+        ingress.stop().await;
     }
     handle.stop(true).await;
     http_task.await??;

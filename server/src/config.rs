@@ -72,6 +72,30 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Log filter in `tracing` syntax, e.g. `info` or `stead=debug,info`.
     pub log: String,
+    /// Threads serving MQTT connections.
+    pub mqtt_workers: usize,
+    /// Connections accepted at once (per MQTT worker).
+    pub mqtt_max_connections: usize,
+    /// Largest payload of one PUBLISH; larger ones are refused (and a packet four times larger
+    /// ends the connection).
+    pub mqtt_max_payload_bytes: usize,
+    /// QoS 1 messages a device may have unacknowledged at once (MQTT 5 receive maximum).
+    pub mqtt_max_inflight: u16,
+    /// Time a new connection has to send CONNECT.
+    pub mqtt_connect_timeout_secs: u16,
+    /// Bounds on the keep-alive a device may ask for.
+    pub mqtt_keep_alive_min_secs: u16,
+    pub mqtt_keep_alive_max_secs: u16,
+    /// Per-device rates, `count:seconds[,count:seconds…]`.
+    pub device_rate_messages: crate::ingress::Rate,
+    pub device_rate_points: crate::ingress::Rate,
+    /// Per-tenant rates (counted per ingress node).
+    pub tenant_rate_messages: crate::ingress::Rate,
+    pub tenant_rate_points: crate::ingress::Rate,
+    /// Telemetry write batches queued per writer before producers wait (back-pressure).
+    pub telemetry_queue: usize,
+    /// Days telemetry is kept, unless a tenant says otherwise.
+    pub telemetry_retention_days: u32,
 }
 
 impl Default for Config {
@@ -96,8 +120,25 @@ impl Default for Config {
             bootstrap_admin_password: None,
             log_format: LogFormat::Auto,
             log: "info".into(),
+            mqtt_workers: 2,
+            mqtt_max_connections: 100_000,
+            mqtt_max_payload_bytes: 64 * 1024,
+            mqtt_max_inflight: 16,
+            mqtt_connect_timeout_secs: 10,
+            mqtt_keep_alive_min_secs: 1,
+            mqtt_keep_alive_max_secs: 3600,
+            device_rate_messages: rate("200:1,6000:60"),
+            device_rate_points: rate("2000:1,60000:60"),
+            tenant_rate_messages: rate("100000:1"),
+            tenant_rate_points: rate("1000000:1"),
+            telemetry_queue: 4096,
+            telemetry_retention_days: 30,
         }
     }
+}
+
+fn rate(s: &str) -> crate::ingress::Rate {
+    crate::ingress::Rate::parse(s).unwrap_or_else(|e| unreachable!("built-in rate {s:?}: {e}"))
 }
 
 /// Every problem found, one per line.
@@ -208,6 +249,27 @@ impl Config {
             && let Err(e) = crate::users::Password::parse(pw.expose())
         {
             problems.push(format!("STEAD_BOOTSTRAP_ADMIN_PASSWORD: {e}"));
+        }
+        if self.mqtt_workers == 0 || self.mqtt_workers > 64 {
+            problems.push("STEAD_MQTT_WORKERS must be between 1 and 64".to_string());
+        }
+        if !(128..=16 * 1024 * 1024).contains(&self.mqtt_max_payload_bytes) {
+            problems
+                .push("STEAD_MQTT_MAX_PAYLOAD_BYTES must be between 128 and 16777216".to_string());
+        }
+        if self.mqtt_max_inflight == 0 {
+            problems.push("STEAD_MQTT_MAX_INFLIGHT must be at least 1".to_string());
+        }
+        if self.mqtt_keep_alive_min_secs == 0
+            || self.mqtt_keep_alive_min_secs > self.mqtt_keep_alive_max_secs
+        {
+            problems.push("STEAD_MQTT_KEEP_ALIVE_MIN_SECS must be at least 1 and at most STEAD_MQTT_KEEP_ALIVE_MAX_SECS".to_string());
+        }
+        if self.telemetry_queue == 0 {
+            problems.push("STEAD_TELEMETRY_QUEUE must be at least 1".to_string());
+        }
+        if self.telemetry_retention_days == 0 {
+            problems.push("STEAD_TELEMETRY_RETENTION_DAYS must be at least 1".to_string());
         }
         if problems.is_empty() {
             Ok(())

@@ -18,5 +18,7 @@ pub mod ingress;
 pub mod live;
 pub mod observability;
 pub mod secret;
+pub mod telemetry;
 pub mod tenants;
+pub mod timeline;
 pub mod users;

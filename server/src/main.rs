@@ -108,14 +108,9 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
                 anyhow::anyhow!("cannot listen on STEAD_HTTP_ADDR {}: {e}", config.http_addr)
             })?;
             let mqtt = if parsed.contains(&Role::Ingress) {
-                let listener = tokio::net::TcpListener::bind(config.mqtt_addr)
-                    .await
-                    .map_err(|e| {
-                        anyhow::anyhow!(
-                            "cannot listen on STEAD_MQTT_ADDR {}: {e}",
-                            config.mqtt_addr
-                        )
-                    })?;
+                let listener = std::net::TcpListener::bind(config.mqtt_addr).map_err(|e| {
+                    anyhow::anyhow!("cannot listen on STEAD_MQTT_ADDR {}: {e}", config.mqtt_addr)
+                })?;
                 tracing::info!(addr = %listener.local_addr()?, "mqtt listening");
                 Some(listener)
             } else {

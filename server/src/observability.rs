@@ -92,6 +92,11 @@ pub struct Metrics {
     pub registry: Registry,
     pub http_requests: IntCounterVec,
     pub http_duration: HistogramVec,
+    pub mqtt_connects: prometheus::IntCounter,
+    pub mqtt_connect_refused: IntCounterVec,
+    pub mqtt_rejected: IntCounterVec,
+    pub telemetry_rows: prometheus::IntCounter,
+    pub telemetry_batches: prometheus::Histogram,
 }
 
 impl Metrics {
@@ -111,12 +116,44 @@ impl Metrics {
             ]),
             &["method", "route"],
         )?;
+        let mqtt_connects =
+            prometheus::IntCounter::new("mqtt_connects_total", "MQTT sessions accepted")?;
+        let mqtt_connect_refused = IntCounterVec::new(
+            Opts::new(
+                "mqtt_connect_refused_total",
+                "MQTT connections refused, by reason",
+            ),
+            &["reason"],
+        )?;
+        let mqtt_rejected = IntCounterVec::new(
+            Opts::new(
+                "mqtt_messages_rejected_total",
+                "Device messages refused, by reason",
+            ),
+            &["reason"],
+        )?;
+        let telemetry_rows =
+            prometheus::IntCounter::new("telemetry_rows_total", "Telemetry points committed")?;
+        let telemetry_batches = prometheus::Histogram::with_opts(
+            HistogramOpts::new("telemetry_batch_rows", "Rows per committed telemetry batch")
+                .buckets(vec![1.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2000.0]),
+        )?;
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_duration.clone()))?;
+        registry.register(Box::new(mqtt_connects.clone()))?;
+        registry.register(Box::new(mqtt_connect_refused.clone()))?;
+        registry.register(Box::new(mqtt_rejected.clone()))?;
+        registry.register(Box::new(telemetry_rows.clone()))?;
+        registry.register(Box::new(telemetry_batches.clone()))?;
         Ok(Metrics {
             registry,
             http_requests,
             http_duration,
+            mqtt_connects,
+            mqtt_connect_refused,
+            mqtt_rejected,
+            telemetry_rows,
+            telemetry_batches,
         })
     }
 

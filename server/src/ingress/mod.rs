@@ -1,19 +1,363 @@
-//! The MQTT device ingress. Until the MQTT protocol handler lands, the listener is bound (so the
-//! port is reserved and configuration is checked) and every connection is closed at once.
+//! The MQTT device ingress (ntex-mqtt, MQTT 3.1.1 and 5.0).
+//!
+//! It runs on its own threads inside its own ntex system; ntex's tokio backend means the same
+//! tokio that runs the API, the database pool and Redis. Devices authenticate in the handshake
+//! (username = access token: one indexed hash lookup, cached briefly), which fixes their identity
+//! for the whole session; every topic is relative to that device. The protocol adapters (`v3`,
+//! `v5`) translate packets; what a message does is decided once, in `session`.
 
-use tokio::net::TcpListener;
+mod limits;
+mod registry;
+pub mod session;
+pub mod topic;
+mod v3;
+mod v5;
 
-pub async fn run(listener: TcpListener) {
-    loop {
-        match listener.accept().await {
-            Ok((socket, peer)) => {
-                tracing::debug!(%peer, "MQTT is not served yet: connection closed");
-                drop(socket);
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use stead_api_types::DisconnectReason;
+
+pub use limits::{Limiter, Rate};
+pub use registry::Registry;
+
+use crate::app::AppState;
+use crate::devices::repo::DeviceIdentity;
+use crate::ids::TenantId;
+use crate::live::state::PresenceChange;
+use crate::timeline::EventKind;
+
+/// The error that ends a connection (the protocol adapters' only error).
+#[derive(Debug)]
+pub struct Close;
+
+impl From<()> for Close {
+    fn from(_: ()) -> Self {
+        Close
+    }
+}
+
+impl TryFrom<Close> for ntex_mqtt::v5::PublishAck {
+    type Error = Close;
+
+    fn try_from(err: Close) -> Result<Self, Self::Error> {
+        Err(err)
+    }
+}
+
+/// How long a token → device lookup is reused. Revocation clears it at once.
+const AUTH_CACHE_TTL: Duration = Duration::from_secs(10);
+
+/// What every session shares: the app, the main runtime, the session registry, limits.
+pub struct IngressCtx {
+    pub state: AppState,
+    pub rt: tokio::runtime::Handle,
+    pub registry: Arc<Registry>,
+    tenant_limiters: Mutex<HashMap<TenantId, Limiter>>,
+}
+
+impl IngressCtx {
+    /// Runs `f` on the main runtime (database and live-state clients live there) and waits.
+    pub async fn on_main<T: Send + 'static>(
+        &self,
+        f: impl Future<Output = crate::error::Result<T>> + Send + 'static,
+    ) -> anyhow::Result<T> {
+        match self.rt.spawn(f).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(anyhow::anyhow!("{e}")),
+            Err(e) => Err(anyhow::anyhow!("task failed: {e}")),
+        }
+    }
+
+    /// The device behind an access token, from the cache or one indexed lookup.
+    pub async fn authenticate(&self, token: &str) -> anyhow::Result<Option<DeviceIdentity>> {
+        let hash = crate::auth::tokens::hash_token(token);
+        if let Some(identity) = self.state.sessions.cached(&hash) {
+            return Ok(Some(identity));
+        }
+        let db = self.state.db.clone();
+        let token = token.to_owned();
+        let found = self
+            .on_main(async move { crate::devices::repo::authenticate(&db, &token).await })
+            .await?;
+        if let Some(identity) = &found {
+            self.state.sessions.cache(hash, identity.clone());
+        }
+        Ok(found)
+    }
+
+    pub fn device_limiter(&self) -> Limiter {
+        let cfg = &self.state.config;
+        Limiter::new(
+            cfg.device_rate_messages.clone(),
+            cfg.device_rate_points.clone(),
+        )
+    }
+
+    /// The tenant-wide limit, counted on this node.
+    pub fn tenant_admit(&self, tenant: TenantId, now: i64, points: u64) -> Result<(), String> {
+        let cfg = &self.state.config;
+        let mut limiters = self
+            .tenant_limiters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        limiters
+            .entry(tenant)
+            .or_insert_with(|| {
+                Limiter::new(
+                    cfg.tenant_rate_messages.clone(),
+                    cfg.tenant_rate_points.clone(),
+                )
+            })
+            .admit(now, points)
+            .map_err(|e| format!("tenant limit: {e}"))
+    }
+
+    /// The answer to the built-in `getSessionLimits` RPC: the limits really enforced.
+    pub fn session_limits(&self, _tenant: TenantId) -> serde_json::Value {
+        let cfg = &self.state.config;
+        serde_json::json!({
+            "maxPayloadSize": cfg.mqtt_max_payload_bytes,
+            "maxInflightMessages": cfg.mqtt_max_inflight,
+            "rateLimits": {
+                "messages": cfg.device_rate_messages.to_string(),
+                "telemetryMessages": cfg.device_rate_messages.to_string(),
+                "telemetryDataPoints": cfg.device_rate_points.to_string(),
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "MQTT accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        })
+    }
+
+    pub fn metrics_rejected(&self, reason: &'static str) {
+        self.state
+            .metrics
+            .mqtt_rejected
+            .with_label_values(&[reason])
+            .inc();
+    }
+
+    /// Records a refused CONNECT: on the device's timeline when the credentials name a device,
+    /// always in the log (source address and reason, never the secret) and the metrics.
+    pub fn connect_refused(
+        &self,
+        peer: &str,
+        reason: &'static str,
+        device: Option<&DeviceIdentity>,
+    ) {
+        tracing::info!(%peer, reason, "MQTT connect refused");
+        self.state
+            .metrics
+            .mqtt_connect_refused
+            .with_label_values(&[reason])
+            .inc();
+        if let Some(device) = device {
+            crate::timeline::record(
+                &self.state.timeline,
+                device,
+                EventKind::ConnectRefused,
+                format!("Connection from {peer} refused: {reason}"),
+                serde_json::json!({"peer": peer, "reason": reason}),
+            );
+        }
+    }
+
+    /// A device is connected: presence, timeline, live view.
+    pub fn connected(
+        &self,
+        identity: &DeviceIdentity,
+        peer: &str,
+        client_id: &str,
+        protocol: &str,
+    ) {
+        self.state.metrics.mqtt_connects.inc();
+        crate::timeline::record(
+            &self.state.timeline,
+            identity,
+            EventKind::Connected,
+            format!("Connected from {peer} over {protocol} (client id {client_id:?})"),
+            serde_json::json!({"peer": peer, "client_id": client_id, "protocol": protocol}),
+        );
+        let state = self.state.clone();
+        let device = identity.device_id;
+        self.rt.spawn(async move {
+            let now = crate::telemetry::now_ms();
+            if let Ok(p) = state
+                .live
+                .update_presence(device, PresenceChange::Connected { ts: now })
+                .await
+            {
+                state
+                    .bus
+                    .publish(device, stead_api_types::LiveEvent::Presence(p));
             }
+        });
+    }
+}
+
+/// A person-readable reason.
+pub fn describe(reason: DisconnectReason) -> &'static str {
+    match reason {
+        DisconnectReason::ClientDisconnect => "the device disconnected",
+        DisconnectReason::KeepAliveTimeout => {
+            "keep-alive timeout (no packet within 1.5 × keep-alive)"
+        }
+        DisconnectReason::TakenOver => "taken over by a new connection with the same credentials",
+        DisconnectReason::CredentialsRevoked => "its credentials were revoked",
+        DisconnectReason::ProtocolError => "protocol error",
+        DisconnectReason::ServerShutdown => "the server shut down",
+        DisconnectReason::ConnectionLost => "the connection was lost without a DISCONNECT",
+    }
+}
+
+/// The device sessions of this node, reachable from the API (to revoke) and the ingress.
+#[derive(Default)]
+pub struct Sessions {
+    pub registry: Arc<Registry>,
+    auth_cache: Mutex<HashMap<String, (DeviceIdentity, Instant)>>,
+}
+
+impl Sessions {
+    fn cached(&self, hash: &str) -> Option<DeviceIdentity> {
+        let cache = self.auth_cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache
+            .get(hash)
+            .filter(|(_, at)| at.elapsed() < AUTH_CACHE_TTL)
+            .map(|(identity, _)| identity.clone())
+    }
+
+    fn cache(&self, hash: String, identity: DeviceIdentity) {
+        let mut cache = self.auth_cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() > 200_000 {
+            cache.retain(|_, (_, at)| at.elapsed() < AUTH_CACHE_TTL);
+        }
+        cache.insert(hash, (identity, Instant::now()));
+    }
+
+    /// A device's credentials changed or it is gone: forget cached lookups, end its session.
+    pub fn revoke_device(&self, device: crate::ids::DeviceId) {
+        self.auth_cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, (identity, _)| identity.device_id != device);
+        self.registry
+            .kick(device, DisconnectReason::CredentialsRevoked);
+    }
+
+    /// A tenant was suspended: the same for all its devices.
+    pub fn revoke_tenant(&self, tenant: TenantId) {
+        self.auth_cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, (identity, _)| identity.tenant_id != tenant);
+        self.registry
+            .kick_tenant(tenant, DisconnectReason::CredentialsRevoked);
+    }
+}
+
+/// The running ingress; `stop` ends every session (reason "server shutdown") and the listener.
+pub struct Ingress {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Ingress {
+    pub fn start(state: AppState, listener: std::net::TcpListener) -> anyhow::Result<Ingress> {
+        let ctx = Arc::new(IngressCtx {
+            registry: state.sessions.registry.clone(),
+            state,
+            rt: tokio::runtime::Handle::current(),
+            tenant_limiters: Mutex::default(),
+        });
+        let addr: SocketAddr = listener.local_addr()?;
+        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<anyhow::Result<()>>();
+        let thread = std::thread::Builder::new()
+            .name("stead-mqtt".into())
+            .spawn(move || {
+                let system = ntex::rt::System::build()
+                    .name("stead-mqtt")
+                    .build(ntex::rt::DefaultRuntime);
+                system.block_on(async move {
+                    let cfg = ctx.state.config.clone();
+                    let server = ntex::server::build()
+                        .workers(cfg.mqtt_workers)
+                        .disable_signals()
+                        .maxconn(cfg.mqtt_max_connections)
+                        .listen("mqtt", listener, {
+                            let ctx = ctx.clone();
+                            async move |_| {
+                                let (c3, c5) = (ctx.clone(), ctx.clone());
+                                ntex_mqtt::MqttServer::new()
+                                    .v3(ntex_mqtt::v3::MqttServer::new(ntex::service::fn_service(
+                                        move |hs| v3::handshake_service(c3.clone(), hs),
+                                    ))
+                                    .protocol(v3::protocol())
+                                    .control(v3::control())
+                                    .publish(v3::publish()))
+                                    .v5(ntex_mqtt::v5::MqttServer::new(ntex::service::fn_service(
+                                        move |hs| v5::handshake_service(c5.clone(), hs),
+                                    ))
+                                    .protocol(v5::protocol())
+                                    .control(v5::control())
+                                    .publish(v5::publish()))
+                            }
+                        });
+                    let server = match server {
+                        Ok(builder) => builder
+                            .config(
+                                "mqtt",
+                                ntex::SharedCfg::new("MQTT").add(
+                                    ntex_mqtt::MqttServiceConfig::new()
+                                        .set_max_size(cfg.mqtt_max_payload_bytes as u32 * 4 + 1024)
+                                        .set_max_receive(cfg.mqtt_max_inflight)
+                                        .set_connect_timeout(ntex::time::Seconds(
+                                            cfg.mqtt_connect_timeout_secs,
+                                        ))
+                                        .set_handshake_timeout(ntex::time::Seconds(
+                                            cfg.mqtt_connect_timeout_secs,
+                                        )),
+                                ),
+                            )
+                            .run(),
+                        Err(e) => {
+                            let _ = ready_tx
+                                .send(Err(anyhow::anyhow!("starting the MQTT server: {e}")));
+                            return;
+                        }
+                    };
+                    let _ = ready_tx.send(Ok(()));
+                    // Wait for the stop signal without blocking the runtime.
+                    loop {
+                        match stop_rx.try_recv() {
+                            Ok(()) | Err(std::sync::mpsc::TryRecvError::Disconnected) => break,
+                            Err(std::sync::mpsc::TryRecvError::Empty) => {
+                                ntex::time::sleep(ntex::time::Millis(100)).await
+                            }
+                        }
+                    }
+                    ctx.registry.kick_all(DisconnectReason::ServerShutdown);
+                    ntex::time::sleep(ntex::time::Millis(200)).await;
+                    server.stop(true).await;
+                });
+            })?;
+        ready_rx
+            .recv_timeout(Duration::from_secs(10))
+            .map_err(|_| anyhow::anyhow!("the MQTT server did not start"))??;
+        tracing::info!(%addr, "mqtt ingress serving");
+        Ok(Ingress {
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// Ends every session and stops the listener; waits for the ingress thread.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
     }
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 #[derive(Clone, Default)]
 pub struct MemoryStore {
     counters: Arc<Mutex<HashMap<String, (u64, Instant)>>>,
+    pub(super) state: super::state::MemoryState,
 }
 
 impl MemoryStore {

@@ -2,8 +2,10 @@
 //! ingress, presence and latest values). Redis when configured, so that every node sees the same
 //! state; an in-process map for the single-node embedded mode.
 
+pub mod bus;
 mod memory;
 mod redis_store;
+pub mod state;
 
 use std::time::Duration;
 

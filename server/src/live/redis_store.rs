@@ -7,7 +7,8 @@ use redis::aio::ConnectionManager;
 
 #[derive(Clone)]
 pub struct RedisStore {
-    conn: ConnectionManager,
+    pub(super) conn: ConnectionManager,
+    pub(super) client: redis::Client,
     prefix: String,
 }
 
@@ -24,17 +25,21 @@ impl RedisStore {
         .await
         .map_err(|_| anyhow::anyhow!("cannot reach Redis: no answer within 10 s"))?
         .map_err(|e| anyhow::anyhow!("cannot reach Redis: {e}"))?;
-        let conn = tokio::time::timeout(Duration::from_secs(10), ConnectionManager::new(client))
-            .await
-            .map_err(|_| anyhow::anyhow!("cannot reach Redis: no answer within 10 s"))?
-            .map_err(|e| anyhow::anyhow!("cannot reach Redis: {e}"))?;
+        let conn = tokio::time::timeout(
+            Duration::from_secs(10),
+            ConnectionManager::new(client.clone()),
+        )
+        .await
+        .map_err(|_| anyhow::anyhow!("cannot reach Redis: no answer within 10 s"))?
+        .map_err(|e| anyhow::anyhow!("cannot reach Redis: {e}"))?;
         Ok(RedisStore {
             conn,
+            client,
             prefix: prefix.to_owned(),
         })
     }
 
-    fn key(&self, key: &str) -> String {
+    pub(super) fn key(&self, key: &str) -> String {
         format!("{}{key}", self.prefix)
     }
 

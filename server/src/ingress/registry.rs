@@ -1,0 +1,94 @@
+//! Which connection holds each device's session on this node, so that a new CONNECT can take
+//! over and a revoked credential can end a session at once.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use stead_api_types::DisconnectReason;
+use tokio::sync::mpsc;
+
+use crate::ids::{DeviceId, TenantId};
+
+struct Entry {
+    conn_id: u64,
+    tenant_id: TenantId,
+    kick: mpsc::UnboundedSender<DisconnectReason>,
+}
+
+#[derive(Default)]
+pub struct Registry {
+    next: AtomicU64,
+    sessions: Mutex<HashMap<DeviceId, Entry>>,
+}
+
+impl Registry {
+    fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<DeviceId, Entry>> {
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Registers a new connection for the device; an older one is told it was taken over.
+    pub fn register(
+        &self,
+        device: DeviceId,
+        tenant_id: TenantId,
+    ) -> (u64, mpsc::UnboundedReceiver<DisconnectReason>) {
+        let conn_id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        let (kick, rx) = mpsc::unbounded_channel();
+        let old = self.sessions().insert(
+            device,
+            Entry {
+                conn_id,
+                tenant_id,
+                kick,
+            },
+        );
+        if let Some(old) = old {
+            let _ = old.kick.send(DisconnectReason::TakenOver);
+        }
+        (conn_id, rx)
+    }
+
+    /// Forgets the connection; answers whether it was still the device's current one.
+    pub fn unregister(&self, device: DeviceId, conn_id: u64) -> bool {
+        let mut sessions = self.sessions();
+        if sessions.get(&device).is_some_and(|e| e.conn_id == conn_id) {
+            sessions.remove(&device);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Ends the device's session on this node, if it has one.
+    pub fn kick(&self, device: DeviceId, reason: DisconnectReason) -> bool {
+        match self.sessions().get(&device) {
+            Some(e) => e.kick.send(reason).is_ok(),
+            None => false,
+        }
+    }
+
+    /// Ends every session of a tenant on this node.
+    pub fn kick_tenant(&self, tenant: TenantId, reason: DisconnectReason) -> usize {
+        let sessions = self.sessions();
+        sessions
+            .values()
+            .filter(|e| e.tenant_id == tenant)
+            .filter(|e| e.kick.send(reason).is_ok())
+            .count()
+    }
+
+    pub fn kick_all(&self, reason: DisconnectReason) {
+        for e in self.sessions().values() {
+            let _ = e.kick.send(reason);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.sessions().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

@@ -1,0 +1,391 @@
+//! A device's MQTT session, whatever the protocol version: what a publish does, what is refused
+//! and why, and what happens when the session ends. The v3 and v5 adapters only translate.
+//!
+//! A session lives on one ntex worker thread. Database and live-state work runs on the main
+//! runtime (the `rt` handle): the ntex threads only parse, route and wait.
+
+use std::cell::{Cell, RefCell};
+use std::sync::Arc;
+
+use ntex::util::Bytes;
+use stead_api_types::DisconnectReason;
+
+use super::IngressCtx;
+use super::limits::Limiter;
+use super::topic::PublishTopic;
+use crate::devices::repo::DeviceIdentity;
+use crate::live::state::PresenceChange;
+use crate::telemetry::{self, Row, decode};
+use crate::timeline::{self, EventKind};
+
+/// Why a publish was refused: each maps to an MQTT 5 reason code; MQTT 3.1.1 drops the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejection {
+    /// Invalid JSON or a value of the wrong shape (v5 0x99).
+    Payload(String),
+    /// Not a topic a device may publish to (v5 0x90).
+    Topic(String),
+    /// Over a rate limit (v5 0x97).
+    RateLimited(String),
+    /// Recognised but not available (v5 0x83).
+    NotSupported(String),
+    /// Storage failed; nothing was stored (v5 0x80; v3 closes the connection so the client resends).
+    Unavailable(String),
+}
+
+impl Rejection {
+    pub fn detail(&self) -> &str {
+        match self {
+            Rejection::Payload(d)
+            | Rejection::Topic(d)
+            | Rejection::RateLimited(d)
+            | Rejection::NotSupported(d)
+            | Rejection::Unavailable(d) => d,
+        }
+    }
+
+    fn reason(&self) -> &'static str {
+        match self {
+            Rejection::Payload(_) => "invalid_payload",
+            Rejection::Topic(_) => "unknown_topic",
+            Rejection::RateLimited(_) => "rate_limited",
+            Rejection::NotSupported(_) => "not_supported",
+            Rejection::Unavailable(_) => "storage_unavailable",
+        }
+    }
+}
+
+/// A message the platform sends back to the device right away.
+pub struct Reply {
+    pub topic: String,
+    pub payload: Bytes,
+}
+
+/// After this many refused messages within a minute, an MQTT 3.1.1 connection is closed.
+pub const ABUSE_LIMIT: u32 = 20;
+
+pub struct DeviceSession {
+    pub ctx: Arc<IngressCtx>,
+    pub identity: DeviceIdentity,
+    pub conn_id: u64,
+    pub peer: String,
+    pub client_id: String,
+    pub protocol: &'static str,
+    /// Set when the platform ends the session (take-over, revocation, shutdown) or the client
+    /// sends DISCONNECT; otherwise the end is a lost connection or a protocol error.
+    pub end_reason: Cell<Option<DisconnectReason>>,
+    /// The Last Will, published when the session ends without a DISCONNECT.
+    pub will: RefCell<Option<(String, Bytes)>>,
+    limiter: RefCell<Limiter>,
+    rejections: Cell<(i64, u32)>,
+    activity: Cell<(i64, u64, u64)>,
+}
+
+impl DeviceSession {
+    pub fn new(
+        ctx: Arc<IngressCtx>,
+        identity: DeviceIdentity,
+        conn_id: u64,
+        peer: String,
+        client_id: String,
+        protocol: &'static str,
+        limiter: Limiter,
+    ) -> DeviceSession {
+        DeviceSession {
+            ctx,
+            identity,
+            conn_id,
+            peer,
+            client_id,
+            protocol,
+            end_reason: Cell::new(None),
+            will: RefCell::new(None),
+            limiter: RefCell::new(limiter),
+            rejections: Cell::new((0, 0)),
+            activity: Cell::new((0, 0, 0)),
+        }
+    }
+
+    /// Handles one PUBLISH. `wait` is true for QoS 1: the call returns only once the data is
+    /// durably stored.
+    pub async fn publish(
+        &self,
+        topic: &str,
+        wait: bool,
+        payload: Bytes,
+    ) -> Result<Option<Reply>, Rejection> {
+        match self.route(topic, wait, payload).await {
+            Ok(reply) => {
+                self.note_activity(telemetry::now_ms(), 1, 0);
+                Ok(reply)
+            }
+            Err(rejection) => self.reject(topic, rejection),
+        }
+    }
+
+    /// Counts and records a refused message on the device's timeline, and answers the refusal.
+    pub fn reject(&self, topic: &str, rejection: Rejection) -> Result<Option<Reply>, Rejection> {
+        let now = telemetry::now_ms();
+        self.note_activity(now, 0, 1);
+        self.ctx.metrics_rejected(rejection.reason());
+        let (since, n) = self.rejections.get();
+        self.rejections.set(if now - since > 60_000 {
+            (now, 1)
+        } else {
+            (since, n + 1)
+        });
+        timeline::record(
+            &self.ctx.state.timeline,
+            &self.identity,
+            EventKind::MessageRejected,
+            format!("Message on {topic:?} rejected: {}", rejection.detail()),
+            serde_json::json!({"topic": topic.chars().take(200).collect::<String>(), "reason": rejection.reason()}),
+        );
+        Err(rejection)
+    }
+
+    /// Whether this connection has been refused so often that it should be closed.
+    pub fn abusive(&self) -> bool {
+        self.rejections.get().1 >= ABUSE_LIMIT
+    }
+
+    async fn route(
+        &self,
+        topic: &str,
+        wait: bool,
+        payload: Bytes,
+    ) -> Result<Option<Reply>, Rejection> {
+        let topic = PublishTopic::parse(topic).map_err(|e| Rejection::Topic(e.to_string()))?;
+        match topic {
+            PublishTopic::Telemetry => {
+                let now = telemetry::now_ms();
+                let points = decode::telemetry(&payload, now)
+                    .map_err(|e| Rejection::Payload(e.to_string()))?;
+                let values: usize = points.iter().map(|p| p.values.len()).sum();
+                self.limiter
+                    .borrow_mut()
+                    .admit(now, values as u64)
+                    .map_err(Rejection::RateLimited)?;
+                self.ctx
+                    .tenant_admit(self.identity.tenant_id, now, values as u64)
+                    .map_err(Rejection::RateLimited)?;
+                let rows: Vec<Row> = points
+                    .into_iter()
+                    .map(|p| Row {
+                        tenant_id: self.identity.tenant_id,
+                        device_id: self.identity.device_id,
+                        ts: p.ts,
+                        values: p.values,
+                    })
+                    .collect();
+                let store = &self.ctx.state.telemetry;
+                let result = if wait {
+                    store.write(self.identity.device_id, rows).await
+                } else {
+                    store
+                        .write_unacknowledged(self.identity.device_id, rows)
+                        .await
+                };
+                result.map_err(|e| Rejection::Unavailable(e.to_string()))?;
+                Ok(None)
+            }
+            PublishTopic::Attributes => {
+                let now = telemetry::now_ms();
+                let values =
+                    decode::attributes(&payload).map_err(|e| Rejection::Payload(e.to_string()))?;
+                self.limiter
+                    .borrow_mut()
+                    .admit(now, values.len() as u64)
+                    .map_err(Rejection::RateLimited)?;
+                let ctx = self.ctx.clone();
+                let identity = self.identity.clone();
+                self.ctx
+                    .on_main(async move {
+                        crate::devices::attributes::set_client(
+                            &ctx.state.db,
+                            &identity,
+                            values,
+                            now,
+                        )
+                        .await
+                    })
+                    .await
+                    .map_err(|e| Rejection::Unavailable(e.to_string()))?;
+                Ok(None)
+            }
+            PublishTopic::AttributeRequest(id) => {
+                let request: serde_json::Value = if payload.is_empty() {
+                    serde_json::json!({})
+                } else {
+                    serde_json::from_slice(&payload).map_err(|e| {
+                        Rejection::Payload(format!("the attribute request is not valid JSON: {e}"))
+                    })?
+                };
+                let keys = |name: &str| -> Option<Vec<String>> {
+                    request.get(name).and_then(|v| v.as_str()).map(|s| {
+                        s.split(',')
+                            .map(|k| k.trim().to_owned())
+                            .filter(|k| !k.is_empty())
+                            .collect()
+                    })
+                };
+                let (client_keys, shared_keys) = (keys("clientKeys"), keys("sharedKeys"));
+                let ctx = self.ctx.clone();
+                let identity = self.identity.clone();
+                let answer = self
+                    .ctx
+                    .on_main(async move {
+                        crate::devices::attributes::answer_request(
+                            &ctx.state.db,
+                            &identity,
+                            client_keys,
+                            shared_keys,
+                        )
+                        .await
+                    })
+                    .await
+                    .map_err(|e| Rejection::Unavailable(e.to_string()))?;
+                Ok(Some(Reply {
+                    topic: format!("v1/devices/me/attributes/response/{id}"),
+                    payload: Bytes::from(answer.to_string()),
+                }))
+            }
+            PublishTopic::RpcRequest(id) => {
+                let request: serde_json::Value = serde_json::from_slice(&payload).map_err(|e| {
+                    Rejection::Payload(format!("the RPC request is not valid JSON: {e}"))
+                })?;
+                let method = request
+                    .get("method")
+                    .and_then(|m| m.as_str())
+                    .unwrap_or_default();
+                let answer = match method {
+                    "getSessionLimits" => self.ctx.session_limits(self.identity.tenant_id),
+                    "getCurrentTime" | "getTime" => {
+                        serde_json::json!({"time": telemetry::now_ms()})
+                    }
+                    other => serde_json::json!({"error": format!("unknown method {other:?}")}),
+                };
+                Ok(Some(Reply {
+                    topic: format!("v1/devices/me/rpc/response/{id}"),
+                    payload: Bytes::from(answer.to_string()),
+                }))
+            }
+            PublishTopic::RpcResponse(_) => Err(Rejection::NotSupported(
+                "server-side RPC is not available yet, so there is nothing to answer".into(),
+            )),
+            PublishTopic::Claim => Err(Rejection::NotSupported(
+                "device claiming comes with customer accounts and is not supported yet".into(),
+            )),
+        }
+    }
+
+    /// Counts activity and flushes it to the live state at most once a second.
+    fn note_activity(&self, now: i64, messages: u64, errors: u64) {
+        let (flushed, m, e) = self.activity.get();
+        let (m, e) = (m + messages, e + errors);
+        if now - flushed >= 1000 {
+            self.activity.set((now, 0, 0));
+            let ctx = self.ctx.clone();
+            let device = self.identity.device_id;
+            self.ctx.rt.spawn(async move {
+                let _ = ctx
+                    .state
+                    .live
+                    .update_presence(
+                        device,
+                        PresenceChange::Activity {
+                            ts: now,
+                            messages: m,
+                            errors: e,
+                        },
+                    )
+                    .await;
+            });
+        } else {
+            self.activity.set((flushed, m, e));
+        }
+    }
+}
+
+impl Drop for DeviceSession {
+    /// The connection is gone, however it ended: record why, flush the counters, publish the
+    /// Last Will when the client did not say goodbye, and free the device's registration.
+    fn drop(&mut self) {
+        let reason = self
+            .end_reason
+            .get()
+            .unwrap_or(DisconnectReason::ConnectionLost);
+        let ctx = self.ctx.clone();
+        let identity = self.identity.clone();
+        let conn_id = self.conn_id;
+        let (_, m, e) = self.activity.get();
+        let will = if matches!(reason, DisconnectReason::ClientDisconnect) {
+            None
+        } else {
+            self.will.borrow_mut().take()
+        };
+        let still_current = ctx.registry.unregister(identity.device_id, conn_id);
+        let now = telemetry::now_ms();
+        let detail = format!("Disconnected: {}", super::describe(reason));
+        timeline::record(
+            &ctx.state.timeline,
+            &identity,
+            EventKind::Disconnected,
+            detail,
+            serde_json::json!({"reason": reason, "client_id": self.client_id, "peer": self.peer}),
+        );
+        let rt = ctx.rt.clone();
+        rt.spawn(async move {
+            let live = &ctx.state.live;
+            let _ = live
+                .update_presence(
+                    identity.device_id,
+                    PresenceChange::Activity {
+                        ts: now,
+                        messages: m,
+                        errors: e,
+                    },
+                )
+                .await;
+            // A session that was taken over must not mark the new one offline.
+            if still_current
+                && let Ok(p) = live
+                    .update_presence(
+                        identity.device_id,
+                        PresenceChange::Disconnected { ts: now, reason },
+                    )
+                    .await
+            {
+                ctx.state
+                    .bus
+                    .publish(identity.device_id, stead_api_types::LiveEvent::Presence(p));
+            }
+            if let Some((topic, payload)) = will {
+                if topic == "v1/devices/me/telemetry" {
+                    if let Ok(points) = decode::telemetry(&payload, now) {
+                        let rows = points
+                            .into_iter()
+                            .map(|p| Row {
+                                tenant_id: identity.tenant_id,
+                                device_id: identity.device_id,
+                                ts: p.ts,
+                                values: p.values,
+                            })
+                            .collect();
+                        let _ = ctx.state.telemetry.write(identity.device_id, rows).await;
+                    }
+                } else if topic == "v1/devices/me/attributes"
+                    && let Ok(values) = decode::attributes(&payload)
+                {
+                    let _ = crate::devices::attributes::set_client(
+                        &ctx.state.db,
+                        &identity,
+                        values,
+                        now,
+                    )
+                    .await;
+                }
+            }
+        });
+    }
+}

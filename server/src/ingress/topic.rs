@@ -1,0 +1,159 @@
+//! The device topics of the ThingsBoard-compatible API, parsed once into a type. A device can only
+//! ever name itself ("me"); anything else is not a topic of ours.
+
+/// A topic a device may publish to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublishTopic {
+    Telemetry,
+    Attributes,
+    AttributeRequest(u32),
+    RpcResponse(u32),
+    RpcRequest(u32),
+    Claim,
+}
+
+/// Why a topic was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TopicError {
+    #[error("wildcards are not allowed in a publish topic")]
+    Wildcard,
+    #[error("unknown topic {0:?}")]
+    Unknown(String),
+}
+
+fn request_id(s: &str) -> Option<u32> {
+    // Decimal ids only, as the SDKs send them; no sign, no leading '+'.
+    if s.is_empty() || s.len() > 10 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+impl PublishTopic {
+    pub fn parse(topic: &str) -> Result<PublishTopic, TopicError> {
+        if topic.contains(['+', '#']) {
+            return Err(TopicError::Wildcard);
+        }
+        let unknown = || TopicError::Unknown(topic.chars().take(200).collect());
+        match topic {
+            "v1/devices/me/telemetry" => return Ok(PublishTopic::Telemetry),
+            "v1/devices/me/attributes" => return Ok(PublishTopic::Attributes),
+            "v1/devices/me/claim" => return Ok(PublishTopic::Claim),
+            _ => {}
+        }
+        if let Some(id) = topic.strip_prefix("v1/devices/me/attributes/request/") {
+            return request_id(id)
+                .map(PublishTopic::AttributeRequest)
+                .ok_or_else(unknown);
+        }
+        if let Some(id) = topic.strip_prefix("v1/devices/me/rpc/response/") {
+            return request_id(id)
+                .map(PublishTopic::RpcResponse)
+                .ok_or_else(unknown);
+        }
+        if let Some(id) = topic.strip_prefix("v1/devices/me/rpc/request/") {
+            return request_id(id)
+                .map(PublishTopic::RpcRequest)
+                .ok_or_else(unknown);
+        }
+        Err(unknown())
+    }
+}
+
+/// Whether a device may subscribe to `filter`: only the platform → device topics of its own.
+pub fn subscription_allowed(filter: &str) -> bool {
+    matches!(
+        filter,
+        "v1/devices/me/attributes"
+            | "v1/devices/me/attributes/response/+"
+            | "v1/devices/me/rpc/request/+"
+            | "v1/devices/me/rpc/response/+"
+            | "v2/fw/response/+"
+            | "v2/fw/response/+/chunk/+"
+    ) || [
+        "v1/devices/me/attributes/response/",
+        "v1/devices/me/rpc/request/",
+        "v1/devices/me/rpc/response/",
+    ]
+    .iter()
+    .any(|prefix| {
+        filter
+            .strip_prefix(prefix)
+            .is_some_and(|id| request_id(id).is_some())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_device_topics() {
+        assert_eq!(
+            PublishTopic::parse("v1/devices/me/telemetry"),
+            Ok(PublishTopic::Telemetry)
+        );
+        assert_eq!(
+            PublishTopic::parse("v1/devices/me/attributes"),
+            Ok(PublishTopic::Attributes)
+        );
+        assert_eq!(
+            PublishTopic::parse("v1/devices/me/attributes/request/17"),
+            Ok(PublishTopic::AttributeRequest(17))
+        );
+        assert_eq!(
+            PublishTopic::parse("v1/devices/me/rpc/request/3"),
+            Ok(PublishTopic::RpcRequest(3))
+        );
+        assert_eq!(
+            PublishTopic::parse("v1/devices/me/rpc/response/9"),
+            Ok(PublishTopic::RpcResponse(9))
+        );
+        assert_eq!(
+            PublishTopic::parse("v1/devices/me/telemetry/#"),
+            Err(TopicError::Wildcard)
+        );
+        assert_eq!(
+            PublishTopic::parse("v1/devices/+/telemetry"),
+            Err(TopicError::Wildcard)
+        );
+        for bad in [
+            "",
+            "v1/devices/other/telemetry",
+            "v1/devices/me/telemetry/",
+            "v1/devices/me/attributes/request/",
+            "v1/devices/me/attributes/request/-1",
+            "v1/devices/me/attributes/request/99999999999",
+            "/v1/devices/me/telemetry",
+        ] {
+            assert!(
+                matches!(PublishTopic::parse(bad), Err(TopicError::Unknown(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn devices_subscribe_only_to_their_own_topics() {
+        for ok in [
+            "v1/devices/me/attributes",
+            "v1/devices/me/attributes/response/+",
+            "v1/devices/me/rpc/request/+",
+            "v1/devices/me/rpc/response/+",
+            "v1/devices/me/rpc/response/5",
+            "v2/fw/response/+/chunk/+",
+        ] {
+            assert!(subscription_allowed(ok), "{ok}");
+        }
+        for bad in [
+            "#",
+            "+/+",
+            "v1/devices/#",
+            "v1/devices/other/attributes",
+            "v1/devices/me/telemetry",
+            "$SYS/#",
+        ] {
+            assert!(!subscription_allowed(bad), "{bad}");
+        }
+    }
+}

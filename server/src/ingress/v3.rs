@@ -1,0 +1,258 @@
+//! MQTT 3.1.1: refusals end the connection (CONNACK return codes 4/5) or drop the message; after
+//! repeated abuse the connection is closed.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use ntex::service::{ServiceFactory, fn_factory_with_config, fn_service};
+use ntex::time::Seconds;
+use ntex_mqtt::v3::{self, codec};
+use ntex_mqtt::{Control, Reason};
+use stead_api_types::DisconnectReason;
+
+use super::session::{DeviceSession, Rejection};
+use super::topic::subscription_allowed;
+use super::{Close, IngressCtx};
+use crate::timeline::{self, EventKind};
+
+pub struct V3Session {
+    pub inner: DeviceSession,
+    pub sink: v3::MqttSink,
+    pub ended: Rc<Cell<Option<DisconnectReason>>>,
+}
+
+fn peer_of(io: &ntex::io::IoBoxed) -> String {
+    io.query::<ntex::io::types::PeerAddr>()
+        .get()
+        .map(|p| p.0.to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+pub fn keep_alive_timeout(ctx: &IngressCtx, requested: u16) -> Seconds {
+    let cfg = &ctx.state.config;
+    let ka = if requested == 0 {
+        cfg.mqtt_keep_alive_max_secs
+    } else {
+        requested.clamp(cfg.mqtt_keep_alive_min_secs, cfg.mqtt_keep_alive_max_secs)
+    };
+    // The spec's grace: one and a half keep-alive periods.
+    Seconds(ka + ka / 2)
+}
+
+async fn handshake(
+    ctx: Arc<IngressCtx>,
+    hs: v3::Handshake,
+) -> Result<v3::HandshakeAck<V3Session>, Close> {
+    let peer = peer_of(hs.io());
+    let pkt = hs.packet();
+    let token = pkt
+        .username
+        .as_ref()
+        .map(|u| u.to_string())
+        .unwrap_or_default();
+    let client_id = pkt.client_id.to_string();
+    let keep_alive = pkt.keep_alive;
+    let will = pkt
+        .last_will
+        .as_ref()
+        .map(|w| (w.topic.to_string(), w.message.clone()));
+    if token.is_empty() {
+        ctx.connect_refused(&peer, "no access token in the username", None);
+        return Ok(hs.bad_username_or_pwd());
+    }
+    if token == "provision" {
+        ctx.connect_refused(&peer, "device provisioning is not available yet", None);
+        return Ok(hs.not_authorized());
+    }
+    let identity = match ctx.authenticate(&token).await {
+        Ok(Some(identity)) => identity,
+        Ok(None) => {
+            ctx.connect_refused(&peer, "unknown or revoked access token", None);
+            return Ok(hs.bad_username_or_pwd());
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "device authentication failed");
+            return Ok(hs.service_unavailable());
+        }
+    };
+    let (conn_id, mut kick) = ctx
+        .registry
+        .register(identity.device_id, identity.tenant_id);
+    let session = DeviceSession::new(
+        ctx.clone(),
+        identity.clone(),
+        conn_id,
+        peer.clone(),
+        client_id.clone(),
+        "MQTT 3.1.1",
+        ctx.device_limiter(),
+    );
+    *session.will.borrow_mut() = will;
+    let sink = hs.sink();
+    let ended = Rc::new(Cell::new(None));
+    {
+        let (sink, ended) = (sink.clone(), ended.clone());
+        ntex::rt::spawn(async move {
+            if let Some(reason) = kick.recv().await {
+                ended.set(Some(reason));
+                sink.close();
+            }
+        });
+    }
+    ctx.connected(&identity, &peer, &client_id, "MQTT 3.1.1");
+    let timeout = keep_alive_timeout(&ctx, keep_alive);
+    Ok(hs
+        .ack(
+            V3Session {
+                inner: session,
+                sink,
+                ended,
+            },
+            false,
+        )
+        .idle_timeout(timeout))
+}
+
+impl Drop for V3Session {
+    fn drop(&mut self) {
+        if let Some(reason) = self.ended.get() {
+            self.inner.end_reason.set(Some(reason));
+        }
+    }
+}
+
+pub async fn handshake_service(
+    ctx: Arc<IngressCtx>,
+    hs: v3::Handshake,
+) -> Result<v3::HandshakeAck<V3Session>, Close> {
+    handshake(ctx, hs).await
+}
+
+pub fn protocol() -> impl ServiceFactory<
+    v3::ProtocolMessage,
+    v3::Session<V3Session>,
+    Response = v3::ProtocolMessageAck,
+    Error = Close,
+    InitError = Close,
+> {
+    fn_factory_with_config(|session: v3::Session<V3Session>| async move {
+        Ok::<_, Close>(fn_service(move |msg: v3::ProtocolMessage| {
+            let session = session.clone();
+            async move {
+                Ok::<_, Close>(match msg {
+                    v3::ProtocolMessage::Subscribe(mut sub) => {
+                        for mut s in sub.iter_mut() {
+                            let topic = s.topic().to_string();
+                            if subscription_allowed(&topic) {
+                                s.confirm(codec::QoS::AtLeastOnce.min(s.qos()));
+                            } else {
+                                s.fail();
+                                timeline::record(
+                                    &session.inner.ctx.state.timeline,
+                                    &session.inner.identity,
+                                    EventKind::SubscriptionRefused,
+                                    format!(
+                                        "Subscription to {topic:?} refused: devices may only subscribe to their own topics"
+                                    ),
+                                    serde_json::json!({"topic": topic.chars().take(200).collect::<String>()}),
+                                );
+                            }
+                        }
+                        sub.ack()
+                    }
+                    v3::ProtocolMessage::Disconnect(d) => {
+                        session.ended.set(Some(DisconnectReason::ClientDisconnect));
+                        d.ack()
+                    }
+                    other => other.ack(),
+                })
+            }
+        }))
+    })
+}
+
+pub fn control() -> impl ServiceFactory<
+    Control<Close>,
+    v3::Session<V3Session>,
+    Response = Option<v3::codec::Encoded>,
+    Error = Close,
+    InitError = Close,
+> {
+    fn_factory_with_config(|session: v3::Session<V3Session>| async move {
+        Ok::<_, Close>(fn_service(move |control: Control<Close>| {
+            let session = session.clone();
+            async move {
+                if let Control::Stop(reason) = &control
+                    && session.ended.get().is_none()
+                {
+                    match reason {
+                        Reason::Protocol(e)
+                            if matches!(
+                                e.get_ref(),
+                                ntex_mqtt::error::ProtocolError::KeepAliveTimeout
+                            ) =>
+                        {
+                            session.ended.set(Some(DisconnectReason::KeepAliveTimeout))
+                        }
+                        Reason::Protocol(_) => {
+                            session.ended.set(Some(DisconnectReason::ProtocolError))
+                        }
+                        _ => {}
+                    }
+                }
+                Ok::<_, Close>(None)
+            }
+        }))
+    })
+}
+
+pub fn publish() -> impl ServiceFactory<
+    v3::Publish,
+    v3::Session<V3Session>,
+    Response = (),
+    Error = Close,
+    InitError = Close,
+> {
+    fn_factory_with_config(|session: v3::Session<V3Session>| async move {
+        Ok::<_, Close>(fn_service(move |publish: v3::Publish| {
+            let session = session.clone();
+            async move { publish_v3(session, publish).await }
+        }))
+    })
+}
+
+async fn publish_v3(session: v3::Session<V3Session>, publish: v3::Publish) -> Result<(), Close> {
+    let topic = publish.publish_topic().to_owned();
+    let wait = publish.qos() != codec::QoS::AtMostOnce;
+    let max = session.inner.ctx.state.config.mqtt_max_payload_bytes;
+    let result = if publish.payload_size() > max {
+        let rejection = Rejection::Payload(format!(
+            "the payload has {} bytes; the limit is {max}",
+            publish.payload_size()
+        ));
+        session.inner.reject(&topic, rejection)
+    } else {
+        let payload = publish.read_all().await.map_err(|_| Close)?;
+        session.inner.publish(&topic, wait, payload).await
+    };
+    match result {
+        Ok(Some(reply)) => {
+            let _ = session
+                .sink
+                .publish(reply.topic)
+                .send_at_most_once(reply.payload);
+            Ok(())
+        }
+        Ok(None) => Ok(()),
+        // Nothing was stored and nothing is acknowledged: closing makes the client resend.
+        Err(Rejection::Unavailable(_)) => Err(Close),
+        // MQTT 3.1.1 has no negative acknowledgement: the message is dropped (and acknowledged,
+        // or the client would resend it forever), until repeated abuse closes the connection.
+        Err(_) if session.inner.abusive() => {
+            session.ended.set(Some(DisconnectReason::ProtocolError));
+            Err(Close)
+        }
+        Err(_) => Ok(()),
+    }
+}

@@ -1,0 +1,217 @@
+//! Per-device live state: latest value per key, presence, counters. Kept in the live-state store
+//! (Redis across nodes, or in process), never in the relational database: it changes with every
+//! message.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use redis::AsyncCommands as _;
+use stead_api_types::{DisconnectReason, Presence, TsValue};
+
+use super::{LiveStore, RedisStore};
+use crate::ids::DeviceId;
+
+#[derive(Default, Clone)]
+pub struct MemoryState {
+    latest: Arc<Mutex<HashMap<DeviceId, BTreeMap<String, TsValue>>>>,
+    presence: Arc<Mutex<HashMap<DeviceId, Presence>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+pub fn empty_presence() -> Presence {
+    Presence {
+        online: false,
+        last_activity: None,
+        last_connect: None,
+        last_disconnect: None,
+        last_disconnect_reason: None,
+        messages: 0,
+        errors: 0,
+    }
+}
+
+/// A change to a device's presence.
+#[derive(Debug, Clone, Copy)]
+pub enum PresenceChange {
+    Connected { ts: i64 },
+    Disconnected { ts: i64, reason: DisconnectReason },
+    Activity { ts: i64, messages: u64, errors: u64 },
+}
+
+fn apply(p: &mut Presence, change: PresenceChange) {
+    match change {
+        PresenceChange::Connected { ts } => {
+            p.online = true;
+            p.last_connect = Some(ts);
+            p.last_activity = Some(ts);
+        }
+        PresenceChange::Disconnected { ts, reason } => {
+            p.online = false;
+            p.last_disconnect = Some(ts);
+            p.last_disconnect_reason = Some(reason);
+        }
+        PresenceChange::Activity {
+            ts,
+            messages,
+            errors,
+        } => {
+            p.last_activity = Some(p.last_activity.map_or(ts, |t| t.max(ts)));
+            p.messages += messages;
+            p.errors += errors;
+        }
+    }
+}
+
+fn reason_str(reason: DisconnectReason) -> String {
+    serde_json::to_value(reason)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+impl RedisStore {
+    fn latest_key(&self, device: DeviceId) -> String {
+        self.key(&format!("latest:{device}"))
+    }
+
+    fn presence_key(&self, device: DeviceId) -> String {
+        self.key(&format!("presence:{device}"))
+    }
+}
+
+impl LiveStore {
+    /// Records the newest value of each key in `points` (one device's committed points).
+    pub async fn update_latest(
+        &self,
+        device: DeviceId,
+        points: &[(i64, &serde_json::Map<String, serde_json::Value>)],
+    ) -> anyhow::Result<()> {
+        let mut newest: BTreeMap<&str, TsValue> = BTreeMap::new();
+        for (ts, values) in points {
+            for (key, value) in values.iter() {
+                if newest.get(key.as_str()).is_none_or(|v| v.ts <= *ts) {
+                    newest.insert(
+                        key,
+                        TsValue {
+                            ts: *ts,
+                            value: value.clone(),
+                        },
+                    );
+                }
+            }
+        }
+        match self {
+            LiveStore::Memory(m) => {
+                let mut all = lock(&m.state.latest);
+                let entry = all.entry(device).or_default();
+                for (key, v) in newest {
+                    if entry.get(key).is_none_or(|old| old.ts <= v.ts) {
+                        entry.insert(key.to_owned(), v);
+                    }
+                }
+                Ok(())
+            }
+            LiveStore::Redis(r) => {
+                let fields: Vec<(String, String)> = newest
+                    .into_iter()
+                    .map(|(k, v)| (k.to_owned(), serde_json::to_string(&v).unwrap_or_default()))
+                    .collect();
+                if !fields.is_empty() {
+                    let _: () = r
+                        .conn
+                        .clone()
+                        .hset_multiple(r.latest_key(device), &fields)
+                        .await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    pub async fn latest(&self, device: DeviceId) -> anyhow::Result<BTreeMap<String, TsValue>> {
+        match self {
+            LiveStore::Memory(m) => Ok(lock(&m.state.latest)
+                .get(&device)
+                .cloned()
+                .unwrap_or_default()),
+            LiveStore::Redis(r) => {
+                let raw: HashMap<String, String> =
+                    r.conn.clone().hgetall(r.latest_key(device)).await?;
+                Ok(raw
+                    .into_iter()
+                    .filter_map(|(k, v)| serde_json::from_str(&v).ok().map(|v| (k, v)))
+                    .collect())
+            }
+        }
+    }
+
+    pub async fn update_presence(
+        &self,
+        device: DeviceId,
+        change: PresenceChange,
+    ) -> anyhow::Result<Presence> {
+        match self {
+            LiveStore::Memory(m) => {
+                let mut all = lock(&m.state.presence);
+                let p = all.entry(device).or_insert_with(empty_presence);
+                apply(p, change);
+                Ok(p.clone())
+            }
+            LiveStore::Redis(r) => {
+                let key = r.presence_key(device);
+                let mut pipe = redis::pipe();
+                match change {
+                    PresenceChange::Connected { ts } => {
+                        pipe.hset(&key, "online", 1)
+                            .hset(&key, "last_connect", ts)
+                            .hset(&key, "last_activity", ts);
+                    }
+                    PresenceChange::Disconnected { ts, reason } => {
+                        pipe.hset(&key, "online", 0)
+                            .hset(&key, "last_disconnect", ts)
+                            .hset(&key, "last_disconnect_reason", reason_str(reason));
+                    }
+                    PresenceChange::Activity {
+                        ts,
+                        messages,
+                        errors,
+                    } => {
+                        pipe.hset(&key, "last_activity", ts)
+                            .hincr(&key, "messages", messages)
+                            .hincr(&key, "errors", errors);
+                    }
+                }
+                let _: () = pipe.query_async(&mut r.conn.clone()).await?;
+                self.presence(device).await
+            }
+        }
+    }
+
+    pub async fn presence(&self, device: DeviceId) -> anyhow::Result<Presence> {
+        match self {
+            LiveStore::Memory(m) => Ok(lock(&m.state.presence)
+                .get(&device)
+                .cloned()
+                .unwrap_or_else(empty_presence)),
+            LiveStore::Redis(r) => {
+                let raw: HashMap<String, String> =
+                    r.conn.clone().hgetall(r.presence_key(device)).await?;
+                let num = |k: &str| raw.get(k).and_then(|v| v.parse::<i64>().ok());
+                Ok(Presence {
+                    online: num("online") == Some(1),
+                    last_activity: num("last_activity"),
+                    last_connect: num("last_connect"),
+                    last_disconnect: num("last_disconnect"),
+                    last_disconnect_reason: raw.get("last_disconnect_reason").and_then(|v| {
+                        serde_json::from_value(serde_json::Value::String(v.clone())).ok()
+                    }),
+                    messages: num("messages").unwrap_or(0).max(0) as u64,
+                    errors: num("errors").unwrap_or(0).max(0) as u64,
+                })
+            }
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! Decoding telemetry and attribute payloads in the three ThingsBoard forms:
+//! `{"k":v,…}` (server time), `{"ts":ms,"values":{…}}`, or an array of either.
+//!
+//! Values keep their JSON type (integer, float, bool, string, object); `null` and arrays are
+//! refused, as are keys that are empty or too long. Any input, however malformed, yields an error
+//! and never a panic (see the property tests).
+
+use serde_json::{Map, Value};
+
+/// At most this many keys in one message, across all its points.
+pub const MAX_KEYS_PER_MESSAGE: usize = 1000;
+pub const MAX_KEY_LEN: usize = 255;
+
+/// One point in time with its values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Point {
+    pub ts: i64,
+    pub values: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("the payload is not valid JSON: {0}")]
+    InvalidJson(String),
+    #[error("{0}")]
+    Shape(String),
+}
+
+fn shape(detail: impl Into<String>) -> DecodeError {
+    DecodeError::Shape(detail.into())
+}
+
+/// Decodes a telemetry payload; points without `ts` take `now_ms`.
+pub fn telemetry(payload: &[u8], now_ms: i64) -> Result<Vec<Point>, DecodeError> {
+    let value: Value =
+        serde_json::from_slice(payload).map_err(|e| DecodeError::InvalidJson(e.to_string()))?;
+    let mut points = Vec::new();
+    match value {
+        Value::Array(items) => {
+            if items.is_empty() {
+                return Err(shape("an empty array carries no telemetry"));
+            }
+            for item in items {
+                points.push(point(item, now_ms)?);
+            }
+        }
+        other => points.push(point(other, now_ms)?),
+    }
+    let keys: usize = points.iter().map(|p| p.values.len()).sum();
+    if keys > MAX_KEYS_PER_MESSAGE {
+        return Err(shape(format!(
+            "{keys} values in one message; the limit is {MAX_KEYS_PER_MESSAGE}"
+        )));
+    }
+    Ok(points)
+}
+
+fn point(value: Value, now_ms: i64) -> Result<Point, DecodeError> {
+    let Value::Object(mut map) = value else {
+        return Err(shape(
+            "telemetry must be a JSON object or an array of objects",
+        ));
+    };
+    let with_ts = map.len() == 2 && map.contains_key("ts") && map.contains_key("values");
+    if with_ts {
+        let ts = match map.remove("ts") {
+            Some(Value::Number(n)) => n
+                .as_i64()
+                .filter(|ts| *ts >= 0)
+                .ok_or_else(|| shape("`ts` must be a non-negative integer of milliseconds"))?,
+            _ => return Err(shape("`ts` must be a non-negative integer of milliseconds")),
+        };
+        let Some(Value::Object(values)) = map.remove("values") else {
+            return Err(shape("`values` must be a JSON object"));
+        };
+        Ok(Point {
+            ts,
+            values: checked(values)?,
+        })
+    } else {
+        Ok(Point {
+            ts: now_ms,
+            values: checked(map)?,
+        })
+    }
+}
+
+/// Checks keys and values of one object of values.
+pub fn checked(values: Map<String, Value>) -> Result<Map<String, Value>, DecodeError> {
+    if values.is_empty() {
+        return Err(shape("no values: send at least one key"));
+    }
+    for (key, value) in &values {
+        if key.is_empty() || key.len() > MAX_KEY_LEN {
+            return Err(shape(format!("keys have 1 to {MAX_KEY_LEN} bytes")));
+        }
+        match value {
+            Value::Null => return Err(shape(format!("`{key}` is null"))),
+            Value::Array(_) => {
+                return Err(shape(format!(
+                    "`{key}` is an array; send an object or a scalar"
+                )));
+            }
+            _ => {}
+        }
+    }
+    Ok(values)
+}
+
+/// Decodes a client-attributes payload: one flat object.
+pub fn attributes(payload: &[u8]) -> Result<Map<String, Value>, DecodeError> {
+    match serde_json::from_slice::<Value>(payload)
+        .map_err(|e| DecodeError::InvalidJson(e.to_string()))?
+    {
+        Value::Object(map) => {
+            if map.len() > MAX_KEYS_PER_MESSAGE {
+                return Err(shape(format!(
+                    "more than {MAX_KEYS_PER_MESSAGE} attributes in one message"
+                )));
+            }
+            checked(map)
+        }
+        _ => Err(shape("attributes must be a JSON object")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_three_forms() {
+        let p = telemetry(br#"{"temp":21.5,"on":true,"n":3,"s":"x","o":{"a":1}}"#, 7).unwrap();
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].ts, 7);
+        assert_eq!(p[0].values["temp"], json!(21.5));
+        assert_eq!(p[0].values["n"], json!(3));
+        assert!(p[0].values["n"].is_i64());
+
+        let p = telemetry(br#"{"ts":1700000000000,"values":{"temp":1}}"#, 7).unwrap();
+        assert_eq!(
+            (p[0].ts, p[0].values["temp"].clone()),
+            (1700000000000, json!(1))
+        );
+
+        let p = telemetry(br#"[{"ts":1,"values":{"a":1}},{"b":2}]"#, 7).unwrap();
+        assert_eq!(p.iter().map(|p| p.ts).collect::<Vec<_>>(), vec![1, 7]);
+
+        // A key literally named "ts" alongside others is an ordinary value.
+        let p = telemetry(br#"{"ts":5,"temp":1}"#, 7).unwrap();
+        assert_eq!(p[0].ts, 7);
+        assert_eq!(p[0].values.len(), 2);
+    }
+
+    #[test]
+    fn refusals() {
+        for (bad, what) in [
+            (&br#"{"a":1"#[..], "invalid json"),
+            (b"", "empty"),
+            (b"42", "scalar"),
+            (b"[]", "empty array"),
+            (b"{}", "no values"),
+            (br#"{"a":null}"#, "null"),
+            (br#"{"a":[1,2]}"#, "array value"),
+            (br#"{"":1}"#, "empty key"),
+            (br#"{"ts":-1,"values":{"a":1}}"#, "negative ts"),
+            (br#"{"ts":"now","values":{"a":1}}"#, "string ts"),
+            (br#"{"ts":1,"values":[1]}"#, "values not an object"),
+            (br#"[1,2]"#, "array of scalars"),
+        ] {
+            assert!(telemetry(bad, 0).is_err(), "{what}");
+        }
+        let many: Map<String, Value> = (0..=MAX_KEYS_PER_MESSAGE)
+            .map(|i| (format!("k{i}"), json!(i)))
+            .collect();
+        assert!(telemetry(Value::Object(many).to_string().as_bytes(), 0).is_err());
+    }
+
+    #[test]
+    fn attributes_are_one_flat_object() {
+        assert_eq!(attributes(br#"{"fw":"1.2"}"#).unwrap()["fw"], json!("1.2"));
+        assert!(attributes(b"[1]").is_err());
+        assert!(attributes(b"nope").is_err());
+    }
+}

@@ -1,0 +1,209 @@
+//! Telemetry: decoding, the durable batched write path, and the queries people and integrations
+//! run on stored series.
+//!
+//! The write path is a group commit. Producers (MQTT sessions, the HTTP device API) hand rows to
+//! one of a few writer shards over bounded queues; each shard takes whatever has queued up while
+//! its previous batch was committing, writes it in one statement, and only then answers every
+//! producer in the batch. A QoS 1 PUBACK waits for that answer, so nothing acknowledged is lost.
+//! A device always maps to the same shard, which keeps its messages in order. When storage is
+//! slow the queues fill, producers wait, and the ingress stops reading sockets: back-pressure
+//! instead of dropped data or unbounded memory.
+
+pub mod decode;
+pub mod http;
+pub mod repo;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, Statement, Value};
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use crate::ids::{DeviceId, TenantId};
+
+/// Rows per INSERT statement: 4 parameters each, well under both backends' parameter limits.
+const MAX_BATCH_ROWS: usize = 2000;
+
+/// One point of one device, ready to store.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub tenant_id: TenantId,
+    pub device_id: DeviceId,
+    pub ts: i64,
+    pub values: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    #[error("telemetry storage is unavailable: {0}")]
+    Unavailable(String),
+    #[error("the server is shutting down")]
+    Closed,
+}
+
+struct Job {
+    rows: Vec<Row>,
+    done: Option<oneshot::Sender<Result<(), StoreError>>>,
+}
+
+/// Called with every committed batch (live state, fan-out). Must not block.
+pub type OnCommit = Arc<dyn Fn(&[Row]) + Send + Sync>;
+
+/// The handle producers write through. Cheap to clone.
+#[derive(Clone)]
+pub struct TelemetryStore {
+    shards: Arc<Vec<mpsc::Sender<Job>>>,
+}
+
+impl TelemetryStore {
+    /// Starts the writer shards on the current runtime. PostgreSQL commits several batches at
+    /// once; SQLite has a single writer anyway.
+    pub fn start(
+        db: DatabaseConnection,
+        queue_per_shard: usize,
+        on_commit: OnCommit,
+    ) -> TelemetryStore {
+        let shards = match db.get_database_backend() {
+            DatabaseBackend::Postgres => 4,
+            _ => 1,
+        };
+        let mut senders = Vec::with_capacity(shards);
+        for shard in 0..shards {
+            let (tx, rx) = mpsc::channel(queue_per_shard);
+            senders.push(tx);
+            tokio::spawn(writer(shard, db.clone(), rx, on_commit.clone()));
+        }
+        TelemetryStore {
+            shards: Arc::new(senders),
+        }
+    }
+
+    fn shard(&self, device: DeviceId) -> &mpsc::Sender<Job> {
+        let n = self.shards.len();
+        let i = (device.0.as_u128() % n as u128) as usize;
+        &self.shards[i]
+    }
+
+    /// Queues rows of one device and waits until they are committed.
+    pub async fn write(&self, device: DeviceId, rows: Vec<Row>) -> Result<(), StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.shard(device)
+            .send(Job {
+                rows,
+                done: Some(tx),
+            })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Queues rows without waiting for the commit (QoS 0); waits only for queue space.
+    pub async fn write_unacknowledged(
+        &self,
+        device: DeviceId,
+        rows: Vec<Row>,
+    ) -> Result<(), StoreError> {
+        self.shard(device)
+            .send(Job { rows, done: None })
+            .await
+            .map_err(|_| StoreError::Closed)
+    }
+}
+
+async fn writer(
+    shard: usize,
+    db: DatabaseConnection,
+    mut rx: mpsc::Receiver<Job>,
+    on_commit: OnCommit,
+) {
+    let mut jobs: Vec<Job> = Vec::new();
+    while let Some(first) = rx.recv().await {
+        let mut rows_in_batch = first.rows.len();
+        jobs.push(first);
+        // Everything that queued while the previous batch was committing joins this one.
+        while rows_in_batch < MAX_BATCH_ROWS {
+            match rx.try_recv() {
+                Ok(job) => {
+                    rows_in_batch += job.rows.len();
+                    jobs.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        let rows: Vec<Row> = jobs
+            .iter_mut()
+            .flat_map(|j| std::mem::take(&mut j.rows))
+            .collect();
+        let started = Instant::now();
+        let mut result = insert(&db, &rows).await;
+        if let Err(e) = &result {
+            tracing::warn!(shard, error = %e, rows = rows.len(), "telemetry batch failed; retrying once");
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            result = insert(&db, &rows).await;
+        }
+        let outcome = match result {
+            Ok(()) => {
+                tracing::trace!(
+                    shard,
+                    rows = rows.len(),
+                    ms = started.elapsed().as_millis() as u64,
+                    "batch committed"
+                );
+                on_commit(&rows);
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(shard, error = %e, rows = rows.len(), "telemetry batch lost: producers are told, nothing was acknowledged");
+                Err(StoreError::Unavailable(e.to_string()))
+            }
+        };
+        for job in jobs.drain(..) {
+            if let Some(done) = job.done {
+                let _ = done.send(outcome.clone());
+            }
+        }
+    }
+}
+
+/// One multi-row INSERT for the whole batch (chunked to the parameter limit).
+async fn insert(db: &DatabaseConnection, rows: &[Row]) -> Result<(), sea_orm::DbErr> {
+    let backend = db.get_database_backend();
+    for chunk in rows.chunks(MAX_BATCH_ROWS) {
+        let mut sql = String::with_capacity(64 + chunk.len() * 32);
+        sql.push_str("INSERT INTO telemetry (tenant_id, device_id, ts, data) VALUES ");
+        let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 4);
+        for (i, row) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push(',');
+            }
+            let n = i * 4;
+            match backend {
+                DatabaseBackend::Postgres => sql.push_str(&format!(
+                    "(${},${},${},${}::jsonb)",
+                    n + 1,
+                    n + 2,
+                    n + 3,
+                    n + 4
+                )),
+                _ => sql.push_str("(?,?,?,?)"),
+            }
+            values.push(Uuid::from(row.tenant_id).into());
+            values.push(Uuid::from(row.device_id).into());
+            values.push(row.ts.into());
+            values.push(
+                serde_json::Value::Object(row.values.clone())
+                    .to_string()
+                    .into(),
+            );
+        }
+        db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await?;
+    }
+    Ok(())
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}

@@ -1,0 +1,220 @@
+//! Each device's timeline, for support people: connects, disconnects with their reason, refused
+//! connects, rejected messages with theirs. Written off the hot path through a bounded queue (a
+//! full queue drops timeline entries, never telemetry), in batches, and capped per device.
+
+use std::collections::HashMap;
+
+use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, Statement, Value};
+use stead_api_types::TimelineEvent;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use crate::auth::TenantCtx;
+use crate::devices::repo::DeviceIdentity;
+use crate::error::Result;
+use crate::ids::{DeviceId, TenantId};
+
+/// Entries kept per device; older ones are trimmed.
+pub const KEEP_PER_DEVICE: i64 = 1000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    Connected,
+    Disconnected,
+    ConnectRefused,
+    MessageRejected,
+    SubscriptionRefused,
+    CredentialsRotated,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Connected => "connected",
+            EventKind::Disconnected => "disconnected",
+            EventKind::ConnectRefused => "connect_refused",
+            EventKind::MessageRejected => "message_rejected",
+            EventKind::SubscriptionRefused => "subscription_refused",
+            EventKind::CredentialsRotated => "credentials_rotated",
+        }
+    }
+}
+
+struct Entry {
+    tenant_id: TenantId,
+    device_id: DeviceId,
+    ts: i64,
+    kind: EventKind,
+    detail: String,
+    data: serde_json::Value,
+}
+
+#[derive(Clone)]
+pub struct TimelineWriter {
+    tx: mpsc::Sender<Entry>,
+}
+
+impl TimelineWriter {
+    pub fn start(db: DatabaseConnection) -> TimelineWriter {
+        let (tx, rx) = mpsc::channel(10_000);
+        tokio::spawn(writer(db, rx));
+        TimelineWriter { tx }
+    }
+
+    pub fn record_for(
+        &self,
+        tenant_id: TenantId,
+        device_id: DeviceId,
+        kind: EventKind,
+        detail: String,
+        data: serde_json::Value,
+    ) {
+        let entry = Entry {
+            tenant_id,
+            device_id,
+            ts: crate::telemetry::now_ms(),
+            kind,
+            detail,
+            data,
+        };
+        if self.tx.try_send(entry).is_err() {
+            tracing::debug!("timeline queue full: entry dropped");
+        }
+    }
+}
+
+/// Records an entry on a device's timeline without waiting.
+pub fn record(
+    writer: &TimelineWriter,
+    device: &DeviceIdentity,
+    kind: EventKind,
+    detail: String,
+    data: serde_json::Value,
+) {
+    writer.record_for(device.tenant_id, device.device_id, kind, detail, data);
+}
+
+fn p(b: DatabaseBackend, n: usize) -> String {
+    match b {
+        DatabaseBackend::Postgres => format!("${n}"),
+        _ => "?".into(),
+    }
+}
+
+async fn writer(db: DatabaseConnection, mut rx: mpsc::Receiver<Entry>) {
+    let mut since_trim: HashMap<DeviceId, i64> = HashMap::new();
+    let mut batch = Vec::new();
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < 500 {
+            match rx.try_recv() {
+                Ok(e) => batch.push(e),
+                Err(_) => break,
+            }
+        }
+        let b = db.get_database_backend();
+        let mut sql = String::from(
+            "INSERT INTO device_events (tenant_id, device_id, ts, kind, detail, data) VALUES ",
+        );
+        let mut values: Vec<Value> = Vec::new();
+        for (i, e) in batch.iter().enumerate() {
+            if i > 0 {
+                sql.push(',');
+            }
+            let n = i * 6;
+            let data_cast = if b == DatabaseBackend::Postgres {
+                "::jsonb"
+            } else {
+                ""
+            };
+            sql.push_str(&format!(
+                "({},{},{},{},{},{}{data_cast})",
+                p(b, n + 1),
+                p(b, n + 2),
+                p(b, n + 3),
+                p(b, n + 4),
+                p(b, n + 5),
+                p(b, n + 6)
+            ));
+            values.extend([
+                Uuid::from(e.tenant_id).into(),
+                Uuid::from(e.device_id).into(),
+                e.ts.into(),
+                e.kind.as_str().into(),
+                e.detail.clone().into(),
+                e.data.to_string().into(),
+            ]);
+            *since_trim.entry(e.device_id).or_default() += 1;
+        }
+        if let Err(e) = db
+            .execute_raw(Statement::from_sql_and_values(b, sql, values))
+            .await
+        {
+            tracing::warn!(error = %e, entries = batch.len(), "timeline entries lost");
+        }
+        batch.clear();
+        let due: Vec<DeviceId> = since_trim
+            .iter()
+            .filter(|(_, n)| **n >= 100)
+            .map(|(d, _)| *d)
+            .collect();
+        for device in due {
+            since_trim.remove(&device);
+            let sql = format!(
+                "DELETE FROM device_events WHERE device_id = {} AND id <= (SELECT id FROM device_events WHERE device_id = {} ORDER BY id DESC LIMIT 1 OFFSET {KEEP_PER_DEVICE})",
+                p(b, 1),
+                p(b, 2)
+            );
+            let values: Vec<Value> = vec![Uuid::from(device).into(), Uuid::from(device).into()];
+            if let Err(e) = db
+                .execute_raw(Statement::from_sql_and_values(b, sql, values))
+                .await
+            {
+                tracing::warn!(error = %e, "trimming a timeline failed");
+            }
+        }
+        if since_trim.len() > 100_000 {
+            since_trim.clear();
+        }
+    }
+}
+
+/// The newest entries of a device the caller's tenant owns, newest first.
+pub async fn list(
+    db: &DatabaseConnection,
+    ctx: &TenantCtx,
+    device: DeviceId,
+    limit: u64,
+) -> Result<Vec<TimelineEvent>> {
+    let b = db.get_database_backend();
+    let data = if b == DatabaseBackend::Postgres {
+        "data::text"
+    } else {
+        "data"
+    };
+    let sql = format!(
+        "SELECT ts, kind, detail, {data} AS data FROM device_events WHERE device_id = {} AND tenant_id = {} ORDER BY id DESC LIMIT {}",
+        p(b, 1),
+        p(b, 2),
+        p(b, 3)
+    );
+    let values: Vec<Value> = vec![
+        Uuid::from(device).into(),
+        Uuid::from(ctx.tenant_id()).into(),
+        (limit as i64).into(),
+    ];
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(b, sql, values))
+        .await?;
+    let mut events = Vec::with_capacity(rows.len());
+    for r in rows {
+        let data: String = r.try_get("", "data")?;
+        events.push(TimelineEvent {
+            ts: r.try_get("", "ts")?,
+            kind: r.try_get("", "kind")?,
+            detail: r.try_get("", "detail")?,
+            data: serde_json::from_str(&data).unwrap_or(serde_json::Value::Null),
+        });
+    }
+    Ok(events)
+}
