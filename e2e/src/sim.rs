@@ -4,8 +4,6 @@
 //! hand; it stops after `--duration` seconds or `--count` messages, whichever comes first.
 
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::bail;
@@ -77,7 +75,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (client, mut eventloop) = mqtt::connection(&settings);
     let started = Instant::now();
     let deadline = started + Duration::from_secs_f64(args.duration);
-    let acked = Arc::new(AtomicU64::new(0));
+    // PUBLISHes written and PUBACKs received (telemetry and RPC responses alike).
+    let (mut written, mut acked) = (0u64, 0u64);
+    let mut sent: Option<u64> = None;
 
     eprintln!(
         "simulating one device on {} (MQTT {}), client id {}",
@@ -96,7 +96,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     subscribe(&client).await;
 
-    let telemetry = tokio::spawn(telemetry(
+    let mut telemetry = tokio::spawn(telemetry(
         client.clone(),
         qos,
         args.interval_ms,
@@ -138,10 +138,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                     println!("message on {topic}: {text}");
                 }
             }
+            Ok(Event::Published { .. }) => written += 1,
             Ok(Event::PubAck { refused, .. }) => match refused {
-                None => {
-                    acked.fetch_add(1, Ordering::Relaxed);
-                }
+                None => acked += 1,
                 Some(reason) => eprintln!("publish refused: {reason}"),
             },
             Ok(Event::SubAck {
@@ -163,11 +162,18 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
         if telemetry.is_finished() && args.interval_ms > 0 && args.count > 0 {
-            // All messages queued: give the acks a moment, then stop.
+            // All messages queued: wait briefly until they are written and acknowledged.
+            let n = (&mut telemetry).await.unwrap_or(0);
+            sent = Some(n);
+            let to_write = n + rpc_answered;
+            let to_ack = if qos == Qos::AtLeastOnce { n } else { 0 } + rpc_answered;
             let _ = tokio::time::timeout(Duration::from_secs(2), async {
-                while let Ok(event) = eventloop.poll().await {
-                    if let Event::PubAck { refused: None, .. } = event {
-                        acked.fetch_add(1, Ordering::Relaxed);
+                while written < to_write || acked < to_ack {
+                    match eventloop.poll().await {
+                        Ok(Event::Published { .. }) => written += 1,
+                        Ok(Event::PubAck { refused: None, .. }) => acked += 1,
+                        Ok(_) => {}
+                        Err(_) => break,
                     }
                 }
             })
@@ -175,7 +181,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             break;
         }
     }
-    let sent = telemetry.await.unwrap_or(0);
+    let sent = match sent {
+        Some(n) => n,
+        None => telemetry.await.unwrap_or(0),
+    };
     if client.try_disconnect().is_ok() {
         let _ = tokio::time::timeout(Duration::from_secs(2), async {
             while let Ok(event) = eventloop.poll().await {
@@ -189,7 +198,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     eprintln!(
         "done after {:.1} s: {sent} telemetry messages sent, {} PUBACKs, {rpc_answered} RPCs answered, {reconnects} reconnects",
         started.elapsed().as_secs_f64(),
-        acked.load(Ordering::Relaxed)
+        acked
     );
     Ok(ExitCode::SUCCESS)
 }
