@@ -72,6 +72,10 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Log filter in `tracing` syntax, e.g. `info` or `stead=debug,info`.
     pub log: String,
+    /// The MQTT host and port devices should use, when not `STEAD_MQTT_ADDR`'s (behind a load
+    /// balancer, say): shown in the console's connection instructions.
+    pub mqtt_public_host: Option<String>,
+    pub mqtt_public_port: Option<u16>,
     /// Threads serving MQTT connections.
     pub mqtt_workers: usize,
     /// Connections accepted at once (per MQTT worker).
@@ -119,7 +123,9 @@ impl Default for Config {
             bootstrap_admin_email: None,
             bootstrap_admin_password: None,
             log_format: LogFormat::Auto,
-            log: "info".into(),
+            log: "info,ntex_service::cfg=warn".into(),
+            mqtt_public_host: None,
+            mqtt_public_port: None,
             mqtt_workers: 2,
             mqtt_max_connections: 100_000,
             mqtt_max_payload_bytes: 64 * 1024,

@@ -106,6 +106,7 @@ async fn delete(
     id: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
     repo::delete(&state.db, &scope.ctx, DeviceId(*id)).await?;
+    state.sessions.revoke_device(DeviceId(*id));
     audit::record(
         &state.db,
         Some(scope.ctx.tenant_id()),
@@ -125,6 +126,15 @@ async fn rotate(
     id: web::Path<Uuid>,
 ) -> ApiResult<web::Json<DeviceCredentials>> {
     let access_token = repo::rotate_token(&state.db, &scope.ctx, DeviceId(*id)).await?;
+    // The old token stops working now, on this node's cache and its live session.
+    state.sessions.revoke_device(DeviceId(*id));
+    state.timeline.record_for(
+        scope.ctx.tenant_id(),
+        DeviceId(*id),
+        crate::timeline::EventKind::CredentialsRotated,
+        format!("Access token rotated by {}", scope.actor.email),
+        serde_json::json!({"by": scope.actor.email}),
+    );
     audit::record(
         &state.db,
         Some(scope.ctx.tenant_id()),

@@ -20,7 +20,8 @@ fn api(cfg: &mut web::ServiceConfig) {
     cfg.configure(crate::auth::http::routes)
         .configure(crate::tenants::http::routes)
         .configure(crate::users::http::routes)
-        .configure(crate::devices::http::routes);
+        .configure(crate::devices::http::routes)
+        .configure(crate::telemetry::http::routes);
 }
 
 /// Serves HTTP on an already-bound listener until the server is stopped.

@@ -307,17 +307,21 @@ impl Ingress {
                         Ok(builder) => builder
                             .config(
                                 "mqtt",
-                                ntex::SharedCfg::new("MQTT").add(
-                                    ntex_mqtt::MqttServiceConfig::new()
-                                        .set_max_size(cfg.mqtt_max_payload_bytes as u32 * 4 + 1024)
-                                        .set_max_receive(cfg.mqtt_max_inflight)
-                                        .set_connect_timeout(ntex::time::Seconds(
-                                            cfg.mqtt_connect_timeout_secs,
-                                        ))
-                                        .set_handshake_timeout(ntex::time::Seconds(
-                                            cfg.mqtt_connect_timeout_secs,
-                                        )),
-                                ),
+                                ntex::SharedCfg::new("MQTT")
+                                    .add(ntex::io::IoConfig::new())
+                                    .add(
+                                        ntex_mqtt::MqttServiceConfig::new()
+                                            .set_max_size(
+                                                cfg.mqtt_max_payload_bytes as u32 * 4 + 1024,
+                                            )
+                                            .set_max_receive(cfg.mqtt_max_inflight)
+                                            .set_connect_timeout(ntex::time::Seconds(
+                                                cfg.mqtt_connect_timeout_secs,
+                                            ))
+                                            .set_handshake_timeout(ntex::time::Seconds(
+                                                cfg.mqtt_connect_timeout_secs,
+                                            )),
+                                    ),
                             )
                             .run(),
                         Err(e) => {

@@ -1,1 +1,406 @@
-//! Telemetry, presence, timeline and live routes under `/api/v1/devices/{id}`.
+//! Telemetry, presence, timeline, attributes and the live stream of one device, under
+//! `/api/v1/devices/{id}`; and `/api/v1/connection-info`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use stead_api_types::{
+    AggregateSeries, ConnectionInfo, LatestTelemetry, LiveEvent, Presence, TelemetrySeries,
+    TimelineEvent, TsValue,
+};
+use uuid::Uuid;
+
+use super::repo::{self, Agg};
+use crate::app::AppState;
+use crate::auth::perm::DevicesRead;
+use crate::http::{ApiError, ApiResult, Authenticated, TenantScope};
+use crate::ids::DeviceId;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/devices/{id}/telemetry/latest", web::get().to(latest))
+        .route(
+            "/devices/{id}/telemetry/aggregate",
+            web::get().to(aggregate),
+        )
+        .route("/devices/{id}/telemetry.csv", web::get().to(csv))
+        .route("/devices/{id}/telemetry", web::get().to(series))
+        .route("/devices/{id}/presence", web::get().to(presence))
+        .route("/devices/{id}/timeline", web::get().to(timeline))
+        .route("/devices/{id}/attributes", web::get().to(attributes))
+        .route("/devices/{id}/live", web::get().to(live))
+        .route("/connection-info", web::get().to(connection_info));
+}
+
+const DAY_MS: i64 = 24 * 3600 * 1000;
+
+fn bad(field: &'static str, detail: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", detail).with_field(field)
+}
+
+/// `keys=a,b`: trimmed, non-empty, at most 50.
+fn parse_keys(keys: Option<&str>) -> ApiResult<Option<Vec<String>>> {
+    let Some(keys) = keys else { return Ok(None) };
+    let keys: Vec<String> = keys
+        .split(',')
+        .map(|k| k.trim().to_owned())
+        .filter(|k| !k.is_empty())
+        .collect();
+    if keys.is_empty() {
+        return Err(bad("keys", "`keys` names at least one key"));
+    }
+    if keys.len() > 50 {
+        return Err(bad("keys", "at most 50 keys at once"));
+    }
+    Ok(Some(keys))
+}
+
+/// `[from, to)` in ms; defaults to the last 24 hours.
+fn range(from: Option<i64>, to: Option<i64>) -> ApiResult<(i64, i64)> {
+    let to = to.unwrap_or_else(|| super::now_ms() + 1);
+    let from = from.unwrap_or(to - DAY_MS);
+    if from >= to {
+        return Err(bad("from", "`from` must be before `to`"));
+    }
+    Ok((from, to))
+}
+
+/// The device, if the caller's tenant owns it (404 otherwise).
+async fn device(
+    state: &AppState,
+    scope: &TenantScope<DevicesRead>,
+    id: Uuid,
+) -> ApiResult<DeviceId> {
+    crate::devices::repo::get(&state.db, &scope.ctx, DeviceId(id)).await?;
+    Ok(DeviceId(id))
+}
+
+async fn latest(
+    state: web::Data<AppState>,
+    scope: TenantScope<DevicesRead>,
+    id: web::Path<Uuid>,
+) -> ApiResult<web::Json<LatestTelemetry>> {
+    let device = device(&state, &scope, *id).await?;
+    let mut latest = state.live.latest(device).await?;
+    if latest.is_empty() {
+        latest = repo::latest_from_storage(&state.db, &scope.ctx, device).await?;
+    }
+    Ok(web::Json(latest))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SeriesQuery {
+    keys: Option<String>,
+    from: Option<i64>,
+    to: Option<i64>,
+    limit: Option<u64>,
+    order: Option<String>,
+}
+
+async fn series(
+    state: web::Data<AppState>,
+    scope: TenantScope<DevicesRead>,
+    id: web::Path<Uuid>,
+    q: web::Query<SeriesQuery>,
+) -> ApiResult<web::Json<TelemetrySeries>> {
+    let device = device(&state, &scope, *id).await?;
+    let keys = parse_keys(q.keys.as_deref())?;
+    let (from, to) = range(q.from, q.to)?;
+    let limit = q.limit.unwrap_or(1000);
+    if !(1..=10_000).contains(&limit) {
+        return Err(bad("limit", "`limit` is between 1 and 10000"));
+    }
+    let ascending = match q.order.as_deref() {
+        None | Some("desc") => false,
+        Some("asc") => true,
+        Some(_) => return Err(bad("order", "`order` is asc or desc")),
+    };
+    let rows = repo::rows(
+        &state.db,
+        &scope.ctx,
+        device,
+        from,
+        to,
+        limit + 1,
+        ascending,
+    )
+    .await?;
+    let more = rows.len() as u64 > limit;
+    let mut series: BTreeMap<String, Vec<TsValue>> = BTreeMap::new();
+    let mut last_ts = None;
+    for (ts, data) in rows.into_iter().take(limit as usize) {
+        last_ts = Some(ts);
+        for (key, value) in data {
+            if keys.as_ref().is_none_or(|keys| keys.contains(&key)) {
+                series.entry(key).or_default().push(TsValue { ts, value });
+            }
+        }
+    }
+    // The next page continues past the last point returned.
+    let next_cursor = if more {
+        last_ts.map(|ts| if ascending { ts + 1 } else { ts })
+    } else {
+        None
+    };
+    Ok(web::Json(TelemetrySeries {
+        series,
+        next_cursor,
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AggregateQuery {
+    keys: String,
+    from: Option<i64>,
+    to: Option<i64>,
+    interval: Option<i64>,
+    agg: Option<String>,
+}
+
+async fn aggregate(
+    state: web::Data<AppState>,
+    scope: TenantScope<DevicesRead>,
+    id: web::Path<Uuid>,
+    q: web::Query<AggregateQuery>,
+) -> ApiResult<web::Json<AggregateSeries>> {
+    let device = device(&state, &scope, *id).await?;
+    let keys = parse_keys(Some(&q.keys))?.unwrap_or_default();
+    let (from, to) = range(q.from, q.to)?;
+    let interval = q.interval.unwrap_or(((to - from) / 200).max(1));
+    if interval < 1 {
+        return Err(bad(
+            "interval",
+            "`interval` is a positive number of milliseconds",
+        ));
+    }
+    if (to - from) / interval > 10_000 {
+        return Err(bad(
+            "interval",
+            "at most 10000 buckets: use a longer interval",
+        ));
+    }
+    let agg_name = q.agg.clone().unwrap_or_else(|| "avg".into());
+    let agg =
+        Agg::parse(&agg_name).ok_or_else(|| bad("agg", "`agg` is avg, min, max, sum or count"))?;
+    let mut series = BTreeMap::new();
+    for key in keys {
+        let points =
+            repo::aggregate(&state.db, &scope.ctx, device, &key, from, to, interval, agg).await?;
+        series.insert(key, points);
+    }
+    Ok(web::Json(AggregateSeries {
+        interval_ms: interval,
+        agg: agg_name,
+        series,
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CsvQuery {
+    keys: Option<String>,
+    from: Option<i64>,
+    to: Option<i64>,
+}
+
+fn csv_field(value: Option<&serde_json::Value>) -> String {
+    let text = match value {
+        None => return String::new(),
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    };
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text
+    }
+}
+
+/// The range as CSV (`ts,time,<keys…>`), streamed page by page: never built in memory.
+async fn csv(
+    state: web::Data<AppState>,
+    scope: TenantScope<DevicesRead>,
+    id: web::Path<Uuid>,
+    q: web::Query<CsvQuery>,
+) -> ApiResult<HttpResponse> {
+    let device = device(&state, &scope, *id).await?;
+    let (from, to) = range(q.from, q.to)?;
+    let keys = match parse_keys(q.keys.as_deref())? {
+        Some(keys) => keys,
+        None => {
+            let mut latest = state.live.latest(device).await?;
+            if latest.is_empty() {
+                latest = repo::latest_from_storage(&state.db, &scope.ctx, device).await?;
+            }
+            latest.into_keys().collect()
+        }
+    };
+    let header = format!(
+        "ts,time,{}\n",
+        keys.iter()
+            .map(|k| csv_field(Some(&serde_json::Value::String(k.clone()))))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let db = state.db.clone();
+    let ctx = scope.ctx;
+    let stream = futures_util::stream::unfold(Some((from, Some(header))), move |cursor| {
+        let db = db.clone();
+        let keys = keys.clone();
+        async move {
+            let (cursor, header) = cursor?;
+            if let Some(header) = header {
+                return Some((
+                    Ok::<_, actix_web::Error>(web::Bytes::from(header)),
+                    Some((cursor, None)),
+                ));
+            }
+            let rows = match repo::rows(&db, &ctx, device, cursor, to, 5000, true).await {
+                Ok(rows) => rows,
+                Err(e) => {
+                    tracing::warn!(error = %e, "CSV export stopped");
+                    return None;
+                }
+            };
+            if rows.is_empty() {
+                return None;
+            }
+            let next = rows.last().map(|(ts, _)| ts + 1);
+            let full = rows.len() == 5000;
+            let mut chunk = String::new();
+            for (ts, data) in &rows {
+                if !keys.iter().any(|k| data.contains_key(k)) {
+                    continue;
+                }
+                let time = chrono::DateTime::from_timestamp_millis(*ts)
+                    .map(|t| t.to_rfc3339())
+                    .unwrap_or_default();
+                chunk.push_str(&format!("{ts},{time}"));
+                for key in &keys {
+                    chunk.push(',');
+                    chunk.push_str(&csv_field(data.get(key)));
+                }
+                chunk.push('\n');
+            }
+            let state = if full { next.map(|n| (n, None)) } else { None };
+            Some((Ok(web::Bytes::from(chunk)), state))
+        }
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header((
+            "Content-Disposition",
+            format!("attachment; filename=\"telemetry-{device}.csv\""),
+        ))
+        .streaming(stream))
+}
+
+async fn presence(
+    state: web::Data<AppState>,
+    scope: TenantScope<DevicesRead>,
+    id: web::Path<Uuid>,
+) -> ApiResult<web::Json<Presence>> {
+    let device = device(&state, &scope, *id).await?;
+    Ok(web::Json(state.live.presence(device).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TimelineQuery {
+    limit: Option<u64>,
+}
+
+async fn timeline(
+    state: web::Data<AppState>,
+    scope: TenantScope<DevicesRead>,
+    id: web::Path<Uuid>,
+    q: web::Query<TimelineQuery>,
+) -> ApiResult<web::Json<Vec<TimelineEvent>>> {
+    let device = device(&state, &scope, *id).await?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(bad("limit", "`limit` is between 1 and 1000"));
+    }
+    Ok(web::Json(
+        crate::timeline::list(&state.db, &scope.ctx, device, limit).await?,
+    ))
+}
+
+async fn attributes(
+    state: web::Data<AppState>,
+    scope: TenantScope<DevicesRead>,
+    id: web::Path<Uuid>,
+) -> ApiResult<web::Json<serde_json::Value>> {
+    let device = device(&state, &scope, *id).await?;
+    let client = crate::devices::attributes::client_of(&state.db, &scope.ctx, device).await?;
+    Ok(web::Json(serde_json::json!({"client": client})))
+}
+
+fn sse(event: &LiveEvent) -> web::Bytes {
+    let name = match event {
+        LiveEvent::Telemetry { .. } => "telemetry",
+        LiveEvent::Presence(_) => "presence",
+    };
+    let data = serde_json::to_string(event).unwrap_or_default();
+    web::Bytes::from(format!("event: {name}\ndata: {data}\n\n"))
+}
+
+/// Server-sent events for one device: its presence first, then every change as it happens.
+async fn live(
+    state: web::Data<AppState>,
+    scope: TenantScope<DevicesRead>,
+    id: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    let device = device(&state, &scope, *id).await?;
+    let rx = state.bus.subscribe();
+    let guard = state.bus.watch(device).await;
+    let first = sse(&LiveEvent::Presence(state.live.presence(device).await?));
+    let stream = futures_util::stream::unfold(
+        (rx, guard, Some(first)),
+        move |(mut rx, guard, first)| async move {
+            if let Some(first) = first {
+                return Some((Ok::<_, actix_web::Error>(first), (rx, guard, None)));
+            }
+            loop {
+                match tokio::time::timeout(Duration::from_secs(15), rx.recv()).await {
+                    // A comment line keeps proxies from closing an idle stream.
+                    Err(_) => {
+                        return Some((
+                            Ok(web::Bytes::from_static(b": keep-alive\n\n")),
+                            (rx, guard, None),
+                        ));
+                    }
+                    Ok(Ok(item)) if item.0 == device => {
+                        return Some((Ok(sse(&item.1)), (rx, guard, None)));
+                    }
+                    Ok(Ok(_)) | Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {
+                        continue;
+                    }
+                    Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => return None,
+                }
+            }
+        },
+    );
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("Cache-Control", "no-cache"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(stream))
+}
+
+async fn connection_info(
+    state: web::Data<AppState>,
+    _auth: Authenticated,
+) -> web::Json<ConnectionInfo> {
+    let addr = state.config.mqtt_addr;
+    let host =
+        (!addr.ip().is_unspecified() && !addr.ip().is_loopback()).then(|| addr.ip().to_string());
+    web::Json(ConnectionInfo {
+        mqtt_host: state.config.mqtt_public_host.clone().or(host),
+        mqtt_port: state.config.mqtt_public_port.unwrap_or(addr.port()),
+    })
+}

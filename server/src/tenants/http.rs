@@ -75,6 +75,9 @@ async fn update(
     Json(body): Json<UpdateTenant>,
 ) -> ApiResult<web::Json<Tenant>> {
     let tenant = repo::update(&state.db, TenantId(*id), body.name.as_deref(), body.status).await?;
+    if body.status == Some(stead_api_types::TenantStatus::Suspended) {
+        state.sessions.revoke_tenant(TenantId(tenant.id));
+    }
     audit::record(
         &state.db,
         Some(TenantId(tenant.id)),
