@@ -387,6 +387,9 @@ struct Shared {
     /// CONNACK latency in microseconds, from starting the TCP connect.
     connect_latency: Mutex<Histogram<u64>>,
     payload_bytes: AtomicU64,
+    /// When the last PUBACK arrived, in µs since `epoch`: acks can trail the run by seconds.
+    last_ack_us: AtomicU64,
+    epoch: Instant,
 }
 
 fn histogram() -> anyhow::Result<Histogram<u64>> {
@@ -427,6 +430,8 @@ struct Outcome {
     connect_secs: f64,
     connect_latency: Histogram<u64>,
     run_secs: f64,
+    /// From the start of the run to the last PUBACK (at least `run_secs`).
+    ack_secs: f64,
     published: u64,
     acked: u64,
     rejected: u64,
@@ -454,6 +459,8 @@ async fn run_load(args: &Args, qos: Qos, devices: &[DeviceSpec]) -> anyhow::Resu
         latency: Mutex::new(histogram()?),
         connect_latency: Mutex::new(histogram()?),
         payload_bytes: AtomicU64::new(0),
+        last_ack_us: AtomicU64::new(0),
+        epoch: Instant::now(),
     });
     let connect_permits = Arc::new(Semaphore::new(args.connect_concurrency));
     let (go_tx, go_rx) = watch::channel(None::<Schedule>);
@@ -581,6 +588,11 @@ async fn run_load(args: &Args, qos: Qos, devices: &[DeviceSpec]) -> anyhow::Resu
         connect_secs,
         connect_latency: take(&shared.connect_latency)?,
         run_secs,
+        ack_secs: {
+            let last = Duration::from_micros(shared.last_ack_us.load(Ordering::Relaxed));
+            let since_start = last.saturating_sub(start.saturating_duration_since(shared.epoch));
+            since_start.as_secs_f64().max(run_secs)
+        },
         published: reports.iter().map(|r| r.published).sum(),
         acked: reports.iter().map(|r| r.acked).sum(),
         rejected: reports.iter().map(|r| r.rejected).sum(),
@@ -691,6 +703,9 @@ async fn device(
                         None => {
                             report.acked += 1;
                             shared.acked.fetch_add(1, Ordering::Relaxed);
+                            shared
+                                .last_ack_us
+                                .fetch_max(shared.epoch.elapsed().as_micros() as u64, Ordering::Relaxed);
                         }
                         Some(reason) => {
                             report.rejected += 1;
@@ -985,7 +1000,7 @@ impl Outcome {
         let c = &self.connect_latency;
         let l = &self.latency;
         let pub_rate = self.published as f64 / self.run_secs;
-        let ack_rate = self.acked as f64 / self.run_secs;
+        let ack_rate = self.acked as f64 / self.ack_secs;
         let mean_payload = if self.published > 0 {
             self.payload_bytes as f64 / self.published as f64
         } else {
@@ -1030,8 +1045,8 @@ impl Outcome {
         );
         let _ = writeln!(
             out,
-            "published {} ({pub_rate:.0} msg/s), acknowledged {} ({ack_rate:.0} msg/s), rejected {}, unacknowledged {}, errors {}",
-            self.published, self.acked, self.rejected, self.unacked, self.errors
+            "published {} ({pub_rate:.0} msg/s), acknowledged {} ({ack_rate:.0} msg/s over {:.1} s), rejected {}, unacknowledged {}, errors {}",
+            self.published, self.acked, self.ack_secs, self.rejected, self.unacked, self.errors
         );
         if qos == Qos::AtLeastOnce && self.published > 0 {
             let _ = writeln!(
@@ -1107,6 +1122,7 @@ impl Outcome {
             "run_errors": run_errors,
             "published_per_s": pub_rate,
             "acked_per_s": ack_rate,
+            "ack_s": self.ack_secs,
             "puback_ms": {
                 "p50": ms(l.value_at_quantile(0.5)),
                 "p99": ms(l.value_at_quantile(0.99)),
