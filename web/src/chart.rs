@@ -47,9 +47,14 @@ pub fn nice_ticks(min: f64, max: f64, count: usize) -> (Vec<f64>, f64) {
     (ticks, step)
 }
 
-/// Decimals that tell ticks `step` apart.
+/// Decimals that write every multiple of `step` exactly (0.25 needs two, 2.5 one).
 fn decimals_for(step: f64) -> usize {
-    (-(step.log10().floor())).clamp(0.0, 8.0) as usize
+    (0..8)
+        .find(|d| {
+            let scaled = step * 10f64.powi(*d as i32);
+            (scaled - scaled.round()).abs() < 1e-6 * scaled.abs().max(1.0)
+        })
+        .unwrap_or(8)
 }
 
 fn format_tick(v: f64, step: f64) -> String {
@@ -447,6 +452,8 @@ mod tests {
     fn tick_labels_have_the_decimals_the_step_needs() {
         assert_eq!(format_tick(20.0, 2.0), "20");
         assert_eq!(format_tick(0.25, 0.25), "0.25");
+        assert_eq!(format_tick(0.5, 0.25), "0.50");
+        assert_eq!(format_tick(7.5, 2.5), "7.5");
         assert_eq!(format_tick(-0.0, 0.5), "0.0");
     }
 
