@@ -343,8 +343,8 @@ pub fn LineChart(
                         }).collect_view()
                     });
                     let extremes = extremes(drawn).map(|(min, max)| view! {
-                        <MarkLabel point=max above=true step=*step w=w/>
-                        <MarkLabel point=min above=false step=*step w=w/>
+                        <MarkLabel point=max above=true w=w/>
+                        <MarkLabel point=min above=false w=w/>
                     });
                     let empty = drawn.is_empty().then(|| view! {
                         <text class="chart-empty" x=(LEFT + w - RIGHT) / 2.0 y=(TOP + H - BOTTOM) / 2.0 text-anchor="middle">
@@ -406,7 +406,7 @@ fn extremes(drawn: &[Drawn]) -> Option<(Drawn, Drawn)> {
 
 /// "max 23.1" above the highest point, "min 18.2" below the lowest.
 #[component]
-fn MarkLabel(point: Drawn, above: bool, step: f64, w: f64) -> impl IntoView {
+fn MarkLabel(point: Drawn, above: bool, w: f64) -> impl IntoView {
     let anchor = if point.x < LEFT + 40.0 {
         "start"
     } else if point.x > w - RIGHT - 40.0 {
@@ -419,12 +419,10 @@ fn MarkLabel(point: Drawn, above: bool, step: f64, w: f64) -> impl IntoView {
     } else {
         (point.y + 15.0).min(H - BOTTOM - 4.0)
     };
-    // One more decimal than the ticks, so the label says more than the axis.
-    let decimals = decimals_for(step) + 1;
     let text = format!(
-        "{} {:.decimals$}",
+        "{} {}",
         if above { "max" } else { "min" },
-        point.value
+        format_number(point.value)
     );
     view! {
         <circle class="chart-mark" cx=point.x cy=point.y r="3.5"/>

@@ -27,10 +27,12 @@ fn shell_quote(word: &str) -> String {
 }
 
 /// `mosquitto_pub` publishing one telemetry message; with `token` absent it reads `$TOKEN`.
+/// QoS 1: the platform acknowledges only stored data, so the command returns once the value is
+/// safe (and with QoS 0 it would close the connection right behind the message).
 pub fn mqtt_command(host: &str, port: u16, token: Option<&str>) -> String {
     let user = token.map_or_else(|| "\"$TOKEN\"".to_owned(), shell_quote);
     format!(
-        "mosquitto_pub -V mqttv311 -h {} -p {port} -u {user} -t v1/devices/me/telemetry -m '{EXAMPLE}'",
+        "mosquitto_pub -V mqttv311 -q 1 -h {} -p {port} -u {user} -t v1/devices/me/telemetry -m '{EXAMPLE}'",
         shell_quote(host).trim_matches('"')
     )
 }
@@ -208,11 +210,11 @@ mod tests {
     fn commands_read_the_token_from_the_shell_or_carry_it() {
         assert_eq!(
             mqtt_command("stead.example.com", 1883, None),
-            r#"mosquitto_pub -V mqttv311 -h stead.example.com -p 1883 -u "$TOKEN" -t v1/devices/me/telemetry -m '{"temperature":21.5}'"#
+            r#"mosquitto_pub -V mqttv311 -q 1 -h stead.example.com -p 1883 -u "$TOKEN" -t v1/devices/me/telemetry -m '{"temperature":21.5}'"#
         );
         assert_eq!(
             mqtt_command("127.0.0.1", 1884, Some("abc_-9")),
-            r#"mosquitto_pub -V mqttv311 -h 127.0.0.1 -p 1884 -u "abc_-9" -t v1/devices/me/telemetry -m '{"temperature":21.5}'"#
+            r#"mosquitto_pub -V mqttv311 -q 1 -h 127.0.0.1 -p 1884 -u "abc_-9" -t v1/devices/me/telemetry -m '{"temperature":21.5}'"#
         );
         assert_eq!(
             curl_command("http://127.0.0.1:8080", None),

@@ -162,7 +162,19 @@ async fn telemetry_from_mosquitto_appears_live_on_the_device_page() {
         .unwrap();
 
     // The page's instructions carry the real MQTT port and work when pasted into a shell.
-    wait_text(&b, "[data-test=mqtt-port]", &port.to_string()).await;
+    let started = Instant::now();
+    let shown = loop {
+        let shown = text_of(&b, "[data-test=mqtt-port]").await;
+        if shown.trim().parse::<u16>().is_ok() || started.elapsed() > Duration::from_secs(20) {
+            break shown;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        shown.trim(),
+        port.to_string(),
+        "GET /api/v1/connection-info must answer the port MQTT really listens on (here bound to port 0)"
+    );
     let command = text_of(&b, "[data-test=mqtt-command]").await;
     assert!(
         command.starts_with("mosquitto_pub ")
