@@ -324,7 +324,8 @@ async fn create_one(
     };
     let mut backoff = Duration::from_millis(200);
     for _attempt in 0..8 {
-        let reply = api.post("/api/v1/devices", &json!({"name": name})).await?;
+        let body = json!({"name": name});
+        let reply = retry_transport(|| api.post("/api/v1/devices", &body)).await?;
         if reply.status.is_success() {
             let created: CreatedDevice = reply.ok()?;
             return Ok(DeviceSpec {
@@ -358,6 +359,28 @@ async fn create_one(
         bail!("creating device `{name}`: {} {}", reply.status, reply.body);
     }
     bail!("creating device `{name}`: gave up after 8 attempts")
+}
+
+/// Runs a request again when it fails below HTTP (typically a pooled keep-alive connection that
+/// the server closed just as it was reused), up to four tries.
+async fn retry_transport<F, Fut>(mut request: F) -> anyhow::Result<stead_e2e::Reply>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<stead_e2e::Reply>>,
+{
+    let mut delay = Duration::from_millis(100);
+    let mut tries = 1;
+    loop {
+        match request().await {
+            Ok(reply) => return Ok(reply),
+            Err(e) if tries >= 4 => return Err(e.context(format!("after {tries} tries"))),
+            Err(_) => {
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+                tries += 1;
+            }
+        }
+    }
 }
 
 fn short_id() -> String {
@@ -1264,7 +1287,17 @@ async fn stored_count(api: &Api, id: Uuid, from: i64, to: i64) -> anyhow::Result
     let path = format!(
         "/api/v1/devices/{id}/telemetry/aggregate?keys=seq&from={from}&to={to}&interval={interval}&agg=count"
     );
-    let reply = api.get(&path).await?;
+    // Busy servers answer 429/5xx now and then: a few tries before calling it an error.
+    let mut reply = retry_transport(|| api.get(&path)).await?;
+    let mut delay = Duration::from_millis(200);
+    for _ in 0..4 {
+        if reply.status != StatusCode::TOO_MANY_REQUESTS && !reply.status.is_server_error() {
+            break;
+        }
+        tokio::time::sleep(delay).await;
+        delay *= 2;
+        reply = retry_transport(|| api.get(&path)).await?;
+    }
     if reply.status == StatusCode::NOT_FOUND && reply.code() == "route_not_found" {
         bail!(
             "this server has no telemetry aggregate endpoint yet (GET {path} answered {} {}), so stored data cannot be counted",
