@@ -91,21 +91,22 @@ pub async fn latest_telemetry(s: Session, id: Uuid) -> Result<LatestTelemetry, A
         .await
 }
 
-/// Buckets of `interval_ms` between `from` and `to` (ms), averaged.
+/// Buckets of `interval_ms` between `from` and `to` (ms), aggregated by `agg` (avg, min, max,
+/// sum or count).
 pub async fn aggregate_telemetry(
     s: Session,
     id: Uuid,
     keys: &[String],
-    from: i64,
-    to: i64,
+    (from, to): (i64, i64),
     interval_ms: i64,
+    agg: &str,
 ) -> Result<AggregateSeries, ApiError> {
     let query = vec![
         ("keys", keys.join(",")),
         ("from", from.to_string()),
         ("to", to.to_string()),
         ("interval", interval_ms.to_string()),
-        ("agg", "avg".to_owned()),
+        ("agg", agg.to_owned()),
     ];
     s.get_query(&format!("/api/v1/devices/{id}/telemetry/aggregate"), &query)
         .await

@@ -187,20 +187,45 @@ impl Scale {
     }
 }
 
-/// A point as drawn: its time (middle of its bucket), value, and how many values it sums up.
+/// A point as drawn: its time (middle of its bucket), value (the average), how many values it
+/// sums up, and the bucket's lowest and highest value when known.
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct Drawn {
     ts: f64,
     value: f64,
     count: u64,
+    low: Option<f64>,
+    high: Option<f64>,
     x: f64,
     y: f64,
 }
 
-/// A line chart of `points` (buckets of `interval_ms`) between `from` and `to` (ms).
+impl Drawn {
+    fn low(&self) -> f64 {
+        self.low.unwrap_or(self.value)
+    }
+
+    fn high(&self) -> f64 {
+        self.high.unwrap_or(self.value)
+    }
+}
+
+/// The value of the bucket starting at `ts` in `series` (sorted by time), if any.
+fn bucket_value(series: &[AggregatePoint], ts: i64) -> Option<f64> {
+    series
+        .binary_search_by_key(&ts, |p| p.ts)
+        .ok()
+        .map(|i| series[i].value)
+        .filter(|v| v.is_finite())
+}
+
+/// A line chart of `points` (bucket averages of `interval_ms`) between `from` and `to` (ms), over
+/// a band from `lows` to `highs` (the buckets' minimum and maximum; may be empty).
 #[component]
 pub fn LineChart(
     #[prop(into)] points: Signal<Vec<AggregatePoint>>,
+    #[prop(into)] lows: Signal<Vec<AggregatePoint>>,
+    #[prop(into)] highs: Signal<Vec<AggregatePoint>>,
     #[prop(into)] domain: Signal<(i64, i64)>,
     #[prop(into)] interval_ms: Signal<i64>,
     /// What the values are, for the tooltip and the screen-reader label.
@@ -238,11 +263,23 @@ pub fn LineChart(
                 .cloned()
                 .collect()
         });
-        let (lo, hi) = visible
-            .iter()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
-                (lo.min(p.value), hi.max(p.value))
-            });
+        let bands: Vec<(Option<f64>, Option<f64>)> = lows.with(|lows| {
+            highs.with(|highs| {
+                visible
+                    .iter()
+                    .map(|p| (bucket_value(lows, p.ts), bucket_value(highs, p.ts)))
+                    .collect()
+            })
+        });
+        let (lo, hi) = visible.iter().zip(&bands).fold(
+            (f64::INFINITY, f64::NEG_INFINITY),
+            |(lo, hi), (p, (low, high))| {
+                (
+                    lo.min(low.unwrap_or(p.value)),
+                    hi.max(high.unwrap_or(p.value)),
+                )
+            },
+        );
         let (ticks, step) = if visible.is_empty() {
             nice_ticks(0.0, 1.0, 4)
         } else {
@@ -257,7 +294,8 @@ pub fn LineChart(
         };
         let drawn: Vec<Drawn> = visible
             .iter()
-            .map(|p| {
+            .zip(bands)
+            .map(|(p, (low, high))| {
                 // The middle of the bucket, kept inside the range for the partial first and
                 // last buckets.
                 let ts = (p.ts as f64 + half).clamp(from as f64, to as f64);
@@ -265,6 +303,8 @@ pub fn LineChart(
                     ts,
                     value: p.value,
                     count: p.count,
+                    low,
+                    high,
                     x: scale.x(ts),
                     y: scale.y(p.value),
                 }
@@ -330,19 +370,27 @@ pub fn LineChart(
                         d.push_str(&format!("{}{:.1},{:.1} ", if i == 0 { "M" } else { "L" }, p.x, p.y));
                         d
                     });
-                    let area = match (drawn.first(), drawn.last()) {
-                        (Some(first), Some(last)) if drawn.len() > 1 => format!(
-                            "{line}L{:.1},{:.1} L{:.1},{:.1} Z",
-                            last.x, H - BOTTOM, first.x, H - BOTTOM
-                        ),
-                        _ => String::new(),
+                    // The band from each bucket's lowest to its highest value: along the highs,
+                    // then back along the lows.
+                    let band = if drawn.len() > 1 && drawn.iter().any(|p| p.low.is_some() || p.high.is_some()) {
+                        let mut d = String::new();
+                        for (i, p) in drawn.iter().enumerate() {
+                            d.push_str(&format!("{}{:.1},{:.1} ", if i == 0 { "M" } else { "L" }, p.x, scale.y(p.high())));
+                        }
+                        for p in drawn.iter().rev() {
+                            d.push_str(&format!("L{:.1},{:.1} ", p.x, scale.y(p.low())));
+                        }
+                        d.push('Z');
+                        d
+                    } else {
+                        String::new()
                     };
                     let dots = (drawn.len() <= DOTS_UP_TO).then(|| {
                         drawn.iter().map(|p| view! {
                             <circle class="chart-dot" cx=p.x cy=p.y r="2.5"/>
                         }).collect_view()
                     });
-                    let extremes = extremes(drawn).map(|(min, max)| view! {
+                    let extremes = extremes(drawn, scale).map(|(min, max)| view! {
                         <MarkLabel point=max above=true w=w/>
                         <MarkLabel point=min above=false w=w/>
                     });
@@ -355,7 +403,7 @@ pub fn LineChart(
                         <g>{grid_y}</g>
                         <g>{grid_x}</g>
                         <line class="chart-axis" x1=LEFT x2=w - RIGHT y1=H - BOTTOM y2=H - BOTTOM/>
-                        <path class="chart-area" d=area/>
+                        <path class="chart-band" d=band/>
                         <path class="chart-line" d=line/>
                         {dots}
                         {extremes}
@@ -374,7 +422,14 @@ pub fn LineChart(
                 let shift = if left < 20.0 { "0%" } else if left > 80.0 { "-100%" } else { "-50%" };
                 let count = match p.count {
                     0 | 1 => String::new(),
-                    n => format!("average of {n} values"),
+                    n => match (p.low, p.high) {
+                        (Some(lo), Some(hi)) => format!(
+                            "average of {n} values, {} to {}",
+                            format_number(lo),
+                            format_number(hi)
+                        ),
+                        _ => format!("average of {n} values"),
+                    },
                 };
                 view! {
                     <div
@@ -391,22 +446,33 @@ pub fn LineChart(
     }
 }
 
-/// The lowest and the highest point, when they differ.
-fn extremes(drawn: &[Drawn]) -> Option<(Drawn, Drawn)> {
-    let min = drawn
-        .iter()
-        .copied()
-        .min_by(|a, b| a.value.total_cmp(&b.value))?;
-    let max = drawn
-        .iter()
-        .copied()
-        .max_by(|a, b| a.value.total_cmp(&b.value))?;
+/// Where the lowest and the highest value lie (x, y, value), when they differ.
+fn extremes(drawn: &[Drawn], scale: &Scale) -> Option<(Mark, Mark)> {
+    let min = drawn.iter().min_by(|a, b| a.low().total_cmp(&b.low()))?;
+    let max = drawn.iter().max_by(|a, b| a.high().total_cmp(&b.high()))?;
+    let min = Mark {
+        x: min.x,
+        y: scale.y(min.low()),
+        value: min.low(),
+    };
+    let max = Mark {
+        x: max.x,
+        y: scale.y(max.high()),
+        value: max.high(),
+    };
     (max.value > min.value).then_some((min, max))
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Mark {
+    x: f64,
+    y: f64,
+    value: f64,
 }
 
 /// "max 23.1" above the highest point, "min 18.2" below the lowest.
 #[component]
-fn MarkLabel(point: Drawn, above: bool, w: f64) -> impl IntoView {
+fn MarkLabel(point: Mark, above: bool, w: f64) -> impl IntoView {
     let anchor = if point.x < LEFT + 40.0 {
         "start"
     } else if point.x > w - RIGHT - 40.0 {

@@ -3,6 +3,8 @@
 //! download of the range.
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::task::Poll;
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -38,15 +40,6 @@ impl RangeKind {
             RangeKind::Day => Some(DAY),
             RangeKind::Week => Some(7 * DAY),
             RangeKind::Custom => None,
-        }
-    }
-
-    fn words(self) -> &'static str {
-        match self {
-            RangeKind::Hour => "the last hour",
-            RangeKind::Day => "the last 24 hours",
-            RangeKind::Week => "the last 7 days",
-            RangeKind::Custom => "the chosen range",
         }
     }
 }
@@ -87,11 +80,20 @@ pub fn interval_for(span: i64) -> i64 {
     nice.max((span + MAX_BUCKETS - 1) / MAX_BUCKETS)
 }
 
+/// The aggregations each chart draws: the average as its line, minimum and maximum as a band.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Agg {
+    Avg,
+    Min,
+    Max,
+}
+
 /// Adds live points to loaded buckets: each point joins the bucket its time falls in (buckets
-/// aligned like the loaded ones), updating the running average, or starts a new bucket.
+/// aligned like the loaded ones), updating its aggregate, or starts a new bucket.
 pub fn merge_live(
     mut buckets: Vec<AggregatePoint>,
     interval: i64,
+    agg: Agg,
     live: impl Iterator<Item = (i64, f64)>,
 ) -> Vec<AggregatePoint> {
     let interval = interval.max(1);
@@ -101,7 +103,11 @@ pub fn merge_live(
         match buckets.binary_search_by_key(&start, |b| b.ts) {
             Ok(i) => {
                 let b = &mut buckets[i];
-                b.value = (b.value * b.count as f64 + value) / (b.count + 1) as f64;
+                b.value = match agg {
+                    Agg::Avg => (b.value * b.count as f64 + value) / (b.count + 1) as f64,
+                    Agg::Min => b.value.min(value),
+                    Agg::Max => b.value.max(value),
+                };
                 b.count += 1;
             }
             Err(i) => buckets.insert(
@@ -149,9 +155,65 @@ fn from_input(value: &str) -> Option<i64> {
 
 #[derive(Clone, Debug, PartialEq)]
 struct Loaded {
-    series: AggregateSeries,
-    /// When the request left (ms): live points received later are not in it.
+    avg: AggregateSeries,
+    min: AggregateSeries,
+    max: AggregateSeries,
+    /// When the requests left (ms): live points received later are not in them.
     requested_ms: f64,
+}
+
+impl Loaded {
+    fn series(&self, agg: Agg) -> &AggregateSeries {
+        match agg {
+            Agg::Avg => &self.avg,
+            Agg::Min => &self.min,
+            Agg::Max => &self.max,
+        }
+    }
+}
+
+/// One key's chart data: average, minimum and maximum per bucket.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct KeySeries {
+    avg: Vec<AggregatePoint>,
+    min: Vec<AggregatePoint>,
+    max: Vec<AggregatePoint>,
+}
+
+/// Waits for three futures at once (the three aggregations load side by side).
+async fn join3<A, B, C>(
+    a: impl Future<Output = A>,
+    b: impl Future<Output = B>,
+    c: impl Future<Output = C>,
+) -> (A, B, C) {
+    let (mut a, mut b, mut c) = (Box::pin(a), Box::pin(b), Box::pin(c));
+    let (mut ra, mut rb, mut rc) = (None, None, None);
+    std::future::poll_fn(move |cx| {
+        if ra.is_none()
+            && let Poll::Ready(v) = a.as_mut().poll(cx)
+        {
+            ra = Some(v);
+        }
+        if rb.is_none()
+            && let Poll::Ready(v) = b.as_mut().poll(cx)
+        {
+            rb = Some(v);
+        }
+        if rc.is_none()
+            && let Poll::Ready(v) = c.as_mut().poll(cx)
+        {
+            rc = Some(v);
+        }
+        if ra.is_some() && rb.is_some() && rc.is_some() {
+            match (ra.take(), rb.take(), rc.take()) {
+                (Some(a), Some(b), Some(c)) => Poll::Ready((a, b, c)),
+                _ => Poll::Pending,
+            }
+        } else {
+            Poll::Pending
+        }
+    })
+    .await
 }
 
 #[component]
@@ -187,14 +249,19 @@ pub fn TelemetryCharts(live: DeviceLive) -> impl IntoView {
                 return Ok(None);
             }
             let interval = interval_for(to - from);
-            api::aggregate_telemetry(session, id, &keys, from, to, interval)
-                .await
-                .map(|series| {
-                    Some(Loaded {
-                        series,
-                        requested_ms,
-                    })
-                })
+            let range = (from, to);
+            let (avg, min, max) = join3(
+                api::aggregate_telemetry(session, id, &keys, range, interval, "avg"),
+                api::aggregate_telemetry(session, id, &keys, range, interval, "min"),
+                api::aggregate_telemetry(session, id, &keys, range, interval, "max"),
+            )
+            .await;
+            Ok(Some(Loaded {
+                avg: avg?,
+                min: min?,
+                max: max?,
+                requested_ms,
+            }))
         }
     });
 
@@ -203,7 +270,7 @@ pub fn TelemetryCharts(live: DeviceLive) -> impl IntoView {
             .with(|d| {
                 d.as_ref()
                     .and_then(|d| d.as_ref())
-                    .map(|d| d.series.interval_ms)
+                    .map(|d| d.avg.interval_ms)
             })
             .unwrap_or_else(|| {
                 let (from, to) = bounds(kind.get(), custom.get(), live.now.get_untracked());
@@ -221,22 +288,29 @@ pub fn TelemetryCharts(live: DeviceLive) -> impl IntoView {
         live.points.with(|points| {
             keys.iter()
                 .map(|key| {
-                    let buckets = loaded
-                        .as_ref()
-                        .and_then(|l| l.series.series.get(key).cloned())
-                        .unwrap_or_default();
-                    if !follows_now {
-                        return (key.clone(), buckets);
-                    }
-                    let requested = loaded.as_ref().map_or(f64::INFINITY, |l| l.requested_ms);
-                    let loaded_end = buckets.last().map_or(i64::MIN, |b| b.ts + interval);
-                    // A point is new to the loaded data when it arrived after the request
-                    // left, or lies beyond everything loaded.
-                    let fresh = points.iter().filter(|p: &&LivePoint| {
-                        p.key == *key && (p.received_ms >= requested || p.ts >= loaded_end)
-                    });
-                    let merged = merge_live(buckets, interval, fresh.map(|p| (p.ts, p.value)));
-                    (key.clone(), merged)
+                    let one = |agg: Agg| {
+                        let buckets = loaded
+                            .as_ref()
+                            .and_then(|l| l.series(agg).series.get(key).cloned())
+                            .unwrap_or_default();
+                        if !follows_now {
+                            return buckets;
+                        }
+                        let requested = loaded.as_ref().map_or(f64::INFINITY, |l| l.requested_ms);
+                        let loaded_end = buckets.last().map_or(i64::MIN, |b| b.ts + interval);
+                        // A point is new to the loaded data when it arrived after the request
+                        // left, or lies beyond everything loaded.
+                        let fresh = points.iter().filter(|p: &&LivePoint| {
+                            p.key == *key && (p.received_ms >= requested || p.ts >= loaded_end)
+                        });
+                        merge_live(buckets, interval, agg, fresh.map(|p| (p.ts, p.value)))
+                    };
+                    let series = KeySeries {
+                        avg: one(Agg::Avg),
+                        min: one(Agg::Min),
+                        max: one(Agg::Max),
+                    };
+                    (key.clone(), series)
                 })
                 .collect::<BTreeMap<_, _>>()
         })
@@ -369,7 +443,7 @@ pub fn TelemetryCharts(live: DeviceLive) -> impl IntoView {
                         <ErrorMessage error=data.error_text()/>
                         <div class="chart-grid-wrap" class:is-loading=move || data.loading.get()>
                             <For each=move || numeric.get() key=|k| k.clone() let:key>
-                                <KeyChart key=key series=series domain=domain interval=interval kind=kind/>
+                                <KeyChart key=key live=live series=series domain=domain interval=interval/>
                             </For>
                         </div>
                     </div>
@@ -382,40 +456,52 @@ pub fn TelemetryCharts(live: DeviceLive) -> impl IntoView {
 #[component]
 fn KeyChart(
     key: String,
-    series: Memo<BTreeMap<String, Vec<AggregatePoint>>>,
+    live: DeviceLive,
+    series: Memo<BTreeMap<String, KeySeries>>,
     domain: Signal<(i64, i64)>,
     interval: Signal<i64>,
-    kind: RwSignal<RangeKind>,
 ) -> impl IntoView {
-    let k = key.clone();
-    let points = Signal::derive(move || series.with(|s| s.get(&k).cloned().unwrap_or_default()));
-    let stats = move || {
-        let (from, to) = domain.get();
-        points.with(|p| {
-            let visible: Vec<&AggregatePoint> = p
-                .iter()
-                .filter(|p| p.ts + interval.get() > from && p.ts <= to)
-                .collect();
-            let min = visible.iter().map(|p| p.value).reduce(f64::min)?;
-            let max = visible.iter().map(|p| p.value).reduce(f64::max)?;
-            let last = visible.last().map(|p| p.value)?;
-            Some((min, max, last))
+    let pick = move |key: String, agg: Agg| {
+        Signal::derive(move || {
+            series.with(|s| {
+                s.get(&key)
+                    .map(|s| match agg {
+                        Agg::Avg => s.avg.clone(),
+                        Agg::Min => s.min.clone(),
+                        Agg::Max => s.max.clone(),
+                    })
+                    .unwrap_or_default()
+            })
         })
     };
-    let label = format!("{key} over {}", kind.get_untracked().words());
+    let points = pick(key.clone(), Agg::Avg);
+    let lows = pick(key.clone(), Agg::Min);
+    let highs = pick(key.clone(), Agg::Max);
+    let k = key.clone();
+    // The range's true lowest and highest value, and the key's latest value as its card shows.
+    let stats = move || {
+        let (from, to) = domain.get();
+        let interval = interval.get();
+        let in_range = |p: &&AggregatePoint| p.ts + interval > from && p.ts <= to;
+        let min = lows.with(|l| l.iter().filter(in_range).map(|p| p.value).reduce(f64::min));
+        let max = highs.with(|h| h.iter().filter(in_range).map(|p| p.value).reduce(f64::max));
+        let latest = live.values().get(&k).and_then(|v| v.value.as_f64());
+        Some((min?, max?, latest))
+    };
+    let label = format!("Chart of {key}");
     view! {
         <figure class="chart" data-test="chart" data-key=key.clone()>
             <figcaption class="chart-head">
                 <span class="chart-key">{key.clone()}</span>
-                {move || stats().map(|(min, max, last)| view! {
+                {move || stats().map(|(min, max, latest)| view! {
                     <span class="chart-stats">
                         <span>"min "<strong>{format_number(min)}</strong></span>
                         <span>"max "<strong>{format_number(max)}</strong></span>
-                        <span>"last "<strong>{format_number(last)}</strong></span>
+                        {latest.map(|v| view! { <span>"latest "<strong>{format_number(v)}</strong></span> })}
                     </span>
                 })}
             </figcaption>
-            <LineChart points=points domain=domain interval_ms=interval label=label/>
+            <LineChart points=points lows=lows highs=highs domain=domain interval_ms=interval label=label/>
         </figure>
     }
 }
@@ -469,11 +555,8 @@ mod tests {
                 count: 3,
             },
         ];
-        let merged = merge_live(
-            loaded,
-            100,
-            [(150, 24.0), (420, 5.0), (-30, 1.0)].into_iter(),
-        );
+        let live = [(150, 24.0), (420, 5.0), (-30, 1.0)];
+        let merged = merge_live(loaded.clone(), 100, Agg::Avg, live.into_iter());
         assert_eq!(
             merged
                 .iter()
@@ -481,8 +564,10 @@ mod tests {
                 .collect::<Vec<_>>(),
             vec![(-100, 1.0, 1), (0, 10.0, 1), (100, 21.0, 4), (400, 5.0, 1)]
         );
+        let merged = merge_live(loaded, 100, Agg::Max, live.into_iter());
+        assert_eq!(merged[2].value, 24.0);
         // Nothing loaded yet: buckets align on the epoch.
-        let merged = merge_live(Vec::new(), 100, [(250, 3.0)].into_iter());
+        let merged = merge_live(Vec::new(), 100, Agg::Min, [(250, 3.0)].into_iter());
         assert_eq!(merged[0].ts, 200);
     }
 }
