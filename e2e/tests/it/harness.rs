@@ -109,6 +109,8 @@ pub struct TestServer {
     child: Child,
     pub backend: Backend,
     pub base: String,
+    /// `host:port` of the MQTT ingress.
+    pub mqtt: String,
     pub admin_email: String,
     pub admin_password: String,
     pub jwt_secret: String,
@@ -184,9 +186,15 @@ impl TestServer {
             std::thread::spawn(move || {
                 for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                     if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
-                        && v["message"] == "http listening"
+                        && (v["message"] == "http listening" || v["message"] == "mqtt listening")
                     {
-                        let _ = addr_tx.send(v["addr"].as_str().unwrap_or_default().to_owned());
+                        let kind = if v["message"] == "http listening" {
+                            "http"
+                        } else {
+                            "mqtt"
+                        };
+                        let _ =
+                            addr_tx.send((kind, v["addr"].as_str().unwrap_or_default().to_owned()));
                     }
                     logs.lock().unwrap().push(line);
                 }
@@ -201,9 +209,11 @@ impl TestServer {
             });
         }
         let started = Instant::now();
+        let mut mqtt = String::new();
         let addr = loop {
             match addr_rx.recv_timeout(Duration::from_millis(100)) {
-                Ok(addr) => break addr,
+                Ok(("mqtt", addr)) => mqtt = addr,
+                Ok((_, addr)) => break addr,
                 Err(_) => {
                     if let Ok(Some(status)) = child.try_wait() {
                         panic!(
@@ -223,6 +233,7 @@ impl TestServer {
             child,
             backend,
             base: format!("http://{addr}"),
+            mqtt,
             admin_email: "admin@test.local".into(),
             admin_password,
             jwt_secret,
@@ -287,6 +298,15 @@ impl TestServer {
             .unwrap();
         assert_eq!(reply.status, 201, "{:?}", reply.body);
         self.client().login(&email, password).await.unwrap().0
+    }
+
+    /// The MQTT port.
+    pub fn mqtt_port(&self) -> u16 {
+        self.mqtt
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("the server logged its MQTT address")
     }
 
     pub fn log_text(&self) -> String {

@@ -1,0 +1,176 @@
+//! A minimal MQTT 3.1.1 client written from the specification, byte by byte, so tests can send
+//! exactly what they mean, including what well-behaved client libraries refuse to send
+//! (wildcard publishes, malformed packets).
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+pub const CONNACK: u8 = 2;
+pub const PUBLISH: u8 = 3;
+pub const PUBACK: u8 = 4;
+pub const SUBACK: u8 = 9;
+
+fn remaining_length(mut n: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let mut byte = (n % 128) as u8;
+        n /= 128;
+        if n > 0 {
+            byte |= 0x80;
+        }
+        out.push(byte);
+        if n == 0 {
+            return out;
+        }
+    }
+}
+
+fn string(s: &[u8]) -> Vec<u8> {
+    let mut out = (s.len() as u16).to_be_bytes().to_vec();
+    out.extend_from_slice(s);
+    out
+}
+
+fn packet(header: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![header];
+    out.extend(remaining_length(body.len()));
+    out.extend_from_slice(body);
+    out
+}
+
+pub struct Raw {
+    stream: TcpStream,
+}
+
+pub struct Will<'a> {
+    pub topic: &'a str,
+    pub payload: &'a [u8],
+}
+
+impl Raw {
+    /// Connects and answers the client with the CONNACK return code (0 = accepted).
+    pub async fn connect(
+        addr: &str,
+        username: &str,
+        keep_alive: u16,
+        will: Option<Will<'_>>,
+    ) -> (Raw, u8) {
+        let stream = TcpStream::connect(addr)
+            .await
+            .expect("TCP connect to the ingress");
+        let mut raw = Raw { stream };
+        let mut flags = 0x02; // clean session
+        if !username.is_empty() {
+            flags |= 0x80;
+        }
+        if will.is_some() {
+            flags |= 0x04 | (1 << 3); // will, QoS 1
+        }
+        let mut body = string(b"MQTT");
+        body.push(4);
+        body.push(flags);
+        body.extend(keep_alive.to_be_bytes());
+        body.extend(string(
+            format!("raw-{}", uuid::Uuid::new_v4().simple()).as_bytes(),
+        ));
+        if let Some(w) = &will {
+            body.extend(string(w.topic.as_bytes()));
+            body.extend(string(w.payload));
+        }
+        if !username.is_empty() {
+            body.extend(string(username.as_bytes()));
+        }
+        raw.send(&packet(0x10, &body)).await;
+        let code = match raw.read(Duration::from_secs(10)).await {
+            Some((CONNACK, body)) if body.len() == 2 => body[1],
+            other => panic!("expected CONNACK, got {other:?}"),
+        };
+        (raw, code)
+    }
+
+    pub async fn send(&mut self, bytes: &[u8]) {
+        let _ = self.stream.write_all(bytes).await;
+    }
+
+    pub async fn publish(&mut self, topic: &str, payload: &[u8], packet_id: Option<u16>) {
+        let mut body = string(topic.as_bytes());
+        let header = match packet_id {
+            Some(id) => {
+                body.extend(id.to_be_bytes());
+                0x32
+            }
+            None => 0x30,
+        };
+        body.extend_from_slice(payload);
+        self.send(&packet(header, &body)).await;
+    }
+
+    pub async fn subscribe(&mut self, filter: &str, packet_id: u16) {
+        let mut body = packet_id.to_be_bytes().to_vec();
+        body.extend(string(filter.as_bytes()));
+        body.push(1);
+        self.send(&packet(0x82, &body)).await;
+    }
+
+    pub async fn disconnect(&mut self) {
+        self.send(&[0xE0, 0x00]).await;
+    }
+
+    /// The next packet as (type, body), or `None` when the connection closed or nothing came.
+    pub async fn read(&mut self, timeout: Duration) -> Option<(u8, Vec<u8>)> {
+        tokio::time::timeout(timeout, async {
+            let mut first = [0u8; 1];
+            self.stream.read_exact(&mut first).await.ok()?;
+            let (mut len, mut shift) = (0usize, 0);
+            loop {
+                let mut b = [0u8; 1];
+                self.stream.read_exact(&mut b).await.ok()?;
+                len |= ((b[0] & 0x7F) as usize) << shift;
+                shift += 7;
+                if b[0] & 0x80 == 0 {
+                    break;
+                }
+            }
+            let mut body = vec![0u8; len];
+            self.stream.read_exact(&mut body).await.ok()?;
+            Some((first[0] >> 4, body))
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+
+    /// Waits for a PUBLISH; answers its topic and payload.
+    pub async fn next_publish(&mut self, timeout: Duration) -> Option<(String, Vec<u8>)> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let (kind, body) = self.read(left).await?;
+            if kind == PUBLISH {
+                let n = u16::from_be_bytes([body[0], body[1]]) as usize;
+                let topic = String::from_utf8_lossy(&body[2..2 + n]).into_owned();
+                return Some((topic, body[2 + n..].to_vec()));
+            }
+        }
+    }
+
+    /// Waits until the server closes the connection; answers how long that took.
+    pub async fn closed_within(&mut self, timeout: Duration) -> Option<Duration> {
+        let started = tokio::time::Instant::now();
+        let deadline = started + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            let mut buf = [0u8; 256];
+            match tokio::time::timeout(left, self.stream.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return Some(started.elapsed()),
+                Ok(Ok(_)) => continue,
+                Err(_) => return None,
+            }
+        }
+    }
+}
