@@ -104,12 +104,20 @@ impl Drop for LinePublisher {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn telemetry_from_mosquitto_appears_live_on_the_device_page() {
+    // A fixed MQTT port rather than port 0: the page shows the port the server is configured
+    // with, and a person pastes what the page shows.
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let server = TestServer::start_with(
         Backend::Sqlite,
         Options {
             console: true,
             ..Options::default()
-        },
+        }
+        .env("STEAD_MQTT_ADDR", format!("127.0.0.1:{free}")),
     )
     .await;
     let port = mqtt_port(&server).await;
@@ -173,7 +181,7 @@ async fn telemetry_from_mosquitto_appears_live_on_the_device_page() {
     assert_eq!(
         shown.trim(),
         port.to_string(),
-        "GET /api/v1/connection-info must answer the port MQTT really listens on (here bound to port 0)"
+        "GET /api/v1/connection-info must answer the port MQTT listens on"
     );
     let command = text_of(&b, "[data-test=mqtt-command]").await;
     assert!(
