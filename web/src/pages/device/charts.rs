@@ -277,7 +277,22 @@ pub fn TelemetryCharts(live: DeviceLive) -> impl IntoView {
                 interval_for(to - from)
             })
     });
-    let domain = Signal::derive(move || bounds(kind.get(), custom.get(), live.now.get()));
+    // Ranges ending now move with the clock, and reach at least the newest live point (the
+    // clock ticks each second; a value should not wait for the next tick to appear).
+    let domain = Memo::new(move |_| {
+        let kind = kind.get();
+        let newest = live.points.with(|p| p.iter().map(|p| p.ts).max());
+        let now = match (kind.span(), newest) {
+            // A device whose clock runs far ahead must not squash the chart.
+            (Some(_), Some(newest)) => {
+                let now = live.now.get();
+                now.max((newest as f64 + 1.0).min(now + 60_000.0))
+            }
+            _ => live.now.get(),
+        };
+        bounds(kind, custom.get(), now)
+    });
+    let domain = Signal::from(domain);
 
     // Loaded buckets with the live points merged in (ranges ending now only).
     let series = Memo::new(move |_| {
