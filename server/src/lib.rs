@@ -14,6 +14,7 @@ pub mod devices;
 pub mod error;
 pub mod http;
 pub mod ids;
+pub mod ingest;
 pub mod ingress;
 pub mod live;
 pub mod observability;

@@ -8,6 +8,7 @@ mod auth;
 mod bad_input;
 mod browser;
 mod browser_live;
+mod device_http;
 mod devices;
 mod embedded;
 mod mqtt;

@@ -2,6 +2,7 @@
 //! token (256-bit random, shown once, stored as SHA-256) that it connects with.
 
 pub mod attributes;
+pub mod device_api;
 pub mod http;
 pub mod model;
 pub mod repo;

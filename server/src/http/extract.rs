@@ -26,21 +26,14 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let limit = req
-            .app_data::<web::Data<AppState>>()
-            .map(|s| s.config.max_body_bytes)
-            .unwrap_or(1024 * 1024);
+        let limit = body_limit(req);
         let json_type = req
             .mime_type()
             .ok()
             .flatten()
             .is_some_and(|m| m.subtype() == "json" || m.suffix().is_some_and(|s| s == "json"));
-        let declared_len = req
-            .headers()
-            .get(actix_web::http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok());
-        let mut payload = payload.take();
+        let declared_len = declared_len(req);
+        let payload = payload.take();
         Box::pin(async move {
             if !json_type {
                 return Err(ApiError::new(
@@ -49,32 +42,69 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
                     "send the body as JSON with Content-Type: application/json",
                 ));
             }
-            let too_large = || {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
-                    format!("the request body is larger than the limit of {limit} bytes"),
-                )
-            };
-            if declared_len.is_some_and(|len| len > limit) {
-                return Err(too_large());
-            }
-            let mut body = web::BytesMut::new();
-            while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|e| {
-                    ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        "invalid_body",
-                        format!("reading the request body failed: {e}"),
-                    )
-                })?;
-                if body.len() + chunk.len() > limit {
-                    return Err(too_large());
-                }
-                body.extend_from_slice(&chunk);
-            }
+            let body = read_body(payload, declared_len, limit).await?;
             decode(&body).map(Json)
         })
+    }
+}
+
+/// Reads a request body of at most `limit` bytes (413 `payload_too_large` beyond).
+async fn read_body(
+    mut payload: Payload,
+    declared_len: Option<usize>,
+    limit: usize,
+) -> Result<web::Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the request body is larger than the limit of {limit} bytes"),
+        )
+    };
+    if declared_len.is_some_and(|len| len > limit) {
+        return Err(too_large());
+    }
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_body",
+                format!("reading the request body failed: {e}"),
+            )
+        })?;
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+fn body_limit(req: &HttpRequest) -> usize {
+    req.app_data::<web::Data<AppState>>()
+        .map(|s| s.config.max_body_bytes)
+        .unwrap_or(1024 * 1024)
+}
+
+fn declared_len(req: &HttpRequest) -> Option<usize> {
+    req.headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+}
+
+/// A raw request body within the configured size limit (the device API's payloads).
+pub struct Body(pub web::Bytes);
+
+impl FromRequest for Body {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let (limit, declared) = (body_limit(req), declared_len(req));
+        let payload = payload.take();
+        Box::pin(async move { read_body(payload, declared, limit).await.map(Body) })
     }
 }
 

@@ -11,7 +11,7 @@ use actix_web::http::StatusCode;
 use actix_web::{App, HttpRequest, HttpServer, web};
 
 pub use error::{ApiError, ApiResult};
-pub use extract::{Authenticated, ClientIp, Json, PlatformScope, TenantScope, decode};
+pub use extract::{Authenticated, Body, ClientIp, Json, PlatformScope, TenantScope, decode};
 
 use crate::app::AppState;
 
@@ -21,7 +21,9 @@ fn api(cfg: &mut web::ServiceConfig) {
         .configure(crate::tenants::http::routes)
         .configure(crate::users::http::routes)
         .configure(crate::devices::http::routes)
-        .configure(crate::telemetry::http::routes);
+        .configure(crate::telemetry::http::routes)
+        // Last: its `/{token}/…` patterns are the most general.
+        .configure(crate::devices::device_api::routes);
 }
 
 /// Serves HTTP on an already-bound listener until the server is stopped.

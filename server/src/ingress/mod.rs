@@ -55,7 +55,6 @@ pub struct IngressCtx {
     pub state: AppState,
     pub rt: tokio::runtime::Handle,
     pub registry: Arc<Registry>,
-    tenant_limiters: Mutex<HashMap<TenantId, Limiter>>,
 }
 
 impl IngressCtx {
@@ -71,21 +70,13 @@ impl IngressCtx {
         }
     }
 
-    /// The device behind an access token, from the cache or one indexed lookup.
+    /// The device behind an access token (see `Sessions::authenticate`), looked up on the main
+    /// runtime.
     pub async fn authenticate(&self, token: &str) -> anyhow::Result<Option<DeviceIdentity>> {
-        let hash = crate::auth::tokens::hash_token(token);
-        if let Some(identity) = self.state.sessions.cached(&hash) {
-            return Ok(Some(identity));
-        }
-        let db = self.state.db.clone();
+        let state = self.state.clone();
         let token = token.to_owned();
-        let found = self
-            .on_main(async move { crate::devices::repo::authenticate(&db, &token).await })
-            .await?;
-        if let Some(identity) = &found {
-            self.state.sessions.cache(hash, identity.clone());
-        }
-        Ok(found)
+        self.on_main(async move { state.sessions.authenticate(&state.db, &token).await })
+            .await
     }
 
     pub fn device_limiter(&self) -> Limiter {
@@ -94,25 +85,6 @@ impl IngressCtx {
             cfg.device_rate_messages.clone(),
             cfg.device_rate_points.clone(),
         )
-    }
-
-    /// The tenant-wide limit, counted on this node.
-    pub fn tenant_admit(&self, tenant: TenantId, now: i64, points: u64) -> Result<(), String> {
-        let cfg = &self.state.config;
-        let mut limiters = self
-            .tenant_limiters
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        limiters
-            .entry(tenant)
-            .or_insert_with(|| {
-                Limiter::new(
-                    cfg.tenant_rate_messages.clone(),
-                    cfg.tenant_rate_points.clone(),
-                )
-            })
-            .admit(now, points)
-            .map_err(|e| format!("tenant limit: {e}"))
     }
 
     /// The answer to the built-in `getSessionLimits` RPC: the limits really enforced.
@@ -215,9 +187,78 @@ pub fn describe(reason: DisconnectReason) -> &'static str {
 pub struct Sessions {
     pub registry: Arc<Registry>,
     auth_cache: Mutex<HashMap<String, (DeviceIdentity, Instant)>>,
+    tenant_limiters: Mutex<HashMap<TenantId, Limiter>>,
+    /// Devices using the HTTP device API (an MQTT session has its own limiter).
+    http_limiters: Mutex<HashMap<crate::ids::DeviceId, Limiter>>,
+}
+
+fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Sessions {
+    /// The device behind an access token: from a short-lived cache, or one indexed hash lookup
+    /// (never a password hash: a reconnect storm must not melt the CPU).
+    pub async fn authenticate(
+        &self,
+        db: &sea_orm::DatabaseConnection,
+        token: &str,
+    ) -> crate::error::Result<Option<DeviceIdentity>> {
+        let hash = crate::auth::tokens::hash_token(token);
+        if let Some(identity) = self.cached(&hash) {
+            return Ok(Some(identity));
+        }
+        let found = crate::devices::repo::authenticate(db, token).await?;
+        if let Some(identity) = &found {
+            self.cache(hash, identity.clone());
+        }
+        Ok(found)
+    }
+
+    /// The tenant-wide limit, counted on this node.
+    pub fn tenant_admit(
+        &self,
+        cfg: &crate::config::Config,
+        tenant: TenantId,
+        now: i64,
+        points: u64,
+    ) -> Result<(), crate::ingest::Rejection> {
+        locked(&self.tenant_limiters)
+            .entry(tenant)
+            .or_insert_with(|| {
+                Limiter::new(
+                    cfg.tenant_rate_messages.clone(),
+                    cfg.tenant_rate_points.clone(),
+                )
+            })
+            .admit(now, points)
+            .map_err(|e| crate::ingest::Rejection::RateLimited(format!("tenant limit: {e}")))
+    }
+
+    /// The per-device limit for the HTTP device API.
+    pub fn http_admit(
+        &self,
+        cfg: &crate::config::Config,
+        device: crate::ids::DeviceId,
+        now: i64,
+        points: u64,
+    ) -> Result<(), crate::ingest::Rejection> {
+        let mut limiters = locked(&self.http_limiters);
+        if limiters.len() > 100_000 {
+            limiters.clear();
+        }
+        limiters
+            .entry(device)
+            .or_insert_with(|| {
+                Limiter::new(
+                    cfg.device_rate_messages.clone(),
+                    cfg.device_rate_points.clone(),
+                )
+            })
+            .admit(now, points)
+            .map_err(crate::ingest::Rejection::RateLimited)
+    }
+
     fn cached(&self, hash: &str) -> Option<DeviceIdentity> {
         let cache = self.auth_cache.lock().unwrap_or_else(|p| p.into_inner());
         cache
@@ -267,7 +308,6 @@ impl Ingress {
             registry: state.sessions.registry.clone(),
             state,
             rt: tokio::runtime::Handle::current(),
-            tenant_limiters: Mutex::default(),
         });
         let addr: SocketAddr = listener.local_addr()?;
         let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();

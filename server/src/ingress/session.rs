@@ -14,46 +14,11 @@ use super::IngressCtx;
 use super::limits::Limiter;
 use super::topic::PublishTopic;
 use crate::devices::repo::DeviceIdentity;
+use crate::ingest;
+pub use crate::ingest::Rejection;
 use crate::live::state::PresenceChange;
 use crate::telemetry::{self, Row, decode};
 use crate::timeline::{self, EventKind};
-
-/// Why a publish was refused: each maps to an MQTT 5 reason code; MQTT 3.1.1 drops the message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Rejection {
-    /// Invalid JSON or a value of the wrong shape (v5 0x99).
-    Payload(String),
-    /// Not a topic a device may publish to (v5 0x90).
-    Topic(String),
-    /// Over a rate limit (v5 0x97).
-    RateLimited(String),
-    /// Recognised but not available (v5 0x83).
-    NotSupported(String),
-    /// Storage failed; nothing was stored (v5 0x80; v3 closes the connection so the client resends).
-    Unavailable(String),
-}
-
-impl Rejection {
-    pub fn detail(&self) -> &str {
-        match self {
-            Rejection::Payload(d)
-            | Rejection::Topic(d)
-            | Rejection::RateLimited(d)
-            | Rejection::NotSupported(d)
-            | Rejection::Unavailable(d) => d,
-        }
-    }
-
-    fn reason(&self) -> &'static str {
-        match self {
-            Rejection::Payload(_) => "invalid_payload",
-            Rejection::Topic(_) => "unknown_topic",
-            Rejection::RateLimited(_) => "rate_limited",
-            Rejection::NotSupported(_) => "not_supported",
-            Rejection::Unavailable(_) => "storage_unavailable",
-        }
-    }
-}
 
 /// A message the platform sends back to the device right away.
 pub struct Reply {
@@ -159,25 +124,17 @@ impl DeviceSession {
         match topic {
             PublishTopic::Telemetry => {
                 let now = telemetry::now_ms();
-                let points = decode::telemetry(&payload, now)
-                    .map_err(|e| Rejection::Payload(e.to_string()))?;
-                let values: usize = points.iter().map(|p| p.values.len()).sum();
+                let (rows, points) = ingest::telemetry_rows(&self.identity, &payload, now)?;
                 self.limiter
                     .borrow_mut()
-                    .admit(now, values as u64)
+                    .admit(now, points)
                     .map_err(Rejection::RateLimited)?;
-                self.ctx
-                    .tenant_admit(self.identity.tenant_id, now, values as u64)
-                    .map_err(Rejection::RateLimited)?;
-                let rows: Vec<Row> = points
-                    .into_iter()
-                    .map(|p| Row {
-                        tenant_id: self.identity.tenant_id,
-                        device_id: self.identity.device_id,
-                        ts: p.ts,
-                        values: p.values,
-                    })
-                    .collect();
+                self.ctx.state.sessions.tenant_admit(
+                    &self.ctx.state.config,
+                    self.identity.tenant_id,
+                    now,
+                    points,
+                )?;
                 let store = &self.ctx.state.telemetry;
                 let result = if wait {
                     store.write(self.identity.device_id, rows).await
@@ -191,8 +148,7 @@ impl DeviceSession {
             }
             PublishTopic::Attributes => {
                 let now = telemetry::now_ms();
-                let values =
-                    decode::attributes(&payload).map_err(|e| Rejection::Payload(e.to_string()))?;
+                let values = ingest::attributes(&payload)?;
                 self.limiter
                     .borrow_mut()
                     .admit(now, values.len() as u64)

@@ -226,15 +226,12 @@ async fn publish_v3(session: v3::Session<V3Session>, publish: v3::Publish) -> Re
     let topic = publish.publish_topic().to_owned();
     let wait = publish.qos() != codec::QoS::AtMostOnce;
     let max = session.inner.ctx.state.config.mqtt_max_payload_bytes;
-    let result = if publish.payload_size() > max {
-        let rejection = Rejection::Payload(format!(
-            "the payload has {} bytes; the limit is {max}",
-            publish.payload_size()
-        ));
-        session.inner.reject(&topic, rejection)
-    } else {
-        let payload = publish.read_all().await.map_err(|_| Close)?;
-        session.inner.publish(&topic, wait, payload).await
+    let result = match crate::ingest::check_size(publish.payload_size(), max) {
+        Err(rejection) => session.inner.reject(&topic, rejection),
+        Ok(()) => {
+            let payload = publish.read_all().await.map_err(|_| Close)?;
+            session.inner.publish(&topic, wait, payload).await
+        }
     };
     match result {
         Ok(Some(reply)) => {

@@ -1,0 +1,145 @@
+//! The HTTP device API (`/api/v1/{token}/…`), for devices that cannot keep an MQTT connection.
+//! The token in the path is the device's access token; the same decoding, limits and durability
+//! as MQTT apply: a 200 means the data is stored.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+
+use super::repo::DeviceIdentity;
+use crate::app::AppState;
+use crate::http::{ApiError, ApiResult, Body};
+use crate::ingest::{self, Rejection};
+use crate::telemetry::now_ms;
+use crate::timeline::{self, EventKind};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/{token}/telemetry", web::post().to(telemetry))
+        .route("/{token}/attributes", web::post().to(post_attributes))
+        .route("/{token}/attributes", web::get().to(get_attributes));
+}
+
+async fn identify(state: &AppState, token: &str) -> ApiResult<DeviceIdentity> {
+    state
+        .sessions
+        .authenticate(&state.db, token)
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_device_token",
+                "unknown or revoked device access token",
+            )
+        })
+}
+
+/// Maps a refusal to HTTP once, and records it on the device's timeline.
+fn refused(
+    state: &AppState,
+    device: &DeviceIdentity,
+    what: &str,
+    rejection: Rejection,
+) -> ApiError {
+    state
+        .metrics
+        .mqtt_rejected
+        .with_label_values(&[rejection.reason()])
+        .inc();
+    timeline::record(
+        &state.timeline,
+        device,
+        EventKind::MessageRejected,
+        format!("HTTP {what} rejected: {}", rejection.detail()),
+        serde_json::json!({"transport": "http", "reason": rejection.reason()}),
+    );
+    let (status, code) = match &rejection {
+        Rejection::Payload(d) if d.starts_with("the payload has") => {
+            (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+        }
+        Rejection::Payload(_) => (StatusCode::BAD_REQUEST, "invalid_payload"),
+        Rejection::Topic(_) => (StatusCode::NOT_FOUND, "route_not_found"),
+        Rejection::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+        Rejection::NotSupported(_) => (StatusCode::NOT_IMPLEMENTED, "not_supported"),
+        Rejection::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
+    };
+    ApiError::new(status, code, rejection.detail().to_owned())
+}
+
+async fn telemetry(
+    state: web::Data<AppState>,
+    token: web::Path<String>,
+    Body(body): Body,
+) -> ApiResult<HttpResponse> {
+    let device = identify(&state, &token).await?;
+    let now = now_ms();
+    let stored = async {
+        ingest::check_size(body.len(), state.config.mqtt_max_payload_bytes)?;
+        let (rows, points) = ingest::telemetry_rows(&device, &body, now)?;
+        state
+            .sessions
+            .http_admit(&state.config, device.device_id, now, points)?;
+        state
+            .sessions
+            .tenant_admit(&state.config, device.tenant_id, now, points)?;
+        state
+            .telemetry
+            .write(device.device_id, rows)
+            .await
+            .map_err(|e| Rejection::Unavailable(e.to_string()))
+    }
+    .await;
+    stored.map_err(|r| refused(&state, &device, "telemetry", r))?;
+    Ok(HttpResponse::Ok().finish())
+}
+
+async fn post_attributes(
+    state: web::Data<AppState>,
+    token: web::Path<String>,
+    Body(body): Body,
+) -> ApiResult<HttpResponse> {
+    let device = identify(&state, &token).await?;
+    let now = now_ms();
+    let values = async {
+        ingest::check_size(body.len(), state.config.mqtt_max_payload_bytes)?;
+        let values = ingest::attributes(&body)?;
+        state
+            .sessions
+            .http_admit(&state.config, device.device_id, now, values.len() as u64)?;
+        Ok(values)
+    }
+    .await
+    .map_err(|r| refused(&state, &device, "attributes", r))?;
+    super::attributes::set_client(&state.db, &device, values, now).await?;
+    Ok(HttpResponse::Ok().finish())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct AttributeQuery {
+    client_keys: Option<String>,
+    shared_keys: Option<String>,
+}
+
+async fn get_attributes(
+    state: web::Data<AppState>,
+    token: web::Path<String>,
+    q: web::Query<AttributeQuery>,
+) -> ApiResult<web::Json<serde_json::Value>> {
+    let device = identify(&state, &token).await?;
+    let split = |s: &Option<String>| {
+        s.as_ref().map(|s| {
+            s.split(',')
+                .map(|k| k.trim().to_owned())
+                .filter(|k| !k.is_empty())
+                .collect()
+        })
+    };
+    let answer = super::attributes::answer_request(
+        &state.db,
+        &device,
+        split(&q.client_keys),
+        split(&q.shared_keys),
+    )
+    .await?;
+    Ok(web::Json(answer))
+}

@@ -1,0 +1,79 @@
+//! What a device sends, whatever the transport (MQTT or the HTTP device API): decoding into rows
+//! and attribute values, and the refusals with their reasons. The transports map a `Rejection` to
+//! their own answer (an MQTT 5 reason code, an HTTP status) once.
+
+use crate::devices::repo::DeviceIdentity;
+use crate::telemetry::{Row, decode};
+
+/// Why a device message was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejection {
+    /// Invalid JSON, a value of the wrong shape, or too large (MQTT 5: 0x99; HTTP 400/413).
+    Payload(String),
+    /// Not a topic a device may publish to (MQTT 5: 0x90).
+    Topic(String),
+    /// Over a rate limit (MQTT 5: 0x97; HTTP 429).
+    RateLimited(String),
+    /// Recognised but not available (MQTT 5: 0x83; HTTP 501).
+    NotSupported(String),
+    /// Storage failed; nothing was stored (MQTT 5: 0x80, 3.1.1 closes the connection so the
+    /// client resends; HTTP 503).
+    Unavailable(String),
+}
+
+impl Rejection {
+    pub fn detail(&self) -> &str {
+        match self {
+            Rejection::Payload(d)
+            | Rejection::Topic(d)
+            | Rejection::RateLimited(d)
+            | Rejection::NotSupported(d)
+            | Rejection::Unavailable(d) => d,
+        }
+    }
+
+    /// A stable name, for metrics and the timeline.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Rejection::Payload(_) => "invalid_payload",
+            Rejection::Topic(_) => "unknown_topic",
+            Rejection::RateLimited(_) => "rate_limited",
+            Rejection::NotSupported(_) => "not_supported",
+            Rejection::Unavailable(_) => "storage_unavailable",
+        }
+    }
+}
+
+pub fn check_size(len: usize, max: usize) -> Result<(), Rejection> {
+    if len > max {
+        return Err(Rejection::Payload(format!(
+            "the payload has {len} bytes; the limit is {max}"
+        )));
+    }
+    Ok(())
+}
+
+/// Telemetry rows of `device` from a payload in any of the three forms; answers the rows and the
+/// number of data points (for the rate limits).
+pub fn telemetry_rows(
+    device: &DeviceIdentity,
+    payload: &[u8],
+    now: i64,
+) -> Result<(Vec<Row>, u64), Rejection> {
+    let points = decode::telemetry(payload, now).map_err(|e| Rejection::Payload(e.to_string()))?;
+    let values: usize = points.iter().map(|p| p.values.len()).sum();
+    let rows = points
+        .into_iter()
+        .map(|p| Row {
+            tenant_id: device.tenant_id,
+            device_id: device.device_id,
+            ts: p.ts,
+            values: p.values,
+        })
+        .collect();
+    Ok((rows, values as u64))
+}
+
+pub fn attributes(payload: &[u8]) -> Result<serde_json::Map<String, serde_json::Value>, Rejection> {
+    decode::attributes(payload).map_err(|e| Rejection::Payload(e.to_string()))
+}
