@@ -220,6 +220,9 @@ async fn telemetry_from_mosquitto_appears_live_on_the_device_page() {
     wait_text(&b, value, "22.75").await;
     wait_text(&b, "[data-test=presence]", "Online").await;
     wait_css(&b, chart_line).await;
+    // The chart took the new value in too, without loading anything again.
+    let chart_max = "[data-test=chart][data-key=temperature] [data-test=chart-max]";
+    wait_text(&b, chart_max, "22.75").await;
     wait_css(&b, "[data-test=timeline-event][data-kind=connected]").await;
     screenshot(&b, "live-online").await;
 

@@ -510,8 +510,8 @@ fn KeyChart(
                 <span class="chart-key">{key.clone()}</span>
                 {move || stats().map(|(min, max, latest)| view! {
                     <span class="chart-stats">
-                        <span>"min "<strong>{format_number(min)}</strong></span>
-                        <span>"max "<strong>{format_number(max)}</strong></span>
+                        <span>"min "<strong data-test="chart-min">{format_number(min)}</strong></span>
+                        <span>"max "<strong data-test="chart-max">{format_number(max)}</strong></span>
                         {latest.map(|v| view! { <span>"latest "<strong>{format_number(v)}</strong></span> })}
                     </span>
                 })}
