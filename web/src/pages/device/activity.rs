@@ -41,6 +41,8 @@ pub struct DeviceLive {
     pub presence: Loader<Presence>,
     pub latest: Loader<LatestTelemetry>,
     live_latest: RwSignal<LatestTelemetry>,
+    /// The latest value of each key, loaded or live, whichever is newer.
+    pub values: Memo<LatestTelemetry>,
     pub points: RwSignal<Vec<LivePoint>>,
     /// Keys whose value changed lately, with a generation so that only the newest change ends
     /// the highlight.
@@ -58,12 +60,15 @@ impl DeviceLive {
     /// Loads presence and latest values and follows the live stream while the caller lives.
     pub fn start(id: Uuid, now: ReadSignal<f64>) -> DeviceLive {
         let session = use_session();
+        let latest = Loader::new(move || api::latest_telemetry(session, id));
+        let live_latest = RwSignal::new(BTreeMap::new());
         let live = DeviceLive {
             id,
             now,
             presence: Loader::new(move || api::presence(session, id)),
-            latest: Loader::new(move || api::latest_telemetry(session, id)),
-            live_latest: RwSignal::new(BTreeMap::new()),
+            latest,
+            live_latest,
+            values: Memo::new(move |_| merge_latest(latest.data.get(), live_latest)),
             points: RwSignal::new(Vec::new()),
             flash: RwSignal::new(HashMap::new()),
             flash_seq: StoredValue::new(0),
@@ -98,7 +103,7 @@ impl DeviceLive {
             }
             LiveEvent::Telemetry { ts, values } => {
                 let received_ms = js_sys::Date::now();
-                let before = untrack(|| self.values());
+                let before = self.values.get_untracked();
                 let mut changed = Vec::new();
                 self.live_latest.try_update(|m| {
                     for (key, value) in &values {
@@ -180,19 +185,22 @@ impl DeviceLive {
             std::time::Duration::from_millis(FLASH_MS),
         );
     }
+}
 
-    /// The latest value of each key, loaded or live, whichever is newer. Tracked.
-    pub fn values(self) -> LatestTelemetry {
-        let mut merged = self.latest.data.get().unwrap_or_default();
-        self.live_latest.with(|live| {
-            for (key, v) in live {
-                if merged.get(key).is_none_or(|old| old.ts <= v.ts) {
-                    merged.insert(key.clone(), v.clone());
-                }
+/// Loaded latest values, overridden by newer live ones.
+fn merge_latest(
+    loaded: Option<LatestTelemetry>,
+    live: RwSignal<LatestTelemetry>,
+) -> LatestTelemetry {
+    let mut merged = loaded.unwrap_or_default();
+    live.with(|live| {
+        for (key, v) in live {
+            if merged.get(key).is_none_or(|old| old.ts <= v.ts) {
+                merged.insert(key.clone(), v.clone());
             }
-        });
-        merged
-    }
+        }
+    });
+    merged
 }
 
 /// A disconnect reason in words.
@@ -281,14 +289,14 @@ pub fn PresenceCard(live: DeviceLive) -> impl IntoView {
                                 </span>
                             </div>
                             <div class="stat">
-                                <span class="stat-label">"Last connected"</span>
+                                <span class="stat-label">"Connected"</span>
                                 <span class="stat-value" title=title(p.last_connect)>
                                     {move || age(p.last_connect).unwrap_or_else(|| "Never".into())}
                                 </span>
                                 <span class="stat-sub">{p.online.then_some("Session open")}</span>
                             </div>
                             <div class="stat">
-                                <span class="stat-label">"Last disconnected"</span>
+                                <span class="stat-label">"Disconnected"</span>
                                 <span class="stat-value" title=title(p.last_disconnect)>
                                     {move || age(p.last_disconnect).unwrap_or_else(|| "Never".into())}
                                 </span>
@@ -338,7 +346,7 @@ fn value_text(value: &serde_json::Value) -> String {
 /// A card per key with its latest value and its age.
 #[component]
 pub fn LatestValues(live: DeviceLive) -> impl IntoView {
-    let values = Memo::new(move |_| live.values());
+    let values = live.values;
     let keys = Memo::new(move |_| values.with(|v| v.keys().cloned().collect::<Vec<_>>()));
     view! {
         <section class="card" aria-labelledby="latest-title">

@@ -231,7 +231,8 @@ pub fn TelemetryCharts(live: DeviceLive) -> impl IntoView {
 
     // Keys whose latest value is a number; strings, booleans and objects are not charted.
     let numeric = Memo::new(move |_| {
-        live.values()
+        live.values
+            .get()
             .into_iter()
             .filter(|(_, v)| v.value.is_number())
             .map(|(k, _)| k)
@@ -354,7 +355,7 @@ pub fn TelemetryCharts(live: DeviceLive) -> impl IntoView {
         if downloading.get_untracked() {
             return;
         }
-        let keys: Vec<String> = untrack(|| live.values()).into_keys().collect();
+        let keys: Vec<String> = live.values.get_untracked().into_keys().collect();
         let (from, to) = bounds(
             kind.get_untracked(),
             custom.get_untracked(),
@@ -412,7 +413,7 @@ pub fn TelemetryCharts(live: DeviceLive) -> impl IntoView {
                         class="button button-secondary button-small"
                         data-test="download-csv"
                         title="Every value of every key in the range, as CSV"
-                        disabled=move || downloading.get() || live.values().is_empty()
+                        disabled=move || downloading.get() || live.values.with(|v| v.is_empty())
                         on:click=download
                     >
                         {move || if downloading.get() { "Preparing…" } else { "Download CSV" }}
@@ -437,11 +438,11 @@ pub fn TelemetryCharts(live: DeviceLive) -> impl IntoView {
                 let keys = numeric.get();
                 let first_load = data.data.with(Option::is_none);
                 if keys.is_empty() {
-                    let any = live.values().is_empty();
+                    let nothing_yet = live.values.with(|v| v.is_empty());
                     return view! {
                         <div class="empty-inline">
                             <p class="muted">
-                                {if any {
+                                {if nothing_yet {
                                     "Charts appear once the device sends numeric values."
                                 } else {
                                     "None of this device's values are numbers, so there is nothing to chart."
@@ -500,7 +501,9 @@ fn KeyChart(
         let in_range = |p: &&AggregatePoint| p.ts + interval > from && p.ts <= to;
         let min = lows.with(|l| l.iter().filter(in_range).map(|p| p.value).reduce(f64::min));
         let max = highs.with(|h| h.iter().filter(in_range).map(|p| p.value).reduce(f64::max));
-        let latest = live.values().get(&k).and_then(|v| v.value.as_f64());
+        let latest = live
+            .values
+            .with(|v| v.get(&k).and_then(|v| v.value.as_f64()));
         Some((min?, max?, latest))
     };
     let label = format!("Chart of {key}");
