@@ -1,0 +1,451 @@
+//! "A QoS 1 PUBLISH is acknowledged only after its batch is committed; nothing acknowledged is
+//! lost, not even if the process is killed right after." Tested the only way that means anything:
+//! the real binary under load from many devices, SIGKILL in the middle of it, a fresh process on
+//! the same storage, and every acknowledged message looked up.
+//!
+//! `TestServer` owns its storage and drops it with the process, so this module starts the binary
+//! itself: `Storage` (data directory, PostgreSQL database, Redis prefix) outlives both `Stead`
+//! processes that use it.
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use stead_api_types::{TelemetrySeries, TimelineEvent};
+use stead_e2e::Client;
+use uuid::Uuid;
+
+use crate::harness::{Backend, pg_base_url, psql, redis_url, stead_bin};
+use crate::mqtt::device;
+use crate::mqtt_raw::{PUBACK, Raw};
+use crate::on_both_backends;
+
+on_both_backends!(acknowledged_messages_survive_kill_9);
+
+const DEVICES: usize = 20;
+/// QoS 1 messages a device keeps unacknowledged at once.
+const WINDOW: usize = 4;
+/// Bounds each device's load; the kill must come long before (a telemetry page holds 10000).
+const MAX_PER_DEVICE: u64 = 9_000;
+const LOAD_BEFORE_KILL: Duration = Duration::from_millis(1500);
+
+/// What survives the processes: the data directory (SQLite), or the PostgreSQL database and the
+/// Redis key prefix, plus the secrets both processes share.
+struct Storage {
+    backend: Backend,
+    dir: tempfile::TempDir,
+    database: Option<String>,
+    redis_prefix: String,
+    admin_password: String,
+    jwt_secret: String,
+}
+
+impl Storage {
+    fn new(backend: Backend) -> Storage {
+        let database = (backend == Backend::Postgres).then(|| {
+            let name = format!("stead_t_{}", Uuid::new_v4().simple());
+            psql("postgres", &format!("CREATE DATABASE {name}"));
+            name
+        });
+        Storage {
+            backend,
+            dir: tempfile::tempdir().expect("temp dir"),
+            database,
+            redis_prefix: format!("stead-test:{}:", Uuid::new_v4().simple()),
+            admin_password: format!("admin-{}", Uuid::new_v4().simple()),
+            jwt_secret: format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple()),
+        }
+    }
+}
+
+impl Drop for Storage {
+    fn drop(&mut self) {
+        if let Some(name) = &self.database {
+            let _ = Command::new("psql")
+                .args([
+                    format!("{}/postgres", pg_base_url()).as_str(),
+                    "-qc",
+                    &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                ])
+                .output();
+        }
+        if self.backend == Backend::Postgres
+            && let Ok(client) = redis::Client::open(redis_url())
+            && let Ok(mut conn) = client.get_connection()
+        {
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(format!("{}*", self.redis_prefix))
+                .query(&mut conn)
+                .unwrap_or_default();
+            if !keys.is_empty() {
+                let _: Result<(), _> = redis::cmd("DEL").arg(keys).query(&mut conn);
+            }
+        }
+    }
+}
+
+/// One `stead serve` process on `Storage`.
+struct Stead {
+    child: Child,
+    base: String,
+    mqtt: String,
+    logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl Stead {
+    fn start(storage: &Storage, env: &[(&str, &str)]) -> Stead {
+        let mut command = Command::new(stead_bin());
+        command
+            .arg("serve")
+            .current_dir(storage.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (key, _) in std::env::vars() {
+            if key.starts_with("STEAD_") || key.starts_with("OTEL_") || key == "RUST_LOG" {
+                command.env_remove(key);
+            }
+        }
+        command
+            .env("STEAD_HTTP_ADDR", "127.0.0.1:0")
+            .env("STEAD_MQTT_ADDR", "127.0.0.1:0")
+            .env("STEAD_DATA_DIR", storage.dir.path().join("data"))
+            .env("STEAD_LOG_FORMAT", "json")
+            .env("STEAD_LOG", "info")
+            .env("STEAD_BOOTSTRAP_ADMIN_EMAIL", "admin@test.local")
+            .env("STEAD_BOOTSTRAP_ADMIN_PASSWORD", &storage.admin_password)
+            .env("STEAD_JWT_SECRET", &storage.jwt_secret);
+        if let Some(name) = &storage.database {
+            command
+                .env("STEAD_DATABASE_URL", format!("{}/{name}", pg_base_url()))
+                .env("STEAD_REDIS_URL", redis_url())
+                .env("STEAD_REDIS_PREFIX", &storage.redis_prefix);
+        }
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("start stead");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
+        {
+            let logs = logs.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                        for (message, kind) in
+                            [("http listening", "http"), ("mqtt listening", "mqtt")]
+                        {
+                            if v["message"] == message {
+                                let addr = v["addr"].as_str().unwrap_or_default().to_owned();
+                                let _ = addr_tx.send((kind, addr));
+                            }
+                        }
+                    }
+                    logs.lock().unwrap().push(line);
+                }
+            });
+        }
+        {
+            let logs = logs.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    logs.lock().unwrap().push(line);
+                }
+            });
+        }
+        let started = Instant::now();
+        let (mut http, mut mqtt) = (None, None);
+        while http.is_none() || mqtt.is_none() {
+            match addr_rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(("http", addr)) => http = Some(addr),
+                Ok((_, addr)) => mqtt = Some(addr),
+                Err(_) => {
+                    if let Ok(Some(status)) = child.try_wait() {
+                        panic!(
+                            "stead exited with {status} before listening:\n{}",
+                            logs.lock().unwrap().join("\n")
+                        );
+                    }
+                    assert!(
+                        started.elapsed() < Duration::from_secs(60),
+                        "stead did not start within 60 s:\n{}",
+                        logs.lock().unwrap().join("\n")
+                    );
+                }
+            }
+        }
+        Stead {
+            child,
+            base: format!("http://{}", http.unwrap_or_default()),
+            mqtt: mqtt.unwrap_or_default(),
+            logs,
+        }
+    }
+
+    /// `kill -9`: no shutdown hook, no flush, no goodbye to the clients.
+    fn kill_9(&mut self) {
+        let status = Command::new("kill")
+            .args(["-9", &self.child.id().to_string()])
+            .status()
+            .expect("kill is installed");
+        assert!(status.success(), "kill -9 {} failed", self.child.id());
+        let status = self.child.wait().expect("reap the killed server");
+        assert!(
+            !status.success(),
+            "the server was killed, yet exited with {status}"
+        );
+    }
+
+    fn log_tail(&self, lines: usize) -> String {
+        let logs = self.logs.lock().unwrap();
+        logs[logs.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+impl Drop for Stead {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn tenant_admin(base: &str, storage: &Storage, create: bool) -> Client {
+    let (email, password) = ("admin@acme.example.com", "tenant-admin-password");
+    if create {
+        let admin = Client::new(base)
+            .login("admin@test.local", &storage.admin_password)
+            .await
+            .expect("platform admin login")
+            .0;
+        let reply = admin
+            .post(
+                "/api/v1/tenants",
+                &serde_json::json!({"name": "Acme", "admin_email": email, "admin_password": password}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(reply.status, 201, "create the tenant: {:?}", reply.body);
+    }
+    Client::new(base)
+        .login(email, password)
+        .await
+        .expect("tenant admin login")
+        .0
+}
+
+/// What one device's publisher saw.
+#[derive(Default)]
+struct Outcome {
+    /// Sequence numbers whose PUBACK arrived.
+    acked: Vec<u64>,
+    /// Sent, PUBACK never seen (the server died first).
+    in_flight: Vec<u64>,
+    /// A PUBACK nobody waited for, or the like.
+    error: Option<String>,
+}
+
+/// Publishes `{"seq":N}` at QoS 1, `WINDOW` in flight, as fast as PUBACKs come back, until the
+/// connection dies, `stop` is set or `MAX_PER_DEVICE` were sent.
+async fn publish_until_killed(mut raw: Raw, stop: Arc<AtomicBool>) -> Outcome {
+    let mut out = Outcome::default();
+    let mut in_flight: HashMap<u16, u64> = HashMap::new();
+    let mut seq = 0u64;
+    loop {
+        while in_flight.len() < WINDOW && seq < MAX_PER_DEVICE && !stop.load(Ordering::Relaxed) {
+            seq += 1;
+            let packet_id = (seq % 65_535) as u16 + 1;
+            raw.publish(
+                "v1/devices/me/telemetry",
+                format!(r#"{{"seq":{seq}}}"#).as_bytes(),
+                Some(packet_id),
+            )
+            .await;
+            in_flight.insert(packet_id, seq);
+        }
+        if in_flight.is_empty() {
+            break;
+        }
+        match raw.read(Duration::from_secs(5)).await {
+            Some((PUBACK, body)) if body.len() >= 2 => {
+                let packet_id = u16::from_be_bytes([body[0], body[1]]);
+                match in_flight.remove(&packet_id) {
+                    Some(seq) => out.acked.push(seq),
+                    None => {
+                        out.error = Some(format!("PUBACK for packet {packet_id}, never sent"));
+                        break;
+                    }
+                }
+            }
+            Some((kind, body)) => {
+                out.error = Some(format!("unexpected packet type {kind}: {body:?}"));
+                break;
+            }
+            // The connection ended (the kill) or went silent.
+            None => break,
+        }
+    }
+    out.in_flight = in_flight.into_values().collect();
+    out
+}
+
+/// Every stored `seq` of a device, in storage order, duplicates kept.
+async fn stored_seqs(c: &Client, id: Uuid) -> Vec<u64> {
+    let series: TelemetrySeries = c
+        .get(&format!(
+            "/api/v1/devices/{id}/telemetry?keys=seq&from=0&to=99999999999999&limit=10000&order=asc"
+        ))
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    assert!(
+        series.next_cursor.is_none(),
+        "more than one page of telemetry for a device that sent at most {MAX_PER_DEVICE}"
+    );
+    series
+        .series
+        .get("seq")
+        .map(|points| {
+            points
+                .iter()
+                .map(|p| p.value.as_u64().expect("seq is an integer"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn acknowledged_messages_survive_kill_9(backend: Backend) {
+    let storage = Storage::new(backend);
+    // No rate limit may drop a message: over MQTT 3.1.1 a refused message is still acknowledged
+    // (there is no negative PUBACK), which would look like loss here.
+    let env = [
+        ("STEAD_DEVICE_RATE_MESSAGES", "1000000:1"),
+        ("STEAD_DEVICE_RATE_POINTS", "1000000:1"),
+        ("STEAD_TENANT_RATE_MESSAGES", "1000000:1"),
+        ("STEAD_TENANT_RATE_POINTS", "1000000:1"),
+    ];
+    let mut first = Stead::start(&storage, &env);
+    let c = tenant_admin(&first.base, &storage, true).await;
+    let mut devices = Vec::new();
+    for i in 0..DEVICES {
+        devices.push(device(&c, &format!("durable-{i}")).await);
+    }
+
+    // All connected before the load starts, so the kill lands on publishing, not connecting.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut publishers = Vec::new();
+    for (_, token) in &devices {
+        let (raw, code) = Raw::connect(&first.mqtt, token, 60, None).await;
+        assert_eq!(code, 0, "CONNACK");
+        publishers.push(tokio::spawn(publish_until_killed(raw, stop.clone())));
+    }
+    tokio::time::sleep(LOAD_BEFORE_KILL).await;
+    first.kill_9();
+    stop.store(true, Ordering::Relaxed);
+    let first_log = first.log_tail(40);
+    let mut outcomes = Vec::new();
+    for publisher in publishers {
+        outcomes.push(
+            tokio::time::timeout(Duration::from_secs(15), publisher)
+                .await
+                .expect("each publisher ends within 15 s of the kill")
+                .expect("publisher task"),
+        );
+    }
+
+    // A fresh process on the same storage.
+    let second = Stead::start(&storage, &env);
+    let c = tenant_admin(&second.base, &storage, false).await;
+    let (mut total_acked, mut total_in_flight, mut total_stored) = (0usize, 0usize, 0usize);
+    let mut failures = Vec::new();
+    for (i, ((id, _), outcome)) in devices.iter().zip(&outcomes).enumerate() {
+        let stored = stored_seqs(&c, *id).await;
+        let stored_set: BTreeSet<u64> = stored.iter().copied().collect();
+        let acked: BTreeSet<u64> = outcome.acked.iter().copied().collect();
+        let in_flight: BTreeSet<u64> = outcome.in_flight.iter().copied().collect();
+        println!(
+            "durability {backend:?} device {i:2}: acknowledged {:5}, in flight at the kill {}, stored {:5}",
+            acked.len(),
+            in_flight.len(),
+            stored.len()
+        );
+        total_acked += acked.len();
+        total_in_flight += in_flight.len();
+        total_stored += stored.len();
+        if let Some(error) = &outcome.error {
+            failures.push(format!("device {i}: {error}"));
+        }
+        if acked.is_empty() {
+            failures.push(format!(
+                "device {i}: nothing was acknowledged in {LOAD_BEFORE_KILL:?}"
+            ));
+        }
+        if acked.len() as u64 + in_flight.len() as u64 >= MAX_PER_DEVICE {
+            failures.push(format!(
+                "device {i}: sent all {MAX_PER_DEVICE} before the kill: raise MAX_PER_DEVICE"
+            ));
+        }
+        let lost: Vec<u64> = acked.difference(&stored_set).copied().collect();
+        if !lost.is_empty() {
+            let rejected: Vec<TimelineEvent> = c
+                .get(&format!("/api/v1/devices/{id}/timeline?limit=1000"))
+                .await
+                .unwrap()
+                .ok::<Vec<TimelineEvent>>()
+                .unwrap()
+                .into_iter()
+                .filter(|e| e.kind == "message_rejected")
+                .collect();
+            failures.push(format!(
+                "device {i}: {} acknowledged but not stored, e.g. seq {:?}; rejections on its timeline: {rejected:?}",
+                lost.len(),
+                &lost[..lost.len().min(10)]
+            ));
+        }
+        // More than acknowledged is fine (committed, PUBACK lost with the process), but only
+        // what was sent, and each message once.
+        let unknown: Vec<u64> = stored_set
+            .iter()
+            .filter(|s| !acked.contains(s) && !in_flight.contains(s))
+            .copied()
+            .collect();
+        if !unknown.is_empty() {
+            failures.push(format!("device {i}: stored seq never sent: {unknown:?}"));
+        }
+        if stored.len() != stored_set.len() {
+            failures.push(format!(
+                "device {i}: {} rows for {} distinct seq: a message was stored twice",
+                stored.len(),
+                stored_set.len()
+            ));
+        }
+    }
+    println!(
+        "durability {backend:?}: {DEVICES} devices, acknowledged {total_acked}, in flight at the kill {total_in_flight}, stored {total_stored}"
+    );
+    assert!(
+        failures.is_empty(),
+        "{}\nfirst server's last log lines:\n{first_log}\nsecond server:\n{}",
+        failures.join("\n"),
+        second.log_tail(40)
+    );
+
+    // The restarted server takes QoS 1 again, on the storage it recovered.
+    let (id, token) = &devices[0];
+    let before = stored_seqs(&c, *id).await.len();
+    let (mut raw, code) = Raw::connect(&second.mqtt, token, 30, None).await;
+    assert_eq!(code, 0);
+    raw.publish("v1/devices/me/telemetry", br#"{"seq":0}"#, Some(1))
+        .await;
+    assert_eq!(
+        raw.read(Duration::from_secs(5)).await.map(|p| p.0),
+        Some(PUBACK)
+    );
+    raw.disconnect().await;
+    assert_eq!(stored_seqs(&c, *id).await.len(), before + 1);
+}
