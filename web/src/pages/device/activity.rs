@@ -54,7 +54,11 @@ pub struct DeviceLive {
     /// Bumped when the charts should load again (stream reopened after a gap).
     pub charts_stale: RwSignal<u64>,
     presence_refresh_pending: RwSignal<bool>,
+    /// Online, last connect, last disconnect of the previous live presence event.
+    last_sessions: StoredValue<Option<Sessions>>,
 }
+
+type Sessions = (bool, Option<i64>, Option<i64>);
 
 impl DeviceLive {
     /// Loads presence and latest values and follows the live stream while the caller lives.
@@ -76,6 +80,7 @@ impl DeviceLive {
             timeline_stale: RwSignal::new(0),
             charts_stale: RwSignal::new(0),
             presence_refresh_pending: RwSignal::new(false),
+            last_sessions: StoredValue::new(None),
         };
         follow_device(
             session,
@@ -98,12 +103,33 @@ impl DeviceLive {
     fn apply(self, event: LiveEvent) {
         match event {
             LiveEvent::Presence(p) => {
+                // The stream opens with the current presence: the timeline only needs a look
+                // when a session began or ended since the previous event (or, for the first,
+                // since the page loaded).
+                let sessions = (p.online, p.last_connect, p.last_disconnect);
+                let Some(previous) = self.last_sessions.try_get_value() else {
+                    return;
+                };
+                let previous = previous.or_else(|| {
+                    self.presence
+                        .data
+                        .try_with_untracked(|d| {
+                            d.as_ref()
+                                .map(|d| (d.online, d.last_connect, d.last_disconnect))
+                        })
+                        .flatten()
+                });
+                self.last_sessions.try_set_value(Some(sessions));
                 self.presence.data.try_set(Some(p));
-                self.timeline_stale.try_update(|n| *n += 1);
+                if previous != Some(sessions) {
+                    self.timeline_stale.try_update(|n| *n += 1);
+                }
             }
             LiveEvent::Telemetry { ts, values } => {
                 let received_ms = js_sys::Date::now();
-                let before = self.values.get_untracked();
+                let Some(before) = self.values.try_get_untracked() else {
+                    return;
+                };
                 let mut changed = Vec::new();
                 self.live_latest.try_update(|m| {
                     for (key, value) in &values {
@@ -154,10 +180,15 @@ impl DeviceLive {
                 p.last_activity = Some(p.last_activity.map_or(seen, |a| a.max(seen)));
             }
         });
-        if self.presence_refresh_pending.get_untracked() {
+        // Also when the page is gone (the signal no longer exists).
+        if self
+            .presence_refresh_pending
+            .try_get_untracked()
+            .unwrap_or(true)
+        {
             return;
         }
-        self.presence_refresh_pending.set(true);
+        self.presence_refresh_pending.try_set(true);
         set_timeout(
             move || {
                 if self.presence_refresh_pending.try_set(false).is_none() {
@@ -169,9 +200,11 @@ impl DeviceLive {
     }
 
     fn flash(self, key: String) {
-        let seq = self.flash_seq.get_value() + 1;
-        self.flash_seq.set_value(seq);
-        self.flash.update(|m| {
+        let Some(seq) = self.flash_seq.try_get_value().map(|s| s + 1) else {
+            return;
+        };
+        self.flash_seq.try_set_value(seq);
+        self.flash.try_update(|m| {
             m.insert(key.clone(), seq);
         });
         set_timeout(
