@@ -41,6 +41,7 @@ impl AppState {
     pub async fn build(config: Config) -> anyhow::Result<AppState> {
         let db = crate::db::connect(&config).await?;
         crate::db::migrate(&db).await?;
+        crate::telemetry::retention::prepare(&db).await?;
         let live = LiveStore::from_config(&config).await?;
         let secret = auth::load_or_create_jwt_secret(&config, &db).await?;
         let keys = Keys::new(&secret, config.access_token_ttl_secs);
@@ -165,12 +166,21 @@ pub async fn run(
         (true, Some(listener)) => Some(Ingress::start(state.clone(), listener)?),
         _ => None,
     };
+    let worker = roles.contains(&Role::Worker).then(|| {
+        tokio::spawn(crate::telemetry::retention::run(
+            state.db.clone(),
+            state.config.clone(),
+        ))
+    });
     tracing::info!(roles = ?roles, "stead is running");
 
     shutdown_signal().await;
     tracing::info!("shutting down");
     if let Some(ingress) = ingress {
         ingress.stop().await;
+    }
+    if let Some(worker) = worker {
+        worker.abort();
     }
     handle.stop(true).await;
     http_task.await??;

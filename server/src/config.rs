@@ -100,6 +100,8 @@ pub struct Config {
     pub telemetry_queue: usize,
     /// Days telemetry is kept, unless a tenant says otherwise.
     pub telemetry_retention_days: u32,
+    /// Seconds between retention passes (partitions ahead, expired data out).
+    pub retention_interval_secs: u64,
 }
 
 impl Default for Config {
@@ -139,6 +141,7 @@ impl Default for Config {
             tenant_rate_points: rate("1000000:1"),
             telemetry_queue: 4096,
             telemetry_retention_days: 30,
+            retention_interval_secs: 3600,
         }
     }
 }
@@ -273,6 +276,9 @@ impl Config {
         }
         if self.telemetry_queue == 0 {
             problems.push("STEAD_TELEMETRY_QUEUE must be at least 1".to_string());
+        }
+        if self.retention_interval_secs == 0 {
+            problems.push("STEAD_RETENTION_INTERVAL_SECS must be at least 1".to_string());
         }
         if self.telemetry_retention_days == 0 {
             problems.push("STEAD_TELEMETRY_RETENTION_DAYS must be at least 1".to_string());

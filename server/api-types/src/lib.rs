@@ -129,6 +129,29 @@ pub struct Tenant {
     pub name: String,
     pub status: TenantStatus,
     pub created_at: DateTime<Utc>,
+    /// Days telemetry is kept; `None` means the platform default.
+    #[serde(default)]
+    pub telemetry_retention_days: Option<u32>,
+    /// Rate-limit overrides; absent ones are the platform defaults.
+    #[serde(default)]
+    pub limits: TenantLimits,
+}
+
+/// Per-tenant rate limits as rate strings `count:seconds[,count:seconds…]` (e.g. `200:1,6000:60`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantLimits {
+    /// Messages per device.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_messages: Option<String>,
+    /// Telemetry data points per device.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_data_points: Option<String>,
+    /// Messages of all the tenant's devices together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_messages: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_data_points: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -146,6 +169,16 @@ pub struct UpdateTenant {
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<TenantStatus>,
+    /// `null` returns to the platform default.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "double_option"
+    )]
+    pub telemetry_retention_days: Option<Option<u32>>,
+    /// Replaces all overrides at once (`{}` returns to the defaults).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<TenantLimits>,
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -77,10 +77,10 @@ async fn telemetry(
         let (rows, points) = ingest::telemetry_rows(&device, &body, now)?;
         state
             .sessions
-            .http_admit(&state.config, device.device_id, now, points)?;
+            .http_admit(&state.config, &device, now, points)?;
         state
             .sessions
-            .tenant_admit(&state.config, device.tenant_id, now, points)?;
+            .tenant_admit(&state.config, &device, now, points)?;
         state
             .telemetry
             .write(device.device_id, rows)
@@ -104,7 +104,7 @@ async fn post_attributes(
         let values = ingest::attributes(&body)?;
         state
             .sessions
-            .http_admit(&state.config, device.device_id, now, values.len() as u64)?;
+            .http_admit(&state.config, &device, now, values.len() as u64)?;
         Ok(values)
     }
     .await

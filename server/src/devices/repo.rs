@@ -235,6 +235,8 @@ pub struct DeviceIdentity {
     pub device_id: DeviceId,
     pub tenant_id: TenantId,
     pub name: String,
+    /// The tenant's rate-limit overrides, as they were at authentication.
+    pub tenant_limits: stead_api_types::TenantLimits,
 }
 
 /// The device an access token belongs to, if its tenant is active: one indexed hash lookup.
@@ -246,20 +248,16 @@ pub async fn authenticate(db: &DatabaseConnection, token: &str) -> Result<Option
     else {
         return Ok(None);
     };
-    let tenant = crate::tenants::repo::find(db, TenantId(device.tenant_id)).await?;
-    if tenant.is_none_or(|t| crate::tenants::repo::status(&t) == TenantStatus::Suspended) {
+    let Some(tenant) = crate::tenants::repo::find(db, TenantId(device.tenant_id)).await? else {
+        return Ok(None);
+    };
+    if crate::tenants::repo::status(&tenant) == TenantStatus::Suspended {
         return Ok(None);
     }
     Ok(Some(DeviceIdentity {
         device_id: DeviceId(device.id),
         tenant_id: TenantId(device.tenant_id),
         name: device.name,
+        tenant_limits: crate::tenants::repo::limits_of(&tenant),
     }))
-}
-
-pub async fn count(db: &DatabaseConnection, ctx: &TenantCtx) -> Result<u64> {
-    Ok(Devices::find()
-        .filter(model::Column::TenantId.eq(ctx.tenant_id().0))
-        .count(db)
-        .await?)
 }

@@ -27,6 +27,7 @@ use crate::app::AppState;
 use crate::devices::repo::DeviceIdentity;
 use crate::ids::TenantId;
 use crate::live::state::PresenceChange;
+use crate::tenants::repo::EffectiveLimits;
 use crate::timeline::EventKind;
 
 /// The error that ends a connection (the protocol adapters' only error).
@@ -79,24 +80,26 @@ impl IngressCtx {
             .await
     }
 
-    pub fn device_limiter(&self) -> Limiter {
-        let cfg = &self.state.config;
-        Limiter::new(
-            cfg.device_rate_messages.clone(),
-            cfg.device_rate_points.clone(),
-        )
+    pub fn limits(&self, identity: &DeviceIdentity) -> EffectiveLimits {
+        EffectiveLimits::of(&self.state.config, &identity.tenant_limits)
+    }
+
+    pub fn device_limiter(&self, identity: &DeviceIdentity) -> Limiter {
+        let limits = self.limits(identity);
+        Limiter::new(limits.device_messages, limits.device_points)
     }
 
     /// The answer to the built-in `getSessionLimits` RPC: the limits really enforced.
-    pub fn session_limits(&self, _tenant: TenantId) -> serde_json::Value {
+    pub fn session_limits(&self, identity: &DeviceIdentity) -> serde_json::Value {
         let cfg = &self.state.config;
+        let limits = self.limits(identity);
         serde_json::json!({
             "maxPayloadSize": cfg.mqtt_max_payload_bytes,
             "maxInflightMessages": cfg.mqtt_max_inflight,
             "rateLimits": {
-                "messages": cfg.device_rate_messages.to_string(),
-                "telemetryMessages": cfg.device_rate_messages.to_string(),
-                "telemetryDataPoints": cfg.device_rate_points.to_string(),
+                "messages": limits.device_messages.to_string(),
+                "telemetryMessages": limits.device_messages.to_string(),
+                "telemetryDataPoints": limits.device_points.to_string(),
             }
         })
     }
@@ -219,17 +222,15 @@ impl Sessions {
     pub fn tenant_admit(
         &self,
         cfg: &crate::config::Config,
-        tenant: TenantId,
+        device: &DeviceIdentity,
         now: i64,
         points: u64,
     ) -> Result<(), crate::ingest::Rejection> {
         locked(&self.tenant_limiters)
-            .entry(tenant)
+            .entry(device.tenant_id)
             .or_insert_with(|| {
-                Limiter::new(
-                    cfg.tenant_rate_messages.clone(),
-                    cfg.tenant_rate_points.clone(),
-                )
+                let limits = EffectiveLimits::of(cfg, &device.tenant_limits);
+                Limiter::new(limits.tenant_messages, limits.tenant_points)
             })
             .admit(now, points)
             .map_err(|e| crate::ingest::Rejection::RateLimited(format!("tenant limit: {e}")))
@@ -239,7 +240,7 @@ impl Sessions {
     pub fn http_admit(
         &self,
         cfg: &crate::config::Config,
-        device: crate::ids::DeviceId,
+        device: &DeviceIdentity,
         now: i64,
         points: u64,
     ) -> Result<(), crate::ingest::Rejection> {
@@ -248,12 +249,10 @@ impl Sessions {
             limiters.clear();
         }
         limiters
-            .entry(device)
+            .entry(device.device_id)
             .or_insert_with(|| {
-                Limiter::new(
-                    cfg.device_rate_messages.clone(),
-                    cfg.device_rate_points.clone(),
-                )
+                let limits = EffectiveLimits::of(cfg, &device.tenant_limits);
+                Limiter::new(limits.device_messages, limits.device_points)
             })
             .admit(now, points)
             .map_err(crate::ingest::Rejection::RateLimited)
@@ -283,6 +282,14 @@ impl Sessions {
             .retain(|_, (identity, _)| identity.device_id != device);
         self.registry
             .kick(device, DisconnectReason::CredentialsRevoked);
+    }
+
+    /// A tenant's settings changed: forget its cached identities and counters (sessions keep
+    /// theirs until they reconnect).
+    pub fn forget_tenant(&self, tenant: TenantId) {
+        locked(&self.auth_cache).retain(|_, (identity, _)| identity.tenant_id != tenant);
+        locked(&self.tenant_limiters).remove(&tenant);
+        locked(&self.http_limiters).clear();
     }
 
     /// A tenant was suspended: the same for all its devices.

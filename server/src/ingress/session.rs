@@ -131,7 +131,7 @@ impl DeviceSession {
                     .map_err(Rejection::RateLimited)?;
                 self.ctx.state.sessions.tenant_admit(
                     &self.ctx.state.config,
-                    self.identity.tenant_id,
+                    &self.identity,
                     now,
                     points,
                 )?;
@@ -215,7 +215,7 @@ impl DeviceSession {
                     .and_then(|m| m.as_str())
                     .unwrap_or_default();
                 let answer = match method {
-                    "getSessionLimits" => self.ctx.session_limits(self.identity.tenant_id),
+                    "getSessionLimits" => self.ctx.session_limits(&self.identity),
                     "getCurrentTime" | "getTime" => {
                         serde_json::json!({"time": telemetry::now_ms()})
                     }

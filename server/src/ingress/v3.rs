@@ -86,7 +86,7 @@ async fn handshake(
         peer.clone(),
         client_id.clone(),
         "MQTT 3.1.1",
-        ctx.device_limiter(),
+        ctx.device_limiter(&identity),
     );
     *session.will.borrow_mut() = will;
     let sink = hs.sink();

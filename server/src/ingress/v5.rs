@@ -91,7 +91,7 @@ async fn handshake(
         peer.clone(),
         client_id.clone(),
         "MQTT 5",
-        ctx.device_limiter(),
+        ctx.device_limiter(&identity),
     );
     *session.will.borrow_mut() = will;
     let sink = hs.sink();

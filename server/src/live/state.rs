@@ -72,6 +72,23 @@ fn reason_str(reason: DisconnectReason) -> String {
         .unwrap_or_default()
 }
 
+/// `HSET` each key only when its timestamp is at least the stored one. Values are
+/// `{"ts":…,"value":…}` with `ts` first, as `TsValue` serialises.
+static LATEST_SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r#"
+for i = 1, #ARGV, 3 do
+  local current = redis.call('HGET', KEYS[1], ARGV[i])
+  local stored = current and tonumber(string.match(current, '^{"ts":(%-?%d+)'))
+  if not stored or stored <= tonumber(ARGV[i + 1]) then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2])
+  end
+end
+return 0
+"#,
+    )
+});
+
 impl RedisStore {
     fn latest_key(&self, device: DeviceId) -> String {
         self.key(&format!("latest:{device}"))
@@ -115,17 +132,19 @@ impl LiveStore {
                 Ok(())
             }
             LiveStore::Redis(r) => {
-                let fields: Vec<(String, String)> = newest
-                    .into_iter()
-                    .map(|(k, v)| (k.to_owned(), serde_json::to_string(&v).unwrap_or_default()))
-                    .collect();
-                if !fields.is_empty() {
-                    let _: () = r
-                        .conn
-                        .clone()
-                        .hset_multiple(r.latest_key(device), &fields)
-                        .await?;
+                if newest.is_empty() {
+                    return Ok(());
                 }
+                // Compare and set in one step on the server: a point that arrives late (an older
+                // timestamp) must not replace a newer value, whichever node wrote it.
+                let mut invocation = LATEST_SCRIPT.key(r.latest_key(device));
+                for (key, v) in newest {
+                    invocation
+                        .arg(key)
+                        .arg(v.ts)
+                        .arg(serde_json::to_string(&v).unwrap_or_default());
+                }
+                let _: () = invocation.invoke_async(&mut r.conn.clone()).await?;
                 Ok(())
             }
         }

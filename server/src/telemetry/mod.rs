@@ -12,6 +12,7 @@
 pub mod decode;
 pub mod http;
 pub mod repo;
+pub mod retention;
 
 use std::sync::Arc;
 use std::time::Instant;

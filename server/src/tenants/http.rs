@@ -74,7 +74,9 @@ async fn update(
     id: web::Path<Uuid>,
     Json(body): Json<UpdateTenant>,
 ) -> ApiResult<web::Json<Tenant>> {
-    let tenant = repo::update(&state.db, TenantId(*id), body.name.as_deref(), body.status).await?;
+    let tenant = repo::update(&state.db, TenantId(*id), &body).await?;
+    // New limits reach connected devices when they next connect; cached identities carry the old.
+    state.sessions.forget_tenant(TenantId(tenant.id));
     if body.status == Some(stead_api_types::TenantStatus::Suspended) {
         state.sessions.revoke_tenant(TenantId(tenant.id));
     }

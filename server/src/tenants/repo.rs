@@ -4,7 +4,9 @@
 use chrono::Utc;
 use sea_orm::entity::prelude::*;
 use sea_orm::{ActiveValue::Set, PaginatorTrait, QueryOrder, TransactionTrait};
-use stead_api_types::{Role, TenantStatus};
+use stead_api_types::{Role, TenantLimits, TenantStatus, UpdateTenant};
+
+use crate::ingress::Rate;
 
 use super::model::{self, Entity as Tenants};
 use crate::auth::TenantCtx;
@@ -26,13 +28,68 @@ fn status_str(status: TenantStatus) -> &'static str {
     }
 }
 
+pub fn limits_of(t: &model::Model) -> TenantLimits {
+    t.limits
+        .clone()
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default()
+}
+
 pub fn to_api(t: model::Model) -> stead_api_types::Tenant {
     stead_api_types::Tenant {
         id: t.id,
         status: status(&t),
+        limits: limits_of(&t),
+        telemetry_retention_days: t.telemetry_retention_days.map(|d| d.max(0) as u32),
         name: t.name,
         created_at: t.created_at,
     }
+}
+
+/// The platform's rates with a tenant's overrides applied: what is really enforced.
+#[derive(Debug, Clone)]
+pub struct EffectiveLimits {
+    pub device_messages: Rate,
+    pub device_points: Rate,
+    pub tenant_messages: Rate,
+    pub tenant_points: Rate,
+}
+
+impl EffectiveLimits {
+    pub fn of(cfg: &crate::config::Config, overrides: &TenantLimits) -> EffectiveLimits {
+        // Overrides were validated when stored; an unreadable one falls back to the default.
+        let pick = |o: &Option<String>, default: &Rate| {
+            o.as_deref()
+                .and_then(|s| Rate::parse(s).ok())
+                .unwrap_or_else(|| default.clone())
+        };
+        EffectiveLimits {
+            device_messages: pick(&overrides.device_messages, &cfg.device_rate_messages),
+            device_points: pick(&overrides.device_data_points, &cfg.device_rate_points),
+            tenant_messages: pick(&overrides.tenant_messages, &cfg.tenant_rate_messages),
+            tenant_points: pick(&overrides.tenant_data_points, &cfg.tenant_rate_points),
+        }
+    }
+}
+
+fn validate_limits(limits: &TenantLimits) -> Result<()> {
+    for (field, value) in [
+        ("limits.device_messages", &limits.device_messages),
+        ("limits.device_data_points", &limits.device_data_points),
+        ("limits.tenant_messages", &limits.tenant_messages),
+        ("limits.tenant_data_points", &limits.tenant_data_points),
+    ] {
+        if let Some(value) = value
+            && let Err(e) = Rate::parse(value)
+        {
+            return Err(Error::invalid(
+                "invalid_rate",
+                field,
+                format!("{field}: {e} (write count:seconds[,count:seconds…])"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 pub fn parse_name(name: &str) -> Result<String> {
@@ -80,6 +137,8 @@ pub async fn create(
         status: Set("active".into()),
         created_at: Set(now),
         updated_at: Set(now),
+        telemetry_retention_days: Set(None),
+        limits: Set(None),
     }
     .insert(&txn)
     .await
@@ -107,25 +166,36 @@ pub async fn create(
 pub async fn update(
     db: &DatabaseConnection,
     id: TenantId,
-    name: Option<&str>,
-    status: Option<TenantStatus>,
+    change: &UpdateTenant,
 ) -> Result<model::Model> {
     let tenant = find(db, id).await?.ok_or(Error::NotFound("tenant"))?;
     let mut active: model::ActiveModel = tenant.into();
-    if let Some(name) = name {
+    if let Some(name) = &change.name {
         active.name = Set(parse_name(name)?);
     }
-    if let Some(status) = status {
+    if let Some(status) = change.status {
         active.status = Set(status_str(status).into());
+    }
+    if let Some(days) = change.telemetry_retention_days {
+        if days.is_some_and(|d| d == 0 || d > 36_500) {
+            return Err(Error::invalid(
+                "invalid_field",
+                "telemetry_retention_days",
+                "between 1 and 36500 days, or null for the platform default",
+            ));
+        }
+        active.telemetry_retention_days = Set(days.map(|d| d as i32));
+    }
+    if let Some(limits) = &change.limits {
+        validate_limits(limits)?;
+        active.limits = Set(Some(
+            serde_json::to_value(limits).map_err(anyhow::Error::from)?,
+        ));
     }
     active.updated_at = Set(Utc::now());
     active.update(db).await.map_err(|e| {
         Error::on_unique_violation(e, "tenant_exists", "a tenant with that name already exists")
     })
-}
-
-pub async fn count(db: &DatabaseConnection) -> Result<u64> {
-    Ok(Tenants::find().count(db).await?)
 }
 
 /// For the CLI: validates the first admin's credentials, hashes the password and creates both.
