@@ -78,7 +78,8 @@ pub struct Args {
     #[arg(long)]
     random_client_id: bool,
 
-    /// Messages per second per device; 0 = as fast as the in-flight window allows.
+    /// Messages per second per device; 0 = as fast as the in-flight window allows. Timers tick
+    /// at millisecond resolution: above ~500/s per device prefer 0.
     #[arg(long, default_value_t = 10.0)]
     rate: f64,
     /// Seconds of publishing.
@@ -90,8 +91,9 @@ pub struct Args {
     /// Unacknowledged QoS 1 messages allowed per device.
     #[arg(long, default_value_t = 16)]
     inflight: u16,
-    /// Seconds to wait after the run for outstanding PUBACKs.
-    #[arg(long, default_value_t = 10.0)]
+    /// Seconds to wait after the run for outstanding PUBACKs (an overloaded server can trail by
+    /// many seconds; what is still missing then is reported as unacknowledged).
+    #[arg(long, default_value_t = 30.0)]
     drain_timeout: f64,
 
     /// After the run, check per device that the stored `seq` count equals the acknowledged count
@@ -262,7 +264,19 @@ fn write_token_file(path: &PathBuf, devices: &[DeviceSpec]) -> anyhow::Result<()
             d.name.as_deref().unwrap_or("")
         );
     }
-    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+    // Access tokens are credentials: readable by the owner only.
+    use std::io::Write as _;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.write_all(text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// Creates `n` devices, `concurrency` requests at a time. Names are `{prefix}{i}`; once one is
