@@ -46,7 +46,8 @@ impl AppState {
         let secret = auth::load_or_create_jwt_secret(&config, &db).await?;
         let keys = Keys::new(&secret, config.access_token_ttl_secs);
         let metrics = Metrics::new()?;
-        let bus = LiveBus::start(&live).await?;
+        let sessions: Arc<Sessions> = Arc::default();
+        let bus = LiveBus::start(&live, sessions.clone()).await?;
         let telemetry = TelemetryStore::start(
             db.clone(),
             config.telemetry_queue,
@@ -56,7 +57,7 @@ impl AppState {
             timeline: TimelineWriter::start(db.clone()),
             telemetry,
             bus,
-            sessions: Arc::default(),
+            sessions,
             db,
             live,
             keys: Arc::new(keys),
@@ -159,7 +160,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     // The api role serves the HTTP API and console; the other roles still answer health checks
     // and metrics on the same listener.
-    let server = crate::http::server(state.clone(), http)?;
+    let server = crate::http::server(state.clone(), http, roles.contains(&Role::Api))?;
     let handle = server.handle();
     let http_task = tokio::spawn(server);
     let ingress = match (roles.contains(&Role::Ingress), mqtt) {

@@ -96,6 +96,19 @@ pub struct Options {
     pub env: Vec<(String, String)>,
     /// Serve the built console (`web/dist`).
     pub console: bool,
+    /// Arguments after `serve` (e.g. `--roles api`).
+    pub args: Vec<String>,
+    /// Another node of `join`'s deployment: same database, Redis prefix and keys.
+    pub join: Option<Shared>,
+}
+
+/// What the nodes of one deployment share.
+#[derive(Clone)]
+pub struct Shared {
+    pub database: String,
+    pub redis_prefix: String,
+    pub jwt_secret: String,
+    pub admin_password: String,
 }
 
 impl Options {
@@ -129,12 +142,25 @@ impl TestServer {
 
     pub async fn start_with(backend: Backend, options: Options) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
-        let admin_password = format!("admin-{}", Uuid::new_v4().simple());
-        let jwt_secret = format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
-        let redis_prefix = format!("stead-test:{}:", Uuid::new_v4().simple());
+        let admin_password = options
+            .join
+            .as_ref()
+            .map(|j| j.admin_password.clone())
+            .unwrap_or_else(|| format!("admin-{}", Uuid::new_v4().simple()));
+        let jwt_secret = options
+            .join
+            .as_ref()
+            .map(|j| j.jwt_secret.clone())
+            .unwrap_or_else(|| format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple()));
+        let redis_prefix = options
+            .join
+            .as_ref()
+            .map(|j| j.redis_prefix.clone())
+            .unwrap_or_else(|| format!("stead-test:{}:", Uuid::new_v4().simple()));
         let mut command = Command::new(stead_bin());
         command
             .arg("serve")
+            .args(&options.args)
             .current_dir(dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -164,7 +190,16 @@ impl TestServer {
             command.env("STEAD_CONSOLE_DIR", console);
         }
         let mut database = None;
-        if backend == Backend::Postgres {
+        if let Some(join) = &options.join {
+            // Joins an existing deployment; the first node owns (and drops) the database.
+            command
+                .env(
+                    "STEAD_DATABASE_URL",
+                    format!("{}/{}", pg_base_url(), join.database),
+                )
+                .env("STEAD_REDIS_URL", redis_url())
+                .env("STEAD_REDIS_PREFIX", &redis_prefix);
+        } else if backend == Backend::Postgres {
             let name = format!("stead_t_{}", Uuid::new_v4().simple());
             psql("postgres", &format!("CREATE DATABASE {name}"));
             command
@@ -298,6 +333,16 @@ impl TestServer {
             .unwrap();
         assert_eq!(reply.status, 201, "{:?}", reply.body);
         self.client().login(&email, password).await.unwrap().0
+    }
+
+    /// What another node needs to join this deployment (PostgreSQL + Redis only).
+    pub fn shared(&self) -> Shared {
+        Shared {
+            database: self.database.clone().expect("a PostgreSQL deployment"),
+            redis_prefix: self.redis_prefix.clone(),
+            jwt_secret: self.jwt_secret.clone(),
+            admin_password: self.admin_password.clone(),
+        }
     }
 
     /// The MQTT port.

@@ -14,6 +14,7 @@ mod durability;
 mod embedded;
 mod mqtt;
 mod mqtt_raw;
+mod multinode;
 mod observability;
 mod permissions;
 mod retention;

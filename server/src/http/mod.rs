@@ -30,10 +30,16 @@ fn api(cfg: &mut web::ServiceConfig) {
 pub fn server(
     state: AppState,
     listener: std::net::TcpListener,
+    serve_api: bool,
 ) -> anyhow::Result<actix_web::dev::Server> {
-    let console = state.config.console_dir();
+    let console = if serve_api {
+        state.config.console_dir()
+    } else {
+        None
+    };
     match &console {
         Some(dir) => tracing::info!(dir = %dir.display(), "serving the console"),
+        None if !serve_api => {}
         None => tracing::warn!(
             "the console is not built (no web/dist): `cargo xtask run` builds it; the API works without it"
         ),
@@ -57,8 +63,13 @@ pub fn server(
             .route("/healthz", web::get().to(health::healthz))
             .route("/readyz", web::get().to(health::readyz))
             .route("/metrics", web::get().to(health::metrics))
-            .service(web::scope("/api/v1").configure(api))
-            .configure(|cfg| console::routes(cfg, console.clone()))
+            .configure(|cfg| {
+                // Nodes without the api role answer health checks and metrics only.
+                if serve_api {
+                    cfg.service(web::scope("/api/v1").configure(api));
+                    console::routes(cfg, console.clone());
+                }
+            })
             .default_service(web::to(not_found))
     })
     .listen(listener)?

@@ -26,7 +26,7 @@ pub use registry::Registry;
 use crate::app::AppState;
 use crate::devices::repo::DeviceIdentity;
 use crate::ids::TenantId;
-use crate::live::state::PresenceChange;
+use crate::live::state::{PresenceChange, SessionRef};
 use crate::tenants::repo::EffectiveLimits;
 use crate::timeline::EventKind;
 
@@ -78,6 +78,13 @@ impl IngressCtx {
         let token = token.to_owned();
         self.on_main(async move { state.sessions.authenticate(&state.db, &token).await })
             .await
+    }
+
+    pub fn session_ref(&self, conn_id: u64) -> SessionRef {
+        SessionRef {
+            node: self.state.sessions.node_id,
+            conn: conn_id,
+        }
     }
 
     pub fn limits(&self, identity: &DeviceIdentity) -> EffectiveLimits {
@@ -144,8 +151,13 @@ impl IngressCtx {
         peer: &str,
         client_id: &str,
         protocol: &str,
+        conn_id: u64,
     ) {
         self.state.metrics.mqtt_connects.inc();
+        // Another node holding this device's session ends it (take-over across nodes).
+        self.state
+            .sessions
+            .announce_connected(identity.device_id, conn_id);
         crate::timeline::record(
             &self.state.timeline,
             identity,
@@ -155,11 +167,12 @@ impl IngressCtx {
         );
         let state = self.state.clone();
         let device = identity.device_id;
+        let session = self.session_ref(conn_id);
         self.rt.spawn(async move {
             let now = crate::telemetry::now_ms();
             if let Ok(p) = state
                 .live
-                .update_presence(device, PresenceChange::Connected { ts: now })
+                .update_presence(device, PresenceChange::Connected { ts: now, session })
                 .await
             {
                 state
@@ -186,13 +199,41 @@ pub fn describe(reason: DisconnectReason) -> &'static str {
 }
 
 /// The device sessions of this node, reachable from the API (to revoke) and the ingress.
-#[derive(Default)]
+/// Revocations and take-overs also go to the other nodes, over the live bus.
 pub struct Sessions {
+    /// This process, as other nodes know it.
+    pub node_id: uuid::Uuid,
     pub registry: Arc<Registry>,
     auth_cache: Mutex<HashMap<String, (DeviceIdentity, Instant)>>,
     tenant_limiters: Mutex<HashMap<TenantId, Limiter>>,
     /// Devices using the HTTP device API (an MQTT session has its own limiter).
     http_limiters: Mutex<HashMap<crate::ids::DeviceId, Limiter>>,
+    /// Where messages for the other nodes go (set when Redis connects the nodes).
+    remote: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Control>>,
+}
+
+impl Default for Sessions {
+    fn default() -> Sessions {
+        Sessions {
+            node_id: uuid::Uuid::new_v4(),
+            registry: Arc::default(),
+            auth_cache: Mutex::default(),
+            tenant_limiters: Mutex::default(),
+            http_limiters: Mutex::default(),
+            remote: std::sync::OnceLock::new(),
+        }
+    }
+}
+
+/// What one node tells the others about device sessions.
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Control {
+    RevokeDevice(crate::ids::DeviceId),
+    RevokeTenant(TenantId),
+    ForgetTenant(TenantId),
+    /// A device connected here; a session it holds elsewhere is taken over.
+    Connected(crate::ids::DeviceId),
 }
 
 fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -274,32 +315,66 @@ impl Sessions {
         cache.insert(hash, (identity, Instant::now()));
     }
 
-    /// A device's credentials changed or it is gone: forget cached lookups, end its session.
+    /// Connects this node's sessions to the others'.
+    pub fn set_remote(&self, sender: tokio::sync::mpsc::UnboundedSender<Control>) {
+        let _ = self.remote.set(sender);
+    }
+
+    fn tell_others(&self, control: Control) {
+        if let Some(remote) = self.remote.get() {
+            let _ = remote.send(control);
+        }
+    }
+
+    /// Applies what another node said, on this node only.
+    pub fn apply(&self, control: Control) {
+        match control {
+            Control::RevokeDevice(device) => {
+                locked(&self.auth_cache).retain(|_, (identity, _)| identity.device_id != device);
+                self.registry
+                    .kick(device, DisconnectReason::CredentialsRevoked);
+            }
+            Control::RevokeTenant(tenant) => {
+                locked(&self.auth_cache).retain(|_, (identity, _)| identity.tenant_id != tenant);
+                self.registry
+                    .kick_tenant(tenant, DisconnectReason::CredentialsRevoked);
+            }
+            Control::ForgetTenant(tenant) => {
+                locked(&self.auth_cache).retain(|_, (identity, _)| identity.tenant_id != tenant);
+                locked(&self.tenant_limiters).remove(&tenant);
+                locked(&self.http_limiters).clear();
+            }
+            Control::Connected(device) => {
+                self.registry.kick(device, DisconnectReason::TakenOver);
+            }
+        }
+    }
+
+    fn everywhere(&self, control: Control) {
+        self.apply(control);
+        self.tell_others(control);
+    }
+
+    /// A device's credentials changed or it is gone: forget cached lookups, end its session,
+    /// on every node.
     pub fn revoke_device(&self, device: crate::ids::DeviceId) {
-        self.auth_cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|_, (identity, _)| identity.device_id != device);
-        self.registry
-            .kick(device, DisconnectReason::CredentialsRevoked);
+        self.everywhere(Control::RevokeDevice(device));
     }
 
     /// A tenant's settings changed: forget its cached identities and counters (sessions keep
     /// theirs until they reconnect).
     pub fn forget_tenant(&self, tenant: TenantId) {
-        locked(&self.auth_cache).retain(|_, (identity, _)| identity.tenant_id != tenant);
-        locked(&self.tenant_limiters).remove(&tenant);
-        locked(&self.http_limiters).clear();
+        self.everywhere(Control::ForgetTenant(tenant));
     }
 
-    /// A tenant was suspended: the same for all its devices.
+    /// A tenant was suspended: end its devices' sessions and forget their identities.
     pub fn revoke_tenant(&self, tenant: TenantId) {
-        self.auth_cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|_, (identity, _)| identity.tenant_id != tenant);
-        self.registry
-            .kick_tenant(tenant, DisconnectReason::CredentialsRevoked);
+        self.everywhere(Control::RevokeTenant(tenant));
+    }
+
+    /// This node now holds the device's session: other nodes end theirs.
+    pub fn announce_connected(&self, device: crate::ids::DeviceId, _conn_id: u64) {
+        self.tell_others(Control::Connected(device));
     }
 }
 

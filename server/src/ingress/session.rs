@@ -280,7 +280,8 @@ impl Drop for DeviceSession {
         } else {
             self.will.borrow_mut().take()
         };
-        let still_current = ctx.registry.unregister(identity.device_id, conn_id);
+        ctx.registry.unregister(identity.device_id, conn_id);
+        let session = ctx.session_ref(conn_id);
         let now = telemetry::now_ms();
         let detail = format!("Disconnected: {}", super::describe(reason));
         timeline::record(
@@ -303,14 +304,17 @@ impl Drop for DeviceSession {
                     },
                 )
                 .await;
-            // A session that was taken over must not mark the new one offline.
-            if still_current
-                && let Ok(p) = live
-                    .update_presence(
-                        identity.device_id,
-                        PresenceChange::Disconnected { ts: now, reason },
-                    )
-                    .await
+            // Applies only if no newer session (on any node) took over.
+            if let Ok(p) = live
+                .update_presence(
+                    identity.device_id,
+                    PresenceChange::Disconnected {
+                        ts: now,
+                        reason,
+                        session,
+                    },
+                )
+                .await
             {
                 ctx.state
                     .bus

@@ -100,7 +100,7 @@ async fn handshake(
             }
         });
     }
-    ctx.connected(&identity, &peer, &client_id, "MQTT 3.1.1");
+    ctx.connected(&identity, &peer, &client_id, "MQTT 3.1.1", conn_id);
     let timeout = keep_alive_timeout(&ctx, keep_alive);
     Ok(hs
         .ack(

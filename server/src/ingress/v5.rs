@@ -109,7 +109,7 @@ async fn handshake(
             }
         });
     }
-    ctx.connected(&identity, &peer, &client_id, "MQTT 5");
+    ctx.connected(&identity, &peer, &client_id, "MQTT 5", conn_id);
     let ka = super::v3::keep_alive_timeout(&ctx, keep_alive).0;
     let max_inflight = ctx.state.config.mqtt_max_inflight;
     let max_packet = ctx.state.config.mqtt_max_payload_bytes as u32 * 4 + 1024;

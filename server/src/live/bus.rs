@@ -39,13 +39,22 @@ struct RedisBus {
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
+struct ControlWire {
+    from: uuid::Uuid,
+    control: crate::ingress::Control,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Wire {
     device: DeviceId,
     event: LiveEvent,
 }
 
 impl LiveBus {
-    pub async fn start(live: &LiveStore) -> anyhow::Result<LiveBus> {
+    pub async fn start(
+        live: &LiveStore,
+        sessions: Arc<crate::ingress::Sessions>,
+    ) -> anyhow::Result<LiveBus> {
         let (local, _) = broadcast::channel(4096);
         let mut bus = LiveBus {
             local,
@@ -59,9 +68,13 @@ impl LiveBus {
                 channel: r.key("live"),
                 watch_key: r.key("watched"),
             };
+            let control_channel = r.key("control");
             let mut pubsub = r.client.get_async_pubsub().await?;
             pubsub.subscribe(&redis.channel).await?;
+            pubsub.subscribe(&control_channel).await?;
             let local = bus.local.clone();
+            let node = sessions.node_id;
+            let receiver = sessions.clone();
             tokio::spawn(async move {
                 let mut messages = pubsub.into_on_message();
                 while let Some(msg) = messages.next().await {
@@ -70,9 +83,29 @@ impl LiveBus {
                     };
                     if let Ok(wire) = serde_json::from_slice::<Wire>(&payload) {
                         let _ = local.send(Arc::new((wire.device, wire.event)));
+                    } else if let Ok(control) = serde_json::from_slice::<ControlWire>(&payload)
+                        && control.from != node
+                    {
+                        receiver.apply(control.control);
                     }
                 }
-                tracing::warn!("live event subscription ended");
+                tracing::error!("the Redis subscription for live events and session control ended");
+            });
+            // Session control for the other nodes: revocations and take-overs.
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            sessions.set_remote(tx);
+            let mut conn = redis.conn.clone();
+            tokio::spawn(async move {
+                while let Some(control) = rx.recv().await {
+                    let payload = serde_json::to_vec(&ControlWire {
+                        from: node,
+                        control,
+                    })
+                    .unwrap_or_default();
+                    if let Err(e) = conn.publish::<_, _, ()>(&control_channel, payload).await {
+                        tracing::warn!(error = %e, "telling the other nodes failed");
+                    }
+                }
             });
             let watched = bus.watched.clone();
             let (mut conn, key) = (redis.conn.clone(), redis.watch_key.clone());

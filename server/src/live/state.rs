@@ -14,7 +14,21 @@ use crate::ids::DeviceId;
 #[derive(Default, Clone)]
 pub struct MemoryState {
     latest: Arc<Mutex<HashMap<DeviceId, BTreeMap<String, TsValue>>>>,
-    presence: Arc<Mutex<HashMap<DeviceId, Presence>>>,
+    presence: Arc<Mutex<HashMap<DeviceId, (Presence, Option<SessionRef>)>>>,
+}
+
+/// Which connection (node and connection number) a presence record belongs to, so that the end
+/// of a session that was taken over (perhaps on another node) does not mark the device offline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionRef {
+    pub node: uuid::Uuid,
+    pub conn: u64,
+}
+
+impl std::fmt::Display for SessionRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.node, self.conn)
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -36,19 +50,31 @@ pub fn empty_presence() -> Presence {
 /// A change to a device's presence.
 #[derive(Debug, Clone, Copy)]
 pub enum PresenceChange {
-    Connected { ts: i64 },
-    Disconnected { ts: i64, reason: DisconnectReason },
-    Activity { ts: i64, messages: u64, errors: u64 },
+    Connected {
+        ts: i64,
+        session: SessionRef,
+    },
+    /// Applies only while `session` is still the device's current one.
+    Disconnected {
+        ts: i64,
+        reason: DisconnectReason,
+        session: SessionRef,
+    },
+    Activity {
+        ts: i64,
+        messages: u64,
+        errors: u64,
+    },
 }
 
 fn apply(p: &mut Presence, change: PresenceChange) {
     match change {
-        PresenceChange::Connected { ts } => {
+        PresenceChange::Connected { ts, .. } => {
             p.online = true;
             p.last_connect = Some(ts);
             p.last_activity = Some(ts);
         }
-        PresenceChange::Disconnected { ts, reason } => {
+        PresenceChange::Disconnected { ts, reason, .. } => {
             p.online = false;
             p.last_disconnect = Some(ts);
             p.last_disconnect_reason = Some(reason);
@@ -83,6 +109,18 @@ for i = 1, #ARGV, 3 do
   if not stored or stored <= tonumber(ARGV[i + 1]) then
     redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2])
   end
+end
+return 0
+"#,
+    )
+});
+
+/// Marks the device offline only if the ending session is still the current one.
+static DISCONNECT_SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r#"
+if redis.call('HGET', KEYS[1], 'session') == ARGV[1] then
+  redis.call('HSET', KEYS[1], 'online', 0, 'last_disconnect', ARGV[2], 'last_disconnect_reason', ARGV[3])
 end
 return 0
 "#,
@@ -175,7 +213,16 @@ impl LiveStore {
         match self {
             LiveStore::Memory(m) => {
                 let mut all = lock(&m.state.presence);
-                let p = all.entry(device).or_insert_with(empty_presence);
+                let (p, current) = all
+                    .entry(device)
+                    .or_insert_with(|| (empty_presence(), None));
+                match change {
+                    PresenceChange::Connected { session, .. } => *current = Some(session),
+                    PresenceChange::Disconnected { session, .. } if *current != Some(session) => {
+                        return Ok(p.clone());
+                    }
+                    _ => {}
+                }
                 apply(p, change);
                 Ok(p.clone())
             }
@@ -183,15 +230,24 @@ impl LiveStore {
                 let key = r.presence_key(device);
                 let mut pipe = redis::pipe();
                 match change {
-                    PresenceChange::Connected { ts } => {
+                    PresenceChange::Connected { ts, session } => {
                         pipe.hset(&key, "online", 1)
+                            .hset(&key, "session", session.to_string())
                             .hset(&key, "last_connect", ts)
                             .hset(&key, "last_activity", ts);
                     }
-                    PresenceChange::Disconnected { ts, reason } => {
-                        pipe.hset(&key, "online", 0)
-                            .hset(&key, "last_disconnect", ts)
-                            .hset(&key, "last_disconnect_reason", reason_str(reason));
+                    PresenceChange::Disconnected {
+                        ts,
+                        reason,
+                        session,
+                    } => {
+                        let _: () = DISCONNECT_SCRIPT
+                            .key(&key)
+                            .arg(session.to_string())
+                            .arg(ts)
+                            .arg(reason_str(reason))
+                            .invoke_async(&mut r.conn.clone())
+                            .await?;
                     }
                     PresenceChange::Activity {
                         ts,
@@ -213,6 +269,7 @@ impl LiveStore {
         match self {
             LiveStore::Memory(m) => Ok(lock(&m.state.presence)
                 .get(&device)
+                .map(|(p, _)| p)
                 .cloned()
                 .unwrap_or_else(empty_presence)),
             LiveStore::Redis(r) => {
