@@ -14,8 +14,11 @@ use crate::ids::DeviceId;
 #[derive(Default, Clone)]
 pub struct MemoryState {
     latest: Arc<Mutex<HashMap<DeviceId, BTreeMap<String, TsValue>>>>,
-    presence: Arc<Mutex<HashMap<DeviceId, (Presence, Option<SessionRef>)>>>,
+    presence: Arc<Mutex<HashMap<DeviceId, PresenceEntry>>>,
 }
+
+/// A presence record and the session it belongs to.
+type PresenceEntry = (Presence, Option<SessionRef>);
 
 /// Which connection (node and connection number) a presence record belongs to, so that the end
 /// of a session that was taken over (perhaps on another node) does not mark the device offline.
