@@ -10,6 +10,8 @@ use uuid::Uuid;
 use crate::session::{ApiError, Session};
 
 pub const PER_PAGE: u64 = 20;
+/// The most keys one telemetry query may name.
+pub const MAX_KEYS: usize = 50;
 
 fn page_query(page: u64) -> Vec<(&'static str, String)> {
     vec![
@@ -112,19 +114,14 @@ pub async fn aggregate_telemetry(
         .await
 }
 
-/// The raw points of `keys` between `from` and `to` as CSV.
+/// Every key's raw points between `from` and `to` as CSV.
 pub async fn telemetry_csv(
     s: Session,
     id: Uuid,
-    keys: &[String],
     from: i64,
     to: i64,
 ) -> Result<web_sys::Blob, ApiError> {
-    let query = vec![
-        ("keys", keys.join(",")),
-        ("from", from.to_string()),
-        ("to", to.to_string()),
-    ];
+    let query = vec![("from", from.to_string()), ("to", to.to_string())];
     s.get_blob(&format!("/api/v1/devices/{id}/telemetry.csv"), &query)
         .await
 }

@@ -251,18 +251,33 @@ pub fn TelemetryCharts(live: DeviceLive) -> impl IntoView {
             }
             let interval = interval_for(to - from);
             let range = (from, to);
-            let (avg, min, max) = join3(
-                api::aggregate_telemetry(session, id, &keys, range, interval, "avg"),
-                api::aggregate_telemetry(session, id, &keys, range, interval, "min"),
-                api::aggregate_telemetry(session, id, &keys, range, interval, "max"),
-            )
-            .await;
-            Ok(Some(Loaded {
-                avg: avg?,
-                min: min?,
-                max: max?,
-                requested_ms,
-            }))
+            let mut loaded: Option<Loaded> = None;
+            // The server takes a limited number of keys per query.
+            for keys in keys.chunks(api::MAX_KEYS) {
+                let (avg, min, max) = join3(
+                    api::aggregate_telemetry(session, id, keys, range, interval, "avg"),
+                    api::aggregate_telemetry(session, id, keys, range, interval, "min"),
+                    api::aggregate_telemetry(session, id, keys, range, interval, "max"),
+                )
+                .await;
+                let (avg, min, max) = (avg?, min?, max?);
+                match &mut loaded {
+                    None => {
+                        loaded = Some(Loaded {
+                            avg,
+                            min,
+                            max,
+                            requested_ms,
+                        })
+                    }
+                    Some(l) => {
+                        l.avg.series.extend(avg.series);
+                        l.min.series.extend(min.series);
+                        l.max.series.extend(max.series);
+                    }
+                }
+            }
+            Ok(loaded)
         }
     });
 
@@ -355,7 +370,6 @@ pub fn TelemetryCharts(live: DeviceLive) -> impl IntoView {
         if downloading.get_untracked() {
             return;
         }
-        let keys: Vec<String> = live.values.get_untracked().into_keys().collect();
         let (from, to) = bounds(
             kind.get_untracked(),
             custom.get_untracked(),
@@ -363,7 +377,7 @@ pub fn TelemetryCharts(live: DeviceLive) -> impl IntoView {
         );
         downloading.set(true);
         spawn_local(async move {
-            let result = api::telemetry_csv(session, id, &keys, from, to).await;
+            let result = api::telemetry_csv(session, id, from, to).await;
             match result.and_then(|blob| save_blob(&blob, &format!("device-{id}-{from}-{to}.csv")))
             {
                 Ok(()) => {}
