@@ -346,8 +346,10 @@ pub fn LineChart(
                 {move || geometry.with(|(scale, ticks, step, drawn)| {
                     let (from, to) = domain.get();
                     let offset = local_offset_ms(from);
-                    let (time_ticks, time_step) = time_ticks(from, to, offset, 6);
                     let w = scale.w;
+                    // About one time label per 90 px, so they never overlap.
+                    let max_ticks = ((w - LEFT - RIGHT) / 90.0).floor().clamp(2.0, 8.0) as i64;
+                    let (time_ticks, time_step) = time_ticks(from, to, offset, max_ticks);
                     let grid_y = ticks.iter().map(|v| {
                         let y = scale.y(*v);
                         view! {
