@@ -202,6 +202,15 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         match verified {
             Ok(v) => {
                 print!("{}", v.human(qos));
+                if v.lost > 0 && !args.v5 {
+                    // Seen against Stead: 3.1.1 has no negative PUBACK, so a message dropped for a
+                    // rate limit is acknowledged all the same, and repeated drops end the
+                    // connection. Such a "loss" is the limit at work, not the storage.
+                    println!(
+                        "  note: over MQTT 3.1.1 a message the server drops (rate limit, bad payload) may still be acknowledged, \
+                         so rerun with --v5 to see drops as rejected PUBACKs, or stay under the device rate limit"
+                    );
+                }
                 if v.lost > 0 && qos == Qos::AtLeastOnce {
                     code = ExitCode::FAILURE;
                 }
