@@ -156,4 +156,36 @@ mod tests {
             assert!(!subscription_allowed(bad), "{bad}");
         }
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(5000))]
+
+            #[test]
+            fn any_topic_parses_without_panic(topic in "\\PC{0,80}") {
+                let _ = PublishTopic::parse(&topic);
+                let _ = subscription_allowed(&topic);
+            }
+
+            #[test]
+            fn only_me_topics_are_accepted(prefix in "[a-z0-9/+#]{0,30}", id in any::<u32>()) {
+                let topic = format!("{prefix}v1/devices/me/rpc/request/{id}");
+                let parsed = PublishTopic::parse(&topic);
+                if prefix.is_empty() {
+                    prop_assert_eq!(parsed, Ok(PublishTopic::RpcRequest(id)));
+                } else {
+                    prop_assert!(parsed.is_err());
+                }
+            }
+
+            #[test]
+            fn wildcards_never_pass(topic in "[a-z/]{0,20}[+#][a-z/]{0,20}") {
+                prop_assert!(PublishTopic::parse(&topic).is_err());
+            }
+        }
+    }
 }

@@ -183,4 +183,51 @@ mod tests {
         assert!(attributes(b"[1]").is_err());
         assert!(attributes(b"nope").is_err());
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        fn scalar() -> impl Strategy<Value = Value> {
+            prop_oneof![
+                any::<i64>().prop_map(Value::from),
+                (-1e12f64..1e12).prop_map(Value::from),
+                any::<bool>().prop_map(Value::from),
+                "[ -~]{0,20}".prop_map(Value::from),
+            ]
+        }
+
+        fn values() -> impl Strategy<Value = Map<String, Value>> {
+            proptest::collection::btree_map("[a-zA-Z_][a-zA-Z0-9_.]{0,15}", scalar(), 1..8)
+                .prop_map(|m| m.into_iter().collect())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            #[test]
+            fn any_bytes_decode_without_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+                let _ = telemetry(&bytes, 0);
+                let _ = attributes(&bytes);
+            }
+
+            #[test]
+            fn any_json_text_decodes_without_panic(text in r#"[\[\]{}":,0-9a-z. -]{0,200}"#) {
+                let _ = telemetry(text.as_bytes(), 0);
+                let _ = attributes(text.as_bytes());
+            }
+
+            #[test]
+            fn valid_payloads_keep_every_value(points in proptest::collection::vec((0i64..4_000_000_000_000, values()), 1..5)) {
+                let payload = Value::Array(points.iter().map(|(ts, v)| serde_json::json!({"ts": ts, "values": v})).collect());
+                let decoded = telemetry(payload.to_string().as_bytes(), 0).unwrap();
+                prop_assert_eq!(decoded.len(), points.len());
+                for (d, (ts, v)) in decoded.iter().zip(&points) {
+                    prop_assert_eq!(d.ts, *ts);
+                    prop_assert_eq!(&d.values, v);
+                }
+            }
+        }
+    }
 }
