@@ -232,6 +232,26 @@ async fn telemetry_from_mosquitto_appears_live_on_the_device_page() {
     wait_css(&b, "[data-test=timeline-event][data-kind=disconnected]").await;
     screenshot(&b, "live-offline").await;
 
+    // The page's curl line (HTTP device API) works when pasted too.
+    let curl = text_of(&b, "[data-test=http-command]").await;
+    assert!(
+        curl.starts_with("curl ") && curl.contains(&server.base),
+        "{curl}"
+    );
+    let out = Command::new("sh")
+        .args(["-c", &curl])
+        .env("TOKEN", &token)
+        .output()
+        .expect("sh runs");
+    let answer = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && !answer.contains("\"code\""),
+        "the page's curl line failed: {answer} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_text(&b, value, "21.5").await;
+    assert_eq!(text_of(&b, value).await.trim(), "21.5");
+
     let marker = b
         .execute("return window.steadNoReload || null;", vec![])
         .await
