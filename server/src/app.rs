@@ -158,6 +158,8 @@ pub async fn run(
     http: std::net::TcpListener,
     mqtt: Option<std::net::TcpListener>,
 ) -> anyhow::Result<()> {
+    let shutdown = Shutdown::listen()?;
+    let http_addr = http.local_addr()?;
     // The api role serves the HTTP API and console; the other roles still answer health checks
     // and metrics on the same listener.
     let server = crate::http::server(state.clone(), http, roles.contains(&Role::Api))?;
@@ -174,8 +176,10 @@ pub async fn run(
         ))
     });
     tracing::info!(roles = ?roles, "stead is running");
+    // Tests and scripts read this line to find an ephemeral port: it comes once every role runs.
+    tracing::info!(addr = %http_addr, "http listening");
 
-    shutdown_signal().await;
+    shutdown.wait().await;
     tracing::info!("shutting down");
     if let Some(ingress) = ingress {
         ingress.stop().await;
@@ -190,29 +194,41 @@ pub async fn run(
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::warn!(error = %e, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
+/// Listens for SIGINT and SIGTERM from the moment it is created, so that a signal during
+/// start-up also ends in an orderly shutdown (and not in the default, immediate death).
+struct Shutdown {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
+    signals: (tokio::signal::unix::Signal, tokio::signal::unix::Signal),
+}
+
+impl Shutdown {
+    fn listen() -> anyhow::Result<Shutdown> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Shutdown {
+                signals: (
+                    signal(SignalKind::interrupt())?,
+                    signal(SignalKind::terminate())?,
+                ),
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Shutdown {})
+    }
+
+    async fn wait(self) {
+        #[cfg(unix)]
+        {
+            let (mut int, mut term) = self.signals;
+            tokio::select! {
+                _ = int.recv() => {},
+                _ = term.recv() => {},
             }
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

@@ -86,7 +86,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
+async fn run(cli: Cli, mut config: Config) -> anyhow::Result<ExitCode> {
     let _guard = stead::observability::init(&config)?;
     match cli.command {
         Command::Serve { roles } => {
@@ -104,13 +104,11 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
                 eprintln!("stead: {e}");
                 return Ok(ExitCode::from(2));
             }
-            let http = std::net::TcpListener::bind(config.http_addr).map_err(|e| {
-                anyhow::anyhow!("cannot listen on STEAD_HTTP_ADDR {}: {e}", config.http_addr)
-            })?;
+            let http = listen(config.http_addr, "STEAD_HTTP_ADDR")?;
             let mqtt = if parsed.contains(&Role::Ingress) {
-                let listener = std::net::TcpListener::bind(config.mqtt_addr).map_err(|e| {
-                    anyhow::anyhow!("cannot listen on STEAD_MQTT_ADDR {}: {e}", config.mqtt_addr)
-                })?;
+                let listener = listen(config.mqtt_addr, "STEAD_MQTT_ADDR")?;
+                // The bound address (an ephemeral port is resolved) is what devices are told.
+                config.mqtt_addr = listener.local_addr()?;
                 tracing::info!(addr = %listener.local_addr()?, "mqtt listening");
                 Some(listener)
             } else {
@@ -118,8 +116,6 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             };
             let state = AppState::build(config).await?;
             app::bootstrap_admin(&state).await?;
-            // Tests and scripts read this line to find an ephemeral port.
-            tracing::info!(addr = %http.local_addr()?, "http listening");
             app::run(state, &parsed, http, mqtt).await?;
         }
         Command::Migrate => {
@@ -172,6 +168,22 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Binds a listener with a deep accept queue: a reconnect storm of thousands of devices must
+/// not see its SYNs dropped (the standard library's backlog is 128).
+fn listen(addr: std::net::SocketAddr, setting: &str) -> anyhow::Result<std::net::TcpListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    socket
+        .bind(&addr.into())
+        .and_then(|()| socket.listen(4096))
+        .map_err(|e| anyhow::anyhow!("cannot listen on {setting} {addr}: {e}"))?;
+    Ok(socket.into())
 }
 
 fn password_or_generated(given: Option<String>) -> anyhow::Result<(Password, bool)> {

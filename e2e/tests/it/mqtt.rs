@@ -200,8 +200,29 @@ async fn third_party_clients_store_telemetry_and_attributes(backend: Backend) {
     );
     assert_eq!(lines.len(), 4, "{csv}");
 
+    // One-shot QoS 0 publishers send PUBLISH and DISCONNECT back to back: still stored.
+    for n in 0..3 {
+        let (ok, out) = mosquitto_pub(
+            port,
+            &[
+                "-V",
+                "mqttv311",
+                "-u",
+                &token,
+                "-t",
+                "v1/devices/me/telemetry",
+                "-m",
+                &format!(r#"{{"qos0":{n}}}"#),
+            ],
+        );
+        assert!(ok, "{out}");
+    }
+    eventually("every QoS 0 message stored", || async {
+        count_stored(c, id, "qos0").await == 3
+    })
+    .await;
     eventually(
-        "presence counts four messages, offline after each client left",
+        "presence counts seven messages, offline after each client left",
         || async {
             let p: Presence = c
                 .get(&format!("/api/v1/devices/{id}/presence"))
@@ -209,7 +230,7 @@ async fn third_party_clients_store_telemetry_and_attributes(backend: Backend) {
                 .unwrap()
                 .ok()
                 .unwrap();
-            p.messages == 4
+            p.messages == 7
                 && !p.online
                 && p.last_disconnect_reason == Some(DisconnectReason::ClientDisconnect)
         },
@@ -217,10 +238,20 @@ async fn third_party_clients_store_telemetry_and_attributes(backend: Backend) {
     .await;
     eventually("the timeline shows the sessions", || async {
         let t = timeline(c, id).await;
-        t.iter().filter(|e| e.kind == "connected").count() == 4
-            && t.iter().filter(|e| e.kind == "disconnected").count() == 4
+        t.iter().filter(|e| e.kind == "connected").count() == 7
+            && t.iter().filter(|e| e.kind == "disconnected").count() == 7
     })
     .await;
+    let info: stead_api_types::ConnectionInfo = c
+        .get("/api/v1/connection-info")
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    assert_eq!(
+        info.mqtt_port, port,
+        "the port devices are told is the one bound"
+    );
     let t = timeline(c, id).await;
     assert!(
         t.iter().any(|e| e.detail.contains("MQTT 5"))

@@ -386,8 +386,8 @@ pub struct TsValue {
 pub type LatestTelemetry = std::collections::BTreeMap<String, TsValue>;
 
 /// `GET /api/v1/devices/{id}/telemetry?keys=a,b&from=&to=&limit=&order=`: raw points per key,
-/// newest first unless `order=asc`. When more points exist, `next_to` (descending) or `next_from`
-/// (ascending) is the bound to pass for the next page.
+/// newest first unless `order=asc`. When more points exist, `next_cursor` is the bound for the
+/// next page: pass it as `to` (descending) or `from` (ascending).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TelemetrySeries {
     pub series: std::collections::BTreeMap<String, Vec<TsValue>>,
@@ -425,6 +425,8 @@ pub enum DisconnectReason {
     ProtocolError,
     ServerShutdown,
     ConnectionLost,
+    /// MQTT 3.1.1 only: a QoS 1 message over the rate limit cannot be refused on its own.
+    RateLimited,
 }
 
 /// `GET /api/v1/devices/{id}/presence`.

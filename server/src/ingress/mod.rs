@@ -195,6 +195,9 @@ pub fn describe(reason: DisconnectReason) -> &'static str {
         DisconnectReason::ProtocolError => "protocol error",
         DisconnectReason::ServerShutdown => "the server shut down",
         DisconnectReason::ConnectionLost => "the connection was lost without a DISCONNECT",
+        DisconnectReason::RateLimited => {
+            "over its rate limit (MQTT 3.1.1 cannot refuse a single message)"
+        }
     }
 }
 
@@ -439,6 +442,11 @@ impl Ingress {
                                             .set_max_receive(cfg.mqtt_max_inflight)
                                             .set_connect_timeout(ntex::time::Seconds(
                                                 cfg.mqtt_connect_timeout_secs,
+                                            ))
+                                            // Publishes that arrive just before a DISCONNECT
+                                            // (a one-shot QoS 0 publisher) are still handled.
+                                            .set_handle_qos_after_disconnect(Some(
+                                                ntex_mqtt::QoS::AtLeastOnce,
                                             ))
                                             .set_handshake_timeout(ntex::time::Seconds(
                                                 cfg.mqtt_connect_timeout_secs,

@@ -244,8 +244,15 @@ async fn publish_v3(session: v3::Session<V3Session>, publish: v3::Publish) -> Re
         Ok(None) => Ok(()),
         // Nothing was stored and nothing is acknowledged: closing makes the client resend.
         Err(Rejection::Unavailable(_)) => Err(Close),
-        // MQTT 3.1.1 has no negative acknowledgement: the message is dropped (and acknowledged,
-        // or the client would resend it forever), until repeated abuse closes the connection.
+        // Valid data over the limit must not be acknowledged (it was not stored): MQTT 3.1.1
+        // cannot refuse one message, so the connection ends and the client resends it later.
+        Err(Rejection::RateLimited(_)) if wait => {
+            session.ended.set(Some(DisconnectReason::RateLimited));
+            Err(Close)
+        }
+        // A message that can never be stored (bad payload, unknown topic): MQTT 3.1.1 has no
+        // negative acknowledgement, so it is dropped (and acknowledged, or the client would resend
+        // it forever) until repeated abuse closes the connection.
         Err(_) if session.inner.abusive() => {
             session.ended.set(Some(DisconnectReason::ProtocolError));
             Err(Close)

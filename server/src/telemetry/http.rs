@@ -67,6 +67,28 @@ fn range(from: Option<i64>, to: Option<i64>) -> ApiResult<(i64, i64)> {
     Ok((from, to))
 }
 
+/// The latest value per key. The live state only knows what arrived since it started (an
+/// embedded restart empties it): the first read of a device on this process merges in what
+/// storage knows, keeping whichever value is newer.
+async fn latest_values(
+    state: &AppState,
+    ctx: &crate::auth::TenantCtx,
+    device: DeviceId,
+) -> ApiResult<LatestTelemetry> {
+    if !state.telemetry.is_warm(device) {
+        let stored = repo::latest_from_storage(&state.db, ctx, device).await?;
+        let points: Vec<(i64, serde_json::Map<String, serde_json::Value>)> = stored
+            .into_iter()
+            .map(|(key, v)| (v.ts, std::iter::once((key, v.value)).collect()))
+            .collect();
+        let refs: Vec<(i64, &serde_json::Map<String, serde_json::Value>)> =
+            points.iter().map(|(ts, m)| (*ts, m)).collect();
+        state.live.update_latest(device, &refs).await?;
+        state.telemetry.mark_warm(device);
+    }
+    Ok(state.live.latest(device).await?)
+}
+
 /// The device, if the caller's tenant owns it (404 otherwise).
 async fn device(
     state: &AppState,
@@ -83,11 +105,7 @@ async fn latest(
     id: web::Path<Uuid>,
 ) -> ApiResult<web::Json<LatestTelemetry>> {
     let device = device(&state, &scope, *id).await?;
-    let mut latest = state.live.latest(device).await?;
-    if latest.is_empty() {
-        latest = repo::latest_from_storage(&state.db, &scope.ctx, device).await?;
-    }
-    Ok(web::Json(latest))
+    Ok(web::Json(latest_values(&state, &scope.ctx, device).await?))
 }
 
 #[derive(Deserialize)]
@@ -231,13 +249,10 @@ async fn csv(
     let (from, to) = range(q.from, q.to)?;
     let keys = match parse_keys(q.keys.as_deref())? {
         Some(keys) => keys,
-        None => {
-            let mut latest = state.live.latest(device).await?;
-            if latest.is_empty() {
-                latest = repo::latest_from_storage(&state.db, &scope.ctx, device).await?;
-            }
-            latest.into_keys().collect()
-        }
+        None => latest_values(&state, &scope.ctx, device)
+            .await?
+            .into_keys()
+            .collect(),
     };
     let header = format!(
         "ts,time,{}\n",

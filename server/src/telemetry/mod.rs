@@ -55,6 +55,8 @@ pub type OnCommit = Arc<dyn Fn(&[Row]) + Send + Sync>;
 #[derive(Clone)]
 pub struct TelemetryStore {
     shards: Arc<Vec<mpsc::Sender<Job>>>,
+    /// Devices whose stored latest values this process has merged into the live state.
+    warm: Arc<std::sync::Mutex<std::collections::HashSet<DeviceId>>>,
 }
 
 impl TelemetryStore {
@@ -77,6 +79,7 @@ impl TelemetryStore {
         }
         TelemetryStore {
             shards: Arc::new(senders),
+            warm: Arc::default(),
         }
     }
 
@@ -84,6 +87,21 @@ impl TelemetryStore {
         let n = self.shards.len();
         let i = (device.0.as_u128() % n as u128) as usize;
         &self.shards[i]
+    }
+
+    pub fn is_warm(&self, device: DeviceId) -> bool {
+        self.warm
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&device)
+    }
+
+    pub fn mark_warm(&self, device: DeviceId) {
+        let mut warm = self.warm.lock().unwrap_or_else(|p| p.into_inner());
+        if warm.len() > 1_000_000 {
+            warm.clear();
+        }
+        warm.insert(device);
     }
 
     /// Queues rows of one device and waits until they are committed.
