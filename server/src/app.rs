@@ -157,6 +157,7 @@ pub async fn run(
     roles: &[Role],
     http: std::net::TcpListener,
     mqtt: Option<std::net::TcpListener>,
+    mqtts: Option<(std::net::TcpListener, Arc<rustls::ServerConfig>)>,
 ) -> anyhow::Result<()> {
     let shutdown = Shutdown::listen()?;
     let http_addr = http.local_addr()?;
@@ -166,7 +167,7 @@ pub async fn run(
     let handle = server.handle();
     let http_task = tokio::spawn(server);
     let ingress = match (roles.contains(&Role::Ingress), mqtt) {
-        (true, Some(listener)) => Some(Ingress::start(state.clone(), listener)?),
+        (true, Some(listener)) => Some(Ingress::start(state.clone(), listener, mqtts)?),
         _ => None,
     };
     let worker = roles.contains(&Role::Worker).then(|| {

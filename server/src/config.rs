@@ -72,6 +72,10 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Log filter in `tracing` syntax, e.g. `info` or `stead=debug,info`.
     pub log: String,
+    /// MQTT over TLS: listen here with this certificate chain and private key (PEM files).
+    pub mqtt_tls_addr: Option<SocketAddr>,
+    pub mqtt_tls_cert: Option<PathBuf>,
+    pub mqtt_tls_key: Option<PathBuf>,
     /// The MQTT host and port devices should use, when not `STEAD_MQTT_ADDR`'s (behind a load
     /// balancer, say): shown in the console's connection instructions.
     pub mqtt_public_host: Option<String>,
@@ -126,6 +130,9 @@ impl Default for Config {
             bootstrap_admin_password: None,
             log_format: LogFormat::Auto,
             log: "info,ntex_service::cfg=warn".into(),
+            mqtt_tls_addr: None,
+            mqtt_tls_cert: None,
+            mqtt_tls_key: None,
             mqtt_public_host: None,
             mqtt_public_port: None,
             mqtt_workers: 2,
@@ -258,6 +265,14 @@ impl Config {
             && let Err(e) = crate::users::Password::parse(pw.expose())
         {
             problems.push(format!("STEAD_BOOTSTRAP_ADMIN_PASSWORD: {e}"));
+        }
+        if self.mqtt_tls_addr.is_some()
+            && (self.mqtt_tls_cert.is_none() || self.mqtt_tls_key.is_none())
+        {
+            problems.push(
+                "STEAD_MQTT_TLS_ADDR needs STEAD_MQTT_TLS_CERT and STEAD_MQTT_TLS_KEY (PEM files)"
+                    .to_string(),
+            );
         }
         if self.mqtt_workers == 0 || self.mqtt_workers > 64 {
             problems.push("STEAD_MQTT_WORKERS must be between 1 and 64".to_string());

@@ -114,9 +114,22 @@ async fn run(cli: Cli, mut config: Config) -> anyhow::Result<ExitCode> {
             } else {
                 None
             };
+            let mqtts = match (
+                &config.mqtt_tls_addr,
+                &config.mqtt_tls_cert,
+                &config.mqtt_tls_key,
+            ) {
+                (Some(addr), Some(cert), Some(key)) if parsed.contains(&Role::Ingress) => {
+                    let tls = stead::ingress::tls_config(cert, key)?;
+                    let listener = listen(*addr, "STEAD_MQTT_TLS_ADDR")?;
+                    tracing::info!(addr = %listener.local_addr()?, "mqtts listening");
+                    Some((listener, tls))
+                }
+                _ => None,
+            };
             let state = AppState::build(config).await?;
             app::bootstrap_admin(&state).await?;
-            app::run(state, &parsed, http, mqtt).await?;
+            app::run(state, &parsed, http, mqtt, mqtts).await?;
         }
         Command::Migrate => {
             let db = stead::db::connect(&config).await?;

@@ -124,6 +124,8 @@ pub struct TestServer {
     pub base: String,
     /// `host:port` of the MQTT ingress.
     pub mqtt: String,
+    /// `host:port` of the MQTT-over-TLS listener, when configured.
+    pub mqtts: String,
     pub admin_email: String,
     pub admin_password: String,
     pub jwt_secret: String,
@@ -221,13 +223,11 @@ impl TestServer {
             std::thread::spawn(move || {
                 for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                     if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
-                        && (v["message"] == "http listening" || v["message"] == "mqtt listening")
+                        && let Some(kind) = v["message"]
+                            .as_str()
+                            .and_then(|m| m.strip_suffix(" listening"))
                     {
-                        let kind = if v["message"] == "http listening" {
-                            "http"
-                        } else {
-                            "mqtt"
-                        };
+                        let kind = kind.to_owned();
                         let _ =
                             addr_tx.send((kind, v["addr"].as_str().unwrap_or_default().to_owned()));
                     }
@@ -244,10 +244,11 @@ impl TestServer {
             });
         }
         let started = Instant::now();
-        let mut mqtt = String::new();
+        let (mut mqtt, mut mqtts) = (String::new(), String::new());
         let addr = loop {
             match addr_rx.recv_timeout(Duration::from_millis(100)) {
-                Ok(("mqtt", addr)) => mqtt = addr,
+                Ok((kind, addr)) if kind == "mqtt" => mqtt = addr,
+                Ok((kind, addr)) if kind == "mqtts" => mqtts = addr,
                 Ok((_, addr)) => break addr,
                 Err(_) => {
                     if let Ok(Some(status)) = child.try_wait() {
@@ -269,6 +270,7 @@ impl TestServer {
             backend,
             base: format!("http://{addr}"),
             mqtt,
+            mqtts,
             admin_email: "admin@test.local".into(),
             admin_password,
             jwt_secret,

@@ -20,4 +20,5 @@ mod permissions;
 mod retention;
 mod sdk;
 mod tenants;
+mod tls;
 mod users;

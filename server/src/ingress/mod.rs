@@ -381,6 +381,73 @@ impl Sessions {
     }
 }
 
+/// The MQTT server of one listener: both protocol versions, one session logic.
+macro_rules! mqtt_server {
+    ($ctx:expr) => {{
+        let (c3, c5) = ($ctx.clone(), $ctx.clone());
+        ntex_mqtt::MqttServer::new()
+            .v3(
+                ntex_mqtt::v3::MqttServer::new(ntex::service::fn_service(move |hs| {
+                    v3::handshake_service(c3.clone(), hs)
+                }))
+                .protocol(v3::protocol())
+                .control(v3::control())
+                .publish(v3::publish()),
+            )
+            .v5(
+                ntex_mqtt::v5::MqttServer::new(ntex::service::fn_service(move |hs| {
+                    v5::handshake_service(c5.clone(), hs)
+                }))
+                .protocol(v5::protocol())
+                .control(v5::control())
+                .publish(v5::publish()),
+            )
+    }};
+}
+
+/// The limits every MQTT listener applies.
+fn listener_config(cfg: &crate::config::Config) -> ntex::SharedCfg {
+    ntex::SharedCfg::new("MQTT")
+        .add(ntex::io::IoConfig::new())
+        .add(
+            ntex_mqtt::MqttServiceConfig::new()
+                .set_max_size(cfg.mqtt_max_payload_bytes as u32 * 4 + 1024)
+                .set_max_receive(cfg.mqtt_max_inflight)
+                .set_connect_timeout(ntex::time::Seconds(cfg.mqtt_connect_timeout_secs))
+                // Publishes that arrive just before a DISCONNECT (a one-shot QoS 0 publisher) are
+                // still handled.
+                .set_handle_qos_after_disconnect(Some(ntex_mqtt::QoS::AtLeastOnce))
+                .set_handshake_timeout(ntex::time::Seconds(cfg.mqtt_connect_timeout_secs)),
+        )
+        .into()
+}
+
+fn build_server(
+    ctx: &Arc<IngressCtx>,
+    listener: std::net::TcpListener,
+    tls: Option<(std::net::TcpListener, Arc<rustls::ServerConfig>)>,
+) -> std::io::Result<ntex::server::ServerBuilder> {
+    let cfg = ctx.state.config.clone();
+    let plain = ctx.clone();
+    let mut builder = ntex::server::build()
+        .workers(cfg.mqtt_workers)
+        .disable_signals()
+        .maxconn(cfg.mqtt_max_connections)
+        .listen("mqtt", listener, async move |_| mqtt_server!(plain))?
+        .config("mqtt", listener_config(&cfg));
+    if let Some((tls_listener, tls_config)) = tls {
+        let secure = ctx.clone();
+        builder = builder
+            .listen("mqtts", tls_listener, async move |_| {
+                ntex::service::chain_factory(ntex_tls::rustls::TlsAcceptor::new(tls_config.clone()))
+                    .map_err(|_| ntex_mqtt::MqttError::Service(Close))
+                    .and_then(mqtt_server!(secure))
+            })?
+            .config("mqtts", listener_config(&cfg));
+    }
+    Ok(builder)
+}
+
 /// The running ingress; `stop` ends every session (reason "server shutdown") and the listener.
 pub struct Ingress {
     stop: Option<std::sync::mpsc::Sender<()>>,
@@ -388,7 +455,11 @@ pub struct Ingress {
 }
 
 impl Ingress {
-    pub fn start(state: AppState, listener: std::net::TcpListener) -> anyhow::Result<Ingress> {
+    pub fn start(
+        state: AppState,
+        listener: std::net::TcpListener,
+        tls: Option<(std::net::TcpListener, Arc<rustls::ServerConfig>)>,
+    ) -> anyhow::Result<Ingress> {
         let ctx = Arc::new(IngressCtx {
             registry: state.sessions.registry.clone(),
             state,
@@ -404,56 +475,9 @@ impl Ingress {
                     .name("stead-mqtt")
                     .build(ntex::rt::DefaultRuntime);
                 system.block_on(async move {
-                    let cfg = ctx.state.config.clone();
-                    let server = ntex::server::build()
-                        .workers(cfg.mqtt_workers)
-                        .disable_signals()
-                        .maxconn(cfg.mqtt_max_connections)
-                        .listen("mqtt", listener, {
-                            let ctx = ctx.clone();
-                            async move |_| {
-                                let (c3, c5) = (ctx.clone(), ctx.clone());
-                                ntex_mqtt::MqttServer::new()
-                                    .v3(ntex_mqtt::v3::MqttServer::new(ntex::service::fn_service(
-                                        move |hs| v3::handshake_service(c3.clone(), hs),
-                                    ))
-                                    .protocol(v3::protocol())
-                                    .control(v3::control())
-                                    .publish(v3::publish()))
-                                    .v5(ntex_mqtt::v5::MqttServer::new(ntex::service::fn_service(
-                                        move |hs| v5::handshake_service(c5.clone(), hs),
-                                    ))
-                                    .protocol(v5::protocol())
-                                    .control(v5::control())
-                                    .publish(v5::publish()))
-                            }
-                        });
-                    let server = match server {
-                        Ok(builder) => builder
-                            .config(
-                                "mqtt",
-                                ntex::SharedCfg::new("MQTT")
-                                    .add(ntex::io::IoConfig::new())
-                                    .add(
-                                        ntex_mqtt::MqttServiceConfig::new()
-                                            .set_max_size(
-                                                cfg.mqtt_max_payload_bytes as u32 * 4 + 1024,
-                                            )
-                                            .set_max_receive(cfg.mqtt_max_inflight)
-                                            .set_connect_timeout(ntex::time::Seconds(
-                                                cfg.mqtt_connect_timeout_secs,
-                                            ))
-                                            // Publishes that arrive just before a DISCONNECT
-                                            // (a one-shot QoS 0 publisher) are still handled.
-                                            .set_handle_qos_after_disconnect(Some(
-                                                ntex_mqtt::QoS::AtLeastOnce,
-                                            ))
-                                            .set_handshake_timeout(ntex::time::Seconds(
-                                                cfg.mqtt_connect_timeout_secs,
-                                            )),
-                                    ),
-                            )
-                            .run(),
+                    let started = build_server(&ctx, listener, tls).map(|builder| builder.run());
+                    let server = match started {
+                        Ok(server) => server,
                         Err(e) => {
                             let _ = ready_tx
                                 .send(Err(anyhow::anyhow!("starting the MQTT server: {e}")));
@@ -494,4 +518,34 @@ impl Ingress {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
     }
+}
+
+/// The TLS settings of the MQTT listener, from the PEM files in the configuration; every problem
+/// is reported naming the file.
+pub fn tls_config(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    use rustls_pki_types::pem::PemObject as _;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| anyhow::anyhow!("STEAD_MQTT_TLS_CERT {}: {e}", cert.display()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| anyhow::anyhow!("STEAD_MQTT_TLS_CERT {}: {e}", cert.display()))?;
+    if chain.is_empty() {
+        anyhow::bail!(
+            "STEAD_MQTT_TLS_CERT {}: no certificate in the file",
+            cert.display()
+        );
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| anyhow::anyhow!("STEAD_MQTT_TLS_KEY {}: {e}", key.display()))?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .map_err(|e| anyhow::anyhow!("the MQTT TLS certificate and key do not fit together: {e}"))?;
+    Ok(Arc::new(config))
 }
