@@ -94,12 +94,7 @@ pub fn record(
     writer.record_for(device.tenant_id, device.device_id, kind, detail, data);
 }
 
-fn p(b: DatabaseBackend, n: usize) -> String {
-    match b {
-        DatabaseBackend::Postgres => format!("${n}"),
-        _ => "?".into(),
-    }
-}
+use crate::db::placeholder as p;
 
 async fn writer(db: DatabaseConnection, mut rx: mpsc::Receiver<Entry>) {
     let mut since_trim: HashMap<DeviceId, i64> = HashMap::new();

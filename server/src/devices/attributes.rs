@@ -11,12 +11,7 @@ use crate::auth::TenantCtx;
 use crate::error::Result;
 use crate::ids::DeviceId;
 
-fn p(b: DatabaseBackend, n: usize) -> String {
-    match b {
-        DatabaseBackend::Postgres => format!("${n}"),
-        _ => "?".into(),
-    }
-}
+use crate::db::placeholder as p;
 
 /// Stores the client attributes a device reported (upsert per key), durably.
 pub async fn set_client(

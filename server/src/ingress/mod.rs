@@ -183,6 +183,22 @@ impl IngressCtx {
     }
 }
 
+/// Why the protocol layer ended a session, when it was the protocol's doing.
+pub fn stop_reason(reason: &ntex_mqtt::Reason<Close>) -> Option<DisconnectReason> {
+    match reason {
+        ntex_mqtt::Reason::Protocol(e)
+            if matches!(
+                e.get_ref(),
+                ntex_mqtt::error::ProtocolError::KeepAliveTimeout
+            ) =>
+        {
+            Some(DisconnectReason::KeepAliveTimeout)
+        }
+        ntex_mqtt::Reason::Protocol(_) => Some(DisconnectReason::ProtocolError),
+        _ => None,
+    }
+}
+
 /// A person-readable reason.
 pub fn describe(reason: DisconnectReason) -> &'static str {
     match reason {

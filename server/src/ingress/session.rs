@@ -17,7 +17,7 @@ use crate::devices::repo::DeviceIdentity;
 use crate::ingest;
 pub use crate::ingest::Rejection;
 use crate::live::state::PresenceChange;
-use crate::telemetry::{self, Row, decode};
+use crate::telemetry;
 use crate::timeline::{self, EventKind};
 
 /// A message the platform sends back to the device right away.
@@ -107,6 +107,24 @@ impl DeviceSession {
             serde_json::json!({"topic": topic.chars().take(200).collect::<String>(), "reason": rejection.reason()}),
         );
         Err(rejection)
+    }
+
+    /// Whether the device may subscribe to `filter` (only its own topics); a refusal goes on its
+    /// timeline.
+    pub fn may_subscribe(&self, filter: &str) -> bool {
+        if super::topic::subscription_allowed(filter) {
+            return true;
+        }
+        timeline::record(
+            &self.ctx.state.timeline,
+            &self.identity,
+            EventKind::SubscriptionRefused,
+            format!(
+                "Subscription to {filter:?} refused: devices may only subscribe to their own topics"
+            ),
+            serde_json::json!({"topic": filter.chars().take(200).collect::<String>()}),
+        );
+        false
     }
 
     /// Whether this connection has been refused so often that it should be closed.
@@ -322,20 +340,11 @@ impl Drop for DeviceSession {
             }
             if let Some((topic, payload)) = will {
                 if topic == "v1/devices/me/telemetry" {
-                    if let Ok(points) = decode::telemetry(&payload, now) {
-                        let rows = points
-                            .into_iter()
-                            .map(|p| Row {
-                                tenant_id: identity.tenant_id,
-                                device_id: identity.device_id,
-                                ts: p.ts,
-                                values: p.values,
-                            })
-                            .collect();
+                    if let Ok((rows, _)) = ingest::telemetry_rows(&identity, &payload, now) {
                         let _ = ctx.state.telemetry.write(identity.device_id, rows).await;
                     }
                 } else if topic == "v1/devices/me/attributes"
-                    && let Ok(values) = decode::attributes(&payload)
+                    && let Ok(values) = ingest::attributes(&payload)
                 {
                     let _ = crate::devices::attributes::set_client(
                         &ctx.state.db,

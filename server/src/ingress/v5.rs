@@ -7,14 +7,12 @@ use std::sync::Arc;
 
 use ntex::service::{ServiceFactory, fn_factory_with_config, fn_service};
 use ntex::util::ByteString;
+use ntex_mqtt::Control;
 use ntex_mqtt::v5::{self, codec};
-use ntex_mqtt::{Control, Reason};
 use stead_api_types::DisconnectReason;
 
 use super::session::{DeviceSession, Rejection};
-use super::topic::subscription_allowed;
 use super::{Close, IngressCtx};
-use crate::timeline::{self, EventKind};
 
 pub struct V5Session {
     pub inner: DeviceSession,
@@ -162,19 +160,10 @@ pub fn protocol() -> impl ServiceFactory<
                     v5::ProtocolMessage::Subscribe(mut sub) => {
                         for mut s in sub.iter_mut() {
                             let topic = s.topic().to_string();
-                            if subscription_allowed(&topic) {
+                            if session.inner.may_subscribe(&topic) {
                                 s.confirm(codec::QoS::AtLeastOnce.min(s.options().qos));
                             } else {
                                 s.fail(codec::SubscribeAckReason::NotAuthorized);
-                                timeline::record(
-                                    &session.inner.ctx.state.timeline,
-                                    &session.inner.identity,
-                                    EventKind::SubscriptionRefused,
-                                    format!(
-                                        "Subscription to {topic:?} refused: devices may only subscribe to their own topics"
-                                    ),
-                                    serde_json::json!({"topic": topic.chars().take(200).collect::<String>()}),
-                                );
                             }
                         }
                         sub.ack()
@@ -204,20 +193,7 @@ pub fn control() -> impl ServiceFactory<
                 if let Control::Stop(reason) = &control
                     && session.ended.get().is_none()
                 {
-                    match reason {
-                        Reason::Protocol(e)
-                            if matches!(
-                                e.get_ref(),
-                                ntex_mqtt::error::ProtocolError::KeepAliveTimeout
-                            ) =>
-                        {
-                            session.ended.set(Some(DisconnectReason::KeepAliveTimeout))
-                        }
-                        Reason::Protocol(_) => {
-                            session.ended.set(Some(DisconnectReason::ProtocolError))
-                        }
-                        _ => {}
-                    }
+                    session.ended.set(super::stop_reason(reason));
                 }
                 Ok::<_, Close>(None)
             }

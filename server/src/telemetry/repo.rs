@@ -11,13 +11,7 @@ use crate::auth::TenantCtx;
 use crate::error::{Error, Result};
 use crate::ids::DeviceId;
 
-/// Placeholder `n` (1-based) in the backend's syntax.
-fn p(backend: DatabaseBackend, n: usize) -> String {
-    match backend {
-        DatabaseBackend::Postgres => format!("${n}"),
-        _ => "?".into(),
-    }
-}
+use crate::db::placeholder as p;
 
 fn parse_data(raw: &str) -> serde_json::Map<String, serde_json::Value> {
     match serde_json::from_str(raw) {
