@@ -185,28 +185,46 @@ async fn writer(
     }
 }
 
-/// One multi-row INSERT for the whole batch (chunked to the parameter limit).
+/// The whole batch in one statement. On PostgreSQL the rows travel as four arrays unnested by
+/// the server: one small statement, prepared once per connection, whatever the batch size. On
+/// SQLite a multi-row INSERT (chunked to the parameter limit) in the one writer's transaction.
 async fn insert(db: &DatabaseConnection, rows: &[Row]) -> Result<(), sea_orm::DbErr> {
     let backend = db.get_database_backend();
+    if backend == DatabaseBackend::Postgres {
+        let mut tenants = Vec::with_capacity(rows.len());
+        let mut devices = Vec::with_capacity(rows.len());
+        let mut times = Vec::with_capacity(rows.len());
+        let mut data = Vec::with_capacity(rows.len());
+        for row in rows {
+            tenants.push(Value::from(Uuid::from(row.tenant_id)));
+            devices.push(Value::from(Uuid::from(row.device_id)));
+            times.push(Value::from(row.ts));
+            data.push(Value::from(
+                serde_json::Value::Object(row.values.clone()).to_string(),
+            ));
+        }
+        let array = |kind, values: Vec<Value>| Value::Array(kind, Some(Box::new(values)));
+        let values = vec![
+            array(sea_orm::sea_query::ArrayType::Uuid, tenants),
+            array(sea_orm::sea_query::ArrayType::Uuid, devices),
+            array(sea_orm::sea_query::ArrayType::BigInt, times),
+            array(sea_orm::sea_query::ArrayType::String, data),
+        ];
+        db.execute_raw(Statement::from_sql_and_values(
+            backend,
+            "INSERT INTO telemetry (tenant_id, device_id, ts, data) \
+             SELECT t, d, ts, v::jsonb FROM UNNEST($1::uuid[], $2::uuid[], $3::int8[], $4::text[]) AS u(t, d, ts, v)",
+            values,
+        ))
+        .await?;
+        return Ok(());
+    }
     for chunk in rows.chunks(MAX_BATCH_ROWS) {
-        let mut sql = String::with_capacity(64 + chunk.len() * 32);
+        let mut sql = String::with_capacity(64 + chunk.len() * 12);
         sql.push_str("INSERT INTO telemetry (tenant_id, device_id, ts, data) VALUES ");
         let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 4);
         for (i, row) in chunk.iter().enumerate() {
-            if i > 0 {
-                sql.push(',');
-            }
-            let n = i * 4;
-            match backend {
-                DatabaseBackend::Postgres => sql.push_str(&format!(
-                    "(${},${},${},${}::jsonb)",
-                    n + 1,
-                    n + 2,
-                    n + 3,
-                    n + 4
-                )),
-                _ => sql.push_str("(?,?,?,?)"),
-            }
+            sql.push_str(if i == 0 { "(?,?,?,?)" } else { ",(?,?,?,?)" });
             values.push(Uuid::from(row.tenant_id).into());
             values.push(Uuid::from(row.device_id).into());
             values.push(row.ts.into());
