@@ -97,6 +97,7 @@ pub struct Metrics {
     pub mqtt_rejected: IntCounterVec,
     pub telemetry_rows: prometheus::IntCounter,
     pub telemetry_batches: prometheus::Histogram,
+    pub mqtt_sessions: prometheus::IntGauge,
 }
 
 impl Metrics {
@@ -138,6 +139,9 @@ impl Metrics {
             HistogramOpts::new("telemetry_batch_rows", "Rows per committed telemetry batch")
                 .buckets(vec![1.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2000.0]),
         )?;
+        let mqtt_sessions =
+            prometheus::IntGauge::new("mqtt_sessions", "Device sessions connected to this node")?;
+        registry.register(Box::new(mqtt_sessions.clone()))?;
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_duration.clone()))?;
         registry.register(Box::new(mqtt_connects.clone()))?;
@@ -154,6 +158,7 @@ impl Metrics {
             mqtt_rejected,
             telemetry_rows,
             telemetry_batches,
+            mqtt_sessions,
         })
     }
 

@@ -645,6 +645,16 @@ async fn session_limits_attribute_requests_and_last_will(backend: Backend) {
         raw.read(Duration::from_secs(5)).await.map(|p| p.0),
         Some(SUBACK)
     );
+    let metrics = reqwest::get(format!("{}/metrics", server.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.lines().any(|l| l == "stead_mqtt_sessions 1"),
+        "one session connected:\n{metrics}"
+    );
 
     raw.publish(
         "v1/devices/me/rpc/request/42",

@@ -45,6 +45,10 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 pub async fn metrics(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    state
+        .metrics
+        .mqtt_sessions
+        .set(state.sessions.registry.connected() as i64);
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(state.metrics.render()?))

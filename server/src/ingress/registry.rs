@@ -84,11 +84,7 @@ impl Registry {
         }
     }
 
-    pub fn len(&self) -> usize {
+    pub fn connected(&self) -> usize {
         self.sessions().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
