@@ -72,7 +72,7 @@ type Values = serde_json::Map<String, serde_json::Value>;
 /// After each committed batch: latest values into the live state, live events for watched
 /// devices. Runs on the writer's task, so it only spawns.
 fn committed_telemetry(live: LiveStore, bus: LiveBus, metrics: Metrics) -> OnCommit {
-    Arc::new(move |rows: &[Row]| {
+    Arc::new(move |rows: Vec<Row>| {
         metrics.telemetry_rows.inc_by(rows.len() as u64);
         metrics.telemetry_batches.observe(rows.len() as f64);
         let mut by_device: HashMap<DeviceId, Vec<(i64, Values)>> = HashMap::new();
@@ -80,7 +80,7 @@ fn committed_telemetry(live: LiveStore, bus: LiveBus, metrics: Metrics) -> OnCom
             by_device
                 .entry(row.device_id)
                 .or_default()
-                .push((row.ts, row.values.clone()));
+                .push((row.ts, row.values));
         }
         let (live, bus) = (live.clone(), bus.clone());
         tokio::spawn(async move {

@@ -49,7 +49,7 @@ struct Job {
 }
 
 /// Called with every committed batch (live state, fan-out). Must not block.
-pub type OnCommit = Arc<dyn Fn(&[Row]) + Send + Sync>;
+pub type OnCommit = Arc<dyn Fn(Vec<Row>) + Send + Sync>;
 
 /// The handle producers write through. Cheap to clone.
 #[derive(Clone)]
@@ -169,7 +169,7 @@ async fn writer(
                     ms = started.elapsed().as_millis() as u64,
                     "batch committed"
                 );
-                on_commit(&rows);
+                on_commit(rows);
                 Ok(())
             }
             Err(e) => {
@@ -199,9 +199,7 @@ async fn insert(db: &DatabaseConnection, rows: &[Row]) -> Result<(), sea_orm::Db
             tenants.push(Value::from(Uuid::from(row.tenant_id)));
             devices.push(Value::from(Uuid::from(row.device_id)));
             times.push(Value::from(row.ts));
-            data.push(Value::from(
-                serde_json::Value::Object(row.values.clone()).to_string(),
-            ));
+            data.push(Value::from(values_json(row)));
         }
         let array = |kind, values: Vec<Value>| Value::Array(kind, Some(Box::new(values)));
         let values = vec![
@@ -228,16 +226,17 @@ async fn insert(db: &DatabaseConnection, rows: &[Row]) -> Result<(), sea_orm::Db
             values.push(Uuid::from(row.tenant_id).into());
             values.push(Uuid::from(row.device_id).into());
             values.push(row.ts.into());
-            values.push(
-                serde_json::Value::Object(row.values.clone())
-                    .to_string()
-                    .into(),
-            );
+            values.push(values_json(row).into());
         }
         db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
             .await?;
     }
     Ok(())
+}
+
+/// A row's values as JSON text (a map of JSON values always serialises).
+fn values_json(row: &Row) -> String {
+    serde_json::to_string(&row.values).unwrap_or_default()
 }
 
 /// Milliseconds since the Unix epoch, now.
