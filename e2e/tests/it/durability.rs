@@ -18,7 +18,7 @@ use stead_api_types::{TelemetrySeries, TimelineEvent};
 use stead_e2e::Client;
 use uuid::Uuid;
 
-use crate::harness::{Backend, pg_base_url, psql, redis_url, stead_bin};
+use crate::harness::{Backend, clean_up, pg_base_url, psql, redis_url, stead_bin};
 use crate::mqtt::device;
 use crate::mqtt_raw::{PUBACK, Raw};
 use crate::on_both_backends;
@@ -63,27 +63,7 @@ impl Storage {
 
 impl Drop for Storage {
     fn drop(&mut self) {
-        if let Some(name) = &self.database {
-            let _ = Command::new("psql")
-                .args([
-                    format!("{}/postgres", pg_base_url()).as_str(),
-                    "-qc",
-                    &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-                ])
-                .output();
-        }
-        if self.backend == Backend::Postgres
-            && let Ok(client) = redis::Client::open(redis_url())
-            && let Ok(mut conn) = client.get_connection()
-        {
-            let keys: Vec<String> = redis::cmd("KEYS")
-                .arg(format!("{}*", self.redis_prefix))
-                .query(&mut conn)
-                .unwrap_or_default();
-            if !keys.is_empty() {
-                let _: Result<(), _> = redis::cmd("DEL").arg(keys).query(&mut conn);
-            }
-        }
+        clean_up(self.backend, self.database.as_deref(), &self.redis_prefix);
     }
 }
 

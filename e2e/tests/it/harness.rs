@@ -366,30 +366,35 @@ pub struct TestTenant {
     pub admin: Client,
 }
 
+/// Drops a test's PostgreSQL database and deletes its Redis keys (a best effort: teardown).
+pub fn clean_up(backend: Backend, database: Option<&str>, redis_prefix: &str) {
+    if let Some(name) = database {
+        let _ = Command::new("psql")
+            .args([
+                format!("{}/postgres", pg_base_url()).as_str(),
+                "-qc",
+                &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            ])
+            .output();
+    }
+    if backend == Backend::Postgres
+        && let Ok(client) = redis::Client::open(redis_url())
+        && let Ok(mut conn) = client.get_connection()
+    {
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{redis_prefix}*"))
+            .query(&mut conn)
+            .unwrap_or_default();
+        if !keys.is_empty() {
+            let _: Result<(), _> = redis::cmd("DEL").arg(keys).query(&mut conn);
+        }
+    }
+}
+
 impl Drop for TestServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        if let Some(name) = &self.database {
-            let _ = Command::new("psql")
-                .args([
-                    format!("{}/postgres", pg_base_url()).as_str(),
-                    "-qc",
-                    &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-                ])
-                .output();
-        }
-        if self.backend == Backend::Postgres
-            && let Ok(client) = redis::Client::open(redis_url())
-            && let Ok(mut conn) = client.get_connection()
-        {
-            let keys: Vec<String> = redis::cmd("KEYS")
-                .arg(format!("{}*", self.redis_prefix))
-                .query(&mut conn)
-                .unwrap_or_default();
-            if !keys.is_empty() {
-                let _: Result<(), _> = redis::cmd("DEL").arg(keys).query(&mut conn);
-            }
-        }
+        clean_up(self.backend, self.database.as_deref(), &self.redis_prefix);
     }
 }
