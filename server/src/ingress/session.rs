@@ -5,6 +5,7 @@
 //! runtime (the `rt` handle): the ntex threads only parse, route and wait.
 
 use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 use std::sync::Arc;
 
 use ntex::util::Bytes;
@@ -19,6 +20,101 @@ pub use crate::ingest::Rejection;
 use crate::live::state::PresenceChange;
 use crate::telemetry;
 use crate::timeline::{self, EventKind};
+
+/// A device's MQTT connection: the session, the protocol's sink, and why the protocol layer
+/// ended it (set by the adapters, handed to the session when the connection goes away).
+pub struct Connection<S> {
+    pub inner: DeviceSession,
+    pub sink: S,
+    pub ended: Rc<Cell<Option<DisconnectReason>>>,
+}
+
+impl<S> Drop for Connection<S> {
+    fn drop(&mut self) {
+        if let Some(reason) = self.ended.get() {
+            self.inner.end_reason.set(Some(reason));
+        }
+    }
+}
+
+/// What a CONNECT carries that matters here.
+pub struct ConnectRequest {
+    pub peer: String,
+    pub token: String,
+    pub client_id: String,
+    pub will: Option<(String, Bytes)>,
+    pub protocol: &'static str,
+}
+
+/// Why a CONNECT is refused; each adapter answers it with its protocol's code.
+pub enum Refusal {
+    BadCredentials,
+    NotAuthorized,
+    Unavailable,
+}
+
+/// Authenticates a CONNECT, registers the session (taking over an older one) and records the
+/// connect. Answers the session and the channel on which it is told to end.
+pub async fn admit(
+    ctx: &Arc<IngressCtx>,
+    request: ConnectRequest,
+) -> Result<
+    (
+        DeviceSession,
+        tokio::sync::mpsc::UnboundedReceiver<DisconnectReason>,
+    ),
+    Refusal,
+> {
+    let peer = &request.peer;
+    if request.token.is_empty() {
+        ctx.connect_refused(peer, "no access token in the username", None);
+        return Err(Refusal::BadCredentials);
+    }
+    if request.token == "provision" {
+        ctx.connect_refused(peer, "device provisioning is not available yet", None);
+        return Err(Refusal::NotAuthorized);
+    }
+    let identity = match ctx.authenticate(&request.token).await {
+        Ok(Some(identity)) => identity,
+        Ok(None) => {
+            ctx.connect_refused(peer, "unknown or revoked access token", None);
+            return Err(Refusal::BadCredentials);
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "device authentication failed");
+            return Err(Refusal::Unavailable);
+        }
+    };
+    let (conn_id, kick) = ctx
+        .registry
+        .register(identity.device_id, identity.tenant_id);
+    let session = DeviceSession::new(
+        ctx.clone(),
+        identity.clone(),
+        conn_id,
+        request.peer.clone(),
+        request.client_id.clone(),
+        request.protocol,
+        ctx.device_limiter(&identity),
+    );
+    *session.will.borrow_mut() = request.will;
+    ctx.connected(
+        &identity,
+        &request.peer,
+        &request.client_id,
+        request.protocol,
+        conn_id,
+    );
+    Ok((session, kick))
+}
+
+/// The peer's address, for the timeline and the log.
+pub fn peer_of(io: &ntex::io::IoBoxed) -> String {
+    io.query::<ntex::io::types::PeerAddr>()
+        .get()
+        .map(|p| p.0.to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
 
 /// A message the platform sends back to the device right away.
 pub struct Reply {

@@ -11,21 +11,10 @@ use ntex_mqtt::Control;
 use ntex_mqtt::v3::{self, codec};
 use stead_api_types::DisconnectReason;
 
-use super::session::{DeviceSession, Rejection};
+use super::session::{ConnectRequest, Connection, Refusal, Rejection, admit, peer_of};
 use super::{Close, IngressCtx};
 
-pub struct V3Session {
-    pub inner: DeviceSession,
-    pub sink: v3::MqttSink,
-    pub ended: Rc<Cell<Option<DisconnectReason>>>,
-}
-
-fn peer_of(io: &ntex::io::IoBoxed) -> String {
-    io.query::<ntex::io::types::PeerAddr>()
-        .get()
-        .map(|p| p.0.to_string())
-        .unwrap_or_else(|| "unknown".into())
-}
+pub type V3Session = Connection<v3::MqttSink>;
 
 pub fn keep_alive_timeout(ctx: &IngressCtx, requested: u16) -> Seconds {
     let cfg = &ctx.state.config;
@@ -42,51 +31,28 @@ async fn handshake(
     ctx: Arc<IngressCtx>,
     hs: v3::Handshake,
 ) -> Result<v3::HandshakeAck<V3Session>, Close> {
-    let peer = peer_of(hs.io());
     let pkt = hs.packet();
-    let token = pkt
-        .username
-        .as_ref()
-        .map(|u| u.to_string())
-        .unwrap_or_default();
-    let client_id = pkt.client_id.to_string();
     let keep_alive = pkt.keep_alive;
-    let will = pkt
-        .last_will
-        .as_ref()
-        .map(|w| (w.topic.to_string(), w.message.clone()));
-    if token.is_empty() {
-        ctx.connect_refused(&peer, "no access token in the username", None);
-        return Ok(hs.bad_username_or_pwd());
-    }
-    if token == "provision" {
-        ctx.connect_refused(&peer, "device provisioning is not available yet", None);
-        return Ok(hs.not_authorized());
-    }
-    let identity = match ctx.authenticate(&token).await {
-        Ok(Some(identity)) => identity,
-        Ok(None) => {
-            ctx.connect_refused(&peer, "unknown or revoked access token", None);
-            return Ok(hs.bad_username_or_pwd());
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "device authentication failed");
-            return Ok(hs.service_unavailable());
-        }
+    let request = ConnectRequest {
+        peer: peer_of(hs.io()),
+        token: pkt
+            .username
+            .as_ref()
+            .map(|u| u.to_string())
+            .unwrap_or_default(),
+        client_id: pkt.client_id.to_string(),
+        will: pkt
+            .last_will
+            .as_ref()
+            .map(|w| (w.topic.to_string(), w.message.clone())),
+        protocol: "MQTT 3.1.1",
     };
-    let (conn_id, mut kick) = ctx
-        .registry
-        .register(identity.device_id, identity.tenant_id);
-    let session = DeviceSession::new(
-        ctx.clone(),
-        identity.clone(),
-        conn_id,
-        peer.clone(),
-        client_id.clone(),
-        "MQTT 3.1.1",
-        ctx.device_limiter(&identity),
-    );
-    *session.will.borrow_mut() = will;
+    let (session, mut kick) = match admit(&ctx, request).await {
+        Ok(admitted) => admitted,
+        Err(Refusal::BadCredentials) => return Ok(hs.bad_username_or_pwd()),
+        Err(Refusal::NotAuthorized) => return Ok(hs.not_authorized()),
+        Err(Refusal::Unavailable) => return Ok(hs.service_unavailable()),
+    };
     let sink = hs.sink();
     let ended = Rc::new(Cell::new(None));
     {
@@ -98,7 +64,6 @@ async fn handshake(
             }
         });
     }
-    ctx.connected(&identity, &peer, &client_id, "MQTT 3.1.1", conn_id);
     let timeout = keep_alive_timeout(&ctx, keep_alive);
     Ok(hs
         .ack(
@@ -110,14 +75,6 @@ async fn handshake(
             false,
         )
         .idle_timeout(timeout))
-}
-
-impl Drop for V3Session {
-    fn drop(&mut self) {
-        if let Some(reason) = self.ended.get() {
-            self.inner.end_reason.set(Some(reason));
-        }
-    }
 }
 
 pub async fn handshake_service(

@@ -11,22 +11,10 @@ use ntex_mqtt::Control;
 use ntex_mqtt::v5::{self, codec};
 use stead_api_types::DisconnectReason;
 
-use super::session::{DeviceSession, Rejection};
+use super::session::{ConnectRequest, Connection, Refusal, Rejection, admit, peer_of};
 use super::{Close, IngressCtx};
 
-pub struct V5Session {
-    pub inner: DeviceSession,
-    pub sink: v5::MqttSink,
-    pub ended: Rc<Cell<Option<DisconnectReason>>>,
-}
-
-impl Drop for V5Session {
-    fn drop(&mut self) {
-        if let Some(reason) = self.ended.get() {
-            self.inner.end_reason.set(Some(reason));
-        }
-    }
-}
+pub type V5Session = Connection<v5::MqttSink>;
 
 fn disconnect_code(reason: DisconnectReason) -> codec::DisconnectReasonCode {
     match reason {
@@ -42,56 +30,32 @@ async fn handshake(
     ctx: Arc<IngressCtx>,
     hs: v5::Handshake,
 ) -> Result<v5::HandshakeAck<V5Session>, Close> {
-    let peer = hs
-        .io()
-        .query::<ntex::io::types::PeerAddr>()
-        .get()
-        .map(|p| p.0.to_string())
-        .unwrap_or_else(|| "unknown".into());
     let pkt = hs.packet();
-    let token = pkt
-        .username
-        .as_ref()
-        .map(|u| u.to_string())
-        .unwrap_or_default();
-    let client_id = pkt.client_id.to_string();
     let keep_alive = pkt.keep_alive;
-    let will = pkt
-        .last_will
-        .as_ref()
-        .map(|w| (w.topic.to_string(), w.message.clone()));
-    if token.is_empty() {
-        ctx.connect_refused(&peer, "no access token in the username", None);
-        return Ok(hs.failed(codec::ConnectAckReason::BadUserNameOrPassword));
-    }
-    if token == "provision" {
-        ctx.connect_refused(&peer, "device provisioning is not available yet", None);
-        return Ok(hs.failed(codec::ConnectAckReason::NotAuthorized));
-    }
-    let identity = match ctx.authenticate(&token).await {
-        Ok(Some(identity)) => identity,
-        Ok(None) => {
-            ctx.connect_refused(&peer, "unknown or revoked access token", None);
+    let request = ConnectRequest {
+        peer: peer_of(hs.io()),
+        token: pkt
+            .username
+            .as_ref()
+            .map(|u| u.to_string())
+            .unwrap_or_default(),
+        client_id: pkt.client_id.to_string(),
+        will: pkt
+            .last_will
+            .as_ref()
+            .map(|w| (w.topic.to_string(), w.message.clone())),
+        protocol: "MQTT 5",
+    };
+    let (session, mut kick) = match admit(&ctx, request).await {
+        Ok(admitted) => admitted,
+        Err(Refusal::BadCredentials) => {
             return Ok(hs.failed(codec::ConnectAckReason::BadUserNameOrPassword));
         }
-        Err(e) => {
-            tracing::error!(error = %e, "device authentication failed");
+        Err(Refusal::NotAuthorized) => return Ok(hs.failed(codec::ConnectAckReason::NotAuthorized)),
+        Err(Refusal::Unavailable) => {
             return Ok(hs.failed(codec::ConnectAckReason::ServerUnavailable));
         }
     };
-    let (conn_id, mut kick) = ctx
-        .registry
-        .register(identity.device_id, identity.tenant_id);
-    let session = DeviceSession::new(
-        ctx.clone(),
-        identity.clone(),
-        conn_id,
-        peer.clone(),
-        client_id.clone(),
-        "MQTT 5",
-        ctx.device_limiter(&identity),
-    );
-    *session.will.borrow_mut() = will;
     let sink = hs.sink();
     let ended = Rc::new(Cell::new(None));
     {
@@ -107,7 +71,6 @@ async fn handshake(
             }
         });
     }
-    ctx.connected(&identity, &peer, &client_id, "MQTT 5", conn_id);
     let ka = super::v3::keep_alive_timeout(&ctx, keep_alive).0;
     let max_inflight = ctx.state.config.mqtt_max_inflight;
     let max_packet = ctx.state.config.mqtt_max_payload_bytes as u32 * 4 + 1024;
