@@ -88,6 +88,25 @@ pub async fn wait_css(b: &Browser, css: &str) -> fantoccini::elements::Element {
         .unwrap_or_else(|e| panic!("no {css} on the page: {e}"))
 }
 
+/// Fills in and submits the login form.
+pub async fn submit_login(b: &Browser, email: &str, password: &str) {
+    wait_css(b, "input[name=email]")
+        .await
+        .send_keys(email)
+        .await
+        .unwrap();
+    wait_css(b, "input[name=password]")
+        .await
+        .send_keys(password)
+        .await
+        .unwrap();
+    wait_css(b, "button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+}
+
 pub async fn wait_text(b: &Browser, css: &str, text: &str) {
     let started = Instant::now();
     loop {
@@ -125,21 +144,7 @@ async fn log_in_create_a_device_reload_and_log_out() {
 
     b.goto(&format!("{}/", server.base)).await.unwrap();
     // Not logged in: the console sends us to the login form.
-    wait_css(&b, "input[name=email]")
-        .await
-        .send_keys("admin@acme.example.com")
-        .await
-        .unwrap();
-    wait_css(&b, "input[name=password]")
-        .await
-        .send_keys("wrong-password-here")
-        .await
-        .unwrap();
-    wait_css(&b, "button[type=submit]")
-        .await
-        .click()
-        .await
-        .unwrap();
+    submit_login(&b, "admin@acme.example.com", "wrong-password-here").await;
     wait_text(&b, "[data-test=error]", "wrong e-mail or password").await;
 
     let password = wait_css(&b, "input[name=password]").await;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use fantoccini::{Client as Browser, Locator};
 use stead_api_types::CreatedDevice;
 
-use crate::browser::{Driver, browser, screenshot, wait_css, wait_text};
+use crate::browser::{Driver, browser, screenshot, submit_login, wait_css, wait_text};
 use crate::harness::{Backend, Options, TestServer};
 
 /// The MQTT port, from the server's `{"message":"mqtt listening","addr":...}` log line.
@@ -140,21 +140,7 @@ async fn telemetry_from_mosquitto_appears_live_on_the_device_page() {
 
     // Sign in through the form, then open the device from the list.
     b.goto(&format!("{}/devices", server.base)).await.unwrap();
-    wait_css(&b, "input[name=email]")
-        .await
-        .send_keys("admin@acme.example.com")
-        .await
-        .unwrap();
-    wait_css(&b, "input[name=password]")
-        .await
-        .send_keys("tenant-admin-password")
-        .await
-        .unwrap();
-    wait_css(&b, "button[type=submit]")
-        .await
-        .click()
-        .await
-        .unwrap();
+    submit_login(&b, "admin@acme.example.com", "tenant-admin-password").await;
     wait_text(&b, "[data-test=device-row]", "boiler-7").await;
     wait_css(&b, "[data-test=device-row]")
         .await

@@ -47,7 +47,7 @@ pub fn mosquitto_pub(port: u16, args: &[&str]) -> (bool, String) {
     (out.status.success(), text)
 }
 
-async fn timeline(c: &Client, id: uuid::Uuid) -> Vec<TimelineEvent> {
+pub async fn timeline(c: &Client, id: uuid::Uuid) -> Vec<TimelineEvent> {
     c.get(&format!("/api/v1/devices/{id}/timeline?limit=200"))
         .await
         .unwrap()

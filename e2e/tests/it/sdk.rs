@@ -10,10 +10,9 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use stead_api_types::{LatestTelemetry, TelemetrySeries, TimelineEvent};
-use stead_e2e::Client;
 
 use crate::harness::{Backend, TestServer, workspace_root};
-use crate::mqtt::device;
+use crate::mqtt::{device, timeline};
 use crate::on_both_backends;
 
 on_both_backends!(thingsboard_python_sdk_session);
@@ -70,14 +69,6 @@ async fn run_sdk_device(server: &TestServer, token: &str) -> serde_json::Value {
     let line = stdout.lines().last().unwrap_or_default();
     serde_json::from_str(line)
         .unwrap_or_else(|e| panic!("the SDK script printed no JSON line ({e}): {stdout}"))
-}
-
-async fn timeline(c: &Client, id: uuid::Uuid) -> Vec<TimelineEvent> {
-    c.get(&format!("/api/v1/devices/{id}/timeline?limit=200"))
-        .await
-        .unwrap()
-        .ok()
-        .unwrap()
 }
 
 async fn thingsboard_python_sdk_session(backend: Backend) {
