@@ -352,7 +352,7 @@ async fn create_one(
         if reply.status.is_success() {
             let created: CreatedDevice = reply.ok()?;
             return Ok(DeviceSpec {
-                token: created.access_token,
+                token: created.access_token.unwrap_or_default(),
                 id: Some(created.device.id),
                 name: Some(created.device.name),
             });

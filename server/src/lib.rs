@@ -6,18 +6,22 @@
 //! module owns the edge: route table, extractors, the one error type. `app` wires the roles.
 
 pub mod app;
+pub mod attributes;
 pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod db;
 pub mod devices;
 pub mod error;
+pub mod groups;
 pub mod http;
 pub mod ids;
 pub mod ingest;
 pub mod ingress;
 pub mod live;
 pub mod observability;
+pub mod profiles;
+pub mod rpc;
 pub mod secret;
 pub mod telemetry;
 pub mod tenants;

@@ -25,6 +25,12 @@ pub enum EventKind {
     MessageRejected,
     SubscriptionRefused,
     CredentialsRotated,
+    /// A command (RPC) was sent or changed state.
+    Command,
+    /// The device's credentials were revoked, or it was disabled or enabled.
+    Credentials,
+    /// Provisioned itself.
+    Provisioned,
 }
 
 impl EventKind {
@@ -36,6 +42,9 @@ impl EventKind {
             EventKind::MessageRejected => "message_rejected",
             EventKind::SubscriptionRefused => "subscription_refused",
             EventKind::CredentialsRotated => "credentials_rotated",
+            EventKind::Command => "command",
+            EventKind::Credentials => "credentials",
+            EventKind::Provisioned => "provisioned",
         }
     }
 }

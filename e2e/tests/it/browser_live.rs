@@ -132,7 +132,7 @@ async fn telemetry_from_mosquitto_appears_live_on_the_device_page() {
         .unwrap()
         .ok()
         .unwrap();
-    let token = created.access_token.clone();
+    let token = created.access_token.clone().unwrap().clone();
 
     let driver = Driver::start();
     let profile = tempfile::tempdir().unwrap();

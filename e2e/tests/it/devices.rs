@@ -23,7 +23,11 @@ async fn device_lifecycle(backend: Backend) {
         .unwrap();
     assert_eq!(r.status, 201, "{:?}", r.body);
     let created: CreatedDevice = r.ok().unwrap();
-    assert_eq!(created.access_token.len(), 43, "256 bits, base64url");
+    assert_eq!(
+        created.access_token.clone().unwrap().len(),
+        43,
+        "256 bits, base64url"
+    );
     let d = &created.device;
     assert_eq!(
         (
@@ -39,7 +43,12 @@ async fn device_lifecycle(backend: Backend) {
     let path = format!("/api/v1/devices/{}", d.id);
     let read = c.get(&path).await.unwrap();
     assert_eq!(read.status, 200);
-    assert!(!read.body.to_string().contains(&created.access_token));
+    assert!(
+        !read
+            .body
+            .to_string()
+            .contains(&created.access_token.clone().unwrap())
+    );
     assert!(read.body.get("access_token").is_none());
 
     let dup = c
@@ -110,7 +119,10 @@ async fn device_lifecycle(backend: Backend) {
         .unwrap()
         .ok()
         .unwrap();
-    assert_ne!(rotated.access_token, created.access_token);
+    assert_ne!(
+        rotated.access_token.clone().unwrap(),
+        created.access_token.clone().unwrap()
+    );
     if let Some(db) = &server.database {
         let stored = psql(
             db,
@@ -118,16 +130,16 @@ async fn device_lifecycle(backend: Backend) {
         );
         assert_eq!(
             stored,
-            sha256_hex(&rotated.access_token),
+            sha256_hex(&rotated.access_token.clone().unwrap()),
             "stored as SHA-256 of the new token"
         );
         let dump = psql(db, "SELECT string_agg(token_hash, ',') FROM devices");
         assert!(
-            !dump.contains(&sha256_hex(&created.access_token)),
+            !dump.contains(&sha256_hex(&created.access_token.clone().unwrap())),
             "the old token no longer exists"
         );
         assert!(
-            !dump.contains(&rotated.access_token),
+            !dump.contains(&rotated.access_token.clone().unwrap()),
             "never stored in clear"
         );
     }

@@ -28,7 +28,7 @@ pub async fn device(client: &Client, name: &str) -> (uuid::Uuid, String) {
         .unwrap()
         .ok()
         .unwrap();
-    (created.device.id, created.access_token)
+    (created.device.id, created.access_token.clone().unwrap())
 }
 
 /// Runs mosquitto_pub; answers (success, stdout + stderr).
@@ -557,7 +557,13 @@ async fn revocation_ends_sessions_at_once(backend: Backend) {
     );
     let (_, code) = Raw::connect(&server.mqtt, &token, 30, None).await;
     assert_eq!(code, 4, "old token: bad user name or password");
-    let (mut raw, code) = Raw::connect(&server.mqtt, &rotated.access_token, 30, None).await;
+    let (mut raw, code) = Raw::connect(
+        &server.mqtt,
+        &rotated.access_token.clone().unwrap(),
+        30,
+        None,
+    )
+    .await;
     assert_eq!(code, 0, "the new token works");
     eventually("revocation on the timeline", || async {
         timeline(c, id)
@@ -581,7 +587,13 @@ async fn revocation_ends_sessions_at_once(backend: Backend) {
         raw.closed_within(Duration::from_secs(1)).await.is_some(),
         "session ended within 1 s of suspension"
     );
-    let (_, code) = Raw::connect(&server.mqtt, &rotated.access_token, 30, None).await;
+    let (_, code) = Raw::connect(
+        &server.mqtt,
+        &rotated.access_token.clone().unwrap(),
+        30,
+        None,
+    )
+    .await;
     assert_ne!(code, 0, "a suspended tenant's device is refused");
     platform
         .patch(
@@ -594,7 +606,13 @@ async fn revocation_ends_sessions_at_once(backend: Backend) {
         .unwrap();
 
     // Deleting the device ends its session too.
-    let (mut raw, code) = Raw::connect(&server.mqtt, &rotated.access_token, 30, None).await;
+    let (mut raw, code) = Raw::connect(
+        &server.mqtt,
+        &rotated.access_token.clone().unwrap(),
+        30,
+        None,
+    )
+    .await;
     assert_eq!(code, 0);
     assert_eq!(
         c.delete(&format!("/api/v1/devices/{id}"))
@@ -607,7 +625,13 @@ async fn revocation_ends_sessions_at_once(backend: Backend) {
         raw.closed_within(Duration::from_secs(1)).await.is_some(),
         "session ended within 1 s of deletion"
     );
-    let (_, code) = Raw::connect(&server.mqtt, &rotated.access_token, 30, None).await;
+    let (_, code) = Raw::connect(
+        &server.mqtt,
+        &rotated.access_token.clone().unwrap(),
+        30,
+        None,
+    )
+    .await;
     assert_eq!(code, 4);
 
     // A malformed packet ends only that connection.

@@ -80,7 +80,7 @@ async fn health_readiness_metrics_and_clean_logs(backend: Backend) {
         server.admin_password.as_str(),
         "tenant-admin-password",
         "a-wrong-password",
-        device.access_token.as_str(),
+        device.access_token.as_deref().unwrap(),
         tokens.refresh_token.as_str(),
         tokens.access_token.as_str(),
         server.jwt_secret.as_str(),

@@ -230,6 +230,15 @@ pub struct Device {
     #[serde(rename = "type")]
     pub device_type: Option<String>,
     pub metadata: serde_json::Value,
+    /// The device profile it follows (every tenant has a default one).
+    pub profile_id: Uuid,
+    pub credentials_type: CredentialsType,
+    /// When the credentials stop working, if they expire.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_expire_at: Option<DateTime<Utc>>,
+    /// Set while the device is disabled (quarantined): it cannot connect and its data is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_reason: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -244,6 +253,15 @@ pub struct CreateDevice {
     pub device_type: Option<String>,
     #[serde(default)]
     pub metadata: Option<serde_json::Value>,
+    /// The tenant's default profile when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile_id: Option<Uuid>,
+    /// Groups to put the device in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<Uuid>>,
+    /// An access token is generated when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<SetCredentials>,
 }
 
 /// `PATCH /api/v1/devices/{id}`: absent fields stay as they are; `null` clears `label` and `type`.
@@ -267,19 +285,90 @@ pub struct UpdateDevice {
     pub device_type: Option<Option<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile_id: Option<Uuid>,
 }
 
-/// A device just created: its access token is shown this once and stored only as a hash.
+/// A device just created: its secret (access token or MQTT password) is shown this once and stored
+/// only as a hash.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CreatedDevice {
     pub device: Device,
-    pub access_token: String,
+    /// Set for access-token devices.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token: Option<String>,
+    /// Set for MQTT-basic devices.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mqtt_basic: Option<MqttBasicCredentials>,
 }
 
-/// `POST /api/v1/devices/{id}/credentials/rotate`: the new token, shown this once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialsType {
+    AccessToken,
+    MqttBasic,
+    /// Revoked: the device cannot connect until it gets new credentials.
+    None,
+}
+
+/// MQTT basic credentials: user name and password, and a client id when one is required.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttBasicCredentials {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    pub username: String,
+    pub password: String,
+}
+
+/// `PUT /api/v1/devices/{id}/credentials` (and `credentials` when creating a device): the new
+/// credentials. A secret left out is generated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SetCredentials {
+    AccessToken {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expires_at: Option<DateTime<Utc>>,
+    },
+    MqttBasic {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_id: Option<String>,
+        username: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        password: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expires_at: Option<DateTime<Utc>>,
+    },
+}
+
+/// New credentials (rotate, set): the secret is shown this once.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeviceCredentials {
-    pub access_token: String,
+    pub credentials_type: CredentialsType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mqtt_basic: Option<MqttBasicCredentials>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// `POST /api/v1/devices/{id}/disable`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DisableDevice {
+    pub reason: String,
+}
+
+/// Query of `GET /api/v1/devices/credentials/expiring`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpiringQuery {
+    /// Credentials that expire within this many days (default 30), expired ones included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub within_days: Option<u32>,
 }
 
 /// Query of `GET /api/v1/devices`.
@@ -296,6 +385,18 @@ pub struct DeviceListQuery {
     /// `name`, `label`, `created_at` or `updated_at`; a leading `-` sorts descending.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sort: Option<String>,
+    /// Only devices of this profile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<Uuid>,
+    /// Only devices in this group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<Uuid>,
+    /// Only devices with exactly this label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// Only devices online (`true`) or offline (`false`) now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub online: Option<bool>,
 }
 
 /// Query of the other listings (`/users`, `/tenants`).
@@ -427,6 +528,10 @@ pub enum DisconnectReason {
     ConnectionLost,
     /// MQTT 3.1.1 only: a QoS 1 message over the rate limit cannot be refused on its own.
     RateLimited,
+    /// Silent for longer than its profile's inactivity timeout.
+    Inactive,
+    /// The device was disabled (quarantined).
+    Disabled,
 }
 
 /// `GET /api/v1/devices/{id}/presence`.
@@ -474,4 +579,399 @@ pub struct ConnectionInfo {
     /// The MQTT host devices should use; `None` means "the host this console was loaded from".
     pub mqtt_host: Option<String>,
     pub mqtt_port: u16,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Device management: profiles, groups, attributes, commands, import
+
+/// How devices of a profile may provision themselves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProvisionStrategy {
+    /// No provisioning.
+    #[default]
+    Disabled,
+    /// A device with the key and secret may create itself.
+    AllowCreate,
+    /// Only devices created beforehand (by name) may fetch their credentials.
+    PreProvisioned,
+}
+
+/// Rate-limit overrides for a profile's devices (`count:seconds[,count:seconds…]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileLimits {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_messages: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_data_points: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeviceProfile {
+    pub id: Uuid,
+    pub name: String,
+    pub description: Option<String>,
+    pub is_default: bool,
+    pub provision_strategy: ProvisionStrategy,
+    /// Public part of the provisioning pair; the secret is shown once when generated.
+    pub provision_key: Option<String>,
+    /// A device silent for longer is marked offline with reason "inactive".
+    pub inactivity_timeout_secs: Option<u64>,
+    pub limits: ProfileLimits,
+    pub device_count: u64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateProfile {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provision_strategy: Option<ProvisionStrategy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inactivity_timeout_secs: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<ProfileLimits>,
+}
+
+/// `PATCH /api/v1/profiles/{id}`: absent fields stay; `null` clears the nullable ones.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateProfile {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "double_option"
+    )]
+    pub description: Option<Option<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provision_strategy: Option<ProvisionStrategy>,
+    /// Issues a new provisioning key and secret (the old pair stops working).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub regenerate_provision_secret: bool,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "double_option"
+    )]
+    pub inactivity_timeout_secs: Option<Option<u64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<ProfileLimits>,
+    /// Makes this the tenant's default profile.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub make_default: bool,
+}
+
+/// A profile just saved; `provision_secret` is set only when a new secret was generated, and is
+/// shown this once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SavedProfile {
+    pub profile: DeviceProfile,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provision_secret: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeviceGroup {
+    pub id: Uuid,
+    pub name: String,
+    pub description: Option<String>,
+    pub device_count: u64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateGroup {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateGroup {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "double_option"
+    )]
+    pub description: Option<Option<String>>,
+}
+
+/// `POST /api/v1/groups/{id}/devices` and `…/devices/remove`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupDevices {
+    pub device_ids: Vec<Uuid>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttributeScope {
+    /// Reported by the device.
+    Client,
+    /// Set by people or integrations, pushed to the device.
+    Shared,
+    /// Platform only; the device never sees it.
+    Server,
+}
+
+impl AttributeScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttributeScope::Client => "client",
+            AttributeScope::Shared => "shared",
+            AttributeScope::Server => "server",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<AttributeScope> {
+        match s {
+            "client" => Some(AttributeScope::Client),
+            "shared" => Some(AttributeScope::Shared),
+            "server" => Some(AttributeScope::Server),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attribute {
+    pub scope: AttributeScope,
+    pub key: String,
+    pub value: serde_json::Value,
+    /// Counts the changes of this key, from 1.
+    pub version: u64,
+    /// Milliseconds since the epoch.
+    pub updated_at: i64,
+}
+
+/// Query of `GET /api/v1/devices/{id}/attributes` and of the attribute deletes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttributeQuery {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<AttributeScope>,
+    /// Comma-separated keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys: Option<String>,
+}
+
+/// How many devices a bulk action changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BulkResult {
+    pub devices: u64,
+}
+
+/// The life of a command (RPC), as ThingsBoard names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RpcStatus {
+    /// Waiting for the device (offline, or not subscribed yet).
+    Queued,
+    /// Published to the device.
+    Sent,
+    /// The device acknowledged it (the last state of a one-way command).
+    Delivered,
+    /// The device answered (two-way).
+    Successful,
+    /// No answer in time, retries used up.
+    Timeout,
+    /// Not delivered before it expired.
+    Expired,
+    /// Could not be delivered, or the device answered with an error.
+    Failed,
+}
+
+impl RpcStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RpcStatus::Queued => "QUEUED",
+            RpcStatus::Sent => "SENT",
+            RpcStatus::Delivered => "DELIVERED",
+            RpcStatus::Successful => "SUCCESSFUL",
+            RpcStatus::Timeout => "TIMEOUT",
+            RpcStatus::Expired => "EXPIRED",
+            RpcStatus::Failed => "FAILED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RpcStatus> {
+        [
+            RpcStatus::Queued,
+            RpcStatus::Sent,
+            RpcStatus::Delivered,
+            RpcStatus::Successful,
+            RpcStatus::Timeout,
+            RpcStatus::Expired,
+            RpcStatus::Failed,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+    }
+
+    /// Whether nothing more will happen to the command.
+    pub fn is_final(self) -> bool {
+        !matches!(self, RpcStatus::Queued | RpcStatus::Sent)
+    }
+}
+
+/// `POST /api/v1/devices/{id}/rpc`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendRpc {
+    pub method: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params: Option<serde_json::Value>,
+    /// One-way: no answer expected; done once the device acknowledges it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub oneway: bool,
+    /// Persistent: queued while the device is offline, delivered when it connects; the call
+    /// answers at once (202) with the queued command.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub persistent: bool,
+    /// How long to wait for the device's answer (default 10 s, at most 10 min).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// Persistent commands: how long they may wait for the device (default 1 day, at most 30).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiration_ms: Option<u64>,
+    /// Persistent commands: how many times to resend after a timeout (default 0, at most 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RpcCommand {
+    pub id: Uuid,
+    pub device_id: Uuid,
+    /// The id on the device's topic `v1/devices/me/rpc/request/{request_id}`.
+    pub request_id: u32,
+    pub method: String,
+    pub params: serde_json::Value,
+    pub oneway: bool,
+    pub persistent: bool,
+    pub status: RpcStatus,
+    pub timeout_ms: u64,
+    pub expires_at: i64,
+    pub retries_left: u32,
+    pub created_by: String,
+    pub created_at: i64,
+    pub sent_at: Option<i64>,
+    pub delivered_at: Option<i64>,
+    pub completed_at: Option<i64>,
+    /// The device's answer (two-way).
+    pub response: Option<serde_json::Value>,
+    pub error: Option<String>,
+}
+
+/// What one CSV row would do, or did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImportOutcome {
+    Create,
+    Update,
+    Unchanged,
+    Error,
+}
+
+/// One row of an import report. `line` counts the CSV's lines from 1 (the header is line 1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImportRowReport {
+    pub line: u64,
+    pub name: String,
+    pub outcome: ImportOutcome,
+    /// For errors: the column at fault, when one is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportCounts {
+    pub total: u64,
+    pub processed: u64,
+    pub created: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    pub failed: u64,
+}
+
+/// `POST /api/v1/devices/import?dry_run=true`: what the file would do; nothing is changed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImportReport {
+    pub counts: ImportCounts,
+    pub rows: Vec<ImportRowReport>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImportStatus {
+    Running,
+    Finished,
+    Failed,
+}
+
+/// An import run (`POST /api/v1/devices/import` answers it at once; it runs in the background).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImportJob {
+    pub id: Uuid,
+    pub status: ImportStatus,
+    pub counts: ImportCounts,
+    /// Rows that were not imported, with the reason.
+    pub errors: Vec<ImportRowReport>,
+    /// Whether generated credentials are waiting at `…/credentials.csv` (downloadable once).
+    pub credentials_available: bool,
+    pub created_by: String,
+    pub created_at: i64,
+    pub finished_at: Option<i64>,
+}
+
+/// Query of `POST /api/v1/devices/import`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportQuery {
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
+}
+
+/// `POST /api/v1/devices/bulk`: one action on a selection of devices or on a whole group.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BulkAction {
+    /// The devices, or…
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_ids: Option<Vec<Uuid>>,
+    /// …every device of this group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<Uuid>,
+    pub action: BulkOperation,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum BulkOperation {
+    SetAttributes {
+        scope: AttributeScope,
+        values: serde_json::Map<String, serde_json::Value>,
+    },
+    AddToGroup {
+        group_id: Uuid,
+    },
+    Disable {
+        reason: String,
+    },
+    Enable,
+    Delete,
 }

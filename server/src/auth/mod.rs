@@ -31,15 +31,19 @@ pub enum Permission {
     UsersManage,
     DevicesRead,
     DevicesWrite,
+    ProfilesManage,
+    CommandsSend,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 5] = [
+    pub const ALL: [Permission; 7] = [
         Permission::TenantsManage,
         Permission::UsersRead,
         Permission::UsersManage,
         Permission::DevicesRead,
         Permission::DevicesWrite,
+        Permission::ProfilesManage,
+        Permission::CommandsSend,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -49,6 +53,8 @@ impl Permission {
             Permission::UsersManage => "users.manage",
             Permission::DevicesRead => "devices.read",
             Permission::DevicesWrite => "devices.write",
+            Permission::ProfilesManage => "profiles.manage",
+            Permission::CommandsSend => "commands.send",
         }
     }
 
@@ -58,9 +64,17 @@ impl Permission {
         match role {
             Role::PlatformAdmin => matches!(self, TenantsManage),
             Role::TenantAdmin => {
-                matches!(self, UsersRead | UsersManage | DevicesRead | DevicesWrite)
+                matches!(
+                    self,
+                    UsersRead
+                        | UsersManage
+                        | DevicesRead
+                        | DevicesWrite
+                        | ProfilesManage
+                        | CommandsSend
+                )
             }
-            Role::Operator => matches!(self, DevicesRead | DevicesWrite),
+            Role::Operator => matches!(self, DevicesRead | DevicesWrite | CommandsSend),
             Role::Viewer => matches!(self, DevicesRead),
         }
     }
@@ -93,7 +107,9 @@ pub mod perm {
         UsersRead,
         UsersManage,
         DevicesRead,
-        DevicesWrite
+        DevicesWrite,
+        ProfilesManage,
+        CommandsSend
     );
 }
 

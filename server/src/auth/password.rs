@@ -6,7 +6,13 @@ use argon2::{Argon2, PasswordHasher as _, PasswordVerifier as _};
 use crate::users::Password;
 
 pub async fn hash(password: &Password) -> anyhow::Result<String> {
-    let password = password.expose().to_owned();
+    hash_secret(password.expose()).await
+}
+
+/// argon2id of any secret (people's passwords go through `hash`, which takes a checked
+/// `Password`; devices' MQTT passwords have their own rules).
+pub async fn hash_secret(password: &str) -> anyhow::Result<String> {
+    let password = password.to_owned();
     tokio::task::spawn_blocking(move || {
         let hash: argon2::PasswordHash = Argon2::default()
             .hash_password(password.as_bytes())

@@ -109,7 +109,7 @@ async fn post_attributes(
     }
     .await
     .map_err(|r| refused(&state, &device, "attributes", r))?;
-    super::attributes::set_client(&state.db, &device, values, now).await?;
+    crate::attributes::set_client(&state.db, &device, values, now).await?;
     Ok(HttpResponse::Ok().finish())
 }
 
@@ -134,7 +134,7 @@ async fn get_attributes(
                 .collect()
         })
     };
-    let answer = super::attributes::answer_request(
+    let answer = crate::attributes::answer_request(
         &state.db,
         &device,
         split(&q.client_keys),

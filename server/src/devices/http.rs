@@ -37,6 +37,10 @@ async fn list(
             per_page,
             search: query.search,
             sort: query.sort,
+            profile: query.profile,
+            group: query.group,
+            label: query.label,
+            online: query.online,
         },
     )
     .await?;
@@ -53,7 +57,7 @@ async fn create(
     scope: TenantScope<DevicesWrite>,
     Json(body): Json<CreateDevice>,
 ) -> ApiResult<HttpResponse> {
-    let (device, access_token) = repo::create(&state.db, &scope.ctx, body).await?;
+    let (device, credentials) = repo::create(&state.db, &scope.ctx, body).await?;
     audit::record(
         &state.db,
         Some(scope.ctx.tenant_id()),
@@ -66,7 +70,8 @@ async fn create(
     .await?;
     Ok(HttpResponse::Created().json(CreatedDevice {
         device: repo::to_api(device),
-        access_token,
+        access_token: credentials.access_token,
+        mqtt_basic: credentials.mqtt_basic,
     }))
 }
 
@@ -125,14 +130,14 @@ async fn rotate(
     scope: TenantScope<DevicesWrite>,
     id: web::Path<Uuid>,
 ) -> ApiResult<web::Json<DeviceCredentials>> {
-    let access_token = repo::rotate_token(&state.db, &scope.ctx, DeviceId(*id)).await?;
+    let credentials = repo::rotate_credentials(&state.db, &scope.ctx, DeviceId(*id)).await?;
     // The old token stops working now, on this node's cache and its live session.
     state.sessions.revoke_device(DeviceId(*id));
     state.timeline.record_for(
         scope.ctx.tenant_id(),
         DeviceId(*id),
         crate::timeline::EventKind::CredentialsRotated,
-        format!("Access token rotated by {}", scope.actor.email),
+        format!("Credentials rotated by {}", scope.actor.email),
         serde_json::json!({"by": scope.actor.email}),
     );
     audit::record(
@@ -145,5 +150,5 @@ async fn rotate(
         serde_json::json!({}),
     )
     .await?;
-    Ok(web::Json(DeviceCredentials { access_token }))
+    Ok(web::Json(credentials))
 }

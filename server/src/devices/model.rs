@@ -16,6 +16,18 @@ pub struct Model {
     pub token_hash: String,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    pub profile_id: Option<Uuid>,
+    /// `access_token`, `mqtt_basic` or `none` (revoked).
+    pub credentials_type: String,
+    pub mqtt_client_id: Option<String>,
+    pub mqtt_username: Option<String>,
+    /// argon2id hash of the MQTT basic password.
+    pub mqtt_password_hash: Option<String>,
+    /// Milliseconds since the epoch.
+    pub credentials_expire_at: Option<i64>,
+    pub disabled_reason: Option<String>,
+    /// Mirrors the live presence, for filtering the device list.
+    pub online: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

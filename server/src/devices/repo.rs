@@ -4,21 +4,37 @@
 use chrono::Utc;
 use sea_orm::entity::prelude::*;
 use sea_orm::sea_query::{ExprTrait as _, Func, LikeExpr};
-use sea_orm::{ActiveValue::Set, Condition, PaginatorTrait, QueryOrder};
-use stead_api_types::{CreateDevice, TenantStatus, UpdateDevice};
+use sea_orm::{ActiveValue::Set, Condition, PaginatorTrait, QueryOrder, TransactionTrait};
+use stead_api_types::{
+    CreateDevice, CredentialsType, DeviceCredentials, SetCredentials, TenantStatus, UpdateDevice,
+};
 
 use super::model::{self, Entity as Devices};
 use crate::auth::{TenantCtx, tokens};
 use crate::error::{Error, Result};
 use crate::ids::{DeviceId, TenantId};
 
+pub fn credentials_type_of(d: &model::Model) -> CredentialsType {
+    match d.credentials_type.as_str() {
+        "mqtt_basic" => CredentialsType::MqttBasic,
+        "none" => CredentialsType::None,
+        _ => CredentialsType::AccessToken,
+    }
+}
+
 pub fn to_api(d: model::Model) -> stead_api_types::Device {
     stead_api_types::Device {
+        credentials_type: credentials_type_of(&d),
         id: d.id,
         name: d.name,
         label: d.label,
         device_type: d.device_type,
         metadata: d.metadata,
+        profile_id: d.profile_id.unwrap_or_default(),
+        credentials_expire_at: d
+            .credentials_expire_at
+            .and_then(chrono::DateTime::from_timestamp_millis),
+        disabled_reason: d.disabled_reason,
         created_at: d.created_at,
         updated_at: d.updated_at,
     }
@@ -81,30 +97,72 @@ fn name_taken(name: &str) -> impl FnOnce(DbErr) -> Error + '_ {
     }
 }
 
-/// Creates a device; answers it with its access token, which is never stored.
+/// Creates a device in its profile (the tenant's default unless named) and groups; answers it
+/// with its credentials, whose secret is never stored.
 pub async fn create(
     db: &DatabaseConnection,
     ctx: &TenantCtx,
     body: CreateDevice,
-) -> Result<(model::Model, String)> {
+) -> Result<(model::Model, DeviceCredentials)> {
     let name = parse_name(&body.name)?;
-    let token = tokens::random_token();
+    let label = parse_optional(body.label, "label", 256)?;
+    let device_type = parse_optional(body.device_type, "type", 64)?;
+    let metadata = parse_metadata(body.metadata)?;
+    let profile = crate::profiles::repo::resolve(db, ctx, body.profile_id).await?;
+    let groups = match &body.groups {
+        Some(ids) => {
+            let mut found = Vec::with_capacity(ids.len());
+            for id in ids {
+                found.push(
+                    crate::groups::repo::get(db, ctx, *id)
+                        .await
+                        .map_err(|_| {
+                            Error::invalid(
+                                "unknown_group",
+                                "groups",
+                                format!("no group {id} in this tenant"),
+                            )
+                        })?
+                        .id,
+                );
+            }
+            found
+        }
+        None => Vec::new(),
+    };
+    let issued = super::credentials::issue(body.credentials).await?;
     let now = Utc::now();
+    let txn = db.begin().await?;
     let device = model::ActiveModel {
         id: Set(DeviceId::new().0),
         tenant_id: Set(ctx.tenant_id().0),
         name: Set(name.clone()),
-        label: Set(parse_optional(body.label, "label", 256)?),
-        device_type: Set(parse_optional(body.device_type, "type", 64)?),
-        metadata: Set(parse_metadata(body.metadata)?),
-        token_hash: Set(tokens::hash_token(&token)),
+        label: Set(label),
+        device_type: Set(device_type),
+        metadata: Set(metadata),
+        token_hash: Set(issued.token_hash),
         created_at: Set(now),
         updated_at: Set(now),
+        profile_id: Set(Some(profile.id)),
+        credentials_type: Set(issued.credentials_type.into()),
+        mqtt_client_id: Set(issued.mqtt_client_id),
+        mqtt_username: Set(issued.mqtt_username.clone()),
+        mqtt_password_hash: Set(issued.mqtt_password_hash),
+        credentials_expire_at: Set(issued.expire_at),
+        disabled_reason: Set(None),
+        online: Set(false),
     }
-    .insert(db)
+    .insert(&txn)
     .await
-    .map_err(name_taken(&name))?;
-    Ok((device, token))
+    .map_err(|e| match &issued.mqtt_username {
+        Some(_) if e.to_string().contains("mqtt_username") => super::credentials::username_taken(e),
+        _ => name_taken(&name)(e),
+    })?;
+    for group in groups {
+        crate::groups::repo::add(&txn, ctx, group, &[device.id]).await?;
+    }
+    txn.commit().await?;
+    Ok((device, issued.shown))
 }
 
 pub async fn get(db: &DatabaseConnection, ctx: &TenantCtx, id: DeviceId) -> Result<model::Model> {
@@ -120,6 +178,10 @@ pub struct ListQuery {
     pub per_page: u64,
     pub search: Option<String>,
     pub sort: Option<String>,
+    pub profile: Option<Uuid>,
+    pub group: Option<Uuid>,
+    pub label: Option<String>,
+    pub online: Option<bool>,
 }
 
 pub async fn list(
@@ -143,6 +205,29 @@ pub async fn list(
             Condition::any()
                 .add(like(model::Column::Name))
                 .add(like(model::Column::Label)),
+        );
+    }
+    if let Some(profile) = q.profile {
+        select = select.filter(model::Column::ProfileId.eq(profile));
+    }
+    if let Some(label) = q.label.as_deref().map(str::trim) {
+        select = select.filter(model::Column::Label.eq(label));
+    }
+    if let Some(online) = q.online {
+        select = select.filter(model::Column::Online.eq(online));
+    }
+    if let Some(group) = q.group {
+        use crate::groups::model::member;
+        use sea_orm::sea_query::Query;
+        select = select.filter(
+            model::Column::Id.in_subquery(
+                Query::select()
+                    .column(member::Column::DeviceId)
+                    .from(member::Entity)
+                    .and_where(member::Column::GroupId.eq(group))
+                    .and_where(member::Column::TenantId.eq(ctx.tenant_id().0))
+                    .to_owned(),
+            ),
         );
     }
     let sort = q.sort.as_deref().unwrap_or("name");
@@ -198,6 +283,13 @@ pub async fn update(
     if body.metadata.is_some() {
         active.metadata = Set(parse_metadata(body.metadata)?);
     }
+    if let Some(profile) = body.profile_id {
+        active.profile_id = Set(Some(
+            crate::profiles::repo::resolve(db, ctx, Some(profile))
+                .await?
+                .id,
+        ));
+    }
     active.updated_at = Set(Utc::now());
     active.update(db).await.map_err(name_taken(&name))
 }
@@ -214,19 +306,56 @@ pub async fn delete(db: &DatabaseConnection, ctx: &TenantCtx, id: DeviceId) -> R
     Ok(())
 }
 
-/// Issues a new access token; the old one stops working at once.
-pub async fn rotate_token(
+/// Replaces a device's credentials; the old ones stop working at once (the caller ends its
+/// session).
+pub async fn set_credentials(
     db: &DatabaseConnection,
     ctx: &TenantCtx,
     id: DeviceId,
-) -> Result<String> {
+    set: SetCredentials,
+) -> Result<DeviceCredentials> {
     let device = get(db, ctx, id).await?;
-    let token = tokens::random_token();
+    let issued = super::credentials::issue(Some(set)).await?;
     let mut active: model::ActiveModel = device.into();
-    active.token_hash = Set(tokens::hash_token(&token));
+    active.credentials_type = Set(issued.credentials_type.into());
+    active.token_hash = Set(issued.token_hash);
+    active.mqtt_client_id = Set(issued.mqtt_client_id);
+    active.mqtt_username = Set(issued.mqtt_username);
+    active.mqtt_password_hash = Set(issued.mqtt_password_hash);
+    active.credentials_expire_at = Set(issued.expire_at);
     active.updated_at = Set(Utc::now());
-    active.update(db).await?;
-    Ok(token)
+    active
+        .update(db)
+        .await
+        .map_err(super::credentials::username_taken)?;
+    Ok(issued.shown)
+}
+
+/// Issues a new secret of the same kind (a new access token, or a new MQTT password for the same
+/// user name and client id); the expiry stays.
+pub async fn rotate_credentials(
+    db: &DatabaseConnection,
+    ctx: &TenantCtx,
+    id: DeviceId,
+) -> Result<DeviceCredentials> {
+    let device = get(db, ctx, id).await?;
+    let expires_at = device
+        .credentials_expire_at
+        .filter(|t| *t > Utc::now().timestamp_millis())
+        .and_then(chrono::DateTime::from_timestamp_millis);
+    let set = match (credentials_type_of(&device), device.mqtt_username) {
+        (CredentialsType::MqttBasic, Some(username)) => SetCredentials::MqttBasic {
+            client_id: device.mqtt_client_id,
+            username,
+            password: None,
+            expires_at,
+        },
+        _ => SetCredentials::AccessToken {
+            token: None,
+            expires_at,
+        },
+    };
+    set_credentials(db, ctx, id, set).await
 }
 
 /// A device that proved who it is.

@@ -21,6 +21,10 @@ fn api(cfg: &mut web::ServiceConfig) {
         .configure(crate::tenants::http::routes)
         .configure(crate::users::http::routes)
         .configure(crate::devices::http::routes)
+        .configure(crate::profiles::http::routes)
+        .configure(crate::groups::http::routes)
+        .configure(crate::attributes::http::routes)
+        .configure(crate::rpc::http::routes)
         .configure(crate::telemetry::http::routes)
         // Last: its `/{token}/…` patterns are the most general.
         .configure(crate::devices::device_api::routes);

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use stead_api_types::DisconnectReason;
 
 pub use limits::{Limiter, Rate};
-pub use registry::Registry;
+pub use registry::{Registry, SessionMsg};
 
 use crate::app::AppState;
 use crate::devices::repo::DeviceIdentity;
@@ -214,6 +214,8 @@ pub fn describe(reason: DisconnectReason) -> &'static str {
         DisconnectReason::RateLimited => {
             "over its rate limit (MQTT 3.1.1 cannot refuse a single message)"
         }
+        DisconnectReason::Inactive => "silent for longer than its profile's inactivity timeout",
+        DisconnectReason::Disabled => "the device was disabled",
     }
 }
 
@@ -229,6 +231,9 @@ pub struct Sessions {
     http_limiters: Mutex<HashMap<crate::ids::DeviceId, Limiter>>,
     /// Where messages for the other nodes go (set when Redis connects the nodes).
     remote: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Control>>,
+    /// Wakes the HTTP long-polls of devices waiting for a command, and the callers waiting for
+    /// a command's outcome.
+    pub waits: crate::rpc::Waits,
 }
 
 impl Default for Sessions {
@@ -240,12 +245,23 @@ impl Default for Sessions {
             tenant_limiters: Mutex::default(),
             http_limiters: Mutex::default(),
             remote: std::sync::OnceLock::new(),
+            waits: crate::rpc::Waits::default(),
         }
     }
 }
 
+/// Something the platform sends to a connected device.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Delivery {
+    /// Changed shared attributes (or `{"deleted":[…]}`), on `v1/devices/me/attributes`.
+    Attributes(serde_json::Value),
+    /// A command, on `v1/devices/me/rpc/request/{request_id}`.
+    Rpc(crate::rpc::Outgoing),
+}
+
 /// What one node tells the others about device sessions.
-#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Control {
     RevokeDevice(crate::ids::DeviceId),
@@ -253,6 +269,12 @@ pub enum Control {
     ForgetTenant(TenantId),
     /// A device connected here; a session it holds elsewhere is taken over.
     Connected(crate::ids::DeviceId),
+    /// Ends the device's session wherever it is, with this reason.
+    End(crate::ids::DeviceId, DisconnectReason),
+    /// For the node that holds the device's session (or a long-poll of its HTTP API).
+    Deliver(crate::ids::DeviceId, Delivery),
+    /// A command changed state: whoever waits for it looks again.
+    RpcChanged(uuid::Uuid),
 }
 
 fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -366,12 +388,45 @@ impl Sessions {
             Control::Connected(device) => {
                 self.registry.kick(device, DisconnectReason::TakenOver);
             }
+            Control::End(device, reason) => {
+                self.registry.kick(device, reason);
+            }
+            Control::Deliver(device, delivery) => {
+                if matches!(delivery, Delivery::Rpc(_)) {
+                    self.waits.wake_device(device);
+                }
+                self.registry.deliver(device, delivery);
+            }
+            Control::RpcChanged(id) => self.waits.wake_command(id),
         }
     }
 
     fn everywhere(&self, control: Control) {
-        self.apply(control);
+        self.apply(control.clone());
         self.tell_others(control);
+    }
+
+    /// Sends a device a message through its session, on whichever node holds it (and wakes an
+    /// HTTP long-poll of the device, for commands).
+    pub fn deliver(&self, device: crate::ids::DeviceId, delivery: Delivery) {
+        let rpc = matches!(delivery, Delivery::Rpc(_));
+        if rpc {
+            self.waits.wake_device(device);
+        }
+        if !self.registry.deliver(device, delivery.clone()) || rpc {
+            // Elsewhere, or (a command) possibly long-polled on another node.
+            self.tell_others(Control::Deliver(device, delivery));
+        }
+    }
+
+    /// Ends the device's session wherever it is.
+    pub fn end_session(&self, device: crate::ids::DeviceId, reason: DisconnectReason) {
+        self.everywhere(Control::End(device, reason));
+    }
+
+    /// A command changed state: callers waiting for it, on any node, look again.
+    pub fn command_changed(&self, id: uuid::Uuid) {
+        self.everywhere(Control::RpcChanged(id));
     }
 
     /// A device's credentials changed or it is gone: forget cached lookups, end its session,

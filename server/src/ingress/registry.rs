@@ -1,5 +1,6 @@
 //! Which connection holds each device's session on this node, so that a new CONNECT can take
-//! over and a revoked credential can end a session at once.
+//! over, a revoked credential can end a session at once, and the platform can send the device
+//! messages (shared attributes, commands).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -8,12 +9,20 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use stead_api_types::DisconnectReason;
 use tokio::sync::mpsc;
 
+use super::Delivery;
 use crate::ids::{DeviceId, TenantId};
+
+/// What a session is told by the rest of the platform.
+#[derive(Debug)]
+pub enum SessionMsg {
+    End(DisconnectReason),
+    Deliver(Delivery),
+}
 
 struct Entry {
     conn_id: u64,
     tenant_id: TenantId,
-    kick: mpsc::UnboundedSender<DisconnectReason>,
+    tx: mpsc::UnboundedSender<SessionMsg>,
 }
 
 #[derive(Default)]
@@ -32,19 +41,19 @@ impl Registry {
         &self,
         device: DeviceId,
         tenant_id: TenantId,
-    ) -> (u64, mpsc::UnboundedReceiver<DisconnectReason>) {
+    ) -> (u64, mpsc::UnboundedReceiver<SessionMsg>) {
         let conn_id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
-        let (kick, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::unbounded_channel();
         let old = self.sessions().insert(
             device,
             Entry {
                 conn_id,
                 tenant_id,
-                kick,
+                tx,
             },
         );
         if let Some(old) = old {
-            let _ = old.kick.send(DisconnectReason::TakenOver);
+            let _ = old.tx.send(SessionMsg::End(DisconnectReason::TakenOver));
         }
         (conn_id, rx)
     }
@@ -63,9 +72,22 @@ impl Registry {
     /// Ends the device's session on this node, if it has one.
     pub fn kick(&self, device: DeviceId, reason: DisconnectReason) -> bool {
         match self.sessions().get(&device) {
-            Some(e) => e.kick.send(reason).is_ok(),
+            Some(e) => e.tx.send(SessionMsg::End(reason)).is_ok(),
             None => false,
         }
+    }
+
+    /// Hands a message to the device's session on this node; false when it has none here.
+    pub fn deliver(&self, device: DeviceId, delivery: Delivery) -> bool {
+        match self.sessions().get(&device) {
+            Some(e) => e.tx.send(SessionMsg::Deliver(delivery)).is_ok(),
+            None => false,
+        }
+    }
+
+    /// Whether the device's session is on this node.
+    pub fn holds(&self, device: DeviceId) -> bool {
+        self.sessions().contains_key(&device)
     }
 
     /// Ends every session of a tenant on this node.
@@ -74,13 +96,13 @@ impl Registry {
         sessions
             .values()
             .filter(|e| e.tenant_id == tenant)
-            .filter(|e| e.kick.send(reason).is_ok())
+            .filter(|e| e.tx.send(SessionMsg::End(reason)).is_ok())
             .count()
     }
 
     pub fn kick_all(&self, reason: DisconnectReason) {
         for e in self.sessions().values() {
-            let _ = e.kick.send(reason);
+            let _ = e.tx.send(SessionMsg::End(reason));
         }
     }
 

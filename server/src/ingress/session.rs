@@ -11,9 +11,9 @@ use std::sync::Arc;
 use ntex::util::Bytes;
 use stead_api_types::DisconnectReason;
 
-use super::IngressCtx;
 use super::limits::Limiter;
 use super::topic::PublishTopic;
+use super::{Delivery, IngressCtx, SessionMsg};
 use crate::devices::repo::DeviceIdentity;
 use crate::ingest;
 pub use crate::ingest::Rejection;
@@ -61,7 +61,7 @@ pub async fn admit(
 ) -> Result<
     (
         DeviceSession,
-        tokio::sync::mpsc::UnboundedReceiver<DisconnectReason>,
+        tokio::sync::mpsc::UnboundedReceiver<SessionMsg>,
     ),
     Refusal,
 > {
@@ -116,6 +116,113 @@ pub fn peer_of(io: &ntex::io::IoBoxed) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// What the device subscribed to, with the QoS granted (0 or 1): the platform sends shared
+/// attributes and commands only to a device that asked for them.
+#[derive(Default)]
+pub struct Subscriptions {
+    attributes: Cell<Option<u8>>,
+    rpc: Cell<Option<u8>>,
+}
+
+/// A protocol's sink, as the session uses it to reach the device.
+pub trait Outbound: Clone + 'static {
+    /// Ends the connection (with the reason, where the protocol can say it).
+    fn end(&self, reason: DisconnectReason);
+    fn send_qos0(&self, topic: String, payload: Bytes);
+    /// Sends at QoS 1; resolves to whether the device acknowledged it.
+    fn send_qos1(
+        &self,
+        topic: String,
+        payload: Bytes,
+    ) -> std::pin::Pin<Box<dyn Future<Output = bool>>>;
+}
+
+/// Carries out what the platform tells the session: end it, or send the device shared
+/// attributes and commands it subscribed to.
+pub fn pump<O: Outbound>(
+    ctx: Arc<IngressCtx>,
+    out: O,
+    ended: Rc<Cell<Option<DisconnectReason>>>,
+    subs: Rc<Subscriptions>,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<SessionMsg>,
+) {
+    ntex::rt::spawn(async move {
+        while let Some(msg) = rx.recv().await {
+            match msg {
+                SessionMsg::End(reason) => {
+                    ended.set(Some(reason));
+                    out.end(reason);
+                    break;
+                }
+                SessionMsg::Deliver(Delivery::Attributes(values)) => {
+                    let topic = "v1/devices/me/attributes".to_owned();
+                    let payload = Bytes::from(values.to_string());
+                    match subs.attributes.get() {
+                        Some(0) => out.send_qos0(topic, payload),
+                        Some(_) => {
+                            let sent = out.send_qos1(topic, payload);
+                            ntex::rt::spawn(async move {
+                                let _ = sent.await;
+                            });
+                        }
+                        None => {}
+                    }
+                }
+                SessionMsg::Deliver(Delivery::Rpc(command)) => {
+                    // Not subscribed: it stays queued until the device subscribes.
+                    let Some(qos) = subs.rpc.get() else { continue };
+                    let (ctx, out) = (ctx.clone(), out.clone());
+                    ntex::rt::spawn(async move { send_command(ctx, out, qos, command).await });
+                }
+            }
+        }
+    });
+}
+
+async fn send_command<O: Outbound>(
+    ctx: Arc<IngressCtx>,
+    out: O,
+    qos: u8,
+    command: crate::rpc::Outgoing,
+) {
+    let id = command.id;
+    let state = ctx.state.clone();
+    // Only one sender: another node, or an HTTP long-poll, may have taken it.
+    match ctx
+        .on_main(async move { crate::rpc::claim(&state, id).await })
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => return,
+        Err(e) => {
+            tracing::warn!(error = %e, "claiming a command failed");
+            return;
+        }
+    }
+    let (topic, payload) = (command.topic(), Bytes::from(command.payload()));
+    let acknowledged = if qos == 0 {
+        out.send_qos0(topic, payload);
+        true
+    } else {
+        out.send_qos1(topic, payload).await
+    };
+    let state = ctx.state.clone();
+    let _ = ctx
+        .on_main(async move {
+            if acknowledged {
+                crate::rpc::delivered(&state, id).await
+            } else {
+                crate::rpc::send_failed(
+                    &state,
+                    id,
+                    "the connection ended before the device acknowledged the command",
+                )
+                .await
+            }
+        })
+        .await;
+}
+
 /// A message the platform sends back to the device right away.
 pub struct Reply {
     pub topic: String,
@@ -137,6 +244,7 @@ pub struct DeviceSession {
     pub end_reason: Cell<Option<DisconnectReason>>,
     /// The Last Will, published when the session ends without a DISCONNECT.
     pub will: RefCell<Option<(String, Bytes)>>,
+    pub subs: Rc<Subscriptions>,
     limiter: RefCell<Limiter>,
     rejections: Cell<(i64, u32)>,
     activity: Cell<(i64, u64, u64)>,
@@ -161,6 +269,7 @@ impl DeviceSession {
             protocol,
             end_reason: Cell::new(None),
             will: RefCell::new(None),
+            subs: Rc::default(),
             limiter: RefCell::new(limiter),
             rejections: Cell::new((0, 0)),
             activity: Cell::new((0, 0, 0)),
@@ -205,10 +314,23 @@ impl DeviceSession {
         Err(rejection)
     }
 
-    /// Whether the device may subscribe to `filter` (only its own topics); a refusal goes on its
-    /// timeline.
-    pub fn may_subscribe(&self, filter: &str) -> bool {
+    /// Whether the device may subscribe to `filter` (only its own topics), noting what it
+    /// subscribed to at which QoS; a refusal goes on its timeline. A subscription to commands
+    /// delivers the commands queued for the device.
+    pub fn may_subscribe(&self, filter: &str, qos: u8) -> bool {
         if super::topic::subscription_allowed(filter) {
+            if filter == "v1/devices/me/attributes" {
+                self.subs.attributes.set(Some(qos));
+            } else if filter.starts_with("v1/devices/me/rpc/request/") {
+                self.subs.rpc.set(Some(qos));
+                let state = self.ctx.state.clone();
+                let device = self.identity.device_id;
+                self.ctx.rt.spawn(async move {
+                    if let Err(e) = crate::rpc::deliver_pending(&state, device).await {
+                        tracing::warn!(error = %e, "delivering queued commands failed");
+                    }
+                });
+            }
             return true;
         }
         timeline::record(
@@ -271,13 +393,7 @@ impl DeviceSession {
                 let identity = self.identity.clone();
                 self.ctx
                     .on_main(async move {
-                        crate::devices::attributes::set_client(
-                            &ctx.state.db,
-                            &identity,
-                            values,
-                            now,
-                        )
-                        .await
+                        crate::attributes::set_client(&ctx.state.db, &identity, values, now).await
                     })
                     .await
                     .map_err(|e| Rejection::Unavailable(e.to_string()))?;
@@ -305,7 +421,7 @@ impl DeviceSession {
                 let answer = self
                     .ctx
                     .on_main(async move {
-                        crate::devices::attributes::answer_request(
+                        crate::attributes::answer_request(
                             &ctx.state.db,
                             &identity,
                             client_keys,
@@ -340,9 +456,28 @@ impl DeviceSession {
                     payload: Bytes::from(answer.to_string()),
                 }))
             }
-            PublishTopic::RpcResponse(_) => Err(Rejection::NotSupported(
-                "server-side RPC is not available yet, so there is nothing to answer".into(),
-            )),
+            PublishTopic::RpcResponse(id) => {
+                let response: serde_json::Value =
+                    serde_json::from_slice(&payload).unwrap_or_else(|_| {
+                        serde_json::Value::String(String::from_utf8_lossy(&payload).into_owned())
+                    });
+                let ctx = self.ctx.clone();
+                let device = self.identity.device_id;
+                let known = self
+                    .ctx
+                    .on_main(
+                        async move { crate::rpc::answered(&ctx.state, device, id, response).await },
+                    )
+                    .await
+                    .map_err(|e| Rejection::Unavailable(e.to_string()))?;
+                if known {
+                    Ok(None)
+                } else {
+                    Err(Rejection::Payload(format!(
+                        "no command {id} waits for an answer (unknown, one-way, already answered or timed out)"
+                    )))
+                }
+            }
             PublishTopic::Claim => Err(Rejection::NotSupported(
                 "device claiming comes with customer accounts and is not supported yet".into(),
             )),
@@ -442,13 +577,8 @@ impl Drop for DeviceSession {
                 } else if topic == "v1/devices/me/attributes"
                     && let Ok(values) = ingest::attributes(&payload)
                 {
-                    let _ = crate::devices::attributes::set_client(
-                        &ctx.state.db,
-                        &identity,
-                        values,
-                        now,
-                    )
-                    .await;
+                    let _ =
+                        crate::attributes::set_client(&ctx.state.db, &identity, values, now).await;
                 }
             }
         });

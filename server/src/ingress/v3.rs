@@ -47,7 +47,7 @@ async fn handshake(
             .map(|w| (w.topic.to_string(), w.message.clone())),
         protocol: "MQTT 3.1.1",
     };
-    let (session, mut kick) = match admit(&ctx, request).await {
+    let (session, kick) = match admit(&ctx, request).await {
         Ok(admitted) => admitted,
         Err(Refusal::BadCredentials) => return Ok(hs.bad_username_or_pwd()),
         Err(Refusal::NotAuthorized) => return Ok(hs.not_authorized()),
@@ -55,15 +55,13 @@ async fn handshake(
     };
     let sink = hs.sink();
     let ended = Rc::new(Cell::new(None));
-    {
-        let (sink, ended) = (sink.clone(), ended.clone());
-        ntex::rt::spawn(async move {
-            if let Some(reason) = kick.recv().await {
-                ended.set(Some(reason));
-                sink.close();
-            }
-        });
-    }
+    super::session::pump(
+        ctx.clone(),
+        sink.clone(),
+        ended.clone(),
+        session.subs.clone(),
+        kick,
+    );
     let timeout = keep_alive_timeout(&ctx, keep_alive);
     Ok(hs
         .ack(
@@ -99,8 +97,9 @@ pub fn protocol() -> impl ServiceFactory<
                     v3::ProtocolMessage::Subscribe(mut sub) => {
                         for mut s in sub.iter_mut() {
                             let topic = s.topic().to_string();
-                            if session.inner.may_subscribe(&topic) {
-                                s.confirm(codec::QoS::AtLeastOnce.min(s.qos()));
+                            let granted = codec::QoS::AtLeastOnce.min(s.qos());
+                            if session.inner.may_subscribe(&topic, granted as u8) {
+                                s.confirm(granted);
                             } else {
                                 s.fail();
                             }
@@ -191,5 +190,25 @@ async fn publish_v3(session: v3::Session<V3Session>, publish: v3::Publish) -> Re
             Err(Close)
         }
         Err(_) => Ok(()),
+    }
+}
+
+impl super::session::Outbound for v3::MqttSink {
+    fn end(&self, _reason: DisconnectReason) {
+        // MQTT 3.1.1 has no server DISCONNECT: the connection just closes.
+        self.close();
+    }
+
+    fn send_qos0(&self, topic: String, payload: ntex::util::Bytes) {
+        let _ = self.publish(topic).send_at_most_once(payload);
+    }
+
+    fn send_qos1(
+        &self,
+        topic: String,
+        payload: ntex::util::Bytes,
+    ) -> std::pin::Pin<Box<dyn Future<Output = bool>>> {
+        let sent = self.publish(topic).send_at_least_once(payload);
+        Box::pin(async move { sent.await.is_ok() })
     }
 }

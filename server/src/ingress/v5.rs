@@ -46,7 +46,7 @@ async fn handshake(
             .map(|w| (w.topic.to_string(), w.message.clone())),
         protocol: "MQTT 5",
     };
-    let (session, mut kick) = match admit(&ctx, request).await {
+    let (session, kick) = match admit(&ctx, request).await {
         Ok(admitted) => admitted,
         Err(Refusal::BadCredentials) => {
             return Ok(hs.failed(codec::ConnectAckReason::BadUserNameOrPassword));
@@ -58,19 +58,13 @@ async fn handshake(
     };
     let sink = hs.sink();
     let ended = Rc::new(Cell::new(None));
-    {
-        let (sink, ended) = (sink.clone(), ended.clone());
-        ntex::rt::spawn(async move {
-            if let Some(reason) = kick.recv().await {
-                ended.set(Some(reason));
-                sink.close_with_reason(codec::Disconnect {
-                    reason_code: disconnect_code(reason),
-                    reason_string: Some(ByteString::from(super::describe(reason))),
-                    ..Default::default()
-                });
-            }
-        });
-    }
+    super::session::pump(
+        ctx.clone(),
+        sink.clone(),
+        ended.clone(),
+        session.subs.clone(),
+        kick,
+    );
     let ka = super::v3::keep_alive_timeout(&ctx, keep_alive).0;
     let max_inflight = ctx.state.config.mqtt_max_inflight;
     let max_packet = ctx.state.config.mqtt_max_payload_bytes as u32 * 4 + 1024;
@@ -123,8 +117,9 @@ pub fn protocol() -> impl ServiceFactory<
                     v5::ProtocolMessage::Subscribe(mut sub) => {
                         for mut s in sub.iter_mut() {
                             let topic = s.topic().to_string();
-                            if session.inner.may_subscribe(&topic) {
-                                s.confirm(codec::QoS::AtLeastOnce.min(s.options().qos));
+                            let granted = codec::QoS::AtLeastOnce.min(s.options().qos);
+                            if session.inner.may_subscribe(&topic, granted as u8) {
+                                s.confirm(granted);
                             } else {
                                 s.fail(codec::SubscribeAckReason::NotAuthorized);
                             }
@@ -203,5 +198,28 @@ async fn publish_v5(
         }
         Ok(None) => Ok(publish.ack()),
         Err(rejection) => Ok(rejection_ack(publish, &rejection)),
+    }
+}
+
+impl super::session::Outbound for v5::MqttSink {
+    fn end(&self, reason: DisconnectReason) {
+        self.close_with_reason(codec::Disconnect {
+            reason_code: disconnect_code(reason),
+            reason_string: Some(ByteString::from(super::describe(reason))),
+            ..Default::default()
+        });
+    }
+
+    fn send_qos0(&self, topic: String, payload: ntex::util::Bytes) {
+        let _ = self.publish(topic).send_at_most_once(payload);
+    }
+
+    fn send_qos1(
+        &self,
+        topic: String,
+        payload: ntex::util::Bytes,
+    ) -> std::pin::Pin<Box<dyn Future<Output = bool>>> {
+        let sent = self.publish(topic).send_at_least_once(payload);
+        Box::pin(async move { sent.await.is_ok_and(|ack| (ack.reason_code as u8) < 0x80) })
     }
 }

@@ -29,7 +29,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/devices/{id}/telemetry", web::get().to(series))
         .route("/devices/{id}/presence", web::get().to(presence))
         .route("/devices/{id}/timeline", web::get().to(timeline))
-        .route("/devices/{id}/attributes", web::get().to(attributes))
         .route("/devices/{id}/live", web::get().to(live))
         .route("/connection-info", web::get().to(connection_info));
 }
@@ -343,16 +342,6 @@ async fn timeline(
     Ok(web::Json(
         crate::timeline::list(&state.db, &scope.ctx, device, limit).await?,
     ))
-}
-
-async fn attributes(
-    state: web::Data<AppState>,
-    scope: TenantScope<DevicesRead>,
-    id: web::Path<Uuid>,
-) -> ApiResult<web::Json<serde_json::Value>> {
-    let device = device(&state, &scope, *id).await?;
-    let client = crate::devices::attributes::client_of(&state.db, &scope.ctx, device).await?;
-    Ok(web::Json(serde_json::json!({"client": client})))
 }
 
 fn sse(event: &LiveEvent) -> web::Bytes {

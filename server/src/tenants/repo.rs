@@ -72,7 +72,7 @@ impl EffectiveLimits {
     }
 }
 
-fn validate_limits(limits: &TenantLimits) -> Result<()> {
+pub fn validate_limits(limits: &TenantLimits) -> Result<()> {
     for (field, value) in [
         ("limits.device_messages", &limits.device_messages),
         ("limits.device_data_points", &limits.device_data_points),
@@ -150,6 +150,7 @@ pub async fn create(
         )
     })?;
     let ctx = TenantCtx::new(TenantId(tenant.id));
+    crate::profiles::repo::create_default(&txn, &ctx).await?;
     users::repo::create(
         &txn,
         Some(&ctx),

@@ -373,7 +373,7 @@ fn CreateDeviceModal(on_close: Callback<()>, on_created: Callback<NewToken>) -> 
                     // The token dialog that follows says it was created: no toast.
                     on_created.run(NewToken {
                         device_name: created.device.name,
-                        token: created.access_token,
+                        token: created.access_token.unwrap_or_default(),
                     });
                 }
                 Err(e) => {

@@ -119,8 +119,8 @@ fn DeviceView(
             match api::rotate_device_token(session, id).await {
                 Ok(creds) => {
                     rotate_confirm.try_set(false);
-                    fresh_token.try_set(Some(creds.access_token.clone()));
-                    reveal.try_set(Some(creds.access_token));
+                    fresh_token.try_set(creds.access_token.clone());
+                    reveal.try_set(creds.access_token);
                     toasts.success("New access token issued. The old one no longer works.");
                 }
                 Err(e) => toasts.error(e.detail),

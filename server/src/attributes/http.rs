@@ -1,0 +1,179 @@
+//! `/api/v1/devices/{id}/attributes` and `/api/v1/groups/{id}/attributes/{scope}`.
+
+use actix_web::{HttpResponse, web};
+use stead_api_types::{Attribute, AttributeQuery, AttributeScope, BulkResult};
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::audit;
+use crate::auth::perm::{DevicesRead, DevicesWrite};
+use crate::error::Error;
+use crate::http::{ApiResult, Json, TenantScope};
+use crate::ids::DeviceId;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/devices/{id}/attributes", web::get().to(list))
+        .route("/devices/{id}/attributes/{scope}", web::post().to(set))
+        .route("/devices/{id}/attributes/{scope}", web::delete().to(delete))
+        .route("/groups/{id}/attributes/{scope}", web::post().to(set_group));
+}
+
+fn scope_of(raw: &str) -> Result<AttributeScope, Error> {
+    AttributeScope::parse(raw).ok_or_else(|| {
+        Error::invalid(
+            "invalid_scope",
+            "scope",
+            format!("unknown attribute scope {raw:?}: use client, shared or server"),
+        )
+    })
+}
+
+async fn list(
+    state: web::Data<AppState>,
+    scope: TenantScope<DevicesRead>,
+    id: web::Path<Uuid>,
+    q: web::Query<AttributeQuery>,
+) -> ApiResult<web::Json<Vec<Attribute>>> {
+    let device = crate::devices::repo::get(&state.db, &scope.ctx, DeviceId(*id)).await?;
+    let keys = q.keys.as_deref().map(crate::attributes::split_keys);
+    Ok(web::Json(
+        crate::attributes::list(
+            &state.db,
+            &scope.ctx,
+            DeviceId(device.id),
+            q.scope,
+            keys.as_deref(),
+        )
+        .await?,
+    ))
+}
+
+/// Sets attributes and, for the shared scope, pushes them to the devices.
+pub async fn set_and_push(
+    state: &AppState,
+    ctx: &crate::auth::TenantCtx,
+    devices: &[Uuid],
+    scope: AttributeScope,
+    values: &serde_json::Map<String, serde_json::Value>,
+) -> crate::error::Result<u64> {
+    let now = crate::telemetry::now_ms();
+    let changed = crate::attributes::set(&state.db, ctx, devices, scope, values, now).await?;
+    if scope == AttributeScope::Shared && changed > 0 {
+        let payload = serde_json::Value::Object(values.clone());
+        for device in devices {
+            state.sessions.deliver(
+                DeviceId(*device),
+                crate::ingress::Delivery::Attributes(payload.clone()),
+            );
+        }
+    }
+    Ok(changed)
+}
+
+async fn set(
+    state: web::Data<AppState>,
+    scope: TenantScope<DevicesWrite>,
+    path: web::Path<(Uuid, String)>,
+    Json(values): Json<serde_json::Map<String, serde_json::Value>>,
+) -> ApiResult<web::Json<Vec<Attribute>>> {
+    let (id, raw_scope) = path.into_inner();
+    let device = crate::devices::repo::get(&state.db, &scope.ctx, DeviceId(id)).await?;
+    let attr_scope = scope_of(&raw_scope)?;
+    set_and_push(&state, &scope.ctx, &[device.id], attr_scope, &values).await?;
+    audit::record(
+        &state.db,
+        Some(scope.ctx.tenant_id()),
+        &scope.actor,
+        "attributes.set",
+        "device",
+        Some(device.id),
+        serde_json::json!({"scope": attr_scope, "keys": values.keys().collect::<Vec<_>>()}),
+    )
+    .await?;
+    let keys: Vec<String> = values.keys().cloned().collect();
+    Ok(web::Json(
+        crate::attributes::list(
+            &state.db,
+            &scope.ctx,
+            DeviceId(device.id),
+            Some(attr_scope),
+            Some(&keys),
+        )
+        .await?,
+    ))
+}
+
+async fn delete(
+    state: web::Data<AppState>,
+    scope: TenantScope<DevicesWrite>,
+    path: web::Path<(Uuid, String)>,
+    q: web::Query<AttributeQuery>,
+) -> ApiResult<HttpResponse> {
+    let (id, raw_scope) = path.into_inner();
+    let device = crate::devices::repo::get(&state.db, &scope.ctx, DeviceId(id)).await?;
+    let attr_scope = scope_of(&raw_scope)?;
+    let keys = q
+        .keys
+        .as_deref()
+        .map(crate::attributes::split_keys)
+        .unwrap_or_default();
+    if keys.is_empty() {
+        return Err(Error::invalid(
+            "invalid_query",
+            "keys",
+            "name the keys to delete: ?keys=a,b",
+        )
+        .into());
+    }
+    let deleted = crate::attributes::delete(
+        &state.db,
+        &scope.ctx,
+        DeviceId(device.id),
+        attr_scope,
+        &keys,
+    )
+    .await?;
+    if attr_scope == AttributeScope::Shared && !deleted.is_empty() {
+        state.sessions.deliver(
+            DeviceId(device.id),
+            crate::ingress::Delivery::Attributes(serde_json::json!({"deleted": deleted})),
+        );
+    }
+    audit::record(
+        &state.db,
+        Some(scope.ctx.tenant_id()),
+        &scope.actor,
+        "attributes.delete",
+        "device",
+        Some(device.id),
+        serde_json::json!({"scope": attr_scope, "keys": deleted}),
+    )
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn set_group(
+    state: web::Data<AppState>,
+    scope: TenantScope<DevicesWrite>,
+    path: web::Path<(Uuid, String)>,
+    Json(values): Json<serde_json::Map<String, serde_json::Value>>,
+) -> ApiResult<web::Json<BulkResult>> {
+    let (id, raw_scope) = path.into_inner();
+    let group = crate::groups::repo::get(&state.db, &scope.ctx, id).await?;
+    let attr_scope = scope_of(&raw_scope)?;
+    let members = crate::groups::repo::members(&state.db, &scope.ctx, group.id).await?;
+    set_and_push(&state, &scope.ctx, &members, attr_scope, &values).await?;
+    audit::record(
+        &state.db,
+        Some(scope.ctx.tenant_id()),
+        &scope.actor,
+        "attributes.set_group",
+        "group",
+        Some(group.id),
+        serde_json::json!({"scope": attr_scope, "keys": values.keys().collect::<Vec<_>>(), "devices": members.len()}),
+    )
+    .await?;
+    Ok(web::Json(BulkResult {
+        devices: members.len() as u64,
+    }))
+}

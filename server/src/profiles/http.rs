@@ -1,0 +1,104 @@
+//! `/api/v1/profiles`.
+
+use actix_web::{HttpResponse, web};
+use stead_api_types::{CreateProfile, DeviceProfile, SavedProfile, UpdateProfile};
+use uuid::Uuid;
+
+use super::repo;
+use crate::app::AppState;
+use crate::audit;
+use crate::auth::perm::{DevicesRead, ProfilesManage};
+use crate::http::{ApiResult, Json, TenantScope};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/profiles", web::get().to(list))
+        .route("/profiles", web::post().to(create))
+        .route("/profiles/{id}", web::get().to(get))
+        .route("/profiles/{id}", web::patch().to(update))
+        .route("/profiles/{id}", web::delete().to(delete));
+}
+
+async fn list(
+    state: web::Data<AppState>,
+    scope: TenantScope<DevicesRead>,
+) -> ApiResult<web::Json<Vec<DeviceProfile>>> {
+    Ok(web::Json(repo::list(&state.db, &scope.ctx).await?))
+}
+
+async fn get(
+    state: web::Data<AppState>,
+    scope: TenantScope<DevicesRead>,
+    id: web::Path<Uuid>,
+) -> ApiResult<web::Json<DeviceProfile>> {
+    let profile = repo::get(&state.db, &scope.ctx, *id).await?;
+    Ok(web::Json(
+        repo::api_of(&state.db, &scope.ctx, profile).await?,
+    ))
+}
+
+async fn create(
+    state: web::Data<AppState>,
+    scope: TenantScope<ProfilesManage>,
+    Json(body): Json<CreateProfile>,
+) -> ApiResult<HttpResponse> {
+    let (profile, provision_secret) = repo::create(&state.db, &scope.ctx, body).await?;
+    audit::record(
+        &state.db,
+        Some(scope.ctx.tenant_id()),
+        &scope.actor,
+        "profile.create",
+        "profile",
+        Some(profile.id),
+        serde_json::json!({"name": profile.name}),
+    )
+    .await?;
+    Ok(HttpResponse::Created().json(SavedProfile {
+        profile: repo::to_api(profile, 0),
+        provision_secret,
+    }))
+}
+
+async fn update(
+    state: web::Data<AppState>,
+    scope: TenantScope<ProfilesManage>,
+    id: web::Path<Uuid>,
+    Json(body): Json<UpdateProfile>,
+) -> ApiResult<web::Json<SavedProfile>> {
+    let detail = serde_json::to_value(&body).unwrap_or_default();
+    let (profile, provision_secret) = repo::update(&state.db, &scope.ctx, *id, body).await?;
+    // Sessions pick up new limits and timeouts when they next authenticate.
+    state.sessions.forget_tenant(scope.ctx.tenant_id());
+    audit::record(
+        &state.db,
+        Some(scope.ctx.tenant_id()),
+        &scope.actor,
+        "profile.update",
+        "profile",
+        Some(profile.id),
+        detail,
+    )
+    .await?;
+    Ok(web::Json(SavedProfile {
+        profile: repo::api_of(&state.db, &scope.ctx, profile).await?,
+        provision_secret,
+    }))
+}
+
+async fn delete(
+    state: web::Data<AppState>,
+    scope: TenantScope<ProfilesManage>,
+    id: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    repo::delete(&state.db, &scope.ctx, *id).await?;
+    audit::record(
+        &state.db,
+        Some(scope.ctx.tenant_id()),
+        &scope.actor,
+        "profile.delete",
+        "profile",
+        Some(*id),
+        serde_json::json!({}),
+    )
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
