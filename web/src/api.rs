@@ -204,27 +204,18 @@ pub async fn delete_group(s: Session, id: Uuid) -> Result<(), ApiError> {
     s.delete(&format!("/api/v1/groups/{id}")).await
 }
 
-pub async fn add_to_group(
+/// Puts devices into the group (`join`) or takes them out.
+pub async fn group_membership(
     s: Session,
     group: Uuid,
     devices: Vec<Uuid>,
+    join: bool,
 ) -> Result<DeviceGroup, ApiError> {
     let body = GroupDevices {
         device_ids: devices,
     };
-    s.post(&format!("/api/v1/groups/{group}/devices"), &body)
-        .await
-}
-
-pub async fn remove_from_group(
-    s: Session,
-    group: Uuid,
-    devices: Vec<Uuid>,
-) -> Result<DeviceGroup, ApiError> {
-    let body = GroupDevices {
-        device_ids: devices,
-    };
-    s.post(&format!("/api/v1/groups/{group}/devices/remove"), &body)
+    let action = if join { "devices" } else { "devices/remove" };
+    s.post(&format!("/api/v1/groups/{group}/{action}"), &body)
         .await
 }
 

@@ -152,6 +152,41 @@ pub fn Spinner(#[prop(optional, into)] label: Option<String>) -> impl IntoView {
     }
 }
 
+/// A page's title, its one-line introduction, and its actions (`children`) on the right.
+#[component]
+pub fn PageHeader(
+    #[prop(into)] title: String,
+    #[prop(into)] intro: String,
+    #[prop(optional)] children: Option<Children>,
+) -> impl IntoView {
+    view! {
+        <header class="page-header">
+            <div>
+                <h1>{title}</h1>
+                <p class="muted">{intro}</p>
+            </div>
+            {children.map(|c| c())}
+        </header>
+    }
+}
+
+/// The primary button of a page header, shown only when `when` holds.
+#[component]
+pub fn HeaderButton(
+    #[prop(into)] when: Signal<bool>,
+    label: &'static str,
+    test: &'static str,
+    on_click: Callback<()>,
+) -> impl IntoView {
+    view! {
+        <Show when=move || when.get()>
+            <button type="button" class="button button-primary" data-test=test on:click=move |_| on_click.run(())>
+                {label}
+            </button>
+        </Show>
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Modals
 
@@ -257,6 +292,77 @@ pub fn ConfirmDialog(
                 </button>
             </div>
         </Modal>
+    }
+}
+
+/// A dialog form's Cancel and submit buttons; the submit button reads `busy_label` while busy.
+#[component]
+pub fn FormActions(
+    #[prop(into)] busy: Signal<bool>,
+    on_cancel: Callback<()>,
+    label: &'static str,
+    busy_label: &'static str,
+    #[prop(optional)] test: Option<&'static str>,
+) -> impl IntoView {
+    view! {
+        <div class="modal-actions">
+            <button type="button" class="button button-secondary" on:click=move |_| on_cancel.run(()) disabled=move || busy.get()>
+                "Cancel"
+            </button>
+            <button type="submit" class="button button-primary" data-test=test disabled=move || busy.get()>
+                {move || if busy.get() { busy_label } else { label }}
+            </button>
+        </div>
+    }
+}
+
+/// An action a dialog runs against the server: busy while it runs, and the server's refusal
+/// kept to be shown in the dialog (which stays open).
+#[derive(Clone, Copy)]
+pub struct Action {
+    pub busy: RwSignal<bool>,
+    pub error: RwSignal<Option<String>>,
+}
+
+impl Action {
+    pub fn new() -> Self {
+        Action {
+            busy: RwSignal::new(false),
+            error: RwSignal::new(None),
+        }
+    }
+
+    /// A refusal found before asking the server.
+    pub fn refuse(&self, why: impl Into<String>) {
+        self.error.set(Some(why.into()));
+    }
+
+    /// Runs `fut` unless already running; its value goes to `done`.
+    pub fn run<T: 'static>(
+        self,
+        fut: impl Future<Output = Result<T, ApiError>> + 'static,
+        done: impl FnOnce(T) + 'static,
+    ) {
+        if self.busy.get_untracked() {
+            return;
+        }
+        self.busy.set(true);
+        self.error.set(None);
+        spawn_local(async move {
+            match fut.await {
+                Ok(value) => done(value),
+                Err(e) => {
+                    self.error.try_set(Some(e.detail));
+                }
+            }
+            self.busy.try_set(false);
+        });
+    }
+}
+
+impl Default for Action {
+    fn default() -> Self {
+        Self::new()
     }
 }
 

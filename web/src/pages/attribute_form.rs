@@ -8,7 +8,7 @@ use leptos::task::spawn_local;
 use stead_api_types::AttributeScope;
 
 use crate::session::ApiError;
-use crate::ui::{ErrorMessage, Modal, non_empty, parse_json, use_toasts};
+use crate::ui::{ErrorMessage, FormActions, Modal, non_empty, parse_json, use_toasts};
 
 pub type Values = serde_json::Map<String, serde_json::Value>;
 
@@ -145,14 +145,7 @@ where
                     <small class="hint">"Numbers, true/false and null as they are; text in double quotes, e.g. \"eco\"; objects and lists in JSON."</small>
                 </label>
                 <ErrorMessage error=error/>
-                <div class="modal-actions">
-                    <button type="button" class="button button-secondary" on:click=move |_| on_close.run(()) disabled=move || busy.get()>
-                        "Cancel"
-                    </button>
-                    <button type="submit" class="button button-primary" data-test="save-attribute" disabled=move || busy.get()>
-                        {move || if busy.get() { "Saving…" } else { "Save attribute" }}
-                    </button>
-                </div>
+                <FormActions busy=busy on_cancel=on_close label="Save attribute" busy_label="Saving…" test="save-attribute"/>
             </form>
         </Modal>
     }

@@ -11,8 +11,8 @@ use leptos_router::NavigateOptions;
 use leptos_router::components::A;
 use leptos_router::hooks::{use_navigate, use_query_map};
 use stead_api_types::{
-    AttributeScope, BulkAction, BulkOperation, CreateDevice, Device, DeviceGroup, DeviceListQuery,
-    DeviceProfile, MqttBasicCredentials, SetCredentials,
+    AttributeScope, BulkAction, BulkOperation, CreateDevice, Device, DeviceCredentials,
+    DeviceGroup, DeviceListQuery, DeviceProfile, SetCredentials,
 };
 use uuid::Uuid;
 
@@ -22,8 +22,8 @@ use crate::connect::ConnectCommands;
 use crate::session::use_session;
 use crate::shell::RequireTenant;
 use crate::ui::{
-    ConfirmDialog, ErrorMessage, Loader, Modal, Pagination, Secret, SecretReveal, Spinner,
-    TokenReveal, format_time, format_time_title, non_empty, use_toasts,
+    Action, ConfirmDialog, ErrorMessage, FormActions, Loader, Modal, Pagination, Secret,
+    SecretReveal, Spinner, TokenReveal, format_time, format_time_title, non_empty, use_toasts,
 };
 
 const SEARCH_DEBOUNCE_MS: u32 = 300;
@@ -133,19 +133,6 @@ impl ListState {
         self.filters.set(Filters::default());
         self.label_input.set(String::new());
     }
-}
-
-/// Credentials to show once after creating a device.
-#[derive(Clone, Debug, PartialEq)]
-enum NewCredentials {
-    Token {
-        device_name: String,
-        token: String,
-    },
-    Mqtt {
-        device_name: String,
-        basic: MqttBasicCredentials,
-    },
 }
 
 /// The bulk action whose dialog is open.
@@ -286,12 +273,12 @@ fn DeviceList() -> impl IntoView {
     };
 
     let creating = RwSignal::new(false);
-    let new_credentials = RwSignal::new(None::<NewCredentials>);
+    // The new device's name and its credentials, shown once.
+    let new_credentials = RwSignal::new(None::<(String, DeviceCredentials)>);
     let deleting = RwSignal::new(None::<Device>);
     let delete_busy = RwSignal::new(false);
     let bulk = RwSignal::new(None::<Bulk>);
-    let bulk_busy = RwSignal::new(false);
-    let bulk_error = RwSignal::new(None::<String>);
+    let bulk_action = Action::new();
     let bulk_group = RwSignal::new(String::new());
     let disable_reason = RwSignal::new(String::new());
 
@@ -324,35 +311,25 @@ fn DeviceList() -> impl IntoView {
 
     // Runs one bulk operation on the selection; `done` words the result.
     let run_bulk = move |action: BulkOperation, done: &'static str| {
-        let ids: Vec<Uuid> = selected.get_untracked().into_iter().collect();
-        bulk_busy.set(true);
-        bulk_error.set(None);
-        spawn_local(async move {
-            let body = BulkAction {
-                device_ids: Some(ids),
-                group_id: None,
-                action,
-            };
-            match api::bulk(session, &body).await {
-                Ok(result) => {
-                    toasts.success(format!(
-                        "{} {done}.",
-                        plural(result.devices, "device", "devices")
-                    ));
-                    bulk.try_set(None);
-                    selected.try_set(BTreeSet::new());
-                    devices.reload();
-                    groups.reload();
-                }
-                Err(e) => {
-                    bulk_error.try_set(Some(e.detail));
-                }
-            }
-            bulk_busy.try_set(false);
+        let body = BulkAction {
+            device_ids: Some(selected.get_untracked().into_iter().collect()),
+            group_id: None,
+            action,
+        };
+        let fut = async move { api::bulk(session, &body).await };
+        bulk_action.run(fut, move |result| {
+            toasts.success(format!(
+                "{} {done}.",
+                plural(result.devices, "device", "devices")
+            ));
+            bulk.try_set(None);
+            selected.try_set(BTreeSet::new());
+            devices.reload();
+            groups.reload();
         });
     };
     let open_bulk = move |b: Bulk| {
-        bulk_error.set(None);
+        bulk_action.error.set(None);
         disable_reason.set(String::new());
         bulk_group.set(String::new());
         bulk.set(Some(b));
@@ -444,38 +421,22 @@ fn DeviceList() -> impl IntoView {
             </div>
 
             <div class="filters" role="group" aria-label="Filters">
-                <select
-                    class="select-small"
-                    aria-label="Profile"
-                    data-test="filter-profile"
-                    class:filter-on=move || filters.with(|f| f.profile.is_some())
-                    on:change=move |ev| {
-                        let v = Uuid::parse_str(&event_target_value(&ev)).ok();
-                        set_filter(&|f| f.profile = v);
-                    }
-                >
-                    <option value="" selected=move || filters.with(|f| f.profile.is_none())>"All profiles"</option>
-                    {move || profile_list.get().into_iter().map(|p| {
-                        let id = p.id;
-                        view! { <option value=id.to_string() selected=move || filters.with(|f| f.profile == Some(id))>{p.name}</option> }
-                    }).collect_view()}
-                </select>
-                <select
-                    class="select-small"
-                    aria-label="Group"
-                    data-test="filter-group"
-                    class:filter-on=move || filters.with(|f| f.group.is_some())
-                    on:change=move |ev| {
-                        let v = Uuid::parse_str(&event_target_value(&ev)).ok();
-                        set_filter(&|f| f.group = v);
-                    }
-                >
-                    <option value="" selected=move || filters.with(|f| f.group.is_none())>"All groups"</option>
-                    {move || group_list.get().into_iter().map(|g| {
-                        let id = g.id;
-                        view! { <option value=id.to_string() selected=move || filters.with(|f| f.group == Some(id))>{g.name}</option> }
-                    }).collect_view()}
-                </select>
+                <PickFilter
+                    label="Profile"
+                    test="filter-profile"
+                    all="All profiles"
+                    options=Signal::derive(move || profile_list.get().into_iter().map(|p| (p.id, p.name)).collect())
+                    value=Signal::derive(move || filters.with(|f| f.profile))
+                    on_pick=Callback::new(move |v| set_filter(&|f| f.profile = v))
+                />
+                <PickFilter
+                    label="Group"
+                    test="filter-group"
+                    all="All groups"
+                    options=Signal::derive(move || group_list.get().into_iter().map(|g| (g.id, g.name)).collect())
+                    value=Signal::derive(move || filters.with(|f| f.group))
+                    on_pick=Callback::new(move |v| set_filter(&|f| f.group = v))
+                />
                 <input
                     type="text"
                     class="input-small"
@@ -520,12 +481,13 @@ fn DeviceList() -> impl IntoView {
                         <button type="button" class="button button-secondary button-small" data-test="bulk-add-to-group" on:click=move |_| open_bulk(Bulk::AddToGroup)>"Add to group"</button>
                         <button type="button" class="button button-secondary button-small" data-test="bulk-set-attribute" on:click=move |_| open_bulk(Bulk::SetAttribute)>"Set attribute"</button>
                         <button type="button" class="button button-secondary button-small" data-test="bulk-disable" on:click=move |_| open_bulk(Bulk::Disable)>"Disable"</button>
-                        <button type="button" class="button button-secondary button-small" data-test="bulk-enable" disabled=move || bulk_busy.get()
+                        <button type="button" class="button button-secondary button-small" data-test="bulk-enable" disabled=move || bulk_action.busy.get()
                             on:click=move |_| run_bulk(BulkOperation::Enable, "enabled")>"Enable"</button>
                         <button type="button" class="button button-secondary button-small danger-text" data-test="bulk-delete" on:click=move |_| open_bulk(Bulk::Delete)>"Delete"</button>
                         <button type="button" class="button button-ghost button-small" data-test="clear-selection" on:click=move |_| selected.set(BTreeSet::new())>"Clear"</button>
                     </div>
                 </div>
+                {move || bulk.get().is_none().then(|| view! { <ErrorMessage error=bulk_action.error/> })}
             </Show>
 
             <ErrorMessage error=devices.error_text()/>
@@ -653,7 +615,7 @@ fn DeviceList() -> impl IntoView {
                     profiles=profile_list
                     groups=group_list
                     on_close=Callback::new(move |_| creating.set(false))
-                    on_created=Callback::new(move |created: NewCredentials| {
+                    on_created=Callback::new(move |created: (String, DeviceCredentials)| {
                         creating.set(false);
                         new_credentials.set(Some(created));
                         devices.reload();
@@ -663,28 +625,13 @@ fn DeviceList() -> impl IntoView {
                 />
             </Show>
 
-            {move || new_credentials.get().map(|c| match c {
-                NewCredentials::Token { device_name, token } => {
-                    let for_commands = token.clone();
-                    view! {
-                        <TokenReveal
-                            title="Device created"
-                            intro=format!("“{device_name}” is ready. Use this access token as the MQTT username of the device, or try one of the lines below.")
-                            token=token
-                            on_close=Callback::new(move |_| new_credentials.set(None))
-                        >
-                            <ConnectCommands token=Signal::derive(move || Some(for_commands.clone())) id_prefix="created"/>
-                        </TokenReveal>
-                    }.into_any()
-                }
-                NewCredentials::Mqtt { device_name, basic } => view! {
-                    <MqttReveal
-                        title="Device created"
-                        intro=format!("“{device_name}” is ready. The device connects with this MQTT user name and password.")
-                        basic=basic
-                        on_close=Callback::new(move |_| new_credentials.set(None))
-                    />
-                }.into_any(),
+            {move || new_credentials.get().map(|(device_name, creds)| view! {
+                <CredentialsReveal
+                    title="Device created"
+                    intro=format!("“{device_name}” is ready.")
+                    credentials=creds
+                    on_close=Callback::new(move |_| new_credentials.set(None))
+                />
             })}
 
             {move || deleting.get().map(|d| view! {
@@ -708,12 +655,12 @@ fn DeviceList() -> impl IntoView {
                             message=format!("Add {} to a group.", plural(n, "device", "devices"))
                             confirm_label="Add to group"
                             danger=false
-                            busy=bulk_busy
-                            error=bulk_error
+                            busy=bulk_action.busy
+                            error=bulk_action.error
                             on_confirm=Callback::new(move |_| {
                                 match Uuid::parse_str(&bulk_group.get_untracked()) {
                                     Ok(group_id) => run_bulk(BulkOperation::AddToGroup { group_id }, "added to the group"),
-                                    Err(_) => bulk_error.set(Some("Choose a group.".into())),
+                                    Err(_) => bulk_action.refuse("Choose a group."),
                                 }
                             })
                             on_cancel=close
@@ -764,12 +711,12 @@ fn DeviceList() -> impl IntoView {
                             title="Disable devices"
                             message=format!("Disable {}? They are disconnected, cannot connect and their data is refused until enabled again.", plural(n, "device", "devices"))
                             confirm_label="Disable"
-                            busy=bulk_busy
-                            error=bulk_error
+                            busy=bulk_action.busy
+                            error=bulk_action.error
                             on_confirm=Callback::new(move |_| {
                                 match non_empty(&disable_reason.get_untracked()) {
                                     Some(reason) => run_bulk(BulkOperation::Disable { reason }, "disabled"),
-                                    None => bulk_error.set(Some("Say why, for the people who will find them disabled.".into())),
+                                    None => bulk_action.refuse("Say why, for the people who will find them disabled."),
                                 }
                             })
                             on_cancel=close
@@ -785,8 +732,8 @@ fn DeviceList() -> impl IntoView {
                             title="Delete devices"
                             message=format!("Delete {}? Their credentials stop working at once. This cannot be undone.", plural(n, "device", "devices"))
                             confirm_label="Delete devices"
-                            busy=bulk_busy
-                            error=bulk_error
+                            busy=bulk_action.busy
+                            error=bulk_action.error
                             on_confirm=Callback::new(move |_| run_bulk(BulkOperation::Delete, "deleted"))
                             on_cancel=close
                         />
@@ -797,14 +744,58 @@ fn DeviceList() -> impl IntoView {
     }
 }
 
-/// MQTT user name and password, shown once.
+/// A filter that is "all" or one of `options` (id, name).
 #[component]
-pub fn MqttReveal(
+fn PickFilter(
+    label: &'static str,
+    test: &'static str,
+    all: &'static str,
+    options: Signal<Vec<(Uuid, String)>>,
+    value: Signal<Option<Uuid>>,
+    on_pick: Callback<Option<Uuid>>,
+) -> impl IntoView {
+    view! {
+        <select
+            class="select-small"
+            aria-label=label
+            data-test=test
+            class:filter-on=move || value.get().is_some()
+            on:change=move |ev| on_pick.run(Uuid::parse_str(&event_target_value(&ev)).ok())
+        >
+            <option value="" selected=move || value.get().is_none()>{all}</option>
+            {move || options.get().into_iter().map(|(id, name)| view! {
+                <option value=id.to_string() selected=move || value.get() == Some(id)>{name}</option>
+            }).collect_view()}
+        </select>
+    }
+}
+
+/// New credentials, shown once: an access token with the connection lines filled in, or an
+/// MQTT user name and password. `intro` says what happened; a sentence on their use follows.
+#[component]
+pub fn CredentialsReveal(
     #[prop(into)] title: String,
     #[prop(into)] intro: String,
-    basic: MqttBasicCredentials,
+    credentials: DeviceCredentials,
     on_close: Callback<()>,
 ) -> impl IntoView {
+    if let Some(token) = credentials.access_token {
+        let for_commands = token.clone();
+        return view! {
+            <TokenReveal
+                title=title
+                intro=format!("{intro} Use this access token as the MQTT user name of the device, or try one of the lines below.")
+                token=token
+                on_close=on_close
+            >
+                <ConnectCommands token=Signal::derive(move || Some(for_commands.clone())) id_prefix="new"/>
+            </TokenReveal>
+        }
+        .into_any();
+    }
+    let Some(basic) = credentials.mqtt_basic else {
+        return ().into_any();
+    };
     let mut secrets = Vec::new();
     if let Some(client_id) = basic.client_id {
         secrets.push(Secret {
@@ -830,12 +821,13 @@ pub fn MqttReveal(
         <SecretReveal
             title=title
             secrets=secrets
-            intro=intro
+            intro=format!("{intro} The device connects with this MQTT user name and password.")
             warning=("Store the password now.", "It will not be shown again: Stead keeps only a hash of it. If it is lost, set new credentials.")
             close_label="I have stored the password"
             on_close=on_close
         />
     }
+    .into_any()
 }
 
 /// How a new device will authenticate.
@@ -850,7 +842,7 @@ fn CreateDeviceModal(
     #[prop(into)] profiles: Signal<Vec<DeviceProfile>>,
     #[prop(into)] groups: Signal<Vec<DeviceGroup>>,
     on_close: Callback<()>,
-    on_created: Callback<NewCredentials>,
+    on_created: Callback<(String, DeviceCredentials)>,
 ) -> impl IntoView {
     let session = use_session();
     let name = RwSignal::new(String::new());
@@ -906,14 +898,13 @@ fn CreateDeviceModal(
             match api::create_device(session, &body).await {
                 Ok(created) => {
                     // The credentials dialog that follows says it was created: no toast.
-                    let device_name = created.device.name;
-                    on_created.run(match created.mqtt_basic {
-                        Some(basic) => NewCredentials::Mqtt { device_name, basic },
-                        None => NewCredentials::Token {
-                            device_name,
-                            token: created.access_token.unwrap_or_default(),
-                        },
-                    });
+                    let credentials = DeviceCredentials {
+                        credentials_type: created.device.credentials_type,
+                        access_token: created.access_token,
+                        mqtt_basic: created.mqtt_basic,
+                        expires_at: created.device.credentials_expire_at,
+                    };
+                    on_created.run((created.device.name, credentials));
                 }
                 Err(e) => {
                     error.try_set(Some(e.detail));
@@ -1006,14 +997,7 @@ fn CreateDeviceModal(
                     </Show>
                 </fieldset>
                 <ErrorMessage error=error/>
-                <div class="modal-actions">
-                    <button type="button" class="button button-secondary" on:click=move |_| on_close.run(()) disabled=move || busy.get()>
-                        "Cancel"
-                    </button>
-                    <button type="submit" class="button button-primary" disabled=move || busy.get()>
-                        {move || if busy.get() { "Creating…" } else { "Create device" }}
-                    </button>
-                </div>
+                <FormActions busy=busy on_cancel=on_close label="Create device" busy_label="Creating…"/>
             </form>
         </Modal>
     }

@@ -11,7 +11,8 @@ use crate::api;
 use crate::session::use_session;
 use crate::shell::RequireTenant;
 use crate::ui::{
-    ConfirmDialog, ErrorMessage, Loader, Modal, Spinner, format_ms, non_empty, use_toasts,
+    Action, ConfirmDialog, ErrorMessage, FormActions, HeaderButton, Loader, Modal, PageHeader,
+    Spinner, format_ms, non_empty, use_toasts,
 };
 
 #[component]
@@ -39,8 +40,7 @@ fn GroupList() -> impl IntoView {
     let can_write = Memo::new(move |_| session.can("devices.write"));
     let groups = Loader::new(move || api::list_groups(session));
     let dialog = RwSignal::new(None::<Dialog>);
-    let delete_busy = RwSignal::new(false);
-    let delete_error = RwSignal::new(None::<String>);
+    let deletion = Action::new();
     let close = Callback::new(move |_| dialog.set(None));
     let done = Callback::new(move |_| {
         dialog.set(None);
@@ -48,34 +48,17 @@ fn GroupList() -> impl IntoView {
     });
 
     let confirm_delete = move |group: DeviceGroup| {
-        delete_busy.set(true);
-        spawn_local(async move {
-            match api::delete_group(session, group.id).await {
-                Ok(()) => {
-                    toasts.success(format!("Group “{}” deleted; its devices stay.", group.name));
-                    done.run(());
-                }
-                Err(e) => {
-                    delete_error.try_set(Some(e.detail));
-                }
-            }
-            delete_busy.try_set(false);
+        deletion.run(api::delete_group(session, group.id), move |()| {
+            toasts.success(format!("Group “{}” deleted; its devices stay.", group.name));
+            done.run(());
         });
     };
 
     view! {
         <div class="page">
-            <header class="page-header">
-                <div>
-                    <h1>"Groups"</h1>
-                    <p class="muted">"Named sets of devices, to find them and act on them together."</p>
-                </div>
-                <Show when=move || can_write.get()>
-                    <button type="button" class="button button-primary" data-test="new-group" on:click=move |_| dialog.set(Some(Dialog::New))>
-                        "+ New group"
-                    </button>
-                </Show>
-            </header>
+            <PageHeader title="Groups" intro="Named sets of devices, to find them and act on them together.">
+                <HeaderButton when=can_write label="+ New group" test="new-group" on_click=Callback::new(move |_| dialog.set(Some(Dialog::New)))/>
+            </PageHeader>
 
             <ErrorMessage error=groups.error_text()/>
 
@@ -134,7 +117,7 @@ fn GroupList() -> impl IntoView {
                                                     </button>
                                                     <button type="button" class="button button-ghost button-small danger-text" data-test="delete-group"
                                                         on:click=move |_| {
-                                                            delete_error.set(None);
+                                                            deletion.error.set(None);
                                                             open(Dialog::Delete);
                                                         }>
                                                         "Delete"
@@ -180,8 +163,8 @@ fn GroupList() -> impl IntoView {
                             title="Delete group"
                             message=format!("Delete the group “{}”? Its {} devices are not deleted, only the group.", g.name, g.device_count)
                             confirm_label="Delete group"
-                            busy=delete_busy
-                            error=delete_error
+                            busy=deletion.busy
+                            error=deletion.error
                             on_confirm=Callback::new(move |_| confirm_delete(group.clone()))
                             on_cancel=close
                         />
@@ -271,14 +254,7 @@ fn GroupForm(
                     <input type="text" name="description" autocomplete="off" bind:value=description/>
                 </label>
                 <ErrorMessage error=error/>
-                <div class="modal-actions">
-                    <button type="button" class="button button-secondary" on:click=move |_| on_close.run(()) disabled=move || busy.get()>
-                        "Cancel"
-                    </button>
-                    <button type="submit" class="button button-primary" data-test="save-group" disabled=move || busy.get()>
-                        {move || if busy.get() { "Saving…" } else { "Save group" }}
-                    </button>
-                </div>
+                <FormActions busy=busy on_cancel=on_close label="Save group" busy_label="Saving…" test="save-group"/>
             </form>
         </Modal>
     }

@@ -15,7 +15,9 @@ use wasm_bindgen_futures::JsFuture;
 use crate::api;
 use crate::session::use_session;
 use crate::shell::{RequirePermission, RequireTenant};
-use crate::ui::{ErrorMessage, ProgressBar, Spinner, StatusBadge, Tone, save_blob, use_toasts};
+use crate::ui::{
+    ErrorMessage, PageHeader, ProgressBar, Spinner, StatusBadge, Tone, save_blob, use_toasts,
+};
 
 /// How often a running import is asked for its progress.
 const POLL_MS: u32 = 500;
@@ -187,12 +189,7 @@ fn Import() -> impl IntoView {
                 <span aria-hidden="true">"/"</span>
                 <span>"Import"</span>
             </nav>
-            <header class="page-header">
-                <div>
-                    <h1>"Import devices"</h1>
-                    <p class="muted">"Create or update many devices from a CSV file: check it first, then import."</p>
-                </div>
-            </header>
+            <PageHeader title="Import devices" intro="Create or update many devices from a CSV file: check it first, then import."/>
 
             <section class="card">
                 <div class="card-header">

@@ -13,8 +13,8 @@ use crate::api;
 use crate::session::use_session;
 use crate::shell::RequireTenant;
 use crate::ui::{
-    ConfirmDialog, ErrorMessage, Loader, Modal, Secret, SecretReveal, Spinner, StatusBadge, Tone,
-    format_ms, non_empty, use_toasts,
+    Action, ConfirmDialog, ErrorMessage, FormActions, HeaderButton, Loader, Modal, PageHeader,
+    Secret, SecretReveal, Spinner, StatusBadge, Tone, format_ms, non_empty, use_toasts,
 };
 
 const STRATEGIES: [ProvisionStrategy; 3] = [
@@ -84,8 +84,7 @@ fn ProfileList() -> impl IntoView {
     let editing = RwSignal::new(None::<Editing>);
     let revealed = RwSignal::new(None::<SavedProfile>);
     let deleting = RwSignal::new(None::<DeviceProfile>);
-    let delete_busy = RwSignal::new(false);
-    let delete_error = RwSignal::new(None::<String>);
+    let deletion = Action::new();
     let defaulting = RwSignal::new(None::<uuid::Uuid>);
 
     let make_default = move |p: DeviceProfile| {
@@ -110,36 +109,19 @@ fn ProfileList() -> impl IntoView {
         let Some(p) = deleting.get_untracked() else {
             return;
         };
-        delete_busy.set(true);
-        spawn_local(async move {
-            match api::delete_profile(session, p.id).await {
-                Ok(()) => {
-                    toasts.success(format!("Profile “{}” deleted.", p.name));
-                    deleting.try_set(None);
-                    profiles.reload();
-                }
-                // The server says why (the default profile, or devices still use it).
-                Err(e) => {
-                    delete_error.try_set(Some(e.detail));
-                }
-            }
-            delete_busy.try_set(false);
+        // The server says why (the default profile, or devices still use it).
+        deletion.run(api::delete_profile(session, p.id), move |()| {
+            toasts.success(format!("Profile “{}” deleted.", p.name));
+            deleting.try_set(None);
+            profiles.reload();
         });
     };
 
     view! {
         <div class="page">
-            <header class="page-header">
-                <div>
-                    <h1>"Device profiles"</h1>
-                    <p class="muted">"What devices of one kind share: provisioning, when they count as inactive, rate limits."</p>
-                </div>
-                <Show when=move || can_manage.get()>
-                    <button type="button" class="button button-primary" data-test="new-profile" on:click=move |_| editing.set(Some(Editing::New))>
-                        "+ New profile"
-                    </button>
-                </Show>
-            </header>
+            <PageHeader title="Device profiles" intro="What devices of one kind share: provisioning, when they count as inactive, rate limits.">
+                <HeaderButton when=can_manage label="+ New profile" test="new-profile" on_click=Callback::new(move |_| editing.set(Some(Editing::New)))/>
+            </PageHeader>
 
             <ErrorMessage error=profiles.error_text()/>
 
@@ -215,7 +197,7 @@ fn ProfileList() -> impl IntoView {
                                                                 </button>
                                                                 <button type="button" class="button button-ghost button-small danger-text" data-test="delete-profile"
                                                                     on:click=move |_| {
-                                                                        delete_error.set(None);
+                                                                        deletion.error.set(None);
                                                                         deleting.set(Some(for_delete.clone()));
                                                                     }>
                                                                     "Delete"
@@ -273,8 +255,8 @@ fn ProfileList() -> impl IntoView {
                     title="Delete profile"
                     message=format!("Delete the profile “{}”? Only a profile no device uses can be deleted.", p.name)
                     confirm_label="Delete profile"
-                    busy=delete_busy
-                    error=delete_error
+                    busy=deletion.busy
+                    error=deletion.error
                     on_confirm=Callback::new(confirm_delete)
                     on_cancel=Callback::new(move |_| deleting.set(None))
                 />
@@ -470,14 +452,7 @@ fn ProfileForm(
                     <p class="hint">{format!("Created {}; updated {}.", format_ms(p.created_at), format_ms(p.updated_at))}</p>
                 })}
                 <ErrorMessage error=error/>
-                <div class="modal-actions">
-                    <button type="button" class="button button-secondary" on:click=move |_| on_close.run(()) disabled=move || busy.get()>
-                        "Cancel"
-                    </button>
-                    <button type="submit" class="button button-primary" data-test="save-profile" disabled=move || busy.get()>
-                        {move || if busy.get() { "Saving…" } else { "Save profile" }}
-                    </button>
-                </div>
+                <FormActions busy=busy on_cancel=on_close label="Save profile" busy_label="Saving…" test="save-profile"/>
             </form>
         </Modal>
     }

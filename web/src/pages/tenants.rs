@@ -8,7 +8,7 @@ use stead_api_types::{CreateTenant, Role, Tenant, TenantStatus, UpdateTenant};
 use crate::api;
 use crate::session::use_session;
 use crate::ui::{
-    ConfirmDialog, ErrorMessage, Loader, Modal, Pagination, Spinner, format_time,
+    ConfirmDialog, ErrorMessage, FormActions, Loader, Modal, Pagination, Spinner, format_time,
     format_time_title, non_empty, use_toasts,
 };
 
@@ -262,14 +262,7 @@ fn CreateTenantModal(on_close: Callback<()>, on_created: Callback<()>) -> impl I
                     </label>
                 </fieldset>
                 <ErrorMessage error=error/>
-                <div class="modal-actions">
-                    <button type="button" class="button button-secondary" on:click=move |_| on_close.run(()) disabled=move || busy.get()>
-                        "Cancel"
-                    </button>
-                    <button type="submit" class="button button-primary" disabled=move || busy.get()>
-                        {move || if busy.get() { "Creating…" } else { "Create tenant" }}
-                    </button>
-                </div>
+                <FormActions busy=busy on_cancel=on_close label="Create tenant" busy_label="Creating…"/>
             </form>
         </Modal>
     }

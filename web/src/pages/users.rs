@@ -9,7 +9,7 @@ use crate::api;
 use crate::session::use_session;
 use crate::shell::{RequirePermission, RequireTenant};
 use crate::ui::{
-    ConfirmDialog, ErrorMessage, Loader, Modal, Pagination, Spinner, format_time,
+    ConfirmDialog, ErrorMessage, FormActions, Loader, Modal, Pagination, Spinner, format_time,
     format_time_title, non_empty, use_toasts,
 };
 
@@ -311,14 +311,7 @@ fn CreateUserModal(on_close: Callback<()>, on_created: Callback<()>) -> impl Int
                     </small>
                 </label>
                 <ErrorMessage error=error/>
-                <div class="modal-actions">
-                    <button type="button" class="button button-secondary" on:click=move |_| on_close.run(()) disabled=move || busy.get()>
-                        "Cancel"
-                    </button>
-                    <button type="submit" class="button button-primary" disabled=move || busy.get()>
-                        {move || if busy.get() { "Creating…" } else { "Create user" }}
-                    </button>
-                </div>
+                <FormActions busy=busy on_cancel=on_close label="Create user" busy_label="Creating…"/>
             </form>
         </Modal>
     }

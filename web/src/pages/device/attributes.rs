@@ -11,8 +11,8 @@ use crate::api;
 use crate::pages::attribute_form::{AttributeDialog, Draft, Values, scope_hint, scope_label};
 use crate::session::use_session;
 use crate::ui::{
-    ConfirmDialog, ErrorMessage, Loader, Spinner, compact_json, format_age, format_ms_title,
-    use_toasts,
+    Action, ConfirmDialog, ErrorMessage, Loader, Spinner, compact_json, format_age,
+    format_ms_title, use_toasts,
 };
 
 const SCOPES: [AttributeScope; 3] = [
@@ -29,8 +29,7 @@ pub fn AttributesTab(id: Uuid, now: ReadSignal<f64>) -> impl IntoView {
     let attributes = Loader::new(move || api::attributes(session, id));
     let editing = RwSignal::new(None::<Draft>);
     let deleting = RwSignal::new(None::<Attribute>);
-    let delete_busy = RwSignal::new(false);
-    let delete_error = RwSignal::new(None::<String>);
+    let deletion = Action::new();
 
     let save = move |scope: AttributeScope, values: Values| async move {
         let saved = api::set_attributes(session, id, scope, &values).await?;
@@ -41,19 +40,12 @@ pub fn AttributesTab(id: Uuid, now: ReadSignal<f64>) -> impl IntoView {
         let Some(attr) = deleting.get_untracked() else {
             return;
         };
-        delete_busy.set(true);
-        spawn_local(async move {
-            match api::delete_attribute(session, id, attr.scope, &attr.key).await {
-                Ok(()) => {
-                    toasts.success(format!("Attribute “{}” deleted.", attr.key));
-                    deleting.try_set(None);
-                    attributes.reload();
-                }
-                Err(e) => {
-                    delete_error.try_set(Some(e.detail));
-                }
-            }
-            delete_busy.try_set(false);
+        let key = attr.key.clone();
+        let fut = async move { api::delete_attribute(session, id, attr.scope, &attr.key).await };
+        deletion.run(fut, move |()| {
+            toasts.success(format!("Attribute “{key}” deleted."));
+            deleting.try_set(None);
+            attributes.reload();
         });
     };
 
@@ -135,7 +127,7 @@ pub fn AttributesTab(id: Uuid, now: ReadSignal<f64>) -> impl IntoView {
                                                                             </button>
                                                                             <button type="button" class="button button-ghost button-small danger-text" data-test="delete-attribute"
                                                                                 on:click=move |_| {
-                                                                                    delete_error.set(None);
+                                                                                    deletion.error.set(None);
                                                                                     deleting.set(Some(for_delete.clone()));
                                                                                 }>
                                                                                 "Delete"
@@ -179,8 +171,8 @@ pub fn AttributesTab(id: Uuid, now: ReadSignal<f64>) -> impl IntoView {
                     title="Delete attribute"
                     message=format!("Delete the {} attribute “{}”?", a.scope.as_str(), a.key)
                     confirm_label="Delete attribute"
-                    busy=delete_busy
-                    error=delete_error
+                    busy=deletion.busy
+                    error=deletion.error
                     on_confirm=Callback::new(confirm_delete)
                     on_cancel=Callback::new(move |_| deleting.set(None))
                 />

@@ -9,12 +9,11 @@ use stead_api_types::{CredentialsType, Device, DeviceCredentials, SetCredentials
 use uuid::Uuid;
 
 use crate::api;
-use crate::connect::ConnectCommands;
-use crate::pages::devices::MqttReveal;
+use crate::pages::devices::CredentialsReveal;
 use crate::session::use_session;
 use crate::ui::{
-    ConfirmDialog, ErrorMessage, Modal, StatusBadge, TokenReveal, Tone, format_time,
-    format_time_title, non_empty, use_toasts,
+    Action, ConfirmDialog, ErrorMessage, FormActions, Modal, StatusBadge, TokenReveal, Tone,
+    format_time, format_time_title, non_empty, use_toasts,
 };
 
 /// Credentials that expire within this many days are flagged.
@@ -63,12 +62,11 @@ pub fn CredentialsTab(
     let can_write = Memo::new(move |_| session.can("devices.write"));
     let id = Memo::new(move |_| device.with(|d| d.as_ref().map(|d| d.id).unwrap_or_default()));
     let dialog = RwSignal::new(None::<Dialog>);
-    let busy = RwSignal::new(false);
-    let error = RwSignal::new(None::<String>);
+    let action = Action::new();
     let reveal = RwSignal::new(None::<DeviceCredentials>);
     let reason = RwSignal::new(String::new());
     let open = move |d: Dialog| {
-        error.set(None);
+        action.error.set(None);
         reason.set(String::new());
         dialog.set(Some(d));
     };
@@ -94,60 +92,35 @@ pub fn CredentialsTab(
 
     let rotate = move |_| {
         let id = id.get_untracked();
-        busy.set(true);
-        spawn_local(async move {
-            match api::rotate_device_token(session, id).await {
-                Ok(creds) => issued(
-                    id,
-                    creds,
-                    "New credentials issued. The old ones no longer work.",
-                ),
-                Err(e) => {
-                    error.try_set(Some(e.detail));
-                }
-            }
-            busy.try_set(false);
+        action.run(api::rotate_device_token(session, id), move |creds| {
+            issued(
+                id,
+                creds,
+                "New credentials issued. The old ones no longer work.",
+            );
         });
     };
     let revoke = move |_| {
         let id = id.get_untracked();
-        busy.set(true);
-        spawn_local(async move {
-            match api::revoke_credentials(session, id).await {
-                Ok(()) => {
-                    toasts.success("Credentials revoked: the device cannot connect.");
-                    dialog.try_set(None);
-                    refresh(id);
-                }
-                Err(e) => {
-                    error.try_set(Some(e.detail));
-                }
-            }
-            busy.try_set(false);
+        action.run(api::revoke_credentials(session, id), move |()| {
+            toasts.success("Credentials revoked: the device cannot connect.");
+            dialog.try_set(None);
+            refresh(id);
         });
     };
     let disable = move |_| {
         let Some(why) = non_empty(&reason.get_untracked()) else {
-            error.set(Some(
-                "Say why, for the people who will find it disabled.".into(),
-            ));
+            action.refuse("Say why, for the people who will find it disabled.");
             return;
         };
-        let id = id.get_untracked();
-        busy.set(true);
-        spawn_local(async move {
-            match api::disable_device(session, id, why).await {
-                Ok(d) => {
-                    toasts.success(format!("“{}” is disabled.", d.name));
-                    device.try_set(Some(d));
-                    dialog.try_set(None);
-                }
-                Err(e) => {
-                    error.try_set(Some(e.detail));
-                }
-            }
-            busy.try_set(false);
-        });
+        action.run(
+            api::disable_device(session, id.get_untracked(), why),
+            move |d| {
+                toasts.success(format!("“{}” is disabled.", d.name));
+                device.try_set(Some(d));
+                dialog.try_set(None);
+            },
+        );
     };
     let enabling = RwSignal::new(false);
     let enable = move |_| {
@@ -263,8 +236,8 @@ pub fn CredentialsTab(
                     title="Rotate credentials"
                     message="New credentials will be issued and the current ones stop working immediately. The device must be reconfigured."
                     confirm_label="Rotate"
-                    busy=busy
-                    error=error
+                    busy=action.busy
+                    error=action.error
                     on_confirm=Callback::new(rotate)
                     on_cancel=close
                 />
@@ -274,8 +247,8 @@ pub fn CredentialsTab(
                     title="Revoke credentials"
                     message="The device is disconnected and cannot connect until it gets new credentials."
                     confirm_label="Revoke credentials"
-                    busy=busy
-                    error=error
+                    busy=action.busy
+                    error=action.error
                     on_confirm=Callback::new(revoke)
                     on_cancel=close
                 />
@@ -285,8 +258,8 @@ pub fn CredentialsTab(
                     title="Disable device"
                     message="The device is disconnected; it cannot connect and its data is refused until you enable it again."
                     confirm_label="Disable device"
-                    busy=busy
-                    error=error
+                    busy=action.busy
+                    error=action.error
                     on_confirm=Callback::new(disable)
                     on_cancel=close
                 >
@@ -305,32 +278,13 @@ pub fn CredentialsTab(
             }.into_any(),
         })}
 
-        {move || reveal.get().map(|creds| {
-            let close = Callback::new(move |_| reveal.set(None));
-            match (creds.access_token, creds.mqtt_basic) {
-                (Some(token), _) => {
-                    let for_commands = token.clone();
-                    view! {
-                        <TokenReveal
-                            title="New access token"
-                            intro="Configure the device with this token. The previous credentials no longer work."
-                            token=token
-                            on_close=close
-                        >
-                            <ConnectCommands token=Signal::derive(move || Some(for_commands.clone())) id_prefix="rotated"/>
-                        </TokenReveal>
-                    }.into_any()
-                }
-                (None, Some(basic)) => view! {
-                    <MqttReveal
-                        title="New MQTT credentials"
-                        intro="Configure the device with this user name and password. The previous credentials no longer work."
-                        basic=basic
-                        on_close=close
-                    />
-                }.into_any(),
-                (None, None) => ().into_any(),
-            }
+        {move || reveal.get().map(|creds| view! {
+            <CredentialsReveal
+                title="New credentials"
+                intro="The previous credentials no longer work."
+                credentials=creds
+                on_close=Callback::new(move |_| reveal.set(None))
+            />
         })}
     }
 }
@@ -354,17 +308,13 @@ fn SetCredentialsDialog(
     let password = RwSignal::new(String::new());
     let client_id = RwSignal::new(String::new());
     let expires = RwSignal::new(String::new());
-    let busy = RwSignal::new(false);
-    let error = RwSignal::new(None::<String>);
+    let action = Action::new();
 
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        if busy.get_untracked() {
-            return;
-        }
         let expires_at = parse_local(&expires.get_untracked());
         if expires_at.is_some_and(|t| t <= now_utc()) {
-            error.set(Some("The expiry must be in the future.".into()));
+            action.refuse("The expiry must be in the future.");
             return;
         }
         let body = match kind.get_untracked() {
@@ -374,7 +324,7 @@ fn SetCredentialsDialog(
             },
             Kind::Mqtt => {
                 let Some(user) = non_empty(&username.get_untracked()) else {
-                    error.set(Some("Give the MQTT user name.".into()));
+                    action.refuse("Give the MQTT user name.");
                     return;
                 };
                 SetCredentials::MqttBasic {
@@ -385,17 +335,8 @@ fn SetCredentialsDialog(
                 }
             }
         };
-        busy.set(true);
-        error.set(None);
-        spawn_local(async move {
-            match api::set_credentials(session, id, &body).await {
-                Ok(creds) => on_set.run(creds),
-                Err(e) => {
-                    error.try_set(Some(e.detail));
-                }
-            }
-            busy.try_set(false);
-        });
+        let fut = async move { api::set_credentials(session, id, &body).await };
+        action.run(fut, move |creds| on_set.run(creds));
     };
 
     view! {
@@ -443,15 +384,8 @@ fn SetCredentialsDialog(
                     <input type="datetime-local" name="expires_at" bind:value=expires/>
                     <small class="hint">"Empty: they do not expire."</small>
                 </label>
-                <ErrorMessage error=error/>
-                <div class="modal-actions">
-                    <button type="button" class="button button-secondary" on:click=move |_| on_close.run(()) disabled=move || busy.get()>
-                        "Cancel"
-                    </button>
-                    <button type="submit" class="button button-primary" data-test="save-credentials" disabled=move || busy.get()>
-                        {move || if busy.get() { "Saving…" } else { "Set credentials" }}
-                    </button>
-                </div>
+                <ErrorMessage error=action.error/>
+                <FormActions busy=action.busy on_cancel=on_close label="Set credentials" busy_label="Saving…" test="save-credentials"/>
             </form>
         </Modal>
     }

@@ -34,12 +34,7 @@ pub fn DeviceGroups(id: Uuid) -> impl IntoView {
     let change = move |group: Uuid, join: bool| {
         busy.set(true);
         spawn_local(async move {
-            let result = if join {
-                api::add_to_group(session, group, vec![id]).await
-            } else {
-                api::remove_from_group(session, group, vec![id]).await
-            };
-            match result {
+            match api::group_membership(session, group, vec![id], join).await {
                 Ok(g) if join => toasts.success(format!("Added to “{}”.", g.name)),
                 Ok(g) => toasts.success(format!("Removed from “{}”.", g.name)),
                 Err(e) => toasts.error(e.detail),
