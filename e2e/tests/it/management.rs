@@ -129,6 +129,26 @@ async fn profiles_groups_and_filters(backend: Backend) {
     assert_eq!(names(c, &format!("group={}", group.id)).await, ["a"]);
     assert_eq!(names(c, "label=lobby").await, ["a"]);
 
+    // The profile's rate-limit override applies to its devices, and getSessionLimits says so.
+    let (mut raw_a, code) =
+        Raw::connect(&server.mqtt, a.access_token.as_deref().unwrap(), 30, None).await;
+    assert_eq!(code, 0);
+    raw_a
+        .publish(
+            "v1/devices/me/rpc/request/1",
+            br#"{"method":"getSessionLimits","params":{}}"#,
+            None,
+        )
+        .await;
+    let (_, payload) = raw_a.next_publish(Duration::from_secs(5)).await.unwrap();
+    let limits: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(limits["rateLimits"]["messages"], "5:1", "{limits}");
+    assert_eq!(
+        limits["rateLimits"]["telemetryDataPoints"], "2000:1,60000:60",
+        "{limits}"
+    );
+    raw_a.disconnect().await;
+
     // Group membership through the API.
     let g: DeviceGroup = c
         .post(
@@ -150,7 +170,10 @@ async fn profiles_groups_and_filters(backend: Backend) {
     assert_eq!(groups_of_b.len(), 1);
 
     // Online status: b connects.
-    assert!(names(c, "online=true").await.is_empty());
+    eventually("a offline again", || async {
+        names(c, "online=true").await.is_empty()
+    })
+    .await;
     let (mut raw, code) = Raw::connect(&server.mqtt, &b_token, 30, None).await;
     assert_eq!(code, 0);
     eventually("b listed online", || async {

@@ -179,7 +179,16 @@ impl IngressCtx {
                     .bus
                     .publish(device, stead_api_types::LiveEvent::Presence(p));
             }
-            if let Err(e) = crate::devices::repo::set_online(&state.db, device, true).await {
+            // The row mirrors the presence. A session that ended meanwhile may have written
+            // `false` first: the presence, updated before either write, settles it.
+            let mirrored = async {
+                crate::devices::repo::set_online(&state.db, device, true).await?;
+                if !state.live.presence(device).await?.online {
+                    crate::devices::repo::set_online(&state.db, device, false).await?;
+                }
+                anyhow::Ok(())
+            };
+            if let Err(e) = mirrored.await {
                 tracing::warn!(error = %e, "recording that a device is online failed");
             }
         });
