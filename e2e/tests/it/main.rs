@@ -14,6 +14,7 @@ mod device_http;
 mod devices;
 mod durability;
 mod embedded;
+mod management;
 mod mqtt;
 mod mqtt_raw;
 mod multinode;

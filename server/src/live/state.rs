@@ -68,6 +68,11 @@ pub enum PresenceChange {
         messages: u64,
         errors: u64,
     },
+    /// Silent for longer than its profile allows: offline with reason "inactive", whatever the
+    /// session.
+    Inactive {
+        ts: i64,
+    },
 }
 
 fn apply(p: &mut Presence, change: PresenceChange) {
@@ -90,6 +95,11 @@ fn apply(p: &mut Presence, change: PresenceChange) {
             p.last_activity = Some(p.last_activity.map_or(ts, |t| t.max(ts)));
             p.messages += messages;
             p.errors += errors;
+        }
+        PresenceChange::Inactive { ts } => {
+            p.online = false;
+            p.last_disconnect = Some(ts);
+            p.last_disconnect_reason = Some(DisconnectReason::Inactive);
         }
     }
 }
@@ -251,6 +261,8 @@ impl LiveStore {
                             .arg(reason_str(reason))
                             .invoke_async(&mut r.conn.clone())
                             .await?;
+                        // (An empty pipeline below would answer an error.)
+                        return self.presence(device).await;
                     }
                     PresenceChange::Activity {
                         ts,
@@ -260,6 +272,15 @@ impl LiveStore {
                         pipe.hset(&key, "last_activity", ts)
                             .hincr(&key, "messages", messages)
                             .hincr(&key, "errors", errors);
+                    }
+                    PresenceChange::Inactive { ts } => {
+                        pipe.hset(&key, "online", 0)
+                            .hset(&key, "last_disconnect", ts)
+                            .hset(
+                                &key,
+                                "last_disconnect_reason",
+                                reason_str(DisconnectReason::Inactive),
+                            );
                     }
                 }
                 let _: () = pipe.query_async(&mut r.conn.clone()).await?;
