@@ -7,7 +7,8 @@ use fantoccini::Locator;
 use stead_api_types::{Attribute, CreatedDevice};
 
 use crate::browser::{
-    Driver, browser, click, screenshot, submit_login, text_of, wait_count, wait_css, wait_text,
+    Driver, browser, click, screenshot, submit_login, text_of, wait_count, wait_css, wait_gone,
+    wait_text,
 };
 use crate::harness::{Backend, Options, TestServer};
 
@@ -166,7 +167,8 @@ async fn profiles_groups_and_commands_from_the_console() {
         .await
         .unwrap();
     click(&b, "[data-test=save-attribute]").await;
-    wait_css(&b, ".toast-success").await;
+    wait_gone(&b, ".modal").await;
+    wait_text(&b, ".toast-success", "Set on 1 device").await;
     screenshot(&b, "groups").await;
     click(&b, "[data-test=group-devices]").await;
     wait_count(&b, "[data-test=device-row]", 1).await;

@@ -2,8 +2,6 @@
 //! report), import it while the progress bar follows the job, then find the devices in the
 //! device list filtered by their group.
 
-use std::time::{Duration, Instant};
-
 use fantoccini::{Client as Browser, Locator};
 use stead_api_types::{Attribute, Device, DeviceGroup, Page};
 

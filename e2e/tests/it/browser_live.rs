@@ -5,7 +5,6 @@ use std::io::Write;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fantoccini::{Client as Browser, Locator};
 use stead_api_types::CreatedDevice;
 
 use crate::browser::{

@@ -3,7 +3,6 @@
 //! when it last changed.
 
 use leptos::prelude::*;
-use leptos::task::spawn_local;
 use stead_api_types::{Attribute, AttributeScope};
 use uuid::Uuid;
 

@@ -12,8 +12,8 @@ use crate::api;
 use crate::pages::devices::CredentialsReveal;
 use crate::session::use_session;
 use crate::ui::{
-    Action, ConfirmDialog, ErrorMessage, FormActions, Modal, StatusBadge, TokenReveal, Tone,
-    format_time, format_time_title, non_empty, use_toasts,
+    Action, ConfirmDialog, ErrorMessage, FormActions, Modal, StatusBadge, Tone, format_time,
+    format_time_title, non_empty, use_toasts,
 };
 
 /// Credentials that expire within this many days are flagged.
