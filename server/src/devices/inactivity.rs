@@ -36,33 +36,46 @@ async fn watched(state: &AppState) -> crate::error::Result<Vec<(DeviceId, Tenant
 
 pub async fn sweep(state: &AppState) -> crate::error::Result<()> {
     let now = now_ms();
-    for (device, tenant, timeout_ms) in watched(state).await? {
-        let presence = state.live.presence(device).await?;
-        let last = presence.last_activity.max(presence.last_connect);
-        if last.is_some_and(|t| now - t <= timeout_ms) {
-            continue;
+    for chunk in watched(state).await?.chunks(1000) {
+        let ids: Vec<DeviceId> = chunk.iter().map(|(d, _, _)| *d).collect();
+        let presences = state.live.presence_of(&ids).await?;
+        for (&(device, tenant, timeout_ms), presence) in chunk.iter().zip(presences) {
+            let last = presence.last_activity.max(presence.last_connect);
+            if last.is_none_or(|t| now - t > timeout_ms) {
+                mark_inactive(state, device, tenant, timeout_ms, now).await?;
+            }
         }
-        state
-            .sessions
-            .end_session(device, DisconnectReason::Inactive);
-        let p = state
-            .live
-            .update_presence(device, PresenceChange::Inactive { ts: now })
-            .await?;
-        state.bus.publish(device, LiveEvent::Presence(p));
-        crate::devices::repo::set_online(&state.db, device, false).await?;
-        state.timeline.record_for(
-            tenant,
-            device,
-            EventKind::Disconnected,
-            format!(
-                "Marked offline: {} (no message for {} s)",
-                crate::ingress::describe(DisconnectReason::Inactive),
-                timeout_ms / 1000
-            ),
-            serde_json::json!({"reason": DisconnectReason::Inactive}),
-        );
     }
+    Ok(())
+}
+
+async fn mark_inactive(
+    state: &AppState,
+    device: DeviceId,
+    tenant: TenantId,
+    timeout_ms: i64,
+    now: i64,
+) -> crate::error::Result<()> {
+    state
+        .sessions
+        .end_session(device, DisconnectReason::Inactive);
+    let p = state
+        .live
+        .update_presence(device, PresenceChange::Inactive { ts: now })
+        .await?;
+    state.bus.publish(device, LiveEvent::Presence(p));
+    crate::devices::repo::set_online(&state.db, device, false).await?;
+    state.timeline.record_for(
+        tenant,
+        device,
+        EventKind::Disconnected,
+        format!(
+            "Marked offline: {} (no message for {} s)",
+            crate::ingress::describe(DisconnectReason::Inactive),
+            timeout_ms / 1000
+        ),
+        serde_json::json!({"reason": DisconnectReason::Inactive}),
+    );
     Ok(())
 }
 
