@@ -652,6 +652,22 @@ pub fn Pagination(
     }
 }
 
+/// A table's header row: the column names, then (with `actions`) a column for row buttons.
+#[component]
+pub fn TableHead(
+    columns: &'static [&'static str],
+    #[prop(optional)] actions: bool,
+) -> impl IntoView {
+    view! {
+        <thead>
+            <tr>
+                {columns.iter().map(|c| view! { <th>{*c}</th> }).collect_view()}
+                {actions.then(|| view! { <th class="actions-col"><span class="sr-only">"Actions"</span></th> })}
+            </tr>
+        </thead>
+    }
+}
+
 /// Loads data whenever the signals read by `fetch` change (or on `reload`), keeping the last
 /// data on screen meanwhile and dropping answers that arrive after a newer request.
 pub struct Loader<T: Send + Sync + 'static> {

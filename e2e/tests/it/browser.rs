@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use fantoccini::{Client as Browser, ClientBuilder, Locator};
 use stead_api_types::{Device, Page};
 
-use crate::harness::{Backend, Options, TestServer};
+use crate::harness::{Backend, Options, TestServer, TestTenant};
 
 /// chromedriver on a free port, killed on drop.
 pub struct Driver {
@@ -164,6 +164,45 @@ pub async fn click(b: &Browser, css: &str) {
     wait_css(b, css).await.click().await.unwrap();
 }
 
+/// The console on a fresh embedded server with the tenant "Acme", and chromedriver.
+pub struct Console {
+    pub server: TestServer,
+    pub acme: TestTenant,
+    driver: Driver,
+    profile: tempfile::TempDir,
+}
+
+impl Console {
+    pub async fn start() -> Console {
+        let server = TestServer::start_with(
+            Backend::Sqlite,
+            Options {
+                console: true,
+                ..Options::default()
+            },
+        )
+        .await;
+        let acme = server.tenant("Acme").await;
+        Console {
+            server,
+            acme,
+            driver: Driver::start(),
+            profile: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// A browser with Acme's admin signed in, on the device list.
+    pub async fn sign_in(&self) -> Browser {
+        let b = browser(&self.driver, self.profile.path()).await;
+        b.goto(&format!("{}/devices", self.server.base))
+            .await
+            .unwrap();
+        submit_login(&b, "admin@acme.example.com", "tenant-admin-password").await;
+        wait_text(&b, "[data-test=current-user]", "admin@acme.example.com").await;
+        b
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn log_in_create_a_device_reload_and_log_out() {
     let server = TestServer::start_with(
@@ -279,15 +318,8 @@ async fn log_in_create_a_device_reload_and_log_out() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn device_page_tabs_edit_shared_attributes_and_show_client_ones_read_only() {
-    let server = TestServer::start_with(
-        Backend::Sqlite,
-        Options {
-            console: true,
-            ..Options::default()
-        },
-    )
-    .await;
-    let acme = server.tenant("Acme").await;
+    let console = Console::start().await;
+    let (server, acme) = (&console.server, &console.acme);
     let created: stead_api_types::CreatedDevice = acme
         .admin
         .post("/api/v1/devices", &serde_json::json!({"name": "boiler-7"}))
@@ -307,11 +339,7 @@ async fn device_page_tabs_edit_shared_attributes_and_show_client_ones_read_only(
         .unwrap();
     assert_eq!(reply.status, 200, "{:?}", reply.body);
 
-    let driver = Driver::start();
-    let profile = tempfile::tempdir().unwrap();
-    let b = browser(&driver, profile.path()).await;
-    b.goto(&format!("{}/devices", server.base)).await.unwrap();
-    submit_login(&b, "admin@acme.example.com", "tenant-admin-password").await;
+    let b = console.sign_in().await;
     click(&b, "[data-test=device-row]").await;
     wait_text(&b, "h1", "boiler-7").await;
     click(&b, "[data-test=tab-attributes]").await;

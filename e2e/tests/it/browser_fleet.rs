@@ -7,22 +7,13 @@ use fantoccini::Locator;
 use stead_api_types::{Attribute, CreatedDevice};
 
 use crate::browser::{
-    Driver, browser, click, screenshot, submit_login, text_of, wait_count, wait_css, wait_gone,
-    wait_text,
+    Console, click, screenshot, text_of, wait_count, wait_css, wait_gone, wait_text,
 };
-use crate::harness::{Backend, Options, TestServer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn profiles_groups_and_commands_from_the_console() {
-    let server = TestServer::start_with(
-        Backend::Sqlite,
-        Options {
-            console: true,
-            ..Options::default()
-        },
-    )
-    .await;
-    let acme = server.tenant("Acme").await;
+    let console = Console::start().await;
+    let (server, acme) = (&console.server, &console.acme);
     let mut devices = Vec::new();
     for name in ["pump-1", "pump-2", "valve-1"] {
         let created: CreatedDevice = acme
@@ -35,11 +26,7 @@ async fn profiles_groups_and_commands_from_the_console() {
         devices.push(created.device);
     }
 
-    let driver = Driver::start();
-    let profile = tempfile::tempdir().unwrap();
-    let b = browser(&driver, profile.path()).await;
-    b.goto(&format!("{}/devices", server.base)).await.unwrap();
-    submit_login(&b, "admin@acme.example.com", "tenant-admin-password").await;
+    let b = console.sign_in().await;
     wait_count(&b, "[data-test=device-row]", 3).await;
 
     // Profiles: a new one that lets devices provision themselves shows its secret once.

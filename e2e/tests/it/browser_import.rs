@@ -5,10 +5,7 @@
 use fantoccini::{Client as Browser, Locator};
 use stead_api_types::{Attribute, Device, DeviceGroup, Page};
 
-use crate::browser::{
-    Driver, browser, click, screenshot, submit_login, text_of, wait_count, wait_css, wait_text,
-};
-use crate::harness::{Backend, Options, TestServer};
+use crate::browser::{Console, click, screenshot, text_of, wait_count, wait_css, wait_text};
 
 const CSV: &str = "name,label,type,groups,shared:targetTemperature
 imp-boiler-1,Boiler room,thermostat,Building A,21.5
@@ -31,15 +28,8 @@ async fn count(b: &Browser, card: &str, key: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn import_a_csv_watch_it_run_and_find_the_devices_by_group() {
-    let server = TestServer::start_with(
-        Backend::Sqlite,
-        Options {
-            console: true,
-            ..Options::default()
-        },
-    )
-    .await;
-    let acme = server.tenant("Acme").await;
+    let console = Console::start().await;
+    let acme = &console.acme;
     let group: DeviceGroup = acme
         .admin
         .post("/api/v1/groups", &serde_json::json!({"name": "Building A"}))
@@ -48,12 +38,7 @@ async fn import_a_csv_watch_it_run_and_find_the_devices_by_group() {
         .ok()
         .unwrap();
 
-    let driver = Driver::start();
-    let profile = tempfile::tempdir().unwrap();
-    let b = browser(&driver, profile.path()).await;
-    b.goto(&format!("{}/devices", server.base)).await.unwrap();
-    submit_login(&b, "admin@acme.example.com", "tenant-admin-password").await;
-    wait_text(&b, "[data-test=current-user]", "admin@acme.example.com").await;
+    let b = console.sign_in().await;
 
     click(&b, "[data-test=nav-import]").await;
     wait_text(&b, "h1", "Import devices").await;

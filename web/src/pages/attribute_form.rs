@@ -4,11 +4,10 @@
 use std::future::Future;
 
 use leptos::prelude::*;
-use leptos::task::spawn_local;
 use stead_api_types::AttributeScope;
 
 use crate::session::ApiError;
-use crate::ui::{ErrorMessage, FormActions, Modal, non_empty, parse_json, use_toasts};
+use crate::ui::{Action, ErrorMessage, FormActions, Modal, non_empty, parse_json, use_toasts};
 
 pub type Values = serde_json::Map<String, serde_json::Value>;
 
@@ -85,36 +84,21 @@ where
     let scope = RwSignal::new(draft.scope);
     let key = RwSignal::new(draft.key);
     let value = RwSignal::new(draft.value);
-    let busy = RwSignal::new(false);
-    let error = RwSignal::new(None::<String>);
+    let action = Action::new();
     let fixed = draft.fixed;
 
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        if busy.get_untracked() {
-            return;
-        }
         let values = match attribute_values(&key.get_untracked(), &value.get_untracked()) {
             Ok(v) => v,
             Err(e) => {
-                error.set(Some(e));
+                action.refuse(e);
                 return;
             }
         };
-        busy.set(true);
-        error.set(None);
-        let fut = save(scope.get_untracked(), values);
-        spawn_local(async move {
-            match fut.await {
-                Ok(message) => {
-                    toasts.success(message);
-                    on_done.run(());
-                }
-                Err(e) => {
-                    error.try_set(Some(e.detail));
-                    busy.try_set(false);
-                }
-            }
+        action.run(save(scope.get_untracked(), values), move |message| {
+            toasts.success(message);
+            on_done.run(());
         });
     };
 
@@ -144,8 +128,8 @@ where
                     <textarea name="attribute_value" rows="3" spellcheck="false" placeholder="21.5" bind:value=value></textarea>
                     <small class="hint">"Numbers, true/false and null as they are; text in double quotes, e.g. \"eco\"; objects and lists in JSON."</small>
                 </label>
-                <ErrorMessage error=error/>
-                <FormActions busy=busy on_cancel=on_close label="Save attribute" busy_label="Saving…" test="save-attribute"/>
+                <ErrorMessage error=action.error/>
+                <FormActions busy=action.busy on_cancel=on_close label="Save attribute" busy_label="Saving…" test="save-attribute"/>
             </form>
         </Modal>
     }

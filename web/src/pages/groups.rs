@@ -2,7 +2,6 @@
 //! open the device list filtered by a group, and set an attribute on every device of one.
 
 use leptos::prelude::*;
-use leptos::task::spawn_local;
 use leptos_router::components::A;
 use stead_api_types::{AttributeScope, CreateGroup, DeviceGroup, UpdateGroup};
 
@@ -12,7 +11,7 @@ use crate::session::use_session;
 use crate::shell::RequireTenant;
 use crate::ui::{
     Action, ConfirmDialog, ErrorMessage, FormActions, HeaderButton, Loader, Modal, PageHeader,
-    Spinner, format_ms, non_empty, use_toasts,
+    Spinner, TableHead, format_ms, non_empty, use_toasts,
 };
 
 #[component]
@@ -80,14 +79,7 @@ fn GroupList() -> impl IntoView {
                 Some(list) => view! {
                     <div class="card table-card" class:is-loading=move || groups.loading.get()>
                         <table class="table">
-                            <thead>
-                                <tr>
-                                    <th>"Name"</th>
-                                    <th>"Devices"</th>
-                                    <th>"Created"</th>
-                                    <th class="actions-col"><span class="sr-only">"Actions"</span></th>
-                                </tr>
-                            </thead>
+                            <TableHead columns=&["Name", "Devices", "Created"] actions=true/>
                             <tbody>
                                 {list.into_iter().map(|g| {
                                     let gid = g.id;
@@ -191,8 +183,7 @@ fn GroupForm(
             .and_then(|g| g.description.clone())
             .unwrap_or_default(),
     );
-    let busy = RwSignal::new(false);
-    let error = RwSignal::new(None::<String>);
+    let action = Action::new();
     let id = group.as_ref().map(|g| g.id);
     let title = if id.is_some() {
         "Rename group"
@@ -202,18 +193,13 @@ fn GroupForm(
 
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        if busy.get_untracked() {
-            return;
-        }
         let Some(group_name) = non_empty(&name.get_untracked()) else {
-            error.set(Some("Give the group a name.".into()));
+            action.refuse("Give the group a name.");
             return;
         };
         let description_value = non_empty(&description.get_untracked());
-        busy.set(true);
-        error.set(None);
-        spawn_local(async move {
-            let result = match id {
+        let fut = async move {
+            match id {
                 None => {
                     let body = CreateGroup {
                         name: group_name,
@@ -228,17 +214,11 @@ fn GroupForm(
                     };
                     api::update_group(session, id, &body).await
                 }
-            };
-            match result {
-                Ok(g) => {
-                    toasts.success(format!("Group “{}” saved.", g.name));
-                    on_saved.run(());
-                }
-                Err(e) => {
-                    error.try_set(Some(e.detail));
-                    busy.try_set(false);
-                }
             }
+        };
+        action.run(fut, move |g| {
+            toasts.success(format!("Group “{}” saved.", g.name));
+            on_saved.run(());
         });
     };
 
@@ -253,8 +233,8 @@ fn GroupForm(
                     <span>"Description"</span>
                     <input type="text" name="description" autocomplete="off" bind:value=description/>
                 </label>
-                <ErrorMessage error=error/>
-                <FormActions busy=busy on_cancel=on_close label="Save group" busy_label="Saving…" test="save-group"/>
+                <ErrorMessage error=action.error/>
+                <FormActions busy=action.busy on_cancel=on_close label="Save group" busy_label="Saving…" test="save-group"/>
             </form>
         </Modal>
     }

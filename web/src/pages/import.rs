@@ -16,7 +16,8 @@ use crate::api;
 use crate::session::use_session;
 use crate::shell::{RequirePermission, RequireTenant};
 use crate::ui::{
-    ErrorMessage, PageHeader, ProgressBar, Spinner, StatusBadge, Tone, save_blob, use_toasts,
+    ErrorMessage, PageHeader, ProgressBar, Spinner, StatusBadge, TableHead, Tone, save_blob,
+    use_toasts,
 };
 
 /// How often a running import is asked for its progress.
@@ -320,15 +321,7 @@ fn RowTable(rows: Vec<ImportRowReport>) -> impl IntoView {
     view! {
         <div class="table-scroll">
             <table class="table table-compact">
-                <thead>
-                    <tr>
-                        <th>"Line"</th>
-                        <th>"Name"</th>
-                        <th>"Outcome"</th>
-                        <th>"Column"</th>
-                        <th>"Reason"</th>
-                    </tr>
-                </thead>
+                <TableHead columns=&["Line", "Name", "Outcome", "Column", "Reason"]/>
                 <tbody>
                     {rows.into_iter().take(MAX_ROWS).map(|r| {
                         let (tone, text, key) = outcome_badge(r.outcome);

@@ -14,7 +14,7 @@ use crate::session::use_session;
 use crate::shell::RequireTenant;
 use crate::ui::{
     Action, ConfirmDialog, ErrorMessage, FormActions, HeaderButton, Loader, Modal, PageHeader,
-    Secret, SecretReveal, Spinner, StatusBadge, Tone, format_ms, non_empty, use_toasts,
+    Secret, SecretReveal, Spinner, StatusBadge, TableHead, Tone, format_ms, non_empty, use_toasts,
 };
 
 const STRATEGIES: [ProvisionStrategy; 3] = [
@@ -131,16 +131,7 @@ fn ProfileList() -> impl IntoView {
                 Some(list) => view! {
                     <div class="card table-card" class:is-loading=move || profiles.loading.get()>
                         <table class="table">
-                            <thead>
-                                <tr>
-                                    <th>"Name"</th>
-                                    <th>"Devices"</th>
-                                    <th>"Provisioning"</th>
-                                    <th>"Inactive after"</th>
-                                    <th>"Rate limits"</th>
-                                    <th class="actions-col"><span class="sr-only">"Actions"</span></th>
-                                </tr>
-                            </thead>
+                            <TableHead columns=&["Name", "Devices", "Provisioning", "Inactive after", "Rate limits"] actions=true/>
                             <tbody>
                                 {list.into_iter().map(|p| {
                                     let (for_edit, for_default, for_delete) = (p.clone(), p.clone(), p.clone());
@@ -316,8 +307,7 @@ fn ProfileForm(
             .unwrap_or_default(),
     );
     let regenerate = RwSignal::new(false);
-    let busy = RwSignal::new(false);
-    let error = RwSignal::new(None::<String>);
+    let action = Action::new();
     let key = existing.as_ref().and_then(|p| p.provision_key.clone());
     let has_key = key.is_some();
     let id = existing.as_ref().map(|p| p.id);
@@ -329,11 +319,8 @@ fn ProfileForm(
 
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        if busy.get_untracked() {
-            return;
-        }
         let Some(profile_name) = non_empty(&name.get_untracked()) else {
-            error.set(Some("Give the profile a name.".into()));
+            action.refuse("Give the profile a name.");
             return;
         };
         let timeout_secs = match non_empty(&timeout.get_untracked()) {
@@ -341,9 +328,9 @@ fn ProfileForm(
             Some(t) => match t.parse::<u64>() {
                 Ok(secs) if secs > 0 => Some(secs),
                 _ => {
-                    error.set(Some(
-                        "The inactivity timeout is a whole number of seconds, such as 600.".into(),
-                    ));
+                    action.refuse(
+                        "The inactivity timeout is a whole number of seconds, such as 600.",
+                    );
                     return;
                 }
             },
@@ -353,10 +340,8 @@ fn ProfileForm(
             device_data_points: non_empty(&points.get_untracked()),
         };
         let description_value = non_empty(&description.get_untracked());
-        busy.set(true);
-        error.set(None);
-        spawn_local(async move {
-            let result = match id {
+        let fut = async move {
+            match id {
                 None => {
                     let body = CreateProfile {
                         name: profile_name,
@@ -379,17 +364,11 @@ fn ProfileForm(
                     };
                     api::update_profile(session, id, &body).await
                 }
-            };
-            match result {
-                Ok(saved) => {
-                    toasts.success(format!("Profile “{}” saved.", saved.profile.name));
-                    on_saved.run(saved);
-                }
-                Err(e) => {
-                    error.try_set(Some(e.detail));
-                    busy.try_set(false);
-                }
             }
+        };
+        action.run(fut, move |saved| {
+            toasts.success(format!("Profile “{}” saved.", saved.profile.name));
+            on_saved.run(saved);
         });
     };
 
@@ -451,8 +430,8 @@ fn ProfileForm(
                 {existing.as_ref().map(|p| view! {
                     <p class="hint">{format!("Created {}; updated {}.", format_ms(p.created_at), format_ms(p.updated_at))}</p>
                 })}
-                <ErrorMessage error=error/>
-                <FormActions busy=busy on_cancel=on_close label="Save profile" busy_label="Saving…" test="save-profile"/>
+                <ErrorMessage error=action.error/>
+                <FormActions busy=action.busy on_cancel=on_close label="Save profile" busy_label="Saving…" test="save-profile"/>
             </form>
         </Modal>
     }

@@ -10,7 +10,7 @@ use crate::api;
 use crate::pages::attribute_form::{AttributeDialog, Draft, Values, scope_hint, scope_label};
 use crate::session::use_session;
 use crate::ui::{
-    Action, ConfirmDialog, ErrorMessage, Loader, Spinner, compact_json, format_age,
+    Action, ConfirmDialog, ErrorMessage, Loader, Spinner, TableHead, compact_json, format_age,
     format_ms_title, use_toasts,
 };
 
@@ -89,15 +89,7 @@ pub fn AttributesTab(id: Uuid, now: ReadSignal<f64>) -> impl IntoView {
                                 view! {
                                     <div class="table-scroll">
                                         <table class="table table-compact">
-                                            <thead>
-                                                <tr>
-                                                    <th>"Key"</th>
-                                                    <th>"Value"</th>
-                                                    <th>"Version"</th>
-                                                    <th>"Updated"</th>
-                                                    <th class="actions-col"><span class="sr-only">"Actions"</span></th>
-                                                </tr>
-                                            </thead>
+                                            <TableHead columns=&["Key", "Value", "Version", "Updated"] actions=true/>
                                             <tbody>
                                                 {rows.into_iter().map(|a| {
                                                     let value = compact_json(&a.value);

@@ -10,8 +10,8 @@ use uuid::Uuid;
 use crate::api;
 use crate::session::{ApiError, use_session};
 use crate::ui::{
-    ErrorMessage, Loader, Pagination, Spinner, StatusBadge, Tone, compact_json, format_age,
-    format_ms_title, non_empty, parse_json,
+    ErrorMessage, Loader, Pagination, Spinner, StatusBadge, TableHead, Tone, compact_json,
+    format_age, format_ms_title, non_empty, parse_json,
 };
 
 /// How often the history is read again while a command is open.
@@ -116,16 +116,7 @@ pub fn CommandsTab(id: Uuid, now: ReadSignal<f64>) -> impl IntoView {
                     }.into_any(),
                     Some(p) => view! {
                         <table class="table table-compact">
-                            <thead>
-                                <tr>
-                                    <th>"Sent"</th>
-                                    <th>"Method"</th>
-                                    <th>"Params"</th>
-                                    <th>"Status"</th>
-                                    <th>"Answer"</th>
-                                    <th>"By"</th>
-                                </tr>
-                            </thead>
+                            <TableHead columns=&["Sent", "Method", "Params", "Status", "Answer", "By"]/>
                             <tbody>
                                 {p.items.into_iter().map(|c| view! { <CommandRow command=c now=now/> }).collect_view()}
                             </tbody>
