@@ -160,8 +160,18 @@ pub async fn wait_count(b: &Browser, css: &str, n: usize) {
     }
 }
 
+/// Clicks the element, brought to the middle of the window first, as a person would scroll to
+/// it (at the edge, a toast may cover it).
 pub async fn click(b: &Browser, css: &str) {
-    wait_css(b, css).await.click().await.unwrap();
+    let element = wait_css(b, css).await;
+    let arg = serde_json::to_value(&element).unwrap();
+    b.execute(
+        "arguments[0].scrollIntoView({block: 'center'}); return true;",
+        vec![arg],
+    )
+    .await
+    .unwrap();
+    element.click().await.unwrap();
 }
 
 /// The console on a fresh embedded server with the tenant "Acme", and chromedriver.

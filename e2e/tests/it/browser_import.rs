@@ -116,6 +116,45 @@ async fn import_a_csv_watch_it_run_and_find_the_devices_by_group() {
     b.refresh().await.unwrap();
     wait_count(&b, "[data-test=device-row]", 4).await;
 
+    // Bulk actions on the selection: disable the group's devices with a reason, enable them again.
+    click(&b, "[data-test=select-all]").await;
+    wait_text(&b, "[data-test=selection-count]", "4 devices selected").await;
+    click(&b, "[data-test=bulk-disable]").await;
+    click(&b, "[data-test=confirm]").await;
+    wait_text(&b, ".modal [data-test=error]", "Say why").await;
+    wait_css(&b, "[data-test=disable-reason]")
+        .await
+        .send_keys("Firmware recall")
+        .await
+        .unwrap();
+    click(&b, "[data-test=confirm]").await;
+    wait_count(&b, "[data-test=disabled-badge]", 4).await;
+    screenshot(&b, "import-bulk-disabled").await;
+    click(&b, "[data-test=select-all]").await;
+    click(&b, "[data-test=bulk-enable]").await;
+    wait_count(&b, "[data-test=disabled-badge]", 0).await;
+
+    // The meter, found by its label, joins the group through the bulk "add to group".
+    click(&b, "[data-test=clear-filters]").await;
+    wait_count(&b, "[data-test=device-row]", 5).await;
+    wait_css(&b, "[data-test=filter-label]")
+        .await
+        .send_keys("Basement")
+        .await
+        .unwrap();
+    wait_count(&b, "[data-test=device-row]", 1).await;
+    wait_text(&b, "[data-test=device-row]", "imp-meter-1").await;
+    click(&b, "[data-test=select-device]").await;
+    wait_text(&b, "[data-test=selection-count]", "1 device selected").await;
+    click(&b, "[data-test=bulk-add-to-group]").await;
+    click(
+        &b,
+        &format!("[data-test=bulk-group] option[value='{}']", group.id),
+    )
+    .await;
+    click(&b, "[data-test=confirm]").await;
+    wait_text(&b, ".toast-success", "added to the group").await;
+
     // The shared attribute came along.
     let in_group: Page<Device> = acme
         .admin
@@ -124,7 +163,7 @@ async fn import_a_csv_watch_it_run_and_find_the_devices_by_group() {
         .unwrap()
         .ok()
         .unwrap();
-    assert_eq!(in_group.total, 4);
+    assert_eq!(in_group.total, 5);
     let boiler = in_group
         .items
         .iter()

@@ -29,6 +29,24 @@ const EXAMPLE: &str = "name,label,type,profile,groups,shared:targetTemperature,s
 boiler-1,Boiler room,thermostat,,Building A,21.5,north\n\
 boiler-2,Boiler room,thermostat,,Building A;Heating,21.5,north\n";
 
+/// Scrolls the element `[data-test=<test>]` into view once it is drawn: results appear below
+/// the file, out of sight on most screens.
+fn reveal(test: &'static str) {
+    set_timeout(
+        move || {
+            let element = web_sys::window().and_then(|w| w.document()).and_then(|d| {
+                d.query_selector(&format!("[data-test={test}]"))
+                    .ok()
+                    .flatten()
+            });
+            if let Some(element) = element {
+                element.scroll_into_view();
+            }
+        },
+        std::time::Duration::from_millis(50),
+    );
+}
+
 #[component]
 pub fn ImportPage() -> impl IntoView {
     view! {
@@ -118,6 +136,7 @@ fn Import() -> impl IntoView {
             match api::check_import(session, &text).await {
                 Ok(r) => {
                     report.try_set(Some(r));
+                    reveal("import-report");
                 }
                 Err(e) => {
                     report.try_set(None);
@@ -144,6 +163,7 @@ fn Import() -> impl IntoView {
                 }
             };
             report.try_set(None);
+            reveal("import-job");
             let id = current.id;
             // Poll until the job ends, or until the page is left (the signal is gone).
             loop {
@@ -181,6 +201,7 @@ fn Import() -> impl IntoView {
         });
     };
 
+    let job_id = Memo::new(move |_| job.with(|j| j.as_ref().map(|j| j.id)));
     let busy = move || checking.get() || starting.get() || running();
 
     view! {
@@ -249,31 +270,34 @@ fn Import() -> impl IntoView {
                 </section>
             })}
 
-            {move || job.get().map(|j| {
-                let status = match j.status {
-                    ImportStatus::Running => view! { <StatusBadge tone=Tone::Info text="Running" status="running"/> },
-                    ImportStatus::Finished => view! { <StatusBadge tone=Tone::Good text="Finished" status="finished"/> },
-                    ImportStatus::Failed => view! { <StatusBadge tone=Tone::Bad text="Failed" status="failed"/> },
-                };
-                let (processed, total) = (j.counts.processed, j.counts.total);
-                let done = j.status != ImportStatus::Running;
+            // Keyed on the job alone, so that the bar moves smoothly while the counts change.
+            {move || job_id.get().map(|_| {
+                let processed = Signal::derive(move || job.with(|j| j.as_ref().map_or(0, |j| j.counts.processed)));
+                let total = Signal::derive(move || job.with(|j| j.as_ref().map_or(0, |j| j.counts.total)));
                 view! {
                     <section class="card" data-test="import-job">
                         <div class="card-header">
                             <h2>"Import"</h2>
-                            <span data-test="import-status">{status}</span>
+                            <span data-test="import-status">
+                                {move || match job.with(|j| j.as_ref().map(|j| j.status)) {
+                                    Some(ImportStatus::Running) => view! { <StatusBadge tone=Tone::Info text="Running" status="running"/> }.into_any(),
+                                    Some(ImportStatus::Finished) => view! { <StatusBadge tone=Tone::Good text="Finished" status="finished"/> }.into_any(),
+                                    Some(ImportStatus::Failed) => view! { <StatusBadge tone=Tone::Bad text="Failed" status="failed"/> }.into_any(),
+                                    None => ().into_any(),
+                                }}
+                            </span>
                         </div>
-                        <ProgressBar done=Signal::derive(move || processed) total=Signal::derive(move || total)/>
-                        {done.then(|| view! {
+                        <ProgressBar done=processed total=total/>
+                        {move || job.get().filter(|j| j.status != ImportStatus::Running).map(|j| view! {
                             <CountTiles counts=j.counts dry_run=false/>
-                            {(!j.errors.is_empty()).then(|| view! {
-                                <h3 class="section-title">"Rows not imported"</h3>
-                                <RowTable rows=j.errors.clone()/>
-                            })}
-                            <div class="form-actions gap">
+                            <div class="button-row">
                                 {j.credentials_available.then(|| view! { <CredentialsDownload id=j.id/> })}
                                 <A href="/devices" attr:class="button button-secondary" attr:data-test="open-devices">"Open the device list"</A>
                             </div>
+                            {(!j.errors.is_empty()).then(|| view! {
+                                <h3 class="section-title section-gap">"Rows not imported"</h3>
+                                <RowTable rows=j.errors.clone()/>
+                            })}
                         })}
                     </section>
                 }
