@@ -180,3 +180,82 @@ async fn profiles_groups_and_commands_from_the_console() {
     );
     b.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_tab_sets_rotates_and_revokes_credentials_and_quarantines_the_device() {
+    let console = Console::start().await;
+    let (server, acme) = (&console.server, &console.acme);
+    let created: CreatedDevice = acme
+        .admin
+        .post("/api/v1/devices", &serde_json::json!({"name": "pump-7"}))
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    let b = console.sign_in().await;
+    b.goto(&format!(
+        "{}/devices/{}?tab=credentials",
+        server.base, created.device.id
+    ))
+    .await
+    .unwrap();
+    wait_text(&b, "[data-test=credentials-type]", "Access token").await;
+    wait_text(&b, "[data-test=credentials-expiry]", "Never").await;
+
+    // MQTT user name and password, the password generated and shown once.
+    click(&b, "[data-test=set-credentials]").await;
+    wait_css(&b, "input[name=mqtt_username]")
+        .await
+        .send_keys("pump-7-user")
+        .await
+        .unwrap();
+    click(&b, "[data-test=save-credentials]").await;
+    wait_text(&b, "[data-test=mqtt-username]", "pump-7-user").await;
+    let password = text_of(&b, "[data-test=mqtt-password]").await;
+    assert!(password.trim().len() >= 16, "{password:?}");
+    screenshot(&b, "credentials-mqtt").await;
+    click(&b, "[data-test=close-token]").await;
+    wait_text(&b, "[data-test=credentials-type]", "MQTT user name").await;
+
+    // Rotating keeps the user name and issues a new password.
+    click(&b, "[data-test=rotate-token]").await;
+    click(&b, "[data-test=confirm]").await;
+    let rotated = text_of(&b, "[data-test=mqtt-password]").await;
+    assert_ne!(rotated, password);
+    click(&b, "[data-test=close-token]").await;
+
+    // Quarantine: a reason is required; the device page says it is disabled, and why.
+    click(&b, "[data-test=disable-device]").await;
+    click(&b, "[data-test=confirm]").await;
+    wait_text(&b, ".modal [data-test=error]", "Say why").await;
+    wait_css(&b, "[data-test=disable-reason]")
+        .await
+        .send_keys("Tampering alarm")
+        .await
+        .unwrap();
+    click(&b, "[data-test=confirm]").await;
+    wait_text(&b, "[data-test=device-status]", "Disabled").await;
+    wait_text(&b, "[data-test=disabled-reason]", "Tampering alarm").await;
+    wait_css(&b, "header [data-test=disabled-badge]").await;
+    screenshot(&b, "credentials-disabled").await;
+    click(&b, "[data-test=enable-device]").await;
+    wait_text(&b, "[data-test=device-status]", "Enabled").await;
+
+    // Revoked: no credentials at all until new ones are set.
+    click(&b, "[data-test=revoke-credentials]").await;
+    click(&b, "[data-test=confirm]").await;
+    wait_text(&b, "[data-test=credentials-type]", "None (revoked)").await;
+    let device: stead_api_types::Device = acme
+        .admin
+        .get(&format!("/api/v1/devices/{}", created.device.id))
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    assert_eq!(
+        device.credentials_type,
+        stead_api_types::CredentialsType::None
+    );
+    assert_eq!(device.disabled_reason, None);
+    b.close().await.unwrap();
+}
