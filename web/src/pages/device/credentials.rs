@@ -177,7 +177,7 @@ pub fn CredentialsTab(
                     <p class="muted section-gap">
                         "Rotate if the secret may have leaked: the current one stops working at once and the device must be reconfigured."
                     </p>
-                    <div class="button-row">
+                    <div class="button-row section-gap">
                         <button type="button" class="button button-secondary" data-test="rotate-token" on:click=move |_| open(Dialog::Rotate)>
                             {move || if kind() == Some(CredentialsType::MqttBasic) { "Rotate password" } else { "Rotate token" }}
                         </button>
