@@ -16,6 +16,7 @@ pub mod error;
 pub mod groups;
 pub mod http;
 pub mod ids;
+pub mod imports;
 pub mod ingest;
 pub mod ingress;
 pub mod live;

@@ -42,6 +42,72 @@ fn parse_expiry(at: Option<DateTime<Utc>>) -> Result<Option<i64>> {
     }
 }
 
+fn parse_token(t: String) -> Result<String> {
+    if t.len() < 16 || t.len() > 256 || !t.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Error::invalid(
+            "invalid_credentials",
+            "token",
+            "an access token has 16 to 256 printable ASCII characters (omit it to have one generated)",
+        ));
+    }
+    if t == "provision" {
+        return Err(Error::invalid(
+            "invalid_credentials",
+            "token",
+            "\"provision\" is reserved for provisioning",
+        ));
+    }
+    Ok(t)
+}
+
+fn parse_username(username: &str) -> Result<String> {
+    let username = parse_mqtt_field(username, "username")?;
+    if username == "provision" {
+        return Err(Error::invalid(
+            "invalid_credentials",
+            "username",
+            "\"provision\" is reserved for provisioning",
+        ));
+    }
+    Ok(username)
+}
+
+fn parse_password(pw: String) -> Result<String> {
+    if pw.chars().count() < 8 || pw.chars().count() > 256 {
+        return Err(Error::invalid(
+            "invalid_credentials",
+            "password",
+            "an MQTT password has 8 to 256 characters (omit it to have one generated)",
+        ));
+    }
+    Ok(pw)
+}
+
+/// Checks credentials as `issue` does, without issuing (hashing) anything: an import's dry run.
+pub fn check(set: &SetCredentials) -> Result<()> {
+    match set {
+        SetCredentials::AccessToken { token, expires_at } => {
+            token.clone().map(parse_token).transpose()?;
+            parse_expiry(*expires_at)?;
+        }
+        SetCredentials::MqttBasic {
+            client_id,
+            username,
+            password,
+            expires_at,
+        } => {
+            parse_username(username)?;
+            client_id
+                .as_deref()
+                .map(|c| parse_mqtt_field(c, "client_id"))
+                .transpose()?;
+            password.clone().map(parse_password).transpose()?;
+            parse_expiry(*expires_at)?;
+        }
+    }
+    Ok(())
+}
+
 /// Checks and prepares new credentials (an access token when none are given). Hashing an MQTT
 /// password runs on the blocking pool.
 pub async fn issue(set: Option<SetCredentials>) -> Result<Issued> {
@@ -51,23 +117,7 @@ pub async fn issue(set: Option<SetCredentials>) -> Result<Issued> {
     }) {
         SetCredentials::AccessToken { token, expires_at } => {
             let token = match token {
-                Some(t) => {
-                    if t.len() < 16 || t.len() > 256 || !t.bytes().all(|b| b.is_ascii_graphic()) {
-                        return Err(Error::invalid(
-                            "invalid_credentials",
-                            "token",
-                            "an access token has 16 to 256 printable ASCII characters (omit it to have one generated)",
-                        ));
-                    }
-                    if t == "provision" {
-                        return Err(Error::invalid(
-                            "invalid_credentials",
-                            "token",
-                            "\"provision\" is reserved for provisioning",
-                        ));
-                    }
-                    t
-                }
+                Some(t) => parse_token(t)?,
                 None => tokens::random_token(),
             };
             let expire_at = parse_expiry(expires_at)?;
@@ -93,26 +143,12 @@ pub async fn issue(set: Option<SetCredentials>) -> Result<Issued> {
             password: pw,
             expires_at,
         } => {
-            let username = parse_mqtt_field(&username, "username")?;
-            if username == "provision" {
-                return Err(Error::invalid(
-                    "invalid_credentials",
-                    "username",
-                    "\"provision\" is reserved for provisioning",
-                ));
-            }
+            let username = parse_username(&username)?;
             let client_id = client_id
                 .map(|c| parse_mqtt_field(&c, "client_id"))
                 .transpose()?;
             let pw = match pw {
-                Some(p) if p.chars().count() < 8 || p.chars().count() > 256 => {
-                    return Err(Error::invalid(
-                        "invalid_credentials",
-                        "password",
-                        "an MQTT password has 8 to 256 characters (omit it to have one generated)",
-                    ));
-                }
-                Some(p) => p,
+                Some(p) => parse_password(p)?,
                 None => tokens::random_token()[..24].to_owned(),
             };
             let hash = password::hash_secret(&pw).await?;

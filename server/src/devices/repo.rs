@@ -40,7 +40,7 @@ pub fn to_api(d: model::Model) -> stead_api_types::Device {
     }
 }
 
-fn parse_name(name: &str) -> Result<String> {
+pub(crate) fn parse_name(name: &str) -> Result<String> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 128 {
         return Err(Error::invalid(
@@ -52,7 +52,7 @@ fn parse_name(name: &str) -> Result<String> {
     Ok(name.to_owned())
 }
 
-fn parse_optional(
+pub(crate) fn parse_optional(
     value: Option<String>,
     field: &'static str,
     max: usize,
