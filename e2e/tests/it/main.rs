@@ -12,6 +12,7 @@ mod device_http;
 mod devices;
 mod durability;
 mod embedded;
+mod imports;
 mod mqtt;
 mod mqtt_raw;
 mod multinode;

@@ -83,7 +83,7 @@ async fn import(
         job.id,
         lines,
     ));
-    Ok(HttpResponse::Accepted().json(repo::to_api(job)))
+    Ok(HttpResponse::Accepted().json(repo::to_api(job.into())))
 }
 
 async fn list(

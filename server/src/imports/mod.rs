@@ -16,6 +16,7 @@ pub mod repo;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt as _;
 use sea_orm::DatabaseConnection;
 use stead_api_types::{
     AttributeScope, CreateDevice, CreateGroup, ImportCounts, ImportOutcome, ImportReport,
@@ -36,6 +37,8 @@ pub const MAX_ROWS: usize = 100_000;
 /// The runner writes its progress after this many rows or this much time, whichever is first.
 const PROGRESS_ROWS: u64 = 100;
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
+/// Rows applied at once on PostgreSQL.
+const ROWS_IN_FLIGHT: usize = 8;
 
 type Values = serde_json::Map<String, serde_json::Value>;
 
@@ -820,7 +823,8 @@ pub async fn run(state: AppState, ctx: TenantCtx, job: Uuid, lines: Vec<Line>) {
     }
 }
 
-/// Applies the plan row by row; false when the job was taken for dead meanwhile.
+/// Applies the plan; false when the job was taken for dead meanwhile. On PostgreSQL several rows
+/// are in flight at once (their commits share the disk's flushes); SQLite has one writer anyway.
 async fn execute(
     state: &AppState,
     ctx: &TenantCtx,
@@ -829,22 +833,30 @@ async fn execute(
     progress: &mut repo::Progress,
 ) -> Result<bool> {
     let Plan { rows, mut groups } = plan(&state.db, ctx, lines).await?;
+    // Every group the file names exists before the rows run, so they need not wait for each other.
+    let mut wanted: Vec<String> = Vec::new();
+    for planned in &rows {
+        match &planned.action {
+            Action::Create(new) => wanted.extend(new.row.groups.iter().cloned()),
+            Action::Update(change) => wanted.extend(change.groups.iter().cloned()),
+            _ => {}
+        }
+    }
+    ensure_groups(&state.db, ctx, &mut groups, wanted).await?;
+    let in_flight = match state.db.get_database_backend() {
+        sea_orm::DatabaseBackend::Postgres => ROWS_IN_FLIGHT,
+        _ => 1,
+    };
+    let groups = &groups;
+    let mut done = futures_util::stream::iter(rows)
+        .map(|p| async move { (p.line, p.name, apply(state, ctx, groups, p.action).await) })
+        .buffered(in_flight);
     let (mut written, mut unwritten) = (Instant::now(), 0);
-    for planned in rows {
-        let Planned { line, name, action } = planned;
-        let done = match action {
-            Action::Unchanged => Ok(ImportOutcome::Unchanged),
-            Action::Error { column, reason } => Err((column, reason)),
-            Action::Create(new) => create(state, ctx, &mut groups, *new, progress)
-                .await
-                .map(|()| ImportOutcome::Create)
-                .map_err(failure),
-            Action::Update(change) => update(state, ctx, &mut groups, *change)
-                .await
-                .map(|()| ImportOutcome::Update)
-                .map_err(failure),
-        };
-        match done {
+    while let Some((line, name, (token, outcome))) = done.next().await {
+        if let Some(token) = token {
+            progress.credential(&name, &token);
+        }
+        match outcome {
             Ok(ImportOutcome::Create) => progress.counts.created += 1,
             Ok(ImportOutcome::Update) => progress.counts.updated += 1,
             Ok(_) => progress.counts.unchanged += 1,
@@ -868,17 +880,39 @@ async fn execute(
     Ok(true)
 }
 
-/// The ids of groups named by a row, creating those the tenant does not have.
+/// One row's outcome, and the token generated for it (kept even if a later step failed).
+async fn apply(
+    state: &AppState,
+    ctx: &TenantCtx,
+    groups: &HashMap<String, Uuid>,
+    action: Action,
+) -> (
+    Option<String>,
+    std::result::Result<ImportOutcome, (Option<String>, String)>,
+) {
+    match action {
+        Action::Unchanged => (None, Ok(ImportOutcome::Unchanged)),
+        Action::Error { column, reason } => (None, Err((column, reason))),
+        Action::Create(new) => {
+            let (token, done) = create(state, ctx, groups, *new).await;
+            (token, done.map(|()| ImportOutcome::Create).map_err(failure))
+        }
+        Action::Update(change) => {
+            let done = update(state, ctx, groups, *change).await;
+            (None, done.map(|()| ImportOutcome::Update).map_err(failure))
+        }
+    }
+}
+
+/// Creates the groups the tenant does not have yet.
 async fn ensure_groups(
     db: &DatabaseConnection,
     ctx: &TenantCtx,
     known: &mut HashMap<String, Uuid>,
-    names: &[String],
-) -> Result<Vec<Uuid>> {
-    let mut ids = Vec::with_capacity(names.len());
+    names: Vec<String>,
+) -> Result<()> {
     for name in names {
-        if let Some(id) = known.get(name) {
-            ids.push(*id);
+        if known.contains_key(&name) {
             continue;
         }
         let body = CreateGroup {
@@ -889,31 +923,46 @@ async fn ensure_groups(
             Ok(g) => g.id,
             // Someone created it since the plan was made.
             Err(Error::Conflict { .. }) => {
-                crate::groups::repo::find_by_name(db, ctx, name)
+                crate::groups::repo::find_by_name(db, ctx, &name)
                     .await?
                     .ok_or(Error::NotFound("group"))?
                     .id
             }
             Err(e) => return Err(e),
         };
-        known.insert(name.clone(), id);
-        ids.push(id);
+        known.insert(name, id);
     }
-    Ok(ids)
+    Ok(())
 }
 
+fn group_ids(groups: &HashMap<String, Uuid>, names: &[String]) -> Result<Vec<Uuid>> {
+    names
+        .iter()
+        .map(|n| groups.get(n).copied().ok_or(Error::NotFound("group")))
+        .collect()
+}
+
+/// Sets a row's attributes; shared ones are pushed to an existing device (a device created a
+/// moment ago has no session to push to).
 async fn set_attributes(
     state: &AppState,
     ctx: &TenantCtx,
     device: Uuid,
     shared: &Values,
     server: &Values,
+    created: bool,
 ) -> Result<()> {
     for (scope, values) in [
         (AttributeScope::Shared, shared),
         (AttributeScope::Server, server),
     ] {
-        if !values.is_empty() {
+        if values.is_empty() {
+            continue;
+        }
+        if created {
+            let now = crate::telemetry::now_ms();
+            crate::attributes::set(&state.db, ctx, &[device], scope, values, now).await?;
+        } else {
             crate::attributes::http::set_and_push(state, ctx, &[device], scope, values).await?;
         }
     }
@@ -923,12 +972,14 @@ async fn set_attributes(
 async fn create(
     state: &AppState,
     ctx: &TenantCtx,
-    groups: &mut HashMap<String, Uuid>,
+    groups: &HashMap<String, Uuid>,
     new: NewDevice,
-    progress: &mut repo::Progress,
-) -> Result<()> {
+) -> (Option<String>, Result<()>) {
     let row = new.row;
-    let group_ids = ensure_groups(&state.db, ctx, groups, &row.groups).await?;
+    let group_ids = match group_ids(groups, &row.groups) {
+        Ok(ids) => ids,
+        Err(e) => return (None, Err(e)),
+    };
     let generated = row.credentials.is_none();
     let body = CreateDevice {
         name: row.name.clone(),
@@ -939,27 +990,29 @@ async fn create(
         groups: Some(group_ids),
         credentials: row.credentials,
     };
-    let (device, shown) = crate::devices::repo::create(&state.db, ctx, body).await?;
-    if generated && let Some(token) = shown.access_token {
-        progress.credential(&row.name, &token);
-    }
-    set_attributes(state, ctx, device.id, &row.shared, &row.server).await
+    let (device, shown) = match crate::devices::repo::create(&state.db, ctx, body).await {
+        Ok(created) => created,
+        Err(e) => return (None, Err(e)),
+    };
+    let token = shown.access_token.filter(|_| generated);
+    let done = set_attributes(state, ctx, device.id, &row.shared, &row.server, true).await;
+    (token, done)
 }
 
 async fn update(
     state: &AppState,
     ctx: &TenantCtx,
-    groups: &mut HashMap<String, Uuid>,
+    groups: &HashMap<String, Uuid>,
     change: Change,
 ) -> Result<()> {
     let id = DeviceId(change.device);
     if let Some(fields) = change.fields {
         crate::devices::repo::update(&state.db, ctx, id, fields).await?;
     }
-    for group in ensure_groups(&state.db, ctx, groups, &change.groups).await? {
+    for group in group_ids(groups, &change.groups)? {
         crate::groups::repo::add(&state.db, ctx, group, &[id.0]).await?;
     }
-    set_attributes(state, ctx, id.0, &change.shared, &change.server).await?;
+    set_attributes(state, ctx, id.0, &change.shared, &change.server, false).await?;
     if let Some(set) = change.credentials {
         crate::devices::repo::set_credentials(&state.db, ctx, id, set).await?;
         // The old credentials stop working now, cached or connected.

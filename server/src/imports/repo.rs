@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 
 use sea_orm::entity::prelude::*;
-use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveValue::Set, Condition, QueryOrder, QuerySelect};
+use sea_orm::sea_query::{Expr, ExprTrait as _};
+use sea_orm::{ActiveValue::Set, Condition, FromQueryResult, QueryOrder, QuerySelect};
 use stead_api_types::{ImportCounts, ImportJob, ImportRowReport, ImportStatus};
 
 use super::model::{self, Entity as Jobs};
@@ -76,7 +76,74 @@ fn csv_line(out: &mut Vec<u8>, fields: [&str; 2]) {
     let _ = writer.flush();
 }
 
-pub fn to_api(job: model::Model) -> ImportJob {
+/// A job as its readers see it: everything but the credentials themselves, which can be large
+/// and are read only to be handed out.
+#[derive(Debug, FromQueryResult)]
+pub struct Summary {
+    pub id: Uuid,
+    pub status: String,
+    pub total: i64,
+    pub processed: i64,
+    pub created: i64,
+    pub updated: i64,
+    pub unchanged: i64,
+    pub failed: i64,
+    pub report: serde_json::Value,
+    pub credentials_available: bool,
+    pub created_by: String,
+    pub created_at: i64,
+    pub finished_at: Option<i64>,
+}
+
+impl From<model::Model> for Summary {
+    fn from(job: model::Model) -> Summary {
+        Summary {
+            id: job.id,
+            status: job.status,
+            total: job.total,
+            processed: job.processed,
+            created: job.created,
+            updated: job.updated,
+            unchanged: job.unchanged,
+            failed: job.failed,
+            report: job.report,
+            credentials_available: job.credentials_csv.is_some(),
+            created_by: job.created_by,
+            created_at: job.created_at,
+            finished_at: job.finished_at,
+        }
+    }
+}
+
+/// The tenant's jobs, as `Summary` rows.
+fn summaries(ctx: &TenantCtx) -> sea_orm::Select<Jobs> {
+    use model::Column as C;
+    Jobs::find()
+        .select_only()
+        .columns([
+            C::Id,
+            C::Status,
+            C::Total,
+            C::Processed,
+            C::Created,
+            C::Updated,
+            C::Unchanged,
+            C::Failed,
+            C::Report,
+            C::CreatedBy,
+            C::CreatedAt,
+            C::FinishedAt,
+        ])
+        .column_as(
+            Expr::col(C::CredentialsCsv).is_not_null(),
+            "credentials_available",
+        )
+        .filter(C::TenantId.eq(ctx.tenant_id().0))
+        .order_by_desc(C::CreatedAt)
+        .order_by_desc(C::Id)
+}
+
+pub fn to_api(job: Summary) -> ImportJob {
     let status = match job.status.as_str() {
         "finished" => ImportStatus::Finished,
         "failed" => ImportStatus::Failed,
@@ -105,7 +172,7 @@ pub fn to_api(job: model::Model) -> ImportJob {
             failed: job.failed as u64,
         },
         errors,
-        credentials_available: job.credentials_csv.is_some(),
+        credentials_available: job.credentials_available,
         reason,
         created_by: job.created_by,
         created_at: job.created_at,
@@ -141,23 +208,22 @@ pub async fn create(
     .await?)
 }
 
-pub async fn get(db: &DatabaseConnection, ctx: &TenantCtx, id: Uuid) -> Result<model::Model> {
+pub async fn get(db: &DatabaseConnection, ctx: &TenantCtx, id: Uuid) -> Result<Summary> {
     fail_abandoned(db, Some(ctx)).await?;
-    Jobs::find_by_id(id)
-        .filter(model::Column::TenantId.eq(ctx.tenant_id().0))
+    summaries(ctx)
+        .filter(model::Column::Id.eq(id))
+        .into_model::<Summary>()
         .one(db)
         .await?
         .ok_or(Error::NotFound("import job"))
 }
 
 /// The tenant's last 50 jobs, newest first.
-pub async fn list(db: &DatabaseConnection, ctx: &TenantCtx) -> Result<Vec<model::Model>> {
+pub async fn list(db: &DatabaseConnection, ctx: &TenantCtx) -> Result<Vec<Summary>> {
     fail_abandoned(db, Some(ctx)).await?;
-    Ok(Jobs::find()
-        .filter(model::Column::TenantId.eq(ctx.tenant_id().0))
-        .order_by_desc(model::Column::CreatedAt)
-        .order_by_desc(model::Column::Id)
+    Ok(summaries(ctx)
         .limit(50)
+        .into_model::<Summary>()
         .all(db)
         .await?)
 }
@@ -248,7 +314,12 @@ pub async fn take_credentials(
     ctx: &TenantCtx,
     id: Uuid,
 ) -> Result<Credentials> {
-    let job = get(db, ctx, id).await?;
+    fail_abandoned(db, Some(ctx)).await?;
+    let job = Jobs::find_by_id(id)
+        .filter(model::Column::TenantId.eq(ctx.tenant_id().0))
+        .one(db)
+        .await?
+        .ok_or(Error::NotFound("import job"))?;
     if job.status == status_str(ImportStatus::Running) {
         return Err(Error::conflict(
             "import_running",
