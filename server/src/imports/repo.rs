@@ -279,23 +279,36 @@ async fn write(
 /// Marks failed the running jobs whose runner stopped writing (its process died): of one tenant
 /// when reading its jobs, of every tenant at start-up.
 pub async fn fail_abandoned(db: &DatabaseConnection, tenant: Option<&TenantCtx>) -> Result<u64> {
-    let now = now_ms();
-    let mut update = Jobs::update_many()
+    let stale = Condition::all()
+        .add(model::Column::Status.eq(status_str(ImportStatus::Running)))
+        .add(
+            Condition::any()
+                .add(model::Column::HeartbeatAt.lt(now_ms() - STALE_AFTER_MS))
+                .add(model::Column::HeartbeatAt.is_null()),
+        )
+        .add_option(tenant.map(|ctx| model::Column::TenantId.eq(ctx.tenant_id().0)));
+    // Readers poll: look before writing (an UPDATE takes SQLite's one write lock, even for nothing).
+    let ids: Vec<Uuid> = Jobs::find()
+        .select_only()
+        .column(model::Column::Id)
+        .filter(stale.clone())
+        .into_tuple()
+        .all(db)
+        .await?;
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let result = Jobs::update_many()
         .col_expr(
             model::Column::Status,
             Expr::value(status_str(ImportStatus::Failed)),
         )
-        .col_expr(model::Column::FinishedAt, Expr::value(now))
-        .filter(model::Column::Status.eq(status_str(ImportStatus::Running)))
-        .filter(
-            Condition::any()
-                .add(model::Column::HeartbeatAt.lt(now - STALE_AFTER_MS))
-                .add(model::Column::HeartbeatAt.is_null()),
-        );
-    if let Some(ctx) = tenant {
-        update = update.filter(model::Column::TenantId.eq(ctx.tenant_id().0));
-    }
-    Ok(update.exec(db).await?.rows_affected)
+        .col_expr(model::Column::FinishedAt, Expr::value(now_ms()))
+        .filter(stale)
+        .filter(model::Column::Id.is_in(ids))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected)
 }
 
 /// What `take_credentials` found.
