@@ -174,10 +174,14 @@ pub async fn run(
         _ => None,
     };
     let worker = roles.contains(&Role::Worker).then(|| {
-        tokio::spawn(crate::telemetry::retention::run(
-            state.db.clone(),
-            state.config.clone(),
-        ))
+        let state = state.clone();
+        tokio::spawn(async move {
+            tokio::join!(
+                crate::telemetry::retention::run(state.db.clone(), state.config.clone()),
+                crate::rpc::run_sweeper(state.clone()),
+                crate::devices::inactivity::run(state.clone()),
+            );
+        })
     });
     tracing::info!(roles = ?roles, "stead is running");
     // Tests and scripts read this line to find an ephemeral port: it comes once every role runs.

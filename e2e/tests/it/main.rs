@@ -13,6 +13,7 @@ mod devices;
 mod durability;
 mod embedded;
 mod imports;
+mod management;
 mod mqtt;
 mod mqtt_raw;
 mod multinode;

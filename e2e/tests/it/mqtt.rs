@@ -31,6 +31,33 @@ pub async fn device(client: &Client, name: &str) -> (uuid::Uuid, String) {
     (created.device.id, created.access_token.clone().unwrap())
 }
 
+/// A device's presence, through the REST API.
+pub async fn presence(client: &Client, device: uuid::Uuid) -> Presence {
+    client
+        .get(&format!("/api/v1/devices/{device}/presence"))
+        .await
+        .unwrap()
+        .ok()
+        .unwrap()
+}
+
+/// A device's attributes of one scope as `{"key": value}`, through the REST API.
+pub async fn attribute_values(
+    client: &Client,
+    device: uuid::Uuid,
+    scope: &str,
+) -> serde_json::Value {
+    let attrs: Vec<stead_api_types::Attribute> = client
+        .get(&format!(
+            "/api/v1/devices/{device}/attributes?scope={scope}"
+        ))
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    attrs.into_iter().map(|a| (a.key, a.value)).collect()
+}
+
 /// Runs mosquitto_pub; answers (success, stdout + stderr).
 pub fn mosquitto_pub(port: u16, args: &[&str]) -> (bool, String) {
     let out = Command::new("mosquitto_pub")
@@ -56,7 +83,7 @@ pub async fn timeline(c: &Client, id: uuid::Uuid) -> Vec<TimelineEvent> {
 }
 
 /// Polls `f` until it holds (the live state and timeline are written just after the ack).
-async fn eventually<F, Fut>(what: &str, mut f: F)
+pub async fn eventually<F, Fut>(what: &str, mut f: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
@@ -165,14 +192,8 @@ async fn third_party_clients_store_telemetry_and_attributes(backend: Backend) {
     assert_eq!(latest["config"].value, serde_json::json!({"a": 1}));
     assert_eq!(latest["humidity"].value, serde_json::json!(40));
 
-    let attrs: serde_json::Value = c
-        .get(&format!("/api/v1/devices/{id}/attributes"))
-        .await
-        .unwrap()
-        .ok()
-        .unwrap();
     assert_eq!(
-        attrs["client"],
+        attribute_values(c, id, "client").await,
         serde_json::json!({"fw": "1.2.0", "serial": "A17"})
     );
 
@@ -224,12 +245,7 @@ async fn third_party_clients_store_telemetry_and_attributes(backend: Backend) {
     eventually(
         "presence counts seven messages, offline after each client left",
         || async {
-            let p: Presence = c
-                .get(&format!("/api/v1/devices/{id}/presence"))
-                .await
-                .unwrap()
-                .ok()
-                .unwrap();
+            let p = presence(c, id).await;
             p.messages == 7
                 && !p.online
                 && p.last_disconnect_reason == Some(DisconnectReason::ClientDisconnect)
@@ -490,12 +506,7 @@ async fn keep_alive_timeout_and_take_over(backend: Backend) {
         "not before the keep-alive: {took:?}"
     );
     eventually("offline with reason keep-alive timeout", || async {
-        let p: Presence = c
-            .get(&format!("/api/v1/devices/{id}/presence"))
-            .await
-            .unwrap()
-            .ok()
-            .unwrap();
+        let p = presence(c, id).await;
         !p.online && p.last_disconnect_reason == Some(DisconnectReason::KeepAliveTimeout)
     })
     .await;
@@ -519,12 +530,7 @@ async fn keep_alive_timeout_and_take_over(backend: Backend) {
     );
     eventually("taken over on the timeline, still online", || async {
         let t = timeline(c, id).await;
-        let p: Presence = c
-            .get(&format!("/api/v1/devices/{id}/presence"))
-            .await
-            .unwrap()
-            .ok()
-            .unwrap();
+        let p = presence(c, id).await;
         p.online
             && t.iter()
                 .any(|e| e.kind == "disconnected" && e.data["reason"] == "taken_over")

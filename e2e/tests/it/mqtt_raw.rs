@@ -144,6 +144,20 @@ impl Raw {
 
     /// Waits for a PUBLISH; answers its topic and payload.
     pub async fn next_publish(&mut self, timeout: Duration) -> Option<(String, Vec<u8>)> {
+        self.next_publish_at(timeout, false).await
+    }
+
+    /// Waits for a PUBLISH sent at QoS 1 (the subscriptions' QoS), acknowledges it, and answers
+    /// its topic and payload.
+    pub async fn next_publish_acked(&mut self, timeout: Duration) -> Option<(String, Vec<u8>)> {
+        self.next_publish_at(timeout, true).await
+    }
+
+    async fn next_publish_at(
+        &mut self,
+        timeout: Duration,
+        qos1: bool,
+    ) -> Option<(String, Vec<u8>)> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -151,7 +165,12 @@ impl Raw {
             if kind == PUBLISH {
                 let n = u16::from_be_bytes([body[0], body[1]]) as usize;
                 let topic = String::from_utf8_lossy(&body[2..2 + n]).into_owned();
-                return Some((topic, body[2 + n..].to_vec()));
+                if !qos1 {
+                    return Some((topic, body[2 + n..].to_vec()));
+                }
+                let id = [body[2 + n], body[3 + n]];
+                self.send(&[0x40, 0x02, id[0], id[1]]).await;
+                return Some((topic, body[4 + n..].to_vec()));
             }
         }
     }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
-use stead_api_types::{DeviceCredentials, Presence};
+use stead_api_types::DeviceCredentials;
 
 use crate::harness::{Backend, Options, TestServer};
 use crate::mqtt::device;
@@ -41,12 +41,7 @@ async fn sessions_and_live_views_span_nodes() {
     );
     let mut presence = None;
     for _ in 0..50 {
-        let p: Presence = c
-            .get(&format!("/api/v1/devices/{id}/presence"))
-            .await
-            .unwrap()
-            .ok()
-            .unwrap();
+        let p = crate::mqtt::presence(c, id).await;
         if p.online {
             presence = Some(p);
             break;

@@ -42,6 +42,22 @@ async fn permission_matrix(backend: Backend) {
         .unwrap()
         .ok()
         .unwrap();
+    let profiles: Vec<stead_api_types::DeviceProfile> = acme
+        .admin
+        .get("/api/v1/profiles")
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    let p = profiles[0].id;
+    let group: stead_api_types::DeviceGroup = acme
+        .admin
+        .post("/api/v1/groups", &serde_json::json!({"name": "matrix"}))
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    let g = group.id;
     let job: ImportJob = acme
         .admin
         .raw(
@@ -54,10 +70,10 @@ async fn permission_matrix(backend: Backend) {
         .unwrap()
         .ok()
         .unwrap();
+    let j = job.id;
     let t = acme.tenant.id;
     let u = target_user.id;
     let d = device.device.id;
-    let j = job.id;
 
     let rows: Vec<Row> = vec![
         (
@@ -126,6 +142,87 @@ async fn permission_matrix(backend: Backend) {
             Some(json!({})),
             [403, 200, 200, 403, 401],
         ),
+        // Device management: profiles (tenant admins), groups, attributes, commands.
+        (
+            Method::GET,
+            "/api/v1/profiles".into(),
+            None,
+            [403, 200, 200, 200, 401],
+        ),
+        (
+            Method::POST,
+            "/api/v1/profiles".into(),
+            Some(json!({"name": "matrix"})),
+            [403, 201, 403, 403, 401],
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/profiles/{p}"),
+            Some(json!({"description": "d"})),
+            [403, 200, 403, 403, 401],
+        ),
+        (
+            Method::GET,
+            "/api/v1/groups".into(),
+            None,
+            [403, 200, 200, 200, 401],
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/groups/{g}"),
+            Some(json!({"description": "d"})),
+            [403, 200, 200, 403, 401],
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/groups/{g}/devices"),
+            Some(json!({"device_ids": [d]})),
+            [403, 200, 200, 403, 401],
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/devices/{d}/groups"),
+            None,
+            [403, 200, 200, 200, 401],
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/devices/{d}/attributes"),
+            None,
+            [403, 200, 200, 200, 401],
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/devices/{d}/attributes/shared"),
+            Some(json!({"k": 1})),
+            [403, 200, 200, 403, 401],
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/groups/{g}/attributes/server"),
+            Some(json!({"k": 1})),
+            [403, 200, 200, 403, 401],
+        ),
+        (
+            Method::DELETE,
+            format!("/api/v1/devices/{d}/attributes/server?keys=none"),
+            None,
+            [403, 204, 204, 403, 401],
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/devices/{d}/rpc"),
+            None,
+            [403, 200, 200, 200, 401],
+        ),
+        // Allowed, and the device is offline.
+        (
+            Method::POST,
+            format!("/api/v1/devices/{d}/rpc"),
+            Some(json!({"method": "m"})),
+            [403, 409, 409, 403, 401],
+        ),
+        // Bulk import and bulk actions.
         (
             Method::POST,
             "/api/v1/devices/bulk".into(),

@@ -16,7 +16,9 @@ use crate::timeline::{self, EventKind};
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/{token}/telemetry", web::post().to(telemetry))
         .route("/{token}/attributes", web::post().to(post_attributes))
-        .route("/{token}/attributes", web::get().to(get_attributes));
+        .route("/{token}/attributes", web::get().to(get_attributes))
+        .route("/{token}/rpc", web::get().to(poll_rpc))
+        .route("/{token}/rpc/{id}", web::post().to(answer_rpc));
 }
 
 async fn identify(state: &AppState, token: &str) -> ApiResult<DeviceIdentity> {
@@ -142,4 +144,86 @@ async fn get_attributes(
     )
     .await?;
     Ok(web::Json(answer))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PollQuery {
+    /// Milliseconds to wait for a command (default 30 s, at most 5 min).
+    timeout: Option<u64>,
+}
+
+/// Long-polls for one command: `{"id","method","params"}`, or 408 when none came in time.
+async fn poll_rpc(
+    state: web::Data<AppState>,
+    token: web::Path<String>,
+    q: web::Query<PollQuery>,
+) -> ApiResult<HttpResponse> {
+    let device = identify(&state, &token).await?;
+    let timeout = q.timeout.unwrap_or(30_000);
+    if !(1..=300_000).contains(&timeout) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            "`timeout` is between 1 and 300000 ms",
+        )
+        .with_field("timeout"));
+    }
+    // A long-polling device is active: commands that are not persistent may reach it.
+    let _ = state
+        .live
+        .update_presence(
+            device.device_id,
+            crate::live::state::PresenceChange::Activity {
+                ts: now_ms(),
+                messages: 0,
+                errors: 0,
+            },
+        )
+        .await;
+    match crate::rpc::next_for_http(
+        &state,
+        device.device_id,
+        std::time::Duration::from_millis(timeout),
+    )
+    .await?
+    {
+        Some(command) => Ok(HttpResponse::Ok().json(command.http_body())),
+        None => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "no_command",
+            format!("no command arrived within {timeout} ms"),
+        )),
+    }
+}
+
+/// The device's answer to command `{id}` (any JSON).
+async fn answer_rpc(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    Body(body): Body,
+) -> ApiResult<HttpResponse> {
+    let (token, id) = path.into_inner();
+    let device = identify(&state, &token).await?;
+    let id: u32 = id.parse().map_err(|_| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_command",
+            format!("{id:?} is not a command id"),
+        )
+    })?;
+    let response: serde_json::Value = serde_json::from_slice(&body)
+        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&body).into_owned()));
+    if crate::rpc::answered(&state, device.device_id, id, response).await? {
+        Ok(HttpResponse::Ok().finish())
+    } else {
+        Err(refused(
+            &state,
+            &device,
+            "command answer",
+            Rejection::Payload(format!(
+                "no command {id} waits for an answer (unknown, one-way, already answered or timed out)"
+            )),
+        ))
+    }
 }

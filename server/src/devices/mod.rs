@@ -4,5 +4,6 @@
 pub mod credentials;
 pub mod device_api;
 pub mod http;
+pub mod inactivity;
 pub mod model;
 pub mod repo;

@@ -358,6 +358,17 @@ pub async fn rotate_credentials(
     set_credentials(db, ctx, id, set).await
 }
 
+/// Mirrors the live presence in the device row (for filtering the list). Internal: the device
+/// id comes from an authenticated session.
+pub async fn set_online(db: &DatabaseConnection, device: DeviceId, online: bool) -> Result<()> {
+    Devices::update_many()
+        .col_expr(model::Column::Online, Expr::value(online))
+        .filter(model::Column::Id.eq(device.0))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
 /// A device that proved who it is.
 #[derive(Debug, Clone)]
 pub struct DeviceIdentity {
@@ -366,6 +377,22 @@ pub struct DeviceIdentity {
     pub name: String,
     /// The tenant's rate-limit overrides, as they were at authentication.
     pub tenant_limits: stead_api_types::TenantLimits,
+    /// The device profile's overrides of the per-device limits (they win over the tenant's).
+    pub profile_limits: stead_api_types::ProfileLimits,
+}
+
+impl DeviceIdentity {
+    /// The per-device and per-tenant limits that apply to this device.
+    pub fn limits(&self, cfg: &crate::config::Config) -> crate::tenants::repo::EffectiveLimits {
+        let mut overrides = self.tenant_limits.clone();
+        if let Some(m) = &self.profile_limits.device_messages {
+            overrides.device_messages = Some(m.clone());
+        }
+        if let Some(p) = &self.profile_limits.device_data_points {
+            overrides.device_data_points = Some(p.clone());
+        }
+        crate::tenants::repo::EffectiveLimits::of(cfg, &overrides)
+    }
 }
 
 /// The device an access token belongs to, if its tenant is active: one indexed hash lookup.
@@ -383,10 +410,19 @@ pub async fn authenticate(db: &DatabaseConnection, token: &str) -> Result<Option
     if crate::tenants::repo::status(&tenant) == TenantStatus::Suspended {
         return Ok(None);
     }
+    let profile_limits = match device.profile_id {
+        Some(id) => crate::profiles::model::Entity::find_by_id(id)
+            .one(db)
+            .await?
+            .map(|p| crate::profiles::repo::limits_of(&p))
+            .unwrap_or_default(),
+        None => Default::default(),
+    };
     Ok(Some(DeviceIdentity {
         device_id: DeviceId(device.id),
         tenant_id: TenantId(device.tenant_id),
         name: device.name,
         tenant_limits: crate::tenants::repo::limits_of(&tenant),
+        profile_limits,
     }))
 }

@@ -88,7 +88,7 @@ impl IngressCtx {
     }
 
     pub fn limits(&self, identity: &DeviceIdentity) -> EffectiveLimits {
-        EffectiveLimits::of(&self.state.config, &identity.tenant_limits)
+        identity.limits(&self.state.config)
     }
 
     pub fn device_limiter(&self, identity: &DeviceIdentity) -> Limiter {
@@ -178,6 +178,18 @@ impl IngressCtx {
                 state
                     .bus
                     .publish(device, stead_api_types::LiveEvent::Presence(p));
+            }
+            // The row mirrors the presence. A session that ended meanwhile may have written
+            // `false` first: the presence, updated before either write, settles it.
+            let mirrored = async {
+                crate::devices::repo::set_online(&state.db, device, true).await?;
+                if !state.live.presence(device).await?.online {
+                    crate::devices::repo::set_online(&state.db, device, false).await?;
+                }
+                anyhow::Ok(())
+            };
+            if let Err(e) = mirrored.await {
+                tracing::warn!(error = %e, "recording that a device is online failed");
             }
         });
     }
@@ -311,7 +323,7 @@ impl Sessions {
         locked(&self.tenant_limiters)
             .entry(device.tenant_id)
             .or_insert_with(|| {
-                let limits = EffectiveLimits::of(cfg, &device.tenant_limits);
+                let limits = device.limits(cfg);
                 Limiter::new(limits.tenant_messages, limits.tenant_points)
             })
             .admit(now, points)
@@ -333,7 +345,7 @@ impl Sessions {
         limiters
             .entry(device.device_id)
             .or_insert_with(|| {
-                let limits = EffectiveLimits::of(cfg, &device.tenant_limits);
+                let limits = device.limits(cfg);
                 Limiter::new(limits.device_messages, limits.device_points)
             })
             .admit(now, points)

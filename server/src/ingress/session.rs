@@ -146,6 +146,17 @@ pub fn pump<O: Outbound>(
     subs: Rc<Subscriptions>,
     mut rx: tokio::sync::mpsc::UnboundedReceiver<SessionMsg>,
 ) {
+    // Commands go out one at a time, in the order they came: each waits for its acknowledgement.
+    let (commands, mut queue) =
+        tokio::sync::mpsc::unbounded_channel::<(u8, crate::rpc::Outgoing)>();
+    {
+        let (ctx, out) = (ctx.clone(), out.clone());
+        ntex::rt::spawn(async move {
+            while let Some((qos, command)) = queue.recv().await {
+                send_command(ctx.clone(), out.clone(), qos, command).await;
+            }
+        });
+    }
     ntex::rt::spawn(async move {
         while let Some(msg) = rx.recv().await {
             match msg {
@@ -171,8 +182,7 @@ pub fn pump<O: Outbound>(
                 SessionMsg::Deliver(Delivery::Rpc(command)) => {
                     // Not subscribed: it stays queued until the device subscribes.
                     let Some(qos) = subs.rpc.get() else { continue };
-                    let (ctx, out) = (ctx.clone(), out.clone());
-                    ntex::rt::spawn(async move { send_command(ctx, out, qos, command).await });
+                    let _ = commands.send((qos, command));
                 }
             }
         }
@@ -204,7 +214,11 @@ async fn send_command<O: Outbound>(
         out.send_qos0(topic, payload);
         true
     } else {
-        out.send_qos1(topic, payload).await
+        // A device that never acknowledges must not hold back the commands after this one.
+        let wait = std::time::Duration::from_millis(command.timeout_ms.max(1000));
+        ntex::time::timeout(wait, out.send_qos1(topic, payload))
+            .await
+            .unwrap_or(false)
     };
     let state = ctx.state.clone();
     let _ = ctx
@@ -565,9 +579,17 @@ impl Drop for DeviceSession {
                 )
                 .await
             {
+                let online = p.online;
                 ctx.state
                     .bus
                     .publish(identity.device_id, stead_api_types::LiveEvent::Presence(p));
+                if !online
+                    && let Err(e) =
+                        crate::devices::repo::set_online(&ctx.state.db, identity.device_id, false)
+                            .await
+                {
+                    tracing::warn!(error = %e, "recording that a device is offline failed");
+                }
             }
             if let Some((topic, payload)) = will {
                 if topic == "v1/devices/me/telemetry" {

@@ -68,6 +68,11 @@ pub enum PresenceChange {
         messages: u64,
         errors: u64,
     },
+    /// Silent for longer than its profile allows: offline with reason "inactive", whatever the
+    /// session.
+    Inactive {
+        ts: i64,
+    },
 }
 
 fn apply(p: &mut Presence, change: PresenceChange) {
@@ -90,6 +95,11 @@ fn apply(p: &mut Presence, change: PresenceChange) {
             p.last_activity = Some(p.last_activity.map_or(ts, |t| t.max(ts)));
             p.messages += messages;
             p.errors += errors;
+        }
+        PresenceChange::Inactive { ts } => {
+            p.online = false;
+            p.last_disconnect = Some(ts);
+            p.last_disconnect_reason = Some(DisconnectReason::Inactive);
         }
     }
 }
@@ -251,6 +261,8 @@ impl LiveStore {
                             .arg(reason_str(reason))
                             .invoke_async(&mut r.conn.clone())
                             .await?;
+                        // (An empty pipeline below would answer an error.)
+                        return self.presence(device).await;
                     }
                     PresenceChange::Activity {
                         ts,
@@ -261,6 +273,15 @@ impl LiveStore {
                             .hincr(&key, "messages", messages)
                             .hincr(&key, "errors", errors);
                     }
+                    PresenceChange::Inactive { ts } => {
+                        pipe.hset(&key, "online", 0)
+                            .hset(&key, "last_disconnect", ts)
+                            .hset(
+                                &key,
+                                "last_disconnect_reason",
+                                reason_str(DisconnectReason::Inactive),
+                            );
+                    }
                 }
                 let _: () = pipe.query_async(&mut r.conn.clone()).await?;
                 self.presence(device).await
@@ -269,28 +290,51 @@ impl LiveStore {
     }
 
     pub async fn presence(&self, device: DeviceId) -> anyhow::Result<Presence> {
+        Ok(self
+            .presence_of(&[device])
+            .await?
+            .pop()
+            .unwrap_or_else(empty_presence))
+    }
+
+    /// The presence of many devices at once (one round trip on Redis), in the same order.
+    pub async fn presence_of(&self, devices: &[DeviceId]) -> anyhow::Result<Vec<Presence>> {
         match self {
-            LiveStore::Memory(m) => Ok(lock(&m.state.presence)
-                .get(&device)
-                .map(|(p, _)| p)
-                .cloned()
-                .unwrap_or_else(empty_presence)),
+            LiveStore::Memory(m) => {
+                let all = lock(&m.state.presence);
+                Ok(devices
+                    .iter()
+                    .map(|d| {
+                        all.get(d)
+                            .map(|(p, _)| p.clone())
+                            .unwrap_or_else(empty_presence)
+                    })
+                    .collect())
+            }
             LiveStore::Redis(r) => {
-                let raw: HashMap<String, String> =
-                    r.conn.clone().hgetall(r.presence_key(device)).await?;
-                let num = |k: &str| raw.get(k).and_then(|v| v.parse::<i64>().ok());
-                Ok(Presence {
-                    online: num("online") == Some(1),
-                    last_activity: num("last_activity"),
-                    last_connect: num("last_connect"),
-                    last_disconnect: num("last_disconnect"),
-                    last_disconnect_reason: raw.get("last_disconnect_reason").and_then(|v| {
-                        serde_json::from_value(serde_json::Value::String(v.clone())).ok()
-                    }),
-                    messages: num("messages").unwrap_or(0).max(0) as u64,
-                    errors: num("errors").unwrap_or(0).max(0) as u64,
-                })
+                let mut pipe = redis::pipe();
+                for device in devices {
+                    pipe.hgetall(r.presence_key(*device));
+                }
+                let raws: Vec<HashMap<String, String>> =
+                    pipe.query_async(&mut r.conn.clone()).await?;
+                Ok(raws.iter().map(presence_from_hash).collect())
             }
         }
+    }
+}
+
+fn presence_from_hash(raw: &HashMap<String, String>) -> Presence {
+    let num = |k: &str| raw.get(k).and_then(|v| v.parse::<i64>().ok());
+    Presence {
+        online: num("online") == Some(1),
+        last_activity: num("last_activity"),
+        last_connect: num("last_connect"),
+        last_disconnect: num("last_disconnect"),
+        last_disconnect_reason: raw
+            .get("last_disconnect_reason")
+            .and_then(|v| serde_json::from_value(serde_json::Value::String(v.clone())).ok()),
+        messages: num("messages").unwrap_or(0).max(0) as u64,
+        errors: num("errors").unwrap_or(0).max(0) as u64,
     }
 }

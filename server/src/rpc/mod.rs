@@ -37,6 +37,8 @@ pub struct Outgoing {
     pub method: String,
     pub params: serde_json::Value,
     pub oneway: bool,
+    /// How long the device has to acknowledge (and answer) it.
+    pub timeout_ms: u64,
 }
 
 impl Outgoing {

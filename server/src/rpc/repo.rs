@@ -48,6 +48,7 @@ pub fn outgoing(c: &model::Model) -> Outgoing {
         method: c.method.clone(),
         params: c.params.clone(),
         oneway: c.oneway,
+        timeout_ms: c.timeout_ms as u64,
     }
 }
 

@@ -364,6 +364,9 @@ fn CreateDeviceModal(on_close: Callback<()>, on_created: Callback<NewToken>) -> 
             label: non_empty(&label.get_untracked()),
             device_type: non_empty(&device_type.get_untracked()),
             metadata: None,
+            profile_id: None,
+            groups: None,
+            credentials: None,
         };
         busy.set(true);
         error.set(None);

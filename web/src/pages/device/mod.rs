@@ -321,6 +321,7 @@ fn EditDevice(device: Device, on_saved: Callback<Device>) -> impl IntoView {
             label: Some(non_empty(&label.get_untracked())),
             device_type: Some(non_empty(&device_type.get_untracked())),
             metadata: Some(metadata_value),
+            profile_id: None,
         };
         busy.set(true);
         error.set(None);
