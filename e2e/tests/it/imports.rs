@@ -374,6 +374,38 @@ async fn import_creates_once_and_again_changes_nothing(backend: Backend) {
     let jobs: Vec<ImportJob> = c.get("/api/v1/imports").await.unwrap().ok().unwrap();
     assert_eq!(jobs.len(), 3);
     assert_eq!(jobs[0].id, job.id, "newest first");
+
+    // An explicit token that differs replaces the old one, which stops working.
+    let rotated = changed.replace("explicit-token-0123456789", "explicit-token-9876543210");
+    let job = run_import(c, &rotated, Duration::from_secs(60)).await;
+    assert_eq!((job.counts.updated, job.counts.unchanged), (1, 2));
+    let (ok, _) = publish("explicit-token-0123456789");
+    assert!(!ok, "the replaced token is refused");
+    let (ok, out) = publish("explicit-token-9876543210");
+    assert!(ok, "the new token connects: {out}");
+
+    // MQTT basic credentials: compared by user name and client id (the password is stored hashed).
+    let mqtt = "name,mqtt_username,mqtt_password,mqtt_client_id\nm-1,m-user,m-password-1,\n";
+    let job = run_import(c, mqtt, Duration::from_secs(60)).await;
+    assert_eq!(job.counts.created, 1, "{job:?}");
+    assert!(
+        !job.credentials_available,
+        "explicit credentials are not offered"
+    );
+    for (file, want) in [
+        (
+            mqtt.replace("m-password-1", "another-password"),
+            ImportOutcome::Unchanged,
+        ),
+        (mqtt.replace("m-user", "m-user-2"), ImportOutcome::Update),
+        (
+            mqtt.replace("m-password-1,", ",client-1"),
+            ImportOutcome::Error,
+        ),
+    ] {
+        let report: ImportReport = import(c, file.as_str(), true).await.ok().unwrap();
+        assert_eq!(report.rows[0].outcome, want, "{file}: {report:?}");
+    }
 }
 
 async fn jobs_and_bulk_actions_stay_in_their_tenant(backend: Backend) {
