@@ -56,7 +56,7 @@ pub async fn timeline(c: &Client, id: uuid::Uuid) -> Vec<TimelineEvent> {
 }
 
 /// Polls `f` until it holds (the live state and timeline are written just after the ack).
-async fn eventually<F, Fut>(what: &str, mut f: F)
+pub async fn eventually<F, Fut>(what: &str, mut f: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,

@@ -17,13 +17,13 @@ use crate::on_both_backends;
 
 on_both_backends!(thingsboard_python_sdk_session);
 
-fn python() -> String {
+pub fn python() -> String {
     std::env::var("STEAD_TEST_PYTHON").unwrap_or_else(|_| "python3".into())
 }
 
 /// Fails with the install command when the SDK is missing. `mmh3` is imported first: without it
 /// the SDK would try to pip-install it at import time.
-async fn require_sdk(python: &str) {
+pub async fn require_sdk(python: &str) {
     let out = tokio::process::Command::new(python)
         .args(["-c", "import mmh3, paho.mqtt.client, tb_device_mqtt"])
         .stdin(Stdio::null())
