@@ -22,6 +22,7 @@ pub mod ingress;
 pub mod live;
 pub mod observability;
 pub mod profiles;
+pub mod provisioning;
 pub mod rpc;
 pub mod secret;
 pub mod telemetry;

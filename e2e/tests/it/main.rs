@@ -8,6 +8,7 @@ mod auth;
 mod bad_input;
 mod browser;
 mod browser_live;
+mod credentials;
 mod device_http;
 mod devices;
 mod durability;

@@ -222,6 +222,36 @@ async fn permission_matrix(backend: Backend) {
             Some(json!({"method": "m"})),
             [403, 409, 409, 403, 401],
         ),
+        (
+            Method::PUT,
+            format!("/api/v1/devices/{d}/credentials"),
+            Some(json!({"type": "access_token"})),
+            [403, 200, 200, 403, 401],
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/devices/{d}/credentials/revoke"),
+            Some(json!({})),
+            [403, 200, 200, 403, 401],
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/devices/{d}/disable"),
+            Some(json!({"reason": "test"})),
+            [403, 200, 200, 403, 401],
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/devices/{d}/enable"),
+            Some(json!({})),
+            [403, 200, 200, 403, 401],
+        ),
+        (
+            Method::GET,
+            "/api/v1/devices/credentials/expiring".into(),
+            None,
+            [403, 200, 200, 200, 401],
+        ),
         // Bulk import and bulk actions.
         (
             Method::POST,

@@ -62,16 +62,17 @@ pub async fn apply(
             detail["to_group_id"] = group.id.to_string().into();
         }
         BulkOperation::Disable { reason } => {
-            let reason = reason.trim();
-            if reason.is_empty() || reason.chars().count() > 256 {
-                return Err(Error::invalid(
-                    "invalid_field",
-                    "reason",
-                    "a reason has 1 to 256 characters",
-                ));
-            }
-            super::repo::set_disabled(&state.db, ctx, &ids, Some(reason)).await?;
             for id in &ids {
+                let device = crate::devices::repo::set_disabled(
+                    &state.db,
+                    ctx,
+                    DeviceId(*id),
+                    Some(reason.clone()),
+                )
+                .await?;
+                let reason = device.disabled_reason.unwrap_or_default();
+                // As `POST /devices/{id}/disable`: the session ends saying why, then the cached
+                // logins go.
                 state
                     .sessions
                     .end_session(DeviceId(*id), DisconnectReason::Disabled);
@@ -87,8 +88,9 @@ pub async fn apply(
             detail["reason"] = reason.into();
         }
         BulkOperation::Enable => {
-            super::repo::set_disabled(&state.db, ctx, &ids, None).await?;
             for id in &ids {
+                crate::devices::repo::set_disabled(&state.db, ctx, DeviceId(*id), None).await?;
+                state.sessions.revoke_device(DeviceId(*id));
                 state.timeline.record_for(
                     ctx.tenant_id(),
                     DeviceId(*id),

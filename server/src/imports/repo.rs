@@ -1,5 +1,5 @@
-//! Import jobs, the reads an import plans with, and the bulk disable / enable of devices; all
-//! scoped by `TenantCtx`, except `fail_abandoned` at start-up, which looks after every tenant.
+//! Import jobs and the reads an import plans with, all scoped by `TenantCtx`, except
+//! `fail_abandoned` at start-up, which looks after every tenant.
 
 use std::collections::HashMap;
 
@@ -405,27 +405,4 @@ pub async fn credential_owners(
         );
     }
     Ok(out)
-}
-
-/// Disables (with a reason) or enables (`None`) devices the caller has checked are the tenant's.
-/// A stand-in until `devices::repo` has its own; the caller ends the disabled devices' sessions.
-pub async fn set_disabled(
-    db: &DatabaseConnection,
-    ctx: &TenantCtx,
-    ids: &[Uuid],
-    reason: Option<&str>,
-) -> Result<()> {
-    for chunk in ids.chunks(500) {
-        devices::Entity::update_many()
-            .col_expr(
-                devices::Column::DisabledReason,
-                Expr::value(reason.map(str::to_owned)),
-            )
-            .col_expr(devices::Column::UpdatedAt, Expr::value(chrono::Utc::now()))
-            .filter(devices::Column::TenantId.eq(ctx.tenant_id().0))
-            .filter(devices::Column::Id.is_in(chunk.iter().copied()))
-            .exec(db)
-            .await?;
-    }
-    Ok(())
 }
