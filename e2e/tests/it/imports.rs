@@ -506,7 +506,7 @@ async fn bulk_actions_on_devices_and_groups(backend: Backend) {
     let server = TestServer::start(backend).await;
     let acme = server.tenant("Acme").await;
     let c = &acme.admin;
-    let mut ids = Vec::new();
+    let (mut ids, mut tokens) = (Vec::new(), Vec::new());
     for name in ["a", "b", "c"] {
         let d: CreatedDevice = c
             .post("/api/v1/devices", &json!({"name": name}))
@@ -515,7 +515,24 @@ async fn bulk_actions_on_devices_and_groups(backend: Backend) {
             .ok()
             .unwrap();
         ids.push(d.device.id);
+        tokens.push(d.access_token.unwrap());
     }
+    let connects = |token: &str| {
+        mosquitto_pub(
+            server.mqtt_port(),
+            &[
+                "-u",
+                token,
+                "-t",
+                "v1/devices/me/telemetry",
+                "-m",
+                "{}",
+                "-q",
+                "1",
+            ],
+        )
+        .0
+    };
     let g: DeviceGroup = c
         .post("/api/v1/groups", &json!({"name": "g"}))
         .await
@@ -557,12 +574,15 @@ async fn bulk_actions_on_devices_and_groups(backend: Backend) {
     };
     assert_eq!(get(a).await.disabled_reason.as_deref(), Some("stolen"));
     assert_eq!(get(b).await.disabled_reason, None);
+    assert!(!connects(&tokens[0]), "a disabled device is refused");
+    assert!(connects(&tokens[1]));
     assert_eq!(
         bulk(json!({"group_id": g.id, "action": {"type": "enable"}})).await,
         2
     );
     assert_eq!(get(a).await.disabled_reason, None);
     assert_eq!(get(cc).await.disabled_reason.as_deref(), Some("stolen"));
+    assert!(connects(&tokens[0]), "enabled again");
     assert_eq!(
         bulk(json!({"group_id": g.id, "action": {"type": "delete"}})).await,
         2
