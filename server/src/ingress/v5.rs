@@ -24,7 +24,9 @@ pub type V5State = State<v5::MqttSink>;
 fn disconnect_code(reason: DisconnectReason) -> codec::DisconnectReasonCode {
     match reason {
         DisconnectReason::TakenOver => codec::DisconnectReasonCode::SessionTakenOver,
-        DisconnectReason::CredentialsRevoked => codec::DisconnectReasonCode::NotAuthorized,
+        DisconnectReason::CredentialsRevoked | DisconnectReason::Disabled => {
+            codec::DisconnectReasonCode::NotAuthorized
+        }
         DisconnectReason::ServerShutdown => codec::DisconnectReasonCode::ServerShuttingDown,
         DisconnectReason::KeepAliveTimeout => codec::DisconnectReasonCode::KeepAliveTimeout,
         _ => codec::DisconnectReasonCode::UnspecifiedError,
