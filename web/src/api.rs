@@ -1,9 +1,12 @@
 //! The REST endpoints the console calls, typed with `stead-api-types`.
 
 use stead_api_types::{
-    AggregateSeries, ConnectionInfo, CreateDevice, CreateTenant, CreateUser, CreatedDevice, Device,
-    DeviceCredentials, LatestTelemetry, Page, Presence, Tenant, TimelineEvent, UpdateDevice,
-    UpdateTenant, UpdateUser, User,
+    AggregateSeries, Attribute, AttributeScope, BulkAction, BulkResult, ConnectionInfo,
+    CreateDevice, CreateGroup, CreateProfile, CreateTenant, CreateUser, CreatedDevice, Device,
+    DeviceCredentials, DeviceGroup, DeviceListQuery, DeviceProfile, DisableDevice, GroupDevices,
+    ImportJob, ImportReport, LatestTelemetry, Page, Presence, RpcCommand, SavedProfile, SendRpc,
+    SetCredentials, Tenant, TimelineEvent, UpdateDevice, UpdateGroup, UpdateProfile, UpdateTenant,
+    UpdateUser, User,
 };
 use uuid::Uuid;
 
@@ -20,21 +23,36 @@ fn page_query(page: u64) -> Vec<(&'static str, String)> {
     ]
 }
 
-pub async fn list_devices(
-    s: Session,
-    page: u64,
-    search: &str,
-    sort: &str,
-) -> Result<Page<Device>, ApiError> {
-    let mut query = page_query(page);
-    let search = search.trim();
-    if !search.is_empty() {
+/// A page of devices; `q.page` counts from 1, `q.per_page` is always `PER_PAGE`.
+pub async fn list_devices(s: Session, q: &DeviceListQuery) -> Result<Page<Device>, ApiError> {
+    fn text(v: &Option<String>) -> Option<&str> {
+        v.as_deref().map(str::trim).filter(|v| !v.is_empty())
+    }
+    let mut query = page_query(q.page.unwrap_or(1));
+    if let Some(search) = text(&q.search) {
         query.push(("search", search.to_owned()));
     }
-    if !sort.is_empty() {
+    if let Some(sort) = text(&q.sort) {
         query.push(("sort", sort.to_owned()));
     }
+    if let Some(label) = text(&q.label) {
+        query.push(("label", label.to_owned()));
+    }
+    if let Some(profile) = q.profile {
+        query.push(("profile", profile.to_string()));
+    }
+    if let Some(group) = q.group {
+        query.push(("group", group.to_string()));
+    }
+    if let Some(online) = q.online {
+        query.push(("online", online.to_string()));
+    }
     s.get_query("/api/v1/devices", &query).await
+}
+
+/// One action on many devices (a selection or a whole group).
+pub async fn bulk(s: Session, body: &BulkAction) -> Result<BulkResult, ApiError> {
+    s.post("/api/v1/devices/bulk", body).await
 }
 
 pub async fn create_device(s: Session, body: &CreateDevice) -> Result<CreatedDevice, ApiError> {
@@ -141,4 +159,181 @@ pub async fn timeline(s: Session, id: Uuid, limit: u32) -> Result<Vec<TimelineEv
 
 pub async fn connection_info(s: Session) -> Result<ConnectionInfo, ApiError> {
     s.get("/api/v1/connection-info").await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fleet management: profiles, groups, attributes, commands, credentials, import
+
+pub async fn list_profiles(s: Session) -> Result<Vec<DeviceProfile>, ApiError> {
+    s.get("/api/v1/profiles").await
+}
+
+pub async fn create_profile(s: Session, body: &CreateProfile) -> Result<SavedProfile, ApiError> {
+    s.post("/api/v1/profiles", body).await
+}
+
+pub async fn update_profile(
+    s: Session,
+    id: Uuid,
+    body: &UpdateProfile,
+) -> Result<SavedProfile, ApiError> {
+    s.patch(&format!("/api/v1/profiles/{id}"), body).await
+}
+
+pub async fn delete_profile(s: Session, id: Uuid) -> Result<(), ApiError> {
+    s.delete(&format!("/api/v1/profiles/{id}")).await
+}
+
+pub async fn list_groups(s: Session) -> Result<Vec<DeviceGroup>, ApiError> {
+    s.get("/api/v1/groups").await
+}
+
+pub async fn create_group(s: Session, body: &CreateGroup) -> Result<DeviceGroup, ApiError> {
+    s.post("/api/v1/groups", body).await
+}
+
+pub async fn update_group(
+    s: Session,
+    id: Uuid,
+    body: &UpdateGroup,
+) -> Result<DeviceGroup, ApiError> {
+    s.patch(&format!("/api/v1/groups/{id}"), body).await
+}
+
+pub async fn delete_group(s: Session, id: Uuid) -> Result<(), ApiError> {
+    s.delete(&format!("/api/v1/groups/{id}")).await
+}
+
+/// Puts devices into the group (`join`) or takes them out.
+pub async fn group_membership(
+    s: Session,
+    group: Uuid,
+    devices: Vec<Uuid>,
+    join: bool,
+) -> Result<DeviceGroup, ApiError> {
+    let body = GroupDevices {
+        device_ids: devices,
+    };
+    let action = if join { "devices" } else { "devices/remove" };
+    s.post(&format!("/api/v1/groups/{group}/{action}"), &body)
+        .await
+}
+
+pub async fn device_groups(s: Session, id: Uuid) -> Result<Vec<DeviceGroup>, ApiError> {
+    s.get(&format!("/api/v1/devices/{id}/groups")).await
+}
+
+/// Sets attributes of `scope` on every device of the group.
+pub async fn set_group_attributes(
+    s: Session,
+    group: Uuid,
+    scope: AttributeScope,
+    values: &serde_json::Map<String, serde_json::Value>,
+) -> Result<BulkResult, ApiError> {
+    s.post(
+        &format!("/api/v1/groups/{group}/attributes/{}", scope.as_str()),
+        values,
+    )
+    .await
+}
+
+/// Every attribute of the device, all scopes.
+pub async fn attributes(s: Session, id: Uuid) -> Result<Vec<Attribute>, ApiError> {
+    s.get(&format!("/api/v1/devices/{id}/attributes")).await
+}
+
+pub async fn set_attributes(
+    s: Session,
+    id: Uuid,
+    scope: AttributeScope,
+    values: &serde_json::Map<String, serde_json::Value>,
+) -> Result<Vec<Attribute>, ApiError> {
+    s.post(
+        &format!("/api/v1/devices/{id}/attributes/{}", scope.as_str()),
+        values,
+    )
+    .await
+}
+
+pub async fn delete_attribute(
+    s: Session,
+    id: Uuid,
+    scope: AttributeScope,
+    key: &str,
+) -> Result<(), ApiError> {
+    s.delete_query(
+        &format!("/api/v1/devices/{id}/attributes/{}", scope.as_str()),
+        &[("keys", key.to_owned())],
+    )
+    .await
+}
+
+/// Sends a command and waits for its end (two-way, one-way) or its queueing (persistent).
+pub async fn send_rpc(s: Session, id: Uuid, body: &SendRpc) -> Result<RpcCommand, ApiError> {
+    s.post(&format!("/api/v1/devices/{id}/rpc"), body).await
+}
+
+/// The device's commands, newest first.
+pub async fn rpc_history(s: Session, id: Uuid, page: u64) -> Result<Page<RpcCommand>, ApiError> {
+    s.get_query(&format!("/api/v1/devices/{id}/rpc"), &page_query(page))
+        .await
+}
+
+pub async fn set_credentials(
+    s: Session,
+    id: Uuid,
+    body: &SetCredentials,
+) -> Result<DeviceCredentials, ApiError> {
+    s.put(&format!("/api/v1/devices/{id}/credentials"), body)
+        .await
+}
+
+pub async fn revoke_credentials(s: Session, id: Uuid) -> Result<(), ApiError> {
+    s.post_unit(
+        &format!("/api/v1/devices/{id}/credentials/revoke"),
+        &serde_json::json!({}),
+    )
+    .await
+}
+
+pub async fn disable_device(s: Session, id: Uuid, reason: String) -> Result<Device, ApiError> {
+    s.post(
+        &format!("/api/v1/devices/{id}/disable"),
+        &DisableDevice { reason },
+    )
+    .await
+}
+
+pub async fn enable_device(s: Session, id: Uuid) -> Result<Device, ApiError> {
+    s.post(
+        &format!("/api/v1/devices/{id}/enable"),
+        &serde_json::json!({}),
+    )
+    .await
+}
+
+/// What importing `csv` would do (nothing changes), or, with `dry_run` false, the started job.
+pub async fn check_import(s: Session, csv: &str) -> Result<ImportReport, ApiError> {
+    s.post_text(
+        "/api/v1/devices/import",
+        &[("dry_run", "true".to_owned())],
+        csv,
+        "text/csv",
+    )
+    .await
+}
+
+pub async fn start_import(s: Session, csv: &str) -> Result<ImportJob, ApiError> {
+    s.post_text("/api/v1/devices/import", &[], csv, "text/csv")
+        .await
+}
+
+pub async fn import_job(s: Session, id: Uuid) -> Result<ImportJob, ApiError> {
+    s.get(&format!("/api/v1/imports/{id}")).await
+}
+
+/// The credentials the import generated, as CSV; the server hands them out once.
+pub async fn import_credentials(s: Session, id: Uuid) -> Result<web_sys::Blob, ApiError> {
+    s.get_blob(&format!("/api/v1/imports/{id}/credentials.csv"), &[])
+        .await
 }

@@ -21,8 +21,8 @@ use leptos_router::path;
 use wasm_bindgen::prelude::wasm_bindgen;
 
 use crate::pages::{
-    device::DevicePage, devices::DevicesPage, login::LoginPage, tenants::TenantsPage,
-    users::UsersPage,
+    device::DevicePage, devices::DevicesPage, groups::GroupsPage, import::ImportPage,
+    login::LoginPage, profiles::ProfilesPage, tenants::TenantsPage, users::UsersPage,
 };
 use crate::session::{Session, SessionState};
 use crate::shell::{Home, NotFound, Shell};
@@ -52,6 +52,9 @@ pub fn App() -> impl IntoView {
                 <ParentRoute path=path!("") view=Shell>
                     <Route path=path!("/devices") view=DevicesPage/>
                     <Route path=path!("/devices/:id") view=DevicePage/>
+                    <Route path=path!("/import") view=ImportPage/>
+                    <Route path=path!("/groups") view=GroupsPage/>
+                    <Route path=path!("/profiles") view=ProfilesPage/>
                     <Route path=path!("/users") view=UsersPage/>
                     <Route path=path!("/tenants") view=TenantsPage/>
                     <Route path=path!("") view=Home/>

@@ -163,10 +163,15 @@ fn request(method: Method, path: &str) -> RequestBuilder {
     RequestBuilder::new(path).method(method)
 }
 
-async fn send(builder: RequestBuilder, body: Option<&str>) -> Result<Response, ApiError> {
+/// A request body and its content type.
+type Body<'a> = Option<(&'a str, &'static str)>;
+
+const JSON: &str = "application/json";
+
+async fn send(builder: RequestBuilder, body: Body<'_>) -> Result<Response, ApiError> {
     let req = match body {
-        Some(b) => builder
-            .header("Content-Type", "application/json")
+        Some((b, content_type)) => builder
+            .header("Content-Type", content_type)
             .body(b.to_owned()),
         None => builder.build(),
     }
@@ -261,7 +266,11 @@ impl Session {
 
     pub async fn login(self, email: String, password: String) -> Result<(), ApiError> {
         let body = to_json(&LoginRequest { email, password })?;
-        let resp = send(request(Method::POST, "/api/v1/auth/login"), Some(&body)).await?;
+        let resp = send(
+            request(Method::POST, "/api/v1/auth/login"),
+            Some((&body, JSON)),
+        )
+        .await?;
         if !resp.ok() {
             return Err(ApiError::from_response(resp).await);
         }
@@ -286,7 +295,11 @@ impl Session {
             && let Ok(body) = to_json(&RefreshRequest { refresh_token })
         {
             // Whatever the answer, the session is over for this browser.
-            let _ = send(request(Method::POST, "/api/v1/auth/logout"), Some(&body)).await;
+            let _ = send(
+                request(Method::POST, "/api/v1/auth/logout"),
+                Some((&body, JSON)),
+            )
+            .await;
         }
         self.return_to.set(None);
         self.clear(Some("You have signed out.".into()));
@@ -372,7 +385,11 @@ impl Session {
             let body = to_json(&RefreshRequest {
                 refresh_token: refresh_token.clone(),
             })?;
-            let resp = send(request(Method::POST, "/api/v1/auth/refresh"), Some(&body)).await?;
+            let resp = send(
+                request(Method::POST, "/api/v1/auth/refresh"),
+                Some((&body, JSON)),
+            )
+            .await?;
             if resp.ok() {
                 let tokens = parse::<TokenResponse>(resp).await?;
                 self.accept(tokens);
@@ -402,7 +419,7 @@ impl Session {
         method: Method,
         path: &str,
         query: &[(&str, String)],
-        body: Option<String>,
+        body: Body<'_>,
     ) -> Result<Response, ApiError> {
         let fresh = self.access_token().is_some_and(|t| t.is_fresh());
         if !fresh {
@@ -416,7 +433,7 @@ impl Session {
             let builder = request(method.clone(), path)
                 .query(query.iter().map(|(k, v)| (*k, v)))
                 .header("Authorization", &format!("Bearer {}", token.value));
-            let resp = send(builder, body.as_deref()).await?;
+            let resp = send(builder, body).await?;
             if resp.status() == 401 && !retried {
                 retried = true;
                 self.refresh().await?;
@@ -480,8 +497,30 @@ impl Session {
         path: &str,
         body: &B,
     ) -> Result<T, ApiError> {
+        self.send_json(Method::POST, path, &[], body).await
+    }
+
+    /// A POST whose answer has no body (204).
+    pub async fn post_unit<B: Serialize>(self, path: &str, body: &B) -> Result<(), ApiError> {
         let body = to_json(body)?;
-        parse(self.call(Method::POST, path, &[], Some(body)).await?).await
+        self.call(Method::POST, path, &[], Some((&body, JSON)))
+            .await
+            .map(|_| ())
+    }
+
+    /// A POST of plain text (a CSV file) with query parameters.
+    pub async fn post_text<T: DeserializeOwned>(
+        self,
+        path: &str,
+        query: &[(&str, String)],
+        text: &str,
+        content_type: &'static str,
+    ) -> Result<T, ApiError> {
+        parse(
+            self.call(Method::POST, path, query, Some((text, content_type)))
+                .await?,
+        )
+        .await
     }
 
     pub async fn patch<B: Serialize, T: DeserializeOwned>(
@@ -489,12 +528,36 @@ impl Session {
         path: &str,
         body: &B,
     ) -> Result<T, ApiError> {
+        self.send_json(Method::PATCH, path, &[], body).await
+    }
+
+    pub async fn put<B: Serialize, T: DeserializeOwned>(
+        self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ApiError> {
+        self.send_json(Method::PUT, path, &[], body).await
+    }
+
+    async fn send_json<B: Serialize, T: DeserializeOwned>(
+        self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: &B,
+    ) -> Result<T, ApiError> {
         let body = to_json(body)?;
-        parse(self.call(Method::PATCH, path, &[], Some(body)).await?).await
+        parse(self.call(method, path, query, Some((&body, JSON))).await?).await
     }
 
     pub async fn delete(self, path: &str) -> Result<(), ApiError> {
-        self.call(Method::DELETE, path, &[], None).await.map(|_| ())
+        self.delete_query(path, &[]).await
+    }
+
+    pub async fn delete_query(self, path: &str, query: &[(&str, String)]) -> Result<(), ApiError> {
+        self.call(Method::DELETE, path, query, None)
+            .await
+            .map(|_| ())
     }
 }
 

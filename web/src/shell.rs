@@ -99,6 +99,20 @@ fn Sidebar() -> impl IntoView {
                         <span class="nav-icon" aria-hidden="true">"▣"</span>
                         "Devices"
                     </A>
+                    <A href="/groups" attr:class="nav-link" attr:data-test="nav-groups">
+                        <span class="nav-icon" aria-hidden="true">"◇"</span>
+                        "Groups"
+                    </A>
+                    <A href="/profiles" attr:class="nav-link" attr:data-test="nav-profiles">
+                        <span class="nav-icon" aria-hidden="true">"☰"</span>
+                        "Profiles"
+                    </A>
+                </Show>
+                <Show when=move || has_tenant() && session.can("devices.write")>
+                    <A href="/import" attr:class="nav-link" attr:data-test="nav-import">
+                        <span class="nav-icon" aria-hidden="true">"⇪"</span>
+                        "Import"
+                    </A>
                 </Show>
                 <Show when=move || has_tenant() && session.can("users.read")>
                     <A href="/users" attr:class="nav-link" attr:data-test="nav-users">

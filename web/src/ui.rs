@@ -1,5 +1,6 @@
-//! Building blocks shared by the pages: toasts, modals, the one-time token box, pagination,
-//! and a loader that keeps the previous data on screen while the next page loads.
+//! Building blocks shared by the pages: toasts, modals, the one-time secret box, tabs, badges,
+//! progress bars, pagination, and a loader that keeps the previous data on screen while the next
+//! page loads.
 
 use std::future::Future;
 
@@ -151,6 +152,41 @@ pub fn Spinner(#[prop(optional, into)] label: Option<String>) -> impl IntoView {
     }
 }
 
+/// A page's title, its one-line introduction, and its actions (`children`) on the right.
+#[component]
+pub fn PageHeader(
+    #[prop(into)] title: String,
+    #[prop(into)] intro: String,
+    #[prop(optional)] children: Option<Children>,
+) -> impl IntoView {
+    view! {
+        <header class="page-header">
+            <div>
+                <h1>{title}</h1>
+                <p class="muted">{intro}</p>
+            </div>
+            {children.map(|c| c())}
+        </header>
+    }
+}
+
+/// The primary button of a page header, shown only when `when` holds.
+#[component]
+pub fn HeaderButton(
+    #[prop(into)] when: Signal<bool>,
+    label: &'static str,
+    test: &'static str,
+    on_click: Callback<()>,
+) -> impl IntoView {
+    view! {
+        <Show when=move || when.get()>
+            <button type="button" class="button button-primary" data-test=test on:click=move |_| on_click.run(())>
+                {label}
+            </button>
+        </Show>
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Modals
 
@@ -220,10 +256,19 @@ pub fn ConfirmDialog(
     #[prop(into)] busy: Signal<bool>,
     on_confirm: Callback<()>,
     on_cancel: Callback<()>,
+    /// Why the last attempt was refused (the server's detail), shown in the dialog.
+    #[prop(optional, into)]
+    error: Option<Signal<Option<String>>>,
+    /// Extra fields (a reason to give), between the message and the buttons.
+    #[prop(optional)]
+    children: Option<Children>,
 ) -> impl IntoView {
+    let error = error.unwrap_or_else(|| Signal::derive(|| None));
     view! {
         <Modal title=title on_close=on_cancel>
             <p class="modal-text">{message}</p>
+            {children.map(|c| c())}
+            <ErrorMessage error=error/>
             <div class="modal-actions">
                 <button
                     type="button"
@@ -247,6 +292,77 @@ pub fn ConfirmDialog(
                 </button>
             </div>
         </Modal>
+    }
+}
+
+/// A dialog form's Cancel and submit buttons; the submit button reads `busy_label` while busy.
+#[component]
+pub fn FormActions(
+    #[prop(into)] busy: Signal<bool>,
+    on_cancel: Callback<()>,
+    label: &'static str,
+    busy_label: &'static str,
+    #[prop(optional)] test: Option<&'static str>,
+) -> impl IntoView {
+    view! {
+        <div class="modal-actions">
+            <button type="button" class="button button-secondary" on:click=move |_| on_cancel.run(()) disabled=move || busy.get()>
+                "Cancel"
+            </button>
+            <button type="submit" class="button button-primary" data-test=test disabled=move || busy.get()>
+                {move || if busy.get() { busy_label } else { label }}
+            </button>
+        </div>
+    }
+}
+
+/// An action a dialog runs against the server: busy while it runs, and the server's refusal
+/// kept to be shown in the dialog (which stays open).
+#[derive(Clone, Copy)]
+pub struct Action {
+    pub busy: RwSignal<bool>,
+    pub error: RwSignal<Option<String>>,
+}
+
+impl Action {
+    pub fn new() -> Self {
+        Action {
+            busy: RwSignal::new(false),
+            error: RwSignal::new(None),
+        }
+    }
+
+    /// A refusal found before asking the server.
+    pub fn refuse(&self, why: impl Into<String>) {
+        self.error.set(Some(why.into()));
+    }
+
+    /// Runs `fut` unless already running; its value goes to `done`.
+    pub fn run<T: 'static>(
+        self,
+        fut: impl Future<Output = Result<T, ApiError>> + 'static,
+        done: impl FnOnce(T) + 'static,
+    ) {
+        if self.busy.get_untracked() {
+            return;
+        }
+        self.busy.set(true);
+        self.error.set(None);
+        spawn_local(async move {
+            match fut.await {
+                Ok(value) => done(value),
+                Err(e) => {
+                    self.error.try_set(Some(e.detail));
+                }
+            }
+            self.busy.try_set(false);
+        });
+    }
+}
+
+impl Default for Action {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -286,6 +402,85 @@ pub async fn copy_text(text: &str, element_id: &str) -> bool {
             .unwrap_or(false)
 }
 
+/// One secret line of a `SecretReveal`: what it is, its value, and the `data-test` names of the
+/// value and of its copy button.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Secret {
+    pub label: &'static str,
+    pub value: String,
+    pub test: &'static str,
+    pub copy_test: &'static str,
+}
+
+/// Shows secrets once (an access token, MQTT credentials, a provisioning secret), each with a
+/// copy button, and a warning that they will not be shown again; `children` go below them.
+#[component]
+pub fn SecretReveal(
+    #[prop(into)] title: String,
+    secrets: Vec<Secret>,
+    #[prop(into)] intro: String,
+    /// The warning's first, bold sentence and the rest.
+    warning: (&'static str, &'static str),
+    #[prop(into)] close_label: String,
+    on_close: Callback<()>,
+    #[prop(optional)] children: Option<Children>,
+) -> impl IntoView {
+    let wide = children.is_some() || secrets.len() > 1;
+    let copy_failed = RwSignal::new(false);
+    let show_labels = secrets.len() > 1;
+    let rows = secrets
+        .into_iter()
+        .enumerate()
+        .map(|(i, secret)| {
+            let copied = RwSignal::new(false);
+            let element_id = format!("one-time-secret-{i}");
+            let (value, id_for_copy) = (secret.value.clone(), element_id.clone());
+            let copy = move |_| {
+                let (value, id) = (value.clone(), id_for_copy.clone());
+                spawn_local(async move {
+                    let ok = copy_text(&value, &id).await;
+                    copied.try_set(ok);
+                    copy_failed.try_set(!ok);
+                });
+            };
+            view! {
+                {show_labels.then(|| view! { <span class="secret-label">{secret.label}</span> })}
+                <div class="token-box">
+                    <code id=element_id class="token" data-test=secret.test>{secret.value}</code>
+                    <button type="button" class="button button-secondary" data-test=secret.copy_test on:click=copy>
+                        {move || if copied.get() { "Copied" } else { "Copy" }}
+                    </button>
+                </div>
+            }
+        })
+        .collect_view();
+    view! {
+        <Modal title=title on_close=on_close dismissable=false wide=wide>
+            <p class="modal-text">{intro}</p>
+            <div class="secrets">{rows}</div>
+            {move || copy_failed.get().then(|| view! {
+                <p class="hint">"Copying is not available here: select the text and copy it by hand."</p>
+            })}
+            {children.map(|c| c())}
+            <div class="alert alert-warning" role="note">
+                <strong>{warning.0}</strong>
+                " "
+                {warning.1}
+            </div>
+            <div class="modal-actions">
+                <button
+                    type="button"
+                    class="button button-primary"
+                    data-test="close-token"
+                    on:click=move |_| on_close.run(())
+                >
+                    {close_label}
+                </button>
+            </div>
+        </Modal>
+    }
+}
+
 /// Shows a device access token once, with a copy button and a warning; `children` (the
 /// connection commands with the token filled in) go below the token.
 #[component]
@@ -296,47 +491,115 @@ pub fn TokenReveal(
     on_close: Callback<()>,
     #[prop(optional)] children: Option<Children>,
 ) -> impl IntoView {
-    let wide = children.is_some();
-    let copied = RwSignal::new(None::<bool>);
-    let token_for_copy = token.clone();
-    let copy = move |_| {
-        let token = token_for_copy.clone();
-        spawn_local(async move {
-            let ok = copy_text(&token, "one-time-token").await;
-            copied.try_set(Some(ok));
-        });
-    };
+    let secrets = vec![Secret {
+        label: "Access token",
+        value: token,
+        test: "device-token",
+        copy_test: "copy-token",
+    }];
     view! {
-        <Modal title=title on_close=on_close dismissable=false wide=wide>
-            <p class="modal-text">{intro}</p>
-            <div class="token-box">
-                <code id="one-time-token" class="token" data-test="device-token">{token}</code>
-                <button type="button" class="button button-secondary" data-test="copy-token" on:click=copy>
-                    {move || match copied.get() {
-                        Some(true) => "Copied",
-                        _ => "Copy",
-                    }}
-                </button>
-            </div>
-            {move || (copied.get() == Some(false)).then(|| view! {
-                <p class="hint">"Copying is not available here: select the token and copy it by hand."</p>
-            })}
+        <SecretReveal
+            title=title
+            secrets=secrets
+            intro=intro
+            warning=("Store this token now.", "It will not be shown again: Stead keeps only a hash of it. If it is lost, rotate the token to get a new one.")
+            close_label="I have stored the token"
+            on_close=on_close
+        >
             {children.map(|c| c())}
-            <div class="alert alert-warning" role="note">
-                <strong>"Store this token now."</strong>
-                " It will not be shown again: Stead keeps only a hash of it. If it is lost, rotate the token to get a new one."
-            </div>
-            <div class="modal-actions">
+        </SecretReveal>
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tabs, badges, progress
+
+/// A row of tabs; `active` holds the key of the one shown. Each tab's `data-test` is
+/// `tab-<key>`.
+#[component]
+pub fn Tabs(
+    tabs: Vec<(&'static str, &'static str)>,
+    active: Signal<String>,
+    on_select: Callback<&'static str>,
+) -> impl IntoView {
+    view! {
+        <div class="tabs" role="tablist">
+            {tabs.into_iter().map(|(key, label)| view! {
                 <button
                     type="button"
-                    class="button button-primary"
-                    data-test="close-token"
-                    on:click=move |_| on_close.run(())
+                    role="tab"
+                    class="tab"
+                    class:tab-active=move || active.get() == key
+                    aria-selected=move || (active.get() == key).to_string()
+                    data-test=format!("tab-{key}")
+                    on:click=move |_| on_select.run(key)
                 >
-                    "I have stored the token"
+                    {label}
                 </button>
+            }).collect_view()}
+        </div>
+    }
+}
+
+/// How a status looks: the CSS modifier of its badge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tone {
+    Neutral,
+    Good,
+    Info,
+    Warn,
+    Bad,
+}
+
+impl Tone {
+    fn class(self) -> &'static str {
+        match self {
+            Tone::Neutral => "badge",
+            Tone::Good => "badge badge-good",
+            Tone::Info => "badge badge-info",
+            Tone::Warn => "badge badge-warn",
+            Tone::Bad => "badge badge-bad",
+        }
+    }
+}
+
+/// A coloured status badge; `data-test=status-badge` with `data-status` for tests.
+#[component]
+pub fn StatusBadge(
+    tone: Tone,
+    #[prop(into)] text: String,
+    #[prop(optional, into)] status: String,
+) -> impl IntoView {
+    view! { <span class=tone.class() data-test="status-badge" data-status=status>{text}</span> }
+}
+
+/// A bar filled to `done / total` with the percentage beside it.
+#[component]
+pub fn ProgressBar(
+    #[prop(into)] done: Signal<u64>,
+    #[prop(into)] total: Signal<u64>,
+) -> impl IntoView {
+    let percent = move || {
+        let total = total.get();
+        (done.get().min(total) * 100)
+            .checked_div(total)
+            .unwrap_or(0)
+    };
+    view! {
+        <div class="progress" data-test="progress">
+            <div
+                class="progress-track"
+                role="progressbar"
+                aria-valuemin="0"
+                aria-valuemax="100"
+                aria-valuenow=move || percent().to_string()
+            >
+                <div class="progress-fill" style=move || format!("width: {}%", percent())></div>
             </div>
-        </Modal>
+            <span class="progress-text" data-test="progress-text">
+                {move || format!("{} % · {} of {}", percent(), done.get(), total.get())}
+            </span>
+        </div>
     }
 }
 
@@ -386,6 +649,22 @@ pub fn Pagination(
                 </button>
             </div>
         </div>
+    }
+}
+
+/// A table's header row: the column names, then (with `actions`) a column for row buttons.
+#[component]
+pub fn TableHead(
+    columns: &'static [&'static str],
+    #[prop(optional)] actions: bool,
+) -> impl IntoView {
+    view! {
+        <thead>
+            <tr>
+                {columns.iter().map(|c| view! { <th>{*c}</th> }).collect_view()}
+                {actions.then(|| view! { <th class="actions-col"><span class="sr-only">"Actions"</span></th> })}
+            </tr>
+        </thead>
     }
 }
 
@@ -552,4 +831,45 @@ pub fn use_clock() -> ReadSignal<f64> {
         on_cleanup(move || handle.clear());
     }
     now
+}
+
+/// Hands `blob` to the browser as a download named `name`.
+pub fn save_blob(blob: &web_sys::Blob, name: &str) -> Result<(), ApiError> {
+    let fail = |_| ApiError::unexpected("The browser refused the download.");
+    let url = web_sys::Url::create_object_url_with_blob(blob).map_err(fail)?;
+    let document = web_sys::window()
+        .and_then(|w| w.document())
+        .ok_or_else(|| ApiError::unexpected("No document to download into."))?;
+    let a: web_sys::HtmlAnchorElement =
+        document.create_element("a").map_err(fail)?.unchecked_into();
+    a.set_href(&url);
+    a.set_download(name);
+    a.click();
+    // The click starts the download synchronously; the URL is no longer needed after it.
+    set_timeout(
+        move || {
+            let _ = web_sys::Url::revoke_object_url(&url);
+        },
+        std::time::Duration::from_secs(10),
+    );
+    Ok(())
+}
+
+/// A JSON value typed by a person, with a message that says how to fix it.
+pub fn parse_json(text: &str, what: &str) -> Result<serde_json::Value, String> {
+    serde_json::from_str(text.trim()).map_err(|e| {
+        format!("{what} is not valid JSON ({e}). Text needs double quotes, e.g. \"on\"; numbers, true, false, null, [..] and {{..}} are written as they are.")
+    })
+}
+
+/// A JSON value on one line, for tables.
+pub fn compact_json(value: &serde_json::Value) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+/// A time in ms since the epoch, like `format_time`.
+pub fn format_ms(ms: i64) -> String {
+    DateTime::from_timestamp_millis(ms)
+        .map(|t| format_time(&t))
+        .unwrap_or_default()
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use fantoccini::{Client as Browser, ClientBuilder, Locator};
 use stead_api_types::{Device, Page};
 
-use crate::harness::{Backend, Options, TestServer};
+use crate::harness::{Backend, Options, TestServer, TestTenant};
 
 /// chromedriver on a free port, killed on drop.
 pub struct Driver {
@@ -127,6 +127,92 @@ pub async fn wait_text(b: &Browser, css: &str, text: &str) {
     }
 }
 
+/// The text of the first element matching `css`.
+pub async fn text_of(b: &Browser, css: &str) -> String {
+    wait_css(b, css).await.text().await.unwrap()
+}
+
+/// Waits until no element matches `css`.
+pub async fn wait_gone(b: &Browser, css: &str) {
+    let started = Instant::now();
+    while !b.find_all(Locator::Css(css)).await.unwrap().is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{css} is still on the page"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until exactly `n` elements match `css`.
+pub async fn wait_count(b: &Browser, css: &str, n: usize) {
+    let started = Instant::now();
+    loop {
+        let found = b.find_all(Locator::Css(css)).await.unwrap().len();
+        if found == n {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{found} elements match {css}, not {n}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Clicks the element, brought to the middle of the window first, as a person would scroll to
+/// it (at the edge, a toast may cover it).
+pub async fn click(b: &Browser, css: &str) {
+    let element = wait_css(b, css).await;
+    let arg = serde_json::to_value(&element).unwrap();
+    b.execute(
+        "arguments[0].scrollIntoView({block: 'center'}); return true;",
+        vec![arg],
+    )
+    .await
+    .unwrap();
+    element.click().await.unwrap();
+}
+
+/// The console on a fresh embedded server with the tenant "Acme", and chromedriver.
+pub struct Console {
+    pub server: TestServer,
+    pub acme: TestTenant,
+    driver: Driver,
+    profile: tempfile::TempDir,
+}
+
+impl Console {
+    pub async fn start() -> Console {
+        let server = TestServer::start_with(
+            Backend::Sqlite,
+            Options {
+                console: true,
+                ..Options::default()
+            },
+        )
+        .await;
+        let acme = server.tenant("Acme").await;
+        Console {
+            server,
+            acme,
+            driver: Driver::start(),
+            profile: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// A browser with Acme's admin signed in, on the device list.
+    pub async fn sign_in(&self) -> Browser {
+        let b = browser(&self.driver, self.profile.path()).await;
+        b.goto(&format!("{}/devices", self.server.base))
+            .await
+            .unwrap();
+        submit_login(&b, "admin@acme.example.com", "tenant-admin-password").await;
+        wait_text(&b, "[data-test=current-user]", "admin@acme.example.com").await;
+        b
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn log_in_create_a_device_reload_and_log_out() {
     let server = TestServer::start_with(
@@ -237,5 +323,104 @@ async fn log_in_create_a_device_reload_and_log_out() {
             .unwrap()
             .is_empty()
     );
+    b.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_page_tabs_edit_shared_attributes_and_show_client_ones_read_only() {
+    let console = Console::start().await;
+    let (server, acme) = (&console.server, &console.acme);
+    let created: stead_api_types::CreatedDevice = acme
+        .admin
+        .post("/api/v1/devices", &serde_json::json!({"name": "boiler-7"}))
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    let token = created.access_token.unwrap();
+    // The device reports a client attribute over the HTTP device API.
+    let reply = server
+        .client()
+        .post(
+            &format!("/api/v1/{token}/attributes"),
+            &serde_json::json!({"firmware": "1.4.2"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+
+    let b = console.sign_in().await;
+    click(&b, "[data-test=device-row]").await;
+    wait_text(&b, "h1", "boiler-7").await;
+    click(&b, "[data-test=tab-attributes]").await;
+
+    // The client attribute is listed, without edit buttons.
+    let client = "[data-test=attribute-row][data-scope=client][data-key=firmware]";
+    wait_text(
+        &b,
+        &format!("{client} [data-test=attribute-value]"),
+        "1.4.2",
+    )
+    .await;
+    assert!(
+        b.find_all(Locator::Css(&format!(
+            "{client} [data-test=edit-attribute]"
+        )))
+        .await
+        .unwrap()
+        .is_empty(),
+        "client attributes are read-only"
+    );
+
+    // Add a shared attribute; a value that is not JSON is refused before sending.
+    click(&b, "[data-test=add-attribute-shared]").await;
+    wait_css(&b, "input[name=attribute_key]")
+        .await
+        .send_keys("targetTemperature")
+        .await
+        .unwrap();
+    let value = wait_css(&b, "textarea[name=attribute_value]").await;
+    value.send_keys("warm").await.unwrap();
+    click(&b, "[data-test=save-attribute]").await;
+    wait_text(&b, "[data-test=error]", "not valid JSON").await;
+    value.clear().await.unwrap();
+    value.send_keys("21.5").await.unwrap();
+    click(&b, "[data-test=save-attribute]").await;
+    let shared = "[data-test=attribute-row][data-scope=shared][data-key=targetTemperature]";
+    wait_text(&b, &format!("{shared} [data-test=attribute-value]"), "21.5").await;
+    wait_text(&b, shared, "v1").await;
+
+    // Edit it: the version goes up.
+    click(&b, &format!("{shared} [data-test=edit-attribute]")).await;
+    let value = wait_css(&b, "textarea[name=attribute_value]").await;
+    value.clear().await.unwrap();
+    value.send_keys("22").await.unwrap();
+    click(&b, "[data-test=save-attribute]").await;
+    wait_text(&b, &format!("{shared} [data-test=attribute-value]"), "22").await;
+    wait_text(&b, shared, "v2").await;
+    screenshot(&b, "device-attributes").await;
+
+    // The tab is in the URL: a reload comes back to it.
+    b.refresh().await.unwrap();
+    wait_text(&b, &format!("{shared} [data-test=attribute-value]"), "22").await;
+
+    let attrs: Vec<stead_api_types::Attribute> = acme
+        .admin
+        .get(&format!(
+            "/api/v1/devices/{}/attributes?scope=shared",
+            created.device.id
+        ))
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    assert_eq!(attrs.len(), 1);
+    assert_eq!(attrs[0].value, serde_json::json!(22));
+    assert_eq!(attrs[0].version, 2);
+
+    // Delete it.
+    click(&b, &format!("{shared} [data-test=delete-attribute]")).await;
+    click(&b, "[data-test=confirm]").await;
+    wait_gone(&b, shared).await;
     b.close().await.unwrap();
 }

@@ -5,10 +5,11 @@ use std::io::Write;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fantoccini::{Client as Browser, Locator};
 use stead_api_types::CreatedDevice;
 
-use crate::browser::{Driver, browser, screenshot, submit_login, wait_css, wait_text};
+use crate::browser::{
+    Driver, browser, screenshot, submit_login, text_of, wait_css, wait_gone, wait_text,
+};
 use crate::harness::{Backend, Options, TestServer};
 
 /// The MQTT port, from the server's `{"message":"mqtt listening","addr":...}` log line.
@@ -29,23 +30,6 @@ async fn mqtt_port(server: &TestServer) -> u16 {
             started.elapsed() < Duration::from_secs(20),
             "no \"mqtt listening\" log line:\n{}",
             server.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// The text of the first element matching `css`.
-async fn text_of(b: &Browser, css: &str) -> String {
-    wait_css(b, css).await.text().await.unwrap()
-}
-
-/// Waits until no element matches `css`.
-async fn wait_gone(b: &Browser, css: &str) {
-    let started = Instant::now();
-    while !b.find_all(Locator::Css(css)).await.unwrap().is_empty() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "{css} is still on the page"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

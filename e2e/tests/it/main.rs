@@ -7,6 +7,8 @@ mod harness;
 mod auth;
 mod bad_input;
 mod browser;
+mod browser_fleet;
+mod browser_import;
 mod browser_live;
 mod credentials;
 mod device_http;

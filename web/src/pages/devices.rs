@@ -1,20 +1,29 @@
-//! `/devices`: the device list with search, sorting and pages; creating a device (its token is
-//! shown once) and deleting one.
+//! `/devices`: the device list with search, sorting, filters (profile, group, label, online; kept
+//! in the URL query so that a filtered list can be linked to) and pages; a selection with bulk
+//! actions; creating a device (its credentials are shown once) and deleting one.
+
+use std::collections::BTreeSet;
 
 use gloo_timers::callback::Timeout;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use leptos_router::hooks::use_navigate;
-use stead_api_types::{CreateDevice, Device};
+use leptos_router::NavigateOptions;
+use leptos_router::components::A;
+use leptos_router::hooks::{use_navigate, use_query_map};
+use stead_api_types::{
+    AttributeScope, BulkAction, BulkOperation, CreateDevice, Device, DeviceCredentials,
+    DeviceGroup, DeviceListQuery, DeviceProfile, SetCredentials,
+};
 use uuid::Uuid;
 
+use super::attribute_form::{AttributeDialog, Draft, Values};
 use crate::api;
 use crate::connect::ConnectCommands;
 use crate::session::use_session;
 use crate::shell::RequireTenant;
 use crate::ui::{
-    ConfirmDialog, ErrorMessage, Loader, Modal, Pagination, Spinner, TokenReveal, format_time,
-    format_time_title, non_empty, use_toasts,
+    Action, ConfirmDialog, ErrorMessage, FormActions, Loader, Modal, Pagination, Secret,
+    SecretReveal, Spinner, TokenReveal, format_time, format_time_title, non_empty, use_toasts,
 };
 
 const SEARCH_DEBOUNCE_MS: u32 = 300;
@@ -37,14 +46,68 @@ pub fn DevicesPage() -> impl IntoView {
     }
 }
 
-/// Search, sort and page of the device list. Provided once for the whole app, so that coming
-/// back from a device page finds the list as it was left.
+/// The list's filters, as the URL query carries them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Filters {
+    pub profile: Option<Uuid>,
+    pub group: Option<Uuid>,
+    pub label: String,
+    pub online: Option<bool>,
+}
+
+impl Filters {
+    pub fn is_empty(&self) -> bool {
+        *self == Filters::default()
+    }
+
+    /// The filters of a query (`profile`, `group`, `label`, `online`), or `None` when it names
+    /// none of them.
+    pub fn from_query(get: impl Fn(&str) -> Option<String>) -> Option<Filters> {
+        let f = Filters {
+            profile: get("profile").and_then(|v| Uuid::parse_str(&v).ok()),
+            group: get("group").and_then(|v| Uuid::parse_str(&v).ok()),
+            label: get("label").unwrap_or_default(),
+            online: get("online").and_then(|v| v.parse().ok()),
+        };
+        (!f.is_empty()).then_some(f)
+    }
+
+    /// `?group=…&online=true`, or "" without filters.
+    pub fn to_query(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(p) = self.profile {
+            parts.push(format!("profile={p}"));
+        }
+        if let Some(g) = self.group {
+            parts.push(format!("group={g}"));
+        }
+        if !self.label.trim().is_empty() {
+            parts.push(format!(
+                "label={}",
+                String::from(js_sys::encode_uri_component(self.label.trim()))
+            ));
+        }
+        if let Some(o) = self.online {
+            parts.push(format!("online={o}"));
+        }
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", parts.join("&"))
+        }
+    }
+}
+
+/// Search, sort, filters and page of the device list. Provided once for the whole app, so that
+/// coming back from a device page finds the list as it was left.
 #[derive(Clone, Copy)]
 pub struct ListState {
     search_input: RwSignal<String>,
     search: RwSignal<String>,
     sort: RwSignal<String>,
     page: RwSignal<u64>,
+    filters: RwSignal<Filters>,
+    label_input: RwSignal<String>,
 }
 
 impl Default for ListState {
@@ -54,6 +117,8 @@ impl Default for ListState {
             search: RwSignal::new(String::new()),
             sort: RwSignal::new("-created_at".to_string()),
             page: RwSignal::new(1),
+            filters: RwSignal::new(Filters::default()),
+            label_input: RwSignal::new(String::new()),
         }
     }
 }
@@ -65,14 +130,37 @@ impl ListState {
         self.search.set(String::new());
         self.sort.set("-created_at".to_string());
         self.page.set(1);
+        self.filters.set(Filters::default());
+        self.label_input.set(String::new());
     }
 }
 
-/// The one-time token to show after creating a device.
-#[derive(Clone, Debug, PartialEq)]
-struct NewToken {
-    device_name: String,
-    token: String,
+/// The bulk action whose dialog is open.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Bulk {
+    AddToGroup,
+    SetAttribute,
+    Disable,
+    Delete,
+}
+
+fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// Runs `debounced` `SEARCH_DEBOUNCE_MS` after the last call, with the last value.
+fn debouncer(debounced: impl Fn(String) + Copy + 'static) -> impl Fn(String) + Copy + 'static {
+    let seq = RwSignal::new(0u64);
+    move |value: String| {
+        let mine = seq.get_untracked() + 1;
+        seq.set(mine);
+        Timeout::new(SEARCH_DEBOUNCE_MS, move || {
+            if seq.try_get_untracked() == Some(mine) {
+                debounced(value);
+            }
+        })
+        .forget();
+    }
 }
 
 #[component]
@@ -81,6 +169,7 @@ fn DeviceList() -> impl IntoView {
     let session = use_session();
     let toasts = use_toasts();
     let navigate = use_navigate();
+    let query = use_query_map();
     let can_write = Memo::new(move |_| session.can("devices.write"));
 
     let ListState {
@@ -88,32 +177,110 @@ fn DeviceList() -> impl IntoView {
         search,
         sort,
         page,
+        filters,
+        label_input,
     } = use_context::<ListState>().unwrap_or_default();
-    let debounce_seq = RwSignal::new(0u64);
 
-    let devices = Loader::new(move || {
-        let (page, search, sort) = (page.get(), search.get(), sort.get());
-        async move { api::list_devices(session, page, &search, &sort).await }
+    // A query that names filters (a link from the groups or profiles page) sets them all; the
+    // filters chosen here are written back to the query. Applied once before the effects, so
+    // that the first write-back does not drop the link's filters.
+    let apply_query = move |from_url: Option<Filters>| {
+        if let Some(f) = from_url
+            && f != filters.get_untracked()
+        {
+            label_input.set(f.label.clone());
+            filters.set(f);
+            page.set(1);
+        }
+    };
+    apply_query(query.with_untracked(|q| Filters::from_query(|k| q.get(k))));
+    Effect::new(move |_| apply_query(query.with(|q| Filters::from_query(|k| q.get(k)))));
+    let nav = navigate.clone();
+    Effect::new(move |_| {
+        let wanted = filters.with(Filters::to_query);
+        let current = web_sys::window()
+            .and_then(|w| w.location().search().ok())
+            .unwrap_or_default();
+        if wanted != current {
+            nav(
+                &format!("/devices{wanted}"),
+                NavigateOptions {
+                    replace: true,
+                    scroll: false,
+                    ..Default::default()
+                },
+            );
+        }
     });
 
-    let on_search = move |ev| {
-        let value = event_target_value(&ev);
-        search_input.set(value.clone());
-        let mine = debounce_seq.get_untracked() + 1;
-        debounce_seq.set(mine);
-        Timeout::new(SEARCH_DEBOUNCE_MS, move || {
-            if debounce_seq.try_get_untracked() == Some(mine) {
-                page.try_set(1);
-                search.try_set(value);
-            }
+    let devices = Loader::new(move || {
+        let f = filters.get();
+        let q = DeviceListQuery {
+            page: Some(page.get()),
+            search: Some(search.get()),
+            sort: Some(sort.get()),
+            profile: f.profile,
+            group: f.group,
+            label: non_empty(&f.label),
+            online: f.online,
+            ..Default::default()
+        };
+        async move { api::list_devices(session, &q).await }
+    });
+    let profiles = Loader::new(move || api::list_profiles(session));
+    let groups = Loader::new(move || api::list_groups(session));
+    let profile_list = Signal::derive(move || profiles.data.get().unwrap_or_default());
+    let group_list = Signal::derive(move || groups.data.get().unwrap_or_default());
+
+    let search_later = debouncer(move |value| {
+        page.try_set(1);
+        search.try_set(value);
+    });
+    let label_later = debouncer(move |value| {
+        page.try_set(1);
+        filters.try_update(|f| f.label = value);
+    });
+    let set_filter = move |change: &dyn Fn(&mut Filters)| {
+        filters.update(|f| change(f));
+        page.set(1);
+    };
+    let clear_filters = move || {
+        label_input.set(String::new());
+        filters.set(Filters::default());
+        search_input.set(String::new());
+        search.set(String::new());
+        page.set(1);
+    };
+
+    // The selection lives on one page of one listing.
+    let selected = RwSignal::new(BTreeSet::<Uuid>::new());
+    Effect::new(move |_| {
+        page.track();
+        filters.track();
+        search.track();
+        selected.set(BTreeSet::new());
+    });
+    let page_ids = Memo::new(move |_| {
+        devices.data.with(|d| {
+            d.as_ref()
+                .map(|p| p.items.iter().map(|d| d.id).collect::<Vec<_>>())
+                .unwrap_or_default()
         })
-        .forget();
+    });
+    let all_selected = move || {
+        let ids = page_ids.get();
+        !ids.is_empty() && selected.with(|s| ids.iter().all(|id| s.contains(id)))
     };
 
     let creating = RwSignal::new(false);
-    let new_token = RwSignal::new(None::<NewToken>);
+    // The new device's name and its credentials, shown once.
+    let new_credentials = RwSignal::new(None::<(String, DeviceCredentials)>);
     let deleting = RwSignal::new(None::<Device>);
     let delete_busy = RwSignal::new(false);
+    let bulk = RwSignal::new(None::<Bulk>);
+    let bulk_action = Action::new();
+    let bulk_group = RwSignal::new(String::new());
+    let disable_reason = RwSignal::new(String::new());
 
     let confirm_delete = move |_| {
         let Some(device) = deleting.get_untracked() else {
@@ -142,10 +309,42 @@ fn DeviceList() -> impl IntoView {
         });
     };
 
+    // Runs one bulk operation on the selection; `done` words the result.
+    let run_bulk = move |action: BulkOperation, done: &'static str| {
+        let body = BulkAction {
+            device_ids: Some(selected.get_untracked().into_iter().collect()),
+            group_id: None,
+            action,
+        };
+        let fut = async move { api::bulk(session, &body).await };
+        bulk_action.run(fut, move |result| {
+            toasts.success(format!(
+                "{} {done}.",
+                plural(result.devices, "device", "devices")
+            ));
+            bulk.try_set(None);
+            selected.try_set(BTreeSet::new());
+            devices.reload();
+            groups.reload();
+        });
+    };
+    let open_bulk = move |b: Bulk| {
+        bulk_action.error.set(None);
+        disable_reason.set(String::new());
+        bulk_group.set(String::new());
+        bulk.set(Some(b));
+    };
+
     let total = Signal::derive(move || devices.data.with(|d| d.as_ref().map_or(0, |p| p.total)));
-    let searching = move || !search.get().trim().is_empty();
+    let narrowed = move || !search.get().trim().is_empty() || !filters.with(Filters::is_empty);
 
     let open_device = move |id: Uuid| navigate(&format!("/devices/{id}"), Default::default());
+    let profile_name = move |id: Uuid| {
+        profiles.data.with(|p| {
+            p.as_ref()
+                .and_then(|p| p.iter().find(|p| p.id == id).map(|p| p.name.clone()))
+        })
+    };
 
     view! {
         <div class="page">
@@ -157,7 +356,7 @@ fn DeviceList() -> impl IntoView {
                             let total = devices.data.with(|d| d.as_ref().map(|p| p.total));
                             let noun = if total == Some(1) { "device" } else { "devices" };
                             match total {
-                                Some(n) if searching() => format!("{n} matching {noun}"),
+                                Some(n) if narrowed() => format!("{n} matching {noun}"),
                                 Some(n) => format!("{n} {noun}"),
                                 None => "Everything that reports to this tenant.".to_string(),
                             }
@@ -165,14 +364,17 @@ fn DeviceList() -> impl IntoView {
                     </p>
                 </div>
                 <Show when=move || can_write.get()>
-                    <button
-                        type="button"
-                        class="button button-primary"
-                        data-test="new-device"
-                        on:click=move |_| creating.set(true)
-                    >
-                        "+ New device"
-                    </button>
+                    <div class="header-actions">
+                        <A href="/import" attr:class="button button-secondary" attr:data-test="import-devices">"Import CSV"</A>
+                        <button
+                            type="button"
+                            class="button button-primary"
+                            data-test="new-device"
+                            on:click=move |_| creating.set(true)
+                        >
+                            "+ New device"
+                        </button>
+                    </div>
                 </Show>
             </header>
 
@@ -185,7 +387,11 @@ fn DeviceList() -> impl IntoView {
                         aria-label="Search devices"
                         data-test="device-search"
                         prop:value=move || search_input.get()
-                        on:input=on_search
+                        on:input=move |ev| {
+                            let value = event_target_value(&ev);
+                            search_input.set(value.clone());
+                            search_later(value);
+                        }
                     />
                 </div>
                 <label class="sort">
@@ -214,27 +420,93 @@ fn DeviceList() -> impl IntoView {
                 </Show>
             </div>
 
+            <div class="filters" role="group" aria-label="Filters">
+                <PickFilter
+                    label="Profile"
+                    test="filter-profile"
+                    all="All profiles"
+                    options=Signal::derive(move || profile_list.get().into_iter().map(|p| (p.id, p.name)).collect())
+                    value=Signal::derive(move || filters.with(|f| f.profile))
+                    on_pick=Callback::new(move |v| set_filter(&|f| f.profile = v))
+                />
+                <PickFilter
+                    label="Group"
+                    test="filter-group"
+                    all="All groups"
+                    options=Signal::derive(move || group_list.get().into_iter().map(|g| (g.id, g.name)).collect())
+                    value=Signal::derive(move || filters.with(|f| f.group))
+                    on_pick=Callback::new(move |v| set_filter(&|f| f.group = v))
+                />
+                <input
+                    type="text"
+                    class="input-small"
+                    placeholder="Label is…"
+                    aria-label="Exact label"
+                    data-test="filter-label"
+                    class:filter-on=move || filters.with(|f| !f.label.is_empty())
+                    prop:value=move || label_input.get()
+                    on:input=move |ev| {
+                        let value = event_target_value(&ev);
+                        label_input.set(value.clone());
+                        label_later(value);
+                    }
+                />
+                <select
+                    class="select-small"
+                    aria-label="Status"
+                    data-test="filter-online"
+                    class:filter-on=move || filters.with(|f| f.online.is_some())
+                    on:change=move |ev| {
+                        let v = event_target_value(&ev).parse::<bool>().ok();
+                        set_filter(&|f| f.online = v);
+                    }
+                >
+                    <option value="" selected=move || filters.with(|f| f.online.is_none())>"Online or offline"</option>
+                    <option value="true" selected=move || filters.with(|f| f.online == Some(true))>"Online now"</option>
+                    <option value="false" selected=move || filters.with(|f| f.online == Some(false))>"Offline"</option>
+                </select>
+                <Show when=move || !filters.with(Filters::is_empty)>
+                    <button type="button" class="button button-ghost button-small" data-test="clear-filters" on:click=move |_| clear_filters()>
+                        "Clear filters"
+                    </button>
+                </Show>
+            </div>
+
+            <Show when=move || can_write.get() && selected.with(|s| !s.is_empty())>
+                <div class="bulk-bar" data-test="bulk-bar">
+                    <span class="strong" data-test="selection-count">
+                        {move || format!("{} selected", plural(selected.with(|s| s.len() as u64), "device", "devices"))}
+                    </span>
+                    <div class="bulk-actions">
+                        <button type="button" class="button button-secondary button-small" data-test="bulk-add-to-group" on:click=move |_| open_bulk(Bulk::AddToGroup)>"Add to group"</button>
+                        <button type="button" class="button button-secondary button-small" data-test="bulk-set-attribute" on:click=move |_| open_bulk(Bulk::SetAttribute)>"Set attribute"</button>
+                        <button type="button" class="button button-secondary button-small" data-test="bulk-disable" on:click=move |_| open_bulk(Bulk::Disable)>"Disable"</button>
+                        <button type="button" class="button button-secondary button-small" data-test="bulk-enable" disabled=move || bulk_action.busy.get()
+                            on:click=move |_| run_bulk(BulkOperation::Enable, "enabled")>"Enable"</button>
+                        <button type="button" class="button button-secondary button-small danger-text" data-test="bulk-delete" on:click=move |_| open_bulk(Bulk::Delete)>"Delete"</button>
+                        <button type="button" class="button button-ghost button-small" data-test="clear-selection" on:click=move |_| selected.set(BTreeSet::new())>"Clear"</button>
+                    </div>
+                </div>
+                {move || bulk.get().is_none().then(|| view! { <ErrorMessage error=bulk_action.error/> })}
+            </Show>
+
             <ErrorMessage error=devices.error_text()/>
 
             {move || match devices.data.get() {
                 None if devices.loading.get() => view! { <div class="card"><Spinner label="Loading devices…"/></div> }.into_any(),
                 None => ().into_any(),
-                Some(p) if p.items.is_empty() && searching() => view! {
+                Some(p) if p.items.is_empty() && narrowed() => view! {
                     <div class="card empty-state">
                         <h2>"No matching devices"</h2>
-                        <p class="muted">{format!("No device name or label contains “{}”.", search.get().trim())}</p>
-                        <button type="button" class="button button-secondary" on:click=move |_| {
-                            search_input.set(String::new());
-                            search.set(String::new());
-                            page.set(1);
-                        }>"Clear search"</button>
+                        <p class="muted">"No device matches the search and filters."</p>
+                        <button type="button" class="button button-secondary" data-test="empty-clear-filters" on:click=move |_| clear_filters()>"Clear search and filters"</button>
                     </div>
                 }.into_any(),
                 Some(p) if p.items.is_empty() => view! {
                     <div class="card empty-state">
                         <div class="empty-icon" aria-hidden="true">"▣"</div>
                         <h2>"No devices yet"</h2>
-                        <p class="muted">"Create a device to get its access token and connect it to Stead."</p>
+                        <p class="muted">"Create a device to get its access token and connect it to Stead, or import many from a CSV file."</p>
                         <Show when=move || can_write.get()>
                             <button type="button" class="button button-primary" data-test="empty-new-device" on:click=move |_| creating.set(true)>
                                 "Create your first device"
@@ -249,11 +521,28 @@ fn DeviceList() -> impl IntoView {
                             <table class="table">
                                 <thead>
                                     <tr>
+                                        <Show when=move || can_write.get()>
+                                            <th class="check-col">
+                                                <input
+                                                    type="checkbox"
+                                                    aria-label="Select all on this page"
+                                                    data-test="select-all"
+                                                    prop:checked=all_selected
+                                                    on:change=move |ev| {
+                                                        let on = event_target_checked(&ev);
+                                                        let ids = page_ids.get_untracked();
+                                                        selected.update(|s| for id in ids {
+                                                            if on { s.insert(id); } else { s.remove(&id); }
+                                                        });
+                                                    }
+                                                />
+                                            </th>
+                                        </Show>
                                         <th>"Name"</th>
                                         <th>"Label"</th>
                                         <th>"Type"</th>
+                                        <th>"Profile"</th>
                                         <th>"Created"</th>
-                                        <th>"Updated"</th>
                                         <th class="actions-col"><span class="sr-only">"Actions"</span></th>
                                     </tr>
                                 </thead>
@@ -262,15 +551,34 @@ fn DeviceList() -> impl IntoView {
                                         let id = d.id;
                                         let open = open_device.clone();
                                         let for_delete = d.clone();
+                                        let profile_id = d.profile_id;
+                                        let disabled = d.disabled_reason.clone();
                                         view! {
-                                            <tr data-test="device-row" class="clickable" on:click=move |_| open(id)>
+                                            <tr data-test="device-row" class="clickable" class:inactive=disabled.is_some() on:click=move |_| open(id)>
+                                                <Show when=move || can_write.get()>
+                                                    <td class="check-col" on:click=|ev| ev.stop_propagation()>
+                                                        <input
+                                                            type="checkbox"
+                                                            aria-label="Select"
+                                                            data-test="select-device"
+                                                            prop:checked=move || selected.with(|s| s.contains(&id))
+                                                            on:change=move |ev| {
+                                                                let on = event_target_checked(&ev);
+                                                                selected.update(|s| { if on { s.insert(id); } else { s.remove(&id); } });
+                                                            }
+                                                        />
+                                                    </td>
+                                                </Show>
                                                 <td class="strong">
                                                     <a href=format!("/devices/{id}") on:click=|ev| ev.prevent_default()>{d.name.clone()}</a>
+                                                    {disabled.clone().map(|reason| view! {
+                                                        <span class="badge badge-bad badge-after" data-test="disabled-badge" title=reason>"Disabled"</span>
+                                                    })}
                                                 </td>
                                                 <td>{d.label.clone().unwrap_or_else(|| "—".into())}</td>
                                                 <td>{d.device_type.clone().map(|t| view! { <span class="badge">{t}</span> }.into_any()).unwrap_or_else(|| "—".into_any())}</td>
+                                                <td class="muted">{move || profile_name(profile_id).unwrap_or_default()}</td>
                                                 <td title=format_time_title(&d.created_at)>{format_time(&d.created_at)}</td>
-                                                <td title=format_time_title(&d.updated_at)>{format_time(&d.updated_at)}</td>
                                                 <td class="actions-col">
                                                     <Show when=move || can_write.get()>
                                                         {
@@ -304,27 +612,26 @@ fn DeviceList() -> impl IntoView {
 
             <Show when=move || creating.get()>
                 <CreateDeviceModal
+                    profiles=profile_list
+                    groups=group_list
                     on_close=Callback::new(move |_| creating.set(false))
-                    on_created=Callback::new(move |created: NewToken| {
+                    on_created=Callback::new(move |created: (String, DeviceCredentials)| {
                         creating.set(false);
-                        new_token.set(Some(created));
+                        new_credentials.set(Some(created));
                         devices.reload();
+                        groups.reload();
+                        profiles.reload();
                     })
                 />
             </Show>
 
-            {move || new_token.get().map(|t| {
-                let for_commands = t.token.clone();
-                view! {
-                    <TokenReveal
-                        title="Device created"
-                        intro=format!("“{}” is ready. Use this access token as the MQTT username of the device, or try one of the lines below.", t.device_name)
-                        token=t.token
-                        on_close=Callback::new(move |_| new_token.set(None))
-                    >
-                        <ConnectCommands token=Signal::derive(move || Some(for_commands.clone())) id_prefix="created"/>
-                    </TokenReveal>
-                }
+            {move || new_credentials.get().map(|(device_name, creds)| view! {
+                <CredentialsReveal
+                    title="Device created"
+                    intro=format!("“{device_name}” is ready.")
+                    credentials=creds
+                    on_close=Callback::new(move |_| new_credentials.set(None))
+                />
             })}
 
             {move || deleting.get().map(|d| view! {
@@ -337,16 +644,217 @@ fn DeviceList() -> impl IntoView {
                     on_cancel=Callback::new(move |_| deleting.set(None))
                 />
             })}
+
+            {move || bulk.get().map(|b| {
+                let n = selected.with_untracked(|s| s.len() as u64);
+                let close = Callback::new(move |_| bulk.set(None));
+                match b {
+                    Bulk::AddToGroup => view! {
+                        <ConfirmDialog
+                            title="Add to group"
+                            message=format!("Add {} to a group.", plural(n, "device", "devices"))
+                            confirm_label="Add to group"
+                            danger=false
+                            busy=bulk_action.busy
+                            error=bulk_action.error
+                            on_confirm=Callback::new(move |_| {
+                                match Uuid::parse_str(&bulk_group.get_untracked()) {
+                                    Ok(group_id) => run_bulk(BulkOperation::AddToGroup { group_id }, "added to the group"),
+                                    Err(_) => bulk_action.refuse("Choose a group."),
+                                }
+                            })
+                            on_cancel=close
+                        >
+                            <label class="field">
+                                <span>"Group"</span>
+                                <select name="group" data-test="bulk-group" on:change=move |ev| bulk_group.set(event_target_value(&ev))>
+                                    <option value="">"Choose a group…"</option>
+                                    {group_list.get_untracked().into_iter().map(|g| view! {
+                                        <option value=g.id.to_string()>{g.name}</option>
+                                    }).collect_view()}
+                                </select>
+                                {group_list.with_untracked(|g| g.is_empty()).then(|| view! {
+                                    <small class="hint">"There are no groups yet: create one on the Groups page."</small>
+                                })}
+                            </label>
+                        </ConfirmDialog>
+                    }.into_any(),
+                    Bulk::SetAttribute => {
+                        let ids: Vec<Uuid> = selected.get_untracked().into_iter().collect();
+                        let save = move |scope: AttributeScope, values: Values| {
+                            let body = BulkAction {
+                                device_ids: Some(ids.clone()),
+                                group_id: None,
+                                action: BulkOperation::SetAttributes { scope, values },
+                            };
+                            async move {
+                                let result = api::bulk(session, &body).await?;
+                                Ok(format!("Attribute set on {}.", plural(result.devices, "device", "devices")))
+                            }
+                        };
+                        view! {
+                            <AttributeDialog
+                                title="Set an attribute"
+                                intro=format!("Sets the attribute on the {} selected.", plural(n, "device", "devices"))
+                                draft=Draft::new(AttributeScope::Shared)
+                                save=save
+                                on_close=close
+                                on_done=Callback::new(move |_| {
+                                    bulk.set(None);
+                                    selected.set(BTreeSet::new());
+                                })
+                            />
+                        }.into_any()
+                    }
+                    Bulk::Disable => view! {
+                        <ConfirmDialog
+                            title="Disable devices"
+                            message=format!("Disable {}? They are disconnected, cannot connect and their data is refused until enabled again.", plural(n, "device", "devices"))
+                            confirm_label="Disable"
+                            busy=bulk_action.busy
+                            error=bulk_action.error
+                            on_confirm=Callback::new(move |_| {
+                                match non_empty(&disable_reason.get_untracked()) {
+                                    Some(reason) => run_bulk(BulkOperation::Disable { reason }, "disabled"),
+                                    None => bulk_action.refuse("Say why, for the people who will find them disabled."),
+                                }
+                            })
+                            on_cancel=close
+                        >
+                            <label class="field">
+                                <span>"Reason" <em class="required">"required"</em></span>
+                                <input type="text" name="reason" data-test="disable-reason" placeholder="Suspected compromise" bind:value=disable_reason/>
+                            </label>
+                        </ConfirmDialog>
+                    }.into_any(),
+                    Bulk::Delete => view! {
+                        <ConfirmDialog
+                            title="Delete devices"
+                            message=format!("Delete {}? Their credentials stop working at once. This cannot be undone.", plural(n, "device", "devices"))
+                            confirm_label="Delete devices"
+                            busy=bulk_action.busy
+                            error=bulk_action.error
+                            on_confirm=Callback::new(move |_| run_bulk(BulkOperation::Delete, "deleted"))
+                            on_cancel=close
+                        />
+                    }.into_any(),
+                }
+            })}
         </div>
     }
 }
 
+/// A filter that is "all" or one of `options` (id, name).
 #[component]
-fn CreateDeviceModal(on_close: Callback<()>, on_created: Callback<NewToken>) -> impl IntoView {
+fn PickFilter(
+    label: &'static str,
+    test: &'static str,
+    all: &'static str,
+    options: Signal<Vec<(Uuid, String)>>,
+    value: Signal<Option<Uuid>>,
+    on_pick: Callback<Option<Uuid>>,
+) -> impl IntoView {
+    view! {
+        <select
+            class="select-small"
+            aria-label=label
+            data-test=test
+            class:filter-on=move || value.get().is_some()
+            on:change=move |ev| on_pick.run(Uuid::parse_str(&event_target_value(&ev)).ok())
+        >
+            <option value="" selected=move || value.get().is_none()>{all}</option>
+            {move || options.get().into_iter().map(|(id, name)| view! {
+                <option value=id.to_string() selected=move || value.get() == Some(id)>{name}</option>
+            }).collect_view()}
+        </select>
+    }
+}
+
+/// New credentials, shown once: an access token with the connection lines filled in, or an
+/// MQTT user name and password. `intro` says what happened; a sentence on their use follows.
+#[component]
+pub fn CredentialsReveal(
+    #[prop(into)] title: String,
+    #[prop(into)] intro: String,
+    credentials: DeviceCredentials,
+    on_close: Callback<()>,
+) -> impl IntoView {
+    if let Some(token) = credentials.access_token {
+        let for_commands = token.clone();
+        return view! {
+            <TokenReveal
+                title=title
+                intro=format!("{intro} Use this access token as the MQTT user name of the device, or try one of the lines below.")
+                token=token
+                on_close=on_close
+            >
+                <ConnectCommands token=Signal::derive(move || Some(for_commands.clone())) id_prefix="new"/>
+            </TokenReveal>
+        }
+        .into_any();
+    }
+    let Some(basic) = credentials.mqtt_basic else {
+        return ().into_any();
+    };
+    let mut secrets = Vec::new();
+    if let Some(client_id) = basic.client_id {
+        secrets.push(Secret {
+            label: "Client id",
+            value: client_id,
+            test: "mqtt-client-id",
+            copy_test: "copy-client-id",
+        });
+    }
+    secrets.push(Secret {
+        label: "User name",
+        value: basic.username,
+        test: "mqtt-username",
+        copy_test: "copy-username",
+    });
+    secrets.push(Secret {
+        label: "Password",
+        value: basic.password,
+        test: "mqtt-password",
+        copy_test: "copy-password",
+    });
+    view! {
+        <SecretReveal
+            title=title
+            secrets=secrets
+            intro=format!("{intro} The device connects with this MQTT user name and password.")
+            warning=("Store the password now.", "It will not be shown again: Stead keeps only a hash of it. If it is lost, set new credentials.")
+            close_label="I have stored the password"
+            on_close=on_close
+        />
+    }
+    .into_any()
+}
+
+/// How a new device will authenticate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CredentialsChoice {
+    Token,
+    Mqtt,
+}
+
+#[component]
+fn CreateDeviceModal(
+    #[prop(into)] profiles: Signal<Vec<DeviceProfile>>,
+    #[prop(into)] groups: Signal<Vec<DeviceGroup>>,
+    on_close: Callback<()>,
+    on_created: Callback<(String, DeviceCredentials)>,
+) -> impl IntoView {
     let session = use_session();
     let name = RwSignal::new(String::new());
     let label = RwSignal::new(String::new());
     let device_type = RwSignal::new(String::new());
+    // Empty: the tenant's default profile.
+    let profile = RwSignal::new(String::new());
+    let chosen_groups = RwSignal::new(BTreeSet::<Uuid>::new());
+    let choice = RwSignal::new(CredentialsChoice::Token);
+    let mqtt_username = RwSignal::new(String::new());
+    let mqtt_password = RwSignal::new(String::new());
+    let mqtt_client_id = RwSignal::new(String::new());
     let busy = RwSignal::new(false);
     let error = RwSignal::new(None::<String>);
 
@@ -359,25 +867,44 @@ fn CreateDeviceModal(on_close: Callback<()>, on_created: Callback<NewToken>) -> 
             error.set(Some("Give the device a name.".into()));
             return;
         };
+        let credentials = match choice.get_untracked() {
+            CredentialsChoice::Token => None,
+            CredentialsChoice::Mqtt => {
+                let Some(username) = non_empty(&mqtt_username.get_untracked()) else {
+                    error.set(Some("Give the MQTT user name.".into()));
+                    return;
+                };
+                Some(SetCredentials::MqttBasic {
+                    client_id: non_empty(&mqtt_client_id.get_untracked()),
+                    username,
+                    password: non_empty(&mqtt_password.get_untracked()),
+                    expires_at: None,
+                })
+            }
+        };
+        let groups = chosen_groups.get_untracked();
         let body = CreateDevice {
             name: device_name,
             label: non_empty(&label.get_untracked()),
             device_type: non_empty(&device_type.get_untracked()),
             metadata: None,
-            profile_id: None,
-            groups: None,
-            credentials: None,
+            profile_id: Uuid::parse_str(&profile.get_untracked()).ok(),
+            groups: (!groups.is_empty()).then(|| groups.into_iter().collect()),
+            credentials,
         };
         busy.set(true);
         error.set(None);
         spawn_local(async move {
             match api::create_device(session, &body).await {
                 Ok(created) => {
-                    // The token dialog that follows says it was created: no toast.
-                    on_created.run(NewToken {
-                        device_name: created.device.name,
-                        token: created.access_token.unwrap_or_default(),
-                    });
+                    // The credentials dialog that follows says it was created: no toast.
+                    let credentials = DeviceCredentials {
+                        credentials_type: created.device.credentials_type,
+                        access_token: created.access_token,
+                        mqtt_basic: created.mqtt_basic,
+                        expires_at: created.device.credentials_expire_at,
+                    };
+                    on_created.run((created.device.name, credentials));
                 }
                 Err(e) => {
                     error.try_set(Some(e.detail));
@@ -399,20 +926,107 @@ fn CreateDeviceModal(on_close: Callback<()>, on_created: Callback<NewToken>) -> 
                     <span>"Label"</span>
                     <input type="text" name="label" placeholder="Boiler room, 2nd floor" bind:value=label/>
                 </label>
-                <label class="field">
-                    <span>"Type"</span>
-                    <input type="text" name="type" placeholder="thermometer" bind:value=device_type/>
-                </label>
-                <ErrorMessage error=error/>
-                <div class="modal-actions">
-                    <button type="button" class="button button-secondary" on:click=move |_| on_close.run(()) disabled=move || busy.get()>
-                        "Cancel"
-                    </button>
-                    <button type="submit" class="button button-primary" disabled=move || busy.get()>
-                        {move || if busy.get() { "Creating…" } else { "Create device" }}
-                    </button>
+                <div class="field-row">
+                    <label class="field">
+                        <span>"Type"</span>
+                        <input type="text" name="type" placeholder="thermometer" bind:value=device_type/>
+                    </label>
+                    <label class="field">
+                        <span>"Profile"</span>
+                        <select name="profile" on:change=move |ev| profile.set(event_target_value(&ev))>
+                            <option value="">"Default profile"</option>
+                            {move || profiles.get().into_iter().filter(|p| !p.is_default).map(|p| view! {
+                                <option value=p.id.to_string()>{p.name}</option>
+                            }).collect_view()}
+                        </select>
+                    </label>
                 </div>
+                {move || {
+                    let groups = groups.get();
+                    (!groups.is_empty()).then(|| view! {
+                        <fieldset class="fieldset">
+                            <legend>"Groups"</legend>
+                            <div class="check-list">
+                                {groups.into_iter().map(|g| {
+                                    let id = g.id;
+                                    view! {
+                                        <label class="checkbox">
+                                            <input type="checkbox" name="groups" value=id.to_string()
+                                                prop:checked=move || chosen_groups.with(|s| s.contains(&id))
+                                                on:change=move |ev| {
+                                                    let on = event_target_checked(&ev);
+                                                    chosen_groups.update(|s| { if on { s.insert(id); } else { s.remove(&id); } });
+                                                }/>
+                                            <span>{g.name}</span>
+                                        </label>
+                                    }
+                                }).collect_view()}
+                            </div>
+                        </fieldset>
+                    })
+                }}
+                <fieldset class="fieldset">
+                    <legend>"Credentials"</legend>
+                    <label class="checkbox">
+                        <input type="radio" name="credentials" value="access_token"
+                            prop:checked=move || choice.get() == CredentialsChoice::Token
+                            on:change=move |_| choice.set(CredentialsChoice::Token)/>
+                        <span>"Access token (generated, shown once)"</span>
+                    </label>
+                    <label class="checkbox">
+                        <input type="radio" name="credentials" value="mqtt_basic"
+                            prop:checked=move || choice.get() == CredentialsChoice::Mqtt
+                            on:change=move |_| choice.set(CredentialsChoice::Mqtt)/>
+                        <span>"MQTT user name and password"</span>
+                    </label>
+                    <Show when=move || choice.get() == CredentialsChoice::Mqtt>
+                        <div class="field-row">
+                            <label class="field">
+                                <span>"User name" <em class="required">"required"</em></span>
+                                <input type="text" name="mqtt_username" autocomplete="off" bind:value=mqtt_username/>
+                            </label>
+                            <label class="field">
+                                <span>"Password"</span>
+                                <input type="password" name="mqtt_password" autocomplete="new-password" placeholder="Generated when empty" bind:value=mqtt_password/>
+                            </label>
+                        </div>
+                        <label class="field">
+                            <span>"Client id"</span>
+                            <input type="text" name="mqtt_client_id" autocomplete="off" placeholder="Any" bind:value=mqtt_client_id/>
+                        </label>
+                    </Show>
+                </fieldset>
+                <ErrorMessage error=error/>
+                <FormActions busy=busy on_cancel=on_close label="Create device" busy_label="Creating…"/>
             </form>
         </Modal>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_come_from_the_query_only_when_it_names_one() {
+        let none = Filters::from_query(|k| (k == "page").then(|| "2".to_string()));
+        assert_eq!(none, None);
+        let g = Uuid::nil();
+        let f = Filters::from_query(|k| match k {
+            "group" => Some(g.to_string()),
+            "online" => Some("false".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(f.group, Some(g));
+        assert_eq!(f.online, Some(false));
+        assert_eq!(f.profile, None);
+        assert_eq!(Filters::default().to_query(), "");
+        let f = Filters {
+            group: Some(g),
+            online: Some(true),
+            ..Default::default()
+        };
+        assert_eq!(f.to_query(), format!("?group={g}&online=true"));
     }
 }

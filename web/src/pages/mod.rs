@@ -1,7 +1,12 @@
-//! One module per screen of the console.
+//! One module per screen of the console; `attribute_form` is the attribute dialog several of
+//! them share.
 
+pub mod attribute_form;
 pub mod device;
 pub mod devices;
+pub mod groups;
+pub mod import;
 pub mod login;
+pub mod profiles;
 pub mod tenants;
 pub mod users;

@@ -8,8 +8,8 @@ use stead_api_types::{CreateTenant, Role, Tenant, TenantStatus, UpdateTenant};
 use crate::api;
 use crate::session::use_session;
 use crate::ui::{
-    ConfirmDialog, ErrorMessage, Loader, Modal, Pagination, Spinner, format_time,
-    format_time_title, non_empty, use_toasts,
+    ConfirmDialog, ErrorMessage, FormActions, Loader, Modal, Pagination, Spinner, TableHead,
+    format_time, format_time_title, non_empty, use_toasts,
 };
 
 #[component]
@@ -103,15 +103,7 @@ fn TenantList() -> impl IntoView {
                 Some(p) => view! {
                     <div class="card table-card" class:is-loading=move || tenants.loading.get()>
                         <table class="table">
-                            <thead>
-                                <tr>
-                                    <th>"Name"</th>
-                                    <th>"Status"</th>
-                                    <th>"Created"</th>
-                                    <th>"ID"</th>
-                                    <th class="actions-col"><span class="sr-only">"Actions"</span></th>
-                                </tr>
-                            </thead>
+                            <TableHead columns=&["Name", "Status", "Created", "ID"] actions=true/>
                             <tbody>
                                 {p.items.into_iter().map(|t| {
                                     let tid = t.id;
@@ -262,14 +254,7 @@ fn CreateTenantModal(on_close: Callback<()>, on_created: Callback<()>) -> impl I
                     </label>
                 </fieldset>
                 <ErrorMessage error=error/>
-                <div class="modal-actions">
-                    <button type="button" class="button button-secondary" on:click=move |_| on_close.run(()) disabled=move || busy.get()>
-                        "Cancel"
-                    </button>
-                    <button type="submit" class="button button-primary" disabled=move || busy.get()>
-                        {move || if busy.get() { "Creating…" } else { "Create tenant" }}
-                    </button>
-                </div>
+                <FormActions busy=busy on_cancel=on_close label="Create tenant" busy_label="Creating…"/>
             </form>
         </Modal>
     }

@@ -9,8 +9,8 @@ use crate::api;
 use crate::session::use_session;
 use crate::shell::{RequirePermission, RequireTenant};
 use crate::ui::{
-    ConfirmDialog, ErrorMessage, Loader, Modal, Pagination, Spinner, format_time,
-    format_time_title, non_empty, use_toasts,
+    ConfirmDialog, ErrorMessage, FormActions, Loader, Modal, Pagination, Spinner, TableHead,
+    format_time, format_time_title, non_empty, use_toasts,
 };
 
 /// The roles a tenant admin can hand out; the platform admin role is not theirs to give.
@@ -97,16 +97,7 @@ fn UserList() -> impl IntoView {
                 Some(p) => view! {
                     <div class="card table-card" class:is-loading=move || users.loading.get()>
                         <table class="table">
-                            <thead>
-                                <tr>
-                                    <th>"Name"</th>
-                                    <th>"E-mail"</th>
-                                    <th>"Role"</th>
-                                    <th>"Status"</th>
-                                    <th>"Last sign-in"</th>
-                                    <th class="actions-col"><span class="sr-only">"Actions"</span></th>
-                                </tr>
-                            </thead>
+                            <TableHead columns=&["Name", "E-mail", "Role", "Status", "Last sign-in"] actions=true/>
                             <tbody>
                                 {p.items.into_iter().map(|u| {
                                     let is_me = my_id.get_untracked() == Some(u.id);
@@ -311,14 +302,7 @@ fn CreateUserModal(on_close: Callback<()>, on_created: Callback<()>) -> impl Int
                     </small>
                 </label>
                 <ErrorMessage error=error/>
-                <div class="modal-actions">
-                    <button type="button" class="button button-secondary" on:click=move |_| on_close.run(()) disabled=move || busy.get()>
-                        "Cancel"
-                    </button>
-                    <button type="submit" class="button button-primary" disabled=move || busy.get()>
-                        {move || if busy.get() { "Creating…" } else { "Create user" }}
-                    </button>
-                </div>
+                <FormActions busy=busy on_cancel=on_close label="Create user" busy_label="Creating…"/>
             </form>
         </Modal>
     }

@@ -9,13 +9,13 @@ use std::task::Poll;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use stead_api_types::{AggregatePoint, AggregateSeries};
-use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen::JsValue;
 
 use super::activity::{DeviceLive, LivePoint};
 use crate::api;
 use crate::chart::LineChart;
-use crate::session::{ApiError, use_session};
-use crate::ui::{ErrorMessage, Loader, Spinner, format_number, use_toasts};
+use crate::session::use_session;
+use crate::ui::{ErrorMessage, Loader, Spinner, format_number, save_blob, use_toasts};
 
 const MINUTE: i64 = 60_000;
 const HOUR: i64 = 60 * MINUTE;
@@ -539,27 +539,6 @@ fn KeyChart(
 }
 
 /// Hands a downloaded file to the browser as if a link had been clicked.
-fn save_blob(blob: &web_sys::Blob, name: &str) -> Result<(), ApiError> {
-    let fail = |_| ApiError::unexpected("The browser refused the download.");
-    let url = web_sys::Url::create_object_url_with_blob(blob).map_err(fail)?;
-    let document = web_sys::window()
-        .and_then(|w| w.document())
-        .ok_or_else(|| ApiError::unexpected("No document to download into."))?;
-    let a: web_sys::HtmlAnchorElement =
-        document.create_element("a").map_err(fail)?.unchecked_into();
-    a.set_href(&url);
-    a.set_download(name);
-    a.click();
-    // The click starts the download synchronously; the URL is no longer needed after it.
-    set_timeout(
-        move || {
-            let _ = web_sys::Url::revoke_object_url(&url);
-        },
-        std::time::Duration::from_secs(10),
-    );
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

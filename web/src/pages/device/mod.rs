@@ -1,28 +1,45 @@
 //! `/devices/:id`: a device's life (presence, latest values, charts, timeline, all live) and
-//! its management (details, editing, connection instructions, token rotation, deletion).
+//! its management, in tabs kept in the URL (`?tab=`): the overview (the live view, details,
+//! editing, groups, connection instructions, deletion), attributes, commands and credentials.
 
 mod activity;
+mod attributes;
 mod charts;
+mod commands;
+mod credentials;
+mod membership;
 mod timeline;
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
+use leptos_router::NavigateOptions;
 use leptos_router::components::{A, Redirect};
-use leptos_router::hooks::use_params_map;
+use leptos_router::hooks::{use_navigate, use_params_map, use_query_map};
 use stead_api_types::{Device, UpdateDevice};
 use uuid::Uuid;
 
 use self::activity::{DeviceLive, LatestValues, LiveIndicator, PresenceBadge, PresenceCard};
+use self::attributes::AttributesTab;
 use self::charts::TelemetryCharts;
+use self::commands::CommandsTab;
+use self::credentials::CredentialsTab;
+use self::membership::DeviceGroups;
 use self::timeline::Timeline;
 use crate::api;
-use crate::connect::{ConnectBox, ConnectCommands};
+use crate::connect::ConnectBox;
 use crate::session::use_session;
 use crate::shell::RequireTenant;
 use crate::ui::{
-    ConfirmDialog, ErrorMessage, Loader, Spinner, TokenReveal, format_time, format_time_title,
-    non_empty, use_clock, use_toasts,
+    ConfirmDialog, ErrorMessage, Loader, Spinner, Tabs, format_time, format_time_title, non_empty,
+    use_clock, use_toasts,
 };
+
+const TABS: [(&str, &str); 4] = [
+    ("overview", "Overview"),
+    ("attributes", "Attributes"),
+    ("commands", "Commands"),
+    ("credentials", "Credentials"),
+];
 
 #[component]
 pub fn DevicePage() -> impl IntoView {
@@ -101,7 +118,6 @@ fn DeviceView(
 ) -> impl IntoView {
     let session = use_session();
     let toasts = use_toasts();
-    let can_write = Memo::new(move |_| session.can("devices.write"));
     let name = Memo::new(move |_| {
         device
             .with(|d| d.as_ref().map(|d| d.name.clone()))
@@ -110,24 +126,29 @@ fn DeviceView(
     let now = use_clock();
     let live = DeviceLive::start(id, now);
 
-    let rotate_confirm = RwSignal::new(false);
-    let rotate_busy = RwSignal::new(false);
-    let reveal = RwSignal::new(None::<String>);
-    let rotate = move |_| {
-        rotate_busy.set(true);
-        spawn_local(async move {
-            match api::rotate_device_token(session, id).await {
-                Ok(creds) => {
-                    rotate_confirm.try_set(false);
-                    fresh_token.try_set(creds.access_token.clone());
-                    reveal.try_set(creds.access_token);
-                    toasts.success("New access token issued. The old one no longer works.");
-                }
-                Err(e) => toasts.error(e.detail),
-            }
-            rotate_busy.try_set(false);
-        });
-    };
+    let query = use_query_map();
+    let navigate = use_navigate();
+    let tab = Memo::new(move |_| {
+        query
+            .with(|q| q.get("tab"))
+            .filter(|t| TABS.iter().any(|(key, _)| key == t))
+            .unwrap_or_else(|| "overview".to_string())
+    });
+    let select_tab = Callback::new(move |key: &'static str| {
+        let path = if key == "overview" {
+            format!("/devices/{id}")
+        } else {
+            format!("/devices/{id}?tab={key}")
+        };
+        navigate(
+            &path,
+            NavigateOptions {
+                replace: true,
+                scroll: false,
+                ..Default::default()
+            },
+        );
+    });
 
     let delete_confirm = RwSignal::new(false);
     let delete_busy = RwSignal::new(false);
@@ -150,7 +171,6 @@ fn DeviceView(
     };
 
     Effect::new(move |_| crate::ui::set_title(&name.get()));
-    let on_saved = Callback::new(move |d: Device| device.set(Some(d)));
 
     view! {
         <header class="page-header">
@@ -162,11 +182,50 @@ fn DeviceView(
                 </p>
             </div>
             <div class="header-status">
+                {move || device.with(|d| d.as_ref().and_then(|d| d.disabled_reason.clone())).map(|why| view! {
+                    <span class="badge badge-bad" data-test="disabled-badge" title=why>"Disabled"</span>
+                })}
                 <LiveIndicator live=live/>
                 <PresenceBadge live=live/>
             </div>
         </header>
 
+        <Tabs tabs=TABS.to_vec() active=tab.into() on_select=select_tab/>
+
+        {move || match tab.get().as_str() {
+            "attributes" => view! { <AttributesTab id=id now=now/> }.into_any(),
+            "commands" => view! { <CommandsTab id=id now=now/> }.into_any(),
+            "credentials" => view! { <CredentialsTab device=device fresh_token=fresh_token/> }.into_any(),
+            _ => view! { <Overview id=id device=device live=live fresh_token=fresh_token on_delete=Callback::new(move |_| delete_confirm.set(true))/> }.into_any(),
+        }}
+
+        {move || deleted.get().then(|| view! { <Redirect path="/devices"/> })}
+        {move || delete_confirm.get().then(|| view! {
+            <ConfirmDialog
+                title="Delete device"
+                message=format!("Delete “{}”? Its token stops working at once. This cannot be undone.", name.get_untracked())
+                confirm_label="Delete device"
+                busy=delete_busy
+                on_confirm=Callback::new(delete)
+                on_cancel=Callback::new(move |_| delete_confirm.set(false))
+            />
+        })}
+    }
+}
+
+/// The first tab: the device's life as it happens, its details and its everyday management.
+#[component]
+fn Overview(
+    id: Uuid,
+    device: RwSignal<Option<Device>>,
+    live: DeviceLive,
+    fresh_token: RwSignal<Option<String>>,
+    on_delete: Callback<()>,
+) -> impl IntoView {
+    let session = use_session();
+    let can_write = Memo::new(move |_| session.can("devices.write"));
+    let on_saved = Callback::new(move |d: Device| device.set(Some(d)));
+    view! {
         <PresenceCard live=live/>
         <LatestValues live=live/>
         <TelemetryCharts live=live/>
@@ -192,63 +251,19 @@ fn DeviceView(
 
             <div class="stack">
                 <ConnectBox fresh_token=fresh_token/>
+                <DeviceGroups id=id/>
 
                 <Show when=move || can_write.get()>
-                    <section class="card">
-                        <h2>"Access token"</h2>
-                        <p class="muted">
-                            "The token authenticates the device. Rotate it if it may have leaked: the current token stops working at once."
-                        </p>
-                        <button type="button" class="button button-secondary" data-test="rotate-token" on:click=move |_| rotate_confirm.set(true)>
-                            "Rotate token"
-                        </button>
-                    </section>
-
                     <section class="card danger-zone">
                         <h2>"Delete device"</h2>
                         <p class="muted">"Removes the device and its credentials. This cannot be undone."</p>
-                        <button type="button" class="button button-danger" data-test="delete-device" on:click=move |_| delete_confirm.set(true)>
+                        <button type="button" class="button button-danger" data-test="delete-device" on:click=move |_| on_delete.run(())>
                             "Delete device"
                         </button>
                     </section>
                 </Show>
             </div>
         </div>
-
-        <Show when=move || rotate_confirm.get()>
-            <ConfirmDialog
-                title="Rotate access token"
-                message="A new token will be issued and the current one stops working immediately. The device must be reconfigured with the new token."
-                confirm_label="Rotate token"
-                busy=rotate_busy
-                on_confirm=Callback::new(rotate)
-                on_cancel=Callback::new(move |_| rotate_confirm.set(false))
-            />
-        </Show>
-        {move || reveal.get().map(|token| {
-            let for_commands = token.clone();
-            view! {
-                <TokenReveal
-                    title="New access token"
-                    intro="Configure the device with this token. The previous token no longer works."
-                    token=token
-                    on_close=Callback::new(move |_| reveal.set(None))
-                >
-                    <ConnectCommands token=Signal::derive(move || Some(for_commands.clone())) id_prefix="rotated"/>
-                </TokenReveal>
-            }
-        })}
-        {move || deleted.get().then(|| view! { <Redirect path="/devices"/> })}
-        {move || delete_confirm.get().then(|| view! {
-            <ConfirmDialog
-                title="Delete device"
-                message=format!("Delete “{}”? Its token stops working at once. This cannot be undone.", name.get_untracked())
-                confirm_label="Delete device"
-                busy=delete_busy
-                on_confirm=Callback::new(delete)
-                on_cancel=Callback::new(move |_| delete_confirm.set(false))
-            />
-        })}
     }
 }
 
@@ -282,6 +297,8 @@ fn EditDevice(device: Device, on_saved: Callback<Device>) -> impl IntoView {
     let name = RwSignal::new(device.name.clone());
     let label = RwSignal::new(device.label.clone().unwrap_or_default());
     let device_type = RwSignal::new(device.device_type.clone().unwrap_or_default());
+    let profile = RwSignal::new(device.profile_id);
+    let profiles = Loader::new(move || api::list_profiles(session));
     let metadata = RwSignal::new(
         serde_json::to_string_pretty(&device.metadata).unwrap_or_else(|_| "{}".into()),
     );
@@ -321,7 +338,7 @@ fn EditDevice(device: Device, on_saved: Callback<Device>) -> impl IntoView {
             label: Some(non_empty(&label.get_untracked())),
             device_type: Some(non_empty(&device_type.get_untracked())),
             metadata: Some(metadata_value),
-            profile_id: None,
+            profile_id: Some(profile.get_untracked()),
         };
         busy.set(true);
         error.set(None);
@@ -357,6 +374,28 @@ fn EditDevice(device: Device, on_saved: Callback<Device>) -> impl IntoView {
                         <input type="text" name="type" placeholder="None" bind:value=device_type/>
                     </label>
                 </div>
+                <label class="field">
+                    <span>"Profile"</span>
+                    <select name="profile" on:change=move |ev| {
+                        if let Ok(p) = Uuid::parse_str(&event_target_value(&ev)) {
+                            profile.set(p);
+                        }
+                    }>
+                        {move || {
+                            let list = profiles.data.get().unwrap_or_default();
+                            if list.is_empty() {
+                                // Until the list arrives, the current profile stands alone.
+                                view! { <option value=profile.get_untracked().to_string()>"Current profile"</option> }.into_any()
+                            } else {
+                                list.into_iter().map(|p| view! {
+                                    <option value=p.id.to_string() selected=move || profile.get() == p.id>
+                                        {if p.is_default { format!("{} (default)", p.name) } else { p.name.clone() }}
+                                    </option>
+                                }).collect_view().into_any()
+                            }
+                        }}
+                    </select>
+                </label>
                 <label class="field">
                     <span>"Metadata " <em class="hint">"(JSON object)"</em></span>
                     <textarea name="metadata" rows="6" spellcheck="false" class="mono" bind:value=metadata></textarea>
