@@ -41,8 +41,9 @@ pub struct Args {
     #[arg(long)]
     v5: bool,
 
-    /// Devices from a file: one per line, `TOKEN [DEVICE_ID [NAME]]` (whitespace separated; `#`
-    /// starts a comment). The id is needed only for `--verify`.
+    /// Devices from a file: one per line, `TOKEN [DEVICE_ID [NAME [PASSWORD]]]` (whitespace
+    /// separated; `#` starts a comment). The id is needed only for `--verify`. With a password,
+    /// TOKEN is an MQTT user name and NAME the client id.
     #[arg(long)]
     token_file: Option<PathBuf>,
     /// Stead's HTTP API, to create devices and to verify what was stored.
@@ -64,6 +65,11 @@ pub struct Args {
     /// Device creations in flight at once.
     #[arg(long, default_value_t = 16)]
     create_concurrency: usize,
+    /// Create devices with MQTT basic credentials instead of access tokens: a user name, a
+    /// generated password and the device name as required client id. A device's first CONNECT
+    /// then costs the server a password-hash verification (a reconnect storm's worst case).
+    #[arg(long)]
+    mqtt_basic: bool,
 
     /// Connection attempts in flight at once.
     #[arg(long, default_value_t = 200)]
@@ -108,12 +114,13 @@ pub struct Args {
     verify_timeout: f64,
 }
 
-/// One device's credentials.
+/// One device's credentials: an access token, or an MQTT user name (`token`) with a password.
 #[derive(Debug, Clone)]
 struct DeviceSpec {
     token: String,
     id: Option<Uuid>,
     name: Option<String>,
+    password: Option<String>,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -165,8 +172,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             let n = args
                 .devices
                 .context("--devices N is needed to create devices through the API")?;
-            let devices =
-                create_devices(api, n, &args.name_prefix, args.create_concurrency).await?;
+            let devices = create_devices(api, n, &args, args.create_concurrency).await?;
             if let Some(path) = &args.write_tokens {
                 write_token_file(path, &devices)?;
                 eprintln!("wrote {} tokens to {}", devices.len(), path.display());
@@ -179,6 +185,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     if devices.is_empty() {
         bail!("no devices");
+    }
+    if args.random_client_id && devices.iter().any(|d| d.password.is_some()) {
+        bail!("MQTT-basic devices connect with their name as client id: drop --random-client-id");
     }
     if args.verify && devices.iter().any(|d| d.id.is_none()) {
         bail!("--verify needs every device's id: the token file must have `TOKEN DEVICE_ID` lines");
@@ -256,21 +265,28 @@ fn read_token_file(path: &PathBuf) -> anyhow::Result<Vec<DeviceSpec>> {
                 None => None,
             };
         let name = cols.next().map(str::to_owned);
-        devices.push(DeviceSpec { token, id, name });
+        let password = cols.next().map(str::to_owned);
+        devices.push(DeviceSpec {
+            token,
+            id,
+            name,
+            password,
+        });
     }
     Ok(devices)
 }
 
 fn write_token_file(path: &PathBuf, devices: &[DeviceSpec]) -> anyhow::Result<()> {
-    let mut text = String::from("# stead-e2e tokens: TOKEN DEVICE_ID NAME\n");
+    let mut text = String::from("# stead-e2e tokens: TOKEN DEVICE_ID NAME [PASSWORD]\n");
     for d in devices {
         let id = d.id.map(|i| i.to_string()).unwrap_or_default();
         let _ = writeln!(
             text,
-            "{} {} {}",
+            "{} {} {} {}",
             d.token,
             id,
-            d.name.as_deref().unwrap_or("")
+            d.name.as_deref().unwrap_or(""),
+            d.password.as_deref().unwrap_or("")
         );
     }
     // Access tokens are credentials: readable by the owner only.
@@ -293,9 +309,10 @@ fn write_token_file(path: &PathBuf, devices: &[DeviceSpec]) -> anyhow::Result<()
 async fn create_devices(
     api: &Api,
     n: usize,
-    prefix: &str,
+    args: &Args,
     concurrency: usize,
 ) -> anyhow::Result<Vec<DeviceSpec>> {
+    let (prefix, basic) = (args.name_prefix.as_str(), args.mqtt_basic);
     let started = Instant::now();
     let fresh = format!("{prefix}{}-", short_id());
     let taken = AtomicBool::new(false);
@@ -304,12 +321,12 @@ async fn create_devices(
         bail!("--devices must be at least 1");
     }
     // The first device alone decides the prefix for the rest, so that one run's names match.
-    let first = create_one(api, 0, prefix, &fresh, &taken).await?;
+    let first = create_one(api, 0, prefix, &fresh, &taken, basic).await?;
     let results: Vec<anyhow::Result<DeviceSpec>> = futures_util::stream::iter(1..n)
         .map(|i| {
             let (fresh, taken, done) = (&fresh, &taken, &done);
             async move {
-                let spec = create_one(api, i, prefix, fresh, taken).await;
+                let spec = create_one(api, i, prefix, fresh, taken, basic).await;
                 let d = done.fetch_add(1, Ordering::Relaxed) + 1;
                 if d % 1000 == 0 {
                     eprintln!("created {d}/{n} devices");
@@ -339,6 +356,7 @@ async fn create_one(
     prefix: &str,
     fresh: &str,
     taken: &AtomicBool,
+    mqtt_basic: bool,
 ) -> anyhow::Result<DeviceSpec> {
     let mut name = if taken.load(Ordering::Relaxed) {
         format!("{fresh}{i}")
@@ -347,14 +365,25 @@ async fn create_one(
     };
     let mut backoff = Duration::from_millis(200);
     for _attempt in 0..8 {
-        let body = json!({"name": name});
+        let body = if mqtt_basic {
+            // User names are unique across tenants: the name plus a random part.
+            json!({"name": name, "credentials": {"type": "mqtt_basic", "client_id": name,
+                "username": format!("{name}.{}", short_id())}})
+        } else {
+            json!({"name": name})
+        };
         let reply = retry_transport(|| api.post("/api/v1/devices", &body)).await?;
         if reply.status.is_success() {
             let created: CreatedDevice = reply.ok()?;
+            let (token, password) = match created.mqtt_basic {
+                Some(basic) => (basic.username, Some(basic.password)),
+                None => (created.access_token.unwrap_or_default(), None),
+            };
             return Ok(DeviceSpec {
-                token: created.access_token.unwrap_or_default(),
+                token,
                 id: Some(created.device.id),
                 name: Some(created.device.name),
+                password,
             });
         }
         if reply.status == StatusCode::CONFLICT && reply.code() == "device_name_taken" {
@@ -535,7 +564,7 @@ async fn run_load(args: &Args, qos: Qos, devices: &[DeviceSpec]) -> anyhow::Resu
             v5: args.v5,
             client_id,
             username: d.token.clone(),
-            password: String::new(),
+            password: d.password.clone().unwrap_or_default(),
             keep_alive: Duration::from_secs(args.keep_alive),
             inflight: args.inflight,
             // Small on purpose: with thousands of connections every buffer is multiplied.

@@ -8,6 +8,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261126_000001_foundation;
 mod m20261126_000002_telemetry;
 mod m20261126_000003_device_management;
+mod m20261127_000004_import_heartbeat;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000001_foundation::Migration),
             Box::new(m20261126_000002_telemetry::Migration),
             Box::new(m20261126_000003_device_management::Migration),
+            Box::new(m20261127_000004_import_heartbeat::Migration),
         ]
     }
 }

@@ -161,6 +161,9 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let shutdown = Shutdown::listen()?;
     let http_addr = http.local_addr()?;
+    if roles.contains(&Role::Api) {
+        crate::imports::fail_abandoned(&state.db).await;
+    }
     // The api role serves the HTTP API and console; the other roles still answer health checks
     // and metrics on the same listener.
     let server = crate::http::server(state.clone(), http, roles.contains(&Role::Api))?;

@@ -67,6 +67,9 @@ pub struct Config {
     pub login_failure_window_secs: u64,
     pub login_max_attempts_per_ip: u64,
     pub login_ip_window_secs: u64,
+    /// Device provisioning requests per source address per window (MQTT and HTTP together).
+    pub provision_max_attempts_per_ip: u64,
+    pub provision_ip_window_secs: u64,
     pub bootstrap_admin_email: Option<String>,
     pub bootstrap_admin_password: Option<Secret>,
     pub log_format: LogFormat,
@@ -126,6 +129,8 @@ impl Default for Config {
             login_failure_window_secs: 15 * 60,
             login_max_attempts_per_ip: 30,
             login_ip_window_secs: 60,
+            provision_max_attempts_per_ip: 60,
+            provision_ip_window_secs: 60,
             bootstrap_admin_email: None,
             bootstrap_admin_password: None,
             log_format: LogFormat::Auto,
@@ -251,6 +256,14 @@ impl Config {
                 self.login_max_attempts_per_ip,
             ),
             ("STEAD_LOGIN_IP_WINDOW_SECS", self.login_ip_window_secs),
+            (
+                "STEAD_PROVISION_MAX_ATTEMPTS_PER_IP",
+                self.provision_max_attempts_per_ip,
+            ),
+            (
+                "STEAD_PROVISION_IP_WINDOW_SECS",
+                self.provision_ip_window_secs,
+            ),
         ] {
             if value == 0 {
                 problems.push(format!("{name} must be at least 1"));

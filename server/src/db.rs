@@ -24,7 +24,10 @@ pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
     options
         .connect_timeout(Duration::from_secs(10))
         .acquire_timeout(Duration::from_secs(10))
-        .sqlx_logging(false);
+        .sqlx_logging(false)
+        // No ping before every query: a broken connection shows as that query's error (and is
+        // replaced), while the ping cost a round trip on each of them.
+        .test_before_acquire(false);
     if sqlite {
         // SQLite allows one writer; a small pool avoids lock contention storms.
         options.max_connections(4).min_connections(1);

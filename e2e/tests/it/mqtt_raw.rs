@@ -49,6 +49,14 @@ pub struct Will<'a> {
     pub payload: &'a [u8],
 }
 
+/// The credentials of a CONNECT: a random client id when none is given.
+#[derive(Default)]
+pub struct Login<'a> {
+    pub client_id: Option<&'a str>,
+    pub username: &'a str,
+    pub password: Option<&'a str>,
+}
+
 impl Raw {
     /// Connects and answers the client with the CONNACK return code (0 = accepted).
     pub async fn connect(
@@ -57,13 +65,30 @@ impl Raw {
         keep_alive: u16,
         will: Option<Will<'_>>,
     ) -> (Raw, u8) {
+        let login = Login {
+            username,
+            ..Login::default()
+        };
+        Raw::connect_as(addr, &login, keep_alive, will).await
+    }
+
+    /// Connects with a client id, user name and password.
+    pub async fn connect_as(
+        addr: &str,
+        login: &Login<'_>,
+        keep_alive: u16,
+        will: Option<Will<'_>>,
+    ) -> (Raw, u8) {
         let stream = TcpStream::connect(addr)
             .await
             .expect("TCP connect to the ingress");
         let mut raw = Raw { stream };
         let mut flags = 0x02; // clean session
-        if !username.is_empty() {
+        if !login.username.is_empty() {
             flags |= 0x80;
+        }
+        if login.password.is_some() {
+            flags |= 0x40;
         }
         if will.is_some() {
             flags |= 0x04 | (1 << 3); // will, QoS 1
@@ -72,15 +97,20 @@ impl Raw {
         body.push(4);
         body.push(flags);
         body.extend(keep_alive.to_be_bytes());
-        body.extend(string(
-            format!("raw-{}", uuid::Uuid::new_v4().simple()).as_bytes(),
-        ));
+        let client_id = match login.client_id {
+            Some(id) => id.to_owned(),
+            None => format!("raw-{}", uuid::Uuid::new_v4().simple()),
+        };
+        body.extend(string(client_id.as_bytes()));
         if let Some(w) = &will {
             body.extend(string(w.topic.as_bytes()));
             body.extend(string(w.payload));
         }
-        if !username.is_empty() {
-            body.extend(string(username.as_bytes()));
+        if !login.username.is_empty() {
+            body.extend(string(login.username.as_bytes()));
+        }
+        if let Some(password) = login.password {
+            body.extend(string(password.as_bytes()));
         }
         raw.send(&packet(0x10, &body)).await;
         let code = match raw.read(Duration::from_secs(10)).await {

@@ -2,7 +2,7 @@
 
 use reqwest::Method;
 use serde_json::json;
-use stead_api_types::{CreatedDevice, Role, Tenant, User};
+use stead_api_types::{CreatedDevice, ImportJob, Role, Tenant, User};
 use stead_e2e::Client;
 
 use crate::harness::{Backend, TestServer};
@@ -58,6 +58,19 @@ async fn permission_matrix(backend: Backend) {
         .ok()
         .unwrap();
     let g = group.id;
+    let job: ImportJob = acme
+        .admin
+        .raw(
+            Method::POST,
+            "/api/v1/devices/import",
+            "text/csv",
+            "name,access_token\nimported,imported-token-0123456789\n",
+        )
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    let j = job.id;
     let t = acme.tenant.id;
     let u = target_user.id;
     let d = device.device.id;
@@ -209,6 +222,62 @@ async fn permission_matrix(backend: Backend) {
             Some(json!({"method": "m"})),
             [403, 409, 409, 403, 401],
         ),
+        (
+            Method::PUT,
+            format!("/api/v1/devices/{d}/credentials"),
+            Some(json!({"type": "access_token"})),
+            [403, 200, 200, 403, 401],
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/devices/{d}/credentials/revoke"),
+            Some(json!({})),
+            [403, 200, 200, 403, 401],
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/devices/{d}/disable"),
+            Some(json!({"reason": "test"})),
+            [403, 200, 200, 403, 401],
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/devices/{d}/enable"),
+            Some(json!({})),
+            [403, 200, 200, 403, 401],
+        ),
+        (
+            Method::GET,
+            "/api/v1/devices/credentials/expiring".into(),
+            None,
+            [403, 200, 200, 200, 401],
+        ),
+        // Bulk import and bulk actions.
+        (
+            Method::POST,
+            "/api/v1/devices/bulk".into(),
+            Some(json!({"device_ids": [d], "action": {"type": "enable"}})),
+            [403, 200, 200, 403, 401],
+        ),
+        (
+            Method::GET,
+            "/api/v1/imports".into(),
+            None,
+            [403, 200, 200, 200, 401],
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/imports/{j}"),
+            None,
+            [403, 200, 200, 200, 401],
+        ),
+        // The job generated no credentials: found, but nothing to hand out.
+        (
+            Method::GET,
+            format!("/api/v1/imports/{j}/credentials.csv"),
+            None,
+            [403, 404, 404, 403, 401],
+        ),
     ];
     let mut failures = Vec::new();
     for (method, path, body, expected) in &rows {
@@ -266,6 +335,23 @@ async fn permission_matrix(backend: Backend) {
         if r.status.as_u16() != want {
             failures.push(format!(
                 "{who} POST /api/v1/devices: want {want}, got {}",
+                r.status
+            ));
+        }
+    }
+    for ((who, client), want) in callers.iter().zip([403, 200, 200, 403, 401]) {
+        let r = client
+            .raw(
+                Method::POST,
+                "/api/v1/devices/import?dry_run=true",
+                "text/csv",
+                "name\nplanned\n",
+            )
+            .await
+            .unwrap();
+        if r.status.as_u16() != want {
+            failures.push(format!(
+                "{who} POST /api/v1/devices/import?dry_run=true: want {want}, got {}",
                 r.status
             ));
         }

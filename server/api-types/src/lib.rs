@@ -933,6 +933,9 @@ pub struct ImportJob {
     pub errors: Vec<ImportRowReport>,
     /// Whether generated credentials are waiting at `…/credentials.csv` (downloadable once).
     pub credentials_available: bool,
+    /// Why a failed job stopped (e.g. its server stopped while it ran).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     pub created_by: String,
     pub created_at: i64,
     pub finished_at: Option<i64>,

@@ -196,26 +196,32 @@ pub async fn delete(
     Ok(existing)
 }
 
+/// The attributes of some devices (at most a few hundred: one statement), with their device.
 async fn rows(
     db: &impl ConnectionTrait,
     tenant: Uuid,
-    device: DeviceId,
+    devices: &[Uuid],
     scope: Option<AttributeScope>,
-) -> Result<Vec<Attribute>> {
+) -> Result<Vec<(Uuid, Attribute)>> {
+    if devices.is_empty() {
+        return Ok(Vec::new());
+    }
     let b = db.get_database_backend();
     let value = if b == DatabaseBackend::Postgres {
         "value::text"
     } else {
         "value"
     };
+    let marks: Vec<String> = (0..devices.len()).map(|i| p(b, i + 2)).collect();
     let mut sql = format!(
-        "SELECT scope, key, {value} AS value, version, updated_at FROM device_attributes WHERE device_id = {} AND tenant_id = {}",
+        "SELECT device_id, scope, key, {value} AS value, version, updated_at FROM device_attributes WHERE tenant_id = {} AND device_id IN ({})",
         p(b, 1),
-        p(b, 2),
+        marks.join(","),
     );
-    let mut params: Vec<Value> = vec![Uuid::from(device).into(), tenant.into()];
+    let mut params: Vec<Value> = vec![tenant.into()];
+    params.extend(devices.iter().map(|d| Value::from(*d)));
     if let Some(scope) = scope {
-        sql.push_str(&format!(" AND scope = {}", p(b, 3)));
+        sql.push_str(&format!(" AND scope = {}", p(b, devices.len() + 2)));
         params.push(scope.as_str().into());
     }
     sql.push_str(" ORDER BY scope, key");
@@ -227,13 +233,32 @@ async fn rows(
         let scope: String = r.try_get("", "scope")?;
         let raw: String = r.try_get("", "value")?;
         let version: i64 = r.try_get("", "version")?;
-        out.push(Attribute {
-            scope: AttributeScope::parse(&scope).unwrap_or(AttributeScope::Server),
-            key: r.try_get("", "key")?,
-            value: serde_json::from_str(&raw).unwrap_or(serde_json::Value::Null),
-            version: version as u64,
-            updated_at: r.try_get("", "updated_at")?,
-        });
+        out.push((
+            r.try_get("", "device_id")?,
+            Attribute {
+                scope: AttributeScope::parse(&scope).unwrap_or(AttributeScope::Server),
+                key: r.try_get("", "key")?,
+                value: serde_json::from_str(&raw).unwrap_or(serde_json::Value::Null),
+                version: version as u64,
+                updated_at: r.try_get("", "updated_at")?,
+            },
+        ));
+    }
+    Ok(out)
+}
+
+/// One scope's values of many devices, by device (an import compares them with its file).
+pub async fn values_of(
+    db: &impl ConnectionTrait,
+    ctx: &TenantCtx,
+    devices: &[Uuid],
+    scope: AttributeScope,
+) -> Result<std::collections::HashMap<Uuid, serde_json::Map<String, serde_json::Value>>> {
+    let mut out: std::collections::HashMap<Uuid, serde_json::Map<_, _>> = Default::default();
+    for chunk in devices.chunks(500) {
+        for (device, a) in rows(db, ctx.tenant_id().0, chunk, Some(scope)).await? {
+            out.entry(device).or_default().insert(a.key, a.value);
+        }
     }
     Ok(out)
 }
@@ -246,7 +271,11 @@ pub async fn list(
     scope: Option<AttributeScope>,
     keys: Option<&[String]>,
 ) -> Result<Vec<Attribute>> {
-    let mut all = rows(db, ctx.tenant_id().0, device, scope).await?;
+    let mut all: Vec<Attribute> = rows(db, ctx.tenant_id().0, &[device.0], scope)
+        .await?
+        .into_iter()
+        .map(|(_, a)| a)
+        .collect();
     if let Some(keys) = keys {
         all.retain(|a| keys.contains(&a.key));
     }
@@ -261,9 +290,10 @@ pub async fn answer_request(
     client_keys: Option<Vec<String>>,
     shared_keys: Option<Vec<String>>,
 ) -> Result<serde_json::Value> {
-    let all = rows(db, device.tenant_id.0, device.device_id, None).await?;
+    let all = rows(db, device.tenant_id.0, &[device.device_id.0], None).await?;
     let pick = |scope: AttributeScope, keys: &Option<Vec<String>>| {
         all.iter()
+            .map(|(_, a)| a)
             .filter(|a| a.scope == scope)
             .filter(|a| keys.as_ref().is_none_or(|keys| keys.contains(&a.key)))
             .map(|a| (a.key.clone(), a.value.clone()))

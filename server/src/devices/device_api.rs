@@ -6,23 +6,28 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
+use super::credentials::{self, Why};
 use super::repo::DeviceIdentity;
 use crate::app::AppState;
-use crate::http::{ApiError, ApiResult, Body};
+use crate::http::{ApiError, ApiResult, Body, ClientIp};
 use crate::ingest::{self, Rejection};
 use crate::telemetry::now_ms;
 use crate::timeline::{self, EventKind};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/{token}/telemetry", web::post().to(telemetry))
+    // Before the `/{token}/…` patterns.
+    cfg.route("/provision", web::post().to(provision))
+        .route("/{token}/telemetry", web::post().to(telemetry))
         .route("/{token}/attributes", web::post().to(post_attributes))
         .route("/{token}/attributes", web::get().to(get_attributes))
         .route("/{token}/rpc", web::get().to(poll_rpc))
         .route("/{token}/rpc/{id}", web::post().to(answer_rpc));
 }
 
+/// The device behind the token, if it may act now: a disabled device is refused with 403
+/// `device_disabled`, expired credentials with 401 `credentials_expired` (both on its timeline).
 async fn identify(state: &AppState, token: &str) -> ApiResult<DeviceIdentity> {
-    state
+    let device = state
         .sessions
         .authenticate(&state.db, token)
         .await?
@@ -32,7 +37,43 @@ async fn identify(state: &AppState, token: &str) -> ApiResult<DeviceIdentity> {
                 "invalid_device_token",
                 "unknown or revoked device access token",
             )
-        })
+        })?;
+    credentials::admissible(device).map_err(|denied| {
+        let (status, code) = match &denied.why {
+            Why::Disabled(_) => (StatusCode::FORBIDDEN, "device_disabled"),
+            _ => (StatusCode::UNAUTHORIZED, "credentials_expired"),
+        };
+        let reason = match denied.why.note() {
+            Some(note) => format!("{}: {note}", denied.why.reason()),
+            None => denied.why.reason().to_owned(),
+        };
+        if let Some(device) = denied.device.as_deref() {
+            timeline::record(
+                &state.timeline,
+                device,
+                EventKind::ConnectRefused,
+                format!("HTTP request refused: {reason}"),
+                serde_json::json!({"transport": "http", "reason": denied.why.reason(), "note": denied.why.note()}),
+            );
+        }
+        ApiError::new(status, code, reason)
+    })
+}
+
+/// `POST /api/v1/provision`: ThingsBoard's provisioning over HTTP. The answer is the same JSON as
+/// over MQTT, with 200 whatever its status (as ThingsBoard answers), except 429 when the source
+/// address made too many attempts.
+async fn provision(
+    state: web::Data<AppState>,
+    ClientIp(ip): ClientIp,
+    Body(body): Body,
+) -> ApiResult<web::Json<serde_json::Value>> {
+    match crate::provisioning::provision(&state, Some(ip), &body).await {
+        Err(crate::provisioning::Failed::Throttled { retry_after_secs }) => {
+            Err(crate::error::Error::Throttled { retry_after_secs }.into())
+        }
+        outcome => Ok(web::Json(crate::provisioning::answer(outcome))),
+    }
 }
 
 /// Maps a refusal to HTTP once, and records it on the device's timeline.

@@ -2,7 +2,8 @@
 
 use actix_web::{HttpResponse, web};
 use stead_api_types::{
-    CreateDevice, CreatedDevice, Device, DeviceCredentials, DeviceListQuery, Page, UpdateDevice,
+    CreateDevice, CreatedDevice, Device, DeviceCredentials, DeviceListQuery, DisableDevice,
+    DisconnectReason, ExpiringQuery, Page, SetCredentials, UpdateDevice,
 };
 use uuid::Uuid;
 
@@ -12,14 +13,20 @@ use crate::audit;
 use crate::auth::perm::{DevicesRead, DevicesWrite};
 use crate::http::{ApiResult, Json, TenantScope};
 use crate::ids::DeviceId;
+use crate::timeline::EventKind;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/devices", web::get().to(list))
         .route("/devices", web::post().to(create))
+        .route("/devices/credentials/expiring", web::get().to(expiring))
         .route("/devices/{id}", web::get().to(get))
         .route("/devices/{id}", web::patch().to(update))
         .route("/devices/{id}", web::delete().to(delete))
-        .route("/devices/{id}/credentials/rotate", web::post().to(rotate));
+        .route("/devices/{id}/credentials", web::put().to(set_credentials))
+        .route("/devices/{id}/credentials/rotate", web::post().to(rotate))
+        .route("/devices/{id}/credentials/revoke", web::post().to(revoke))
+        .route("/devices/{id}/disable", web::post().to(disable))
+        .route("/devices/{id}/enable", web::post().to(enable));
 }
 
 async fn list(
@@ -131,24 +138,158 @@ async fn rotate(
     id: web::Path<Uuid>,
 ) -> ApiResult<web::Json<DeviceCredentials>> {
     let credentials = repo::rotate_credentials(&state.db, &scope.ctx, DeviceId(*id)).await?;
-    // The old token stops working now, on this node's cache and its live session.
-    state.sessions.revoke_device(DeviceId(*id));
+    changed(
+        &state,
+        &scope,
+        *id,
+        EventKind::CredentialsRotated,
+        "device.credentials.rotate",
+        format!("Credentials rotated by {}", scope.actor.email),
+        serde_json::json!({}),
+    )
+    .await?;
+    Ok(web::Json(credentials))
+}
+
+/// A device's credentials or state changed: the old secret stops working now and cached logins
+/// (which carry the disabled state) are forgotten, on every node, a live session ends; its
+/// timeline says who did it, and so does the audit log.
+async fn changed(
+    state: &AppState,
+    scope: &TenantScope<DevicesWrite>,
+    id: Uuid,
+    kind: EventKind,
+    action: &str,
+    detail: String,
+    data: serde_json::Value,
+) -> ApiResult<()> {
+    state.sessions.revoke_device(DeviceId(id));
+    let mut timeline_data = data.clone();
+    if let Some(map) = timeline_data.as_object_mut() {
+        map.insert("by".into(), scope.actor.email.clone().into());
+    }
     state.timeline.record_for(
         scope.ctx.tenant_id(),
-        DeviceId(*id),
-        crate::timeline::EventKind::CredentialsRotated,
-        format!("Credentials rotated by {}", scope.actor.email),
-        serde_json::json!({"by": scope.actor.email}),
+        DeviceId(id),
+        kind,
+        detail,
+        timeline_data,
     );
     audit::record(
         &state.db,
         Some(scope.ctx.tenant_id()),
         &scope.actor,
-        "device.credentials.rotate",
+        action,
         "device",
-        Some(*id),
-        serde_json::json!({}),
+        Some(id),
+        data,
+    )
+    .await?;
+    Ok(())
+}
+
+/// `PUT /devices/{id}/credentials`: new credentials of either type (the secret is shown once).
+async fn set_credentials(
+    state: web::Data<AppState>,
+    scope: TenantScope<DevicesWrite>,
+    id: web::Path<Uuid>,
+    Json(body): Json<SetCredentials>,
+) -> ApiResult<web::Json<DeviceCredentials>> {
+    let credentials = repo::set_credentials(&state.db, &scope.ctx, DeviceId(*id), body).await?;
+    let data = serde_json::json!({
+        "credentials_type": credentials.credentials_type,
+        "expires_at": credentials.expires_at,
+    });
+    changed(
+        &state,
+        &scope,
+        *id,
+        EventKind::Credentials,
+        "device.credentials.set",
+        format!("New credentials set by {}", scope.actor.email),
+        data,
     )
     .await?;
     Ok(web::Json(credentials))
+}
+
+/// `POST /devices/{id}/credentials/revoke`: no credentials at all until new ones are set; a
+/// live session ends at once.
+async fn revoke(
+    state: web::Data<AppState>,
+    scope: TenantScope<DevicesWrite>,
+    id: web::Path<Uuid>,
+) -> ApiResult<web::Json<Device>> {
+    let device = repo::revoke_credentials(&state.db, &scope.ctx, DeviceId(*id)).await?;
+    changed(
+        &state,
+        &scope,
+        *id,
+        EventKind::Credentials,
+        "device.credentials.revoke",
+        format!("Credentials revoked by {}", scope.actor.email),
+        serde_json::json!({}),
+    )
+    .await?;
+    Ok(web::Json(repo::to_api(device)))
+}
+
+/// `POST /devices/{id}/disable`: quarantine. The live session ends with reason `disabled`; the
+/// device is refused at CONNECT and on the HTTP device API until it is enabled.
+async fn disable(
+    state: web::Data<AppState>,
+    scope: TenantScope<DevicesWrite>,
+    id: web::Path<Uuid>,
+    Json(body): Json<DisableDevice>,
+) -> ApiResult<web::Json<Device>> {
+    let device =
+        repo::set_disabled(&state.db, &scope.ctx, DeviceId(*id), Some(body.reason)).await?;
+    // The session ends with reason `disabled` first; the revocation in `changed` then only
+    // clears the cached logins (the session has already been told why it ends).
+    state
+        .sessions
+        .end_session(DeviceId(*id), DisconnectReason::Disabled);
+    let reason = device.disabled_reason.clone().unwrap_or_default();
+    changed(
+        &state,
+        &scope,
+        *id,
+        EventKind::Credentials,
+        "device.disable",
+        format!("Disabled by {}: {reason}", scope.actor.email),
+        serde_json::json!({"reason": reason}),
+    )
+    .await?;
+    Ok(web::Json(repo::to_api(device)))
+}
+
+/// `POST /devices/{id}/enable`: the device may connect again.
+async fn enable(
+    state: web::Data<AppState>,
+    scope: TenantScope<DevicesWrite>,
+    id: web::Path<Uuid>,
+) -> ApiResult<web::Json<Device>> {
+    let device = repo::set_disabled(&state.db, &scope.ctx, DeviceId(*id), None).await?;
+    changed(
+        &state,
+        &scope,
+        *id,
+        EventKind::Credentials,
+        "device.enable",
+        format!("Enabled by {}", scope.actor.email),
+        serde_json::json!({}),
+    )
+    .await?;
+    Ok(web::Json(repo::to_api(device)))
+}
+
+/// `GET /devices/credentials/expiring?within_days=N`: soonest first, expired ones included.
+async fn expiring(
+    state: web::Data<AppState>,
+    scope: TenantScope<DevicesRead>,
+    query: web::Query<ExpiringQuery>,
+) -> ApiResult<web::Json<Vec<Device>>> {
+    let within = query.within_days.unwrap_or(30);
+    let devices = repo::expiring(&state.db, &scope.ctx, within).await?;
+    Ok(web::Json(devices.into_iter().map(repo::to_api).collect()))
 }

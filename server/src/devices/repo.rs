@@ -4,7 +4,9 @@
 use chrono::Utc;
 use sea_orm::entity::prelude::*;
 use sea_orm::sea_query::{ExprTrait as _, Func, LikeExpr};
-use sea_orm::{ActiveValue::Set, Condition, PaginatorTrait, QueryOrder, TransactionTrait};
+use sea_orm::{
+    ActiveValue::Set, Condition, PaginatorTrait, QueryOrder, QuerySelect, TransactionTrait,
+};
 use stead_api_types::{
     CreateDevice, CredentialsType, DeviceCredentials, SetCredentials, TenantStatus, UpdateDevice,
 };
@@ -40,7 +42,7 @@ pub fn to_api(d: model::Model) -> stead_api_types::Device {
     }
 }
 
-fn parse_name(name: &str) -> Result<String> {
+pub(crate) fn parse_name(name: &str) -> Result<String> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 128 {
         return Err(Error::invalid(
@@ -52,7 +54,7 @@ fn parse_name(name: &str) -> Result<String> {
     Ok(name.to_owned())
 }
 
-fn parse_optional(
+pub(crate) fn parse_optional(
     value: Option<String>,
     field: &'static str,
     max: usize,
@@ -377,6 +379,10 @@ pub struct DeviceIdentity {
     pub name: String,
     /// The tenant's rate-limit overrides, as they were at authentication.
     pub tenant_limits: stead_api_types::TenantLimits,
+    /// Set while the device is disabled: it proved who it is, and is refused anyway.
+    pub disabled_reason: Option<String>,
+    /// When its credentials stop working (ms since the epoch).
+    pub credentials_expire_at: Option<i64>,
     /// The device profile's overrides of the per-device limits (they win over the tenant's).
     pub profile_limits: stead_api_types::ProfileLimits,
 }
@@ -395,15 +401,11 @@ impl DeviceIdentity {
     }
 }
 
-/// The device an access token belongs to, if its tenant is active: one indexed hash lookup.
-pub async fn authenticate(db: &DatabaseConnection, token: &str) -> Result<Option<DeviceIdentity>> {
-    let Some(device) = Devices::find()
-        .filter(model::Column::TokenHash.eq(tokens::hash_token(token)))
-        .one(db)
-        .await?
-    else {
-        return Ok(None);
-    };
+/// The identity of a device whose tenant is active (a suspended tenant's devices are unknown).
+async fn identity_of(
+    db: &DatabaseConnection,
+    device: model::Model,
+) -> Result<Option<DeviceIdentity>> {
     let Some(tenant) = crate::tenants::repo::find(db, TenantId(device.tenant_id)).await? else {
         return Ok(None);
     };
@@ -423,6 +425,139 @@ pub async fn authenticate(db: &DatabaseConnection, token: &str) -> Result<Option
         tenant_id: TenantId(device.tenant_id),
         name: device.name,
         tenant_limits: crate::tenants::repo::limits_of(&tenant),
+        disabled_reason: device.disabled_reason,
+        credentials_expire_at: device.credentials_expire_at,
         profile_limits,
     }))
+}
+
+/// The access-token device a token belongs to, if its tenant is active: one indexed hash
+/// lookup. Whether it may connect now (disabled, expired) is `credentials::admissible`.
+pub async fn authenticate(db: &DatabaseConnection, token: &str) -> Result<Option<DeviceIdentity>> {
+    let Some(device) = Devices::find()
+        .filter(model::Column::TokenHash.eq(tokens::hash_token(token)))
+        .filter(model::Column::CredentialsType.eq("access_token"))
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    identity_of(db, device).await
+}
+
+/// An MQTT-basic device, found by its user name, with what its login is checked against.
+pub struct MqttBasicDevice {
+    pub identity: DeviceIdentity,
+    pub client_id: Option<String>,
+    pub password_hash: String,
+}
+
+/// The MQTT-basic device with this user name (unique across tenants), if its tenant is active.
+pub async fn find_mqtt_basic(
+    db: &DatabaseConnection,
+    username: &str,
+) -> Result<Option<MqttBasicDevice>> {
+    let Some(device) = Devices::find()
+        .filter(model::Column::MqttUsername.eq(username))
+        .filter(model::Column::CredentialsType.eq("mqtt_basic"))
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let (client_id, hash) = (
+        device.mqtt_client_id.clone(),
+        device.mqtt_password_hash.clone(),
+    );
+    let (Some(identity), Some(password_hash)) = (identity_of(db, device).await?, hash) else {
+        return Ok(None);
+    };
+    Ok(Some(MqttBasicDevice {
+        identity,
+        client_id,
+        password_hash,
+    }))
+}
+
+/// Takes the device's credentials away (type `none`): no token, user name or password works
+/// until it is given new ones. The caller ends its session.
+pub async fn revoke_credentials(
+    db: &DatabaseConnection,
+    ctx: &TenantCtx,
+    id: DeviceId,
+) -> Result<model::Model> {
+    let device = get(db, ctx, id).await?;
+    let mut active: model::ActiveModel = device.into();
+    active.credentials_type = Set("none".into());
+    // The hash of a token nobody knows: the column stays unique and non-null.
+    active.token_hash = Set(tokens::hash_token(&tokens::random_token()));
+    active.mqtt_client_id = Set(None);
+    active.mqtt_username = Set(None);
+    active.mqtt_password_hash = Set(None);
+    active.credentials_expire_at = Set(None);
+    active.updated_at = Set(Utc::now());
+    Ok(active.update(db).await?)
+}
+
+/// Disables the device with a reason (quarantine), or enables it again (`None`).
+pub async fn set_disabled(
+    db: &DatabaseConnection,
+    ctx: &TenantCtx,
+    id: DeviceId,
+    reason: Option<String>,
+) -> Result<model::Model> {
+    let reason = reason
+        .map(|r| match parse_optional(Some(r), "reason", 512)? {
+            Some(r) => Ok(r),
+            None => Err(Error::invalid(
+                "invalid_field",
+                "reason",
+                "say why the device is disabled (1 to 512 characters)",
+            )),
+        })
+        .transpose()?;
+    let device = get(db, ctx, id).await?;
+    let mut active: model::ActiveModel = device.into();
+    active.disabled_reason = Set(reason);
+    active.updated_at = Set(Utc::now());
+    Ok(active.update(db).await?)
+}
+
+/// Devices whose credentials expire within `within_days` days, expired ones included, soonest
+/// first (at most 1,000).
+pub async fn expiring(
+    db: &DatabaseConnection,
+    ctx: &TenantCtx,
+    within_days: u32,
+) -> Result<Vec<model::Model>> {
+    if within_days > 3650 {
+        return Err(Error::invalid(
+            "invalid_query",
+            "within_days",
+            "`within_days` is between 0 and 3650",
+        ));
+    }
+    let until = Utc::now().timestamp_millis() + i64::from(within_days) * 86_400_000;
+    Ok(Devices::find()
+        .filter(model::Column::TenantId.eq(ctx.tenant_id().0))
+        .filter(model::Column::CredentialsExpireAt.is_not_null())
+        .filter(model::Column::CredentialsExpireAt.lte(until))
+        .order_by_asc(model::Column::CredentialsExpireAt)
+        .order_by_asc(model::Column::Id)
+        .limit(1000)
+        .all(db)
+        .await?)
+}
+
+/// The tenant's device with this name.
+pub async fn by_name(
+    db: &impl sea_orm::ConnectionTrait,
+    ctx: &TenantCtx,
+    name: &str,
+) -> Result<Option<model::Model>> {
+    Ok(Devices::find()
+        .filter(model::Column::TenantId.eq(ctx.tenant_id().0))
+        .filter(model::Column::Name.eq(name.trim()))
+        .one(db)
+        .await?)
 }

@@ -24,7 +24,7 @@ pub fn to_api(g: group::Model, device_count: u64) -> DeviceGroup {
     }
 }
 
-fn parse_name(name: &str) -> Result<String> {
+pub(crate) fn parse_name(name: &str) -> Result<String> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 128 {
         return Err(Error::invalid(
@@ -291,4 +291,27 @@ pub async fn of_device(
         .into_iter()
         .filter(|g| ids.contains(&g.id))
         .collect())
+}
+
+/// The `(device, group)` memberships of some devices.
+pub async fn memberships(
+    db: &impl ConnectionTrait,
+    ctx: &TenantCtx,
+    device_ids: &[Uuid],
+) -> Result<Vec<(Uuid, Uuid)>> {
+    let mut out = Vec::new();
+    for chunk in device_ids.chunks(500) {
+        out.extend(
+            member::Entity::find()
+                .select_only()
+                .column(member::Column::DeviceId)
+                .column(member::Column::GroupId)
+                .filter(member::Column::TenantId.eq(ctx.tenant_id().0))
+                .filter(member::Column::DeviceId.is_in(chunk.iter().copied()))
+                .into_tuple::<(Uuid, Uuid)>()
+                .all(db)
+                .await?,
+        );
+    }
+    Ok(out)
 }

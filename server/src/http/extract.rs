@@ -102,10 +102,32 @@ impl FromRequest for Body {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let (limit, declared) = (body_limit(req), declared_len(req));
-        let payload = payload.take();
-        Box::pin(async move { read_body(payload, declared, limit).await.map(Body) })
+        read_limited(req, payload, body_limit(req), Body)
     }
+}
+
+/// A raw request body of at most `LIMIT` bytes, for the routes that take files larger than the
+/// configured limit (CSV imports).
+pub struct BodyUpTo<const LIMIT: usize>(pub web::Bytes);
+
+impl<const LIMIT: usize> FromRequest for BodyUpTo<LIMIT> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        read_limited(req, payload, LIMIT, BodyUpTo)
+    }
+}
+
+fn read_limited<T: 'static>(
+    req: &HttpRequest,
+    payload: &mut Payload,
+    limit: usize,
+    wrap: fn(web::Bytes) -> T,
+) -> LocalBoxFuture<'static, Result<T, ApiError>> {
+    let declared = declared_len(req);
+    let payload = payload.take();
+    Box::pin(async move { read_body(payload, declared, limit).await.map(wrap) })
 }
 
 /// Decodes a JSON object body, turning serde's message into an error that names the field.

@@ -11,7 +11,9 @@ use actix_web::http::StatusCode;
 use actix_web::{App, HttpRequest, HttpServer, web};
 
 pub use error::{ApiError, ApiResult};
-pub use extract::{Authenticated, Body, ClientIp, Json, PlatformScope, TenantScope, decode};
+pub use extract::{
+    Authenticated, Body, BodyUpTo, ClientIp, Json, PlatformScope, TenantScope, decode,
+};
 
 use crate::app::AppState;
 
@@ -20,6 +22,8 @@ fn api(cfg: &mut web::ServiceConfig) {
     cfg.configure(crate::auth::http::routes)
         .configure(crate::tenants::http::routes)
         .configure(crate::users::http::routes)
+        // Before the devices': `/devices/{id}` would take `/devices/import` and `/devices/bulk`.
+        .configure(crate::imports::http::routes)
         .configure(crate::devices::http::routes)
         .configure(crate::profiles::http::routes)
         .configure(crate::groups::http::routes)

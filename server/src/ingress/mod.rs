@@ -24,6 +24,7 @@ pub use limits::{Limiter, Rate};
 pub use registry::{Registry, SessionMsg};
 
 use crate::app::AppState;
+use crate::devices::credentials::{Denied, MqttLogin, Why, admissible, verify_mqtt_password};
 use crate::devices::repo::DeviceIdentity;
 use crate::ids::TenantId;
 use crate::live::state::{PresenceChange, SessionRef};
@@ -51,6 +52,11 @@ impl TryFrom<Close> for ntex_mqtt::v5::PublishAck {
 /// How long a token → device lookup is reused. Revocation clears it at once.
 const AUTH_CACHE_TTL: Duration = Duration::from_secs(10);
 
+/// How long a verified MQTT-basic login is reused. Any change of the device's credentials, its
+/// disabling or enabling, its deletion or its tenant's suspension clears it at once on every
+/// node (the revoke path), so the bound is there for memory, not for correctness.
+const MQTT_LOGIN_CACHE_TTL: Duration = Duration::from_secs(24 * 3600);
+
 /// What every session shares: the app, the main runtime, the session registry, limits.
 pub struct IngressCtx {
     pub state: AppState,
@@ -71,12 +77,14 @@ impl IngressCtx {
         }
     }
 
-    /// The device behind an access token (see `Sessions::authenticate`), looked up on the main
-    /// runtime.
-    pub async fn authenticate(&self, token: &str) -> anyhow::Result<Option<DeviceIdentity>> {
+    /// The device a CONNECT's credentials prove (see `Sessions::authenticate_connect`), looked
+    /// up on the main runtime.
+    pub async fn authenticate(
+        &self,
+        login: MqttLogin,
+    ) -> anyhow::Result<Result<DeviceIdentity, Denied>> {
         let state = self.state.clone();
-        let token = token.to_owned();
-        self.on_main(async move { state.sessions.authenticate(&state.db, &token).await })
+        self.on_main(async move { state.sessions.authenticate_connect(&state.db, &login).await })
             .await
     }
 
@@ -127,6 +135,17 @@ impl IngressCtx {
         reason: &'static str,
         device: Option<&DeviceIdentity>,
     ) {
+        self.connect_refused_with(peer, reason, None, device);
+    }
+
+    /// `connect_refused` with a note for the timeline (a disabled device's reason).
+    pub fn connect_refused_with(
+        &self,
+        peer: &str,
+        reason: &'static str,
+        note: Option<&str>,
+        device: Option<&DeviceIdentity>,
+    ) {
         tracing::info!(%peer, reason, "MQTT connect refused");
         self.state
             .metrics
@@ -134,12 +153,16 @@ impl IngressCtx {
             .with_label_values(&[reason])
             .inc();
         if let Some(device) = device {
+            let detail = match note {
+                Some(note) => format!("Connection from {peer} refused: {reason} ({note})"),
+                None => format!("Connection from {peer} refused: {reason}"),
+            };
             crate::timeline::record(
                 &self.state.timeline,
                 device,
                 EventKind::ConnectRefused,
-                format!("Connection from {peer} refused: {reason}"),
-                serde_json::json!({"peer": peer, "reason": reason}),
+                detail,
+                serde_json::json!({"peer": peer, "reason": reason, "note": note}),
             );
         }
     }
@@ -237,7 +260,10 @@ pub struct Sessions {
     /// This process, as other nodes know it.
     pub node_id: uuid::Uuid,
     pub registry: Arc<Registry>,
-    auth_cache: Mutex<HashMap<String, (DeviceIdentity, Instant)>>,
+    auth_cache: Mutex<AuthCache>,
+    /// One argon2 verification per core at a time: a reconnect storm queues here, and the
+    /// runtime's other work (telemetry, the API) keeps its share of the CPU.
+    verify_permits: tokio::sync::Semaphore,
     tenant_limiters: Mutex<HashMap<TenantId, Limiter>>,
     /// Devices using the HTTP device API (an MQTT session has its own limiter).
     http_limiters: Mutex<HashMap<crate::ids::DeviceId, Limiter>>,
@@ -254,6 +280,9 @@ impl Default for Sessions {
             node_id: uuid::Uuid::new_v4(),
             registry: Arc::default(),
             auth_cache: Mutex::default(),
+            verify_permits: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            ),
             tenant_limiters: Mutex::default(),
             http_limiters: Mutex::default(),
             remote: std::sync::OnceLock::new(),
@@ -293,9 +322,28 @@ fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Authentications this node reuses: access-token hash, or MQTT-basic login key
+/// (`MqttLogin::cache_key`), to the identity and the instant the entry stops being used.
+#[derive(Default)]
+struct AuthCache {
+    entries: HashMap<String, (DeviceIdentity, Instant)>,
+    /// Counts removals (revocations): a lookup that started before one is not cached, so an old
+    /// secret checked while its rotation was applied cannot come back.
+    generation: u64,
+}
+
+impl AuthCache {
+    /// Forgets the entries `keep` refuses.
+    fn retain(&mut self, keep: impl FnMut(&String, &mut (DeviceIdentity, Instant)) -> bool) {
+        self.generation += 1;
+        self.entries.retain(keep);
+    }
+}
+
 impl Sessions {
     /// The device behind an access token: from a short-lived cache, or one indexed hash lookup
-    /// (never a password hash: a reconnect storm must not melt the CPU).
+    /// (never a password hash: a reconnect storm must not melt the CPU). Whether it may act now
+    /// is `credentials::admissible`.
     pub async fn authenticate(
         &self,
         db: &sea_orm::DatabaseConnection,
@@ -305,11 +353,75 @@ impl Sessions {
         if let Some(identity) = self.cached(&hash) {
             return Ok(Some(identity));
         }
+        let generation = self.cache_generation();
         let found = crate::devices::repo::authenticate(db, token).await?;
         if let Some(identity) = &found {
-            self.cache(hash, identity.clone());
+            self.cache(hash, identity.clone(), AUTH_CACHE_TTL, generation);
         }
         Ok(found)
+    }
+
+    /// The device a CONNECT proves: the user name as an access token first (as before MQTT
+    /// basic existed), else an MQTT-basic login: user name (one indexed lookup), the client id
+    /// when the device requires one, and the password against its argon2id hash, verified on
+    /// the blocking pool, one per core at a time, and cached until the credentials change.
+    /// An unknown user name costs no hash at all (no dummy verification): the CPU is what a
+    /// storm attacks, and device user names are not secrets.
+    #[tracing::instrument(skip_all)]
+    pub async fn authenticate_connect(
+        &self,
+        db: &sea_orm::DatabaseConnection,
+        login: &MqttLogin,
+    ) -> crate::error::Result<Result<DeviceIdentity, Denied>> {
+        // Both caches before any query: a reconnecting MQTT-basic device costs no database
+        // round trip.
+        let key = login.cache_key();
+        let cached = self
+            .cached(&crate::auth::tokens::hash_token(&login.username))
+            .or_else(|| self.cached(&key));
+        if let Some(identity) = cached {
+            return Ok(admissible(identity));
+        }
+        if let Some(identity) = self.authenticate(db, &login.username).await? {
+            return Ok(admissible(identity));
+        }
+        let generation = self.cache_generation();
+        let Some(found) = crate::devices::repo::find_mqtt_basic(db, &login.username).await? else {
+            return Ok(Err(Denied {
+                device: None,
+                why: Why::Unknown,
+            }));
+        };
+        let refused = |why| {
+            Ok(Err(Denied {
+                device: Some(Box::new(found.identity.clone())),
+                why,
+            }))
+        };
+        if found
+            .client_id
+            .as_ref()
+            .is_some_and(|required| *required != login.client_id)
+        {
+            return refused(Why::WrongClientId);
+        }
+        if login.password.is_empty() {
+            return refused(Why::WrongPassword);
+        }
+        let verified = {
+            let _permit = self.verify_permits.acquire().await;
+            verify_mqtt_password(login.password.clone(), found.password_hash.clone()).await
+        };
+        if !verified {
+            return refused(Why::WrongPassword);
+        }
+        self.cache(
+            key,
+            found.identity.clone(),
+            MQTT_LOGIN_CACHE_TTL,
+            generation,
+        );
+        Ok(admissible(found.identity))
     }
 
     /// The tenant-wide limit, counted on this node.
@@ -352,20 +464,33 @@ impl Sessions {
             .map_err(crate::ingest::Rejection::RateLimited)
     }
 
-    fn cached(&self, hash: &str) -> Option<DeviceIdentity> {
-        let cache = self.auth_cache.lock().unwrap_or_else(|p| p.into_inner());
-        cache
-            .get(hash)
-            .filter(|(_, at)| at.elapsed() < AUTH_CACHE_TTL)
+    fn cached(&self, key: &str) -> Option<DeviceIdentity> {
+        let now = Instant::now();
+        locked(&self.auth_cache)
+            .entries
+            .get(key)
+            .filter(|(_, until)| now < *until)
             .map(|(identity, _)| identity.clone())
     }
 
-    fn cache(&self, hash: String, identity: DeviceIdentity) {
-        let mut cache = self.auth_cache.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.len() > 200_000 {
-            cache.retain(|_, (_, at)| at.elapsed() < AUTH_CACHE_TTL);
+    fn cache_generation(&self) -> u64 {
+        locked(&self.auth_cache).generation
+    }
+
+    /// Keeps an authentication for `ttl`, unless a revocation happened since `generation`.
+    fn cache(&self, key: String, identity: DeviceIdentity, ttl: Duration, generation: u64) {
+        let mut cache = locked(&self.auth_cache);
+        if cache.generation != generation {
+            return;
         }
-        cache.insert(hash, (identity, Instant::now()));
+        let now = Instant::now();
+        if cache.entries.len() > 200_000 {
+            cache.entries.retain(|_, (_, until)| now < *until);
+            if cache.entries.len() > 200_000 {
+                cache.entries.clear();
+            }
+        }
+        cache.entries.insert(key, (identity, now + ttl));
     }
 
     /// Connects this node's sessions to the others'.

@@ -14,6 +14,7 @@ use stead_api_types::DisconnectReason;
 use super::limits::Limiter;
 use super::topic::PublishTopic;
 use super::{Delivery, IngressCtx, SessionMsg};
+use crate::devices::credentials::{MqttLogin, Why};
 use crate::devices::repo::DeviceIdentity;
 use crate::ingest;
 pub use crate::ingest::Rejection;
@@ -40,10 +41,49 @@ impl<S> Drop for Connection<S> {
 /// What a CONNECT carries that matters here.
 pub struct ConnectRequest {
     pub peer: String,
-    pub token: String,
-    pub client_id: String,
+    /// User name (an access token, an MQTT user name or `provision`), password, client id.
+    pub login: MqttLogin,
     pub will: Option<(String, Bytes)>,
     pub protocol: &'static str,
+}
+
+impl ConnectRequest {
+    /// Reads the credentials out of a CONNECT's fields.
+    pub fn login(
+        username: Option<&ntex::util::ByteString>,
+        password: Option<&Bytes>,
+        client_id: &ntex::util::ByteString,
+    ) -> MqttLogin {
+        MqttLogin {
+            username: username.map(|u| u.to_string()).unwrap_or_default(),
+            password: password.map(|p| p.to_vec()).unwrap_or_default(),
+            client_id: client_id.to_string(),
+        }
+    }
+}
+
+/// What an accepted CONNECT opens.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "nearly every connection is a device's; the small variant is the rare one"
+)]
+pub enum Admitted {
+    Device(
+        DeviceSession,
+        tokio::sync::mpsc::UnboundedReceiver<SessionMsg>,
+    ),
+    /// User name `provision`: the connection may only ask for credentials.
+    Provisioning(ProvisioningSession),
+}
+
+/// An accepted connection, as the protocol adapters keep it.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "nearly every connection is a device's; the small variant is the rare one"
+)]
+pub enum State<S> {
+    Device(Connection<S>),
+    Provisioning(ProvisioningSession),
 }
 
 /// Why a CONNECT is refused; each adapter answers it with its protocol's code.
@@ -54,31 +94,38 @@ pub enum Refusal {
 }
 
 /// Authenticates a CONNECT, registers the session (taking over an older one) and records the
-/// connect. Answers the session and the channel on which it is told to end.
-pub async fn admit(
-    ctx: &Arc<IngressCtx>,
-    request: ConnectRequest,
-) -> Result<
-    (
-        DeviceSession,
-        tokio::sync::mpsc::UnboundedReceiver<SessionMsg>,
-    ),
-    Refusal,
-> {
+/// connect. Answers the session and the channel on which it is told to end, or a
+/// provisioning-only session for user name `provision` with an empty password.
+pub async fn admit(ctx: &Arc<IngressCtx>, request: ConnectRequest) -> Result<Admitted, Refusal> {
     let peer = &request.peer;
-    if request.token.is_empty() {
+    if request.login.username.is_empty() {
         ctx.connect_refused(peer, "no access token in the username", None);
         return Err(Refusal::BadCredentials);
     }
-    if request.token == "provision" {
-        ctx.connect_refused(peer, "device provisioning is not available yet", None);
-        return Err(Refusal::NotAuthorized);
-    }
-    let identity = match ctx.authenticate(&request.token).await {
-        Ok(Some(identity)) => identity,
-        Ok(None) => {
-            ctx.connect_refused(peer, "unknown or revoked access token", None);
+    if request.login.username == crate::provisioning::USERNAME {
+        if !request.login.password.is_empty() {
+            ctx.connect_refused(peer, "provisioning takes an empty password", None);
             return Err(Refusal::BadCredentials);
+        }
+        return Ok(Admitted::Provisioning(ProvisioningSession {
+            ctx: ctx.clone(),
+            peer: request.peer,
+        }));
+    }
+    let client_id = request.login.client_id.clone();
+    let identity = match ctx.authenticate(request.login).await {
+        Ok(Ok(identity)) => identity,
+        Ok(Err(denied)) => {
+            ctx.connect_refused_with(
+                peer,
+                denied.why.reason(),
+                denied.why.note(),
+                denied.device.as_deref(),
+            );
+            return Err(match denied.why {
+                Why::Disabled(_) => Refusal::NotAuthorized,
+                _ => Refusal::BadCredentials,
+            });
         }
         Err(e) => {
             tracing::error!(error = %e, "device authentication failed");
@@ -93,7 +140,7 @@ pub async fn admit(
         identity.clone(),
         conn_id,
         request.peer.clone(),
-        request.client_id.clone(),
+        client_id.clone(),
         request.protocol,
         ctx.device_limiter(&identity),
     );
@@ -101,11 +148,60 @@ pub async fn admit(
     ctx.connected(
         &identity,
         &request.peer,
-        &request.client_id,
+        &client_id,
         request.protocol,
         conn_id,
     );
-    Ok((session, kick))
+    Ok(Admitted::Device(session, kick))
+}
+
+/// A provisioning-only connection (user name `provision`): it may subscribe to
+/// `/provision/response` and publish to `/provision/request`, nothing else. It names no device,
+/// so nothing is registered, and it is answered on the response topic whether or not the client
+/// subscribed first (ThingsBoard's SDK subscribes and publishes without waiting for SUBACK).
+pub struct ProvisioningSession {
+    ctx: Arc<IngressCtx>,
+    peer: String,
+}
+
+impl ProvisioningSession {
+    pub fn may_subscribe(&self, filter: &str) -> bool {
+        filter == crate::provisioning::RESPONSE_TOPIC
+    }
+
+    /// Answers a provisioning request (a payload over the limit or another topic is refused).
+    pub async fn publish(
+        &self,
+        topic: &str,
+        size: usize,
+        payload: impl Future<Output = Option<Bytes>>,
+    ) -> Result<Reply, Rejection> {
+        if topic != crate::provisioning::REQUEST_TOPIC {
+            return Err(Rejection::Topic(format!(
+                "a provisioning connection may only publish to {}",
+                crate::provisioning::REQUEST_TOPIC
+            )));
+        }
+        ingest::check_size(size, self.ctx.state.config.mqtt_max_payload_bytes)?;
+        let payload = payload
+            .await
+            .ok_or_else(|| Rejection::Payload("the payload could not be read".into()))?;
+        let state = self.ctx.state.clone();
+        let ip = self
+            .peer
+            .parse::<std::net::SocketAddr>()
+            .ok()
+            .map(|a| a.ip());
+        let answer = self
+            .ctx
+            .on_main(async move { Ok(crate::provisioning::handle(&state, ip, &payload).await) })
+            .await
+            .map_err(|e| Rejection::Unavailable(e.to_string()))?;
+        Ok(Reply {
+            topic: crate::provisioning::RESPONSE_TOPIC.to_owned(),
+            payload: Bytes::from(answer.to_string()),
+        })
+    }
 }
 
 /// The peer's address, for the timeline and the log.

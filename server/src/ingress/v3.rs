@@ -11,10 +11,15 @@ use ntex_mqtt::Control;
 use ntex_mqtt::v3::{self, codec};
 use stead_api_types::DisconnectReason;
 
-use super::session::{ConnectRequest, Connection, Refusal, Rejection, admit, peer_of};
+use super::session::{
+    Admitted, ConnectRequest, Connection, ProvisioningSession, Refusal, Rejection, State, admit,
+    peer_of,
+};
 use super::{Close, IngressCtx};
 
 pub type V3Session = Connection<v3::MqttSink>;
+/// A device's connection, or a provisioning-only one.
+pub type V3State = State<v3::MqttSink>;
 
 pub fn keep_alive_timeout(ctx: &IngressCtx, requested: u16) -> Seconds {
     let cfg = &ctx.state.config;
@@ -30,17 +35,12 @@ pub fn keep_alive_timeout(ctx: &IngressCtx, requested: u16) -> Seconds {
 async fn handshake(
     ctx: Arc<IngressCtx>,
     hs: v3::Handshake,
-) -> Result<v3::HandshakeAck<V3Session>, Close> {
+) -> Result<v3::HandshakeAck<V3State>, Close> {
     let pkt = hs.packet();
     let keep_alive = pkt.keep_alive;
     let request = ConnectRequest {
         peer: peer_of(hs.io()),
-        token: pkt
-            .username
-            .as_ref()
-            .map(|u| u.to_string())
-            .unwrap_or_default(),
-        client_id: pkt.client_id.to_string(),
+        login: ConnectRequest::login(pkt.username.as_ref(), pkt.password.as_ref(), &pkt.client_id),
         will: pkt
             .last_will
             .as_ref()
@@ -48,7 +48,8 @@ async fn handshake(
         protocol: "MQTT 3.1.1",
     };
     let (session, kick) = match admit(&ctx, request).await {
-        Ok(admitted) => admitted,
+        Ok(Admitted::Device(session, kick)) => (session, kick),
+        Ok(Admitted::Provisioning(p)) => return Ok(provisioning_ack(&ctx, hs, p, keep_alive)),
         Err(Refusal::BadCredentials) => return Ok(hs.bad_username_or_pwd()),
         Err(Refusal::NotAuthorized) => return Ok(hs.not_authorized()),
         Err(Refusal::Unavailable) => return Ok(hs.service_unavailable()),
@@ -65,34 +66,84 @@ async fn handshake(
     let timeout = keep_alive_timeout(&ctx, keep_alive);
     Ok(hs
         .ack(
-            V3Session {
+            State::Device(V3Session {
                 inner: session,
                 sink,
                 ended,
-            },
+            }),
             false,
         )
         .idle_timeout(timeout))
 }
 
+fn provisioning_ack(
+    ctx: &IngressCtx,
+    hs: v3::Handshake,
+    p: ProvisioningSession,
+    keep_alive: u16,
+) -> v3::HandshakeAck<V3State> {
+    hs.ack(State::Provisioning(p), false)
+        .idle_timeout(keep_alive_timeout(ctx, keep_alive))
+}
+
+/// A provisioning connection's packets: one topic to subscribe to, one to publish to; anything
+/// else ends the connection (MQTT 3.1.1 cannot refuse a publish).
+fn provisioning_protocol(
+    p: &ProvisioningSession,
+    msg: v3::ProtocolMessage,
+) -> v3::ProtocolMessageAck {
+    match msg {
+        v3::ProtocolMessage::Subscribe(mut sub) => {
+            for mut s in sub.iter_mut() {
+                if p.may_subscribe(s.topic().as_ref()) {
+                    s.confirm(codec::QoS::AtLeastOnce.min(s.qos()));
+                } else {
+                    s.fail();
+                }
+            }
+            sub.ack()
+        }
+        other => other.ack(),
+    }
+}
+
+async fn provisioning_publish(
+    p: &ProvisioningSession,
+    sink: &v3::MqttSink,
+    publish: v3::Publish,
+) -> Result<(), Close> {
+    let topic = publish.publish_topic().to_owned();
+    let size = publish.payload_size();
+    let reply = p
+        .publish(&topic, size, async { publish.read_all().await.ok() })
+        .await
+        .map_err(|_| Close)?;
+    let _ = sink.publish(reply.topic).send_at_most_once(reply.payload);
+    Ok(())
+}
+
 pub async fn handshake_service(
     ctx: Arc<IngressCtx>,
     hs: v3::Handshake,
-) -> Result<v3::HandshakeAck<V3Session>, Close> {
+) -> Result<v3::HandshakeAck<V3State>, Close> {
     handshake(ctx, hs).await
 }
 
 pub fn protocol() -> impl ServiceFactory<
     v3::ProtocolMessage,
-    v3::Session<V3Session>,
+    v3::Session<V3State>,
     Response = v3::ProtocolMessageAck,
     Error = Close,
     InitError = Close,
 > {
-    fn_factory_with_config(|session: v3::Session<V3Session>| async move {
+    fn_factory_with_config(|session: v3::Session<V3State>| async move {
         Ok::<_, Close>(fn_service(move |msg: v3::ProtocolMessage| {
             let session = session.clone();
             async move {
+                let session = match &*session {
+                    State::Device(device) => device,
+                    State::Provisioning(p) => return Ok(provisioning_protocol(p, msg)),
+                };
                 Ok::<_, Close>(match msg {
                     v3::ProtocolMessage::Subscribe(mut sub) => {
                         for mut s in sub.iter_mut() {
@@ -119,15 +170,18 @@ pub fn protocol() -> impl ServiceFactory<
 
 pub fn control() -> impl ServiceFactory<
     Control<Close>,
-    v3::Session<V3Session>,
+    v3::Session<V3State>,
     Response = Option<v3::codec::Encoded>,
     Error = Close,
     InitError = Close,
 > {
-    fn_factory_with_config(|session: v3::Session<V3Session>| async move {
+    fn_factory_with_config(|session: v3::Session<V3State>| async move {
         Ok::<_, Close>(fn_service(move |control: Control<Close>| {
             let session = session.clone();
             async move {
+                let State::Device(session) = &*session else {
+                    return Ok(None);
+                };
                 if let Control::Stop(reason) = &control
                     && session.ended.get().is_none()
                 {
@@ -141,20 +195,27 @@ pub fn control() -> impl ServiceFactory<
 
 pub fn publish() -> impl ServiceFactory<
     v3::Publish,
-    v3::Session<V3Session>,
+    v3::Session<V3State>,
     Response = (),
     Error = Close,
     InitError = Close,
 > {
-    fn_factory_with_config(|session: v3::Session<V3Session>| async move {
+    fn_factory_with_config(|session: v3::Session<V3State>| async move {
         Ok::<_, Close>(fn_service(move |publish: v3::Publish| {
             let session = session.clone();
-            async move { publish_v3(session, publish).await }
+            async move {
+                match &*session {
+                    State::Device(device) => publish_v3(device, publish).await,
+                    State::Provisioning(p) => {
+                        provisioning_publish(p, session.sink(), publish).await
+                    }
+                }
+            }
         }))
     })
 }
 
-async fn publish_v3(session: v3::Session<V3Session>, publish: v3::Publish) -> Result<(), Close> {
+async fn publish_v3(session: &V3Session, publish: v3::Publish) -> Result<(), Close> {
     let topic = publish.publish_topic().to_owned();
     let wait = publish.qos() != codec::QoS::AtMostOnce;
     let max = session.inner.ctx.state.config.mqtt_max_payload_bytes;

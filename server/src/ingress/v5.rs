@@ -11,15 +11,22 @@ use ntex_mqtt::Control;
 use ntex_mqtt::v5::{self, codec};
 use stead_api_types::DisconnectReason;
 
-use super::session::{ConnectRequest, Connection, Refusal, Rejection, admit, peer_of};
+use super::session::{
+    Admitted, ConnectRequest, Connection, ProvisioningSession, Refusal, Rejection, State, admit,
+    peer_of,
+};
 use super::{Close, IngressCtx};
 
 pub type V5Session = Connection<v5::MqttSink>;
+/// A device's connection, or a provisioning-only one.
+pub type V5State = State<v5::MqttSink>;
 
 fn disconnect_code(reason: DisconnectReason) -> codec::DisconnectReasonCode {
     match reason {
         DisconnectReason::TakenOver => codec::DisconnectReasonCode::SessionTakenOver,
-        DisconnectReason::CredentialsRevoked => codec::DisconnectReasonCode::NotAuthorized,
+        DisconnectReason::CredentialsRevoked | DisconnectReason::Disabled => {
+            codec::DisconnectReasonCode::NotAuthorized
+        }
         DisconnectReason::ServerShutdown => codec::DisconnectReasonCode::ServerShuttingDown,
         DisconnectReason::KeepAliveTimeout => codec::DisconnectReasonCode::KeepAliveTimeout,
         _ => codec::DisconnectReasonCode::UnspecifiedError,
@@ -29,17 +36,12 @@ fn disconnect_code(reason: DisconnectReason) -> codec::DisconnectReasonCode {
 async fn handshake(
     ctx: Arc<IngressCtx>,
     hs: v5::Handshake,
-) -> Result<v5::HandshakeAck<V5Session>, Close> {
+) -> Result<v5::HandshakeAck<V5State>, Close> {
     let pkt = hs.packet();
     let keep_alive = pkt.keep_alive;
     let request = ConnectRequest {
         peer: peer_of(hs.io()),
-        token: pkt
-            .username
-            .as_ref()
-            .map(|u| u.to_string())
-            .unwrap_or_default(),
-        client_id: pkt.client_id.to_string(),
+        login: ConnectRequest::login(pkt.username.as_ref(), pkt.password.as_ref(), &pkt.client_id),
         will: pkt
             .last_will
             .as_ref()
@@ -47,7 +49,8 @@ async fn handshake(
         protocol: "MQTT 5",
     };
     let (session, kick) = match admit(&ctx, request).await {
-        Ok(admitted) => admitted,
+        Ok(Admitted::Device(session, kick)) => (session, kick),
+        Ok(Admitted::Provisioning(p)) => return Ok(provisioning_ack(&ctx, hs, p, keep_alive)),
         Err(Refusal::BadCredentials) => {
             return Ok(hs.failed(codec::ConnectAckReason::BadUserNameOrPassword));
         }
@@ -69,17 +72,67 @@ async fn handshake(
     let max_inflight = ctx.state.config.mqtt_max_inflight;
     let max_packet = ctx.state.config.mqtt_max_payload_bytes as u32 * 4 + 1024;
     Ok(hs
-        .ack(V5Session {
+        .ack(State::Device(V5Session {
             inner: session,
             sink,
             ended,
-        })
+        }))
         .keep_alive((ka * 2 / 3).max(1))
         .with(|ack| {
             ack.receive_max =
                 std::num::NonZeroU16::new(max_inflight).unwrap_or(std::num::NonZeroU16::MIN);
             ack.max_packet_size = Some(max_packet);
         }))
+}
+
+fn provisioning_ack(
+    ctx: &IngressCtx,
+    hs: v5::Handshake,
+    p: ProvisioningSession,
+    keep_alive: u16,
+) -> v5::HandshakeAck<V5State> {
+    let ka = super::v3::keep_alive_timeout(ctx, keep_alive).0;
+    hs.ack(State::Provisioning(p))
+        .keep_alive((ka * 2 / 3).max(1))
+}
+
+/// A provisioning connection's packets: one topic to subscribe to, one to publish to.
+fn provisioning_protocol(
+    p: &ProvisioningSession,
+    msg: v5::ProtocolMessage,
+) -> v5::ProtocolMessageAck {
+    match msg {
+        v5::ProtocolMessage::Subscribe(mut sub) => {
+            for mut s in sub.iter_mut() {
+                if p.may_subscribe(s.topic().as_ref()) {
+                    s.confirm(codec::QoS::AtLeastOnce.min(s.options().qos));
+                } else {
+                    s.fail(codec::SubscribeAckReason::NotAuthorized);
+                }
+            }
+            sub.ack()
+        }
+        other => other.ack(),
+    }
+}
+
+async fn provisioning_publish(
+    p: &ProvisioningSession,
+    sink: &v5::MqttSink,
+    publish: v5::Publish,
+) -> Result<v5::PublishAck, Close> {
+    let topic = publish.publish_topic().to_owned();
+    let size = publish.payload_size();
+    let result = p
+        .publish(&topic, size, async { publish.read_all().await.ok() })
+        .await;
+    match result {
+        Ok(reply) => {
+            let _ = sink.publish(reply.topic).send_at_most_once(reply.payload);
+            Ok(publish.ack())
+        }
+        Err(rejection) => Ok(rejection_ack(publish, &rejection)),
+    }
 }
 
 fn rejection_ack(publish: v5::Publish, rejection: &Rejection) -> v5::PublishAck {
@@ -98,21 +151,25 @@ fn rejection_ack(publish: v5::Publish, rejection: &Rejection) -> v5::PublishAck 
 pub async fn handshake_service(
     ctx: Arc<IngressCtx>,
     hs: v5::Handshake,
-) -> Result<v5::HandshakeAck<V5Session>, Close> {
+) -> Result<v5::HandshakeAck<V5State>, Close> {
     handshake(ctx, hs).await
 }
 
 pub fn protocol() -> impl ServiceFactory<
     v5::ProtocolMessage,
-    v5::Session<V5Session>,
+    v5::Session<V5State>,
     Response = v5::ProtocolMessageAck,
     Error = Close,
     InitError = Close,
 > {
-    fn_factory_with_config(|session: v5::Session<V5Session>| async move {
+    fn_factory_with_config(|session: v5::Session<V5State>| async move {
         Ok::<_, Close>(fn_service(move |msg: v5::ProtocolMessage| {
             let session = session.clone();
             async move {
+                let session = match &*session {
+                    State::Device(device) => device,
+                    State::Provisioning(p) => return Ok(provisioning_protocol(p, msg)),
+                };
                 Ok::<_, Close>(match msg {
                     v5::ProtocolMessage::Subscribe(mut sub) => {
                         for mut s in sub.iter_mut() {
@@ -139,15 +196,18 @@ pub fn protocol() -> impl ServiceFactory<
 
 pub fn control() -> impl ServiceFactory<
     Control<Close>,
-    v5::Session<V5Session>,
+    v5::Session<V5State>,
     Response = Option<v5::codec::Encoded>,
     Error = Close,
     InitError = Close,
 > {
-    fn_factory_with_config(|session: v5::Session<V5Session>| async move {
+    fn_factory_with_config(|session: v5::Session<V5State>| async move {
         Ok::<_, Close>(fn_service(move |control: Control<Close>| {
             let session = session.clone();
             async move {
+                let State::Device(session) = &*session else {
+                    return Ok(None);
+                };
                 if let Control::Stop(reason) = &control
                     && session.ended.get().is_none()
                 {
@@ -161,23 +221,27 @@ pub fn control() -> impl ServiceFactory<
 
 pub fn publish() -> impl ServiceFactory<
     v5::Publish,
-    v5::Session<V5Session>,
+    v5::Session<V5State>,
     Response = v5::PublishAck,
     Error = Close,
     InitError = Close,
 > {
-    fn_factory_with_config(|session: v5::Session<V5Session>| async move {
+    fn_factory_with_config(|session: v5::Session<V5State>| async move {
         Ok::<_, Close>(fn_service(move |publish: v5::Publish| {
             let session = session.clone();
-            async move { publish_v5(session, publish).await }
+            async move {
+                match &*session {
+                    State::Device(device) => publish_v5(device, publish).await,
+                    State::Provisioning(p) => {
+                        provisioning_publish(p, session.sink(), publish).await
+                    }
+                }
+            }
         }))
     })
 }
 
-async fn publish_v5(
-    session: v5::Session<V5Session>,
-    publish: v5::Publish,
-) -> Result<v5::PublishAck, Close> {
+async fn publish_v5(session: &V5Session, publish: v5::Publish) -> Result<v5::PublishAck, Close> {
     let topic = publish.publish_topic().to_owned();
     let wait = publish.qos() != codec::QoS::AtMostOnce;
     let max = session.inner.ctx.state.config.mqtt_max_payload_bytes;
