@@ -289,6 +289,9 @@ fn Import() -> impl IntoView {
                         </div>
                         <ProgressBar done=processed total=total/>
                         {move || job.get().filter(|j| j.status != ImportStatus::Running).map(|j| view! {
+                            {j.reason.clone().map(|why| view! {
+                                <div class="alert alert-error section-gap" role="alert" data-test="error">{why}</div>
+                            })}
                             <CountTiles counts=j.counts dry_run=false/>
                             <div class="button-row">
                                 {j.credentials_available.then(|| view! { <CredentialsDownload id=j.id/> })}
