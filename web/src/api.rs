@@ -279,6 +279,15 @@ pub async fn rpc_history(s: Session, id: Uuid, page: u64) -> Result<Page<RpcComm
         .await
 }
 
+/// Devices whose credentials expire within `days` (or have expired).
+pub async fn expiring_credentials(s: Session, days: u32) -> Result<Vec<Device>, ApiError> {
+    s.get_query(
+        "/api/v1/devices/credentials/expiring",
+        &[("within_days", days.to_string())],
+    )
+    .await
+}
+
 pub async fn set_credentials(
     s: Session,
     id: Uuid,

@@ -174,6 +174,26 @@ pub async fn click(b: &Browser, css: &str) {
     element.click().await.unwrap();
 }
 
+/// Asserts, through the API, that the device has the shared attribute `key` = `value`.
+pub async fn assert_shared(
+    tenant: &TestTenant,
+    device: uuid::Uuid,
+    key: &str,
+    value: serde_json::Value,
+) {
+    let attrs: Vec<stead_api_types::Attribute> = tenant
+        .admin
+        .get(&format!("/api/v1/devices/{device}/attributes?scope=shared"))
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    assert!(
+        attrs.iter().any(|a| a.key == key && a.value == value),
+        "no shared {key} = {value}: {attrs:?}"
+    );
+}
+
 /// The console on a fresh embedded server with the tenant "Acme", and chromedriver.
 pub struct Console {
     pub server: TestServer,

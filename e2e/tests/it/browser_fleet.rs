@@ -4,10 +4,10 @@
 //! offline device refused with a hint.
 
 use fantoccini::Locator;
-use stead_api_types::{Attribute, CreatedDevice};
+use stead_api_types::CreatedDevice;
 
 use crate::browser::{
-    Console, click, screenshot, text_of, wait_count, wait_css, wait_gone, wait_text,
+    Console, assert_shared, click, screenshot, text_of, wait_count, wait_css, wait_gone, wait_text,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -162,22 +162,7 @@ async fn profiles_groups_and_commands_from_the_console() {
     wait_text(&b, "[data-test=device-row]", "pump-1").await;
     screenshot(&b, "devices-by-group").await;
 
-    let attrs: Vec<Attribute> = acme
-        .admin
-        .get(&format!(
-            "/api/v1/devices/{}/attributes?scope=shared",
-            devices[0].id
-        ))
-        .await
-        .unwrap()
-        .ok()
-        .unwrap();
-    assert!(
-        attrs
-            .iter()
-            .any(|a| a.key == "maxPressure" && a.value == serde_json::json!(6.5)),
-        "{attrs:?}"
-    );
+    assert_shared(acme, devices[0].id, "maxPressure", serde_json::json!(6.5)).await;
     b.close().await.unwrap();
 }
 
@@ -257,5 +242,23 @@ async fn credentials_tab_sets_rotates_and_revokes_credentials_and_quarantines_th
         stead_api_types::CredentialsType::None
     );
     assert_eq!(device.disabled_reason, None);
+
+    // Credentials that expire soon are flagged on the tab and named on the device list.
+    let expires = chrono::Utc::now() + chrono::Duration::days(5);
+    let reply = acme
+        .admin
+        .send(
+            reqwest::Method::PUT,
+            &format!("/api/v1/devices/{}/credentials", created.device.id),
+            Some(&serde_json::json!({"type": "access_token", "expires_at": expires})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    b.refresh().await.unwrap();
+    wait_css(&b, "[data-test=credentials-expiry] [data-status=soon]").await;
+    click(&b, "[data-test=nav-devices]").await;
+    wait_text(&b, "[data-test=expiring-credentials]", "pump-7").await;
+    screenshot(&b, "devices-expiring").await;
     b.close().await.unwrap();
 }

@@ -3,9 +3,11 @@
 //! device list filtered by their group.
 
 use fantoccini::{Client as Browser, Locator};
-use stead_api_types::{Attribute, Device, DeviceGroup, Page};
+use stead_api_types::{Device, DeviceGroup, Page};
 
-use crate::browser::{Console, click, screenshot, text_of, wait_count, wait_css, wait_text};
+use crate::browser::{
+    Console, assert_shared, click, screenshot, text_of, wait_count, wait_css, wait_text,
+};
 
 const CSV: &str = "name,label,type,groups,shared:targetTemperature
 imp-boiler-1,Boiler room,thermostat,Building A,21.5
@@ -169,21 +171,6 @@ async fn import_a_csv_watch_it_run_and_find_the_devices_by_group() {
         .iter()
         .find(|d| d.name == "imp-boiler-2")
         .unwrap();
-    let attrs: Vec<Attribute> = acme
-        .admin
-        .get(&format!(
-            "/api/v1/devices/{}/attributes?scope=shared",
-            boiler.id
-        ))
-        .await
-        .unwrap()
-        .ok()
-        .unwrap();
-    assert!(
-        attrs
-            .iter()
-            .any(|a| a.key == "targetTemperature" && a.value == serde_json::json!(22)),
-        "{attrs:?}"
-    );
+    assert_shared(acme, boiler.id, "targetTemperature", serde_json::json!(22)).await;
     b.close().await.unwrap();
 }

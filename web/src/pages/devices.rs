@@ -490,6 +490,8 @@ fn DeviceList() -> impl IntoView {
                 {move || bulk.get().is_none().then(|| view! { <ErrorMessage error=bulk_action.error/> })}
             </Show>
 
+            <ExpiringCredentials/>
+
             <ErrorMessage error=devices.error_text()/>
 
             {move || match devices.data.get() {
@@ -741,6 +743,35 @@ fn DeviceList() -> impl IntoView {
                 }
             })}
         </div>
+    }
+}
+
+/// Credentials expire within this many days: time to rotate them.
+const EXPIRING_DAYS: u32 = 30;
+/// Devices named in the notice; the rest are counted.
+const EXPIRING_NAMED: usize = 5;
+
+/// A notice naming the devices whose credentials expire soon (or have expired), if any.
+#[component]
+fn ExpiringCredentials() -> impl IntoView {
+    let session = use_session();
+    let expiring = Loader::new(move || api::expiring_credentials(session, EXPIRING_DAYS));
+    move || {
+        let list = expiring.data.get().unwrap_or_default();
+        (!list.is_empty()).then(|| {
+            let more = list.len().saturating_sub(EXPIRING_NAMED);
+            view! {
+                <div class="alert alert-warning" role="note" data-test="expiring-credentials">
+                    <strong>{format!("{} expire within {EXPIRING_DAYS} days or have expired: ", plural(list.len() as u64, "device's credentials", "devices' credentials"))}</strong>
+                    {list.into_iter().take(EXPIRING_NAMED).enumerate().map(|(i, d)| view! {
+                        {(i > 0).then_some(", ")}
+                        <A href=format!("/devices/{}?tab=credentials", d.id)>{d.name}</A>
+                    }).collect_view()}
+                    {(more > 0).then(|| format!(" and {more} more"))}
+                    ". Rotate or set new credentials before devices are refused."
+                </div>
+            }
+        })
     }
 }
 

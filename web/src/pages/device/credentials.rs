@@ -231,44 +231,31 @@ pub fn CredentialsTab(
         </div>
 
         {move || dialog.get().map(|d| match d {
-            Dialog::Rotate => view! {
-                <ConfirmDialog
-                    title="Rotate credentials"
-                    message="New credentials will be issued and the current ones stop working immediately. The device must be reconfigured."
-                    confirm_label="Rotate"
-                    busy=action.busy
-                    error=action.error
-                    on_confirm=Callback::new(rotate)
-                    on_cancel=close
-                />
-            }.into_any(),
-            Dialog::Revoke => view! {
-                <ConfirmDialog
-                    title="Revoke credentials"
-                    message="The device is disconnected and cannot connect until it gets new credentials."
-                    confirm_label="Revoke credentials"
-                    busy=action.busy
-                    error=action.error
-                    on_confirm=Callback::new(revoke)
-                    on_cancel=close
-                />
-            }.into_any(),
-            Dialog::Disable => view! {
-                <ConfirmDialog
-                    title="Disable device"
-                    message="The device is disconnected; it cannot connect and its data is refused until you enable it again."
-                    confirm_label="Disable device"
-                    busy=action.busy
-                    error=action.error
-                    on_confirm=Callback::new(disable)
-                    on_cancel=close
-                >
-                    <label class="field">
-                        <span>"Reason" <em class="required">"required"</em></span>
-                        <input type="text" name="reason" data-test="disable-reason" placeholder="Suspected compromise" bind:value=reason/>
-                    </label>
-                </ConfirmDialog>
-            }.into_any(),
+            Dialog::Rotate | Dialog::Revoke | Dialog::Disable => {
+                let (title, message, label, run) = match d {
+                    Dialog::Rotate => ("Rotate credentials", "New credentials will be issued and the current ones stop working immediately. The device must be reconfigured.", "Rotate", Callback::new(rotate)),
+                    Dialog::Revoke => ("Revoke credentials", "The device is disconnected and cannot connect until it gets new credentials.", "Revoke credentials", Callback::new(revoke)),
+                    _ => ("Disable device", "The device is disconnected; it cannot connect and its data is refused until you enable it again.", "Disable device", Callback::new(disable)),
+                };
+                view! {
+                    <ConfirmDialog
+                        title=title
+                        message=message
+                        confirm_label=label
+                        busy=action.busy
+                        error=action.error
+                        on_confirm=run
+                        on_cancel=close
+                    >
+                        {(d == Dialog::Disable).then(|| view! {
+                            <label class="field">
+                                <span>"Reason" <em class="required">"required"</em></span>
+                                <input type="text" name="reason" data-test="disable-reason" placeholder="Suspected compromise" bind:value=reason/>
+                            </label>
+                        })}
+                    </ConfirmDialog>
+                }.into_any()
+            }
             Dialog::Set => view! {
                 <SetCredentialsDialog
                     id=id.get_untracked()
