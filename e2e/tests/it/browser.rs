@@ -132,6 +132,23 @@ pub async fn text_of(b: &Browser, css: &str) -> String {
     wait_css(b, css).await.text().await.unwrap()
 }
 
+/// The text of the first element matching `css`, once it shows any (a dialog fading in reads
+/// as empty).
+pub async fn shown_text(b: &Browser, css: &str) -> String {
+    let started = Instant::now();
+    loop {
+        let text = text_of(b, css).await;
+        if !text.trim().is_empty() {
+            return text;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{css} shows no text"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Waits until no element matches `css`.
 pub async fn wait_gone(b: &Browser, css: &str) {
     let started = Instant::now();

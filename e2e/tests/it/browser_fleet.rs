@@ -7,7 +7,8 @@ use fantoccini::Locator;
 use stead_api_types::CreatedDevice;
 
 use crate::browser::{
-    Console, assert_shared, click, screenshot, text_of, wait_count, wait_css, wait_gone, wait_text,
+    Console, assert_shared, click, screenshot, shown_text, text_of, wait_count, wait_css,
+    wait_gone, wait_text,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -54,7 +55,7 @@ async fn profiles_groups_and_commands_from_the_console() {
         .await
         .unwrap();
     click(&b, "[data-test=save-profile]").await;
-    let secret = text_of(&b, "[data-test=provision-secret]").await;
+    let secret = shown_text(&b, "[data-test=provision-secret]").await;
     assert!(secret.trim().len() >= 16, "the secret is shown: {secret:?}");
     wait_css(&b, "[data-test=provision-key]").await;
     screenshot(&b, "profile-secret").await;
@@ -196,7 +197,7 @@ async fn credentials_tab_sets_rotates_and_revokes_credentials_and_quarantines_th
         .unwrap();
     click(&b, "[data-test=save-credentials]").await;
     wait_text(&b, "[data-test=mqtt-username]", "pump-7-user").await;
-    let password = text_of(&b, "[data-test=mqtt-password]").await;
+    let password = shown_text(&b, "[data-test=mqtt-password]").await;
     assert!(password.trim().len() >= 16, "{password:?}");
     screenshot(&b, "credentials-mqtt").await;
     click(&b, "[data-test=close-token]").await;
@@ -205,7 +206,7 @@ async fn credentials_tab_sets_rotates_and_revokes_credentials_and_quarantines_th
     // Rotating keeps the user name and issues a new password.
     click(&b, "[data-test=rotate-token]").await;
     click(&b, "[data-test=confirm]").await;
-    let rotated = text_of(&b, "[data-test=mqtt-password]").await;
+    let rotated = shown_text(&b, "[data-test=mqtt-password]").await;
     assert_ne!(rotated, password);
     click(&b, "[data-test=close-token]").await;
 
