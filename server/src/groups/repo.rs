@@ -36,16 +36,9 @@ pub(crate) fn parse_name(name: &str) -> Result<String> {
     Ok(name.to_owned())
 }
 
+/// An optional description: trimmed, empty means none, at most 1,024 characters.
 fn parse_description(d: Option<String>) -> Result<Option<String>> {
-    match d.map(|d| d.trim().to_owned()) {
-        Some(d) if d.chars().count() > 1024 => Err(Error::invalid(
-            "invalid_field",
-            "description",
-            "`description` has at most 1024 characters",
-        )),
-        Some(d) if d.is_empty() => Ok(None),
-        other => Ok(other),
-    }
+    crate::devices::repo::parse_optional(d, "description", 1024)
 }
 
 fn name_taken(name: &str) -> impl FnOnce(DbErr) -> Error + '_ {

@@ -63,16 +63,9 @@ fn parse_name(name: &str) -> Result<String> {
     Ok(name.to_owned())
 }
 
+/// An optional description: trimmed, empty means none, at most 1,024 characters.
 fn parse_description(d: Option<String>) -> Result<Option<String>> {
-    match d.map(|d| d.trim().to_owned()) {
-        Some(d) if d.chars().count() > 1024 => Err(Error::invalid(
-            "invalid_field",
-            "description",
-            "`description` has at most 1024 characters",
-        )),
-        Some(d) if d.is_empty() => Ok(None),
-        other => Ok(other),
-    }
+    crate::devices::repo::parse_optional(d, "description", 1024)
 }
 
 fn parse_timeout(t: Option<u64>) -> Result<Option<i64>> {
