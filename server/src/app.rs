@@ -6,14 +6,12 @@ use std::sync::Arc;
 use sea_orm::DatabaseConnection;
 use stead_api_types::Role as PersonRole;
 
-use std::collections::HashMap;
 
 use stead_api_types::LiveEvent;
 
 use crate::auth::{self, Keys};
 use crate::config::{Config, Role};
 use crate::error::Error;
-use crate::ids::DeviceId;
 use crate::ingress::{Ingress, Sessions};
 use crate::live::LiveStore;
 use crate::live::bus::LiveBus;
@@ -50,6 +48,7 @@ impl AppState {
         let bus = LiveBus::start(&live, sessions.clone()).await?;
         let telemetry = TelemetryStore::start(
             db.clone(),
+            config.telemetry_writers,
             config.telemetry_queue,
             committed_telemetry(live.clone(), bus.clone(), metrics.clone()),
         );
@@ -67,33 +66,28 @@ impl AppState {
     }
 }
 
-type Values = serde_json::Map<String, serde_json::Value>;
-
 /// After each committed batch: latest values into the live state, live events for watched
 /// devices. Runs on the writer's task, so it only spawns.
 fn committed_telemetry(live: LiveStore, bus: LiveBus, metrics: Metrics) -> OnCommit {
-    Arc::new(move |rows: Vec<Row>| {
+    Arc::new(move |rows: Vec<Row>, took: std::time::Duration| {
         metrics.telemetry_rows.inc_by(rows.len() as u64);
         metrics.telemetry_batches.observe(rows.len() as f64);
-        let mut by_device: HashMap<DeviceId, Vec<(i64, Values)>> = HashMap::new();
-        for row in rows {
-            by_device
-                .entry(row.device_id)
-                .or_default()
-                .push((row.ts, row.values));
-        }
+        metrics.telemetry_commit.observe(took.as_secs_f64());
         let (live, bus) = (live.clone(), bus.clone());
         tokio::spawn(async move {
-            for (device, points) in by_device {
-                let refs: Vec<(i64, &serde_json::Map<String, serde_json::Value>)> =
-                    points.iter().map(|(ts, v)| (*ts, v)).collect();
-                if let Err(e) = live.update_latest(device, &refs).await {
-                    tracing::warn!(error = %e, "updating latest values failed");
-                }
-                if bus.is_watched(device) {
-                    for (ts, values) in points {
-                        bus.publish(device, LiveEvent::Telemetry { ts, values });
-                    }
+            let points = rows.iter().map(|r| (r.device_id, r.ts, &r.values));
+            if let Err(e) = live.update_latest(points).await {
+                tracing::warn!(error = %e, "updating latest values failed");
+            }
+            for row in rows {
+                if bus.is_watched(row.device_id) {
+                    bus.publish(
+                        row.device_id,
+                        LiveEvent::Telemetry {
+                            ts: row.ts,
+                            values: row.values,
+                        },
+                    );
                 }
             }
         });

@@ -105,6 +105,8 @@ pub struct Config {
     pub tenant_rate_points: crate::ingress::Rate,
     /// Telemetry write batches queued per writer before producers wait (back-pressure).
     pub telemetry_queue: usize,
+    /// Concurrent telemetry writers (group-commit shards) on PostgreSQL; SQLite has one.
+    pub telemetry_writers: usize,
     /// Days telemetry is kept, unless a tenant says otherwise.
     pub telemetry_retention_days: u32,
     /// Seconds between retention passes (partitions ahead, expired data out).
@@ -152,6 +154,7 @@ impl Default for Config {
             tenant_rate_messages: rate("100000:1"),
             tenant_rate_points: rate("1000000:1"),
             telemetry_queue: 4096,
+            telemetry_writers: 2,
             telemetry_retention_days: 30,
             retention_interval_secs: 3600,
         }
@@ -301,6 +304,9 @@ impl Config {
             || self.mqtt_keep_alive_min_secs > self.mqtt_keep_alive_max_secs
         {
             problems.push("STEAD_MQTT_KEEP_ALIVE_MIN_SECS must be at least 1 and at most STEAD_MQTT_KEEP_ALIVE_MAX_SECS".to_string());
+        }
+        if self.telemetry_writers == 0 || self.telemetry_writers > 64 {
+            problems.push("STEAD_TELEMETRY_WRITERS must be between 1 and 64".to_string());
         }
         if self.telemetry_queue == 0 {
             problems.push("STEAD_TELEMETRY_QUEUE must be at least 1".to_string());

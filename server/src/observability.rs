@@ -97,6 +97,8 @@ pub struct Metrics {
     pub mqtt_rejected: IntCounterVec,
     pub telemetry_rows: prometheus::IntCounter,
     pub telemetry_batches: prometheus::Histogram,
+    pub telemetry_commit: prometheus::Histogram,
+    pub mqtt_publish_stored: prometheus::Histogram,
     pub mqtt_sessions: prometheus::IntGauge,
 }
 
@@ -139,6 +141,24 @@ impl Metrics {
             HistogramOpts::new("telemetry_batch_rows", "Rows per committed telemetry batch")
                 .buckets(vec![1.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2000.0]),
         )?;
+        let telemetry_commit = prometheus::Histogram::with_opts(
+            HistogramOpts::new(
+                "telemetry_commit_seconds",
+                "Time to write and commit one telemetry batch",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0,
+            ]),
+        )?;
+        let mqtt_publish_stored = prometheus::Histogram::with_opts(
+            HistogramOpts::new(
+                "mqtt_publish_stored_seconds",
+                "From a QoS 1 telemetry PUBLISH handed to the device's session to its data committed (then PUBACK)",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0,
+            ]),
+        )?;
         let mqtt_sessions =
             prometheus::IntGauge::new("mqtt_sessions", "Device sessions connected to this node")?;
         registry.register(Box::new(mqtt_sessions.clone()))?;
@@ -149,6 +169,8 @@ impl Metrics {
         registry.register(Box::new(mqtt_rejected.clone()))?;
         registry.register(Box::new(telemetry_rows.clone()))?;
         registry.register(Box::new(telemetry_batches.clone()))?;
+        registry.register(Box::new(telemetry_commit.clone()))?;
+        registry.register(Box::new(mqtt_publish_stored.clone()))?;
         Ok(Metrics {
             registry,
             http_requests,
@@ -158,6 +180,8 @@ impl Metrics {
             mqtt_rejected,
             telemetry_rows,
             telemetry_batches,
+            telemetry_commit,
+            mqtt_publish_stored,
             mqtt_sessions,
         })
     }

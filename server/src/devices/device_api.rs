@@ -213,14 +213,14 @@ async fn poll_rpc(
     // A long-polling device is active: commands that are not persistent may reach it.
     let _ = state
         .live
-        .update_presence(
+        .record_activity(&[(
             device.device_id,
-            crate::live::state::PresenceChange::Activity {
+            crate::live::state::Activity {
                 ts: now_ms(),
                 messages: 0,
                 errors: 0,
             },
-        )
+        )])
         .await;
     match crate::rpc::next_for_http(
         &state,

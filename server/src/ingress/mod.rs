@@ -27,7 +27,7 @@ use crate::app::AppState;
 use crate::devices::credentials::{Denied, MqttLogin, Why, admissible, verify_mqtt_password};
 use crate::devices::repo::DeviceIdentity;
 use crate::ids::TenantId;
-use crate::live::state::{PresenceChange, SessionRef};
+use crate::live::state::{Activity, PresenceChange, SessionRef};
 use crate::tenants::repo::EffectiveLimits;
 use crate::timeline::EventKind;
 
@@ -267,6 +267,9 @@ pub struct Sessions {
     tenant_limiters: Mutex<HashMap<TenantId, Limiter>>,
     /// Devices using the HTTP device API (an MQTT session has its own limiter).
     http_limiters: Mutex<HashMap<crate::ids::DeviceId, Limiter>>,
+    /// What this node's sessions did and the live state does not know yet: written for all of
+    /// them at once, once a second (`run_activity_flusher`), not a round trip per device.
+    activity: Mutex<HashMap<crate::ids::DeviceId, Activity>>,
     /// Where messages for the other nodes go (set when Redis connects the nodes).
     remote: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Control>>,
     /// Wakes the HTTP long-polls of devices waiting for a command, and the callers waiting for
@@ -285,6 +288,7 @@ impl Default for Sessions {
             ),
             tenant_limiters: Mutex::default(),
             http_limiters: Mutex::default(),
+            activity: Mutex::default(),
             remote: std::sync::OnceLock::new(),
             waits: crate::rpc::Waits::default(),
         }
@@ -422,6 +426,40 @@ impl Sessions {
             generation,
         );
         Ok(admissible(found.identity))
+    }
+
+    /// Adds to what the device did since the live state last heard of it.
+    pub fn note_activity(&self, device: crate::ids::DeviceId, activity: Activity) {
+        locked(&self.activity)
+            .entry(device)
+            .or_default()
+            .merge(activity);
+    }
+
+    /// Takes what the device did that is not yet written (a session ending writes it at once).
+    pub fn take_activity(&self, device: crate::ids::DeviceId) -> Activity {
+        locked(&self.activity).remove(&device).unwrap_or_default()
+    }
+
+    /// Writes the noted activity of every device to the live state.
+    pub async fn flush_activity(&self, live: &crate::live::LiveStore) {
+        let batch: Vec<_> = std::mem::take(&mut *locked(&self.activity))
+            .into_iter()
+            .collect();
+        if batch.is_empty() {
+            return;
+        }
+        if let Err(e) = live.record_activity(&batch).await {
+            tracing::warn!(error = %e, devices = batch.len(), "recording device activity failed");
+        }
+    }
+
+    /// Flushes the noted activity once a second, for as long as the ingress runs.
+    pub async fn run_activity_flusher(state: AppState) {
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            state.sessions.flush_activity(&state.live).await;
+        }
     }
 
     /// The tenant-wide limit, counted on this node.
@@ -660,6 +698,7 @@ fn build_server(
 pub struct Ingress {
     stop: Option<std::sync::mpsc::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    flusher: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Ingress {
@@ -668,6 +707,7 @@ impl Ingress {
         listener: std::net::TcpListener,
         tls: Option<(std::net::TcpListener, Arc<rustls::ServerConfig>)>,
     ) -> anyhow::Result<Ingress> {
+        let flusher_state = state.clone();
         let ctx = Arc::new(IngressCtx {
             registry: state.sessions.registry.clone(),
             state,
@@ -714,6 +754,7 @@ impl Ingress {
         Ok(Ingress {
             stop: Some(stop_tx),
             thread: Some(thread),
+            flusher: Some(tokio::spawn(Sessions::run_activity_flusher(flusher_state))),
         })
     }
 
@@ -724,6 +765,9 @@ impl Ingress {
         }
         if let Some(thread) = self.thread.take() {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+        if let Some(flusher) = self.flusher.take() {
+            flusher.abort();
         }
     }
 }

@@ -18,7 +18,7 @@ use crate::devices::credentials::{MqttLogin, Why};
 use crate::devices::repo::DeviceIdentity;
 use crate::ingest;
 pub use crate::ingest::Rejection;
-use crate::live::state::PresenceChange;
+use crate::live::state::{Activity, PresenceChange};
 use crate::telemetry;
 use crate::timeline::{self, EventKind};
 
@@ -483,7 +483,14 @@ impl DeviceSession {
                 )?;
                 let store = &self.ctx.state.telemetry;
                 let result = if wait {
-                    store.write(self.identity.device_id, rows).await
+                    let started = std::time::Instant::now();
+                    let stored = store.write(self.identity.device_id, rows).await;
+                    self.ctx
+                        .state
+                        .metrics
+                        .mqtt_publish_stored
+                        .observe(started.elapsed().as_secs_f64());
+                    stored
                 } else {
                     store
                         .write_unacknowledged(self.identity.device_id, rows)
@@ -594,28 +601,21 @@ impl DeviceSession {
         }
     }
 
-    /// Counts activity and flushes it to the live state at most once a second.
+    /// Counts activity, handing it to the node's once-a-second flush at most once a second (the
+    /// first message of a session at once).
     fn note_activity(&self, now: i64, messages: u64, errors: u64) {
         let (flushed, m, e) = self.activity.get();
         let (m, e) = (m + messages, e + errors);
         if now - flushed >= 1000 {
             self.activity.set((now, 0, 0));
-            let ctx = self.ctx.clone();
-            let device = self.identity.device_id;
-            self.ctx.rt.spawn(async move {
-                let _ = ctx
-                    .state
-                    .live
-                    .update_presence(
-                        device,
-                        PresenceChange::Activity {
-                            ts: now,
-                            messages: m,
-                            errors: e,
-                        },
-                    )
-                    .await;
-            });
+            self.ctx.state.sessions.note_activity(
+                self.identity.device_id,
+                Activity {
+                    ts: now,
+                    messages: m,
+                    errors: e,
+                },
+            );
         } else {
             self.activity.set((flushed, m, e));
         }
@@ -653,15 +653,14 @@ impl Drop for DeviceSession {
         let rt = ctx.rt.clone();
         rt.spawn(async move {
             let live = &ctx.state.live;
+            let mut activity = ctx.state.sessions.take_activity(identity.device_id);
+            activity.merge(Activity {
+                ts: now,
+                messages: m,
+                errors: e,
+            });
             let _ = live
-                .update_presence(
-                    identity.device_id,
-                    PresenceChange::Activity {
-                        ts: now,
-                        messages: m,
-                        errors: e,
-                    },
-                )
+                .record_activity(&[(identity.device_id, activity)])
                 .await;
             // Applies only if no newer session (on any node) took over.
             if let Ok(p) = live

@@ -63,16 +63,28 @@ pub enum PresenceChange {
         reason: DisconnectReason,
         session: SessionRef,
     },
-    Activity {
-        ts: i64,
-        messages: u64,
-        errors: u64,
-    },
     /// Silent for longer than its profile allows: offline with reason "inactive", whatever the
     /// session.
     Inactive {
         ts: i64,
     },
+}
+
+/// What a device did since its activity was last recorded: when it was last heard from, and how
+/// many messages it sent and had refused.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Activity {
+    pub ts: i64,
+    pub messages: u64,
+    pub errors: u64,
+}
+
+impl Activity {
+    pub fn merge(&mut self, other: Activity) {
+        self.ts = self.ts.max(other.ts);
+        self.messages += other.messages;
+        self.errors += other.errors;
+    }
 }
 
 fn apply(p: &mut Presence, change: PresenceChange) {
@@ -86,15 +98,6 @@ fn apply(p: &mut Presence, change: PresenceChange) {
             p.online = false;
             p.last_disconnect = Some(ts);
             p.last_disconnect_reason = Some(reason);
-        }
-        PresenceChange::Activity {
-            ts,
-            messages,
-            errors,
-        } => {
-            p.last_activity = Some(p.last_activity.map_or(ts, |t| t.max(ts)));
-            p.messages += messages;
-            p.errors += errors;
         }
         PresenceChange::Inactive { ts } => {
             p.online = false;
@@ -111,22 +114,34 @@ fn reason_str(reason: DisconnectReason) -> String {
         .unwrap_or_default()
 }
 
-/// `HSET` each key only when its timestamp is at least the stored one. Values are
-/// `{"ts":…,"value":…}` with `ts` first, as `TsValue` serialises.
+/// For each device hash in KEYS, `HSET` each of its keys only when its timestamp is at least the
+/// stored one. ARGV holds, per device in KEYS order, a count of keys followed by that many
+/// (field, ts, value) triples. Values are `{"ts":…,"value":…}` with `ts` first, as `TsValue`
+/// serialises.
 static LATEST_SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
     redis::Script::new(
         r#"
-for i = 1, #ARGV, 3 do
-  local current = redis.call('HGET', KEYS[1], ARGV[i])
-  local stored = current and tonumber(string.match(current, '^{"ts":(%-?%d+)'))
-  if not stored or stored <= tonumber(ARGV[i + 1]) then
-    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2])
+local a = 1
+for k = 1, #KEYS do
+  local n = tonumber(ARGV[a])
+  a = a + 1
+  for i = 1, n do
+    local current = redis.call('HGET', KEYS[k], ARGV[a])
+    local stored = current and tonumber(string.match(current, '^{"ts":(%-?%d+)'))
+    if not stored or stored <= tonumber(ARGV[a + 1]) then
+      redis.call('HSET', KEYS[k], ARGV[a], ARGV[a + 2])
+    end
+    a = a + 3
   end
 end
 return 0
 "#,
     )
 });
+
+/// Devices per `LATEST_SCRIPT` call: one round trip for a whole committed batch, in slices short
+/// enough not to hold Redis up for other clients.
+const LATEST_DEVICES_PER_CALL: usize = 256;
 
 /// Marks the device offline only if the ending session is still the current one.
 static DISCONNECT_SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
@@ -151,20 +166,22 @@ impl RedisStore {
 }
 
 impl LiveStore {
-    /// Records the newest value of each key in `points` (one device's committed points).
-    pub async fn update_latest(
+    /// Records the newest value of each key of each device among `points` (device, timestamp,
+    /// values), typically a whole committed batch: one lock, or one Redis round trip per
+    /// `LATEST_DEVICES_PER_CALL` devices. A value older than the stored one never replaces it.
+    pub async fn update_latest<'a>(
         &self,
-        device: DeviceId,
-        points: &[(i64, &serde_json::Map<String, serde_json::Value>)],
+        points: impl IntoIterator<Item = (DeviceId, i64, &'a serde_json::Map<String, serde_json::Value>)>,
     ) -> anyhow::Result<()> {
-        let mut newest: BTreeMap<&str, TsValue> = BTreeMap::new();
-        for (ts, values) in points {
-            for (key, value) in values.iter() {
-                if newest.get(key.as_str()).is_none_or(|v| v.ts <= *ts) {
-                    newest.insert(
+        let mut newest: BTreeMap<DeviceId, BTreeMap<&str, TsValue>> = BTreeMap::new();
+        for (device, ts, values) in points {
+            let keys = newest.entry(device).or_default();
+            for (key, value) in values {
+                if keys.get(key.as_str()).is_none_or(|v| v.ts <= ts) {
+                    keys.insert(
                         key,
                         TsValue {
-                            ts: *ts,
+                            ts,
                             value: value.clone(),
                         },
                     );
@@ -174,28 +191,31 @@ impl LiveStore {
         match self {
             LiveStore::Memory(m) => {
                 let mut all = lock(&m.state.latest);
-                let entry = all.entry(device).or_default();
-                for (key, v) in newest {
-                    if entry.get(key).is_none_or(|old| old.ts <= v.ts) {
-                        entry.insert(key.to_owned(), v);
+                for (device, keys) in newest {
+                    let entry = all.entry(device).or_default();
+                    for (key, v) in keys {
+                        if entry.get(key).is_none_or(|old| old.ts <= v.ts) {
+                            entry.insert(key.to_owned(), v);
+                        }
                     }
                 }
                 Ok(())
             }
             LiveStore::Redis(r) => {
-                if newest.is_empty() {
-                    return Ok(());
+                let devices: Vec<_> = newest.into_iter().filter(|(_, k)| !k.is_empty()).collect();
+                for slice in devices.chunks(LATEST_DEVICES_PER_CALL) {
+                    let mut invocation = LATEST_SCRIPT.prepare_invoke();
+                    for (device, keys) in slice {
+                        invocation.key(r.latest_key(*device)).arg(keys.len());
+                        for (key, v) in keys {
+                            invocation
+                                .arg(*key)
+                                .arg(v.ts)
+                                .arg(serde_json::to_string(v).unwrap_or_default());
+                        }
+                    }
+                    let _: () = invocation.invoke_async(&mut r.conn.clone()).await?;
                 }
-                // Compare and set in one step on the server: a point that arrives late (an older
-                // timestamp) must not replace a newer value, whichever node wrote it.
-                let mut invocation = LATEST_SCRIPT.key(r.latest_key(device));
-                for (key, v) in newest {
-                    invocation
-                        .arg(key)
-                        .arg(v.ts)
-                        .arg(serde_json::to_string(&v).unwrap_or_default());
-                }
-                let _: () = invocation.invoke_async(&mut r.conn.clone()).await?;
                 Ok(())
             }
         }
@@ -264,15 +284,6 @@ impl LiveStore {
                         // (An empty pipeline below would answer an error.)
                         return self.presence(device).await;
                     }
-                    PresenceChange::Activity {
-                        ts,
-                        messages,
-                        errors,
-                    } => {
-                        pipe.hset(&key, "last_activity", ts)
-                            .hincr(&key, "messages", messages)
-                            .hincr(&key, "errors", errors);
-                    }
                     PresenceChange::Inactive { ts } => {
                         pipe.hset(&key, "online", 0)
                             .hset(&key, "last_disconnect", ts)
@@ -285,6 +296,42 @@ impl LiveStore {
                 }
                 let _: () = pipe.query_async(&mut r.conn.clone()).await?;
                 self.presence(device).await
+            }
+        }
+    }
+
+    /// Adds the activity of many devices to their presence: one lock, or one Redis round trip
+    /// per 1,000 devices (nodes flush their sessions' activity together, once a second).
+    pub async fn record_activity(&self, batch: &[(DeviceId, Activity)]) -> anyhow::Result<()> {
+        match self {
+            LiveStore::Memory(m) => {
+                let mut all = lock(&m.state.presence);
+                for &(device, a) in batch {
+                    let (p, _) = all
+                        .entry(device)
+                        .or_insert_with(|| (empty_presence(), None));
+                    p.last_activity = Some(p.last_activity.map_or(a.ts, |t| t.max(a.ts)));
+                    p.messages += a.messages;
+                    p.errors += a.errors;
+                }
+                Ok(())
+            }
+            LiveStore::Redis(r) => {
+                for slice in batch.chunks(1000) {
+                    let mut pipe = redis::pipe();
+                    for &(device, a) in slice {
+                        let key = r.presence_key(device);
+                        pipe.hset(&key, "last_activity", a.ts).ignore();
+                        if a.messages > 0 {
+                            pipe.hincr(&key, "messages", a.messages).ignore();
+                        }
+                        if a.errors > 0 {
+                            pipe.hincr(&key, "errors", a.errors).ignore();
+                        }
+                    }
+                    let _: () = pipe.query_async(&mut r.conn.clone()).await?;
+                }
+                Ok(())
             }
         }
     }

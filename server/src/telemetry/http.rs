@@ -80,9 +80,10 @@ async fn latest_values(
             .into_iter()
             .map(|(key, v)| (v.ts, std::iter::once((key, v.value)).collect()))
             .collect();
-        let refs: Vec<(i64, &serde_json::Map<String, serde_json::Value>)> =
-            points.iter().map(|(ts, m)| (*ts, m)).collect();
-        state.live.update_latest(device, &refs).await?;
+        state
+            .live
+            .update_latest(points.iter().map(|(ts, m)| (device, *ts, m)))
+            .await?;
         state.telemetry.mark_warm(device);
     }
     Ok(state.live.latest(device).await?)

@@ -48,8 +48,9 @@ struct Job {
     done: Option<oneshot::Sender<Result<(), StoreError>>>,
 }
 
-/// Called with every committed batch (live state, fan-out). Must not block.
-pub type OnCommit = Arc<dyn Fn(Vec<Row>) + Send + Sync>;
+/// Called with every committed batch and the time its write took (live state, fan-out,
+/// metrics). Must not block.
+pub type OnCommit = Arc<dyn Fn(Vec<Row>, std::time::Duration) + Send + Sync>;
 
 /// The handle producers write through. Cheap to clone.
 #[derive(Clone)]
@@ -60,15 +61,16 @@ pub struct TelemetryStore {
 }
 
 impl TelemetryStore {
-    /// Starts the writer shards on the current runtime. PostgreSQL commits several batches at
-    /// once; SQLite has a single writer anyway.
+    /// Starts the writer shards on the current runtime. PostgreSQL commits `writers` batches
+    /// at once; SQLite has a single writer anyway.
     pub fn start(
         db: DatabaseConnection,
+        writers: usize,
         queue_per_shard: usize,
         on_commit: OnCommit,
     ) -> TelemetryStore {
         let shards = match db.get_database_backend() {
-            DatabaseBackend::Postgres => 4,
+            DatabaseBackend::Postgres => writers.max(1),
             _ => 1,
         };
         let mut senders = Vec::with_capacity(shards);
@@ -163,13 +165,7 @@ async fn writer(
         }
         let outcome = match result {
             Ok(()) => {
-                tracing::trace!(
-                    shard,
-                    rows = rows.len(),
-                    ms = started.elapsed().as_millis() as u64,
-                    "batch committed"
-                );
-                on_commit(rows);
+                on_commit(rows, started.elapsed());
                 Ok(())
             }
             Err(e) => {

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Telemetry throughput and PUBACK latency against a real Stead on PostgreSQL + Redis.
+#
+#   e2e/bench/throughput.sh [BIN_DIR] [-- LOADGEN ARGS...]      (BIN_DIR default: target/release)
+#
+# Starts `stead serve` (release) on a fresh PostgreSQL database and Redis prefix, creates a
+# tenant and 1,000 devices, then runs one `stead-e2e loadgen` per load given in LOADS (a space-
+# separated list of per-device rates, `0` meaning flat out; default "0"), each for DURATION
+# seconds (default 60), at QoS 1 with --verify. After each run it prints the loadgen's summary
+# and the CPU seconds spent meanwhile by the server, PostgreSQL (all its processes) and Redis.
+#
+#   LOADS="10 30 50 0" DURATION=30 e2e/bench/throughput.sh
+#
+# Extra loadgen arguments after `--` (for example `--inflight 4` or `--v5`) apply to every run.
+# STEAD_TEST_PG_URL / STEAD_TEST_REDIS_URL override the service addresses.
+set -euo pipefail
+
+BIN=${CARGO_TARGET_DIR:-target}/release
+if [[ $# -gt 0 && $1 != -- ]]; then BIN=$1; shift; fi
+[[ ${1:-} == -- ]] && shift
+EXTRA=("$@")
+DEVICES=${DEVICES:-1000}
+LOADS=${LOADS:-0}
+DURATION=${DURATION:-60}
+PG=${STEAD_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432}
+REDIS=${STEAD_TEST_REDIS_URL:-redis://127.0.0.1:6379}
+DB=stead_bench_$RANDOM$RANDOM
+WORK=$(mktemp -d)
+HTTP=127.0.0.1:18180
+MQTT=127.0.0.1:18883
+ADMIN_PW=bench-admin-password-1
+ulimit -n "$(ulimit -Hn)"
+
+psql "$PG/postgres" -qc "CREATE DATABASE $DB"
+cleanup() {
+  [[ -n ${SERVER:-} ]] && kill "$SERVER" 2>/dev/null && wait "$SERVER" 2>/dev/null
+  psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
+  redis-cli -u "$REDIS" --scan --pattern "bench-$DB:*" | xargs -r -n 500 redis-cli -u "$REDIS" del >/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# Limits far above the load: this measures the hot path, not the rate limiter.
+STEAD_DATABASE_URL=$PG/$DB STEAD_REDIS_URL=$REDIS STEAD_REDIS_PREFIX="bench-$DB:" \
+STEAD_HTTP_ADDR=$HTTP STEAD_MQTT_ADDR=$MQTT STEAD_DATA_DIR=$WORK/data STEAD_LOG=warn \
+STEAD_TENANT_RATE_MESSAGES=1000000:1 STEAD_TENANT_RATE_POINTS=10000000:1 \
+STEAD_BOOTSTRAP_ADMIN_EMAIL=admin@bench.local STEAD_BOOTSTRAP_ADMIN_PASSWORD=$ADMIN_PW \
+  "$BIN/stead" serve >"$WORK/server.log" 2>&1 &
+SERVER=$!
+for _ in $(seq 100); do curl -sf "http://$HTTP/readyz" >/dev/null && break; sleep 0.2; done
+
+api() { curl -sf -H 'content-type: application/json' "$@"; }
+token=$(api -d "{\"email\":\"admin@bench.local\",\"password\":\"$ADMIN_PW\"}" "http://$HTTP/api/v1/auth/login" |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+api -H "authorization: Bearer $token" "http://$HTTP/api/v1/tenants" \
+  -d '{"name":"Bench","admin_email":"boss@bench.example","admin_password":"bench-tenant-password"}' >/dev/null
+
+# CPU seconds (user + system) of the given processes so far.
+cpu() {
+  local hz total=0 pid
+  hz=$(getconf CLK_TCK)
+  for pid in "$@"; do
+    [[ -r /proc/$pid/stat ]] || continue
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+  done
+  python3 -c "print(round($total / $hz, 1))"
+}
+procs() { pgrep -x "$1" | tr '\n' ' '; }
+# Sums and counts of the server's telemetry batch histograms, as "rows_sum rows_count commit_sum".
+batches() {
+  curl -sf "http://$HTTP/metrics" | awk '
+    /^stead_telemetry_batch_rows_sum/ {rs=$2} /^stead_telemetry_batch_rows_count/ {rc=$2}
+    /^stead_telemetry_commit_seconds_sum/ {cs=$2}
+    /^stead_mqtt_publish_stored_seconds_sum/ {ps=$2} /^stead_mqtt_publish_stored_seconds_count/ {pc=$2}
+    END {print rs+0, rc+0, cs+0, ps+0, pc+0}'
+}
+
+loadgen() {
+  "$BIN/stead-e2e" loadgen --api "http://$HTTP" --email boss@bench.example --password bench-tenant-password \
+    --mqtt "$MQTT" --qos 1 --connect-concurrency 100 "$@"
+}
+
+echo "stead at $HTTP / $MQTT, PostgreSQL database $DB, $DEVICES devices, loads: $LOADS (per-device msg/s, 0 = flat out)"
+loadgen --devices "$DEVICES" --write-tokens "$WORK/tokens.txt" --rate 1 --duration 1 >/dev/null 2>"$WORK/create.err"
+grep -E '^created ' "$WORK/create.err" || true
+
+for rate in $LOADS; do
+  pg=$(procs postgres) rd=$(procs redis-server)
+  s0=$(cpu "$SERVER") p0=$(cpu $pg) r0=$(cpu $rd) b0=$(batches)
+  loadgen --token-file "$WORK/tokens.txt" --rate "$rate" --duration "$DURATION" --verify "${EXTRA[@]}" \
+    >"$WORK/run.out" 2>"$WORK/run.err" || echo "(loadgen exited with an error; see below)"
+  s1=$(cpu "$SERVER") p1=$(cpu $pg) r1=$(cpu $rd) b1=$(batches)
+  echo "== per-device rate $rate (0 = flat out), ${DURATION} s ${EXTRA[*]}"
+  grep -vE '^\{' "$WORK/run.out" | tail -n 12
+  grep -E 'error|failed' "$WORK/run.err" | tail -n 5 || true
+  python3 - "$b0" "$b1" <<'PY'
+import sys
+(r0, n0, c0, s0, p0), (r1, n1, c1, s1, p1) = (map(float, a.split()) for a in sys.argv[1:3])
+n = max(n1 - n0, 1)
+print(f"telemetry batches: {n1 - n0:.0f}, {(r1 - r0) / n:.1f} rows and {(c1 - c0) / n * 1000:.2f} ms to commit on average;"
+      f" QoS 1 publish handed to the session until stored: {(s1 - s0) / max(p1 - p0, 1) * 1000:.2f} ms on average")
+PY
+  echo "CPU seconds during the run: stead $(python3 -c "print(round($s1 - $s0, 1))"), postgres $(python3 -c "print(round($p1 - $p0, 1))"), redis $(python3 -c "print(round($r1 - $r0, 1))")"
+done
