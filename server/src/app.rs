@@ -6,7 +6,6 @@ use std::sync::Arc;
 use sea_orm::DatabaseConnection;
 use stead_api_types::Role as PersonRole;
 
-
 use stead_api_types::LiveEvent;
 
 use crate::auth::{self, Keys};

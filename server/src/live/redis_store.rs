@@ -14,7 +14,13 @@ pub struct RedisStore {
 
 impl RedisStore {
     pub async fn connect(url: &str, prefix: &str) -> anyhow::Result<RedisStore> {
-        let client = redis::Client::open(url)
+        use redis::IntoConnectionInfo as _;
+        let info = url
+            .into_connection_info()
+            .map_err(|e| anyhow::anyhow!("STEAD_REDIS_URL is not a valid Redis URL: {e}"))?
+            // Nagle off: a large pipeline must not wait for Redis's delayed ACK.
+            .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
+        let client = redis::Client::open(info)
             .map_err(|e| anyhow::anyhow!("STEAD_REDIS_URL is not a valid Redis URL: {e}"))?;
         // One direct attempt first: a refused connection is reported at once, not after the
         // connection manager's retries.

@@ -171,7 +171,13 @@ impl LiveStore {
     /// `LATEST_DEVICES_PER_CALL` devices. A value older than the stored one never replaces it.
     pub async fn update_latest<'a>(
         &self,
-        points: impl IntoIterator<Item = (DeviceId, i64, &'a serde_json::Map<String, serde_json::Value>)>,
+        points: impl IntoIterator<
+            Item = (
+                DeviceId,
+                i64,
+                &'a serde_json::Map<String, serde_json::Value>,
+            ),
+        >,
     ) -> anyhow::Result<()> {
         let mut newest: BTreeMap<DeviceId, BTreeMap<&str, TsValue>> = BTreeMap::new();
         for (device, ts, values) in points {
