@@ -536,6 +536,30 @@ async fn keep_alive_timeout_and_take_over(backend: Backend) {
                 .any(|e| e.kind == "disconnected" && e.data["reason"] == "taken_over")
     })
     .await;
+
+    // A connected device's activity reaches its presence while the session lasts (each node
+    // flushes its sessions' activity once a second), not only when it ends.
+    let before = presence(c, id).await;
+    for n in 0..3 {
+        second
+            .publish(
+                "v1/devices/me/telemetry",
+                format!(r#"{{"counted":{n}}}"#).as_bytes(),
+                Some(1),
+            )
+            .await;
+        assert_eq!(
+            second.read(Duration::from_secs(5)).await.map(|p| p.0),
+            Some(PUBACK)
+        );
+    }
+    eventually("messages counted while connected", || async {
+        let p = presence(c, id).await;
+        p.online
+            && p.messages >= before.messages + 3
+            && p.last_activity > before.last_activity
+    })
+    .await;
 }
 
 async fn revocation_ends_sessions_at_once(backend: Backend) {
