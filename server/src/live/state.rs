@@ -391,3 +391,115 @@ fn presence_from_hash(raw: &HashMap<String, String>) -> Presence {
         errors: num("errors").unwrap_or(0).max(0) as u64,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(v: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    /// Latest values of several devices written in one call (one Redis script call): devices
+    /// with different numbers of keys, several points of one device, and a late point that must
+    /// not replace a newer value; then the same devices' activity.
+    async fn latest_and_activity(store: LiveStore) -> [DeviceId; 3] {
+        let (a, b, c) = (
+            DeviceId(uuid::Uuid::new_v4()),
+            DeviceId(uuid::Uuid::new_v4()),
+            DeviceId(uuid::Uuid::new_v4()),
+        );
+        let first = [
+            (a, 100, values(serde_json::json!({"t": 1, "h": 2, "p": 3}))),
+            (b, 100, values(serde_json::json!({"x": "one"}))),
+            (a, 200, values(serde_json::json!({"t": 10}))),
+            (c, 50, values(serde_json::json!({"on": true, "cfg": {"k": 1}}))),
+        ];
+        store
+            .update_latest(first.iter().map(|(d, ts, v)| (*d, *ts, v)))
+            .await
+            .unwrap();
+        let late = [
+            (a, 150, values(serde_json::json!({"t": 5, "h": 20}))),
+            (b, 300, values(serde_json::json!({"x": "two"}))),
+        ];
+        store
+            .update_latest(late.iter().map(|(d, ts, v)| (*d, *ts, v)))
+            .await
+            .unwrap();
+
+        let got = |m: &BTreeMap<String, TsValue>| -> Vec<(String, i64, serde_json::Value)> {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.ts, v.value.clone()))
+                .collect()
+        };
+        let json = serde_json::json!;
+        assert_eq!(
+            got(&store.latest(a).await.unwrap()),
+            vec![
+                ("h".to_owned(), 150, json!(20)),
+                ("p".to_owned(), 100, json!(3)),
+                ("t".to_owned(), 200, json!(10)),
+            ],
+            "the newest point per key wins, whatever the order of arrival"
+        );
+        assert_eq!(
+            got(&store.latest(b).await.unwrap()),
+            vec![("x".to_owned(), 300, json!("two"))]
+        );
+        assert_eq!(
+            got(&store.latest(c).await.unwrap()),
+            vec![
+                ("cfg".to_owned(), 50, json!({"k": 1})),
+                ("on".to_owned(), 50, json!(true)),
+            ]
+        );
+
+        let activity = |ts, messages, errors| Activity {
+            ts,
+            messages,
+            errors,
+        };
+        store
+            .record_activity(&[(a, activity(1_000, 3, 1)), (b, activity(2_000, 5, 0))])
+            .await
+            .unwrap();
+        store
+            .record_activity(&[(a, activity(3_000, 2, 0))])
+            .await
+            .unwrap();
+        let presence = store.presence_of(&[a, b, c]).await.unwrap();
+        let summary: Vec<_> = presence
+            .iter()
+            .map(|p| (p.last_activity, p.messages, p.errors))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![(Some(3_000), 5, 1), (Some(2_000), 5, 0), (None, 0, 0)]
+        );
+        [a, b, c]
+    }
+
+    #[tokio::test]
+    async fn memory_store_keeps_the_newest_values_and_counts_activity() {
+        latest_and_activity(LiveStore::Memory(Default::default())).await;
+    }
+
+    #[tokio::test]
+    async fn redis_store_keeps_the_newest_values_and_counts_activity() {
+        let url = std::env::var("STEAD_TEST_REDIS_URL")
+            .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+        let prefix = format!("test-live-{}:", uuid::Uuid::new_v4().simple());
+        let store = RedisStore::connect(&url, &prefix)
+            .await
+            .expect("Redis is required for this test (STEAD_TEST_REDIS_URL)");
+        let devices = latest_and_activity(LiveStore::Redis(store.clone())).await;
+        let keys: Vec<String> = devices
+            .iter()
+            .flat_map(|d| [store.latest_key(*d), store.presence_key(*d)])
+            .collect();
+        let _: () = redis::AsyncCommands::del(&mut store.conn.clone(), keys)
+            .await
+            .unwrap();
+    }
+}
