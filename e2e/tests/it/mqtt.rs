@@ -555,9 +555,7 @@ async fn keep_alive_timeout_and_take_over(backend: Backend) {
     }
     eventually("messages counted while connected", || async {
         let p = presence(c, id).await;
-        p.online
-            && p.messages >= before.messages + 3
-            && p.last_activity > before.last_activity
+        p.online && p.messages >= before.messages + 3 && p.last_activity > before.last_activity
     })
     .await;
 }

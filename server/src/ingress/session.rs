@@ -357,7 +357,6 @@ pub struct DeviceSession {
     pub subs: Rc<Subscriptions>,
     limiter: RefCell<Limiter>,
     rejections: Cell<(i64, u32)>,
-    activity: Cell<(i64, u64, u64)>,
 }
 
 impl DeviceSession {
@@ -382,7 +381,6 @@ impl DeviceSession {
             subs: Rc::default(),
             limiter: RefCell::new(limiter),
             rejections: Cell::new((0, 0)),
-            activity: Cell::new((0, 0, 0)),
         }
     }
 
@@ -601,24 +599,16 @@ impl DeviceSession {
         }
     }
 
-    /// Counts activity, handing it to the node's once-a-second flush at most once a second (the
-    /// first message of a session at once).
+    /// Counts activity into the node's tally, which the live state gets once a second.
     fn note_activity(&self, now: i64, messages: u64, errors: u64) {
-        let (flushed, m, e) = self.activity.get();
-        let (m, e) = (m + messages, e + errors);
-        if now - flushed >= 1000 {
-            self.activity.set((now, 0, 0));
-            self.ctx.state.sessions.note_activity(
-                self.identity.device_id,
-                Activity {
-                    ts: now,
-                    messages: m,
-                    errors: e,
-                },
-            );
-        } else {
-            self.activity.set((flushed, m, e));
-        }
+        self.ctx.state.sessions.note_activity(
+            self.identity.device_id,
+            Activity {
+                ts: now,
+                messages,
+                errors,
+            },
+        );
     }
 }
 
@@ -633,7 +623,6 @@ impl Drop for DeviceSession {
         let ctx = self.ctx.clone();
         let identity = self.identity.clone();
         let conn_id = self.conn_id;
-        let (_, m, e) = self.activity.get();
         let will = if matches!(reason, DisconnectReason::ClientDisconnect) {
             None
         } else {
@@ -653,11 +642,12 @@ impl Drop for DeviceSession {
         let rt = ctx.rt.clone();
         rt.spawn(async move {
             let live = &ctx.state.live;
+            // What the session did since the last flush, written before it is marked offline.
             let mut activity = ctx.state.sessions.take_activity(identity.device_id);
             activity.merge(Activity {
                 ts: now,
-                messages: m,
-                errors: e,
+                messages: 0,
+                errors: 0,
             });
             let _ = live
                 .record_activity(&[(identity.device_id, activity)])

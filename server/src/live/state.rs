@@ -395,6 +395,7 @@ fn presence_from_hash(raw: &HashMap<String, String>) -> Presence {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn values(v: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
         v.as_object().cloned().unwrap_or_default()
@@ -410,18 +411,18 @@ mod tests {
             DeviceId(uuid::Uuid::new_v4()),
         );
         let first = [
-            (a, 100, values(serde_json::json!({"t": 1, "h": 2, "p": 3}))),
-            (b, 100, values(serde_json::json!({"x": "one"}))),
-            (a, 200, values(serde_json::json!({"t": 10}))),
-            (c, 50, values(serde_json::json!({"on": true, "cfg": {"k": 1}}))),
+            (a, 100, values(json!({"t": 1, "h": 2, "p": 3}))),
+            (b, 100, values(json!({"x": "one"}))),
+            (a, 200, values(json!({"t": 10}))),
+            (c, 50, values(json!({"on": true, "cfg": {"k": 1}}))),
         ];
         store
             .update_latest(first.iter().map(|(d, ts, v)| (*d, *ts, v)))
             .await
             .unwrap();
         let late = [
-            (a, 150, values(serde_json::json!({"t": 5, "h": 20}))),
-            (b, 300, values(serde_json::json!({"x": "two"}))),
+            (a, 150, values(json!({"t": 5, "h": 20}))),
+            (b, 300, values(json!({"x": "two"}))),
         ];
         store
             .update_latest(late.iter().map(|(d, ts, v)| (*d, *ts, v)))
@@ -433,7 +434,6 @@ mod tests {
                 .map(|(k, v)| (k.clone(), v.ts, v.value.clone()))
                 .collect()
         };
-        let json = serde_json::json!;
         assert_eq!(
             got(&store.latest(a).await.unwrap()),
             vec![
