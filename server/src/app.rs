@@ -14,6 +14,7 @@ use crate::error::Error;
 use crate::ingress::{Ingress, Sessions};
 use crate::live::LiveStore;
 use crate::live::bus::LiveBus;
+use crate::live::state::LatestWriter;
 use crate::observability::Metrics;
 use crate::telemetry::{OnCommit, Row, TelemetryStore};
 use crate::timeline::TimelineWriter;
@@ -49,7 +50,11 @@ impl AppState {
             db.clone(),
             config.telemetry_writers,
             config.telemetry_queue,
-            committed_telemetry(live.clone(), bus.clone(), metrics.clone()),
+            committed_telemetry(
+                LatestWriter::start(live.clone()),
+                bus.clone(),
+                metrics.clone(),
+            ),
         );
         Ok(AppState {
             timeline: TimelineWriter::start(db.clone()),
@@ -65,31 +70,25 @@ impl AppState {
     }
 }
 
-/// After each committed batch: latest values into the live state, live events for watched
-/// devices. Runs on the writer's task, so it only spawns.
-fn committed_telemetry(live: LiveStore, bus: LiveBus, metrics: Metrics) -> OnCommit {
+/// After each committed batch: latest values on their way to the live state, live events for
+/// watched devices. Runs on the writer's task, so it must not block.
+fn committed_telemetry(latest: LatestWriter, bus: LiveBus, metrics: Metrics) -> OnCommit {
     Arc::new(move |rows: Vec<Row>, took: std::time::Duration| {
         metrics.telemetry_rows.inc_by(rows.len() as u64);
         metrics.telemetry_batches.observe(rows.len() as f64);
         metrics.telemetry_commit.observe(took.as_secs_f64());
-        let (live, bus) = (live.clone(), bus.clone());
-        tokio::spawn(async move {
-            let points = rows.iter().map(|r| (r.device_id, r.ts, &r.values));
-            if let Err(e) = live.update_latest(points).await {
-                tracing::warn!(error = %e, "updating latest values failed");
+        latest.add(rows.iter().map(|r| (r.device_id, r.ts, &r.values)));
+        for row in rows {
+            if bus.is_watched(row.device_id) {
+                bus.publish(
+                    row.device_id,
+                    LiveEvent::Telemetry {
+                        ts: row.ts,
+                        values: row.values,
+                    },
+                );
             }
-            for row in rows {
-                if bus.is_watched(row.device_id) {
-                    bus.publish(
-                        row.device_id,
-                        LiveEvent::Telemetry {
-                            ts: row.ts,
-                            values: row.values,
-                        },
-                    );
-                }
-            }
-        });
+        }
     })
 }
 

@@ -165,11 +165,75 @@ impl RedisStore {
     }
 }
 
-impl LiveStore {
-    /// Records the newest value of each key of each device among `points` (device, timestamp,
-    /// values), typically a whole committed batch: one lock, or one Redis round trip per
-    /// `LATEST_DEVICES_PER_CALL` devices. A value older than the stored one never replaces it.
-    pub async fn update_latest<'a>(
+/// The newest value of each key, per device.
+pub type Newest = HashMap<DeviceId, BTreeMap<String, TsValue>>;
+
+/// Merges points (device, timestamp, values) into `newest`, keeping the greatest timestamp of
+/// each key.
+pub fn merge_newest<'a>(
+    newest: &mut Newest,
+    points: impl IntoIterator<
+        Item = (
+            DeviceId,
+            i64,
+            &'a serde_json::Map<String, serde_json::Value>,
+        ),
+    >,
+) {
+    for (device, ts, values) in points {
+        let keys = newest.entry(device).or_default();
+        for (key, value) in values {
+            if keys.get(key).is_none_or(|v| v.ts <= ts) {
+                keys.insert(
+                    key.clone(),
+                    TsValue {
+                        ts,
+                        value: value.clone(),
+                    },
+                );
+            }
+        }
+    }
+}
+
+/// How long committed values may wait before they reach the live state. At tens of messages
+/// per device per second, writing each device once per interval instead of once per message
+/// saves most of the live state's work; the live view does not wait (its events go out as each
+/// batch commits).
+const LATEST_FLUSH: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Latest values on their way to the live state: merged as telemetry commits, written every
+/// `LATEST_FLUSH`.
+#[derive(Clone)]
+pub struct LatestWriter {
+    pending: Arc<Mutex<Newest>>,
+}
+
+impl LatestWriter {
+    /// Starts the flush on the current runtime.
+    pub fn start(live: LiveStore) -> LatestWriter {
+        let pending: Arc<Mutex<Newest>> = Arc::default();
+        let writer = LatestWriter {
+            pending: pending.clone(),
+        };
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(LATEST_FLUSH);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let newest = std::mem::take(&mut *lock(&pending));
+                if newest.is_empty() {
+                    continue;
+                }
+                if let Err(e) = live.update_latest(newest).await {
+                    tracing::warn!(error = %e, "updating latest values failed");
+                }
+            }
+        });
+        writer
+    }
+
+    pub fn add<'a>(
         &self,
         points: impl IntoIterator<
             Item = (
@@ -178,30 +242,24 @@ impl LiveStore {
                 &'a serde_json::Map<String, serde_json::Value>,
             ),
         >,
-    ) -> anyhow::Result<()> {
-        let mut newest: BTreeMap<DeviceId, BTreeMap<&str, TsValue>> = BTreeMap::new();
-        for (device, ts, values) in points {
-            let keys = newest.entry(device).or_default();
-            for (key, value) in values {
-                if keys.get(key.as_str()).is_none_or(|v| v.ts <= ts) {
-                    keys.insert(
-                        key,
-                        TsValue {
-                            ts,
-                            value: value.clone(),
-                        },
-                    );
-                }
-            }
-        }
+    ) {
+        merge_newest(&mut lock(&self.pending), points);
+    }
+}
+
+impl LiveStore {
+    /// Records the newest value of each key of each device: one lock, or one Redis round trip
+    /// per `LATEST_DEVICES_PER_CALL` devices. A value older than the stored one never replaces
+    /// it, whichever node wrote that.
+    pub async fn update_latest(&self, newest: Newest) -> anyhow::Result<()> {
         match self {
             LiveStore::Memory(m) => {
                 let mut all = lock(&m.state.latest);
                 for (device, keys) in newest {
                     let entry = all.entry(device).or_default();
                     for (key, v) in keys {
-                        if entry.get(key).is_none_or(|old| old.ts <= v.ts) {
-                            entry.insert(key.to_owned(), v);
+                        if entry.get(&key).is_none_or(|old| old.ts <= v.ts) {
+                            entry.insert(key, v);
                         }
                     }
                 }
@@ -215,7 +273,7 @@ impl LiveStore {
                         invocation.key(r.latest_key(*device)).arg(keys.len());
                         for (key, v) in keys {
                             invocation
-                                .arg(*key)
+                                .arg(key)
                                 .arg(v.ts)
                                 .arg(serde_json::to_string(v).unwrap_or_default());
                         }
@@ -416,18 +474,16 @@ mod tests {
             (a, 200, values(json!({"t": 10}))),
             (c, 50, values(json!({"on": true, "cfg": {"k": 1}}))),
         ];
-        store
-            .update_latest(first.iter().map(|(d, ts, v)| (*d, *ts, v)))
-            .await
-            .unwrap();
+        let mut newest = Newest::new();
+        merge_newest(&mut newest, first.iter().map(|(d, ts, v)| (*d, *ts, v)));
+        store.update_latest(newest).await.unwrap();
         let late = [
             (a, 150, values(json!({"t": 5, "h": 20}))),
             (b, 300, values(json!({"x": "two"}))),
         ];
-        store
-            .update_latest(late.iter().map(|(d, ts, v)| (*d, *ts, v)))
-            .await
-            .unwrap();
+        let mut newest = Newest::new();
+        merge_newest(&mut newest, late.iter().map(|(d, ts, v)| (*d, *ts, v)));
+        store.update_latest(newest).await.unwrap();
 
         let got = |m: &BTreeMap<String, TsValue>| -> Vec<(String, i64, serde_json::Value)> {
             m.iter()

@@ -80,10 +80,12 @@ async fn latest_values(
             .into_iter()
             .map(|(key, v)| (v.ts, std::iter::once((key, v.value)).collect()))
             .collect();
-        state
-            .live
-            .update_latest(points.iter().map(|(ts, m)| (device, *ts, m)))
-            .await?;
+        let mut newest = crate::live::state::Newest::new();
+        crate::live::state::merge_newest(
+            &mut newest,
+            points.iter().map(|(ts, m)| (device, *ts, m)),
+        );
+        state.live.update_latest(newest).await?;
         state.telemetry.mark_warm(device);
     }
     Ok(state.live.latest(device).await?)
