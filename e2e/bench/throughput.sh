@@ -12,6 +12,9 @@
 #   LOADS="10 30 50 0" DURATION=30 e2e/bench/throughput.sh
 #
 # Extra loadgen arguments after `--` (for example `--inflight 4` or `--v5`) apply to every run.
+# PROBE=1 also measures publish → live-view latency during each run: a probe device publishes
+# ten messages a second while e2e/python/live_latency.py watches its live stream (needs paho-mqtt
+# and requests, as in e2e/python/requirements.txt). DEVICES (default 1000) sets the fleet size.
 # STEAD_TEST_PG_URL / STEAD_TEST_REDIS_URL override the service addresses.
 set -euo pipefail
 
@@ -84,7 +87,21 @@ echo "stead at $HTTP / $MQTT, PostgreSQL database $DB, $DEVICES devices, loads: 
 loadgen --devices "$DEVICES" --write-tokens "$WORK/tokens.txt" --rate 1 --duration 1 >/dev/null 2>"$WORK/create.err"
 grep -E '^created ' "$WORK/create.err" || true
 
+if [[ -n ${PROBE:-} ]]; then
+  jwt=$(api -d '{"email":"boss@bench.example","password":"bench-tenant-password"}' "http://$HTTP/api/v1/auth/login" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+  read -r probe_id probe_token < <(api -H "authorization: Bearer $jwt" "http://$HTTP/api/v1/devices" -d '{"name":"live-probe"}' |
+    python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["device"]["id"], d["access_token"])')
+fi
+
 for rate in $LOADS; do
+  if [[ -n ${PROBE:-} ]]; then
+    # Starts once the fleet is connected and publishing; ends before the run does.
+    (sleep 5 && python3 "$(dirname "$0")/../python/live_latency.py" --api "http://$HTTP" --mqtt-port "${MQTT##*:}" \
+      --access-token "$jwt" --device-id "$probe_id" --device-token "$probe_token" \
+      --count $(( (DURATION - 10) * 10 )) --interval 0.1 >"$WORK/probe.out" 2>&1) &
+    prober=$!
+  fi
   pg=$(procs postgres) rd=$(procs redis-server)
   s0=$(cpu "$SERVER") p0=$(cpu $pg) r0=$(cpu $rd) b0=$(batches)
   loadgen --token-file "$WORK/tokens.txt" --rate "$rate" --duration "$DURATION" --verify "${EXTRA[@]}" \
@@ -100,5 +117,10 @@ n = max(n1 - n0, 1)
 print(f"telemetry batches: {n1 - n0:.0f}, {(r1 - r0) / n:.1f} rows and {(c1 - c0) / n * 1000:.2f} ms to commit on average;"
       f" QoS 1 publish handed to the session until stored: {(s1 - s0) / max(p1 - p0, 1) * 1000:.2f} ms on average")
 PY
+  if [[ -n ${PROBE:-} ]]; then
+    wait "$prober" || true
+    echo "publish → live view (probe device, ms): $(tail -n 1 "$WORK/probe.out")"
+  fi
+  echo "server memory: $(awk '/^VmRSS|^VmHWM/ {printf "%s %d MB  ", $1, $2 / 1024}' "/proc/$SERVER/status")"
   echo "CPU seconds during the run: stead $(python3 -c "print(round($s1 - $s0, 1))"), postgres $(python3 -c "print(round($p1 - $p0, 1))"), redis $(python3 -c "print(round($r1 - $r0, 1))")"
 done
