@@ -98,7 +98,7 @@ for rate in $LOADS; do
   if [[ -n ${PROBE:-} ]]; then
     # Starts once the fleet is connected and publishing; ends before the run does.
     (sleep 5 && python3 "$(dirname "$0")/../python/live_latency.py" --api "http://$HTTP" --mqtt-port "${MQTT##*:}" \
-      --access-token "$jwt" --device-id "$probe_id" --device-token "$probe_token" \
+      --access-token="$jwt" --device-id="$probe_id" --device-token="$probe_token" \
       --count $(( (DURATION - 10) * 10 )) --interval 0.1 >"$WORK/probe.out" 2>&1) &
     prober=$!
   fi
