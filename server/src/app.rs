@@ -47,7 +47,7 @@ impl AppState {
         let sessions: Arc<Sessions> = Arc::default();
         let bus = LiveBus::start(&live, sessions.clone()).await?;
         let telemetry = TelemetryStore::start(
-            db.clone(),
+            crate::db::telemetry_pool(&config, &db).await?,
             config.telemetry_writers,
             config.telemetry_queue,
             committed_telemetry(

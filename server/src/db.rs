@@ -10,6 +10,24 @@ use crate::config::Config;
 
 /// Opens the pool. For SQLite, creates the data directory first and turns on WAL and foreign keys.
 pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
+    open(config, None).await
+}
+
+/// The telemetry writers' own connections on PostgreSQL, one each, so that a burst of other
+/// work on the main pool (thousands of devices disconnecting at once, say) never makes a commit
+/// of acknowledged telemetry wait for a connection. SQLite has one writer: the main pool.
+pub async fn telemetry_pool(
+    config: &Config,
+    main: &DatabaseConnection,
+) -> anyhow::Result<DatabaseConnection> {
+    if main.get_database_backend() != sea_orm::DatabaseBackend::Postgres {
+        return Ok(main.clone());
+    }
+    open(config, Some(config.telemetry_writers as u32)).await
+}
+
+/// Opens a pool of `size` connections, or the default size.
+async fn open(config: &Config, size: Option<u32>) -> anyhow::Result<DatabaseConnection> {
     let url = config.database_url();
     let sqlite = url.expose().starts_with("sqlite:");
     if sqlite && config.database_url.is_none() {
@@ -28,11 +46,17 @@ pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
         // No ping before every query: a broken connection shows as that query's error (and is
         // replaced), while the ping cost a round trip on each of them.
         .test_before_acquire(false);
-    if sqlite {
+    match size {
+        Some(n) => {
+            options.max_connections(n).min_connections(n);
+        }
         // SQLite allows one writer; a small pool avoids lock contention storms.
-        options.max_connections(4).min_connections(1);
-    } else {
-        options.max_connections(20).min_connections(2);
+        None if sqlite => {
+            options.max_connections(4).min_connections(1);
+        }
+        None => {
+            options.max_connections(20).min_connections(2);
+        }
     }
     let db = Database::connect(options).await.map_err(|e| {
         anyhow::anyhow!(
