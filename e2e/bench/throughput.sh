@@ -25,38 +25,9 @@ EXTRA=("$@")
 DEVICES=${DEVICES:-1000}
 LOADS=${LOADS:-0}
 DURATION=${DURATION:-60}
-PG=${STEAD_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432}
-REDIS=${STEAD_TEST_REDIS_URL:-redis://127.0.0.1:6379}
-DB=stead_bench_$RANDOM$RANDOM
-WORK=$(mktemp -d)
-HTTP=127.0.0.1:18180
-MQTT=127.0.0.1:18883
-ADMIN_PW=bench-admin-password-1
-ulimit -n "$(ulimit -Hn)"
-
-psql "$PG/postgres" -qc "CREATE DATABASE $DB"
-cleanup() {
-  [[ -n ${SERVER:-} ]] && kill "$SERVER" 2>/dev/null && wait "$SERVER" 2>/dev/null
-  psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
-  redis-cli -u "$REDIS" --scan --pattern "bench-$DB:*" | xargs -r -n 500 redis-cli -u "$REDIS" del >/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-# Limits far above the load: this measures the hot path, not the rate limiter.
-STEAD_DATABASE_URL=$PG/$DB STEAD_REDIS_URL=$REDIS STEAD_REDIS_PREFIX="bench-$DB:" \
-STEAD_HTTP_ADDR=$HTTP STEAD_MQTT_ADDR=$MQTT STEAD_DATA_DIR=$WORK/data STEAD_LOG=warn \
-STEAD_TENANT_RATE_MESSAGES=1000000:1 STEAD_TENANT_RATE_POINTS=10000000:1 \
-STEAD_BOOTSTRAP_ADMIN_EMAIL=admin@bench.local STEAD_BOOTSTRAP_ADMIN_PASSWORD=$ADMIN_PW \
-  "$BIN/stead" serve >"$WORK/server.log" 2>&1 &
-SERVER=$!
-for _ in $(seq 100); do curl -sf "http://$HTTP/readyz" >/dev/null && break; sleep 0.2; done
-
-api() { curl -sf -H 'content-type: application/json' "$@"; }
-token=$(api -d "{\"email\":\"admin@bench.local\",\"password\":\"$ADMIN_PW\"}" "http://$HTTP/api/v1/auth/login" |
-  python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
-api -H "authorization: Bearer $token" "http://$HTTP/api/v1/tenants" \
-  -d '{"name":"Bench","admin_email":"boss@bench.example","admin_password":"bench-tenant-password"}' >/dev/null
+source "$(dirname "$0")/lib.sh"
+start_server
+create_tenant
 
 # CPU seconds (user + system) of the given processes so far.
 cpu() {
@@ -79,7 +50,7 @@ batches() {
 }
 
 loadgen() {
-  "$BIN/stead-e2e" loadgen --api "http://$HTTP" --email boss@bench.example --password bench-tenant-password \
+  "$BIN/stead-e2e" loadgen --api "http://$HTTP" --email "$TENANT_EMAIL" --password "$TENANT_PW" \
     --mqtt "$MQTT" --qos 1 --connect-concurrency 100 "$@"
 }
 
@@ -88,8 +59,7 @@ loadgen --devices "$DEVICES" --write-tokens "$WORK/tokens.txt" --rate 1 --durati
 grep -E '^created ' "$WORK/create.err" || true
 
 if [[ -n ${PROBE:-} ]]; then
-  jwt=$(api -d '{"email":"boss@bench.example","password":"bench-tenant-password"}' "http://$HTTP/api/v1/auth/login" |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+  jwt=$(login "$TENANT_EMAIL" "$TENANT_PW")
   read -r probe_id probe_token < <(api -H "authorization: Bearer $jwt" "http://$HTTP/api/v1/devices" -d '{"name":"live-probe"}' |
     python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["device"]["id"], d["access_token"])')
 fi
