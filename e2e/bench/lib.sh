@@ -55,5 +55,13 @@ create_tenant() {
     -d "{\"name\":\"Bench\",\"admin_email\":\"$TENANT_EMAIL\",\"admin_password\":\"$TENANT_PW\"}" >/dev/null
 }
 
-# Server CPU seconds (user + system) so far.
-server_cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.1f", ($14 + $15) / hz}' "/proc/$SERVER/stat"; }
+# CPU seconds (user + system) so far of the given processes, together.
+cpu() {
+  local hz total=0 pid
+  hz=$(getconf CLK_TCK)
+  for pid in "$@"; do
+    [[ -r /proc/$pid/stat ]] || continue
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+  done
+  python3 -c "print(round($total / $hz, 1))"
+}

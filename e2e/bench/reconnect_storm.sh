@@ -19,7 +19,6 @@ BIN=${2:-${CARGO_TARGET_DIR:-target}/release}
 source "$(dirname "$0")/lib.sh"
 start_server
 create_tenant
-cpu() { server_cpu; }
 
 # While a wave runs: the slowest of a REST call repeated every 200 ms.
 probe() {
@@ -37,11 +36,11 @@ wave() {
   local name=$1; shift
   local before after
   touch "$WORK/probing"; probe & local prober=$!
-  before=$(cpu)
+  before=$(cpu "$SERVER")
   "$BIN/stead-e2e" loadgen --api "http://$HTTP" --email "$TENANT_EMAIL" --password "$TENANT_PW" \
     --mqtt "$MQTT" --qos 1 --rate 1 --duration 1 --connect-concurrency 100 --connect-timeout 60 "$@" \
     >"$WORK/$name.out" 2>"$WORK/$name.err"
-  after=$(cpu)
+  after=$(cpu "$SERVER")
   rm -f "$WORK/probing"; wait "$prober"
   echo "== $name"
   grep -E '^(connected|created) ' "$WORK/$name.err" || true
@@ -51,7 +50,7 @@ wave() {
 
 echo "stead at $HTTP / $MQTT, PostgreSQL database $DB, $DEVICES MQTT-basic devices"
 # Creating the devices hashes their passwords: measured apart from the connect wave.
-create_before=$(cpu)
+create_before=$(cpu "$SERVER")
 "$BIN/stead-e2e" loadgen --api "http://$HTTP" --email "$TENANT_EMAIL" --password "$TENANT_PW" \
   --mqtt "$MQTT" --devices "$DEVICES" --mqtt-basic --create-concurrency 8 --write-tokens "$WORK/devices.txt" \
   --qos 1 --rate 1 --duration 1 --connect-concurrency 100 --connect-timeout 60 \
@@ -59,7 +58,7 @@ create_before=$(cpu)
 echo "== create + wave 1 (argon2id verifications) in one run"
 grep -E '^(connected|created) ' "$WORK/wave1.err" || true
 grep -E 'connect: |connect failed' "$WORK/wave1.out" || true
-echo "server CPU for creation and wave 1 together: $(python3 -c "print(round($(cpu) - $create_before, 1))") s"
+echo "server CPU for creation and wave 1 together: $(python3 -c "print(round($(cpu "$SERVER") - $create_before, 1))") s"
 wave "wave 2 (cached logins)" --token-file "$WORK/devices.txt"
 # Forget every cached login (as a restart would), then a verification wave measured alone.
 kill "$SERVER"; wait "$SERVER" 2>/dev/null || true

@@ -29,18 +29,8 @@ source "$(dirname "$0")/lib.sh"
 start_server
 create_tenant
 
-# CPU seconds (user + system) of the given processes so far.
-cpu() {
-  local hz total=0 pid
-  hz=$(getconf CLK_TCK)
-  for pid in "$@"; do
-    [[ -r /proc/$pid/stat ]] || continue
-    total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
-  done
-  python3 -c "print(round($total / $hz, 1))"
-}
 procs() { pgrep -x "$1" | tr '\n' ' '; }
-# Sums and counts of the server's telemetry batch histograms, as "rows_sum rows_count commit_sum".
+# From the server's histograms: "batch-rows sum, batch count, commit-seconds sum, publish-stored sum and count".
 batches() {
   curl -sf "http://$HTTP/metrics" | awk '
     /^stead_telemetry_batch_rows_sum/ {rs=$2} /^stead_telemetry_batch_rows_count/ {rc=$2}

@@ -102,6 +102,11 @@ pub struct Metrics {
     pub mqtt_sessions: prometheus::IntGauge,
 }
 
+/// Buckets for the hot path's latencies, from half a millisecond to a second.
+const HOT_PATH_SECONDS: [f64; 11] = [
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0,
+];
+
 impl Metrics {
     pub fn new() -> anyhow::Result<Metrics> {
         let registry = Registry::new_custom(Some("stead".into()), None)?;
@@ -146,18 +151,14 @@ impl Metrics {
                 "telemetry_commit_seconds",
                 "Time to write and commit one telemetry batch",
             )
-            .buckets(vec![
-                0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0,
-            ]),
+            .buckets(HOT_PATH_SECONDS.to_vec()),
         )?;
         let mqtt_publish_stored = prometheus::Histogram::with_opts(
             HistogramOpts::new(
                 "mqtt_publish_stored_seconds",
                 "From a QoS 1 telemetry PUBLISH handed to the device's session to its data committed (then PUBACK)",
             )
-            .buckets(vec![
-                0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0,
-            ]),
+            .buckets(HOT_PATH_SECONDS.to_vec()),
         )?;
         let mqtt_sessions =
             prometheus::IntGauge::new("mqtt_sessions", "Device sessions connected to this node")?;
