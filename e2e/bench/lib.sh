@@ -15,6 +15,7 @@ ADMIN_PW=bench-admin-password-1
 TENANT_EMAIL=boss@bench.example
 TENANT_PW=bench-tenant-password
 ulimit -n "$(ulimit -Hn)"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 psql "$PG/postgres" -qc "CREATE DATABASE $DB"
 bench_cleanup() {
@@ -53,15 +54,4 @@ start_server() {
 create_tenant() {
   api -H "authorization: Bearer $(login admin@bench.local "$ADMIN_PW")" "http://$HTTP/api/v1/tenants" \
     -d "{\"name\":\"Bench\",\"admin_email\":\"$TENANT_EMAIL\",\"admin_password\":\"$TENANT_PW\"}" >/dev/null
-}
-
-# CPU seconds (user + system) so far of the given processes, together.
-cpu() {
-  local hz total=0 pid
-  hz=$(getconf CLK_TCK)
-  for pid in "$@"; do
-    [[ -r /proc/$pid/stat ]] || continue
-    total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
-  done
-  python3 -c "print(round($total / $hz, 1))"
 }

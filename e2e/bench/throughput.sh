@@ -18,18 +18,12 @@
 # STEAD_TEST_PG_URL / STEAD_TEST_REDIS_URL override the service addresses.
 set -euo pipefail
 
-BIN=${CARGO_TARGET_DIR:-target}/release
-if [[ $# -gt 0 && $1 != -- ]]; then BIN=$1; shift; fi
-[[ ${1:-} == -- ]] && shift
-EXTRA=("$@")
-DEVICES=${DEVICES:-1000}
-LOADS=${LOADS:-0}
-DURATION=${DURATION:-60}
+source "$(dirname "$0")/common.sh"
+run_args "$@"
 source "$(dirname "$0")/lib.sh"
 start_server
 create_tenant
 
-procs() { pgrep -x "$1" | tr '\n' ' '; }
 # From the server's histograms: "batch-rows sum, batch count, commit-seconds sum, publish-stored sum and count".
 batches() {
   curl -sf "http://$HTTP/metrics" | awk '

@@ -2,5 +2,6 @@
 //! (and, with the ingress, the device simulator and load generator) share.
 
 pub mod client;
+pub mod wire;
 
 pub use client::{Client, Reply};

@@ -3,8 +3,7 @@
 //! publishing telemetry at a set rate or flat out for a fixed time, measuring CONNACK and PUBACK
 //! latency, and checking afterwards that every acknowledged message was stored.
 //!
-//! Each device is two tokio tasks: one drives rumqttc's event loop (connect, write, read acks), the
-//! other produces messages into the connection's small request channel. The phases are global:
+//! Each device is one tokio task on its own socket (`conn`). The phases are global:
 //! all devices connect first, then all publish from the same instant until the same deadline, then
 //! each waits (bounded) for its outstanding PUBACKs and disconnects cleanly. Every loop ends by
 //! count or time.
@@ -24,11 +23,14 @@ use reqwest::StatusCode;
 use serde_json::json;
 use stead_api_types::{AggregateSeries, CreatedDevice};
 use stead_e2e::Client as Api;
-use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::mqtt::{self, Broker, Event, Qos};
+use crate::mqtt::{Broker, Qos};
+
+mod conn;
+use conn::Conn;
 
 pub const TELEMETRY_TOPIC: &str = "v1/devices/me/telemetry";
 
@@ -559,23 +561,18 @@ async fn run_load(args: &Args, qos: Qos, devices: &[DeviceSpec]) -> anyhow::Resu
             (Some(name), false) => name.clone(),
             _ => format!("stead-e2e-{}", Uuid::new_v4().simple()),
         };
-        let settings = mqtt::Settings {
+        let spec = conn::Spec {
             broker: args.mqtt.clone(),
             v5: args.v5,
             client_id,
             username: d.token.clone(),
-            password: d.password.clone().unwrap_or_default(),
+            password: d.password.clone(),
             keep_alive: Duration::from_secs(args.keep_alive),
-            inflight: args.inflight,
-            // Small on purpose: with thousands of connections every buffer is multiplied.
-            channel_capacity: 2,
-            max_incoming_packet: 4 * 1024,
-            max_outgoing_packet: 4 * 1024,
-            connect_timeout_secs: args.connect_timeout,
+            timeout: Duration::from_secs(args.connect_timeout.max(1)),
         };
         tasks.push(tokio::spawn(device(
             i as u64,
-            settings,
+            spec,
             cfg.clone(),
             shared.clone(),
             connect_permits.clone(),
@@ -692,11 +689,12 @@ struct DeviceCfg {
     inflight: u16,
 }
 
-/// One device from connect to disconnect: drives the event loop and owns the accounting; the
-/// messages come from a companion `publisher` task.
+/// One device from connect to disconnect, in one task: connects (holding a connect permit),
+/// waits for the run to start, publishes at `rate` or as fast as the in-flight window allows
+/// until the deadline, waits (bounded) for the outstanding PUBACKs and says goodbye.
 async fn device(
     index: u64,
-    settings: mqtt::Settings,
+    spec: conn::Spec,
     cfg: Arc<DeviceCfg>,
     shared: Arc<Shared>,
     permits: Arc<Semaphore>,
@@ -704,196 +702,195 @@ async fn device(
     go: watch::Receiver<Option<Schedule>>,
 ) -> DeviceReport {
     let mut report = DeviceReport::default();
-    let (client, mut eventloop) = mqtt::connection(&settings);
-
-    // Connect, holding one of the connect permits. The first poll does TCP + CONNECT/CONNACK and
-    // is bounded by rumqttc's connection timeout.
-    {
+    let opened = {
         let _permit = permits.acquire().await;
         let began = Instant::now();
-        match eventloop.poll().await {
-            Ok(Event::Connected) => {
-                let us = began.elapsed().as_micros() as u64;
-                if let Ok(mut h) = shared.connect_latency.lock() {
-                    h.saturating_record(us.max(1));
-                }
-                report.connected = true;
-                shared.connected.fetch_add(1, Ordering::Relaxed);
-            }
-            Ok(other) => report.connect_error = Some(format!("unexpected first event {other:?}")),
-            Err(e) => report.connect_error = Some(e.to_string()),
-        }
-    }
-    let _ = connected_tx.send(report.connected).await;
-    drop(connected_tx);
-    if !report.connected {
-        return report;
-    }
-
-    let (done_tx, mut done_rx) = oneshot::channel::<u64>();
-    let publisher = tokio::spawn(publisher(
-        index,
-        client.clone(),
-        cfg.clone(),
-        shared.clone(),
-        go.clone(),
-        done_tx,
-    ));
-
-    // Send times by packet id: rumqttc hands out ids 1..=inflight and reuses one only after its
-    // PUBACK, so a slot per id is enough.
-    let mut sent_at: Vec<Option<Instant>> = vec![None; usize::from(cfg.inflight) + 2];
-    let mut latencies: Vec<u64> = Vec::with_capacity(64);
-    let mut enqueued: Option<u64> = None;
-    let qos1 = cfg.qos == Qos::AtLeastOnce;
-    let far = Instant::now() + Duration::from_secs(86_400 * 2);
-
-    loop {
-        if let Some(n) = enqueued
-            && report.published >= n
-            && (!qos1 || report.acked + report.rejected >= report.published)
+        let opened = Conn::open(&spec).await;
+        if opened.is_ok()
+            && let Ok(mut h) = shared.connect_latency.lock()
         {
-            break;
+            h.saturating_record((began.elapsed().as_micros() as u64).max(1));
         }
-        // Known once the run has started, which is before the publisher can report.
-        let drain_deadline = go.borrow().map(|s| s.drain_deadline).unwrap_or(far);
-        tokio::select! {
-            biased;
-            event = eventloop.poll() => match event {
-                Ok(Event::Published { pkid }) => {
-                    report.published += 1;
-                    shared.published.fetch_add(1, Ordering::Relaxed);
-                    if let Some(slot) = sent_at.get_mut(usize::from(pkid)).filter(|_| pkid != 0) {
-                        *slot = Some(Instant::now());
-                    }
-                }
-                Ok(Event::PubAck { pkid, refused }) => {
-                    if let Some(t) = sent_at.get_mut(usize::from(pkid)).and_then(Option::take) {
-                        latencies.push(t.elapsed().as_micros() as u64);
-                        if latencies.len() >= 64 {
-                            record_all(&shared.latency, &mut latencies);
-                        }
-                    }
-                    match refused {
-                        None => {
-                            report.acked += 1;
-                            shared.acked.fetch_add(1, Ordering::Relaxed);
-                            shared
-                                .last_ack_us
-                                .fetch_max(shared.epoch.elapsed().as_micros() as u64, Ordering::Relaxed);
-                        }
-                        Some(reason) => {
-                            report.rejected += 1;
-                            shared.rejected.fetch_add(1, Ordering::Relaxed);
-                            *report.reject_reasons.entry(reason).or_default() += 1;
-                        }
-                    }
-                }
-                Ok(Event::ServerDisconnect { reason }) => {
-                    report.run_error = Some(format!("broker sent DISCONNECT: {reason}"));
-                    shared.errors.fetch_add(1, Ordering::Relaxed);
-                    break;
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    report.run_error = Some(e.to_string());
-                    shared.errors.fetch_add(1, Ordering::Relaxed);
-                    break;
-                }
-            },
-            n = &mut done_rx, if enqueued.is_none() => {
-                enqueued = Some(n.unwrap_or(0));
-            }
-            _ = tokio::time::sleep_until(drain_deadline), if enqueued.is_some() => {
-                report.run_error = Some("drain timeout: PUBACKs still outstanding".to_owned());
-                break;
-            }
+        opened
+    };
+    let mut conn = match opened {
+        Ok(conn) => conn,
+        Err(e) => {
+            report.connect_error = Some(e);
+            let _ = connected_tx.send(false).await;
+            return report;
         }
+    };
+    report.connected = true;
+    shared.connected.fetch_add(1, Ordering::Relaxed);
+    let _ = connected_tx.send(true).await;
+    drop(connected_tx);
+
+    if let Err(e) = publish(index, &mut conn, &spec, &cfg, &shared, go, &mut report).await {
+        report.run_error = Some(e);
+        shared.errors.fetch_add(1, Ordering::Relaxed);
     }
-    record_all(&shared.latency, &mut latencies);
-    if qos1 {
+    if cfg.qos == Qos::AtLeastOnce {
         report.unacked = report
             .published
             .saturating_sub(report.acked + report.rejected);
     }
-
     if report.run_error.is_none() {
-        // Clean goodbye, bounded: wait for our DISCONNECT to go out.
-        if client.try_disconnect().is_ok() {
-            let _ = tokio::time::timeout(Duration::from_secs(2), async {
-                loop {
-                    match eventloop.poll().await {
-                        Ok(Event::DisconnectSent) | Err(_) => break,
-                        Ok(_) => {}
-                    }
-                }
-            })
-            .await;
-        }
+        // Clean goodbye, bounded.
+        conn.disconnect();
+        let _ = tokio::time::timeout(Duration::from_secs(2), conn.flush()).await;
     }
     shared.connected.fetch_sub(1, Ordering::Relaxed);
-    // Closing the event loop ends the publisher if it is still waiting on the channel.
-    drop(eventloop);
-    let _ = tokio::time::timeout(Duration::from_secs(2), publisher).await;
     report
 }
 
-/// Produces one device's messages into its connection, at `rate` or as fast as the in-flight
-/// window lets it, inside the schedule. Answers how many it queued.
-async fn publisher(
+/// The publishing part of `device`. An error is why the connection ended early; running out of
+/// drain time is reported in `report` and is not an error of the connection.
+async fn publish(
     index: u64,
-    client: mqtt::Client,
-    cfg: Arc<DeviceCfg>,
-    shared: Arc<Shared>,
+    conn: &mut Conn,
+    spec: &conn::Spec,
+    cfg: &DeviceCfg,
+    shared: &Shared,
     mut go: watch::Receiver<Option<Schedule>>,
-    done: oneshot::Sender<u64>,
-) {
-    let schedule = match go.wait_for(Option::is_some).await {
-        Ok(s) => *s,
-        Err(_) => None,
-    };
-    let mut queued = 0u64;
-    if let Some(s) = schedule {
-        let mut sensor = Sensor::new(index);
-        let period = (cfg.rate > 0.0).then(|| Duration::from_secs_f64(1.0 / cfg.rate));
-        // Spread the devices over the first period so they do not all fire on the same tick.
-        let mut next = s.start + period.map(|p| p.mul_f64(sensor.unit())).unwrap_or_default();
-        loop {
-            if let Some(p) = period {
-                if next >= s.deadline {
-                    break;
+    report: &mut DeviceReport,
+) -> Result<(), String> {
+    let qos1 = cfg.qos == Qos::AtLeastOnce;
+    // The broker's Receive Maximum bounds the window too (MQTT 5).
+    let window = cfg.inflight.min(conn.receive_max).max(1);
+    // Packet ids 1..=window, each reused only after its PUBACK; the send time sits in its slot.
+    let mut sent_at: Vec<Option<Instant>> = vec![None; usize::from(window) + 1];
+    let mut free: Vec<u16> = (1..=window).rev().collect();
+    let mut latencies: Vec<u64> = Vec::with_capacity(64);
+    let mut sensor = Sensor::new(index);
+    let period = (cfg.rate > 0.0).then(|| Duration::from_secs_f64(1.0 / cfg.rate));
+    let ping_every = (spec.keep_alive / 2).max(Duration::from_millis(500));
+    let mut ping_at = Instant::now() + ping_every;
+    let mut schedule: Option<Schedule> = None;
+    let mut next = Instant::now();
+
+    let result = 'run: loop {
+        let now = Instant::now();
+        if let Some(s) = schedule {
+            if now < s.deadline {
+                // As many messages as are due and fit the window.
+                let mut budget = window;
+                while budget > 0 && (!qos1 || !free.is_empty()) {
+                    if let Some(p) = period {
+                        if next > now {
+                            break;
+                        }
+                        next += p;
+                        // Behind schedule (the window was full): skip the missed ticks, don't burst.
+                        if next + p < now {
+                            next = now;
+                        }
+                    }
+                    budget -= 1;
+                    let pkid = if qos1 { free.pop() } else { None };
+                    let payload = sensor.next_payload(report.published + 1);
+                    conn.publish(TELEMETRY_TOPIC, pkid, &payload);
+                    if let Some(id) = pkid {
+                        sent_at[usize::from(id)] = Some(now);
+                    }
+                    report.published += 1;
+                    shared.published.fetch_add(1, Ordering::Relaxed);
+                    shared
+                        .payload_bytes
+                        .fetch_add(payload.len() as u64, Ordering::Relaxed);
                 }
-                tokio::time::sleep_until(next).await;
-                next += p;
-                // Behind schedule (the window was full): skip the missed ticks, don't burst.
-                let now = Instant::now();
-                if next + p < now {
-                    next = now;
-                }
-            } else if Instant::now() >= s.deadline {
-                break;
-            }
-            let payload = sensor.next_payload(queued + 1);
-            let len = payload.len() as u64;
-            match tokio::time::timeout_at(
-                s.deadline,
-                client.publish(TELEMETRY_TOPIC, cfg.qos, payload),
-            )
-            .await
-            {
-                Ok(Ok(())) => {
-                    queued += 1;
-                    shared.payload_bytes.fetch_add(len, Ordering::Relaxed);
-                }
-                Ok(Err(_)) => {
-                    // The connection is gone; the device task records why.
-                    break;
-                }
-                Err(_) => break, // deadline reached while the window was full
+            } else if !qos1 || free.len() == usize::from(window) {
+                break Ok(());
+            } else if now >= s.drain_deadline {
+                report.run_error = Some("drain timeout: PUBACKs still outstanding".to_owned());
+                break Ok(());
             }
         }
-    }
-    let _ = done.send(queued);
+        if now >= ping_at {
+            conn.ping();
+        }
+        if conn.has_queued() {
+            if let Err(e) = conn.flush().await {
+                break Err(e);
+            }
+            ping_at = Instant::now() + ping_every;
+        }
+
+        // Sleep until the next thing to do, or until the broker says something.
+        let mut wake = ping_at;
+        let mut again = false;
+        if let Some(s) = schedule {
+            let now = Instant::now();
+            if now < s.deadline {
+                let room = !qos1 || !free.is_empty();
+                match period {
+                    Some(_) if room => wake = wake.min(next.min(s.deadline)),
+                    None if room => again = true, // flat out at QoS 0: yield, then go on
+                    _ => wake = wake.min(s.deadline),
+                }
+            } else {
+                wake = wake.min(s.drain_deadline);
+            }
+        }
+        tokio::select! {
+            biased;
+            read = conn.fill() => {
+                if let Err(e) = read {
+                    break Err(e);
+                }
+                loop {
+                    match conn.next() {
+                        Ok(Some(conn::Incoming::PubAck { pkid, refused })) => {
+                            let Some(at) = sent_at.get_mut(usize::from(pkid)).and_then(Option::take) else {
+                                continue; // not ours (or a duplicate): nothing to count
+                            };
+                            free.push(pkid);
+                            latencies.push(at.elapsed().as_micros() as u64);
+                            if latencies.len() >= 64 {
+                                record_all(&shared.latency, &mut latencies);
+                            }
+                            match refused {
+                                None => {
+                                    report.acked += 1;
+                                    shared.acked.fetch_add(1, Ordering::Relaxed);
+                                    shared.last_ack_us.fetch_max(
+                                        shared.epoch.elapsed().as_micros() as u64,
+                                        Ordering::Relaxed,
+                                    );
+                                }
+                                Some(reason) => {
+                                    report.rejected += 1;
+                                    shared.rejected.fetch_add(1, Ordering::Relaxed);
+                                    *report.reject_reasons.entry(reason).or_default() += 1;
+                                }
+                            }
+                        }
+                        Ok(Some(conn::Incoming::Disconnect { reason })) => {
+                            break 'run Err(format!("broker sent DISCONNECT: {reason}"));
+                        }
+                        Ok(Some(conn::Incoming::Other)) => {}
+                        Ok(None) => break,
+                        Err(e) => break 'run Err(e),
+                    }
+                }
+            }
+            changed = go.changed(), if schedule.is_none() => {
+                if changed.is_err() {
+                    break Err("the run was abandoned".to_owned());
+                }
+                schedule = *go.borrow_and_update();
+                if let (Some(s), Some(p)) = (schedule, period) {
+                    // Spread the devices over the first period so they do not all fire on the
+                    // same tick.
+                    next = s.start + p.mul_f64(sensor.unit());
+                }
+            }
+            _ = tokio::task::yield_now(), if again => {}
+            _ = tokio::time::sleep_until(wake), if !again => {}
+        }
+    };
+    record_all(&shared.latency, &mut latencies);
+    result
 }
 
 /// Plausible readings that drift slowly, so charts of a load test look like a building and not

@@ -16,6 +16,7 @@ mod devices;
 mod durability;
 mod embedded;
 mod imports;
+mod loadgen;
 mod management;
 mod mqtt;
 mod mqtt_raw;

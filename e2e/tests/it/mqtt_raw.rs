@@ -1,52 +1,17 @@
-//! A minimal MQTT 3.1.1 client written from the specification, byte by byte, so tests can send
-//! exactly what they mean, including what well-behaved client libraries refuse to send
-//! (wildcard publishes, malformed packets).
+//! A minimal MQTT 3.1.1 client on `stead_e2e::wire`, so tests can send exactly what they mean,
+//! including what well-behaved client libraries refuse to send (wildcard publishes, malformed
+//! packets).
 
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-pub const CONNACK: u8 = 2;
-pub const PUBLISH: u8 = 3;
-pub const PUBACK: u8 = 4;
-pub const SUBACK: u8 = 9;
-
-fn remaining_length(mut n: usize) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let mut byte = (n % 128) as u8;
-        n /= 128;
-        if n > 0 {
-            byte |= 0x80;
-        }
-        out.push(byte);
-        if n == 0 {
-            return out;
-        }
-    }
-}
-
-fn string(s: &[u8]) -> Vec<u8> {
-    let mut out = (s.len() as u16).to_be_bytes().to_vec();
-    out.extend_from_slice(s);
-    out
-}
-
-fn packet(header: u8, body: &[u8]) -> Vec<u8> {
-    let mut out = vec![header];
-    out.extend(remaining_length(body.len()));
-    out.extend_from_slice(body);
-    out
-}
+use stead_e2e::wire::{self, packet, put_string};
+pub use stead_e2e::wire::{CONNACK, PUBACK, PUBLISH, SUBACK, Will};
 
 pub struct Raw {
     stream: TcpStream,
-}
-
-pub struct Will<'a> {
-    pub topic: &'a str,
-    pub payload: &'a [u8],
 }
 
 /// The credentials of a CONNECT: a random client id when none is given.
@@ -83,36 +48,19 @@ impl Raw {
             .await
             .expect("TCP connect to the ingress");
         let mut raw = Raw { stream };
-        let mut flags = 0x02; // clean session
-        if !login.username.is_empty() {
-            flags |= 0x80;
-        }
-        if login.password.is_some() {
-            flags |= 0x40;
-        }
-        if will.is_some() {
-            flags |= 0x04 | (1 << 3); // will, QoS 1
-        }
-        let mut body = string(b"MQTT");
-        body.push(4);
-        body.push(flags);
-        body.extend(keep_alive.to_be_bytes());
         let client_id = match login.client_id {
             Some(id) => id.to_owned(),
             None => format!("raw-{}", uuid::Uuid::new_v4().simple()),
         };
-        body.extend(string(client_id.as_bytes()));
-        if let Some(w) = &will {
-            body.extend(string(w.topic.as_bytes()));
-            body.extend(string(w.payload));
-        }
-        if !login.username.is_empty() {
-            body.extend(string(login.username.as_bytes()));
-        }
-        if let Some(password) = login.password {
-            body.extend(string(password.as_bytes()));
-        }
-        raw.send(&packet(0x10, &body)).await;
+        let connect = wire::Connect {
+            v5: false,
+            client_id: &client_id,
+            username: login.username,
+            password: login.password,
+            keep_alive,
+            will,
+        };
+        raw.send(&connect.encode()).await;
         let code = match raw.read(Duration::from_secs(10)).await {
             Some((CONNACK, body)) if body.len() == 2 => body[1],
             other => panic!("expected CONNACK, got {other:?}"),
@@ -125,27 +73,20 @@ impl Raw {
     }
 
     pub async fn publish(&mut self, topic: &str, payload: &[u8], packet_id: Option<u16>) {
-        let mut body = string(topic.as_bytes());
-        let header = match packet_id {
-            Some(id) => {
-                body.extend(id.to_be_bytes());
-                0x32
-            }
-            None => 0x30,
-        };
-        body.extend_from_slice(payload);
-        self.send(&packet(header, &body)).await;
+        let mut out = Vec::new();
+        wire::put_publish(&mut out, false, topic, packet_id, payload);
+        self.send(&out).await;
     }
 
     pub async fn subscribe(&mut self, filter: &str, packet_id: u16) {
         let mut body = packet_id.to_be_bytes().to_vec();
-        body.extend(string(filter.as_bytes()));
+        put_string(&mut body, filter.as_bytes());
         body.push(1);
         self.send(&packet(0x82, &body)).await;
     }
 
     pub async fn disconnect(&mut self) {
-        self.send(&[0xE0, 0x00]).await;
+        self.send(&wire::DISCONNECT_BYTES).await;
     }
 
     /// The next packet as (type, body), or `None` when the connection closed or nothing came.
