@@ -360,12 +360,16 @@ pub async fn rotate_credentials(
     set_credentials(db, ctx, id, set).await
 }
 
-/// Mirrors the live presence in the device row (for filtering the list). Internal: the device
-/// id comes from an authenticated session.
-pub async fn set_online(db: &DatabaseConnection, device: DeviceId, online: bool) -> Result<()> {
+/// Mirrors the live presence in the device rows (for filtering the list). Internal: the device
+/// ids come from authenticated sessions. Only rows that change are written.
+pub async fn set_online(db: &DatabaseConnection, devices: &[DeviceId], online: bool) -> Result<()> {
+    if devices.is_empty() {
+        return Ok(());
+    }
     Devices::update_many()
         .col_expr(model::Column::Online, Expr::value(online))
-        .filter(model::Column::Id.eq(device.0))
+        .filter(model::Column::Id.is_in(devices.iter().map(|d| d.0)))
+        .filter(model::Column::Online.ne(online))
         .exec(db)
         .await?;
     Ok(())

@@ -13,7 +13,7 @@ pub mod topic;
 mod v3;
 mod v5;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -202,18 +202,8 @@ impl IngressCtx {
                     .bus
                     .publish(device, stead_api_types::LiveEvent::Presence(p));
             }
-            // The row mirrors the presence. A session that ended meanwhile may have written
-            // `false` first: the presence, updated before either write, settles it.
-            let mirrored = async {
-                crate::devices::repo::set_online(&state.db, device, true).await?;
-                if !state.live.presence(device).await?.online {
-                    crate::devices::repo::set_online(&state.db, device, false).await?;
-                }
-                anyhow::Ok(())
-            };
-            if let Err(e) = mirrored.await {
-                tracing::warn!(error = %e, "recording that a device is online failed");
-            }
+            // The row follows the presence, updated just before.
+            state.sessions.mirror_online(device);
         });
     }
 }
@@ -256,6 +246,9 @@ pub fn describe(reason: DisconnectReason) -> &'static str {
 
 /// The device sessions of this node, reachable from the API (to revoke) and the ingress.
 /// Revocations and take-overs also go to the other nodes, over the live bus.
+/// How soon a device row's `online` column follows a connect or disconnect.
+const ONLINE_MIRROR_EVERY: Duration = Duration::from_millis(100);
+
 pub struct Sessions {
     /// This process, as other nodes know it.
     pub node_id: uuid::Uuid,
@@ -268,8 +261,12 @@ pub struct Sessions {
     /// Devices using the HTTP device API (an MQTT session has its own limiter).
     http_limiters: Mutex<HashMap<crate::ids::DeviceId, Limiter>>,
     /// What this node's sessions did and the live state does not know yet: written for all of
-    /// them at once, once a second (`run_activity_flusher`), not a round trip per device.
+    /// them at once, once a second (`run_flusher`), not a round trip per device.
     activity: Mutex<HashMap<crate::ids::DeviceId, Activity>>,
+    /// Devices that connected or disconnected since their rows' `online` column was last
+    /// brought in line with their presence: done for all of them at once every
+    /// `ONLINE_MIRROR_EVERY`, so a reconnect storm costs two UPDATEs, not two per device.
+    online_dirty: Mutex<HashSet<crate::ids::DeviceId>>,
     /// Where messages for the other nodes go (set when Redis connects the nodes).
     remote: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Control>>,
     /// Wakes the HTTP long-polls of devices waiting for a command, and the callers waiting for
@@ -289,6 +286,7 @@ impl Default for Sessions {
             tenant_limiters: Mutex::default(),
             http_limiters: Mutex::default(),
             activity: Mutex::default(),
+            online_dirty: Mutex::default(),
             remote: std::sync::OnceLock::new(),
             waits: crate::rpc::Waits::default(),
         }
@@ -454,11 +452,52 @@ impl Sessions {
         }
     }
 
-    /// Flushes the noted activity once a second, for as long as the ingress runs.
-    pub async fn run_activity_flusher(state: AppState) {
+    /// Notes that the device's presence changed: its row's `online` column follows within
+    /// `ONLINE_MIRROR_EVERY`.
+    pub fn mirror_online(&self, device: crate::ids::DeviceId) {
+        locked(&self.online_dirty).insert(device);
+    }
+
+    /// Brings the `online` column of the devices whose presence changed in line with their
+    /// presence as it is now (read after the change, so the last change wins whatever the
+    /// order of the writes): one presence read and at most two UPDATEs per 1,000 devices. On
+    /// an error the devices stay noted for the next round.
+    pub async fn flush_online(&self, state: &AppState) {
+        let devices: Vec<_> = std::mem::take(&mut *locked(&self.online_dirty))
+            .into_iter()
+            .collect();
+        for chunk in devices.chunks(1000) {
+            let mirrored = async {
+                let presence = state.live.presence_of(chunk).await?;
+                let (online, offline): (Vec<_>, Vec<_>) =
+                    chunk.iter().zip(&presence).partition(|(_, p)| p.online);
+                let ids = |v: Vec<(&crate::ids::DeviceId, &_)>| -> Vec<crate::ids::DeviceId> {
+                    v.into_iter().map(|(d, _)| *d).collect()
+                };
+                crate::devices::repo::set_online(&state.db, &ids(online), true).await?;
+                crate::devices::repo::set_online(&state.db, &ids(offline), false).await?;
+                anyhow::Ok(())
+            };
+            if let Err(e) = mirrored.await {
+                tracing::warn!(error = %e, devices = chunk.len(), "recording which devices are online failed; retrying");
+                locked(&self.online_dirty).extend(chunk.iter().copied());
+            }
+        }
+    }
+
+    /// Mirrors presence into the device rows every `ONLINE_MIRROR_EVERY` and flushes the noted
+    /// activity once a second, for as long as the ingress runs.
+    pub async fn run_flusher(state: AppState) {
+        let mut tick = tokio::time::interval(ONLINE_MIRROR_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_activity = Instant::now();
         loop {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            state.sessions.flush_activity(&state.live).await;
+            tick.tick().await;
+            state.sessions.flush_online(&state).await;
+            if last_activity.elapsed() >= Duration::from_secs(1) {
+                last_activity = Instant::now();
+                state.sessions.flush_activity(&state.live).await;
+            }
         }
     }
 
@@ -699,6 +738,7 @@ pub struct Ingress {
     stop: Option<std::sync::mpsc::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
     flusher: Option<tokio::task::JoinHandle<()>>,
+    state: AppState,
 }
 
 impl Ingress {
@@ -754,7 +794,8 @@ impl Ingress {
         Ok(Ingress {
             stop: Some(stop_tx),
             thread: Some(thread),
-            flusher: Some(tokio::spawn(Sessions::run_activity_flusher(flusher_state))),
+            flusher: Some(tokio::spawn(Sessions::run_flusher(flusher_state.clone()))),
+            state: flusher_state,
         })
     }
 
@@ -769,6 +810,10 @@ impl Ingress {
         if let Some(flusher) = self.flusher.take() {
             flusher.abort();
         }
+        // What the ended sessions left to write (their disconnects run on this runtime).
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        self.state.sessions.flush_online(&self.state).await;
+        self.state.sessions.flush_activity(&self.state.live).await;
     }
 }
 

@@ -16,7 +16,8 @@ use crate::ids::{DeviceId, TenantId};
 #[derive(Debug)]
 pub enum SessionMsg {
     End(DisconnectReason),
-    Deliver(Delivery),
+    /// Boxed: a channel allocates room for 32 messages up front, and every session has one.
+    Deliver(Box<Delivery>),
 }
 
 struct Entry {
@@ -80,7 +81,7 @@ impl Registry {
     /// Hands a message to the device's session on this node; false when it has none here.
     pub fn deliver(&self, device: DeviceId, delivery: Delivery) -> bool {
         match self.sessions().get(&device) {
-            Some(e) => e.tx.send(SessionMsg::Deliver(delivery)).is_ok(),
+            Some(e) => e.tx.send(SessionMsg::Deliver(Box::new(delivery))).is_ok(),
             None => false,
         }
     }

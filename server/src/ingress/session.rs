@@ -242,18 +242,12 @@ pub fn pump<O: Outbound>(
     subs: Rc<Subscriptions>,
     mut rx: tokio::sync::mpsc::UnboundedReceiver<SessionMsg>,
 ) {
-    // Commands go out one at a time, in the order they came: each waits for its acknowledgement.
-    let (commands, mut queue) =
-        tokio::sync::mpsc::unbounded_channel::<(u8, crate::rpc::Outgoing)>();
-    {
-        let (ctx, out) = (ctx.clone(), out.clone());
-        ntex::rt::spawn(async move {
-            while let Some((qos, command)) = queue.recv().await {
-                send_command(ctx.clone(), out.clone(), qos, command).await;
-            }
-        });
-    }
     ntex::rt::spawn(async move {
+        // Commands go out one at a time, in the order they came: each waits for its
+        // acknowledgement. The queue and its task start with the first command: most sessions
+        // never get one, and each costs memory for as long as the device stays connected.
+        let mut commands: Option<tokio::sync::mpsc::UnboundedSender<(u8, crate::rpc::Outgoing)>> =
+            None;
         while let Some(msg) = rx.recv().await {
             match msg {
                 SessionMsg::End(reason) => {
@@ -261,25 +255,37 @@ pub fn pump<O: Outbound>(
                     out.end(reason);
                     break;
                 }
-                SessionMsg::Deliver(Delivery::Attributes(values)) => {
-                    let topic = "v1/devices/me/attributes".to_owned();
-                    let payload = Bytes::from(values.to_string());
-                    match subs.attributes.get() {
-                        Some(0) => out.send_qos0(topic, payload),
-                        Some(_) => {
-                            let sent = out.send_qos1(topic, payload);
-                            ntex::rt::spawn(async move {
-                                let _ = sent.await;
-                            });
+                SessionMsg::Deliver(delivery) => match *delivery {
+                    Delivery::Attributes(values) => {
+                        let topic = "v1/devices/me/attributes".to_owned();
+                        let payload = Bytes::from(values.to_string());
+                        match subs.attributes.get() {
+                            Some(0) => out.send_qos0(topic, payload),
+                            Some(_) => {
+                                let sent = out.send_qos1(topic, payload);
+                                ntex::rt::spawn(async move {
+                                    let _ = sent.await;
+                                });
+                            }
+                            None => {}
                         }
-                        None => {}
                     }
-                }
-                SessionMsg::Deliver(Delivery::Rpc(command)) => {
-                    // Not subscribed: it stays queued until the device subscribes.
-                    let Some(qos) = subs.rpc.get() else { continue };
-                    let _ = commands.send((qos, command));
-                }
+                    Delivery::Rpc(command) => {
+                        // Not subscribed: it stays queued until the device subscribes.
+                        let Some(qos) = subs.rpc.get() else { continue };
+                        let queue = commands.get_or_insert_with(|| {
+                            let (tx, mut queue) = tokio::sync::mpsc::unbounded_channel();
+                            let (ctx, out) = (ctx.clone(), out.clone());
+                            ntex::rt::spawn(async move {
+                                while let Some((qos, command)) = queue.recv().await {
+                                    send_command(ctx.clone(), out.clone(), qos, command).await;
+                                }
+                            });
+                            tx
+                        });
+                        let _ = queue.send((qos, command));
+                    }
+                },
             }
         }
     });
@@ -664,17 +670,10 @@ impl Drop for DeviceSession {
                 )
                 .await
             {
-                let online = p.online;
                 ctx.state
                     .bus
                     .publish(identity.device_id, stead_api_types::LiveEvent::Presence(p));
-                if !online
-                    && let Err(e) =
-                        crate::devices::repo::set_online(&ctx.state.db, identity.device_id, false)
-                            .await
-                {
-                    tracing::warn!(error = %e, "recording that a device is offline failed");
-                }
+                ctx.state.sessions.mirror_online(identity.device_id);
             }
             if let Some((topic, payload)) = will {
                 if topic == "v1/devices/me/telemetry" {
