@@ -38,6 +38,10 @@ login() {
 # waits until it is ready. Rate limits sit far above any load: the hot path is measured, not
 # the limiter.
 start_server() {
+  if curl -sf "http://$HTTP/readyz" >/dev/null; then
+    echo "something already answers on $HTTP (a server left from an earlier run?): stop it first" >&2
+    return 1
+  fi
   env STEAD_DATABASE_URL="$PG/$DB" STEAD_REDIS_URL="$REDIS" STEAD_REDIS_PREFIX="bench-$DB:" \
     STEAD_HTTP_ADDR=$HTTP STEAD_MQTT_ADDR=$MQTT STEAD_DATA_DIR="$WORK/data" STEAD_LOG=warn \
     STEAD_TENANT_RATE_MESSAGES=1000000:1 STEAD_TENANT_RATE_POINTS=10000000:1 \
