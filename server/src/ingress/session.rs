@@ -464,45 +464,61 @@ impl DeviceSession {
         self.rejections.get().1 >= ABUSE_LIMIT
     }
 
+    /// Telemetry, the hot path, is handled without a detour; every other topic in
+    /// `route_other`, boxed, so that the future of each telemetry message (allocated per PUBLISH
+    /// by the MQTT service) stays small.
     async fn route(
         &self,
         topic: &str,
         wait: bool,
         payload: Bytes,
     ) -> Result<Option<Reply>, Rejection> {
-        let topic = PublishTopic::parse(topic).map_err(|e| Rejection::Topic(e.to_string()))?;
+        match PublishTopic::parse(topic).map_err(|e| Rejection::Topic(e.to_string()))? {
+            PublishTopic::Telemetry => self.telemetry(wait, payload).await,
+            other => Box::pin(self.route_other(other, wait, payload)).await,
+        }
+    }
+
+    async fn telemetry(&self, wait: bool, payload: Bytes) -> Result<Option<Reply>, Rejection> {
+        let now = telemetry::now_ms();
+        let (rows, points) = ingest::telemetry_rows(&self.identity, &payload, now)?;
+        self.limiter
+            .borrow_mut()
+            .admit(now, points)
+            .map_err(Rejection::RateLimited)?;
+        self.ctx.state.sessions.tenant_admit(
+            &self.ctx.state.config,
+            &self.identity,
+            now,
+            points,
+        )?;
+        let store = &self.ctx.state.telemetry;
+        let result = if wait {
+            let started = std::time::Instant::now();
+            let stored = store.write(self.identity.device_id, rows).await;
+            self.ctx
+                .state
+                .metrics
+                .mqtt_publish_stored
+                .observe(started.elapsed().as_secs_f64());
+            stored
+        } else {
+            store
+                .write_unacknowledged(self.identity.device_id, rows)
+                .await
+        };
+        result.map_err(|e| Rejection::Unavailable(e.to_string()))?;
+        Ok(None)
+    }
+
+    async fn route_other(
+        &self,
+        topic: PublishTopic,
+        wait: bool,
+        payload: Bytes,
+    ) -> Result<Option<Reply>, Rejection> {
         match topic {
-            PublishTopic::Telemetry => {
-                let now = telemetry::now_ms();
-                let (rows, points) = ingest::telemetry_rows(&self.identity, &payload, now)?;
-                self.limiter
-                    .borrow_mut()
-                    .admit(now, points)
-                    .map_err(Rejection::RateLimited)?;
-                self.ctx.state.sessions.tenant_admit(
-                    &self.ctx.state.config,
-                    &self.identity,
-                    now,
-                    points,
-                )?;
-                let store = &self.ctx.state.telemetry;
-                let result = if wait {
-                    let started = std::time::Instant::now();
-                    let stored = store.write(self.identity.device_id, rows).await;
-                    self.ctx
-                        .state
-                        .metrics
-                        .mqtt_publish_stored
-                        .observe(started.elapsed().as_secs_f64());
-                    stored
-                } else {
-                    store
-                        .write_unacknowledged(self.identity.device_id, rows)
-                        .await
-                };
-                result.map_err(|e| Rejection::Unavailable(e.to_string()))?;
-                Ok(None)
-            }
+            PublishTopic::Telemetry => self.telemetry(wait, payload).await,
             PublishTopic::Attributes => {
                 let now = telemetry::now_ms();
                 let values = ingest::attributes(&payload)?;

@@ -205,9 +205,10 @@ pub fn publish() -> impl ServiceFactory<
             let session = session.clone();
             async move {
                 match &*session {
-                    State::Device(device) => publish_v3(device, publish).await,
+                    State::Device(device) => publish_v3(device, &publish).await,
+                    // Rare, and a large future: boxed, to keep every telemetry PUBLISH's small.
                     State::Provisioning(p) => {
-                        provisioning_publish(p, session.sink(), publish).await
+                        Box::pin(provisioning_publish(p, session.sink(), publish)).await
                     }
                 }
             }
@@ -215,15 +216,16 @@ pub fn publish() -> impl ServiceFactory<
     })
 }
 
-async fn publish_v3(session: &V3Session, publish: v3::Publish) -> Result<(), Close> {
-    let topic = publish.publish_topic().to_owned();
+/// By reference: the service's future holds the packet once (this future exists per PUBLISH).
+async fn publish_v3(session: &V3Session, publish: &v3::Publish) -> Result<(), Close> {
+    let topic = publish.publish_topic();
     let wait = publish.qos() != codec::QoS::AtMostOnce;
     let max = session.inner.ctx.state.config.mqtt_max_payload_bytes;
     let result = match crate::ingest::check_size(publish.payload_size(), max) {
-        Err(rejection) => session.inner.reject(&topic, rejection),
+        Err(rejection) => session.inner.reject(topic, rejection),
         Ok(()) => {
             let payload = publish.read_all().await.map_err(|_| Close)?;
-            session.inner.publish(&topic, wait, payload).await
+            session.inner.publish(topic, wait, payload).await
         }
     };
     match result {

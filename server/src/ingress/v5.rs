@@ -231,9 +231,13 @@ pub fn publish() -> impl ServiceFactory<
             let session = session.clone();
             async move {
                 match &*session {
-                    State::Device(device) => publish_v5(device, publish).await,
+                    State::Device(device) => match publish_v5(device, &publish).await? {
+                        Ok(()) => Ok(publish.ack()),
+                        Err(rejection) => Ok(rejection_ack(publish, &rejection)),
+                    },
+                    // Rare, and a large future: boxed, to keep every telemetry PUBLISH's small.
                     State::Provisioning(p) => {
-                        provisioning_publish(p, session.sink(), publish).await
+                        Box::pin(provisioning_publish(p, session.sink(), publish)).await
                     }
                 }
             }
@@ -241,28 +245,30 @@ pub fn publish() -> impl ServiceFactory<
     })
 }
 
-async fn publish_v5(session: &V5Session, publish: v5::Publish) -> Result<v5::PublishAck, Close> {
-    let topic = publish.publish_topic().to_owned();
+/// By reference: the service's future holds the packet once (this future exists per PUBLISH).
+/// Answers how to acknowledge it, or `Close` when its payload could not be read.
+async fn publish_v5(
+    session: &V5Session,
+    publish: &v5::Publish,
+) -> Result<Result<(), Rejection>, Close> {
+    let topic = publish.publish_topic();
     let wait = publish.qos() != codec::QoS::AtMostOnce;
     let max = session.inner.ctx.state.config.mqtt_max_payload_bytes;
     let result = match crate::ingest::check_size(publish.payload_size(), max) {
-        Err(rejection) => session.inner.reject(&topic, rejection),
+        Err(rejection) => session.inner.reject(topic, rejection),
         Ok(()) => {
             let payload = publish.read_all().await.map_err(|_| Close)?;
-            session.inner.publish(&topic, wait, payload).await
+            session.inner.publish(topic, wait, payload).await
         }
     };
-    match result {
-        Ok(Some(reply)) => {
+    Ok(result.map(|reply| {
+        if let Some(reply) = reply {
             let _ = session
                 .sink
                 .publish(reply.topic)
                 .send_at_most_once(reply.payload);
-            Ok(publish.ack())
         }
-        Ok(None) => Ok(publish.ack()),
-        Err(rejection) => Ok(rejection_ack(publish, &rejection)),
-    }
+    }))
 }
 
 impl super::session::Outbound for v5::MqttSink {
