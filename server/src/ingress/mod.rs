@@ -244,11 +244,11 @@ pub fn describe(reason: DisconnectReason) -> &'static str {
     }
 }
 
-/// The device sessions of this node, reachable from the API (to revoke) and the ingress.
-/// Revocations and take-overs also go to the other nodes, over the live bus.
 /// How soon a device row's `online` column follows a connect or disconnect.
 const ONLINE_MIRROR_EVERY: Duration = Duration::from_millis(100);
 
+/// The device sessions of this node, reachable from the API (to revoke) and the ingress.
+/// Revocations and take-overs also go to the other nodes, over the live bus.
 pub struct Sessions {
     /// This process, as other nodes know it.
     pub node_id: uuid::Uuid,
@@ -469,13 +469,16 @@ impl Sessions {
         for chunk in devices.chunks(1000) {
             let mirrored = async {
                 let presence = state.live.presence_of(chunk).await?;
-                let (online, offline): (Vec<_>, Vec<_>) =
-                    chunk.iter().zip(&presence).partition(|(_, p)| p.online);
-                let ids = |v: Vec<(&crate::ids::DeviceId, &_)>| -> Vec<crate::ids::DeviceId> {
-                    v.into_iter().map(|(d, _)| *d).collect()
-                };
-                crate::devices::repo::set_online(&state.db, &ids(online), true).await?;
-                crate::devices::repo::set_online(&state.db, &ids(offline), false).await?;
+                let (mut online, mut offline) = (Vec::new(), Vec::new());
+                for (device, p) in chunk.iter().zip(&presence) {
+                    if p.online {
+                        online.push(*device);
+                    } else {
+                        offline.push(*device);
+                    }
+                }
+                crate::devices::repo::set_online(&state.db, &online, true).await?;
+                crate::devices::repo::set_online(&state.db, &offline, false).await?;
                 anyhow::Ok(())
             };
             if let Err(e) = mirrored.await {
