@@ -18,9 +18,8 @@
 # STEAD_TEST_PG_URL / STEAD_TEST_REDIS_URL override the service addresses.
 set -euo pipefail
 
-source "$(dirname "$0")/common.sh"
+source "$(dirname "$0")/lib.sh" # and common.sh
 run_args "$@"
-source "$(dirname "$0")/lib.sh"
 start_server
 create_tenant
 

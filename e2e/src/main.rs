@@ -46,8 +46,9 @@ async fn main() -> ExitCode {
     }
 }
 
-/// A thin layer over rumqttc's two clients (MQTT 3.1.1 and 5) so that the load generator and the
-/// simulator are written once. It turns rumqttc's events into the few this tool cares about.
+/// A thin layer over rumqttc's two clients (MQTT 3.1.1 and 5) so that the simulator is written
+/// once for both, plus the broker address both subcommands take. It turns rumqttc's events into
+/// the few the simulator cares about. (The load generator writes MQTT itself: `loadgen::conn`.)
 pub mod mqtt {
     use std::fmt;
     use std::str::FromStr;

@@ -185,8 +185,8 @@ pub fn u16_property(mut props: &[u8], id: u8) -> Option<u16> {
     None
 }
 
-/// A CONNACK return code (3.1.1) or reason code (5) in words.
-pub fn connack_reason(v5: bool, code: u8) -> String {
+/// A CONNACK return code (3.1.1), or any MQTT 5 reason code when `v5`, in words with its value.
+pub fn reason(v5: bool, code: u8) -> String {
     let name = if v5 {
         reason_name(code)
     } else {

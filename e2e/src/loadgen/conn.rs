@@ -84,10 +84,7 @@ impl Conn {
                     }
                     let code = body[1];
                     if code != 0 {
-                        return Err(format!(
-                            "CONNECT refused: {}",
-                            wire::connack_reason(spec.v5, code)
-                        ));
+                        return Err(format!("CONNECT refused: {}", wire::reason(spec.v5, code)));
                     }
                     if spec.v5
                         && let Some((len, at)) = body.get(2..).and_then(wire::varint)
@@ -160,12 +157,11 @@ impl Conn {
                 };
                 Incoming::PubAck {
                     pkid: u16::from_be_bytes([body[0], body[1]]),
-                    refused: (code >= 0x80)
-                        .then(|| format!("PUBACK {}", wire::connack_reason(true, code))),
+                    refused: (code >= 0x80).then(|| format!("PUBACK {}", wire::reason(true, code))),
                 }
             }
             wire::DISCONNECT => Incoming::Disconnect {
-                reason: wire::connack_reason(true, body.first().copied().unwrap_or(0)),
+                reason: wire::reason(true, body.first().copied().unwrap_or(0)),
             },
             wire::PUBLISH if first & 0x06 == 0x02 => {
                 // An unrequested QoS 1 message: acknowledge it so the broker's window stays open.
