@@ -3,7 +3,7 @@
 //! each, naming the setting. There is no global settings static: the `Config` is passed down.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::{Figment, Provider as _};
@@ -55,7 +55,8 @@ pub struct Config {
     pub redis_url: Option<Secret>,
     /// Prefix of every Redis key, so that several deployments (or tests) can share one Redis.
     pub redis_prefix: String,
-    /// The built console (`web/dist`); default: `web/dist` when it exists.
+    /// Serve the console from this directory instead of the copy built into the binary
+    /// (`STEAD_CONSOLE_DIR`, for console development).
     pub console_dir: Option<PathBuf>,
     /// HMAC key for access tokens; default: generated once and kept in the database.
     pub jwt_secret: Option<Secret>,
@@ -332,17 +333,6 @@ impl Config {
                 "sqlite://{}?mode=rwc",
                 self.data_dir.join("stead.db").display()
             )),
-        }
-    }
-
-    /// The console's files, when they have been built.
-    pub fn console_dir(&self) -> Option<PathBuf> {
-        match &self.console_dir {
-            Some(dir) => Some(dir.clone()),
-            None => {
-                let default = Path::new("web/dist");
-                default.join("index.html").exists().then(|| default.into())
-            }
         }
     }
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use fantoccini::{Client as Browser, ClientBuilder, Locator};
 use stead_api_types::{Device, Page};
 
-use crate::harness::{Backend, Options, TestServer, TestTenant};
+use crate::harness::{Backend, TestServer, TestTenant};
 
 /// chromedriver on a free port, killed on drop.
 pub struct Driver {
@@ -221,14 +221,7 @@ pub struct Console {
 
 impl Console {
     pub async fn start() -> Console {
-        let server = TestServer::start_with(
-            Backend::Sqlite,
-            Options {
-                console: true,
-                ..Options::default()
-            },
-        )
-        .await;
+        let server = TestServer::start(Backend::Sqlite).await;
         let acme = server.tenant("Acme").await;
         Console {
             server,
@@ -252,14 +245,7 @@ impl Console {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn log_in_create_a_device_reload_and_log_out() {
-    let server = TestServer::start_with(
-        Backend::Sqlite,
-        Options {
-            console: true,
-            ..Options::default()
-        },
-    )
-    .await;
+    let server = TestServer::start(Backend::Sqlite).await;
     let acme = server.tenant("Acme").await;
     let driver = Driver::start();
     let profile = tempfile::tempdir().unwrap();

@@ -97,11 +97,7 @@ async fn telemetry_from_mosquitto_appears_live_on_the_device_page() {
         .port();
     let server = TestServer::start_with(
         Backend::Sqlite,
-        Options {
-            console: true,
-            ..Options::default()
-        }
-        .env("STEAD_MQTT_ADDR", format!("127.0.0.1:{free}")),
+        Options::default().env("STEAD_MQTT_ADDR", format!("127.0.0.1:{free}")),
     )
     .await;
     let port = mqtt_port(&server).await;

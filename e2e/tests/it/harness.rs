@@ -54,18 +54,28 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// Cargo's target directory: this test binary is `<target>/<profile>/deps/it-<hash>`.
+pub fn target_dir() -> PathBuf {
+    profile_dir()
+        .parent()
+        .expect("the profile directory lives in the target directory")
+        .to_path_buf()
+}
+
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("test binary lives in target/<profile>/deps")
+        .to_path_buf()
+}
+
 /// The `stead` binary built beside this test binary (`cargo xtask test` builds it first).
 pub fn stead_bin() -> PathBuf {
     if let Ok(bin) = std::env::var("STEAD_BIN") {
         return bin.into();
     }
-    let exe = std::env::current_exe().expect("current exe");
-    // target/<profile>/deps/it-<hash> → target/<profile>/stead
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("test binary lives in target/<profile>/deps")
-        .join("stead");
+    let bin = profile_dir().join("stead");
     assert!(
         bin.exists(),
         "the stead binary is not built at {}: run `cargo build -p stead` (cargo xtask test does it for you)",
@@ -94,8 +104,10 @@ pub fn psql(database: &str, sql: &str) -> String {
 #[derive(Default, Clone)]
 pub struct Options {
     pub env: Vec<(String, String)>,
-    /// Serve the built console (`web/dist`).
-    pub console: bool,
+    /// Run this binary instead of [`stead_bin`].
+    pub bin: Option<PathBuf>,
+    /// Start it in this working directory instead of the server's fresh temporary one.
+    pub cwd: Option<PathBuf>,
     /// Arguments after `serve` (e.g. `--roles api`).
     pub args: Vec<String>,
     /// Another node of `join`'s deployment: same database, Redis prefix and keys.
@@ -159,11 +171,11 @@ impl TestServer {
             .as_ref()
             .map(|j| j.redis_prefix.clone())
             .unwrap_or_else(|| format!("stead-test:{}:", Uuid::new_v4().simple()));
-        let mut command = Command::new(stead_bin());
+        let mut command = Command::new(options.bin.clone().unwrap_or_else(stead_bin));
         command
             .arg("serve")
             .args(&options.args)
-            .current_dir(dir.path())
+            .current_dir(options.cwd.as_deref().unwrap_or(dir.path()))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -182,15 +194,6 @@ impl TestServer {
             .env("STEAD_BOOTSTRAP_ADMIN_EMAIL", "admin@test.local")
             .env("STEAD_BOOTSTRAP_ADMIN_PASSWORD", &admin_password)
             .env("STEAD_JWT_SECRET", &jwt_secret);
-        if options.console {
-            let console = workspace_root().join("web/dist");
-            assert!(
-                console.join("index.html").exists(),
-                "the console is not built at {}: run `cargo xtask build-console` (cargo xtask test does it for you)",
-                console.display()
-            );
-            command.env("STEAD_CONSOLE_DIR", console);
-        }
         let mut database = None;
         if let Some(join) = &options.join {
             // Joins an existing deployment; the first node owns (and drops) the database.

@@ -13,6 +13,7 @@ mod browser_live;
 mod credentials;
 mod device_http;
 mod devices;
+mod dist;
 mod durability;
 mod embedded;
 mod imports;

@@ -3,8 +3,8 @@
 //! contract. `e2e/python/tb_sdk_device.py` drives one device session with the SDK and prints
 //! what it received; this test checks that output and, through the REST API, what was stored.
 //!
-//! The interpreter is `$STEAD_TEST_PYTHON`, else `python3`; it needs the requirements installed
-//! (`python3 -m pip install -r e2e/python/requirements.txt`).
+//! The interpreter is `$STEAD_TEST_PYTHON`, else the virtual environment `cargo xtask test` (or
+//! `cargo xtask setup`) creates in `<target>/python-venv` with `e2e/python/requirements.txt`.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -17,8 +17,20 @@ use crate::on_both_backends;
 
 on_both_backends!(thingsboard_python_sdk_session);
 
+/// The tests' Python interpreter (see the module doc); fails naming the command that makes it.
 pub fn python() -> String {
-    std::env::var("STEAD_TEST_PYTHON").unwrap_or_else(|_| "python3".into())
+    if let Ok(python) = std::env::var("STEAD_TEST_PYTHON") {
+        return python;
+    }
+    // The same path as `venv_dir` in infra/xtask/src/setup.rs.
+    let venv = crate::harness::target_dir().join("python-venv/bin/python");
+    assert!(
+        venv.exists(),
+        "no Python environment for the tests at {}: `cargo xtask setup` creates it \
+         (or set STEAD_TEST_PYTHON to an interpreter with e2e/python/requirements.txt installed)",
+        venv.display()
+    );
+    venv.display().to_string()
 }
 
 /// Fails with the install command when the SDK is missing. `mmh3` is imported first: without it
@@ -32,9 +44,8 @@ pub async fn require_sdk(python: &str) {
         .unwrap_or_else(|e| panic!("cannot run {python} (set STEAD_TEST_PYTHON): {e}"));
     assert!(
         out.status.success(),
-        "ThingsBoard's Python SDK is not installed for {python}: \
-         pip install -r e2e/python/requirements.txt \
-         (or set STEAD_TEST_PYTHON to an interpreter that has it)\n{}",
+        "ThingsBoard's Python SDK is not installed for {python}: `cargo xtask setup` installs \
+         e2e/python/requirements.txt into the tests' environment\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
 }

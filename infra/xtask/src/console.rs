@@ -2,35 +2,33 @@
 //!
 //! No trunk, no downloaded binaries: cargo builds the wasm, the `wasm-bindgen-cli-support` crate
 //! (same version as the `wasm-bindgen` the console links) writes the JS glue, and the static files
-//! of `web/static/` are copied beside them. `index.html` is written here with a content hash in
-//! the asset URLs, so a browser never runs a new page against an old cached wasm.
+//! of `web/static/` are copied beside them. `index.html` is written here with each asset's content
+//! hash in its URL (`?v=`, the first 16 hex digits of its SHA-256: the server compares it with the
+//! file's own hash and then lets browsers cache the file forever), so a browser never runs a new
+//! page against an old cached wasm. Beside each compressible file go `.br` and `.gz` variants that
+//! the server answers when the browser accepts them.
+//!
+//! The files are built in a staging directory and then copied into `web/dist` only where they
+//! differ: the server embeds `web/dist` and recompiles whenever anything in it is touched, so an
+//! unchanged console must leave it untouched.
 
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, bail};
+use sha2::{Digest, Sha256};
 
-const TARGET: &str = "wasm32-unknown-unknown";
+pub const TARGET: &str = "wasm32-unknown-unknown";
 const PACKAGE: &str = "stead-web";
 /// The wasm file cargo writes: the package name with `-` turned into `_`.
 const WASM_NAME: &str = "stead_web";
 
 /// Builds the console and returns the `web/dist` directory holding it.
 pub fn build_console(root: &Path, release: bool) -> anyhow::Result<PathBuf> {
-    ensure_wasm_target()?;
+    crate::setup::ensure_rust_target(TARGET)?;
 
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .map(|dir| {
-            if dir.is_absolute() {
-                dir
-            } else {
-                root.join(dir)
-            }
-        })
-        .unwrap_or_else(|| root.join("target"));
+    let target_dir = crate::target_dir(root);
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut build = Command::new(cargo);
     build
@@ -52,7 +50,7 @@ pub fn build_console(root: &Path, release: bool) -> anyhow::Result<PathBuf> {
             }
         }
     }
-    run(&mut build, "cargo build of the console")?;
+    crate::setup::run(&mut build, "cargo build of the console")?;
 
     let profile = if release { "release" } else { "debug" };
     let wasm = target_dir
@@ -63,12 +61,12 @@ pub fn build_console(root: &Path, release: bool) -> anyhow::Result<PathBuf> {
         bail!("the console build produced no {}", wasm.display());
     }
 
-    let dist = root.join("web").join("dist");
-    if dist.exists() {
-        std::fs::remove_dir_all(&dist)
-            .with_context(|| format!("cannot clear {}", dist.display()))?;
+    let staging = target_dir.join("console-staging");
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging)
+            .with_context(|| format!("cannot clear {}", staging.display()))?;
     }
-    let pkg = dist.join("pkg");
+    let pkg = staging.join("pkg");
     std::fs::create_dir_all(&pkg).with_context(|| format!("cannot create {}", pkg.display()))?;
 
     wasm_bindgen_cli_support::Bindgen::new()
@@ -82,46 +80,127 @@ pub fn build_console(root: &Path, release: bool) -> anyhow::Result<PathBuf> {
         .context("wasm-bindgen could not generate the JS glue")?;
 
     let static_dir = root.join("web").join("static");
-    copy_dir(&static_dir, &dist)?;
+    copy_dir(&static_dir, &staging)?;
 
-    let js = pkg.join(format!("{WASM_NAME}.js"));
-    let wasm_out = pkg.join(format!("{WASM_NAME}_bg.wasm"));
-    let version = content_hash(&[&js, &wasm_out, &dist.join("style.css")])?;
     let template = static_dir.join("index.html");
     let html = std::fs::read_to_string(&template)
-        .with_context(|| format!("cannot read {}", template.display()))?
-        .replace("{{version}}", &version);
-    std::fs::write(dist.join("index.html"), html).context("cannot write index.html")?;
+        .with_context(|| format!("cannot read {}", template.display()))?;
+    let html = hash_urls(&html, &staging)?;
+    std::fs::write(staging.join("index.html"), html).context("cannot write index.html")?;
+    precompress(&staging)?;
 
+    let dist = root.join("web").join("dist");
+    sync_dir(&staging, &dist)?;
     Ok(dist)
 }
 
-fn ensure_wasm_target() -> anyhow::Result<()> {
-    let installed = Command::new("rustup")
-        .args(["target", "list", "--installed"])
-        .output();
-    match installed {
-        Ok(out) if out.status.success() => {
-            let list = String::from_utf8_lossy(&out.stdout);
-            if list.lines().any(|l| l.trim() == TARGET) {
-                return Ok(());
-            }
-            run(
-                Command::new("rustup").args(["target", "add", TARGET]),
-                "rustup target add",
-            )
-        }
-        // Without rustup (a distribution toolchain) the build below says what is missing.
-        _ => Ok(()),
+/// Replaces each `{{hash:PATH}}` of the template by the content hash of `dir/PATH`.
+fn hash_urls(template: &str, dir: &Path) -> anyhow::Result<String> {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(start) = rest.find("{{hash:") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + "{{hash:".len()..];
+        let Some(end) = after.find("}}") else {
+            bail!("index.html: `{{{{hash:` without its closing `}}}}`");
+        };
+        let file = dir.join(&after[..end]);
+        let bytes =
+            std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+        out.push_str(&content_hash(&bytes));
+        rest = &after[end + "}}".len()..];
     }
+    out.push_str(rest);
+    Ok(out)
 }
 
-fn run(cmd: &mut Command, what: &str) -> anyhow::Result<()> {
-    let status = cmd
-        .status()
-        .with_context(|| format!("cannot start {what}"))?;
-    if !status.success() {
-        bail!("{what} failed ({status})");
+/// The first 16 hex digits of the SHA-256 of `bytes`; the server computes the same.
+fn content_hash(bytes: &[u8]) -> String {
+    hex::encode(&Sha256::digest(bytes)[..8])
+}
+
+/// Text-like files worth compressing (images such as PNG are compressed already).
+const COMPRESSIBLE: &[&str] = &["html", "js", "wasm", "css", "svg", "json", "txt"];
+
+/// Writes `FILE.br` and `FILE.gz` beside every compressible file of `dir`, each only when it is
+/// smaller than the file itself.
+fn precompress(dir: &Path) -> anyhow::Result<()> {
+    for file in files(dir)? {
+        let compressible = file
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| COMPRESSIBLE.contains(&e));
+        if !compressible {
+            continue;
+        }
+        let raw =
+            std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gzip.write_all(&raw)?;
+        let gzip = gzip.finish()?;
+        let mut brotli = Vec::new();
+        {
+            // Quality 11 (the best) and a 4 MiB window: written once, downloaded by every browser.
+            let mut writer = brotli::CompressorWriter::new(&mut brotli, 64 * 1024, 11, 22);
+            writer.write_all(&raw)?;
+        }
+        for (extension, bytes) in [("gz", gzip), ("br", brotli)] {
+            if bytes.len() < raw.len() {
+                let mut name = file.clone().into_os_string();
+                name.push(".");
+                name.push(extension);
+                std::fs::write(&name, bytes)
+                    .with_context(|| format!("cannot write {}", Path::new(&name).display()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Every file under `dir`, recursively.
+fn files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let entries =
+            std::fs::read_dir(&dir).with_context(|| format!("cannot read {}", dir.display()))?;
+        for entry in entries {
+            let entry = entry?;
+            if entry.file_type()?.is_dir() {
+                pending.push(entry.path());
+            } else {
+                out.push(entry.path());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Makes `to` hold exactly the files of `from`, writing only those whose bytes differ.
+fn sync_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
+    let wanted = files(from)?;
+    for file in &wanted {
+        let relative = file.strip_prefix(from)?;
+        let dest = to.join(relative);
+        let bytes =
+            std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+        if std::fs::read(&dest).is_ok_and(|old| old == bytes) {
+            continue;
+        }
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        std::fs::write(&dest, bytes).with_context(|| format!("cannot write {}", dest.display()))?;
+    }
+    if to.is_dir() {
+        for file in files(to)? {
+            let relative = file.strip_prefix(to)?;
+            if !from.join(relative).exists() {
+                std::fs::remove_file(&file)
+                    .with_context(|| format!("cannot remove {}", file.display()))?;
+            }
+        }
     }
     Ok(())
 }
@@ -147,15 +226,4 @@ fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// A short hash of the built files, for cache-busting query strings.
-fn content_hash(files: &[&Path]) -> anyhow::Result<String> {
-    let mut hasher = DefaultHasher::new();
-    for file in files {
-        let bytes =
-            std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-        bytes.hash(&mut hasher);
-    }
-    Ok(format!("{:016x}", hasher.finish()))
 }

@@ -41,15 +41,15 @@ pub fn server(
     serve_api: bool,
 ) -> anyhow::Result<actix_web::dev::Server> {
     let console = if serve_api {
-        state.config.console_dir()
+        console::Console::pick(state.config.console_dir.clone())
     } else {
         None
     };
     match &console {
-        Some(dir) => tracing::info!(dir = %dir.display(), "serving the console"),
+        Some(console) => tracing::info!(from = %console.describe(), "serving the console"),
         None if !serve_api => {}
         None => tracing::warn!(
-            "the console is not built (no web/dist): `cargo xtask run` builds it; the API works without it"
+            "this binary was built without the console (no web/dist at build time): `cargo xtask run` builds it; the API works without it"
         ),
     }
     let data = web::Data::new(state);
