@@ -38,7 +38,8 @@ created="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 format_args=()
 [ "$engine" = podman ] && format_args=(--format docker)
 
-"$engine" build "${format_args[@]}" \
+# No layer cache: the build is one copy, and a cached LABEL step would keep an old revision.
+"$engine" build "${format_args[@]}" --no-cache --layers=false \
   --file "$here/Containerfile" \
   --build-arg "VERSION=${version:-0.0.0-dev}" \
   --build-arg "REVISION=$revision" \
