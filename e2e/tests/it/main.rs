@@ -5,6 +5,7 @@
 mod harness;
 
 mod auth;
+mod backup;
 mod bad_input;
 mod browser;
 mod browser_fleet;
@@ -13,6 +14,7 @@ mod browser_live;
 mod credentials;
 mod device_http;
 mod devices;
+mod doctor;
 mod durability;
 mod embedded;
 mod imports;
@@ -27,4 +29,5 @@ mod retention;
 mod sdk;
 mod tenants;
 mod tls;
+mod upgrade;
 mod users;
