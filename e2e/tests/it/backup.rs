@@ -178,12 +178,14 @@ async fn a_backup_taken_while_devices_publish_restores_everything(backend: Backe
         };
         devices.push((created.device.id, name.to_string(), login));
     }
+    // Recent timestamps: retention on the restored server must not expire them.
+    let t0 = chrono::Utc::now().timestamp_millis() - 60_000;
     for (_, name, login) in &devices {
         let lines: String = (0..POINTS)
             .map(|i| {
                 format!(
                     "{{\"ts\":{},\"values\":{{\"n\":{i}}}}}\n",
-                    1_790_000_000_000 + i
+                    t0 + i as i64
                 )
             })
             .collect();
