@@ -72,10 +72,34 @@ async fn open(config: &Config, size: Option<u32>) -> anyhow::Result<DatabaseConn
     Ok(db)
 }
 
+/// Applies the pending migrations, after refusing a database that a newer release migrated:
+/// running against a schema this binary does not know could corrupt data, and sea-orm's own
+/// message for it ("migration file … is missing") suggests a broken build instead.
 pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
+    let status = stead_migrations::status(db)
+        .await
+        .map_err(|e| anyhow::anyhow!("reading the database's migrations: {e}"))?;
+    if !status.unknown.is_empty() {
+        anyhow::bail!("{}", newer_schema(&status.unknown));
+    }
     Migrator::up(db, None)
         .await
         .map_err(|e| anyhow::anyhow!("applying database migrations: {e}"))
+}
+
+/// Why a binary refuses a database migrated by a newer release, and what to do.
+pub fn newer_schema(unknown: &[String]) -> String {
+    format!(
+        "the database was migrated by a newer Stead: it has {} this binary (stead {}) does not know ({}); \
+         refusing to run against an unknown schema: run that newer release, or restore a backup made before the upgrade",
+        if unknown.len() == 1 {
+            "a migration"
+        } else {
+            "migrations"
+        },
+        env!("CARGO_PKG_VERSION"),
+        unknown.join(", ")
+    )
 }
 
 /// `SELECT 1`, for `/readyz`.

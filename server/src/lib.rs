@@ -21,6 +21,7 @@ pub mod ingest;
 pub mod ingress;
 pub mod live;
 pub mod observability;
+pub mod ops;
 pub mod profiles;
 pub mod provisioning;
 pub mod rpc;

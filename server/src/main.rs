@@ -28,6 +28,21 @@ enum Command {
     },
     /// Apply database migrations and exit.
     Migrate,
+    /// Write a consistent backup of the embedded SQLite database while the server runs.
+    Backup {
+        /// The backup file to write.
+        #[arg(long)]
+        output: std::path::PathBuf,
+        /// Replace the file when it exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Check the configuration and the services it needs; exit code 1 when something fails.
+    Doctor {
+        /// The roles to check for, as for `serve`.
+        #[arg(long, value_delimiter = ',', default_value = "api,ingress,worker")]
+        roles: Vec<String>,
+    },
     /// First-run and break-glass tasks.
     Admin {
         #[command(subcommand)]
@@ -59,13 +74,6 @@ enum AdminCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = match Config::load() {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!("stead: {e}");
-            return ExitCode::from(2);
-        }
-    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -74,6 +82,17 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("stead: cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
+        }
+    };
+    let config = match (Config::load(), &cli.command) {
+        (Ok(config), _) => config,
+        // The doctor reports an invalid configuration among its checks.
+        (Err(_), Command::Doctor { roles }) => {
+            return runtime.block_on(stead::ops::doctor::main(roles));
+        }
+        (Err(e), _) => {
+            eprintln!("stead: {e}");
+            return ExitCode::from(2);
         }
     };
     match runtime.block_on(run(cli, config)) {
@@ -136,6 +155,10 @@ async fn run(cli: Cli, mut config: Config) -> anyhow::Result<ExitCode> {
             stead::db::migrate(&db).await?;
             println!("stead: migrations applied");
         }
+        Command::Backup { output, force } => {
+            stead::ops::backup::run(&config, &output, force).await?;
+        }
+        Command::Doctor { roles } => return Ok(stead::ops::doctor::main(&roles).await),
         Command::Admin { command } => {
             let state = AppState::build(config).await?;
             match command {

@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -100,9 +100,33 @@ pub fn psql(database: &str, sql: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
+/// Runs before the server starts, given its (empty) data directory and, on PostgreSQL, the name
+/// of its freshly created database: to put an earlier release's database or a backup in place.
+pub type Prepare = Arc<dyn Fn(&Path, Option<&str>) + Send + Sync>;
+
+/// A `stead` command with nothing from the developer's own environment (`STEAD_*`, `OTEL_*`),
+/// so a test sets exactly the configuration it means.
+pub fn stead_command() -> Command {
+    command_for(stead_bin())
+}
+
+/// `bin` with nothing from the developer's own environment leaking in.
+fn command_for(bin: PathBuf) -> Command {
+    let mut command = Command::new(bin);
+    command.stdin(Stdio::null());
+    for (key, _) in std::env::vars() {
+        if key.starts_with("STEAD_") || key.starts_with("OTEL_") || key == "RUST_LOG" {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
 /// What a test wants to differ from the defaults.
 #[derive(Default, Clone)]
 pub struct Options {
+    /// Prepares the storage before the server starts (see [`Prepare`]).
+    pub prepare: Option<Prepare>,
     pub env: Vec<(String, String)>,
     /// Run this binary instead of [`stead_bin`].
     pub bin: Option<PathBuf>,
@@ -145,6 +169,8 @@ pub struct TestServer {
     pub logs: Arc<Mutex<Vec<String>>>,
     pub database: Option<String>,
     pub redis_prefix: String,
+    /// `STEAD_DATA_DIR` (the SQLite database is `stead.db` in it).
+    pub data_dir: PathBuf,
     /// Holds the data directory until the server is dropped.
     _dir: tempfile::TempDir,
 }
@@ -171,24 +197,18 @@ impl TestServer {
             .as_ref()
             .map(|j| j.redis_prefix.clone())
             .unwrap_or_else(|| format!("stead-test:{}:", Uuid::new_v4().simple()));
-        let mut command = Command::new(options.bin.clone().unwrap_or_else(stead_bin));
+        let data_dir = dir.path().join("data");
+        let mut command = command_for(options.bin.clone().unwrap_or_else(stead_bin));
         command
             .arg("serve")
             .args(&options.args)
             .current_dir(options.cwd.as_deref().unwrap_or(dir.path()))
-            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        // Nothing from the developer's own environment leaks in.
-        for (key, _) in std::env::vars() {
-            if key.starts_with("STEAD_") || key.starts_with("OTEL_") || key == "RUST_LOG" {
-                command.env_remove(key);
-            }
-        }
         command
             .env("STEAD_HTTP_ADDR", "127.0.0.1:0")
             .env("STEAD_MQTT_ADDR", "127.0.0.1:0")
-            .env("STEAD_DATA_DIR", dir.path().join("data"))
+            .env("STEAD_DATA_DIR", &data_dir)
             .env("STEAD_LOG_FORMAT", "json")
             .env("STEAD_LOG", "info,stead=debug")
             .env("STEAD_BOOTSTRAP_ADMIN_EMAIL", "admin@test.local")
@@ -215,6 +235,10 @@ impl TestServer {
         }
         for (key, value) in &options.env {
             command.env(key, value);
+        }
+        if let Some(prepare) = &options.prepare {
+            std::fs::create_dir_all(&data_dir).expect("create the data directory");
+            prepare(&data_dir, database.as_deref());
         }
         let mut child = command.spawn().expect("start stead");
         let logs = Arc::new(Mutex::new(Vec::new()));
@@ -280,6 +304,7 @@ impl TestServer {
             logs,
             database,
             redis_prefix,
+            data_dir,
             _dir: dir,
         }
     }
@@ -399,5 +424,91 @@ impl Drop for TestServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
         clean_up(self.backend, self.database.as_deref(), &self.redis_prefix);
+    }
+}
+
+/// The configuration that points a `stead` command at a test's storage.
+pub fn storage_env(data_dir: &Path, database: Option<&str>) -> Vec<(String, String)> {
+    let mut env = vec![
+        ("STEAD_DATA_DIR".to_string(), data_dir.display().to_string()),
+        // Ephemeral ports: a command never collides with another test's server.
+        ("STEAD_HTTP_ADDR".to_string(), "127.0.0.1:0".to_string()),
+        ("STEAD_MQTT_ADDR".to_string(), "127.0.0.1:0".to_string()),
+    ];
+    if let Some(name) = database {
+        env.push((
+            "STEAD_DATABASE_URL".into(),
+            format!("{}/{name}", pg_base_url()),
+        ));
+    }
+    env
+}
+
+/// Runs `stead <args>` to completion (at most 60 s) with `env`, from `dir`.
+pub fn run_stead(dir: &Path, args: &[&str], env: &[(String, String)]) -> Output {
+    let mut command = stead_command();
+    command
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .env("STEAD_LOG_FORMAT", "json");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().expect("start stead");
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("stead {args:?} did not finish within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+pub fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Storage for a test that runs `stead` commands itself: a temporary directory with the data
+/// directory in it and, on PostgreSQL, a fresh database; all of it dropped afterwards.
+pub struct Scratch {
+    pub backend: Backend,
+    pub dir: tempfile::TempDir,
+    pub data_dir: PathBuf,
+    pub database: Option<String>,
+}
+
+impl Scratch {
+    pub fn new(backend: Backend) -> Scratch {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let database = (backend == Backend::Postgres).then(|| {
+            let name = format!("stead_t_{}", Uuid::new_v4().simple());
+            psql("postgres", &format!("CREATE DATABASE {name}"));
+            name
+        });
+        Scratch {
+            backend,
+            data_dir: dir.path().join("data"),
+            dir,
+            database,
+        }
+    }
+
+    /// The configuration pointing at this storage ([`storage_env`]).
+    pub fn env(&self) -> Vec<(String, String)> {
+        storage_env(&self.data_dir, self.database.as_deref())
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        clean_up(self.backend, self.database.as_deref(), "stead-test-unused:");
     }
 }

@@ -5,6 +5,7 @@
 mod harness;
 
 mod auth;
+mod backup;
 mod bad_input;
 mod browser;
 mod browser_fleet;
@@ -14,6 +15,7 @@ mod credentials;
 mod device_http;
 mod devices;
 mod dist;
+mod doctor;
 mod durability;
 mod embedded;
 mod imports;
@@ -28,4 +30,5 @@ mod retention;
 mod sdk;
 mod tenants;
 mod tls;
+mod upgrade;
 mod users;
