@@ -14,6 +14,7 @@ pub mod db;
 pub mod devices;
 pub mod error;
 pub mod groups;
+pub mod healthcheck;
 pub mod http;
 pub mod ids;
 pub mod imports;

@@ -43,6 +43,12 @@ enum Command {
         #[arg(long, value_delimiter = ',', default_value = "api,ingress,worker")]
         roles: Vec<String>,
     },
+    /// Exit 0 when a running node answers `/healthz`, 1 otherwise (container health checks).
+    Healthcheck {
+        /// Default: `/healthz` on STEAD_HTTP_ADDR (through loopback when it is 0.0.0.0 or ::).
+        #[arg(long)]
+        url: Option<String>,
+    },
     /// First-run and break-glass tasks.
     Admin {
         #[command(subcommand)]
@@ -74,6 +80,11 @@ enum AdminCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Before the runtime and the log subscriber: a health check runs every few seconds and must
+    // neither log nor depend on anything but the node it asks.
+    if let Command::Healthcheck { url } = &cli.command {
+        return healthcheck(url.as_deref());
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -159,6 +170,8 @@ async fn run(cli: Cli, mut config: Config) -> anyhow::Result<ExitCode> {
             stead::ops::backup::run(&config, &output, force).await?;
         }
         Command::Doctor { roles } => return Ok(stead::ops::doctor::main(&roles).await),
+        // Answered in `main` before the runtime starts; kept here so the match stays total.
+        Command::Healthcheck { url } => return Ok(healthcheck(url.as_deref())),
         Command::Admin { command } => {
             let state = AppState::build(config).await?;
             match command {
@@ -204,6 +217,26 @@ async fn run(cli: Cli, mut config: Config) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn healthcheck(url: Option<&str>) -> ExitCode {
+    let url = match url {
+        Some(url) => url.to_owned(),
+        None => match Config::load() {
+            Ok(config) => stead::healthcheck::default_url(config.http_addr),
+            Err(e) => {
+                eprintln!("stead: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    match stead::healthcheck::check(&url, std::time::Duration::from_secs(3)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("stead: unhealthy: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Binds a listener with a deep accept queue: a reconnect storm of thousands of devices must

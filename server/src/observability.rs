@@ -100,6 +100,11 @@ pub struct Metrics {
     pub telemetry_commit: prometheus::Histogram,
     pub mqtt_publish_stored: prometheus::Histogram,
     pub mqtt_sessions: prometheus::IntGauge,
+    /// Sampled when `/metrics` is rendered (see `http::health::metrics`), never on the hot path.
+    pub telemetry_queue_depth: prometheus::IntGauge,
+    pub telemetry_queue_capacity: prometheus::IntGauge,
+    pub timeline_queue_depth: prometheus::IntGauge,
+    pub dependency_up: prometheus::IntGaugeVec,
 }
 
 /// Buckets for the hot path's latencies, from half a millisecond to a second.
@@ -162,6 +167,29 @@ impl Metrics {
         )?;
         let mqtt_sessions =
             prometheus::IntGauge::new("mqtt_sessions", "Device sessions connected to this node")?;
+        let telemetry_queue_depth = prometheus::IntGauge::new(
+            "telemetry_queue_depth",
+            "Telemetry write jobs waiting in the writers' queues (all shards)",
+        )?;
+        let telemetry_queue_capacity = prometheus::IntGauge::new(
+            "telemetry_queue_capacity",
+            "Telemetry write jobs the writers' queues hold before producers wait (all shards)",
+        )?;
+        let timeline_queue_depth = prometheus::IntGauge::new(
+            "timeline_queue_depth",
+            "Device timeline entries waiting to be written (a full queue drops entries)",
+        )?;
+        let dependency_up = prometheus::IntGaugeVec::new(
+            Opts::new(
+                "dependency_up",
+                "1 when the dependency answered a ping as /metrics was rendered, else 0",
+            ),
+            &["dependency"],
+        )?;
+        registry.register(Box::new(telemetry_queue_depth.clone()))?;
+        registry.register(Box::new(telemetry_queue_capacity.clone()))?;
+        registry.register(Box::new(timeline_queue_depth.clone()))?;
+        registry.register(Box::new(dependency_up.clone()))?;
         registry.register(Box::new(mqtt_sessions.clone()))?;
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_duration.clone()))?;
@@ -184,6 +212,10 @@ impl Metrics {
             telemetry_commit,
             mqtt_publish_stored,
             mqtt_sessions,
+            telemetry_queue_depth,
+            telemetry_queue_capacity,
+            timeline_queue_depth,
+            dependency_up,
         })
     }
 

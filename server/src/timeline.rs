@@ -70,6 +70,11 @@ impl TimelineWriter {
         TimelineWriter { tx }
     }
 
+    /// Entries waiting to be written, for the queue-depth gauge.
+    pub fn queued(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+
     pub fn record_for(
         &self,
         tenant_id: TenantId,

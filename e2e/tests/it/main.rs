@@ -12,6 +12,7 @@ mod browser_fleet;
 mod browser_import;
 mod browser_live;
 mod credentials;
+mod deploy;
 mod device_http;
 mod devices;
 mod dist;

@@ -44,11 +44,36 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
+/// How long a scrape waits for a dependency's ping before calling it down: well inside
+/// Prometheus's default scrape timeout (10 s), so a dead Redis shows as 0 instead of a failed scrape.
+const PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 pub async fn metrics(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    state
-        .metrics
-        .mqtt_sessions
+    let m = &state.metrics;
+    m.mqtt_sessions
         .set(state.sessions.registry.connected() as i64);
+    // Gauges sampled here, once per scrape, so the hot path does no extra work for them.
+    let (queued, capacity) = state.telemetry.queued();
+    m.telemetry_queue_depth.set(queued as i64);
+    m.telemetry_queue_capacity.set(capacity as i64);
+    m.timeline_queue_depth.set(state.timeline.queued() as i64);
+    let (database, redis) = tokio::join!(
+        tokio::time::timeout(PING_TIMEOUT, crate::db::ping(&state.db)),
+        tokio::time::timeout(PING_TIMEOUT, state.live.ping()),
+    );
+    let up = |ok: bool| i64::from(ok);
+    m.dependency_up
+        .with_label_values(&["database"])
+        .set(up(matches!(database, Ok(Ok(())))));
+    match redis {
+        // In-process live state: there is no Redis to be up or down.
+        Ok(None) => {}
+        Ok(Some(result)) => m
+            .dependency_up
+            .with_label_values(&["redis"])
+            .set(up(result.is_ok())),
+        Err(_) => m.dependency_up.with_label_values(&["redis"]).set(0),
+    }
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(state.metrics.render()?))

@@ -94,6 +94,16 @@ impl TelemetryStore {
         &self.shards[i]
     }
 
+    /// (jobs queued, jobs the queues hold) over all shards, for the queue-depth gauges.
+    pub fn queued(&self) -> (usize, usize) {
+        self.shards.iter().fold((0, 0), |(queued, capacity), tx| {
+            (
+                queued + (tx.max_capacity() - tx.capacity()),
+                capacity + tx.max_capacity(),
+            )
+        })
+    }
+
     pub fn is_warm(&self, device: DeviceId) -> bool {
         self.warm
             .lock()
