@@ -15,6 +15,7 @@ mod device_http;
 mod devices;
 mod durability;
 mod embedded;
+mod graceful;
 mod imports;
 mod loadgen;
 mod management;
