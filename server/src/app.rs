@@ -143,7 +143,7 @@ pub async fn bootstrap_admin(state: &AppState) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs the given roles until SIGINT or SIGTERM, then stops them gracefully.
+/// Runs the given roles until SIGINT or SIGTERM, then stops them gracefully (`drain`).
 pub async fn run(
     state: AppState,
     roles: &[Role],
@@ -162,7 +162,19 @@ pub async fn run(
     let handle = server.handle();
     let http_task = tokio::spawn(server);
     let ingress = match (roles.contains(&Role::Ingress), mqtt) {
-        (true, Some(listener)) => Some(Ingress::start(state.clone(), listener, mqtts)?),
+        (true, Some(listener)) => {
+            // Before the first device connects: nothing else will ever mark offline the devices
+            // a killed embedded server left online.
+            crate::devices::lost::recover_embedded(&state).await?;
+            // Alive before holding any session, so that a crash is noticed.
+            let ttl_ms = state.config.node_timeout_secs * 1000;
+            state
+                .live
+                .node_heartbeat(state.sessions.node_id, ttl_ms)
+                .await?;
+            let heartbeat = tokio::spawn(crate::devices::lost::run_heartbeat(state.clone()));
+            Some((Ingress::start(state.clone(), listener, mqtts)?, heartbeat))
+        }
         _ => None,
     };
     let worker = roles.contains(&Role::Worker).then(|| {
@@ -172,25 +184,103 @@ pub async fn run(
                 crate::telemetry::retention::run(state.db.clone(), state.config.clone()),
                 crate::rpc::run_sweeper(state.clone()),
                 crate::devices::inactivity::run(state.clone()),
+                crate::devices::lost::run_watch(state.clone()),
             );
         })
     });
-    tracing::info!(roles = ?roles, "stead is running");
+    tracing::info!(roles = ?roles, node = %state.sessions.node_id, "stead is running");
     // Tests and scripts read this line to find an ephemeral port: it comes once every role runs.
     tracing::info!(addr = %http_addr, "http listening");
 
     shutdown.wait().await;
-    tracing::info!("shutting down");
-    if let Some(ingress) = ingress {
-        ingress.stop().await;
+    drain(state, ingress, worker, handle, http_task).await
+}
+
+/// The shutdown sequence, each phase logged with what it drained and how long it took: stop
+/// accepting (HTTP and MQTT at once), end the MQTT sessions (DISCONNECT 0x8B), let HTTP requests
+/// finish, commit what was accepted, mark this node's remaining devices offline and forget the
+/// node. Each wait is bounded by `shutdown_timeout_secs` from the signal.
+async fn drain(
+    state: AppState,
+    ingress: Option<(Ingress, tokio::task::JoinHandle<()>)>,
+    worker: Option<tokio::task::JoinHandle<()>>,
+    http: actix_web::dev::ServerHandle,
+    http_task: tokio::task::JoinHandle<std::io::Result<()>>,
+) -> anyhow::Result<()> {
+    let since = std::time::Instant::now();
+    let timeout = std::time::Duration::from_secs(state.config.shutdown_timeout_secs);
+    let deadline = since + timeout;
+    let rows_before = state.metrics.telemetry_rows.get();
+    tracing::info!(
+        timeout_secs = timeout.as_secs(),
+        "shutting down: no new connections, draining"
+    );
+    // HTTP stops accepting now; requests under way get until the deadline. Live views end.
+    state.bus.close();
+    let http_stopped = tokio::spawn(http.stop(true));
+    let held = ingress.is_some();
+    if let Some((ingress, heartbeat)) = ingress {
+        let drained = ingress.stop(since).await;
+        heartbeat.abort();
+        tracing::info!(
+            sessions = drained.told,
+            left = drained.left,
+            took_ms = drained.took.as_millis() as u64,
+            "shutdown: MQTT sessions ended"
+        );
     }
     if let Some(worker) = worker {
         worker.abort();
     }
-    handle.stop(true).await;
-    http_task.await??;
+    let phase = std::time::Instant::now();
+    let left = deadline.saturating_duration_since(phase) + std::time::Duration::from_secs(1);
+    match tokio::time::timeout(left, async {
+        let _ = http_stopped.await;
+        http_task.await
+    })
+    .await
+    {
+        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "the HTTP server stopped with an error"),
+        Ok(_) => tracing::info!(
+            took_ms = phase.elapsed().as_millis() as u64,
+            "shutdown: HTTP requests drained"
+        ),
+        Err(_) => tracing::warn!("shutdown: HTTP requests still running at the deadline"),
+    }
+    let phase = std::time::Instant::now();
+    // What is left of this node's sessions in the shared presence (none, unless time ran out).
+    let mut released = 0;
+    if held {
+        match crate::devices::lost::release(
+            &state,
+            state.sessions.node_id,
+            stead_api_types::DisconnectReason::ServerShutdown,
+        )
+        .await
+        {
+            Ok(n) => released = n,
+            Err(e) => tracing::warn!(error = %e, "shutdown: forgetting this node in Redis failed"),
+        }
+    }
+    // Everything accepted so far is committed: telemetry queued without an acknowledgement
+    // (QoS 0, HTTP), and the timeline entries of the ended sessions.
+    let left = deadline.saturating_duration_since(phase) + std::time::Duration::from_secs(1);
+    let committed = tokio::time::timeout(left, async {
+        state.telemetry.flush().await;
+        state.timeline.flush().await;
+    })
+    .await;
+    if committed.is_err() {
+        tracing::warn!("shutdown: storage did not commit the last writes before the deadline");
+    }
+    tracing::info!(
+        rows = state.metrics.telemetry_rows.get() - rows_before,
+        released,
+        took_ms = phase.elapsed().as_millis() as u64,
+        "shutdown: telemetry and timelines committed"
+    );
     state.db.close_by_ref().await.ok();
-    tracing::info!("stopped");
+    tracing::info!(took_ms = since.elapsed().as_millis() as u64, "stopped");
     Ok(())
 }
 

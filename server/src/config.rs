@@ -112,6 +112,14 @@ pub struct Config {
     pub telemetry_retention_days: u32,
     /// Seconds between retention passes (partitions ahead, expired data out).
     pub retention_interval_secs: u64,
+    /// How long SIGTERM may take: each drain (MQTT sessions, HTTP requests) gets this long, and
+    /// the process exits when it is over whatever is left (Kubernetes sends SIGKILL after
+    /// `terminationGracePeriodSeconds`, 30 by default).
+    pub shutdown_timeout_secs: u64,
+    /// How often an ingress node renews its liveness key in Redis.
+    pub node_heartbeat_secs: u64,
+    /// A node whose liveness key is this old is lost: a worker marks its devices offline.
+    pub node_timeout_secs: u64,
 }
 
 impl Default for Config {
@@ -158,6 +166,9 @@ impl Default for Config {
             telemetry_writers: 2,
             telemetry_retention_days: 30,
             retention_interval_secs: 3600,
+            shutdown_timeout_secs: 20,
+            node_heartbeat_secs: 5,
+            node_timeout_secs: 15,
         }
     }
 }
@@ -317,6 +328,15 @@ impl Config {
         }
         if self.telemetry_retention_days == 0 {
             problems.push("STEAD_TELEMETRY_RETENTION_DAYS must be at least 1".to_string());
+        }
+        if !(1..=3600).contains(&self.shutdown_timeout_secs) {
+            problems.push("STEAD_SHUTDOWN_TIMEOUT_SECS must be between 1 and 3600".to_string());
+        }
+        if self.node_heartbeat_secs == 0 || self.node_timeout_secs < 2 * self.node_heartbeat_secs {
+            problems.push(
+                "STEAD_NODE_HEARTBEAT_SECS must be at least 1 and STEAD_NODE_TIMEOUT_SECS at least twice as long (one missed heartbeat must not count as lost)"
+                    .to_string(),
+            );
         }
         if problems.is_empty() {
             Ok(())

@@ -58,9 +58,16 @@ struct Entry {
     data: serde_json::Value,
 }
 
+/// What the writer is handed: an entry, or a request to answer once everything before it is
+/// written (shutdown).
+enum Msg {
+    Entry(Entry),
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
 #[derive(Clone)]
 pub struct TimelineWriter {
-    tx: mpsc::Sender<Entry>,
+    tx: mpsc::Sender<Msg>,
 }
 
 impl TimelineWriter {
@@ -91,8 +98,16 @@ impl TimelineWriter {
             detail,
             data,
         };
-        if self.tx.try_send(entry).is_err() {
+        if self.tx.try_send(Msg::Entry(entry)).is_err() {
             tracing::debug!("timeline queue full: entry dropped");
+        }
+    }
+
+    /// Waits until the entries recorded before the call are written.
+    pub async fn flush(&self) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.tx.send(Msg::Flush(tx)).await.is_ok() {
+            let _ = rx.await;
         }
     }
 }
@@ -110,16 +125,26 @@ pub fn record(
 
 use crate::db::placeholder as p;
 
-async fn writer(db: DatabaseConnection, mut rx: mpsc::Receiver<Entry>) {
+async fn writer(db: DatabaseConnection, mut rx: mpsc::Receiver<Msg>) {
     let mut since_trim: HashMap<DeviceId, i64> = HashMap::new();
     let mut batch = Vec::new();
+    let mut flushes = Vec::new();
     while let Some(first) = rx.recv().await {
-        batch.push(first);
-        while batch.len() < 500 {
-            match rx.try_recv() {
-                Ok(e) => batch.push(e),
-                Err(_) => break,
+        let mut next = Some(first);
+        while let Some(msg) = next.take() {
+            match msg {
+                Msg::Entry(e) => batch.push(e),
+                Msg::Flush(done) => flushes.push(done),
             }
+            if batch.len() < 500 {
+                next = rx.try_recv().ok();
+            }
+        }
+        if batch.is_empty() {
+            for done in flushes.drain(..) {
+                let _ = done.send(());
+            }
+            continue;
         }
         let b = db.get_database_backend();
         let mut sql = String::from(
@@ -162,6 +187,9 @@ async fn writer(db: DatabaseConnection, mut rx: mpsc::Receiver<Entry>) {
             tracing::warn!(error = %e, entries = batch.len(), "timeline entries lost");
         }
         batch.clear();
+        for done in flushes.drain(..) {
+            let _ = done.send(());
+        }
         let due: Vec<DeviceId> = since_trim
             .iter()
             .filter(|(_, n)| **n >= 100)

@@ -1,24 +1,18 @@
 //! "A QoS 1 PUBLISH is acknowledged only after its batch is committed; nothing acknowledged is
 //! lost, not even if the process is killed right after." Tested the only way that means anything:
 //! the real binary under load from many devices, SIGKILL in the middle of it, a fresh process on
-//! the same storage, and every acknowledged message looked up.
-//!
-//! `TestServer` owns its storage and drops it with the process, so this module starts the binary
-//! itself: `Storage` (data directory, PostgreSQL database, Redis prefix) outlives both `Stead`
-//! processes that use it.
+//! the same storage (`TestServer::restart`), and every acknowledged message looked up.
 
 use std::collections::{BTreeSet, HashMap};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use stead_api_types::{TelemetrySeries, TimelineEvent};
 use stead_e2e::Client;
 use uuid::Uuid;
 
-use crate::harness::{Backend, clean_up, pg_base_url, psql, redis_url, stead_bin};
+use crate::harness::{Backend, Options, TestServer};
 use crate::mqtt::device;
 use crate::mqtt_raw::{PUBACK, Raw};
 use crate::on_both_backends;
@@ -31,192 +25,6 @@ const WINDOW: usize = 4;
 /// Bounds each device's load; the kill must come long before (a telemetry page holds 10000).
 const MAX_PER_DEVICE: u64 = 9_000;
 const LOAD_BEFORE_KILL: Duration = Duration::from_millis(1500);
-
-/// What survives the processes: the data directory (SQLite), or the PostgreSQL database and the
-/// Redis key prefix, plus the secrets both processes share.
-struct Storage {
-    backend: Backend,
-    dir: tempfile::TempDir,
-    database: Option<String>,
-    redis_prefix: String,
-    admin_password: String,
-    jwt_secret: String,
-}
-
-impl Storage {
-    fn new(backend: Backend) -> Storage {
-        let database = (backend == Backend::Postgres).then(|| {
-            let name = format!("stead_t_{}", Uuid::new_v4().simple());
-            psql("postgres", &format!("CREATE DATABASE {name}"));
-            name
-        });
-        Storage {
-            backend,
-            dir: tempfile::tempdir().expect("temp dir"),
-            database,
-            redis_prefix: format!("stead-test:{}:", Uuid::new_v4().simple()),
-            admin_password: format!("admin-{}", Uuid::new_v4().simple()),
-            jwt_secret: format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple()),
-        }
-    }
-}
-
-impl Drop for Storage {
-    fn drop(&mut self) {
-        clean_up(self.backend, self.database.as_deref(), &self.redis_prefix);
-    }
-}
-
-/// One `stead serve` process on `Storage`.
-struct Stead {
-    child: Child,
-    base: String,
-    mqtt: String,
-    logs: Arc<Mutex<Vec<String>>>,
-}
-
-impl Stead {
-    fn start(storage: &Storage, env: &[(&str, &str)]) -> Stead {
-        let mut command = Command::new(stead_bin());
-        command
-            .arg("serve")
-            .current_dir(storage.dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (key, _) in std::env::vars() {
-            if key.starts_with("STEAD_") || key.starts_with("OTEL_") || key == "RUST_LOG" {
-                command.env_remove(key);
-            }
-        }
-        command
-            .env("STEAD_HTTP_ADDR", "127.0.0.1:0")
-            .env("STEAD_MQTT_ADDR", "127.0.0.1:0")
-            .env("STEAD_DATA_DIR", storage.dir.path().join("data"))
-            .env("STEAD_LOG_FORMAT", "json")
-            .env("STEAD_LOG", "info")
-            .env("STEAD_BOOTSTRAP_ADMIN_EMAIL", "admin@test.local")
-            .env("STEAD_BOOTSTRAP_ADMIN_PASSWORD", &storage.admin_password)
-            .env("STEAD_JWT_SECRET", &storage.jwt_secret);
-        if let Some(name) = &storage.database {
-            command
-                .env("STEAD_DATABASE_URL", format!("{}/{name}", pg_base_url()))
-                .env("STEAD_REDIS_URL", redis_url())
-                .env("STEAD_REDIS_PREFIX", &storage.redis_prefix);
-        }
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        let mut child = command.spawn().expect("start stead");
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let stdout = child.stdout.take().expect("stdout");
-        let stderr = child.stderr.take().expect("stderr");
-        {
-            let logs = logs.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-                        for (message, kind) in
-                            [("http listening", "http"), ("mqtt listening", "mqtt")]
-                        {
-                            if v["message"] == message {
-                                let addr = v["addr"].as_str().unwrap_or_default().to_owned();
-                                let _ = addr_tx.send((kind, addr));
-                            }
-                        }
-                    }
-                    logs.lock().unwrap().push(line);
-                }
-            });
-        }
-        {
-            let logs = logs.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    logs.lock().unwrap().push(line);
-                }
-            });
-        }
-        let started = Instant::now();
-        let (mut http, mut mqtt) = (None, None);
-        while http.is_none() || mqtt.is_none() {
-            match addr_rx.recv_timeout(Duration::from_millis(100)) {
-                Ok(("http", addr)) => http = Some(addr),
-                Ok((_, addr)) => mqtt = Some(addr),
-                Err(_) => {
-                    if let Ok(Some(status)) = child.try_wait() {
-                        panic!(
-                            "stead exited with {status} before listening:\n{}",
-                            logs.lock().unwrap().join("\n")
-                        );
-                    }
-                    assert!(
-                        started.elapsed() < Duration::from_secs(60),
-                        "stead did not start within 60 s:\n{}",
-                        logs.lock().unwrap().join("\n")
-                    );
-                }
-            }
-        }
-        Stead {
-            child,
-            base: format!("http://{}", http.unwrap_or_default()),
-            mqtt: mqtt.unwrap_or_default(),
-            logs,
-        }
-    }
-
-    /// `kill -9`: no shutdown hook, no flush, no goodbye to the clients.
-    fn kill_9(&mut self) {
-        let status = Command::new("kill")
-            .args(["-9", &self.child.id().to_string()])
-            .status()
-            .expect("kill is installed");
-        assert!(status.success(), "kill -9 {} failed", self.child.id());
-        let status = self.child.wait().expect("reap the killed server");
-        assert!(
-            !status.success(),
-            "the server was killed, yet exited with {status}"
-        );
-    }
-
-    fn log_tail(&self, lines: usize) -> String {
-        let logs = self.logs.lock().unwrap();
-        logs[logs.len().saturating_sub(lines)..].join("\n")
-    }
-}
-
-impl Drop for Stead {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn tenant_admin(base: &str, storage: &Storage, create: bool) -> Client {
-    let (email, password) = ("admin@acme.example.com", "tenant-admin-password");
-    if create {
-        let admin = Client::new(base)
-            .login("admin@test.local", &storage.admin_password)
-            .await
-            .expect("platform admin login")
-            .0;
-        let reply = admin
-            .post(
-                "/api/v1/tenants",
-                &serde_json::json!({"name": "Acme", "admin_email": email, "admin_password": password}),
-            )
-            .await
-            .unwrap();
-        assert_eq!(reply.status, 201, "create the tenant: {:?}", reply.body);
-    }
-    Client::new(base)
-        .login(email, password)
-        .await
-        .expect("tenant admin login")
-        .0
-}
 
 /// What one device's publisher saw.
 #[derive(Default)]
@@ -274,7 +82,7 @@ async fn publish_until_killed(mut raw: Raw, stop: Arc<AtomicBool>) -> Outcome {
 }
 
 /// Every stored `seq` of a device, in storage order, duplicates kept.
-async fn stored_seqs(c: &Client, id: Uuid) -> Vec<u64> {
+pub async fn stored_seqs(c: &Client, id: Uuid) -> Vec<u64> {
     let series: TelemetrySeries = c
         .get(&format!(
             "/api/v1/devices/{id}/telemetry?keys=seq&from=0&to=99999999999999&limit=10000&order=asc"
@@ -300,17 +108,15 @@ async fn stored_seqs(c: &Client, id: Uuid) -> Vec<u64> {
 }
 
 async fn acknowledged_messages_survive_kill_9(backend: Backend) {
-    let storage = Storage::new(backend);
     // No rate limit may drop a message: over MQTT 3.1.1 a refused message is still acknowledged
     // (there is no negative PUBACK), which would look like loss here.
-    let env = [
-        ("STEAD_DEVICE_RATE_MESSAGES", "1000000:1"),
-        ("STEAD_DEVICE_RATE_POINTS", "1000000:1"),
-        ("STEAD_TENANT_RATE_MESSAGES", "1000000:1"),
-        ("STEAD_TENANT_RATE_POINTS", "1000000:1"),
-    ];
-    let mut first = Stead::start(&storage, &env);
-    let c = tenant_admin(&first.base, &storage, true).await;
+    let options = Options::default()
+        .env("STEAD_DEVICE_RATE_MESSAGES", "1000000:1")
+        .env("STEAD_DEVICE_RATE_POINTS", "1000000:1")
+        .env("STEAD_TENANT_RATE_MESSAGES", "1000000:1")
+        .env("STEAD_TENANT_RATE_POINTS", "1000000:1");
+    let mut server = TestServer::start_with(backend, options).await;
+    let c = server.tenant("Acme").await.admin;
     let mut devices = Vec::new();
     for i in 0..DEVICES {
         devices.push(device(&c, &format!("durable-{i}")).await);
@@ -320,14 +126,14 @@ async fn acknowledged_messages_survive_kill_9(backend: Backend) {
     let stop = Arc::new(AtomicBool::new(false));
     let mut publishers = Vec::new();
     for (_, token) in &devices {
-        let (raw, code) = Raw::connect(&first.mqtt, token, 60, None).await;
+        let (raw, code) = Raw::connect(&server.mqtt, token, 60, None).await;
         assert_eq!(code, 0, "CONNACK");
         publishers.push(tokio::spawn(publish_until_killed(raw, stop.clone())));
     }
     tokio::time::sleep(LOAD_BEFORE_KILL).await;
-    first.kill_9();
+    server.kill9();
     stop.store(true, Ordering::Relaxed);
-    let first_log = first.log_tail(40);
+    let first_log = server.log_tail(40);
     let mut outcomes = Vec::new();
     for publisher in publishers {
         outcomes.push(
@@ -339,8 +145,8 @@ async fn acknowledged_messages_survive_kill_9(backend: Backend) {
     }
 
     // A fresh process on the same storage.
-    let second = Stead::start(&storage, &env);
-    let c = tenant_admin(&second.base, &storage, false).await;
+    server.restart().await;
+    let c = Client::new(&server.base).with_token(c.token().unwrap());
     let (mut total_acked, mut total_in_flight, mut total_stored) = (0usize, 0usize, 0usize);
     let mut failures = Vec::new();
     for (i, ((id, _), outcome)) in devices.iter().zip(&outcomes).enumerate() {
@@ -412,13 +218,13 @@ async fn acknowledged_messages_survive_kill_9(backend: Backend) {
         failures.is_empty(),
         "{}\nfirst server's last log lines:\n{first_log}\nsecond server:\n{}",
         failures.join("\n"),
-        second.log_tail(40)
+        server.log_tail(40)
     );
 
     // The restarted server takes QoS 1 again, on the storage it recovered.
     let (id, token) = &devices[0];
     let before = stored_seqs(&c, *id).await.len();
-    let (mut raw, code) = Raw::connect(&second.mqtt, token, 30, None).await;
+    let (mut raw, code) = Raw::connect(&server.mqtt, token, 30, None).await;
     assert_eq!(code, 0);
     raw.publish("v1/devices/me/telemetry", br#"{"seq":0}"#, Some(1))
         .await;

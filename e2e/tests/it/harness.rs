@@ -165,14 +165,102 @@ pub struct TestServer {
     pub admin_email: String,
     pub admin_password: String,
     pub jwt_secret: String,
-    /// Every line the server wrote to stdout and stderr so far.
+    /// Every line the server wrote to stdout and stderr so far (of the current process).
     pub logs: Arc<Mutex<Vec<String>>>,
     pub database: Option<String>,
     pub redis_prefix: String,
     /// `STEAD_DATA_DIR` (the SQLite database is `stead.db` in it).
     pub data_dir: PathBuf,
+    /// How the process was started, for `restart`: the binary, its working directory, the
+    /// arguments after `serve` and the environment.
+    bin: PathBuf,
+    cwd: PathBuf,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
     /// Holds the data directory until the server is dropped.
     _dir: tempfile::TempDir,
+}
+
+/// A started `stead serve` process and what it logged.
+struct Launched {
+    child: Child,
+    logs: Arc<Mutex<Vec<String>>>,
+    base: String,
+    mqtt: String,
+    mqtts: String,
+}
+
+/// Starts the binary in `dir` with exactly `env` (nothing of the developer's own leaks in) and
+/// waits until it listens.
+fn launch(bin: &Path, dir: &Path, args: &[String], env: &[(String, String)]) -> Launched {
+    let mut command = command_for(bin.to_path_buf());
+    command
+        .arg("serve")
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().expect("start stead");
+    let logs = Arc::new(Mutex::new(Vec::new()));
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().expect("stdout");
+    let stderr = child.stderr.take().expect("stderr");
+    {
+        let logs = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                    && let Some(kind) = v["message"]
+                        .as_str()
+                        .and_then(|m| m.strip_suffix(" listening"))
+                {
+                    let kind = kind.to_owned();
+                    let _ = addr_tx.send((kind, v["addr"].as_str().unwrap_or_default().to_owned()));
+                }
+                logs.lock().unwrap().push(line);
+            }
+        });
+    }
+    {
+        let logs = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                logs.lock().unwrap().push(line);
+            }
+        });
+    }
+    let started = Instant::now();
+    let (mut mqtt, mut mqtts) = (String::new(), String::new());
+    let addr = loop {
+        match addr_rx.recv_timeout(Duration::from_millis(100)) {
+            Ok((kind, addr)) if kind == "mqtt" => mqtt = addr,
+            Ok((kind, addr)) if kind == "mqtts" => mqtts = addr,
+            Ok((_, addr)) => break addr,
+            Err(_) => {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!(
+                        "stead exited with {status} before listening:\n{}",
+                        logs.lock().unwrap().join("\n")
+                    );
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(60),
+                    "stead did not start within 60 s:\n{}",
+                    logs.lock().unwrap().join("\n")
+                );
+            }
+        }
+    };
+    Launched {
+        child,
+        logs,
+        base: format!("http://{addr}"),
+        mqtt,
+        mqtts,
+    }
 }
 
 impl TestServer {
@@ -198,115 +286,121 @@ impl TestServer {
             .map(|j| j.redis_prefix.clone())
             .unwrap_or_else(|| format!("stead-test:{}:", Uuid::new_v4().simple()));
         let data_dir = dir.path().join("data");
-        let mut command = command_for(options.bin.clone().unwrap_or_else(stead_bin));
-        command
-            .arg("serve")
-            .args(&options.args)
-            .current_dir(options.cwd.as_deref().unwrap_or(dir.path()))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        command
-            .env("STEAD_HTTP_ADDR", "127.0.0.1:0")
-            .env("STEAD_MQTT_ADDR", "127.0.0.1:0")
-            .env("STEAD_DATA_DIR", &data_dir)
-            .env("STEAD_LOG_FORMAT", "json")
-            .env("STEAD_LOG", "info,stead=debug")
-            .env("STEAD_BOOTSTRAP_ADMIN_EMAIL", "admin@test.local")
-            .env("STEAD_BOOTSTRAP_ADMIN_PASSWORD", &admin_password)
-            .env("STEAD_JWT_SECRET", &jwt_secret);
+        let mut env: Vec<(String, String)> = [
+            ("STEAD_HTTP_ADDR", "127.0.0.1:0".to_owned()),
+            ("STEAD_MQTT_ADDR", "127.0.0.1:0".to_owned()),
+            ("STEAD_DATA_DIR", data_dir.display().to_string()),
+            ("STEAD_LOG_FORMAT", "json".to_owned()),
+            ("STEAD_LOG", "info,stead=debug".to_owned()),
+            ("STEAD_BOOTSTRAP_ADMIN_EMAIL", "admin@test.local".to_owned()),
+            ("STEAD_BOOTSTRAP_ADMIN_PASSWORD", admin_password.clone()),
+            ("STEAD_JWT_SECRET", jwt_secret.clone()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
         let mut database = None;
-        if let Some(join) = &options.join {
+        let shared_db = if let Some(join) = &options.join {
             // Joins an existing deployment; the first node owns (and drops) the database.
-            command
-                .env(
-                    "STEAD_DATABASE_URL",
-                    format!("{}/{}", pg_base_url(), join.database),
-                )
-                .env("STEAD_REDIS_URL", redis_url())
-                .env("STEAD_REDIS_PREFIX", &redis_prefix);
+            Some(join.database.clone())
         } else if backend == Backend::Postgres {
             let name = format!("stead_t_{}", Uuid::new_v4().simple());
             psql("postgres", &format!("CREATE DATABASE {name}"));
-            command
-                .env("STEAD_DATABASE_URL", format!("{}/{name}", pg_base_url()))
-                .env("STEAD_REDIS_URL", redis_url())
-                .env("STEAD_REDIS_PREFIX", &redis_prefix);
-            database = Some(name);
+            database = Some(name.clone());
+            Some(name)
+        } else {
+            None
+        };
+        if let Some(name) = shared_db {
+            env.push((
+                "STEAD_DATABASE_URL".into(),
+                format!("{}/{name}", pg_base_url()),
+            ));
+            env.push(("STEAD_REDIS_URL".into(), redis_url()));
+            env.push(("STEAD_REDIS_PREFIX".into(), redis_prefix.clone()));
         }
-        for (key, value) in &options.env {
-            command.env(key, value);
-        }
+        env.extend(options.env.iter().cloned());
         if let Some(prepare) = &options.prepare {
             std::fs::create_dir_all(&data_dir).expect("create the data directory");
             prepare(&data_dir, database.as_deref());
         }
-        let mut child = command.spawn().expect("start stead");
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let stdout = child.stdout.take().expect("stdout");
-        let stderr = child.stderr.take().expect("stderr");
-        {
-            let logs = logs.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
-                        && let Some(kind) = v["message"]
-                            .as_str()
-                            .and_then(|m| m.strip_suffix(" listening"))
-                    {
-                        let kind = kind.to_owned();
-                        let _ =
-                            addr_tx.send((kind, v["addr"].as_str().unwrap_or_default().to_owned()));
-                    }
-                    logs.lock().unwrap().push(line);
-                }
-            });
-        }
-        {
-            let logs = logs.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    logs.lock().unwrap().push(line);
-                }
-            });
-        }
-        let started = Instant::now();
-        let (mut mqtt, mut mqtts) = (String::new(), String::new());
-        let addr = loop {
-            match addr_rx.recv_timeout(Duration::from_millis(100)) {
-                Ok((kind, addr)) if kind == "mqtt" => mqtt = addr,
-                Ok((kind, addr)) if kind == "mqtts" => mqtts = addr,
-                Ok((_, addr)) => break addr,
-                Err(_) => {
-                    if let Ok(Some(status)) = child.try_wait() {
-                        panic!(
-                            "stead exited with {status} before listening:\n{}",
-                            logs.lock().unwrap().join("\n")
-                        );
-                    }
-                    assert!(
-                        started.elapsed() < Duration::from_secs(60),
-                        "stead did not start within 60 s:\n{}",
-                        logs.lock().unwrap().join("\n")
-                    );
-                }
-            }
-        };
+        let bin = options.bin.clone().unwrap_or_else(stead_bin);
+        let cwd = options
+            .cwd
+            .clone()
+            .unwrap_or_else(|| dir.path().to_path_buf());
+        let launched = launch(&bin, &cwd, &options.args, &env);
         TestServer {
-            child,
+            child: launched.child,
             backend,
-            base: format!("http://{addr}"),
-            mqtt,
-            mqtts,
+            base: launched.base,
+            mqtt: launched.mqtt,
+            mqtts: launched.mqtts,
             admin_email: "admin@test.local".into(),
             admin_password,
             jwt_secret,
-            logs,
+            logs: launched.logs,
             database,
             redis_prefix,
             data_dir,
+            bin,
+            cwd,
+            args: options.args,
+            env,
             _dir: dir,
         }
+    }
+
+    /// Sends SIGTERM (an orchestrator stopping the node).
+    pub fn sigterm(&self) {
+        self.signal("-TERM");
+    }
+
+    /// `kill -9`: no shutdown hook, no flush, no goodbye to anyone. Waits for the process.
+    pub fn kill9(&mut self) {
+        self.signal("-KILL");
+        let status = self.child.wait().expect("reap the killed server");
+        assert!(!status.success(), "killed, yet exited with {status}");
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .expect("kill is installed");
+        assert!(status.success(), "kill {signal} {} failed", self.child.id());
+    }
+
+    /// The process's exit status, once it has exited within `timeout`; `None` if it still runs.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("query the server process") {
+                return Some(status);
+            }
+            if started.elapsed() >= timeout {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts the server again on the same storage and settings (new ports), after its process
+    /// has exited.
+    pub async fn restart(&mut self) {
+        assert!(
+            self.child
+                .try_wait()
+                .expect("query the server process")
+                .is_some(),
+            "restart: the server still runs"
+        );
+        let launched = launch(&self.bin, &self.cwd, &self.args, &self.env);
+        self.child = launched.child;
+        self.base = launched.base;
+        self.mqtt = launched.mqtt;
+        self.mqtts = launched.mqtts;
+        self.logs = launched.logs;
     }
 
     /// An anonymous client.
@@ -387,6 +481,12 @@ impl TestServer {
     pub fn log_text(&self) -> String {
         self.logs.lock().unwrap().join("\n")
     }
+
+    /// The last `lines` log lines of the current process.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let logs = self.logs.lock().unwrap();
+        logs[logs.len().saturating_sub(lines)..].join("\n")
+    }
 }
 
 pub struct TestTenant {
@@ -423,7 +523,11 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        clean_up(self.backend, self.database.as_deref(), &self.redis_prefix);
+        // A node that joined another's deployment leaves its storage to the first node.
+        let joined = self.backend == Backend::Postgres && self.database.is_none();
+        if !joined {
+            clean_up(self.backend, self.database.as_deref(), &self.redis_prefix);
+        }
     }
 }
 

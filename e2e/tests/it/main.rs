@@ -19,6 +19,7 @@ mod dist;
 mod doctor;
 mod durability;
 mod embedded;
+mod graceful;
 mod imports;
 mod loadgen;
 mod management;

@@ -91,26 +91,7 @@ impl Raw {
 
     /// The next packet as (type, body), or `None` when the connection closed or nothing came.
     pub async fn read(&mut self, timeout: Duration) -> Option<(u8, Vec<u8>)> {
-        tokio::time::timeout(timeout, async {
-            let mut first = [0u8; 1];
-            self.stream.read_exact(&mut first).await.ok()?;
-            let (mut len, mut shift) = (0usize, 0);
-            loop {
-                let mut b = [0u8; 1];
-                self.stream.read_exact(&mut b).await.ok()?;
-                len |= ((b[0] & 0x7F) as usize) << shift;
-                shift += 7;
-                if b[0] & 0x80 == 0 {
-                    break;
-                }
-            }
-            let mut body = vec![0u8; len];
-            self.stream.read_exact(&mut body).await.ok()?;
-            Some((first[0] >> 4, body))
-        })
-        .await
-        .ok()
-        .flatten()
+        read_packet(&mut self.stream, timeout).await
     }
 
     /// Waits for a PUBLISH; answers its topic and payload.
@@ -163,4 +144,29 @@ impl Raw {
             }
         }
     }
+}
+
+/// The next MQTT packet (either version) on `stream` as (type, body), or `None` when the
+/// connection closed or nothing came within `timeout`.
+pub async fn read_packet(stream: &mut TcpStream, timeout: Duration) -> Option<(u8, Vec<u8>)> {
+    tokio::time::timeout(timeout, async {
+        let mut first = [0u8; 1];
+        stream.read_exact(&mut first).await.ok()?;
+        let (mut len, mut shift) = (0usize, 0);
+        loop {
+            let mut b = [0u8; 1];
+            stream.read_exact(&mut b).await.ok()?;
+            len |= ((b[0] & 0x7F) as usize) << shift;
+            shift += 7;
+            if b[0] & 0x80 == 0 {
+                break;
+            }
+        }
+        let mut body = vec![0u8; len];
+        stream.read_exact(&mut body).await.ok()?;
+        Some((first[0] >> 4, body))
+    })
+    .await
+    .ok()
+    .flatten()
 }

@@ -532,6 +532,9 @@ pub enum DisconnectReason {
     Inactive,
     /// The device was disabled (quarantined).
     Disabled,
+    /// The node that held its session stopped answering (crashed, killed, cut off), or a
+    /// restarted embedded server found it marked online from before.
+    NodeLost,
 }
 
 /// `GET /api/v1/devices/{id}/presence`.

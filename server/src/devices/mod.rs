@@ -5,5 +5,6 @@ pub mod credentials;
 pub mod device_api;
 pub mod http;
 pub mod inactivity;
+pub mod lost;
 pub mod model;
 pub mod repo;

@@ -375,6 +375,28 @@ pub async fn set_online(db: &DatabaseConnection, devices: &[DeviceId], online: b
     Ok(())
 }
 
+/// The tenant of each device that exists among `devices`, or of every device whose `online`
+/// column is set when `devices` is `None`: for the system-wide sweeps of the worker and of
+/// start-up (node lost, a previous run killed), which write to the devices' timelines.
+pub async fn tenants_of(
+    db: &DatabaseConnection,
+    devices: Option<&[DeviceId]>,
+) -> Result<Vec<(DeviceId, TenantId)>> {
+    let mut select = Devices::find()
+        .select_only()
+        .column(model::Column::Id)
+        .column(model::Column::TenantId);
+    select = match devices {
+        Some(ids) => select.filter(model::Column::Id.is_in(ids.iter().map(|d| d.0))),
+        None => select.filter(model::Column::Online.eq(true)),
+    };
+    let rows: Vec<(Uuid, Uuid)> = select.into_tuple().all(db).await?;
+    Ok(rows
+        .into_iter()
+        .map(|(d, t)| (DeviceId(d), TenantId(t)))
+        .collect())
+}
+
 /// A device that proved who it is.
 #[derive(Debug, Clone)]
 pub struct DeviceIdentity {

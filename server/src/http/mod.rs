@@ -52,6 +52,7 @@ pub fn server(
             "this binary was built without the console (no web/dist at build time): `cargo xtask run` builds it; the API works without it"
         ),
     }
+    let shutdown_timeout = state.config.shutdown_timeout_secs;
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()
@@ -82,7 +83,7 @@ pub fn server(
     })
     .listen(listener)?
     .disable_signals()
-    .shutdown_timeout(10)
+    .shutdown_timeout(shutdown_timeout)
     .run();
     Ok(server)
 }

@@ -234,13 +234,16 @@ pub fn describe(reason: DisconnectReason) -> &'static str {
         DisconnectReason::TakenOver => "taken over by a new connection with the same credentials",
         DisconnectReason::CredentialsRevoked => "its credentials were revoked",
         DisconnectReason::ProtocolError => "protocol error",
-        DisconnectReason::ServerShutdown => "the server shut down",
+        DisconnectReason::ServerShutdown => "the server is shutting down",
         DisconnectReason::ConnectionLost => "the connection was lost without a DISCONNECT",
         DisconnectReason::RateLimited => {
             "over its rate limit (MQTT 3.1.1 cannot refuse a single message)"
         }
         DisconnectReason::Inactive => "silent for longer than its profile's inactivity timeout",
         DisconnectReason::Disabled => "the device was disabled",
+        DisconnectReason::NodeLost => {
+            "the server node holding its session was lost (crashed or killed)"
+        }
     }
 }
 
@@ -272,6 +275,20 @@ pub struct Sessions {
     /// Wakes the HTTP long-polls of devices waiting for a command, and the callers waiting for
     /// a command's outcome.
     pub waits: crate::rpc::Waits,
+    /// Ended sessions whose end (activity, presence, Last Will) is still being written: shutdown
+    /// waits for them before the process goes.
+    ending: std::sync::atomic::AtomicUsize,
+}
+
+/// One session's end being written; see `Sessions::ending`.
+pub struct Ending(Arc<Sessions>);
+
+impl Drop for Ending {
+    fn drop(&mut self) {
+        self.0
+            .ending
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 impl Default for Sessions {
@@ -289,6 +306,7 @@ impl Default for Sessions {
             online_dirty: Mutex::default(),
             remote: std::sync::OnceLock::new(),
             waits: crate::rpc::Waits::default(),
+            ending: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 }
@@ -424,6 +442,18 @@ impl Sessions {
             generation,
         );
         Ok(admissible(found.identity))
+    }
+
+    /// Counts a session's end as being written until the answer is dropped.
+    pub fn ending(self: &Arc<Self>) -> Ending {
+        self.ending
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        Ending(self.clone())
+    }
+
+    /// Session ends still being written.
+    pub fn endings(&self) -> usize {
+        self.ending.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Adds to what the device did since the live state last heard of it.
@@ -720,6 +750,10 @@ fn build_server(
     let mut builder = ntex::server::build()
         .workers(cfg.mqtt_workers)
         .disable_signals()
+        // Sessions are ended before the server stops (`Ingress::stop`): this bounds the rest.
+        .shutdown_timeout(ntex::time::Seconds(
+            cfg.shutdown_timeout_secs.min(u64::from(u16::MAX)) as u16,
+        ))
         .maxconn(cfg.mqtt_max_connections)
         .listen("mqtt", listener, async move |_| mqtt_server!(plain))?
         .config("mqtt", listener_config(&cfg));
@@ -736,12 +770,42 @@ fn build_server(
     Ok(builder)
 }
 
-/// The running ingress; `stop` ends every session (reason "server shutdown") and the listener.
+/// What ending the sessions at shutdown did.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Drained {
+    /// Sessions told to end (MQTT 5: DISCONNECT 0x8B; MQTT 3.1.1: the connection closed).
+    pub told: usize,
+    /// Sessions still open when the time was up (the server then stops them itself).
+    pub left: usize,
+    /// From the signal to the last session gone (or the time up).
+    pub took: Duration,
+}
+
+/// The running ingress; `stop` ends every session (reason "server shutting down") and the
+/// listener.
 pub struct Ingress {
-    stop: Option<std::sync::mpsc::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    stop: Option<std::sync::mpsc::Sender<Instant>>,
+    thread: Option<std::thread::JoinHandle<Drained>>,
     flusher: Option<tokio::task::JoinHandle<()>>,
     state: AppState,
+}
+
+/// On the ingress thread, once told to stop: no new connections, every session told to end,
+/// then wait (until `deadline`) for them to go. A QoS 1 message being stored when its session
+/// ends is either committed and acknowledged before the DISCONNECT, or never acknowledged (the
+/// device sends it again, to another node): it is never acknowledged and lost.
+async fn end_sessions(
+    ctx: &IngressCtx,
+    paused: impl Future<Output = ()>,
+    deadline: Instant,
+) -> (usize, usize) {
+    // The listener first: a device told to go must not come straight back to this node.
+    paused.await;
+    let told = ctx.registry.close(DisconnectReason::ServerShutdown);
+    while ctx.registry.connected() > 0 && Instant::now() < deadline {
+        ntex::time::sleep(ntex::time::Millis(10)).await;
+    }
+    (told, ctx.registry.connected())
 }
 
 impl Ingress {
@@ -751,13 +815,14 @@ impl Ingress {
         tls: Option<(std::net::TcpListener, Arc<rustls::ServerConfig>)>,
     ) -> anyhow::Result<Ingress> {
         let flusher_state = state.clone();
+        let timeout = Duration::from_secs(state.config.shutdown_timeout_secs);
         let ctx = Arc::new(IngressCtx {
             registry: state.sessions.registry.clone(),
             state,
             rt: tokio::runtime::Handle::current(),
         });
         let addr: SocketAddr = listener.local_addr()?;
-        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<Instant>();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<anyhow::Result<()>>();
         let thread = std::thread::Builder::new()
             .name("stead-mqtt".into())
@@ -772,23 +837,27 @@ impl Ingress {
                         Err(e) => {
                             let _ = ready_tx
                                 .send(Err(anyhow::anyhow!("starting the MQTT server: {e}")));
-                            return;
+                            return Drained::default();
                         }
                     };
                     let _ = ready_tx.send(Ok(()));
                     // Wait for the stop signal without blocking the runtime.
-                    loop {
+                    let since = loop {
                         match stop_rx.try_recv() {
-                            Ok(()) | Err(std::sync::mpsc::TryRecvError::Disconnected) => break,
+                            Ok(since) => break since,
+                            Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                                break Instant::now();
+                            }
                             Err(std::sync::mpsc::TryRecvError::Empty) => {
-                                ntex::time::sleep(ntex::time::Millis(100)).await
+                                ntex::time::sleep(ntex::time::Millis(20)).await
                             }
                         }
-                    }
-                    ctx.registry.kick_all(DisconnectReason::ServerShutdown);
-                    ntex::time::sleep(ntex::time::Millis(200)).await;
+                    };
+                    let (told, left) = end_sessions(&ctx, server.pause(), since + timeout).await;
+                    let took = since.elapsed();
                     server.stop(true).await;
-                });
+                    Drained { told, left, took }
+                })
             })?;
         ready_rx
             .recv_timeout(Duration::from_secs(10))
@@ -802,21 +871,38 @@ impl Ingress {
         })
     }
 
-    /// Ends every session and stops the listener; waits for the ingress thread.
-    pub async fn stop(mut self) {
+    /// Stops accepting, ends every session and stops the listener, then writes what the ended
+    /// sessions left (presence, activity, the `online` column), all by `since` + the shutdown
+    /// timeout.
+    pub async fn stop(mut self, since: Instant) -> Drained {
+        let deadline = since + Duration::from_secs(self.state.config.shutdown_timeout_secs);
         if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
+            let _ = stop.send(since);
         }
+        let mut drained = Drained::default();
         if let Some(thread) = self.thread.take() {
-            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+            match tokio::task::spawn_blocking(move || thread.join()).await {
+                Ok(Ok(d)) => drained = d,
+                _ => tracing::error!("the MQTT thread ended abnormally"),
+            }
         }
         if let Some(flusher) = self.flusher.take() {
             flusher.abort();
         }
-        // What the ended sessions left to write (their disconnects run on this runtime).
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        self.state.sessions.flush_online(&self.state).await;
-        self.state.sessions.flush_activity(&self.state.live).await;
+        // Each ended session writes its end on this runtime.
+        let sessions = &self.state.sessions;
+        while sessions.endings() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if sessions.endings() > 0 {
+            tracing::warn!(
+                sessions = sessions.endings(),
+                "shutdown: out of time writing the end of sessions"
+            );
+        }
+        sessions.flush_online(&self.state).await;
+        sessions.flush_activity(&self.state.live).await;
+        drained
     }
 }
 

@@ -30,6 +30,9 @@ struct Entry {
 pub struct Registry {
     next: AtomicU64,
     sessions: Mutex<HashMap<DeviceId, Entry>>,
+    /// Set when the node shuts down: a CONNECT still being authenticated is refused, not
+    /// registered after every session has been told to end.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 impl Registry {
@@ -38,14 +41,20 @@ impl Registry {
     }
 
     /// Registers a new connection for the device; an older one is told it was taken over.
+    /// `None` once the node is shutting down (`close`).
     pub fn register(
         &self,
         device: DeviceId,
         tenant_id: TenantId,
-    ) -> (u64, mpsc::UnboundedReceiver<SessionMsg>) {
+    ) -> Option<(u64, mpsc::UnboundedReceiver<SessionMsg>)> {
         let conn_id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
         let (tx, rx) = mpsc::unbounded_channel();
-        let old = self.sessions().insert(
+        let mut sessions = self.sessions();
+        // Checked under the lock that `close` takes: no registration slips in after it.
+        if self.closed.load(Ordering::Acquire) {
+            return None;
+        }
+        let old = sessions.insert(
             device,
             Entry {
                 conn_id,
@@ -53,10 +62,11 @@ impl Registry {
                 tx,
             },
         );
+        drop(sessions);
         if let Some(old) = old {
             let _ = old.tx.send(SessionMsg::End(DisconnectReason::TakenOver));
         }
-        (conn_id, rx)
+        Some((conn_id, rx))
     }
 
     /// Forgets the connection; answers whether it was still the device's current one.
@@ -101,10 +111,15 @@ impl Registry {
             .count()
     }
 
-    pub fn kick_all(&self, reason: DisconnectReason) {
-        for e in self.sessions().values() {
-            let _ = e.tx.send(SessionMsg::End(reason));
-        }
+    /// Refuses new registrations from now on and tells every session to end; answers how many
+    /// were told.
+    pub fn close(&self, reason: DisconnectReason) -> usize {
+        let sessions = self.sessions();
+        self.closed.store(true, Ordering::Release);
+        sessions
+            .values()
+            .filter(|e| e.tx.send(SessionMsg::End(reason)).is_ok())
+            .count()
     }
 
     pub fn connected(&self) -> usize {

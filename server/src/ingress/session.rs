@@ -132,9 +132,14 @@ pub async fn admit(ctx: &Arc<IngressCtx>, request: ConnectRequest) -> Result<Adm
             return Err(Refusal::Unavailable);
         }
     };
-    let (conn_id, kick) = ctx
+    let Some((conn_id, kick)) = ctx
         .registry
-        .register(identity.device_id, identity.tenant_id);
+        .register(identity.device_id, identity.tenant_id)
+    else {
+        // The node is shutting down: the device should connect to another one.
+        ctx.connect_refused(peer, "the server is shutting down", Some(&identity));
+        return Err(Refusal::Unavailable);
+    };
     let session = DeviceSession::new(
         ctx.clone(),
         identity.clone(),
@@ -662,7 +667,9 @@ impl Drop for DeviceSession {
             serde_json::json!({"reason": reason, "client_id": self.client_id, "peer": self.peer}),
         );
         let rt = ctx.rt.clone();
+        let ending = ctx.state.sessions.ending();
         rt.spawn(async move {
+            let _ending = ending;
             let live = &ctx.state.live;
             // What the session did since the last flush, written before it is marked offline.
             let mut activity = ctx.state.sessions.take_activity(identity.device_id);

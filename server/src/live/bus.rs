@@ -29,6 +29,8 @@ pub struct LiveBus {
     /// Embedded mode: local registrations, counted per device.
     local_watchers: Arc<Mutex<HashMap<DeviceId, usize>>>,
     redis: Option<RedisBus>,
+    /// Set at shutdown: open live views end, so that they do not hold up the HTTP drain.
+    closing: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 #[derive(Clone)]
@@ -61,6 +63,7 @@ impl LiveBus {
             watched: Arc::default(),
             local_watchers: Arc::default(),
             redis: None,
+            closing: Arc::new(tokio::sync::watch::Sender::new(false)),
         };
         if let LiveStore::Redis(r) = live {
             let redis = RedisBus {
@@ -156,6 +159,19 @@ impl LiveBus {
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<(DeviceId, LiveEvent)>> {
         self.local.subscribe()
+    }
+
+    /// The node is shutting down: every live view's `closing` resolves.
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Resolves when the node starts shutting down.
+    pub fn closing(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut rx = self.closing.subscribe();
+        async move {
+            let _ = rx.wait_for(|closing| *closing).await;
+        }
     }
 
     /// Registers interest in a device until the returned guard is dropped.

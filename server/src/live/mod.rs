@@ -4,6 +4,7 @@
 
 pub mod bus;
 mod memory;
+mod nodes;
 mod redis_store;
 pub mod state;
 

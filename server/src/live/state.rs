@@ -68,6 +68,11 @@ pub enum PresenceChange {
     Inactive {
         ts: i64,
     },
+    /// Offline with this reason, whatever the session (a previous run's devices at start-up).
+    Ended {
+        ts: i64,
+        reason: DisconnectReason,
+    },
 }
 
 /// What a device did since its activity was last recorded: when it was last heard from, and how
@@ -104,10 +109,15 @@ fn apply(p: &mut Presence, change: PresenceChange) {
             p.last_disconnect = Some(ts);
             p.last_disconnect_reason = Some(DisconnectReason::Inactive);
         }
+        PresenceChange::Ended { ts, reason } => {
+            p.online = false;
+            p.last_disconnect = Some(ts);
+            p.last_disconnect_reason = Some(reason);
+        }
     }
 }
 
-fn reason_str(reason: DisconnectReason) -> String {
+pub(super) fn reason_str(reason: DisconnectReason) -> String {
     serde_json::to_value(reason)
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
@@ -143,12 +153,18 @@ return 0
 /// enough not to hold Redis up for other clients.
 const LATEST_DEVICES_PER_CALL: usize = 256;
 
-/// Marks the device offline only if the ending session is still the current one.
+/// Marks the device offline only if the ending session is still the current one. The device
+/// leaves its node's set (KEYS[2], see `nodes`) unless a newer session on the same node (ARGV[4]
+/// is the node's `"{id}:"`) holds it now.
 static DISCONNECT_SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
     redis::Script::new(
         r#"
-if redis.call('HGET', KEYS[1], 'session') == ARGV[1] then
+local current = redis.call('HGET', KEYS[1], 'session')
+if current == ARGV[1] then
   redis.call('HSET', KEYS[1], 'online', 0, 'last_disconnect', ARGV[2], 'last_disconnect_reason', ARGV[3])
+end
+if current == ARGV[1] or not current or string.sub(current, 1, #ARGV[4]) ~= ARGV[4] then
+  redis.call('SREM', KEYS[2], ARGV[5])
 end
 return 0
 "#,
@@ -160,7 +176,7 @@ impl RedisStore {
         self.key(&format!("latest:{device}"))
     }
 
-    fn presence_key(&self, device: DeviceId) -> String {
+    pub(super) fn presence_key(&self, device: DeviceId) -> String {
         self.key(&format!("presence:{device}"))
     }
 }
@@ -331,7 +347,9 @@ impl LiveStore {
                         pipe.hset(&key, "online", 1)
                             .hset(&key, "session", session.to_string())
                             .hset(&key, "last_connect", ts)
-                            .hset(&key, "last_activity", ts);
+                            .hset(&key, "last_activity", ts)
+                            // Which devices the node holds, for when it is lost (`nodes`).
+                            .sadd(r.node_devices_key(session.node), device.to_string());
                     }
                     PresenceChange::Disconnected {
                         ts,
@@ -340,9 +358,12 @@ impl LiveStore {
                     } => {
                         let _: () = DISCONNECT_SCRIPT
                             .key(&key)
+                            .key(r.node_devices_key(session.node))
                             .arg(session.to_string())
                             .arg(ts)
                             .arg(reason_str(reason))
+                            .arg(format!("{}:", session.node))
+                            .arg(device.to_string())
                             .invoke_async(&mut r.conn.clone())
                             .await?;
                         // (An empty pipeline below would answer an error.)
@@ -356,6 +377,11 @@ impl LiveStore {
                                 "last_disconnect_reason",
                                 reason_str(DisconnectReason::Inactive),
                             );
+                    }
+                    PresenceChange::Ended { ts, reason } => {
+                        pipe.hset(&key, "online", 0)
+                            .hset(&key, "last_disconnect", ts)
+                            .hset(&key, "last_disconnect_reason", reason_str(reason));
                     }
                 }
                 let _: () = pipe.query_async(&mut r.conn.clone()).await?;

@@ -366,23 +366,29 @@ async fn live(
     let rx = state.bus.subscribe();
     let guard = state.bus.watch(device).await;
     let first = sse(&LiveEvent::Presence(state.live.presence(device).await?));
+    // The stream ends when the node shuts down (the browser reconnects, to another node).
+    let closing = Box::pin(state.bus.closing());
     let stream = futures_util::stream::unfold(
-        (rx, guard, Some(first)),
-        move |(mut rx, guard, first)| async move {
+        (rx, guard, Some(first), closing),
+        move |(mut rx, guard, first, mut closing)| async move {
             if let Some(first) = first {
-                return Some((Ok::<_, actix_web::Error>(first), (rx, guard, None)));
+                return Some((Ok::<_, actix_web::Error>(first), (rx, guard, None, closing)));
             }
             loop {
-                match tokio::time::timeout(Duration::from_secs(15), rx.recv()).await {
+                let next = tokio::select! {
+                    _ = &mut closing => return None,
+                    next = tokio::time::timeout(Duration::from_secs(15), rx.recv()) => next,
+                };
+                match next {
                     // A comment line keeps proxies from closing an idle stream.
                     Err(_) => {
                         return Some((
                             Ok(web::Bytes::from_static(b": keep-alive\n\n")),
-                            (rx, guard, None),
+                            (rx, guard, None, closing),
                         ));
                     }
                     Ok(Ok(item)) if item.0 == device => {
-                        return Some((Ok(sse(&item.1)), (rx, guard, None)));
+                        return Some((Ok(sse(&item.1)), (rx, guard, None, closing)));
                     }
                     Ok(Ok(_)) | Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {
                         continue;

@@ -132,6 +132,30 @@ impl TelemetryStore {
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
+    /// Waits until everything queued before the call is committed (or has failed): shutdown
+    /// calls it once nothing more can arrive, so that QoS 0 data already accepted is not lost
+    /// with the process.
+    pub async fn flush(&self) {
+        let mut waits = Vec::with_capacity(self.shards.len());
+        for shard in self.shards.iter() {
+            let (tx, rx) = oneshot::channel();
+            // Each shard answers its jobs in order: this empty one comes after all the others.
+            if shard
+                .send(Job {
+                    rows: Vec::new(),
+                    done: Some(tx),
+                })
+                .await
+                .is_ok()
+            {
+                waits.push(rx);
+            }
+        }
+        for rx in waits {
+            let _ = rx.await;
+        }
+    }
+
     /// Queues rows without waiting for the commit (QoS 0); waits only for queue space.
     pub async fn write_unacknowledged(
         &self,
@@ -179,6 +203,15 @@ async fn writer(
             .flat_map(|j| std::mem::take(&mut j.rows))
             .collect();
         let started = Instant::now();
+        if rows.is_empty() {
+            // Only `flush` barriers: nothing to write.
+            for job in jobs.drain(..) {
+                if let Some(done) = job.done {
+                    let _ = done.send(Ok(()));
+                }
+            }
+            continue;
+        }
         let mut result = insert(&db, &rows).await;
         if let Err(e) = &result {
             tracing::warn!(shard, error = %e, rows = rows.len(), "telemetry batch failed; retrying once");
