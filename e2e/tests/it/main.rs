@@ -27,4 +27,5 @@ mod retention;
 mod sdk;
 mod tenants;
 mod tls;
+mod traces;
 mod users;
