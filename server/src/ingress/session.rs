@@ -350,7 +350,7 @@ async fn send_command<O: Outbound>(
         mqtt.qos = i64::from(qos),
         trace_id = tracing::field::Empty,
     );
-    crate::observability::trace::adopt_carried_parent(&span, &command.trace);
+    crate::observability::trace::adopt_parent(&span, &command.trace);
     deliver_command(ctx, out, qos, command)
         .instrument(span)
         .await;

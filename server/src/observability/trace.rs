@@ -38,20 +38,16 @@ pub fn current_carrier() -> TraceCarrier {
     carrier
 }
 
-/// Makes `span` a child of the caller's span named by `headers` (a W3C `traceparent`), then
-/// records its trace id for the log lines under it.
-pub fn adopt_parent(span: &tracing::Span, headers: &dyn Extractor) {
-    let parent = TraceContextPropagator::new().extract(headers);
+/// Makes `span` a child of the span a W3C trace context names (an HTTP request's `traceparent`
+/// header, or the context a message carried), then records its trace id for the log lines
+/// under it. Without a context, `span` starts a trace of its own.
+pub fn adopt_parent(span: &tracing::Span, carrier: &dyn Extractor) {
+    let parent = TraceContextPropagator::new().extract(carrier);
     if parent.span().span_context().is_valid() {
         // Fails only without the OpenTelemetry layer, when there is no trace to join.
         let _ = span.set_parent(parent);
     }
     record_trace_id(span);
-}
-
-/// `adopt_parent` for a context that came inside a message.
-pub fn adopt_carried_parent(span: &tracing::Span, carrier: &TraceCarrier) {
-    adopt_parent(span, carrier);
 }
 
 /// Records the span's trace id in its `trace_id` field (declared `Empty` by the span), so that
