@@ -44,6 +44,9 @@ impl AppState {
         let secret = auth::load_or_create_jwt_secret(&config, &db).await?;
         let keys = Keys::new(&secret, config.access_token_ttl_secs);
         let metrics = Metrics::new()?;
+        if let Some(otlp) = crate::observability::otlp_metrics::Settings::from_env()? {
+            crate::observability::otlp_metrics::start(&metrics, otlp)?;
+        }
         let sessions: Arc<Sessions> = Arc::default();
         let bus = LiveBus::start(&live, sessions.clone()).await?;
         let telemetry = TelemetryStore::start(

@@ -58,12 +58,13 @@ async fn open(config: &Config, size: Option<u32>) -> anyhow::Result<DatabaseConn
             options.max_connections(20).min_connections(2);
         }
     }
-    let db = Database::connect(options).await.map_err(|e| {
+    let mut db = Database::connect(options).await.map_err(|e| {
         anyhow::anyhow!(
             "cannot connect to the database ({}): {e}",
             if sqlite { "SQLite" } else { "PostgreSQL" }
         )
     })?;
+    crate::observability::trace::trace_statements(&mut db);
     if sqlite {
         // Persistent in the file: readers no longer block the writer. (sqlx already turns on
         // foreign keys and a busy timeout on every connection.)

@@ -1,8 +1,13 @@
 //! Logs, traces and metrics.
 //!
 //! Logs are JSON lines when standard output is not a terminal (containers, CI), human-readable in
-//! a terminal. Traces go to an OpenTelemetry collector over OTLP/gRPC when
-//! `OTEL_EXPORTER_OTLP_ENDPOINT` is set. Metrics live in a Prometheus registry served on `/metrics`.
+//! a terminal; a line written inside a traced request carries its `trace_id`. Traces go to an
+//! OpenTelemetry collector over OTLP/gRPC when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, sampled as
+//! `OTEL_TRACES_SAMPLER` says (`trace`). Metrics live in a Prometheus registry served on
+//! `/metrics`, and the same registry is sent over OTLP when an endpoint is set (`otlp_metrics`).
+
+pub mod otlp_metrics;
+pub mod trace;
 
 use std::io::IsTerminal;
 
@@ -14,6 +19,15 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::config::{Config, LogFormat};
+
+/// This process among the nodes of a deployment, as traces and OTLP metrics name it
+/// (`service.instance.id`): a random id, as the semantic conventions suggest, fixed for the
+/// process's life.
+pub fn instance_id() -> &'static str {
+    static ID: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| uuid::Uuid::new_v4().to_string());
+    &ID
+}
 
 /// Flushes pending spans when dropped at shutdown.
 pub struct Guard {
@@ -40,30 +54,47 @@ pub fn init(config: &Config) -> anyhow::Result<Guard> {
         LogFormat::Auto => !std::io::stdout().is_terminal(),
     };
     let fmt = if json {
-        tracing_subscriber::fmt::layer()
+        let format = tracing_subscriber::fmt::format()
             .json()
             .flatten_event(true)
-            .with_current_span(false)
+            .with_current_span(false);
+        tracing_subscriber::fmt::layer()
+            .json()
+            .event_format(trace::WithTraceId(format))
             .boxed()
     } else {
+        // The compact format prints the span fields, `trace_id` among them.
         tracing_subscriber::fmt::layer().compact().boxed()
     };
 
     let (otel, tracer_provider) = match std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT") {
         Ok(endpoint) if !endpoint.is_empty() => {
+            let var = |name| std::env::var(name).ok();
+            let sampler = trace::sampler_from(
+                var("OTEL_TRACES_SAMPLER").as_deref(),
+                var("OTEL_TRACES_SAMPLER_ARG").as_deref(),
+            )?;
             let exporter = opentelemetry_otlp::SpanExporter::builder()
                 .with_tonic()
                 .build()
                 .map_err(|e| anyhow::anyhow!("OTLP exporter for {endpoint}: {e}"))?;
             let provider = SdkTracerProvider::builder()
                 .with_batch_exporter(exporter)
+                .with_sampler(sampler)
                 .with_resource(
                     opentelemetry_sdk::Resource::builder_empty()
                         .with_service_name("stead")
+                        .with_attribute(opentelemetry::KeyValue::new(
+                            "service.instance.id",
+                            instance_id(),
+                        ))
                         .build(),
                 )
                 .build();
             let tracer = provider.tracer("stead");
+            // Database statement spans are made with the OpenTelemetry API directly (see
+            // `trace::trace_statements`): they need the global provider.
+            opentelemetry::global::set_tracer_provider(provider.clone());
             // The exporter's own stack (tonic, h2, hyper) must not trace itself into a loop.
             let otel_filter = EnvFilter::new("info,h2=off,tonic=off,hyper=off,tower=off");
             (
@@ -79,6 +110,7 @@ pub fn init(config: &Config) -> anyhow::Result<Guard> {
     };
 
     tracing_subscriber::registry()
+        .with(trace::trace_ids())
         .with(fmt.with_filter(filter))
         .with(otel)
         .try_init()

@@ -32,5 +32,6 @@ mod retention;
 mod sdk;
 mod tenants;
 mod tls;
+mod traces;
 mod upgrade;
 mod users;

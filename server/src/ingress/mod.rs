@@ -70,7 +70,8 @@ impl IngressCtx {
         &self,
         f: impl Future<Output = crate::error::Result<T>> + Send + 'static,
     ) -> anyhow::Result<T> {
-        match self.rt.spawn(f).await {
+        // The work stays in the caller's span (a CONNECT's, a command delivery's).
+        match self.rt.spawn(tracing::Instrument::in_current_span(f)).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(anyhow::anyhow!("{e}")),
             Err(e) => Err(anyhow::anyhow!("task failed: {e}")),
@@ -146,6 +147,7 @@ impl IngressCtx {
         note: Option<&str>,
         device: Option<&DeviceIdentity>,
     ) {
+        tracing::Span::current().record("stead.connect.reason", reason);
         tracing::info!(%peer, reason, "MQTT connect refused");
         self.state
             .metrics
@@ -271,7 +273,8 @@ pub struct Sessions {
     /// `ONLINE_MIRROR_EVERY`, so a reconnect storm costs two UPDATEs, not two per device.
     online_dirty: Mutex<HashSet<crate::ids::DeviceId>>,
     /// Where messages for the other nodes go (set when Redis connects the nodes).
-    remote: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Control>>,
+    /// Each message goes with the span it was sent in, so that the publish joins its trace.
+    remote: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<(Control, tracing::Span)>>,
     /// Wakes the HTTP long-polls of devices waiting for a command, and the callers waiting for
     /// a command's outcome.
     pub waits: crate::rpc::Waits,
@@ -604,13 +607,13 @@ impl Sessions {
     }
 
     /// Connects this node's sessions to the others'.
-    pub fn set_remote(&self, sender: tokio::sync::mpsc::UnboundedSender<Control>) {
+    pub fn set_remote(&self, sender: tokio::sync::mpsc::UnboundedSender<(Control, tracing::Span)>) {
         let _ = self.remote.set(sender);
     }
 
     fn tell_others(&self, control: Control) {
         if let Some(remote) = self.remote.get() {
-            let _ = remote.send(control);
+            let _ = remote.send((control, tracing::Span::current()));
         }
     }
 

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use ntex::util::Bytes;
 use stead_api_types::DisconnectReason;
+use tracing::Instrument as _;
 
 use super::limits::Limiter;
 use super::topic::PublishTopic;
@@ -97,6 +98,37 @@ pub enum Refusal {
 /// connect. Answers the session and the channel on which it is told to end, or a
 /// provisioning-only session for user name `provision` with an empty password.
 pub async fn admit(ctx: &Arc<IngressCtx>, request: ConnectRequest) -> Result<Admitted, Refusal> {
+    let span = tracing::info_span!(
+        "mqtt connect",
+        otel.name = "mqtt connect",
+        otel.kind = "server",
+        network.peer.address = %request.peer,
+        network.protocol.name = "mqtt",
+        network.protocol.version = %request.protocol,
+        stead.device.id = tracing::field::Empty,
+        stead.tenant.id = tracing::field::Empty,
+        stead.connect.outcome = tracing::field::Empty,
+        stead.connect.reason = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+    );
+    crate::observability::trace::record_trace_id(&span);
+    let admitted = admit_in_span(ctx, request).instrument(span.clone()).await;
+    span.record(
+        "stead.connect.outcome",
+        match &admitted {
+            Ok(_) => "accepted",
+            Err(Refusal::BadCredentials) => "bad_credentials",
+            Err(Refusal::NotAuthorized) => "not_authorized",
+            Err(Refusal::Unavailable) => "unavailable",
+        },
+    );
+    admitted
+}
+
+async fn admit_in_span(
+    ctx: &Arc<IngressCtx>,
+    request: ConnectRequest,
+) -> Result<Admitted, Refusal> {
     let peer = &request.peer;
     if request.login.username.is_empty() {
         ctx.connect_refused(peer, "no access token in the username", None);
@@ -132,6 +164,15 @@ pub async fn admit(ctx: &Arc<IngressCtx>, request: ConnectRequest) -> Result<Adm
             return Err(Refusal::Unavailable);
         }
     };
+    let span = tracing::Span::current();
+    span.record(
+        "stead.device.id",
+        tracing::field::display(identity.device_id),
+    );
+    span.record(
+        "stead.tenant.id",
+        tracing::field::display(identity.tenant_id),
+    );
     let Some((conn_id, kick)) = ctx
         .registry
         .register(identity.device_id, identity.tenant_id)
@@ -296,7 +337,31 @@ pub fn pump<O: Outbound>(
     });
 }
 
+/// Delivers one command in its own span, a child of the sender's (the context travelled with
+/// the command, across Redis when the sender is another node).
 async fn send_command<O: Outbound>(
+    ctx: Arc<IngressCtx>,
+    out: O,
+    qos: u8,
+    command: crate::rpc::Outgoing,
+) {
+    let span = tracing::info_span!(
+        "rpc deliver",
+        otel.name = "rpc deliver",
+        otel.kind = "consumer",
+        stead.device.id = %command.device_id,
+        stead.rpc.id = %command.id,
+        stead.rpc.method = %command.method,
+        mqtt.qos = i64::from(qos),
+        trace_id = tracing::field::Empty,
+    );
+    crate::observability::trace::adopt_parent(&span, &command.trace);
+    deliver_command(ctx, out, qos, command)
+        .instrument(span)
+        .await;
+}
+
+async fn deliver_command<O: Outbound>(
     ctx: Arc<IngressCtx>,
     out: O,
     qos: u8,

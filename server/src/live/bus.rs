@@ -15,9 +15,11 @@ use futures_util::StreamExt as _;
 use redis::AsyncCommands as _;
 use stead_api_types::LiveEvent;
 use tokio::sync::broadcast;
+use tracing::Instrument as _;
 
 use super::LiveStore;
 use crate::ids::DeviceId;
+use crate::observability::trace::redis_span;
 
 /// How long a registration lasts without a refresh.
 const WATCH_TTL_MS: i64 = 60_000;
@@ -99,13 +101,18 @@ impl LiveBus {
             sessions.set_remote(tx);
             let mut conn = redis.conn.clone();
             tokio::spawn(async move {
-                while let Some(control) = rx.recv().await {
+                while let Some((control, sent_in)) = rx.recv().await {
                     let payload = serde_json::to_vec(&ControlWire {
                         from: node,
                         control,
                     })
                     .unwrap_or_default();
-                    if let Err(e) = conn.publish::<_, _, ()>(&control_channel, payload).await {
+                    let span = sent_in.in_scope(|| redis_span("PUBLISH"));
+                    if let Err(e) = conn
+                        .publish::<_, _, ()>(&control_channel, payload)
+                        .instrument(span)
+                        .await
+                    {
                         tracing::warn!(error = %e, "telling the other nodes failed");
                     }
                 }

@@ -4,6 +4,9 @@ use std::time::Duration;
 
 use redis::AsyncCommands as _;
 use redis::aio::ConnectionManager;
+use tracing::Instrument as _;
+
+use crate::observability::trace::redis_span;
 
 #[derive(Clone)]
 pub struct RedisStore {
@@ -64,6 +67,7 @@ impl RedisStore {
             .cmd("PTTL")
             .arg(&key)
             .query_async(&mut self.conn.clone())
+            .instrument(redis_span("INCR"))
             .await?;
         Ok((count, Duration::from_millis(ttl.max(0) as u64)))
     }
@@ -75,18 +79,25 @@ impl RedisStore {
             .cmd("PTTL")
             .arg(&key)
             .query_async(&mut self.conn.clone())
+            .instrument(redis_span("GET"))
             .await?;
         Ok((count.unwrap_or(0), Duration::from_millis(ttl.max(0) as u64)))
     }
 
     pub async fn reset(&self, key: &str) -> anyhow::Result<()> {
-        let _: () = self.conn.clone().del(self.key(key)).await?;
+        let _: () = self
+            .conn
+            .clone()
+            .del(self.key(key))
+            .instrument(redis_span("DEL"))
+            .await?;
         Ok(())
     }
 
     pub async fn ping(&self) -> anyhow::Result<()> {
         let _: String = redis::cmd("PING")
             .query_async(&mut self.conn.clone())
+            .instrument(redis_span("PING"))
             .await?;
         Ok(())
     }

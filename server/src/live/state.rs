@@ -7,9 +7,11 @@ use std::sync::{Arc, Mutex};
 
 use redis::AsyncCommands as _;
 use stead_api_types::{DisconnectReason, Presence, TsValue};
+use tracing::Instrument as _;
 
 use super::{LiveStore, RedisStore};
 use crate::ids::DeviceId;
+use crate::observability::trace::redis_span;
 
 #[derive(Default, Clone)]
 pub struct MemoryState {
@@ -294,7 +296,10 @@ impl LiveStore {
                                 .arg(serde_json::to_string(v).unwrap_or_default());
                         }
                     }
-                    let _: () = invocation.invoke_async(&mut r.conn.clone()).await?;
+                    let _: () = invocation
+                        .invoke_async(&mut r.conn.clone())
+                        .instrument(redis_span("EVALSHA"))
+                        .await?;
                 }
                 Ok(())
             }
@@ -308,8 +313,12 @@ impl LiveStore {
                 .cloned()
                 .unwrap_or_default()),
             LiveStore::Redis(r) => {
-                let raw: HashMap<String, String> =
-                    r.conn.clone().hgetall(r.latest_key(device)).await?;
+                let raw: HashMap<String, String> = r
+                    .conn
+                    .clone()
+                    .hgetall(r.latest_key(device))
+                    .instrument(redis_span("HGETALL"))
+                    .await?;
                 Ok(raw
                     .into_iter()
                     .filter_map(|(k, v)| serde_json::from_str(&v).ok().map(|v| (k, v)))
@@ -365,6 +374,7 @@ impl LiveStore {
                             .arg(format!("{}:", session.node))
                             .arg(device.to_string())
                             .invoke_async(&mut r.conn.clone())
+                            .instrument(redis_span("EVALSHA"))
                             .await?;
                         // (An empty pipeline below would answer an error.)
                         return self.presence(device).await;
@@ -384,7 +394,10 @@ impl LiveStore {
                             .hset(&key, "last_disconnect_reason", reason_str(reason));
                     }
                 }
-                let _: () = pipe.query_async(&mut r.conn.clone()).await?;
+                let _: () = pipe
+                    .query_async(&mut r.conn.clone())
+                    .instrument(redis_span("HSET"))
+                    .await?;
                 self.presence(device).await
             }
         }
@@ -419,7 +432,10 @@ impl LiveStore {
                             pipe.hincr(&key, "errors", a.errors).ignore();
                         }
                     }
-                    let _: () = pipe.query_async(&mut r.conn.clone()).await?;
+                    let _: () = pipe
+                        .query_async(&mut r.conn.clone())
+                        .instrument(redis_span("HSET"))
+                        .await?;
                 }
                 Ok(())
             }
@@ -453,8 +469,10 @@ impl LiveStore {
                 for device in devices {
                     pipe.hgetall(r.presence_key(*device));
                 }
-                let raws: Vec<HashMap<String, String>> =
-                    pipe.query_async(&mut r.conn.clone()).await?;
+                let raws: Vec<HashMap<String, String>> = pipe
+                    .query_async(&mut r.conn.clone())
+                    .instrument(redis_span("HGETALL"))
+                    .await?;
                 Ok(raws.iter().map(presence_from_hash).collect())
             }
         }

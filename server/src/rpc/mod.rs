@@ -39,6 +39,10 @@ pub struct Outgoing {
     pub oneway: bool,
     /// How long the device has to acknowledge (and answer) it.
     pub timeout_ms: u64,
+    /// The trace of whoever sent it (W3C trace context), so that its delivery, on whichever
+    /// node holds the device's session, continues that trace.
+    #[serde(default, skip_serializing_if = "std::collections::HashMap::is_empty")]
+    pub trace: crate::observability::trace::TraceCarrier,
 }
 
 impl Outgoing {

@@ -40,6 +40,7 @@ pub fn to_api(c: model::Model) -> RpcCommand {
     }
 }
 
+/// The command as it goes out, in the current trace.
 pub fn outgoing(c: &model::Model) -> Outgoing {
     Outgoing {
         id: c.id,
@@ -49,6 +50,7 @@ pub fn outgoing(c: &model::Model) -> Outgoing {
         params: c.params.clone(),
         oneway: c.oneway,
         timeout_ms: c.timeout_ms as u64,
+        trace: crate::observability::trace::current_carrier(),
     }
 }
 

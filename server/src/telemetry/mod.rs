@@ -19,6 +19,7 @@ use std::time::Instant;
 
 use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, Statement, Value};
 use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use crate::ids::{DeviceId, TenantId};
@@ -202,7 +203,6 @@ async fn writer(
             .iter_mut()
             .flat_map(|j| std::mem::take(&mut j.rows))
             .collect();
-        let started = Instant::now();
         if rows.is_empty() {
             // Only `flush` barriers: nothing to write.
             for job in jobs.drain(..) {
@@ -212,19 +212,34 @@ async fn writer(
             }
             continue;
         }
-        let mut result = insert(&db, &rows).await;
+        // One span per batch, never per message: the rows in it and the time to commit them.
+        let span = tracing::info_span!(
+            "telemetry batch",
+            otel.name = "telemetry batch",
+            otel.status_code = tracing::field::Empty,
+            stead.telemetry.shard = shard as i64,
+            stead.telemetry.rows = rows.len() as i64,
+            stead.telemetry.commit_ms = tracing::field::Empty,
+            trace_id = tracing::field::Empty,
+        );
+        crate::observability::trace::record_trace_id(&span);
+        let started = Instant::now();
+        let mut result = insert(&db, &rows).instrument(span.clone()).await;
         if let Err(e) = &result {
-            tracing::warn!(shard, error = %e, rows = rows.len(), "telemetry batch failed; retrying once");
+            span.in_scope(|| tracing::warn!(shard, error = %e, rows = rows.len(), "telemetry batch failed; retrying once"));
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-            result = insert(&db, &rows).await;
+            result = insert(&db, &rows).instrument(span.clone()).await;
         }
+        let took = started.elapsed();
+        span.record("stead.telemetry.commit_ms", took.as_secs_f64() * 1000.0);
         let outcome = match result {
             Ok(()) => {
-                on_commit(rows, started.elapsed());
+                on_commit(rows, took);
                 Ok(())
             }
             Err(e) => {
-                tracing::error!(shard, error = %e, rows = rows.len(), "telemetry batch lost: producers are told, nothing was acknowledged");
+                span.record("otel.status_code", "ERROR");
+                span.in_scope(|| tracing::error!(shard, error = %e, rows = rows.len(), "telemetry batch lost: producers are told, nothing was acknowledged"));
                 Err(StoreError::Unavailable(e.to_string()))
             }
         };
