@@ -167,7 +167,7 @@ async fn run(cli: Cli, mut config: Config) -> anyhow::Result<ExitCode> {
             println!("stead: migrations applied");
         }
         Command::Backup { output, force } => {
-            stead::ops::backup::run(&config, &output, force).await?;
+            return stead::ops::backup::run(&config, &output, force).await;
         }
         Command::Doctor { roles } => return Ok(stead::ops::doctor::main(&roles).await),
         // Answered in `main` before the runtime starts; kept here so the match stays total.

@@ -182,12 +182,7 @@ async fn a_backup_taken_while_devices_publish_restores_everything(backend: Backe
     let t0 = chrono::Utc::now().timestamp_millis() - 60_000;
     for (_, name, login) in &devices {
         let lines: String = (0..POINTS)
-            .map(|i| {
-                format!(
-                    "{{\"ts\":{},\"values\":{{\"n\":{i}}}}}\n",
-                    t0 + i as i64
-                )
-            })
+            .map(|i| format!("{{\"ts\":{},\"values\":{{\"n\":{i}}}}}\n", t0 + i as i64))
             .collect();
         let mut args = login.args();
         args.extend(["-q", "1", "-t", "v1/devices/me/telemetry", "-l"].map(String::from));

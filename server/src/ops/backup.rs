@@ -5,6 +5,7 @@
 //! command explains that and prints the command, without the password.
 
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use sea_orm::{ConnectionTrait as _, Database, DatabaseBackend, DatabaseConnection, Statement};
 
@@ -30,17 +31,17 @@ pub enum BackupError {
     NoDatabase(PathBuf),
     #[error("an in-memory SQLite database cannot be backed up: it lives only in its process")]
     InMemory,
-    #[error("{0}")]
-    Postgres(String),
     #[error("writing the backup to {path}: {cause}")]
     Write { path: PathBuf, cause: String },
 }
 
-/// Writes the backup, or explains what to do instead (PostgreSQL). Prints what it did.
-pub async fn run(config: &Config, output: &Path, force: bool) -> anyhow::Result<()> {
+/// Writes the backup and prints what it holds, or, on PostgreSQL, explains what to do instead
+/// and fails (exit code 1: no backup was written, so a script must not carry on).
+pub async fn run(config: &Config, output: &Path, force: bool) -> anyhow::Result<ExitCode> {
     let url = config.database_url();
     if !url.expose().starts_with("sqlite:") {
-        return Err(BackupError::Postgres(pg_dump_advice(url.expose(), output)).into());
+        println!("stead: {}", pg_dump_advice(url.expose(), output));
+        return Ok(ExitCode::FAILURE);
     }
     let source = super::sqlite_file(url.expose()).ok_or(BackupError::InMemory)?;
     // Opening a missing file would create an empty database, and back that up.
@@ -65,7 +66,7 @@ pub async fn run(config: &Config, output: &Path, force: bool) -> anyhow::Result<
     println!(
         "stead: to restore it, stop the server, put the file in place as <data dir>/stead.db (remove any stead.db-wal and stead.db-shm beside it), and start the server"
     );
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `VACUUM INTO` a file beside `output`, then moves it into place: a half-written backup never
@@ -122,7 +123,9 @@ fn partial_name(output: &Path) -> PathBuf {
 
 /// Counts what a database file holds, through a read-only connection of its own.
 async fn count(file: &Path) -> Result<Contents, sea_orm::DbErr> {
-    let db = Database::connect(format!("sqlite://{}?mode=ro", file.display())).await?;
+    let mut options = sea_orm::ConnectOptions::new(format!("sqlite://{}?mode=ro", file.display()));
+    options.sqlx_logging(false).max_connections(1);
+    let db = Database::connect(options).await?;
     let mut n = [0i64; 3];
     for (slot, table) in n.iter_mut().zip(["tenants", "devices", "telemetry"]) {
         let row = db
