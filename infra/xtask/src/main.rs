@@ -25,7 +25,9 @@ fn main() -> ExitCode {
         Some("run") => run(&root, &args[1..]),
         Some("test") => test(&root, &args[1..]),
         Some("setup") => set_up(&root, &[setup::Need::Test, setup::Need::Dist]).map(|python| {
-            println!("xtask: set up; the tests' Python is {}", python.display());
+            if let Some(python) = python {
+                println!("xtask: set up; the tests' Python is {}", python.display());
+            }
         }),
         Some("dist") => dist(&root),
         Some("build-console") => {
@@ -117,16 +119,19 @@ fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
 }
 
 /// Everything a fresh machine lacks for `needs`, before anything is built; answers the tests'
-/// Python interpreter.
-fn set_up(root: &Path, needs: &[setup::Need]) -> anyhow::Result<PathBuf> {
+/// Python interpreter when the tests are among the needs.
+fn set_up(root: &Path, needs: &[setup::Need]) -> anyhow::Result<Option<PathBuf>> {
     timed("checking the machine", || {
         setup::system_packages(needs)?;
         setup::ensure_rust_target(console::TARGET)?;
         if needs.contains(&setup::Need::Dist) {
             setup::ensure_rust_target(DIST_TARGET)?;
         }
+        if !needs.contains(&setup::Need::Test) {
+            return Ok(None);
+        }
         setup::ensure_nextest()?;
-        setup::python_venv(root, &target_dir(root))
+        setup::python_venv(root, &target_dir(root)).map(Some)
     })
 }
 
@@ -150,8 +155,10 @@ fn test(root: &Path, args: &[String]) -> anyhow::Result<()> {
     let mut run_tests = Command::new(&cargo);
     run_tests.args(&nextest).current_dir(root);
     // A developer's own interpreter wins; else the environment made above.
-    if std::env::var_os("STEAD_TEST_PYTHON").is_none() {
-        run_tests.env("STEAD_TEST_PYTHON", &python);
+    if let Some(python) = python
+        && std::env::var_os("STEAD_TEST_PYTHON").is_none()
+    {
+        run_tests.env("STEAD_TEST_PYTHON", python);
     }
     timed("running the tests", || {
         setup::run(&mut run_tests, &format!("cargo {}", nextest.join(" ")))
