@@ -10,6 +10,7 @@ mod metrics;
 use actix_web::http::StatusCode;
 use actix_web::{App, HttpRequest, HttpServer, web};
 
+pub use console::Console;
 pub use error::{ApiError, ApiResult};
 pub use extract::{
     Authenticated, Body, BodyUpTo, ClientIp, Json, PlatformScope, TenantScope, decode,

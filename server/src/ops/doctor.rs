@@ -529,10 +529,12 @@ fn console(config: &Config, roles: &[Role]) -> Check {
     if !roles.contains(&Role::Api) {
         return check(Level::Ok, NAME, "not served: these roles serve no API");
     }
-    match config.console_dir() {
-        Some(dir) if dir.join("index.html").exists() => {
-            check(Level::Ok, NAME, format!("served from {}", dir.display()))
-        }
+    match &config.console_dir {
+        Some(dir) if dir.join("index.html").exists() => check(
+            Level::Ok,
+            NAME,
+            format!("served from {} (STEAD_CONSOLE_DIR)", dir.display()),
+        ),
         Some(dir) => check(
             Level::Fail,
             NAME,
@@ -541,10 +543,13 @@ fn console(config: &Config, roles: &[Role]) -> Check {
                 dir.display()
             ),
         ),
+        None if crate::http::Console::pick(None).is_some() => {
+            check(Level::Ok, NAME, "embedded in this binary")
+        }
         None => check(
             Level::Warn,
             NAME,
-            "not found: the API works but no browser console is served (build it with `cargo xtask build-console`, or set STEAD_CONSOLE_DIR)",
+            "this binary was built without the console: the API works but no browser console is served (`cargo xtask run` and `cargo xtask dist` build it in)",
         ),
     }
 }
