@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use stead_api_types::{CreatedDevice, Device, Page};
-use stead_e2e::Client;
 
 use crate::harness::{Backend, Options, TestServer, pg_base_url, run_stead, storage_env, text};
 use crate::mqtt::mosquitto_pub;
@@ -57,19 +56,6 @@ fn publish(port: u16, login: &Login, payload: &str) -> (bool, String) {
     args.extend(["-q", "1", "-t", "v1/devices/me/telemetry", "-m", payload].map(String::from));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     mosquitto_pub(port, &args)
-}
-
-async fn count(c: &Client, id: uuid::Uuid, key: &str) -> u64 {
-    let r: serde_json::Value = c
-        .get(&format!("/api/v1/devices/{id}/telemetry/aggregate?keys={key}&from=0&to=99999999999999&interval=99999999999999&agg=count"))
-        .await
-        .unwrap()
-        .ok()
-        .unwrap();
-    r["series"][key]
-        .as_array()
-        .map(|b| b.iter().map(|p| p["count"].as_u64().unwrap_or(0)).sum())
-        .unwrap_or(0)
 }
 
 /// Takes the backup the way the README says for the backend; answers the file.
@@ -202,7 +188,11 @@ async fn a_backup_taken_while_devices_publish_restores_everything(backend: Backe
         assert!(child.wait().unwrap().success(), "{name} published");
     }
     for (id, name, _) in &devices {
-        assert_eq!(count(&acme.admin, *id, "n").await, POINTS, "{name}");
+        assert_eq!(
+            crate::mqtt::count_stored(&acme.admin, *id, "n").await,
+            POINTS,
+            "{name}"
+        );
     }
 
     // One device keeps publishing, one acknowledged message after another, during the backup.
@@ -255,15 +245,23 @@ async fn a_backup_taken_while_devices_publish_restores_everything(backend: Backe
     for (id, name, login) in &devices {
         assert!(list.items.iter().any(|d| d.id == *id && &d.name == name));
         // Every point acknowledged before the backup.
-        assert_eq!(count(&admin, *id, "n").await, POINTS, "{name}");
+        assert_eq!(
+            crate::mqtt::count_stored(&admin, *id, "n").await,
+            POINTS,
+            "{name}"
+        );
         // Its credentials connect (access token, or MQTT user name, password and client id).
         let (ok, out) = publish(restored.mqtt_port(), login, "{\"restored\":1}");
         assert!(ok, "{name} connects to the restored server: {out}");
-        assert_eq!(count(&admin, *id, "restored").await, 1, "{name}");
+        assert_eq!(
+            crate::mqtt::count_stored(&admin, *id, "restored").await,
+            1,
+            "{name}"
+        );
     }
     // The busy device: what was acknowledged before the backup began is in it, and nothing
     // more than was acknowledged by the time it ended.
-    let live = count(&admin, devices[2].0, "live").await;
+    let live = crate::mqtt::count_stored(&admin, devices[2].0, "live").await;
     assert!(
         (acked_before..=acked_after + 1).contains(&live),
         "{live} live points restored; {acked_before} acknowledged before the backup, {acked_after} after"

@@ -47,7 +47,10 @@ async fn healthcheck_answers_for_a_live_node_only() {
     let (ok, err) = healthcheck(&[], &[("STEAD_HTTP_ADDR", format!("0.0.0.0:{port}"))]);
     assert!(ok, "{err}");
 
-    let (ok, err) = healthcheck(&["--url", &format!("{}/no-such-page", server.base)], &[]);
+    let (ok, err) = healthcheck(
+        &["--url", &format!("{}/api/v1/no-such-page", server.base)],
+        &[],
+    );
     assert!(
         !ok && err.contains("404"),
         "a non-200 answer is unhealthy: {err}"

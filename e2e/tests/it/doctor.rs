@@ -3,12 +3,10 @@
 //! taken, a broken TLS certificate or an invalid setting fails, naming each problem in words.
 
 use std::net::TcpListener;
-use std::path::Path;
-use std::process::Command;
 
 use uuid::Uuid;
 
-use crate::harness::{Backend, Scratch, pg_base_url, redis_url, run_stead, text};
+use crate::harness::{Backend, Scratch, certificate, pg_base_url, redis_url, run_stead, text};
 use crate::on_both_backends;
 
 on_both_backends!(doctor_passes_a_healthy_deployment);
@@ -17,35 +15,6 @@ on_both_backends!(doctor_passes_a_healthy_deployment);
 fn free_addr() -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap().to_string()
-}
-
-/// A self-signed certificate and its key, valid for `days`.
-fn certificate(dir: &Path, days: u32) -> (String, String) {
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let out = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-        ])
-        .args([
-            "-nodes",
-            "-days",
-            &days.to_string(),
-            "-subj",
-            "/CN=localhost",
-            "-keyout",
-        ])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl is installed");
-    assert!(out.status.success(), "{}", text(&out));
-    (cert.display().to_string(), key.display().to_string())
 }
 
 fn line<'a>(report: &'a str, name: &str) -> &'a str {

@@ -616,3 +616,35 @@ impl Drop for Scratch {
         clean_up(self.backend, self.database.as_deref(), "stead-test-unused:");
     }
 }
+
+/// A self-signed certificate for localhost and 127.0.0.1 and its key, valid for `days`, written
+/// into `dir`: answers their paths.
+pub fn certificate(dir: &Path, days: u32) -> (String, String) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args([
+            "-nodes",
+            "-days",
+            &days.to_string(),
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl is installed");
+    assert!(out.status.success(), "{}", text(&out));
+    (cert.display().to_string(), key.display().to_string())
+}

@@ -97,7 +97,8 @@ where
     panic!("never happened: {what}");
 }
 
-async fn count_stored(c: &Client, id: uuid::Uuid, key: &str) -> u64 {
+/// How many points of `key` the device has stored (through the aggregate API).
+pub async fn count_stored(c: &Client, id: uuid::Uuid, key: &str) -> u64 {
     let r: serde_json::Value = c
         .get(&format!("/api/v1/devices/{id}/telemetry/aggregate?keys={key}&from=0&to=99999999999999&interval=99999999999999&agg=count"))
         .await

@@ -4,49 +4,20 @@ use std::process::Command;
 
 use stead_api_types::LatestTelemetry;
 
-use crate::harness::{Backend, Options, TestServer};
+use crate::harness::{Backend, Options, TestServer, certificate};
 use crate::mqtt::{device, mosquitto_pub};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn devices_connect_over_tls() {
     let certs = tempfile::tempdir().unwrap();
-    let (cert, key) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
-    let out = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=localhost",
-        ])
-        .args([
-            "-addext",
-            "subjectAltName=IP:127.0.0.1,DNS:localhost",
-            "-keyout",
-        ])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl is installed");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (cert, key) = certificate(certs.path(), 1);
 
     let server = TestServer::start_with(
         Backend::Sqlite,
         Options::default()
             .env("STEAD_MQTT_TLS_ADDR", "127.0.0.1:0")
-            .env("STEAD_MQTT_TLS_CERT", cert.to_string_lossy())
-            .env("STEAD_MQTT_TLS_KEY", key.to_string_lossy()),
+            .env("STEAD_MQTT_TLS_CERT", &cert)
+            .env("STEAD_MQTT_TLS_KEY", &key),
     )
     .await;
     let tls_port: u16 = server
@@ -58,7 +29,7 @@ async fn devices_connect_over_tls() {
         .expect("the server logged its TLS address");
     let acme = server.tenant("Acme").await;
     let (id, token) = device(&acme.admin, "secure").await;
-    let cafile = cert.to_string_lossy().to_string();
+    let cafile = cert.clone();
 
     for (version, n) in [("mqttv311", 1), ("mqttv5", 2)] {
         let payload = format!(r#"{{"secure":{n}}}"#);
