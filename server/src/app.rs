@@ -50,7 +50,7 @@ impl AppState {
         let sessions: Arc<Sessions> = Arc::default();
         let bus = LiveBus::start(&live, sessions.clone()).await?;
         let telemetry = TelemetryStore::start(
-            crate::db::telemetry_pool(&config, &db).await?,
+            crate::db::writer_pool(&config, &db, config.telemetry_writers).await?,
             config.telemetry_writers,
             config.telemetry_queue,
             committed_telemetry(
@@ -59,8 +59,9 @@ impl AppState {
                 metrics.clone(),
             ),
         );
+        let timeline = TimelineWriter::start(crate::db::writer_pool(&config, &db, 1).await?);
         Ok(AppState {
-            timeline: TimelineWriter::start(db.clone()),
+            timeline,
             telemetry,
             bus,
             sessions,

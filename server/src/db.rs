@@ -13,17 +13,21 @@ pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
     open(config, None).await
 }
 
-/// The telemetry writers' own connections on PostgreSQL, one each, so that a burst of other
-/// work on the main pool (thousands of devices disconnecting at once, say) never makes a commit
-/// of acknowledged telemetry wait for a connection. SQLite has one writer: the main pool.
-pub async fn telemetry_pool(
+/// A background writer's own connections on PostgreSQL (`size` of them, opened now, on this
+/// runtime): the telemetry writers, one each, so that a burst of other work on the main pool
+/// (thousands of devices disconnecting at once, say) never makes a commit of acknowledged
+/// telemetry wait for a connection; the timeline writer, because a main-pool connection may have
+/// been opened by an HTTP worker, and fails once that worker's runtime stops (at shutdown, just
+/// when the last timeline entries are written). SQLite has one writer: the main pool.
+pub async fn writer_pool(
     config: &Config,
     main: &DatabaseConnection,
+    size: usize,
 ) -> anyhow::Result<DatabaseConnection> {
     if main.get_database_backend() != sea_orm::DatabaseBackend::Postgres {
         return Ok(main.clone());
     }
-    open(config, Some(config.telemetry_writers as u32)).await
+    open(config, Some(size.max(1) as u32)).await
 }
 
 /// Opens a pool of `size` connections, or the default size.

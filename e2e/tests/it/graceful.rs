@@ -327,6 +327,7 @@ async fn sigterm_drains_qos1_load(backend: Backend) {
             problems.push(format!("device {i}: {e}"));
         }
     }
+    let first_run = server.log_text();
     server.restart().await;
     let c = Client::new(&server.base).with_token(c.token().unwrap());
     let seen: Vec<_> = devices
@@ -355,7 +356,7 @@ async fn sigterm_drains_qos1_load(backend: Backend) {
         assert_eq!(
             disconnects_for(&events, DisconnectReason::ServerShutdown),
             1,
-            "{events:#?}"
+            "{events:#?}\nthe stopped server's log:\n{first_run}"
         );
         assert_eq!(disconnects_for(&events, DisconnectReason::NodeLost), 0);
         if backend == Backend::Postgres {
