@@ -10,6 +10,7 @@ mod m20261126_000001_foundation;
 mod m20261126_000002_telemetry;
 mod m20261126_000003_device_management;
 mod m20261127_000004_import_heartbeat;
+mod m20261202_000005_audit_chain;
 
 pub struct Migrator;
 
@@ -64,6 +65,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000002_telemetry::Migration),
             Box::new(m20261126_000003_device_management::Migration),
             Box::new(m20261127_000004_import_heartbeat::Migration),
+            Box::new(m20261202_000005_audit_chain::Migration),
         ]
     }
 }

@@ -119,3 +119,21 @@ pub fn placeholder(backend: sea_orm::DatabaseBackend, n: usize) -> String {
         _ => "?".into(),
     }
 }
+
+/// A connection or a transaction: repository functions take either, so that a change and its
+/// audit entry run in one transaction (a repository that needs its own transaction gets a
+/// savepoint inside the caller's).
+pub trait Db: sea_orm::ConnectionTrait + sea_orm::TransactionTrait {}
+
+impl<T: sea_orm::ConnectionTrait + sea_orm::TransactionTrait> Db for T {}
+
+/// Begins a write transaction: `BEGIN IMMEDIATE` on SQLite (it waits its turn for the write lock
+/// instead of failing with `SQLITE_BUSY` when it later writes after another writer committed),
+/// a savepoint inside an open transaction, plain `BEGIN` on PostgreSQL.
+pub async fn begin_write<C: Db>(db: &C) -> Result<C::Transaction, sea_orm::DbErr> {
+    db.begin_with_options(sea_orm::TransactionOptions {
+        sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
+        ..Default::default()
+    })
+    .await
+}

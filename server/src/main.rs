@@ -76,6 +76,8 @@ enum AdminCommand {
         #[arg(long, env = "STEAD_ADMIN_PASSWORD", hide_env_values = true)]
         password: Option<String>,
     },
+    /// Check every tenant's audit log hash chain; exit code 1 names the first broken link.
+    VerifyAudit,
 }
 
 fn main() -> ExitCode {
@@ -172,6 +174,9 @@ async fn run(cli: Cli, mut config: Config) -> anyhow::Result<ExitCode> {
         Command::Doctor { roles } => return Ok(stead::ops::doctor::main(&roles).await),
         // Answered in `main` before the runtime starts; kept here so the match stays total.
         Command::Healthcheck { url } => return Ok(healthcheck(url.as_deref())),
+        Command::Admin {
+            command: AdminCommand::VerifyAudit,
+        } => return stead::ops::audit::verify(&config).await,
         Command::Admin { command } => {
             let state = AppState::build(config).await?;
             match command {
@@ -194,6 +199,8 @@ async fn run(cli: Cli, mut config: Config) -> anyhow::Result<ExitCode> {
                         println!("password (shown only now): {}", password.expose());
                     }
                 }
+                // Answered above, without the rest of the application state.
+                AdminCommand::VerifyAudit => return stead::ops::audit::verify(&state.config).await,
                 AdminCommand::ResetPassword { email, password } => {
                     let (password, generated) = password_or_generated(password)?;
                     let email = stead::users::Email::parse(&email).map_err(anyhow::Error::msg)?;

@@ -1,12 +1,12 @@
 //! The REST endpoints the console calls, typed with `stead-api-types`.
 
 use stead_api_types::{
-    AggregateSeries, Attribute, AttributeScope, BulkAction, BulkResult, ConnectionInfo,
-    CreateDevice, CreateGroup, CreateProfile, CreateTenant, CreateUser, CreatedDevice, Device,
-    DeviceCredentials, DeviceGroup, DeviceListQuery, DeviceProfile, DisableDevice, GroupDevices,
-    ImportJob, ImportReport, LatestTelemetry, Page, Presence, RpcCommand, SavedProfile, SendRpc,
-    SetCredentials, Tenant, TimelineEvent, UpdateDevice, UpdateGroup, UpdateProfile, UpdateTenant,
-    UpdateUser, User,
+    AggregateSeries, Attribute, AttributeScope, AuditEntry, AuditQuery, BulkAction, BulkResult,
+    ConnectionInfo, CreateDevice, CreateGroup, CreateProfile, CreateTenant, CreateUser,
+    CreatedDevice, Device, DeviceCredentials, DeviceGroup, DeviceListQuery, DeviceProfile,
+    DisableDevice, GroupDevices, ImportJob, ImportReport, LatestTelemetry, Page, Presence,
+    RpcCommand, SavedProfile, SendRpc, SetCredentials, Tenant, TimelineEvent, UpdateDevice,
+    UpdateGroup, UpdateProfile, UpdateTenant, UpdateUser, User,
 };
 use uuid::Uuid;
 
@@ -345,4 +345,32 @@ pub async fn import_job(s: Session, id: Uuid) -> Result<ImportJob, ApiError> {
 pub async fn import_credentials(s: Session, id: Uuid) -> Result<web_sys::Blob, ApiError> {
     s.get_blob(&format!("/api/v1/imports/{id}/credentials.csv"), &[])
         .await
+}
+
+fn audit_query(q: &AuditQuery) -> Vec<(&'static str, String)> {
+    let mut query = page_query(q.page.unwrap_or(1));
+    if let Some(action) = q.action.as_deref().filter(|a| !a.is_empty()) {
+        query.push(("action", action.to_owned()));
+    }
+    if let Some(from) = q.from {
+        query.push(("from", from.to_rfc3339()));
+    }
+    if let Some(target) = q.target {
+        query.push(("target", target.to_string()));
+    }
+    query
+}
+
+/// A page of the tenant's audit log, newest first.
+pub async fn list_audit(s: Session, q: &AuditQuery) -> Result<Page<AuditEntry>, ApiError> {
+    s.get_query("/api/v1/audit", &audit_query(q)).await
+}
+
+/// The audit log with the same filters, as CSV (every page).
+pub async fn audit_csv(s: Session, q: &AuditQuery) -> Result<web_sys::Blob, ApiError> {
+    let query: Vec<_> = audit_query(q)
+        .into_iter()
+        .filter(|(k, _)| *k != "page" && *k != "per_page")
+        .collect();
+    s.get_blob("/api/v1/audit/export.csv", &query).await
 }

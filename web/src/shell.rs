@@ -120,6 +120,12 @@ fn Sidebar() -> impl IntoView {
                         "Users"
                     </A>
                 </Show>
+                <Show when=move || has_tenant() && session.can("audit.read")>
+                    <A href="/audit" attr:class="nav-link" attr:data-test="nav-audit">
+                        <span class="nav-icon" aria-hidden="true">"✎"</span>
+                        "Audit log"
+                    </A>
+                </Show>
                 <Show when=is_platform_admin>
                     <A href="/tenants" attr:class="nav-link" attr:data-test="nav-tenants">
                         <span class="nav-icon" aria-hidden="true">"▤"</span>

@@ -100,6 +100,35 @@ pub fn psql(database: &str, sql: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
+/// Runs `sql` against a test's own storage: its PostgreSQL database, or the SQLite database in
+/// `data_dir` (through Python's sqlite3, as the tests' Python has it). Answers the rows, one per
+/// line, columns separated by `|`.
+pub fn sql(database: Option<&str>, data_dir: &Path, sql: &str) -> String {
+    if let Some(name) = database {
+        return psql(name, sql);
+    }
+    let python = std::env::var("STEAD_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = Command::new(&python)
+        .args([
+            "-c",
+            "import sqlite3, sys\n\
+             db = sqlite3.connect(sys.argv[1], timeout=30)\n\
+             rows = db.execute(sys.argv[2]).fetchall()\n\
+             db.commit()\n\
+             print('\\n'.join('|'.join('' if v is None else str(v) for v in r) for r in rows))",
+        ])
+        .arg(data_dir.join("stead.db"))
+        .arg(sql)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {python} (set STEAD_TEST_PYTHON): {e}"));
+    assert!(
+        out.status.success(),
+        "sqlite3 failed on {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
 /// Runs before the server starts, given its (empty) data directory and, on PostgreSQL, the name
 /// of its freshly created database: to put an earlier release's database or a backup in place.
 pub type Prepare = Arc<dyn Fn(&Path, Option<&str>) + Send + Sync>;
@@ -469,6 +498,17 @@ impl TestServer {
         }
     }
 
+    /// Runs `sql` against this server's database ([`sql`]).
+    pub fn sql(&self, statement: &str) -> String {
+        sql(self.database.as_deref(), &self.data_dir, statement)
+    }
+
+    /// Runs `stead <args>` on this server's storage, as an operator would beside it.
+    pub fn stead(&self, args: &[&str]) -> Output {
+        let env = storage_env(&self.data_dir, self.database.as_deref());
+        run_stead(self.data_dir.parent().unwrap_or(&self.data_dir), args, &env)
+    }
+
     /// The MQTT port.
     pub fn mqtt_port(&self) -> u16 {
         self.mqtt
@@ -521,6 +561,10 @@ pub fn clean_up(backend: Backend, database: Option<&str>, redis_prefix: &str) {
 
 impl Drop for TestServer {
     fn drop(&mut self) {
+        // A failing test shows what the server said last: its errors name the cause.
+        if std::thread::panicking() {
+            eprintln!("--- the server's last log lines ---\n{}", self.log_tail(40));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         // A node that joined another's deployment leaves its storage to the first node.

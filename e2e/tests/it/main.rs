@@ -4,10 +4,12 @@
 
 mod harness;
 
+mod audit;
 mod auth;
 mod backup;
 mod bad_input;
 mod browser;
+mod browser_audit;
 mod browser_fleet;
 mod browser_import;
 mod browser_live;

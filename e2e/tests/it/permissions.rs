@@ -90,6 +90,18 @@ async fn permission_matrix(backend: Backend) {
         ),
         (
             Method::GET,
+            "/api/v1/audit".into(),
+            None,
+            [403, 200, 403, 403, 401],
+        ),
+        (
+            Method::GET,
+            "/api/v1/audit/export.csv".into(),
+            None,
+            [403, 200, 403, 403, 401],
+        ),
+        (
+            Method::GET,
             format!("/api/v1/tenants/{t}"),
             None,
             [200, 403, 403, 403, 401],

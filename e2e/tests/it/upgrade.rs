@@ -15,7 +15,7 @@ use stead_e2e::Client;
 use uuid::Uuid;
 
 use crate::harness::{
-    Backend, Options, Scratch, TestServer, pg_base_url, psql, run_stead, storage_env, text,
+    Backend, Options, Scratch, TestServer, pg_base_url, run_stead, sql, storage_env, text,
     workspace_root,
 };
 use crate::mqtt::{attribute_values, mosquitto_pub};
@@ -29,9 +29,10 @@ on_both_backends!(
 /// The earlier release the fixture was made with (`d573a81^`: migrations 1 and 2 only).
 const FIXTURE_COMMIT: &str = "7ee8bc0";
 /// The migrations that came after it, which the upgrade applies.
-const LATER_MIGRATIONS: [&str; 2] = [
+const LATER_MIGRATIONS: [&str; 3] = [
     "m20261126_000003_device_management",
     "m20261127_000004_import_heartbeat",
+    "m20261202_000005_audit_chain",
 ];
 
 #[derive(Debug, Deserialize)]
@@ -168,7 +169,7 @@ async fn an_earlier_release_upgrades_with_all_its_data(backend: Backend) {
                     .find(|l| l.contains("migrations:"))
                     .unwrap_or_else(|| panic!("no migrations line:\n{report}"));
                 assert!(line.starts_with("warn"), "{report}");
-                assert!(line.contains("2 applied, 2 pending"), "{report}");
+                assert!(line.contains("2 applied, 3 pending"), "{report}");
                 for m in LATER_MIGRATIONS {
                     assert!(line.contains(m), "{report}");
                 }
@@ -187,7 +188,7 @@ async fn an_earlier_release_upgrades_with_all_its_data(backend: Backend) {
         &storage_env(&server.data_dir, server.database.as_deref()),
     );
     assert!(
-        text(&out).contains("ok    migrations: 4 applied, up to date"),
+        text(&out).contains("ok    migrations: 5 applied, up to date"),
         "{}",
         text(&out)
     );
@@ -411,24 +412,7 @@ async fn a_database_newer_than_the_binary_is_refused(backend: Backend) {
     let insert = format!(
         "INSERT INTO seaql_migrations (version, applied_at) VALUES ('{future}', 4102444800)"
     );
-    match &database {
-        Some(name) => {
-            psql(name, &insert);
-        }
-        None => {
-            let python = std::env::var("STEAD_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-            let out = Command::new(&python)
-                .args([
-                    "-c",
-                    "import sqlite3, sys; db = sqlite3.connect(sys.argv[1]); db.execute(sys.argv[2]); db.commit()",
-                ])
-                .arg(data_dir.join("stead.db"))
-                .arg(&insert)
-                .output()
-                .unwrap_or_else(|e| panic!("cannot run {python} (set STEAD_TEST_PYTHON): {e}"));
-            assert!(out.status.success(), "{}", text(&out));
-        }
-    }
+    sql(database.as_deref(), data_dir, &insert);
 
     // `serve` stops before listening, naming the unknown migration and what to do.
     let out = run_stead(dir, &["serve"], &env);

@@ -981,3 +981,74 @@ pub enum BulkOperation {
     Enable,
     Delete,
 }
+
+// ---------------------------------------------------------------------------------------------
+// Audit log
+
+/// Who made a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActorKind {
+    /// A person, signed in.
+    User,
+    /// Stead itself (a worker, start-up), on nobody's request.
+    System,
+}
+
+/// One entry of `GET /api/v1/audit`: a change, who made it, from where, and what changed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub id: Uuid,
+    /// Position in the tenant's hash chain, from 1.
+    pub seq: i64,
+    pub at: DateTime<Utc>,
+    pub actor_kind: ActorKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_user_id: Option<Uuid>,
+    /// The actor's e-mail when they acted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_email: Option<String>,
+    /// The address the request came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_ip: Option<String>,
+    /// `device.update`, `user.create`, …
+    pub action: String,
+    /// `device`, `user`, `profile`, `group`, `tenant`, …
+    pub target_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_id: Option<Uuid>,
+    /// What changed: for updates `{"changes": {"field": {"before": …, "after": …}}}`, otherwise
+    /// what was created or done. Never a secret.
+    pub detail: serde_json::Value,
+    /// This entry's hash, and the hash of the entry before it in the chain.
+    pub hash: String,
+    pub prev_hash: String,
+}
+
+/// Query of `GET /api/v1/audit` and `GET /api/v1/audit/export.csv`; newest first.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    /// Only entries by this user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<Uuid>,
+    /// Only entries about this object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<Uuid>,
+    /// Only entries about this kind of object (`device`, `user`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_type: Option<String>,
+    /// An action (`device.update`), or a prefix of one ending in a dot (`device.`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// From this time (inclusive, RFC 3339)…
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<DateTime<Utc>>,
+    /// …to this time (exclusive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_page: Option<u64>,
+}

@@ -58,16 +58,29 @@ pub async fn set_and_push(
 ) -> crate::error::Result<u64> {
     let now = crate::telemetry::now_ms();
     let changed = crate::attributes::set(&state.db, ctx, devices, scope, values, now).await?;
-    if scope == AttributeScope::Shared && changed > 0 {
-        let payload = serde_json::Value::Object(values.clone());
-        for device in devices {
-            state.sessions.deliver(
-                DeviceId(*device),
-                crate::ingress::Delivery::Attributes(payload.clone()),
-            );
-        }
+    if changed > 0 {
+        push(state, devices, scope, values);
     }
     Ok(changed)
+}
+
+/// Shared attributes that were set (and committed) go to their devices.
+pub fn push(
+    state: &AppState,
+    devices: &[Uuid],
+    scope: AttributeScope,
+    values: &serde_json::Map<String, serde_json::Value>,
+) {
+    if scope != AttributeScope::Shared {
+        return;
+    }
+    let payload = serde_json::Value::Object(values.clone());
+    for device in devices {
+        state.sessions.deliver(
+            DeviceId(*device),
+            crate::ingress::Delivery::Attributes(payload.clone()),
+        );
+    }
 }
 
 async fn set(
@@ -77,11 +90,14 @@ async fn set(
     Json(values): Json<serde_json::Map<String, serde_json::Value>>,
 ) -> ApiResult<web::Json<Vec<Attribute>>> {
     let (id, raw_scope) = path.into_inner();
-    let device = crate::devices::repo::get(&state.db, &scope.ctx, DeviceId(id)).await?;
     let attr_scope = scope_of(&raw_scope)?;
-    set_and_push(&state, &scope.ctx, &[device.id], attr_scope, &values).await?;
+    let txn = audit::begin(&state.db, Some(scope.ctx.tenant_id())).await?;
+    let device = crate::devices::repo::get(&txn, &scope.ctx, DeviceId(id)).await?;
+    let now = crate::telemetry::now_ms();
+    let changed =
+        crate::attributes::set(&txn, &scope.ctx, &[device.id], attr_scope, &values, now).await?;
     audit::record(
-        &state.db,
+        &txn,
         Some(scope.ctx.tenant_id()),
         &scope.actor,
         "attributes.set",
@@ -90,6 +106,10 @@ async fn set(
         serde_json::json!({"scope": attr_scope, "keys": values.keys().collect::<Vec<_>>()}),
     )
     .await?;
+    txn.commit().await?;
+    if changed > 0 {
+        push(&state, &[device.id], attr_scope, &values);
+    }
     let keys: Vec<String> = values.keys().cloned().collect();
     Ok(web::Json(
         crate::attributes::list(
@@ -110,7 +130,6 @@ async fn delete(
     q: web::Query<AttributeQuery>,
 ) -> ApiResult<HttpResponse> {
     let (id, raw_scope) = path.into_inner();
-    let device = crate::devices::repo::get(&state.db, &scope.ctx, DeviceId(id)).await?;
     let attr_scope = scope_of(&raw_scope)?;
     let keys = q
         .keys
@@ -125,22 +144,12 @@ async fn delete(
         )
         .into());
     }
-    let deleted = crate::attributes::delete(
-        &state.db,
-        &scope.ctx,
-        DeviceId(device.id),
-        attr_scope,
-        &keys,
-    )
-    .await?;
-    if attr_scope == AttributeScope::Shared && !deleted.is_empty() {
-        state.sessions.deliver(
-            DeviceId(device.id),
-            crate::ingress::Delivery::Attributes(serde_json::json!({"deleted": deleted})),
-        );
-    }
+    let txn = audit::begin(&state.db, Some(scope.ctx.tenant_id())).await?;
+    let device = crate::devices::repo::get(&txn, &scope.ctx, DeviceId(id)).await?;
+    let deleted =
+        crate::attributes::delete(&txn, &scope.ctx, DeviceId(device.id), attr_scope, &keys).await?;
     audit::record(
-        &state.db,
+        &txn,
         Some(scope.ctx.tenant_id()),
         &scope.actor,
         "attributes.delete",
@@ -149,6 +158,13 @@ async fn delete(
         serde_json::json!({"scope": attr_scope, "keys": deleted}),
     )
     .await?;
+    txn.commit().await?;
+    if attr_scope == AttributeScope::Shared && !deleted.is_empty() {
+        state.sessions.deliver(
+            DeviceId(device.id),
+            crate::ingress::Delivery::Attributes(serde_json::json!({"deleted": deleted})),
+        );
+    }
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -159,12 +175,15 @@ async fn set_group(
     Json(values): Json<serde_json::Map<String, serde_json::Value>>,
 ) -> ApiResult<web::Json<BulkResult>> {
     let (id, raw_scope) = path.into_inner();
-    let group = crate::groups::repo::get(&state.db, &scope.ctx, id).await?;
     let attr_scope = scope_of(&raw_scope)?;
-    let members = crate::groups::repo::members(&state.db, &scope.ctx, group.id).await?;
-    set_and_push(&state, &scope.ctx, &members, attr_scope, &values).await?;
+    let txn = audit::begin(&state.db, Some(scope.ctx.tenant_id())).await?;
+    let group = crate::groups::repo::get(&txn, &scope.ctx, id).await?;
+    let members = crate::groups::repo::members(&txn, &scope.ctx, group.id).await?;
+    let now = crate::telemetry::now_ms();
+    let changed =
+        crate::attributes::set(&txn, &scope.ctx, &members, attr_scope, &values, now).await?;
     audit::record(
-        &state.db,
+        &txn,
         Some(scope.ctx.tenant_id()),
         &scope.actor,
         "attributes.set_group",
@@ -173,6 +192,10 @@ async fn set_group(
         serde_json::json!({"scope": attr_scope, "keys": values.keys().collect::<Vec<_>>(), "devices": members.len()}),
     )
     .await?;
+    txn.commit().await?;
+    if changed > 0 {
+        push(&state, &members, attr_scope, &values);
+    }
     Ok(web::Json(BulkResult {
         devices: members.len() as u64,
     }))

@@ -14,6 +14,14 @@ pub struct Model {
     pub target_id: Option<Uuid>,
     pub detail: Json,
     pub created_at: DateTimeUtc,
+    /// Position in the tenant's chain; `None` for entries written before the chain existed.
+    pub seq: Option<i64>,
+    /// `user` or `system`.
+    pub actor_kind: String,
+    pub actor_email: Option<String>,
+    pub source_ip: Option<String>,
+    pub prev_hash: Option<String>,
+    pub hash: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

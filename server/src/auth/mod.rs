@@ -33,10 +33,11 @@ pub enum Permission {
     DevicesWrite,
     ProfilesManage,
     CommandsSend,
+    AuditRead,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 7] = [
+    pub const ALL: [Permission; 8] = [
         Permission::TenantsManage,
         Permission::UsersRead,
         Permission::UsersManage,
@@ -44,6 +45,7 @@ impl Permission {
         Permission::DevicesWrite,
         Permission::ProfilesManage,
         Permission::CommandsSend,
+        Permission::AuditRead,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -55,6 +57,7 @@ impl Permission {
             Permission::DevicesWrite => "devices.write",
             Permission::ProfilesManage => "profiles.manage",
             Permission::CommandsSend => "commands.send",
+            Permission::AuditRead => "audit.read",
         }
     }
 
@@ -72,6 +75,7 @@ impl Permission {
                         | DevicesWrite
                         | ProfilesManage
                         | CommandsSend
+                        | AuditRead
                 )
             }
             Role::Operator => matches!(self, DevicesRead | DevicesWrite | CommandsSend),
@@ -109,7 +113,8 @@ pub mod perm {
         DevicesRead,
         DevicesWrite,
         ProfilesManage,
-        CommandsSend
+        CommandsSend,
+        AuditRead
     );
 }
 
@@ -120,6 +125,8 @@ pub struct Actor {
     pub tenant_id: Option<TenantId>,
     pub role: Role,
     pub email: String,
+    /// Where the request came from (for the audit log); `None` outside a request.
+    pub address: Option<std::net::IpAddr>,
 }
 
 impl Actor {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use sea_orm::entity::prelude::*;
-use sea_orm::{ActiveValue::Set, QueryFilter, TransactionTrait};
+use sea_orm::{ActiveValue::Set, QueryFilter};
 use stead_api_types::{Role, TenantStatus, TokenResponse};
 
 use super::refresh_model as refresh;
@@ -158,7 +158,7 @@ async fn issue(state: &AppState, user: UserId, family: Uuid) -> Result<TokenResp
     let access_token = state.keys.issue(user)?;
     let refresh_token = tokens::random_token();
     let now = Utc::now();
-    let txn = state.db.begin().await?;
+    let txn = crate::db::begin_write(&state.db).await?;
     refresh::ActiveModel {
         id: Set(Uuid::new_v4()),
         user_id: Set(user.0),
@@ -206,6 +206,7 @@ async fn check_can_sign_in(state: &AppState, user: &users::model::Model) -> Resu
         tenant_id: user.tenant_id.map(TenantId),
         role,
         email: user.email.clone(),
+        address: None,
     })
 }
 

@@ -1,6 +1,7 @@
 //! `/api/v1/devices`.
 
 use actix_web::{HttpResponse, web};
+use sea_orm::DatabaseTransaction;
 use stead_api_types::{
     CreateDevice, CreatedDevice, Device, DeviceCredentials, DeviceListQuery, DisableDevice,
     DisconnectReason, ExpiringQuery, Page, SetCredentials, UpdateDevice,
@@ -64,9 +65,10 @@ async fn create(
     scope: TenantScope<DevicesWrite>,
     Json(body): Json<CreateDevice>,
 ) -> ApiResult<HttpResponse> {
-    let (device, credentials) = repo::create(&state.db, &scope.ctx, body).await?;
+    let txn = audit::begin(&state.db, Some(scope.ctx.tenant_id())).await?;
+    let (device, credentials) = repo::create(&txn, &scope.ctx, body).await?;
     audit::record(
-        &state.db,
+        &txn,
         Some(scope.ctx.tenant_id()),
         &scope.actor,
         "device.create",
@@ -75,6 +77,7 @@ async fn create(
         serde_json::json!({"name": device.name}),
     )
     .await?;
+    txn.commit().await?;
     Ok(HttpResponse::Created().json(CreatedDevice {
         device: repo::to_api(device),
         access_token: credentials.access_token,
@@ -97,18 +100,20 @@ async fn update(
     id: web::Path<Uuid>,
     Json(body): Json<UpdateDevice>,
 ) -> ApiResult<web::Json<Device>> {
-    let detail = serde_json::to_value(&body).unwrap_or_default();
-    let device = repo::update(&state.db, &scope.ctx, DeviceId(*id), body).await?;
+    let txn = audit::begin(&state.db, Some(scope.ctx.tenant_id())).await?;
+    let before = repo::to_api(repo::get(&txn, &scope.ctx, DeviceId(*id)).await?);
+    let device = repo::update(&txn, &scope.ctx, DeviceId(*id), body).await?;
     audit::record(
-        &state.db,
+        &txn,
         Some(scope.ctx.tenant_id()),
         &scope.actor,
         "device.update",
         "device",
         Some(device.id),
-        detail,
+        audit::diff(&before, &repo::to_api(device.clone())),
     )
     .await?;
+    txn.commit().await?;
     Ok(web::Json(repo::to_api(device)))
 }
 
@@ -117,18 +122,21 @@ async fn delete(
     scope: TenantScope<DevicesWrite>,
     id: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
-    repo::delete(&state.db, &scope.ctx, DeviceId(*id)).await?;
-    state.sessions.revoke_device(DeviceId(*id));
+    let txn = audit::begin(&state.db, Some(scope.ctx.tenant_id())).await?;
+    let before = repo::get(&txn, &scope.ctx, DeviceId(*id)).await?;
+    repo::delete(&txn, &scope.ctx, DeviceId(*id)).await?;
     audit::record(
-        &state.db,
+        &txn,
         Some(scope.ctx.tenant_id()),
         &scope.actor,
         "device.delete",
         "device",
         Some(*id),
-        serde_json::json!({}),
+        serde_json::json!({"name": before.name}),
     )
     .await?;
+    txn.commit().await?;
+    state.sessions.revoke_device(DeviceId(*id));
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -137,10 +145,13 @@ async fn rotate(
     scope: TenantScope<DevicesWrite>,
     id: web::Path<Uuid>,
 ) -> ApiResult<web::Json<DeviceCredentials>> {
-    let credentials = repo::rotate_credentials(&state.db, &scope.ctx, DeviceId(*id)).await?;
+    let txn = audit::begin(&state.db, Some(scope.ctx.tenant_id())).await?;
+    let credentials = repo::rotate_credentials(&txn, &scope.ctx, DeviceId(*id)).await?;
     changed(
         &state,
         &scope,
+        txn,
+        None,
         *id,
         EventKind::CredentialsRotated,
         "device.credentials.rotate",
@@ -151,18 +162,38 @@ async fn rotate(
     Ok(web::Json(credentials))
 }
 
-/// A device's credentials or state changed: the old secret stops working now and cached logins
-/// (which carry the disabled state) are forgotten, on every node, a live session ends; its
-/// timeline says who did it, and so does the audit log.
+/// A device's credentials or state changed (in `txn`): the audit entry joins the transaction,
+/// which commits; then the old secret stops working and cached logins (which carry the disabled
+/// state) are forgotten, on every node, and a live session ends (with `end`'s reason, when
+/// given); its timeline says who did it.
+#[allow(clippy::too_many_arguments)]
 async fn changed(
     state: &AppState,
     scope: &TenantScope<DevicesWrite>,
+    txn: DatabaseTransaction,
+    end: Option<DisconnectReason>,
     id: Uuid,
     kind: EventKind,
     action: &str,
     detail: String,
     data: serde_json::Value,
 ) -> ApiResult<()> {
+    audit::record(
+        &txn,
+        Some(scope.ctx.tenant_id()),
+        &scope.actor,
+        action,
+        "device",
+        Some(id),
+        data.clone(),
+    )
+    .await?;
+    txn.commit().await?;
+    // The session ends with its reason first; the revocation then only clears the cached logins
+    // (the session has already been told why it ends).
+    if let Some(reason) = end {
+        state.sessions.end_session(DeviceId(id), reason);
+    }
     state.sessions.revoke_device(DeviceId(id));
     let mut timeline_data = data.clone();
     if let Some(map) = timeline_data.as_object_mut() {
@@ -175,16 +206,6 @@ async fn changed(
         detail,
         timeline_data,
     );
-    audit::record(
-        &state.db,
-        Some(scope.ctx.tenant_id()),
-        &scope.actor,
-        action,
-        "device",
-        Some(id),
-        data,
-    )
-    .await?;
     Ok(())
 }
 
@@ -195,7 +216,8 @@ async fn set_credentials(
     id: web::Path<Uuid>,
     Json(body): Json<SetCredentials>,
 ) -> ApiResult<web::Json<DeviceCredentials>> {
-    let credentials = repo::set_credentials(&state.db, &scope.ctx, DeviceId(*id), body).await?;
+    let txn = audit::begin(&state.db, Some(scope.ctx.tenant_id())).await?;
+    let credentials = repo::set_credentials(&txn, &scope.ctx, DeviceId(*id), body).await?;
     let data = serde_json::json!({
         "credentials_type": credentials.credentials_type,
         "expires_at": credentials.expires_at,
@@ -203,6 +225,8 @@ async fn set_credentials(
     changed(
         &state,
         &scope,
+        txn,
+        None,
         *id,
         EventKind::Credentials,
         "device.credentials.set",
@@ -220,10 +244,13 @@ async fn revoke(
     scope: TenantScope<DevicesWrite>,
     id: web::Path<Uuid>,
 ) -> ApiResult<web::Json<Device>> {
-    let device = repo::revoke_credentials(&state.db, &scope.ctx, DeviceId(*id)).await?;
+    let txn = audit::begin(&state.db, Some(scope.ctx.tenant_id())).await?;
+    let device = repo::revoke_credentials(&txn, &scope.ctx, DeviceId(*id)).await?;
     changed(
         &state,
         &scope,
+        txn,
+        None,
         *id,
         EventKind::Credentials,
         "device.credentials.revoke",
@@ -242,17 +269,14 @@ async fn disable(
     id: web::Path<Uuid>,
     Json(body): Json<DisableDevice>,
 ) -> ApiResult<web::Json<Device>> {
-    let device =
-        repo::set_disabled(&state.db, &scope.ctx, DeviceId(*id), Some(body.reason)).await?;
-    // The session ends with reason `disabled` first; the revocation in `changed` then only
-    // clears the cached logins (the session has already been told why it ends).
-    state
-        .sessions
-        .end_session(DeviceId(*id), DisconnectReason::Disabled);
+    let txn = audit::begin(&state.db, Some(scope.ctx.tenant_id())).await?;
+    let device = repo::set_disabled(&txn, &scope.ctx, DeviceId(*id), Some(body.reason)).await?;
     let reason = device.disabled_reason.clone().unwrap_or_default();
     changed(
         &state,
         &scope,
+        txn,
+        Some(DisconnectReason::Disabled),
         *id,
         EventKind::Credentials,
         "device.disable",
@@ -269,10 +293,13 @@ async fn enable(
     scope: TenantScope<DevicesWrite>,
     id: web::Path<Uuid>,
 ) -> ApiResult<web::Json<Device>> {
-    let device = repo::set_disabled(&state.db, &scope.ctx, DeviceId(*id), None).await?;
+    let txn = audit::begin(&state.db, Some(scope.ctx.tenant_id())).await?;
+    let device = repo::set_disabled(&txn, &scope.ctx, DeviceId(*id), None).await?;
     changed(
         &state,
         &scope,
+        txn,
+        None,
         *id,
         EventKind::Credentials,
         "device.enable",

@@ -2,11 +2,10 @@
 //! who it is (the token names the device and so the tenant).
 
 use chrono::Utc;
+use sea_orm::TransactionSession as _;
 use sea_orm::entity::prelude::*;
 use sea_orm::sea_query::{ExprTrait as _, Func, LikeExpr};
-use sea_orm::{
-    ActiveValue::Set, Condition, PaginatorTrait, QueryOrder, QuerySelect, TransactionTrait,
-};
+use sea_orm::{ActiveValue::Set, Condition, PaginatorTrait, QueryOrder, QuerySelect};
 use stead_api_types::{
     CreateDevice, CredentialsType, DeviceCredentials, SetCredentials, TenantStatus, UpdateDevice,
 };
@@ -102,7 +101,7 @@ fn name_taken(name: &str) -> impl FnOnce(DbErr) -> Error + '_ {
 /// Creates a device in its profile (the tenant's default unless named) and groups; answers it
 /// with its credentials, whose secret is never stored.
 pub async fn create(
-    db: &DatabaseConnection,
+    db: &impl crate::db::Db,
     ctx: &TenantCtx,
     body: CreateDevice,
 ) -> Result<(model::Model, DeviceCredentials)> {
@@ -134,7 +133,7 @@ pub async fn create(
     };
     let issued = super::credentials::issue(body.credentials).await?;
     let now = Utc::now();
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
     let device = model::ActiveModel {
         id: Set(DeviceId::new().0),
         tenant_id: Set(ctx.tenant_id().0),
@@ -167,7 +166,7 @@ pub async fn create(
     Ok((device, issued.shown))
 }
 
-pub async fn get(db: &DatabaseConnection, ctx: &TenantCtx, id: DeviceId) -> Result<model::Model> {
+pub async fn get(db: &impl crate::db::Db, ctx: &TenantCtx, id: DeviceId) -> Result<model::Model> {
     Devices::find_by_id(id.0)
         .filter(model::Column::TenantId.eq(ctx.tenant_id().0))
         .one(db)
@@ -187,7 +186,7 @@ pub struct ListQuery {
 }
 
 pub async fn list(
-    db: &DatabaseConnection,
+    db: &impl crate::db::Db,
     ctx: &TenantCtx,
     q: ListQuery,
 ) -> Result<(Vec<model::Model>, u64)> {
@@ -264,7 +263,7 @@ pub async fn list(
 }
 
 pub async fn update(
-    db: &DatabaseConnection,
+    db: &impl crate::db::Db,
     ctx: &TenantCtx,
     id: DeviceId,
     body: UpdateDevice,
@@ -296,7 +295,7 @@ pub async fn update(
     active.update(db).await.map_err(name_taken(&name))
 }
 
-pub async fn delete(db: &DatabaseConnection, ctx: &TenantCtx, id: DeviceId) -> Result<()> {
+pub async fn delete(db: &impl crate::db::Db, ctx: &TenantCtx, id: DeviceId) -> Result<()> {
     let result = Devices::delete_many()
         .filter(model::Column::Id.eq(id.0))
         .filter(model::Column::TenantId.eq(ctx.tenant_id().0))
@@ -311,7 +310,7 @@ pub async fn delete(db: &DatabaseConnection, ctx: &TenantCtx, id: DeviceId) -> R
 /// Replaces a device's credentials; the old ones stop working at once (the caller ends its
 /// session).
 pub async fn set_credentials(
-    db: &DatabaseConnection,
+    db: &impl crate::db::Db,
     ctx: &TenantCtx,
     id: DeviceId,
     set: SetCredentials,
@@ -336,7 +335,7 @@ pub async fn set_credentials(
 /// Issues a new secret of the same kind (a new access token, or a new MQTT password for the same
 /// user name and client id); the expiry stays.
 pub async fn rotate_credentials(
-    db: &DatabaseConnection,
+    db: &impl crate::db::Db,
     ctx: &TenantCtx,
     id: DeviceId,
 ) -> Result<DeviceCredentials> {
@@ -362,7 +361,7 @@ pub async fn rotate_credentials(
 
 /// Mirrors the live presence in the device rows (for filtering the list). Internal: the device
 /// ids come from authenticated sessions. Only rows that change are written.
-pub async fn set_online(db: &DatabaseConnection, devices: &[DeviceId], online: bool) -> Result<()> {
+pub async fn set_online(db: &impl crate::db::Db, devices: &[DeviceId], online: bool) -> Result<()> {
     if devices.is_empty() {
         return Ok(());
     }
@@ -379,7 +378,7 @@ pub async fn set_online(db: &DatabaseConnection, devices: &[DeviceId], online: b
 /// column is set when `devices` is `None`: for the system-wide sweeps of the worker and of
 /// start-up (node lost, a previous run killed), which write to the devices' timelines.
 pub async fn tenants_of(
-    db: &DatabaseConnection,
+    db: &impl crate::db::Db,
     devices: Option<&[DeviceId]>,
 ) -> Result<Vec<(DeviceId, TenantId)>> {
     let mut select = Devices::find()
@@ -429,7 +428,7 @@ impl DeviceIdentity {
 
 /// The identity of a device whose tenant is active (a suspended tenant's devices are unknown).
 async fn identity_of(
-    db: &DatabaseConnection,
+    db: &impl crate::db::Db,
     device: model::Model,
 ) -> Result<Option<DeviceIdentity>> {
     let Some(tenant) = crate::tenants::repo::find(db, TenantId(device.tenant_id)).await? else {
@@ -459,7 +458,7 @@ async fn identity_of(
 
 /// The access-token device a token belongs to, if its tenant is active: one indexed hash
 /// lookup. Whether it may connect now (disabled, expired) is `credentials::admissible`.
-pub async fn authenticate(db: &DatabaseConnection, token: &str) -> Result<Option<DeviceIdentity>> {
+pub async fn authenticate(db: &impl crate::db::Db, token: &str) -> Result<Option<DeviceIdentity>> {
     let Some(device) = Devices::find()
         .filter(model::Column::TokenHash.eq(tokens::hash_token(token)))
         .filter(model::Column::CredentialsType.eq("access_token"))
@@ -480,7 +479,7 @@ pub struct MqttBasicDevice {
 
 /// The MQTT-basic device with this user name (unique across tenants), if its tenant is active.
 pub async fn find_mqtt_basic(
-    db: &DatabaseConnection,
+    db: &impl crate::db::Db,
     username: &str,
 ) -> Result<Option<MqttBasicDevice>> {
     let Some(device) = Devices::find()
@@ -508,7 +507,7 @@ pub async fn find_mqtt_basic(
 /// Takes the device's credentials away (type `none`): no token, user name or password works
 /// until it is given new ones. The caller ends its session.
 pub async fn revoke_credentials(
-    db: &DatabaseConnection,
+    db: &impl crate::db::Db,
     ctx: &TenantCtx,
     id: DeviceId,
 ) -> Result<model::Model> {
@@ -527,7 +526,7 @@ pub async fn revoke_credentials(
 
 /// Disables the device with a reason (quarantine), or enables it again (`None`).
 pub async fn set_disabled(
-    db: &DatabaseConnection,
+    db: &impl crate::db::Db,
     ctx: &TenantCtx,
     id: DeviceId,
     reason: Option<String>,
@@ -552,7 +551,7 @@ pub async fn set_disabled(
 /// Devices whose credentials expire within `within_days` days, expired ones included, soonest
 /// first (at most 1,000).
 pub async fn expiring(
-    db: &DatabaseConnection,
+    db: &impl crate::db::Db,
     ctx: &TenantCtx,
     within_days: u32,
 ) -> Result<Vec<model::Model>> {

@@ -42,9 +42,10 @@ async fn create(
     scope: TenantScope<DevicesWrite>,
     Json(body): Json<CreateGroup>,
 ) -> ApiResult<HttpResponse> {
-    let group = repo::create(&state.db, &scope.ctx, body).await?;
+    let txn = audit::begin(&state.db, Some(scope.ctx.tenant_id())).await?;
+    let group = repo::create(&txn, &scope.ctx, body).await?;
     audit::record(
-        &state.db,
+        &txn,
         Some(scope.ctx.tenant_id()),
         &scope.actor,
         "group.create",
@@ -53,6 +54,7 @@ async fn create(
         serde_json::json!({"name": group.name}),
     )
     .await?;
+    txn.commit().await?;
     Ok(HttpResponse::Created().json(repo::to_api(group, 0)))
 }
 
@@ -62,18 +64,20 @@ async fn update(
     id: web::Path<Uuid>,
     Json(body): Json<UpdateGroup>,
 ) -> ApiResult<web::Json<DeviceGroup>> {
-    let detail = serde_json::to_value(&body).unwrap_or_default();
-    let group = repo::update(&state.db, &scope.ctx, *id, body).await?;
+    let txn = audit::begin(&state.db, Some(scope.ctx.tenant_id())).await?;
+    let before = repo::to_api(repo::get(&txn, &scope.ctx, *id).await?, 0);
+    let group = repo::update(&txn, &scope.ctx, *id, body).await?;
     audit::record(
-        &state.db,
+        &txn,
         Some(scope.ctx.tenant_id()),
         &scope.actor,
         "group.update",
         "group",
         Some(group.id),
-        detail,
+        audit::diff(&before, &repo::to_api(group.clone(), 0)),
     )
     .await?;
+    txn.commit().await?;
     Ok(web::Json(repo::api_of(&state.db, &scope.ctx, group).await?))
 }
 
@@ -82,17 +86,20 @@ async fn delete(
     scope: TenantScope<DevicesWrite>,
     id: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
-    repo::delete(&state.db, &scope.ctx, *id).await?;
+    let txn = audit::begin(&state.db, Some(scope.ctx.tenant_id())).await?;
+    let before = repo::get(&txn, &scope.ctx, *id).await?;
+    repo::delete(&txn, &scope.ctx, *id).await?;
     audit::record(
-        &state.db,
+        &txn,
         Some(scope.ctx.tenant_id()),
         &scope.actor,
         "group.delete",
         "group",
         Some(*id),
-        serde_json::json!({}),
+        serde_json::json!({"name": before.name}),
     )
     .await?;
+    txn.commit().await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -102,19 +109,21 @@ async fn add(
     id: web::Path<Uuid>,
     Json(body): Json<GroupDevices>,
 ) -> ApiResult<web::Json<DeviceGroup>> {
-    let group = repo::get(&state.db, &scope.ctx, *id).await?;
-    let devices = repo::own_devices(&state.db, &scope.ctx, &body.device_ids).await?;
-    repo::add(&state.db, &scope.ctx, group.id, &devices).await?;
+    let txn = audit::begin(&state.db, Some(scope.ctx.tenant_id())).await?;
+    let group = repo::get(&txn, &scope.ctx, *id).await?;
+    let devices = repo::own_devices(&txn, &scope.ctx, &body.device_ids).await?;
+    repo::add(&txn, &scope.ctx, group.id, &devices).await?;
     audit::record(
-        &state.db,
+        &txn,
         Some(scope.ctx.tenant_id()),
         &scope.actor,
         "group.add_devices",
         "group",
         Some(group.id),
-        serde_json::json!({"devices": devices.len()}),
+        serde_json::json!({"devices": devices}),
     )
     .await?;
+    txn.commit().await?;
     Ok(web::Json(repo::api_of(&state.db, &scope.ctx, group).await?))
 }
 
@@ -124,18 +133,20 @@ async fn remove(
     id: web::Path<Uuid>,
     Json(body): Json<GroupDevices>,
 ) -> ApiResult<web::Json<DeviceGroup>> {
-    let group = repo::get(&state.db, &scope.ctx, *id).await?;
-    let n = repo::remove(&state.db, &scope.ctx, group.id, &body.device_ids).await?;
+    let txn = audit::begin(&state.db, Some(scope.ctx.tenant_id())).await?;
+    let group = repo::get(&txn, &scope.ctx, *id).await?;
+    let n = repo::remove(&txn, &scope.ctx, group.id, &body.device_ids).await?;
     audit::record(
-        &state.db,
+        &txn,
         Some(scope.ctx.tenant_id()),
         &scope.actor,
         "group.remove_devices",
         "group",
         Some(group.id),
-        serde_json::json!({"devices": n}),
+        serde_json::json!({"devices": n, "device_ids": body.device_ids}),
     )
     .await?;
+    txn.commit().await?;
     Ok(web::Json(repo::api_of(&state.db, &scope.ctx, group).await?))
 }
 

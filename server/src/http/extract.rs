@@ -278,7 +278,9 @@ async fn actor_of(req: HttpRequest) -> Result<Actor, ApiError> {
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| anyhow::anyhow!("application state missing"))?
         .clone();
-    Ok(service::authenticate(&state, &token).await?)
+    let mut actor = service::authenticate(&state, &token).await?;
+    actor.address = req.peer_addr().map(|a| a.ip());
+    Ok(actor)
 }
 
 fn require(actor: &Actor, permission: crate::auth::Permission) -> Result<(), ApiError> {

@@ -31,6 +31,7 @@ fn api(cfg: &mut web::ServiceConfig) {
         .configure(crate::attributes::http::routes)
         .configure(crate::rpc::http::routes)
         .configure(crate::telemetry::http::routes)
+        .configure(crate::audit::http::routes)
         // Last: its `/{token}/…` patterns are the most general.
         .configure(crate::devices::device_api::routes);
 }

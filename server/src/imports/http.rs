@@ -60,15 +60,10 @@ async fn import(
         let plan = super::plan(&state.db, &scope.ctx, lines).await?;
         return Ok(HttpResponse::Ok().json(plan.report()));
     }
-    let job = repo::create(
-        &state.db,
-        &scope.ctx,
-        lines.len() as u64,
-        &scope.actor.email,
-    )
-    .await?;
+    let txn = audit::begin(&state.db, Some(scope.ctx.tenant_id())).await?;
+    let job = repo::create(&txn, &scope.ctx, lines.len() as u64, &scope.actor.email).await?;
     audit::record(
-        &state.db,
+        &txn,
         Some(scope.ctx.tenant_id()),
         &scope.actor,
         "devices.import",
@@ -77,6 +72,7 @@ async fn import(
         serde_json::json!({"rows": lines.len()}),
     )
     .await?;
+    txn.commit().await?;
     tokio::spawn(super::run(
         state.get_ref().clone(),
         scope.ctx,
@@ -109,7 +105,9 @@ async fn credentials(
     scope: TenantScope<DevicesWrite>,
     id: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
-    let csv = match repo::take_credentials(&state.db, &scope.ctx, *id).await? {
+    // Taken and audited together: if the entry cannot be written, the file stays to be taken.
+    let txn = audit::begin(&state.db, Some(scope.ctx.tenant_id())).await?;
+    let csv = match repo::take_credentials(&txn, &scope.ctx, *id).await? {
         repo::Credentials::Csv(csv) => csv,
         repo::Credentials::Gone => {
             return Err(ApiError::new(
@@ -126,9 +124,8 @@ async fn credentials(
             ));
         }
     };
-    // The file is already taken: losing the audit row must not lose it too.
-    if let Err(e) = audit::record(
-        &state.db,
+    audit::record(
+        &txn,
         Some(scope.ctx.tenant_id()),
         &scope.actor,
         "devices.import.credentials_download",
@@ -136,10 +133,8 @@ async fn credentials(
         Some(*id),
         serde_json::json!({}),
     )
-    .await
-    {
-        tracing::error!(error = %e, "recording a credentials download failed");
-    }
+    .await?;
+    txn.commit().await?;
     Ok(HttpResponse::Ok()
         .content_type("text/csv; charset=utf-8")
         .insert_header((
@@ -155,18 +150,21 @@ async fn bulk(
     scope: TenantScope<DevicesWrite>,
     Json(action): Json<BulkAction>,
 ) -> ApiResult<web::Json<BulkResult>> {
-    let (ids, detail) = super::bulk::apply(&state, &scope.ctx, &scope.actor, action).await?;
+    let txn = audit::begin(&state.db, Some(scope.ctx.tenant_id())).await?;
+    let applied = super::bulk::apply(&txn, &scope.ctx, action).await?;
     audit::record(
-        &state.db,
+        &txn,
         Some(scope.ctx.tenant_id()),
         &scope.actor,
         "devices.bulk",
         "device",
         None,
-        detail,
+        applied.detail.clone(),
     )
     .await?;
+    txn.commit().await?;
+    applied.announce(&state, &scope.ctx, &scope.actor);
     Ok(web::Json(BulkResult {
-        devices: ids.len() as u64,
+        devices: applied.ids.len() as u64,
     }))
 }

@@ -181,7 +181,7 @@ pub fn to_api(job: Summary) -> ImportJob {
 }
 
 pub async fn create(
-    db: &DatabaseConnection,
+    db: &impl crate::db::Db,
     ctx: &TenantCtx,
     total: u64,
     created_by: &str,
@@ -208,7 +208,7 @@ pub async fn create(
     .await?)
 }
 
-pub async fn get(db: &DatabaseConnection, ctx: &TenantCtx, id: Uuid) -> Result<Summary> {
+pub async fn get(db: &impl crate::db::Db, ctx: &TenantCtx, id: Uuid) -> Result<Summary> {
     fail_abandoned(db, Some(ctx)).await?;
     summaries(ctx)
         .filter(model::Column::Id.eq(id))
@@ -219,7 +219,7 @@ pub async fn get(db: &DatabaseConnection, ctx: &TenantCtx, id: Uuid) -> Result<S
 }
 
 /// The tenant's last 50 jobs, newest first.
-pub async fn list(db: &DatabaseConnection, ctx: &TenantCtx) -> Result<Vec<Summary>> {
+pub async fn list(db: &impl crate::db::Db, ctx: &TenantCtx) -> Result<Vec<Summary>> {
     fail_abandoned(db, Some(ctx)).await?;
     Ok(summaries(ctx)
         .limit(50)
@@ -230,13 +230,13 @@ pub async fn list(db: &DatabaseConnection, ctx: &TenantCtx) -> Result<Vec<Summar
 
 /// Writes a running job's progress and heartbeat; false when the job is no longer running
 /// (another node took it for dead), so its runner stops.
-pub async fn save_progress(db: &DatabaseConnection, id: Uuid, p: &Progress) -> Result<bool> {
+pub async fn save_progress(db: &impl crate::db::Db, id: Uuid, p: &Progress) -> Result<bool> {
     write(db, id, p, ImportStatus::Running, None).await
 }
 
 /// Writes a job's last progress and its final status.
 pub async fn finish(
-    db: &DatabaseConnection,
+    db: &impl crate::db::Db,
     id: Uuid,
     p: &Progress,
     status: ImportStatus,
@@ -246,7 +246,7 @@ pub async fn finish(
 }
 
 async fn write(
-    db: &DatabaseConnection,
+    db: &impl crate::db::Db,
     id: Uuid,
     p: &Progress,
     status: ImportStatus,
@@ -278,7 +278,7 @@ async fn write(
 
 /// Marks failed the running jobs whose runner stopped writing (its process died): of one tenant
 /// when reading its jobs, of every tenant at start-up.
-pub async fn fail_abandoned(db: &DatabaseConnection, tenant: Option<&TenantCtx>) -> Result<u64> {
+pub async fn fail_abandoned(db: &impl crate::db::Db, tenant: Option<&TenantCtx>) -> Result<u64> {
     let stale = Condition::all()
         .add(model::Column::Status.eq(status_str(ImportStatus::Running)))
         .add(
@@ -323,7 +323,7 @@ pub enum Credentials {
 
 /// Hands out a job's generated credentials once: whoever clears the column gets the CSV.
 pub async fn take_credentials(
-    db: &DatabaseConnection,
+    db: &impl crate::db::Db,
     ctx: &TenantCtx,
     id: Uuid,
 ) -> Result<Credentials> {
@@ -365,7 +365,7 @@ pub async fn take_credentials(
 
 /// The tenant's devices with these names.
 pub async fn devices_named(
-    db: &DatabaseConnection,
+    db: &impl crate::db::Db,
     ctx: &TenantCtx,
     names: &[String],
 ) -> Result<Vec<devices::Model>> {
@@ -385,7 +385,7 @@ pub async fn devices_named(
 /// Which of the tenant's devices hold these values of a credentials column (token hash, MQTT
 /// user name): value → device name.
 pub async fn credential_owners(
-    db: &DatabaseConnection,
+    db: &impl crate::db::Db,
     ctx: &TenantCtx,
     column: devices::Column,
     values: &[String],

@@ -1,7 +1,9 @@
 //! Operator commands beside `serve`: `stead backup` (an online copy of the embedded database)
 //! and `stead doctor` (a deployment's configuration and services checked, in words). They use
-//! the same configuration as `serve`; `main.rs` only parses their arguments.
+//! the same configuration as `serve`; `main.rs` only parses their arguments. `audit` verifies the
+//! audit log's hash chains (`stead admin verify-audit`).
 
+pub mod audit;
 pub mod backup;
 pub mod doctor;
 

@@ -41,9 +41,10 @@ async fn create(
     scope: TenantScope<ProfilesManage>,
     Json(body): Json<CreateProfile>,
 ) -> ApiResult<HttpResponse> {
-    let (profile, provision_secret) = repo::create(&state.db, &scope.ctx, body).await?;
+    let txn = audit::begin(&state.db, Some(scope.ctx.tenant_id())).await?;
+    let (profile, provision_secret) = repo::create(&txn, &scope.ctx, body).await?;
     audit::record(
-        &state.db,
+        &txn,
         Some(scope.ctx.tenant_id()),
         &scope.actor,
         "profile.create",
@@ -52,6 +53,7 @@ async fn create(
         serde_json::json!({"name": profile.name}),
     )
     .await?;
+    txn.commit().await?;
     Ok(HttpResponse::Created().json(SavedProfile {
         profile: repo::to_api(profile, 0),
         provision_secret,
@@ -64,12 +66,16 @@ async fn update(
     id: web::Path<Uuid>,
     Json(body): Json<UpdateProfile>,
 ) -> ApiResult<web::Json<SavedProfile>> {
-    let detail = serde_json::to_value(&body).unwrap_or_default();
-    let (profile, provision_secret) = repo::update(&state.db, &scope.ctx, *id, body).await?;
-    // Sessions pick up new limits and timeouts when they next authenticate.
-    state.sessions.forget_tenant(scope.ctx.tenant_id());
+    let txn = audit::begin(&state.db, Some(scope.ctx.tenant_id())).await?;
+    let before = repo::to_api(repo::get(&txn, &scope.ctx, *id).await?, 0);
+    let (profile, provision_secret) = repo::update(&txn, &scope.ctx, *id, body).await?;
+    let mut detail = audit::diff(&before, &repo::to_api(profile.clone(), 0));
+    if provision_secret.is_some() {
+        // Said, never written: the secret is shown once, to the caller.
+        detail["provision_secret_regenerated"] = true.into();
+    }
     audit::record(
-        &state.db,
+        &txn,
         Some(scope.ctx.tenant_id()),
         &scope.actor,
         "profile.update",
@@ -78,6 +84,9 @@ async fn update(
         detail,
     )
     .await?;
+    txn.commit().await?;
+    // Sessions pick up new limits and timeouts when they next authenticate.
+    state.sessions.forget_tenant(scope.ctx.tenant_id());
     Ok(web::Json(SavedProfile {
         profile: repo::api_of(&state.db, &scope.ctx, profile).await?,
         provision_secret,
@@ -89,16 +98,19 @@ async fn delete(
     scope: TenantScope<ProfilesManage>,
     id: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
-    repo::delete(&state.db, &scope.ctx, *id).await?;
+    let txn = audit::begin(&state.db, Some(scope.ctx.tenant_id())).await?;
+    let before = repo::get(&txn, &scope.ctx, *id).await?;
+    repo::delete(&txn, &scope.ctx, *id).await?;
     audit::record(
-        &state.db,
+        &txn,
         Some(scope.ctx.tenant_id()),
         &scope.actor,
         "profile.delete",
         "profile",
         Some(*id),
-        serde_json::json!({}),
+        serde_json::json!({"name": before.name}),
     )
     .await?;
+    txn.commit().await?;
     Ok(HttpResponse::NoContent().finish())
 }

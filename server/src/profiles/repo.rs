@@ -1,8 +1,9 @@
 //! Device profile queries, scoped by `TenantCtx` (except the provisioning-key lookup, where the
 //! key names the tenant).
 
+use sea_orm::TransactionSession as _;
 use sea_orm::entity::prelude::*;
-use sea_orm::{ActiveValue::Set, ConnectionTrait, QueryOrder, TransactionTrait};
+use sea_orm::{ActiveValue::Set, ConnectionTrait, QueryOrder};
 use stead_api_types::{
     CreateProfile, DeviceProfile, ProfileLimits, ProvisionStrategy, TenantLimits, UpdateProfile,
 };
@@ -269,7 +270,7 @@ pub async fn create(
 }
 
 pub async fn update(
-    db: &sea_orm::DatabaseConnection,
+    db: &impl crate::db::Db,
     ctx: &TenantCtx,
     id: Uuid,
     body: UpdateProfile,
@@ -321,7 +322,7 @@ pub async fn update(
         None
     };
     active.updated_at = Set(now_ms());
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
     if body.make_default {
         Profiles::update_many()
             .col_expr(model::Column::IsDefault, Expr::value(false))

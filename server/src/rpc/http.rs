@@ -7,7 +7,6 @@ use uuid::Uuid;
 
 use super::{Sent, repo};
 use crate::app::AppState;
-use crate::audit;
 use crate::auth::perm::{CommandsSend, DevicesRead};
 use crate::http::{ApiResult, Json, TenantScope};
 use crate::ids::DeviceId;
@@ -26,18 +25,7 @@ async fn send(
     id: web::Path<Uuid>,
     Json(body): Json<SendRpc>,
 ) -> ApiResult<HttpResponse> {
-    let method = body.method.clone();
-    let sent = super::send(&state, &scope.ctx, &scope.actor.email, DeviceId(*id), body).await?;
-    audit::record(
-        &state.db,
-        Some(scope.ctx.tenant_id()),
-        &scope.actor,
-        "device.rpc",
-        "device",
-        Some(*id),
-        serde_json::json!({"method": method}),
-    )
-    .await?;
+    let sent = super::send(&state, &scope.ctx, &scope.actor, DeviceId(*id), body).await?;
     Ok(match sent {
         Sent::Accepted(command) => HttpResponse::Accepted().json(command),
         Sent::Done(command) if command.status == stead_api_types::RpcStatus::Timeout => {

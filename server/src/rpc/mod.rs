@@ -22,7 +22,7 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::app::AppState;
-use crate::auth::TenantCtx;
+use crate::auth::{Actor, TenantCtx};
 use crate::error::{Error, Result};
 use crate::ids::DeviceId;
 use crate::telemetry::now_ms;
@@ -216,10 +216,11 @@ async fn reachable(state: &AppState, device: DeviceId) -> bool {
 pub async fn send(
     state: &AppState,
     ctx: &TenantCtx,
-    by: &str,
+    actor: &Actor,
     device: DeviceId,
     body: SendRpc,
 ) -> Result<Sent> {
+    let by = actor.email.as_str();
     crate::devices::repo::get(&state.db, ctx, device).await?;
     validate(&body)?;
     let timeout_ms = body.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
@@ -236,8 +237,10 @@ pub async fn send(
     } else {
         now + timeout_ms as i64
     };
+    // The command and its audit entry commit together, before anything reaches the device.
+    let txn = crate::audit::begin(&state.db, Some(ctx.tenant_id())).await?;
     let command = repo::insert(
-        &state.db,
+        &txn,
         ctx,
         device,
         repo::NewCommand {
@@ -252,6 +255,17 @@ pub async fn send(
         },
     )
     .await?;
+    crate::audit::record(
+        &txn,
+        Some(ctx.tenant_id()),
+        actor,
+        "device.rpc",
+        "device",
+        Some(device.0),
+        serde_json::json!({"rpc_id": command.id, "method": command.method, "persistent": body.persistent}),
+    )
+    .await?;
+    txn.commit().await?;
     state.timeline.record_for(
         ctx.tenant_id(),
         device,

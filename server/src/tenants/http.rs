@@ -42,10 +42,10 @@ async fn create(
 ) -> ApiResult<HttpResponse> {
     let password = Password::parse(&body.admin_password)
         .map_err(|e| Error::invalid("weak_password", "admin_password", e))?;
-    let tenant =
-        repo::create_with_admin(&state.db, &body.name, &body.admin_email, &password).await?;
+    let txn = audit::begin(&state.db, None).await?;
+    let tenant = repo::create_with_admin(&txn, &body.name, &body.admin_email, &password).await?;
     audit::record(
-        &state.db,
+        &txn,
         Some(TenantId(tenant.id)),
         &scope.actor,
         "tenant.create",
@@ -54,6 +54,7 @@ async fn create(
         serde_json::json!({"name": tenant.name, "admin_email": body.admin_email.trim().to_lowercase()}),
     )
     .await?;
+    txn.commit().await?;
     Ok(HttpResponse::Created().json(repo::to_api(tenant)))
 }
 
@@ -74,21 +75,26 @@ async fn update(
     id: web::Path<Uuid>,
     Json(body): Json<UpdateTenant>,
 ) -> ApiResult<web::Json<Tenant>> {
-    let tenant = repo::update(&state.db, TenantId(*id), &body).await?;
-    // New limits reach connected devices when they next connect; cached identities carry the old.
-    state.sessions.forget_tenant(TenantId(tenant.id));
-    if body.status == Some(stead_api_types::TenantStatus::Suspended) {
-        state.sessions.revoke_tenant(TenantId(tenant.id));
-    }
+    let txn = audit::begin(&state.db, Some(TenantId(*id))).await?;
+    let before = repo::find(&txn, TenantId(*id))
+        .await?
+        .ok_or(Error::NotFound("tenant"))?;
+    let tenant = repo::update(&txn, TenantId(*id), &body).await?;
     audit::record(
-        &state.db,
+        &txn,
         Some(TenantId(tenant.id)),
         &scope.actor,
         "tenant.update",
         "tenant",
         Some(tenant.id),
-        serde_json::to_value(&body).unwrap_or_default(),
+        audit::diff(&repo::to_api(before), &repo::to_api(tenant.clone())),
     )
     .await?;
+    txn.commit().await?;
+    // New limits reach connected devices when they next connect; cached identities carry the old.
+    state.sessions.forget_tenant(TenantId(tenant.id));
+    if body.status == Some(stead_api_types::TenantStatus::Suspended) {
+        state.sessions.revoke_tenant(TenantId(tenant.id));
+    }
     Ok(web::Json(repo::to_api(tenant)))
 }

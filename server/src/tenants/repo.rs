@@ -2,8 +2,9 @@
 //! admin's routes and for authentication, never reachable by a tenant's own people.
 
 use chrono::Utc;
+use sea_orm::TransactionSession as _;
 use sea_orm::entity::prelude::*;
-use sea_orm::{ActiveValue::Set, PaginatorTrait, QueryOrder, TransactionTrait};
+use sea_orm::{ActiveValue::Set, PaginatorTrait, QueryOrder};
 use stead_api_types::{Role, TenantLimits, TenantStatus, UpdateTenant};
 
 use crate::ingress::Rate;
@@ -109,7 +110,7 @@ pub async fn find(db: &impl ConnectionTrait, id: TenantId) -> Result<Option<mode
 }
 
 pub async fn list(
-    db: &DatabaseConnection,
+    db: &impl crate::db::Db,
     page: u64,
     per_page: u64,
 ) -> Result<(Vec<model::Model>, u64)> {
@@ -123,14 +124,14 @@ pub async fn list(
 
 /// Creates a tenant and its first tenant admin, in one transaction.
 pub async fn create(
-    db: &DatabaseConnection,
+    db: &impl crate::db::Db,
     name: &str,
     admin_email: &Email,
     admin_password_hash: String,
 ) -> Result<model::Model> {
     let name = parse_name(name)?;
     let now = Utc::now();
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
     let tenant = model::ActiveModel {
         id: Set(TenantId::new().0),
         name: Set(name.clone()),
@@ -165,7 +166,7 @@ pub async fn create(
 }
 
 pub async fn update(
-    db: &DatabaseConnection,
+    db: &impl crate::db::Db,
     id: TenantId,
     change: &UpdateTenant,
 ) -> Result<model::Model> {
@@ -201,7 +202,7 @@ pub async fn update(
 
 /// For the CLI: validates the first admin's credentials, hashes the password and creates both.
 pub async fn create_with_admin(
-    db: &DatabaseConnection,
+    db: &impl crate::db::Db,
     name: &str,
     admin_email: &str,
     admin_password: &Password,

@@ -71,9 +71,10 @@ async fn create(
     let role = tenant_role(body.role)?;
     let hash = password::hash(&parse_password(&body.password)?).await?;
     let name = body.name.as_deref().unwrap_or("");
-    let user = repo::create(&state.db, Some(&scope.ctx), &email, name, role, hash).await?;
+    let txn = audit::begin(&state.db, Some(scope.ctx.tenant_id())).await?;
+    let user = repo::create(&txn, Some(&scope.ctx), &email, name, role, hash).await?;
     audit::record(
-        &state.db,
+        &txn,
         Some(scope.ctx.tenant_id()),
         &scope.actor,
         "user.create",
@@ -82,6 +83,7 @@ async fn create(
         serde_json::json!({"email": user.email, "role": user.role}),
     )
     .await?;
+    txn.commit().await?;
     Ok(HttpResponse::Created().json(repo::to_api(user)))
 }
 
@@ -91,7 +93,14 @@ async fn update(
     id: web::Path<Uuid>,
     Json(body): Json<UpdateUser>,
 ) -> ApiResult<web::Json<User>> {
-    let user = repo::get(&state.db, &scope.ctx, UserId(*id)).await?;
+    // Hashed before the transaction: argon2 takes a while and holds nothing.
+    let new_hash = match &body.password {
+        Some(raw) => Some(password::hash(&parse_password(raw)?).await?),
+        None => None,
+    };
+    let txn = audit::begin(&state.db, Some(scope.ctx.tenant_id())).await?;
+    let user = repo::get(&txn, &scope.ctx, UserId(*id)).await?;
+    let before = repo::to_api(user.clone());
     let is_self = user.id == scope.actor.user_id.0;
     if is_self && (body.active == Some(false) || body.role.is_some_and(|r| r != Role::TenantAdmin))
     {
@@ -113,23 +122,22 @@ async fn update(
         active.active = Set(is_active);
         end_sessions |= !is_active;
     }
-    if let Some(raw) = &body.password {
-        active.password_hash = Set(password::hash(&parse_password(raw)?).await?);
+    if let Some(hash) = new_hash {
+        active.password_hash = Set(hash);
         end_sessions = true;
     }
     active.updated_at = Set(Utc::now());
-    let user = repo::save(&state.db, active).await?;
+    let user = repo::save(&txn, active).await?;
     if end_sessions {
-        service::revoke_all_sessions(&state.db, UserId(user.id)).await?;
+        service::revoke_all_sessions(&txn, UserId(user.id)).await?;
     }
-    let mut detail = serde_json::to_value(&body).unwrap_or_default();
-    if let Some(obj) = detail.as_object_mut() {
-        // Never write a password, even hashed, into the audit log.
-        obj.remove("password")
-            .map(|_| obj.insert("password_changed".into(), true.into()));
+    // The API type carries no password; a new one is said, never written, even hashed.
+    let mut detail = audit::diff(&before, &repo::to_api(user.clone()));
+    if body.password.is_some() {
+        detail["password_changed"] = true.into();
     }
     audit::record(
-        &state.db,
+        &txn,
         Some(scope.ctx.tenant_id()),
         &scope.actor,
         "user.update",
@@ -138,5 +146,6 @@ async fn update(
         detail,
     )
     .await?;
+    txn.commit().await?;
     Ok(web::Json(repo::to_api(user)))
 }

@@ -25,7 +25,7 @@ pub fn to_api(u: model::Model) -> stead_api_types::User {
 }
 
 /// Authentication only: the account behind an e-mail, in any tenant.
-pub async fn find_by_email(db: &DatabaseConnection, email: &str) -> Result<Option<model::Model>> {
+pub async fn find_by_email(db: &impl crate::db::Db, email: &str) -> Result<Option<model::Model>> {
     Ok(Users::find()
         .filter(model::Column::Email.eq(email.trim().to_lowercase()))
         .one(db)
@@ -33,11 +33,11 @@ pub async fn find_by_email(db: &DatabaseConnection, email: &str) -> Result<Optio
 }
 
 /// Authentication only: the account behind a verified token.
-pub async fn find_by_id(db: &DatabaseConnection, id: UserId) -> Result<Option<model::Model>> {
+pub async fn find_by_id(db: &impl crate::db::Db, id: UserId) -> Result<Option<model::Model>> {
     Ok(Users::find_by_id(id.0).one(db).await?)
 }
 
-pub async fn get(db: &DatabaseConnection, ctx: &TenantCtx, id: UserId) -> Result<model::Model> {
+pub async fn get(db: &impl crate::db::Db, ctx: &TenantCtx, id: UserId) -> Result<model::Model> {
     Users::find_by_id(id.0)
         .filter(model::Column::TenantId.eq(ctx.tenant_id().0))
         .one(db)
@@ -46,7 +46,7 @@ pub async fn get(db: &DatabaseConnection, ctx: &TenantCtx, id: UserId) -> Result
 }
 
 pub async fn list(
-    db: &DatabaseConnection,
+    db: &impl crate::db::Db,
     ctx: &TenantCtx,
     page: u64,
     per_page: u64,
@@ -95,11 +95,11 @@ pub async fn create(
     })
 }
 
-pub async fn save(db: &DatabaseConnection, active: model::ActiveModel) -> Result<model::Model> {
+pub async fn save(db: &impl crate::db::Db, active: model::ActiveModel) -> Result<model::Model> {
     Ok(active.update(db).await?)
 }
 
-pub async fn platform_admin_exists(db: &DatabaseConnection) -> Result<bool> {
+pub async fn platform_admin_exists(db: &impl crate::db::Db) -> Result<bool> {
     Ok(Users::find()
         .filter(model::Column::Role.eq(Role::PlatformAdmin.as_str()))
         .count(db)
@@ -109,7 +109,7 @@ pub async fn platform_admin_exists(db: &DatabaseConnection) -> Result<bool> {
 
 /// Break-glass only (`stead admin reset-password`): sets a password by e-mail, in any tenant.
 pub async fn set_password_by_email(
-    db: &DatabaseConnection,
+    db: &impl crate::db::Db,
     email: &Email,
     password_hash: String,
 ) -> Result<model::Model> {

@@ -2,6 +2,7 @@
 //! them share.
 
 pub mod attribute_form;
+pub mod audit;
 pub mod device;
 pub mod devices;
 pub mod groups;
