@@ -5,7 +5,8 @@
 //! the entry before it and `hash` covers the entry's own content and `prev_hash`. `audit_heads`
 //! holds each chain's last `seq` and `hash`; a writer locks that row in the transaction of the
 //! change it records, so entries of one tenant are chained in commit order. Entries written before
-//! this migration have no `seq` and stay outside the chain.
+//! this migration have no `seq` and stay outside the chain. A tenant may keep its entries for
+//! its own number of days (`tenants.audit_retention_days`; null is the platform's default).
 
 use sea_orm_migration::prelude::*;
 
@@ -27,6 +28,8 @@ impl MigrationTrait for Migration {
             db.execute_unprepared(&format!("ALTER TABLE audit_log ADD COLUMN {column}"))
                 .await?;
         }
+        db.execute_unprepared("ALTER TABLE tenants ADD COLUMN audit_retention_days integer")
+            .await?;
         db.execute_unprepared(
             "CREATE UNIQUE INDEX idx_audit_tenant_seq ON audit_log (tenant_id, seq)",
         )
@@ -61,6 +64,8 @@ impl MigrationTrait for Migration {
         db.execute_unprepared("DROP INDEX idx_audit_tenant_target")
             .await?;
         db.execute_unprepared("DROP INDEX idx_audit_tenant_seq")
+            .await?;
+        db.execute_unprepared("ALTER TABLE tenants DROP COLUMN audit_retention_days")
             .await?;
         for column in [
             "hash",

@@ -186,6 +186,7 @@ pub async fn run(
         tokio::spawn(async move {
             tokio::join!(
                 crate::telemetry::retention::run(state.db.clone(), state.config.clone()),
+                crate::audit::retention::run(state.db.clone(), state.config.clone()),
                 crate::rpc::run_sweeper(state.clone()),
                 crate::devices::inactivity::run(state.clone()),
                 crate::devices::lost::run_watch(state.clone()),

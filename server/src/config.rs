@@ -110,6 +110,8 @@ pub struct Config {
     pub telemetry_writers: usize,
     /// Days telemetry is kept, unless a tenant says otherwise.
     pub telemetry_retention_days: u32,
+    /// Days audit entries are kept, unless a tenant says otherwise.
+    pub audit_retention_days: u32,
     /// Seconds between retention passes (partitions ahead, expired data out).
     pub retention_interval_secs: u64,
     /// How long SIGTERM may take: each drain (MQTT sessions, HTTP requests) gets this long, and
@@ -165,6 +167,7 @@ impl Default for Config {
             telemetry_queue: 4096,
             telemetry_writers: 2,
             telemetry_retention_days: 30,
+            audit_retention_days: 365,
             retention_interval_secs: 3600,
             shutdown_timeout_secs: 20,
             node_heartbeat_secs: 5,
@@ -328,6 +331,9 @@ impl Config {
         }
         if self.telemetry_retention_days == 0 {
             problems.push("STEAD_TELEMETRY_RETENTION_DAYS must be at least 1".to_string());
+        }
+        if self.audit_retention_days == 0 {
+            problems.push("STEAD_AUDIT_RETENTION_DAYS must be at least 1".to_string());
         }
         if !(1..=3600).contains(&self.shutdown_timeout_secs) {
             problems.push("STEAD_SHUTDOWN_TIMEOUT_SECS must be between 1 and 3600".to_string());

@@ -13,7 +13,8 @@ use crate::on_both_backends;
 
 on_both_backends!(
     changes_are_audited_readably_and_chained,
-    a_change_whose_audit_entry_fails_is_rolled_back
+    a_change_whose_audit_entry_fails_is_rolled_back,
+    retention_removes_the_oldest_entries_and_the_chain_still_verifies
 );
 
 /// On the embedded database, an audited change is a write transaction from its first statement:
@@ -435,4 +436,116 @@ fn refuse_audit(server: &TestServer, backend: Backend, refuse: bool) {
         (Backend::Sqlite, false) => "DROP TRIGGER refuse_audit",
     };
     server.sql(statement);
+}
+
+/// A tenant that keeps its audit entries for one day loses the older ones at the worker's next
+/// pass, oldest first, and its chain still verifies from the oldest entry left; the newest entry
+/// of a chain is never removed, whatever its age.
+async fn retention_removes_the_oldest_entries_and_the_chain_still_verifies(backend: Backend) {
+    let server = TestServer::start_with(
+        backend,
+        crate::harness::Options::default().env("STEAD_RETENTION_INTERVAL_SECS", "1"),
+    )
+    .await;
+    let admin = server.admin().await;
+    let acme = server.tenant("Acme").await;
+    let other = server.tenant("Other").await;
+    let keep_a_day = |tenant: Uuid| {
+        let admin = admin.clone();
+        async move {
+            let set = admin
+                .patch(
+                    &format!("/api/v1/tenants/{tenant}"),
+                    &serde_json::json!({"audit_retention_days": 1}),
+                )
+                .await
+                .unwrap();
+            assert_eq!(set.status, 200, "{:?}", set.body);
+            assert_eq!(set.body["audit_retention_days"], 1, "{:?}", set.body);
+        }
+    };
+    let refused = admin
+        .patch(
+            &format!("/api/v1/tenants/{}", acme.tenant.id),
+            &serde_json::json!({"audit_retention_days": 0}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(refused.status, 400, "{:?}", refused.body);
+    assert_eq!(
+        refused.body["field"], "audit_retention_days",
+        "{:?}",
+        refused.body
+    );
+    keep_a_day(other.tenant.id).await;
+    for name in ["one", "two", "three", "four"] {
+        created(&acme.admin, name).await;
+        created(&other.admin, name).await;
+    }
+
+    // A month ago (the dates are part of the hash: until retention removes them, the chain says
+    // they were edited): Acme's first two entries, every one of Other's.
+    let month_ago = (chrono::Utc::now() - chrono::Duration::days(30)).to_rfc3339();
+    let tenant_is = |id: Uuid| match backend {
+        Backend::Postgres => format!("tenant_id = '{id}'"),
+        Backend::Sqlite => format!("tenant_id = x'{}'", id.simple()),
+    };
+    server.sql(&format!(
+        "UPDATE audit_log SET created_at = '{month_ago}' WHERE {} AND seq <= 2",
+        tenant_is(acme.tenant.id)
+    ));
+    let (ok, said) = verify(&server);
+    assert!(!ok, "{said}");
+    assert!(
+        said.contains(&format!(
+            "tenant \"Acme\" ({}): the chain breaks at entry 1",
+            acme.tenant.id
+        )),
+        "{said}"
+    );
+    server.sql(&format!(
+        "UPDATE audit_log SET created_at = '{month_ago}' WHERE {}",
+        tenant_is(other.tenant.id)
+    ));
+    // Within the platform's default (365 days) they stay: Acme's admin, its four devices. Acme
+    // now keeps a day.
+    assert_eq!(audit(&acme.admin, "").await.total, 5);
+    keep_a_day(acme.tenant.id).await;
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let (left, kept) = loop {
+        let left = audit(&acme.admin, "").await;
+        let kept = audit(&other.admin, "").await;
+        if left.total == 4 && kept.total == 1 {
+            break (left, kept);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "retention never removed the old entries: Acme has {}, Other {}",
+            left.total,
+            kept.total
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    let seqs: Vec<i64> = left.items.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, [6, 5, 4, 3]);
+    assert_eq!(left.items[0].action, "tenant.update");
+    // Other's newest entry stays, a month old (and edited: the chain says so).
+    assert_eq!(kept.items[0].seq, 6, "{:?}", kept.items);
+    let (ok, said) = verify(&server);
+    assert!(!ok, "{said}");
+    assert!(
+        said.contains(&format!(
+            "ok    tenant \"Acme\" ({}): 4 verified (entries 3 to 6)",
+            acme.tenant.id
+        )),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!(
+            "tenant \"Other\" ({}): the chain breaks at entry 6",
+            other.tenant.id
+        )),
+        "{said}"
+    );
 }

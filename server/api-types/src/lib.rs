@@ -132,6 +132,9 @@ pub struct Tenant {
     /// Days telemetry is kept; `None` means the platform default.
     #[serde(default)]
     pub telemetry_retention_days: Option<u32>,
+    /// Days audit entries are kept; `None` means the platform default.
+    #[serde(default)]
+    pub audit_retention_days: Option<u32>,
     /// Rate-limit overrides; absent ones are the platform defaults.
     #[serde(default)]
     pub limits: TenantLimits,
@@ -176,6 +179,13 @@ pub struct UpdateTenant {
         with = "double_option"
     )]
     pub telemetry_retention_days: Option<Option<u32>>,
+    /// `null` returns to the platform default.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "double_option"
+    )]
+    pub audit_retention_days: Option<Option<u32>>,
     /// Replaces all overrides at once (`{}` returns to the defaults).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<TenantLimits>,

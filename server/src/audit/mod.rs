@@ -10,6 +10,7 @@ pub mod head_model;
 pub mod http;
 pub mod model;
 pub mod repo;
+pub mod retention;
 
 use chrono::{DateTime, Utc};
 use sea_orm::ActiveValue::Set;

@@ -13,6 +13,7 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
     pub telemetry_retention_days: Option<i32>,
+    pub audit_retention_days: Option<i32>,
     /// `stead_api_types::TenantLimits` as JSON.
     pub limits: Option<Json>,
 }

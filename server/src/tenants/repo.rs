@@ -42,6 +42,7 @@ pub fn to_api(t: model::Model) -> stead_api_types::Tenant {
         status: status(&t),
         limits: limits_of(&t),
         telemetry_retention_days: t.telemetry_retention_days.map(|d| d.max(0) as u32),
+        audit_retention_days: t.audit_retention_days.map(|d| d.max(0) as u32),
         name: t.name,
         created_at: t.created_at,
     }
@@ -139,6 +140,7 @@ pub async fn create(
         created_at: Set(now),
         updated_at: Set(now),
         telemetry_retention_days: Set(None),
+        audit_retention_days: Set(None),
         limits: Set(None),
     }
     .insert(&txn)
@@ -179,14 +181,10 @@ pub async fn update(
         active.status = Set(status_str(status).into());
     }
     if let Some(days) = change.telemetry_retention_days {
-        if days.is_some_and(|d| d == 0 || d > 36_500) {
-            return Err(Error::invalid(
-                "invalid_field",
-                "telemetry_retention_days",
-                "between 1 and 36500 days, or null for the platform default",
-            ));
-        }
-        active.telemetry_retention_days = Set(days.map(|d| d as i32));
+        active.telemetry_retention_days = Set(retention_days("telemetry_retention_days", days)?);
+    }
+    if let Some(days) = change.audit_retention_days {
+        active.audit_retention_days = Set(retention_days("audit_retention_days", days)?);
     }
     if let Some(limits) = &change.limits {
         validate_limits(limits)?;
@@ -211,4 +209,16 @@ pub async fn create_with_admin(
         Email::parse(admin_email).map_err(|e| Error::invalid("invalid_email", "admin_email", e))?;
     let hash = crate::auth::password::hash(admin_password).await?;
     create(db, name, &email, hash).await
+}
+
+/// A tenant's retention setting: 1 to 36,500 days, or `None` for the platform default.
+fn retention_days(field: &'static str, days: Option<u32>) -> Result<Option<i32>> {
+    if days.is_some_and(|d| d == 0 || d > 36_500) {
+        return Err(Error::invalid(
+            "invalid_field",
+            field,
+            "between 1 and 36500 days, or null for the platform default",
+        ));
+    }
+    Ok(days.map(|d| d as i32))
 }
