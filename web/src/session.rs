@@ -17,7 +17,9 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use stead_api_types::{ApiErrorBody, LoginRequest, Me, RefreshRequest, Role, TokenResponse};
+use stead_api_types::{
+    ApiErrorBody, LoginRequest, Me, Permission, RefreshRequest, Role, TokenResponse,
+};
 
 const REFRESH_TOKEN_KEY: &str = "stead.refresh_token";
 /// Refresh this long before the access token expires, so a request never leaves with a token
@@ -214,9 +216,9 @@ impl Session {
         }
     }
 
-    pub fn can(&self, permission: &str) -> bool {
+    pub fn can(&self, permission: Permission) -> bool {
         self.state.with(|s| match s {
-            SessionState::SignedIn(me) => me.permissions.iter().any(|p| p == permission),
+            SessionState::SignedIn(me) => me.permissions.contains(&permission),
             _ => false,
         })
     }

@@ -5,7 +5,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_router::components::{A, Outlet, Redirect};
 use leptos_router::hooks::use_location;
-use stead_api_types::Role;
+use stead_api_types::{Permission, Role};
 
 use crate::session::{SessionState, use_session};
 
@@ -84,7 +84,8 @@ fn Sidebar() -> impl IntoView {
     let me = move || session.me();
     let has_tenant = move || me().is_some_and(|m| m.tenant.is_some());
     let is_platform_admin = move || {
-        me().is_some_and(|m| m.role == Role::PlatformAdmin) || session.can("tenants.manage")
+        me().is_some_and(|m| m.role == Role::PlatformAdmin)
+            || session.can(Permission::TenantsManage)
     };
 
     view! {
@@ -108,19 +109,19 @@ fn Sidebar() -> impl IntoView {
                         "Profiles"
                     </A>
                 </Show>
-                <Show when=move || has_tenant() && session.can("devices.write")>
+                <Show when=move || has_tenant() && session.can(Permission::DevicesWrite)>
                     <A href="/import" attr:class="nav-link" attr:data-test="nav-import">
                         <span class="nav-icon" aria-hidden="true">"⇪"</span>
                         "Import"
                     </A>
                 </Show>
-                <Show when=move || has_tenant() && session.can("users.read")>
+                <Show when=move || has_tenant() && session.can(Permission::UsersRead)>
                     <A href="/users" attr:class="nav-link" attr:data-test="nav-users">
                         <span class="nav-icon" aria-hidden="true">"◉"</span>
                         "Users"
                     </A>
                 </Show>
-                <Show when=move || has_tenant() && session.can("audit.read")>
+                <Show when=move || has_tenant() && session.can(Permission::AuditRead)>
                     <A href="/audit" attr:class="nav-link" attr:data-test="nav-audit">
                         <span class="nav-icon" aria-hidden="true">"✎"</span>
                         "Audit log"
@@ -193,10 +194,10 @@ pub fn RequireTenant(children: ChildrenFn) -> impl IntoView {
 
 /// Renders its children only for people with `permission`; others see a short explanation.
 #[component]
-pub fn RequirePermission(#[prop(into)] permission: String, children: ChildrenFn) -> impl IntoView {
+pub fn RequirePermission(permission: Permission, children: ChildrenFn) -> impl IntoView {
     let session = use_session();
     move || {
-        if session.can(&permission) {
+        if session.can(permission) {
             children().into_any()
         } else {
             view! {

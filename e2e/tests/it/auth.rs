@@ -3,7 +3,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{EncodingKey, Header};
-use stead_api_types::{Me, Role, TokenResponse};
+use stead_api_types::{Me, Permission, Role, TokenResponse};
 
 use crate::harness::{Backend, Options, TestServer};
 use crate::on_both_backends;
@@ -52,7 +52,7 @@ async fn login_me_refresh_logout(backend: Backend) {
     let me: Me = admin.get("/api/v1/me").await.unwrap().ok().unwrap();
     assert_eq!(me.email, server.admin_email);
     assert_eq!(me.role, Role::PlatformAdmin);
-    assert_eq!(me.permissions, vec!["tenants.manage".to_string()]);
+    assert_eq!(me.permissions, vec![Permission::TenantsManage]);
 
     let refreshed: TokenResponse = anon
         .post(

@@ -73,6 +73,83 @@ impl Role {
     }
 }
 
+/// One permission of the catalogue that every check and every role is made of. On the wire, its
+/// dotted name (`devices.write`); the console hides what the signed-in person lacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Permission {
+    #[serde(rename = "tenants.manage")]
+    TenantsManage,
+    #[serde(rename = "users.read")]
+    UsersRead,
+    #[serde(rename = "users.manage")]
+    UsersManage,
+    #[serde(rename = "devices.read")]
+    DevicesRead,
+    #[serde(rename = "devices.write")]
+    DevicesWrite,
+    #[serde(rename = "profiles.manage")]
+    ProfilesManage,
+    #[serde(rename = "commands.send")]
+    CommandsSend,
+    #[serde(rename = "audit.read")]
+    AuditRead,
+}
+
+impl Permission {
+    pub const ALL: [Permission; 8] = [
+        Permission::TenantsManage,
+        Permission::UsersRead,
+        Permission::UsersManage,
+        Permission::DevicesRead,
+        Permission::DevicesWrite,
+        Permission::ProfilesManage,
+        Permission::CommandsSend,
+        Permission::AuditRead,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permission::TenantsManage => "tenants.manage",
+            Permission::UsersRead => "users.read",
+            Permission::UsersManage => "users.manage",
+            Permission::DevicesRead => "devices.read",
+            Permission::DevicesWrite => "devices.write",
+            Permission::ProfilesManage => "profiles.manage",
+            Permission::CommandsSend => "commands.send",
+            Permission::AuditRead => "audit.read",
+        }
+    }
+
+    /// The one place that says which built-in role holds which permission.
+    pub fn granted_to(self, role: Role) -> bool {
+        use Permission::*;
+        match role {
+            Role::PlatformAdmin => matches!(self, TenantsManage),
+            Role::TenantAdmin => {
+                matches!(
+                    self,
+                    UsersRead
+                        | UsersManage
+                        | DevicesRead
+                        | DevicesWrite
+                        | ProfilesManage
+                        | CommandsSend
+                        | AuditRead
+                )
+            }
+            Role::Operator => matches!(self, DevicesRead | DevicesWrite | CommandsSend),
+            Role::Viewer => matches!(self, DevicesRead),
+        }
+    }
+
+    pub fn of_role(role: Role) -> Vec<Permission> {
+        Permission::ALL
+            .into_iter()
+            .filter(|p| p.granted_to(role))
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
@@ -109,8 +186,8 @@ pub struct Me {
     pub name: String,
     pub role: Role,
     pub tenant: Option<TenantSummary>,
-    /// Permission names such as `devices.write`, for the console to hide what would be refused.
-    pub permissions: Vec<String>,
+    /// What the caller may do, for the console to hide what would be refused.
+    pub permissions: Vec<Permission>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -478,6 +555,21 @@ mod tests {
             assert_eq!(Role::parse(role.as_str()), Some(role));
             let json = serde_json::to_string(&role).unwrap();
             assert_eq!(json, format!("\"{}\"", role.as_str()));
+        }
+    }
+    #[test]
+    fn permissions_travel_by_their_dotted_names() {
+        for permission in Permission::ALL {
+            let json = serde_json::to_value(permission).unwrap();
+            assert_eq!(json, serde_json::Value::from(permission.as_str()));
+            assert_eq!(serde_json::from_value::<Permission>(json).unwrap(), permission);
+        }
+        assert!(serde_json::from_str::<Permission>("\"devices.everything\"").is_err());
+        // Every built-in role but the platform admin's is a subset of the tenant admin's.
+        for role in [Role::Operator, Role::Viewer] {
+            for p in Permission::of_role(role) {
+                assert!(p.granted_to(Role::TenantAdmin), "{p:?}");
+            }
         }
     }
 }

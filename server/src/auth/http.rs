@@ -62,9 +62,6 @@ async fn me(state: web::Data<AppState>, auth: Authenticated) -> ApiResult<web::J
         name: user.name,
         role: actor.role,
         tenant,
-        permissions: Permission::of_role(actor.role)
-            .into_iter()
-            .map(|p| p.as_str().to_owned())
-            .collect(),
+        permissions: Permission::of_role(actor.role),
     }))
 }

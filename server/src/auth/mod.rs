@@ -20,76 +20,10 @@ pub mod tokens;
 pub use jwt::Keys;
 pub use keys::load_or_create_jwt_secret;
 
+pub use stead_api_types::Permission;
 use stead_api_types::Role;
 
 use crate::ids::{TenantId, UserId};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Permission {
-    TenantsManage,
-    UsersRead,
-    UsersManage,
-    DevicesRead,
-    DevicesWrite,
-    ProfilesManage,
-    CommandsSend,
-    AuditRead,
-}
-
-impl Permission {
-    pub const ALL: [Permission; 8] = [
-        Permission::TenantsManage,
-        Permission::UsersRead,
-        Permission::UsersManage,
-        Permission::DevicesRead,
-        Permission::DevicesWrite,
-        Permission::ProfilesManage,
-        Permission::CommandsSend,
-        Permission::AuditRead,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Permission::TenantsManage => "tenants.manage",
-            Permission::UsersRead => "users.read",
-            Permission::UsersManage => "users.manage",
-            Permission::DevicesRead => "devices.read",
-            Permission::DevicesWrite => "devices.write",
-            Permission::ProfilesManage => "profiles.manage",
-            Permission::CommandsSend => "commands.send",
-            Permission::AuditRead => "audit.read",
-        }
-    }
-
-    /// The one place that says which built-in role holds which permission.
-    pub fn granted_to(self, role: Role) -> bool {
-        use Permission::*;
-        match role {
-            Role::PlatformAdmin => matches!(self, TenantsManage),
-            Role::TenantAdmin => {
-                matches!(
-                    self,
-                    UsersRead
-                        | UsersManage
-                        | DevicesRead
-                        | DevicesWrite
-                        | ProfilesManage
-                        | CommandsSend
-                        | AuditRead
-                )
-            }
-            Role::Operator => matches!(self, DevicesRead | DevicesWrite | CommandsSend),
-            Role::Viewer => matches!(self, DevicesRead),
-        }
-    }
-
-    pub fn of_role(role: Role) -> Vec<Permission> {
-        Permission::ALL
-            .into_iter()
-            .filter(|p| p.granted_to(role))
-            .collect()
-    }
-}
 
 /// A permission as a type, for the `TenantScope<P>` / `PlatformScope<P>` extractors.
 pub trait Required {

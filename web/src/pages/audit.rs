@@ -5,7 +5,7 @@ use chrono::{Duration, Utc};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_router::components::A;
-use stead_api_types::{AuditEntry, AuditQuery};
+use stead_api_types::{AuditEntry, AuditQuery, Permission};
 
 use crate::api;
 use crate::session::use_session;
@@ -40,7 +40,7 @@ const WINDOWS: [(i64, &str); 4] = [
 pub fn AuditPage() -> impl IntoView {
     view! {
         <RequireTenant>
-            <RequirePermission permission="audit.read">
+            <RequirePermission permission=Permission::AuditRead>
                 <AuditLog/>
             </RequirePermission>
         </RequireTenant>

@@ -12,7 +12,7 @@ use leptos_router::components::A;
 use leptos_router::hooks::{use_navigate, use_query_map};
 use stead_api_types::{
     AttributeScope, BulkAction, BulkOperation, CreateDevice, Device, DeviceCredentials,
-    DeviceGroup, DeviceListQuery, DeviceProfile, SetCredentials,
+    DeviceGroup, DeviceListQuery, DeviceProfile, Permission, SetCredentials,
 };
 use uuid::Uuid;
 
@@ -170,7 +170,7 @@ fn DeviceList() -> impl IntoView {
     let toasts = use_toasts();
     let navigate = use_navigate();
     let query = use_query_map();
-    let can_write = Memo::new(move |_| session.can("devices.write"));
+    let can_write = Memo::new(move |_| session.can(Permission::DevicesWrite));
 
     let ListState {
         search_input,

@@ -3,7 +3,7 @@
 
 use leptos::prelude::*;
 use leptos_router::components::A;
-use stead_api_types::{AttributeScope, CreateGroup, DeviceGroup, UpdateGroup};
+use stead_api_types::{AttributeScope, CreateGroup, DeviceGroup, Permission, UpdateGroup};
 
 use super::attribute_form::{AttributeDialog, Draft, Values};
 use crate::api;
@@ -36,7 +36,7 @@ fn GroupList() -> impl IntoView {
     crate::ui::set_title("Groups");
     let session = use_session();
     let toasts = use_toasts();
-    let can_write = Memo::new(move |_| session.can("devices.write"));
+    let can_write = Memo::new(move |_| session.can(Permission::DevicesWrite));
     let groups = Loader::new(move || api::list_groups(session));
     let dialog = RwSignal::new(None::<Dialog>);
     let deletion = Action::new();

@@ -7,7 +7,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_router::components::A;
 use stead_api_types::{
-    ImportCounts, ImportJob, ImportOutcome, ImportReport, ImportRowReport, ImportStatus,
+    ImportCounts, ImportJob, ImportOutcome, ImportReport, ImportRowReport, ImportStatus, Permission,
 };
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
@@ -51,7 +51,7 @@ fn reveal(test: &'static str) {
 pub fn ImportPage() -> impl IntoView {
     view! {
         <RequireTenant>
-            <RequirePermission permission="devices.write">
+            <RequirePermission permission=Permission::DevicesWrite>
                 <Import/>
             </RequirePermission>
         </RequireTenant>

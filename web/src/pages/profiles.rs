@@ -6,7 +6,8 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_router::components::A;
 use stead_api_types::{
-    CreateProfile, DeviceProfile, ProfileLimits, ProvisionStrategy, SavedProfile, UpdateProfile,
+    CreateProfile, DeviceProfile, Permission, ProfileLimits, ProvisionStrategy, SavedProfile,
+    UpdateProfile,
 };
 
 use crate::api;
@@ -78,7 +79,7 @@ fn ProfileList() -> impl IntoView {
     crate::ui::set_title("Device profiles");
     let session = use_session();
     let toasts = use_toasts();
-    let can_manage = Memo::new(move |_| session.can("profiles.manage"));
+    let can_manage = Memo::new(move |_| session.can(Permission::ProfilesManage));
     let profiles = Loader::new(move || api::list_profiles(session));
 
     let editing = RwSignal::new(None::<Editing>);

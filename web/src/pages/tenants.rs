@@ -3,7 +3,7 @@
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use stead_api_types::{CreateTenant, Role, Tenant, TenantStatus, UpdateTenant};
+use stead_api_types::{CreateTenant, Permission, Role, Tenant, TenantStatus, UpdateTenant};
 
 use crate::api;
 use crate::session::use_session;
@@ -16,7 +16,8 @@ use crate::ui::{
 pub fn TenantsPage() -> impl IntoView {
     let session = use_session();
     let allowed = move || {
-        session.me().is_some_and(|m| m.role == Role::PlatformAdmin) || session.can("tenants.manage")
+        session.me().is_some_and(|m| m.role == Role::PlatformAdmin)
+            || session.can(Permission::TenantsManage)
     };
     move || {
         if allowed() {

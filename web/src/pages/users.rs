@@ -3,7 +3,7 @@
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use stead_api_types::{CreateUser, Role, UpdateUser, User};
+use stead_api_types::{CreateUser, Permission, Role, UpdateUser, User};
 
 use crate::api;
 use crate::session::use_session;
@@ -20,7 +20,7 @@ const TENANT_ROLES: [Role; 3] = [Role::TenantAdmin, Role::Operator, Role::Viewer
 pub fn UsersPage() -> impl IntoView {
     view! {
         <RequireTenant>
-            <RequirePermission permission="users.read">
+            <RequirePermission permission=Permission::UsersRead>
                 <UserList/>
             </RequirePermission>
         </RequireTenant>
@@ -32,7 +32,7 @@ fn UserList() -> impl IntoView {
     crate::ui::set_title("Users");
     let session = use_session();
     let toasts = use_toasts();
-    let can_manage = Memo::new(move |_| session.can("users.manage"));
+    let can_manage = Memo::new(move |_| session.can(Permission::UsersManage));
     let my_id = Memo::new(move |_| session.me().map(|m| m.id));
     let page = RwSignal::new(1u64);
     let users = Loader::new(move || {

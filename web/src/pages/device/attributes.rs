@@ -3,7 +3,7 @@
 //! when it last changed.
 
 use leptos::prelude::*;
-use stead_api_types::{Attribute, AttributeScope};
+use stead_api_types::{Attribute, AttributeScope, Permission};
 use uuid::Uuid;
 
 use crate::api;
@@ -24,7 +24,7 @@ const SCOPES: [AttributeScope; 3] = [
 pub fn AttributesTab(id: Uuid, now: ReadSignal<f64>) -> impl IntoView {
     let session = use_session();
     let toasts = use_toasts();
-    let can_write = Memo::new(move |_| session.can("devices.write"));
+    let can_write = Memo::new(move |_| session.can(Permission::DevicesWrite));
     let attributes = Loader::new(move || api::attributes(session, id));
     let editing = RwSignal::new(None::<Draft>);
     let deleting = RwSignal::new(None::<Attribute>);

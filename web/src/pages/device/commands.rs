@@ -4,7 +4,7 @@
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use stead_api_types::{RpcCommand, RpcStatus, SendRpc};
+use stead_api_types::{Permission, RpcCommand, RpcStatus, SendRpc};
 use uuid::Uuid;
 
 use crate::api;
@@ -56,7 +56,7 @@ fn parse_params(text: &str) -> Result<Option<serde_json::Value>, String> {
 #[component]
 pub fn CommandsTab(id: Uuid, now: ReadSignal<f64>) -> impl IntoView {
     let session = use_session();
-    let can_send = Memo::new(move |_| session.can("commands.send"));
+    let can_send = Memo::new(move |_| session.can(Permission::CommandsSend));
     let page = RwSignal::new(1u64);
     let history = Loader::new(move || {
         let page = page.get();

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use stead_api_types::{CredentialsType, Device, DeviceCredentials, SetCredentials};
+use stead_api_types::{CredentialsType, Device, DeviceCredentials, Permission, SetCredentials};
 use uuid::Uuid;
 
 use crate::api;
@@ -59,7 +59,7 @@ pub fn CredentialsTab(
 ) -> impl IntoView {
     let session = use_session();
     let toasts = use_toasts();
-    let can_write = Memo::new(move |_| session.can("devices.write"));
+    let can_write = Memo::new(move |_| session.can(Permission::DevicesWrite));
     let id = Memo::new(move |_| device.with(|d| d.as_ref().map(|d| d.id).unwrap_or_default()));
     let dialog = RwSignal::new(None::<Dialog>);
     let action = Action::new();

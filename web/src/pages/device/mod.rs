@@ -15,7 +15,7 @@ use leptos::task::spawn_local;
 use leptos_router::NavigateOptions;
 use leptos_router::components::{A, Redirect};
 use leptos_router::hooks::{use_navigate, use_params_map, use_query_map};
-use stead_api_types::{Device, UpdateDevice};
+use stead_api_types::{Device, Permission, UpdateDevice};
 use uuid::Uuid;
 
 use self::activity::{DeviceLive, LatestValues, LiveIndicator, PresenceBadge, PresenceCard};
@@ -223,7 +223,7 @@ fn Overview(
     on_delete: Callback<()>,
 ) -> impl IntoView {
     let session = use_session();
-    let can_write = Memo::new(move |_| session.can("devices.write"));
+    let can_write = Memo::new(move |_| session.can(Permission::DevicesWrite));
     let on_saved = Callback::new(move |d: Device| device.set(Some(d)));
     view! {
         <PresenceCard live=live/>
