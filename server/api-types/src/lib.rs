@@ -562,7 +562,10 @@ mod tests {
         for permission in Permission::ALL {
             let json = serde_json::to_value(permission).unwrap();
             assert_eq!(json, serde_json::Value::from(permission.as_str()));
-            assert_eq!(serde_json::from_value::<Permission>(json).unwrap(), permission);
+            assert_eq!(
+                serde_json::from_value::<Permission>(json).unwrap(),
+                permission
+            );
         }
         assert!(serde_json::from_str::<Permission>("\"devices.everything\"").is_err());
         // Every built-in role but the platform admin's is a subset of the tenant admin's.
