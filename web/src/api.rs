@@ -2,11 +2,11 @@
 
 use stead_api_types::{
     AggregateSeries, Attribute, AttributeScope, AuditEntry, AuditQuery, BulkAction, BulkResult,
-    ConnectionInfo, CreateDevice, CreateGroup, CreateProfile, CreateTenant, CreateUser,
-    CreatedDevice, Device, DeviceCredentials, DeviceGroup, DeviceListQuery, DeviceProfile,
-    DisableDevice, GroupDevices, ImportJob, ImportReport, LatestTelemetry, Page, Presence,
-    RpcCommand, SavedProfile, SendRpc, SetCredentials, Tenant, TimelineEvent, UpdateDevice,
-    UpdateGroup, UpdateProfile, UpdateTenant, UpdateUser, User,
+    ChangePassword, ConnectionInfo, CreateDevice, CreateGroup, CreateProfile, CreateTenant,
+    CreateUser, CreatedDevice, Device, DeviceCredentials, DeviceGroup, DeviceListQuery,
+    DeviceProfile, DisableDevice, GroupDevices, ImportJob, ImportReport, LatestTelemetry, Page,
+    Presence, RpcCommand, SavedProfile, SendRpc, SessionInfo, SetCredentials, Tenant,
+    TimelineEvent, UpdateDevice, UpdateGroup, UpdateProfile, UpdateTenant, UpdateUser, User,
 };
 use uuid::Uuid;
 
@@ -373,4 +373,16 @@ pub async fn audit_csv(s: Session, q: &AuditQuery) -> Result<web_sys::Blob, ApiE
         .filter(|(k, _)| *k != "page" && *k != "per_page")
         .collect();
     s.get_blob("/api/v1/audit/export.csv", &query).await
+}
+
+pub async fn change_password(s: Session, body: &ChangePassword) -> Result<(), ApiError> {
+    s.post_unit("/api/v1/me/password", body).await
+}
+
+pub async fn my_sessions(s: Session) -> Result<Vec<SessionInfo>, ApiError> {
+    s.get("/api/v1/me/sessions").await
+}
+
+pub async fn end_session(s: Session, id: Uuid) -> Result<(), ApiError> {
+    s.delete(&format!("/api/v1/me/sessions/{id}")).await
 }

@@ -21,9 +21,9 @@ use leptos_router::path;
 use wasm_bindgen::prelude::wasm_bindgen;
 
 use crate::pages::{
-    audit::AuditPage, device::DevicePage, devices::DevicesPage, groups::GroupsPage,
-    import::ImportPage, login::LoginPage, profiles::ProfilesPage, tenants::TenantsPage,
-    users::UsersPage,
+    account::AccountPage, audit::AuditPage, device::DevicePage, devices::DevicesPage,
+    groups::GroupsPage, import::ImportPage, login::LoginPage, profiles::ProfilesPage,
+    tenants::TenantsPage, users::UsersPage,
 };
 use crate::session::{Session, SessionState};
 use crate::shell::{Home, NotFound, Shell};
@@ -59,6 +59,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/users") view=UsersPage/>
                     <Route path=path!("/tenants") view=TenantsPage/>
                     <Route path=path!("/audit") view=AuditPage/>
+                    <Route path=path!("/account") view=AccountPage/>
                     <Route path=path!("") view=Home/>
                 </ParentRoute>
             </Routes>

@@ -158,6 +158,10 @@ fn Sidebar() -> impl IntoView {
                         }
                     })
                 }}
+                <A href="/account" attr:class="nav-link" attr:data-test="nav-account">
+                    <span class="nav-icon" aria-hidden="true">"⚙"</span>
+                    "My account"
+                </A>
                 <button
                     type="button"
                     class="button button-secondary button-block"

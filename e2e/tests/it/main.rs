@@ -4,11 +4,13 @@
 
 mod harness;
 
+mod account;
 mod audit;
 mod auth;
 mod backup;
 mod bad_input;
 mod browser;
+mod browser_account;
 mod browser_audit;
 mod browser_fleet;
 mod browser_import;

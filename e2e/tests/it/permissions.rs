@@ -82,6 +82,27 @@ async fn permission_matrix(backend: Backend) {
             None,
             [200, 200, 200, 200, 401],
         ),
+        // Anyone signed in has their own sessions and password, and nobody else's.
+        (
+            Method::GET,
+            "/api/v1/me/sessions".into(),
+            None,
+            [200, 200, 200, 200, 401],
+        ),
+        (
+            Method::DELETE,
+            format!("/api/v1/me/sessions/{}", uuid::Uuid::new_v4()),
+            None,
+            [404, 404, 404, 404, 401],
+        ),
+        (
+            Method::POST,
+            "/api/v1/me/password".into(),
+            Some(
+                json!({"current_password": "not-the-password", "new_password": "another-password-1"}),
+            ),
+            [400, 400, 400, 400, 401],
+        ),
         (
             Method::GET,
             "/api/v1/tenants".into(),

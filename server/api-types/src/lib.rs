@@ -190,6 +190,33 @@ pub struct Me {
     pub permissions: Vec<Permission>,
 }
 
+/// `GET /api/v1/me/sessions`: one of the caller's sign-ins that has not ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionInfo {
+    pub id: Uuid,
+    /// When the person signed in.
+    pub started_at: DateTime<Utc>,
+    /// The last sign-in or token refresh.
+    pub last_active_at: DateTime<Utc>,
+    /// When it ends unless refreshed again.
+    pub expires_at: DateTime<Utc>,
+    /// The address and `User-Agent` of the last sign-in or refresh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    /// The session this request was made in.
+    pub current: bool,
+}
+
+/// `POST /api/v1/me/password`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePassword {
+    pub current_password: String,
+    pub new_password: String,
+}
+
 // ---------------------------------------------------------------------------------------------
 // Tenants (platform admin)
 

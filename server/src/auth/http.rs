@@ -1,7 +1,10 @@
 //! `/api/v1/auth/*` and `/api/v1/me`.
 
-use actix_web::{HttpResponse, web};
-use stead_api_types::{LoginRequest, Me, RefreshRequest, TenantSummary, TokenResponse};
+use actix_web::{HttpRequest, HttpResponse, web};
+use stead_api_types::{
+    ChangePassword, LoginRequest, Me, RefreshRequest, SessionInfo, TenantSummary, TokenResponse,
+};
+use uuid::Uuid;
 
 use super::{Permission, service};
 use crate::app::AppState;
@@ -12,26 +15,73 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/auth/login", web::post().to(login))
         .route("/auth/refresh", web::post().to(refresh))
         .route("/auth/logout", web::post().to(logout))
-        .route("/me", web::get().to(me));
+        .route("/me", web::get().to(me))
+        .route("/me/password", web::post().to(change_password))
+        .route("/me/sessions", web::get().to(sessions))
+        .route("/me/sessions/{id}", web::delete().to(end_session));
+}
+
+fn origin(req: &HttpRequest, ip: ClientIp) -> service::Origin {
+    service::Origin {
+        address: ip.0,
+        user_agent: req
+            .headers()
+            .get(actix_web::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+    }
 }
 
 async fn login(
     state: web::Data<AppState>,
+    req: HttpRequest,
     ip: ClientIp,
     Json(body): Json<LoginRequest>,
 ) -> ApiResult<web::Json<TokenResponse>> {
+    let origin = origin(&req, ip);
     Ok(web::Json(
-        service::login(&state, &body.email, &body.password, ip.0).await?,
+        service::login(&state, &body.email, &body.password, &origin).await?,
     ))
 }
 
 async fn refresh(
     state: web::Data<AppState>,
+    req: HttpRequest,
+    ip: ClientIp,
     Json(body): Json<RefreshRequest>,
 ) -> ApiResult<web::Json<TokenResponse>> {
+    let origin = origin(&req, ip);
     Ok(web::Json(
-        service::refresh(&state, &body.refresh_token).await?,
+        service::refresh(&state, &body.refresh_token, &origin).await?,
     ))
+}
+
+/// `POST /me/password`: any signed-in person changes their own password.
+async fn change_password(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    Json(body): Json<ChangePassword>,
+) -> ApiResult<HttpResponse> {
+    let new = crate::users::Password::parse(&body.new_password)
+        .map_err(|e| crate::error::Error::invalid("weak_password", "new_password", e))?;
+    service::change_password(&state, &auth.actor, &body.current_password, &new).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn sessions(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+) -> ApiResult<web::Json<Vec<SessionInfo>>> {
+    Ok(web::Json(service::sessions(&state, &auth.actor).await?))
+}
+
+async fn end_session(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    id: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    service::end_session(&state, &auth.actor, *id).await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 async fn logout(

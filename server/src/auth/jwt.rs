@@ -18,6 +18,9 @@ struct Claims {
     aud: String,
     iat: i64,
     exp: i64,
+    /// The session (refresh-token family) it was issued in: revoking the session ends it too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sid: Option<Uuid>,
 }
 
 pub struct Keys {
@@ -43,7 +46,7 @@ impl Keys {
         }
     }
 
-    pub fn issue(&self, user: UserId) -> anyhow::Result<String> {
+    pub fn issue(&self, user: UserId, session: Uuid) -> anyhow::Result<String> {
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
             sub: user.0,
@@ -51,6 +54,7 @@ impl Keys {
             aud: AUDIENCE.into(),
             iat: now,
             exp: now + self.access_ttl_secs as i64,
+            sid: Some(session),
         };
         Ok(jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
@@ -59,10 +63,10 @@ impl Keys {
         )?)
     }
 
-    /// The user the token was issued to, when it is genuine and unexpired.
-    pub fn verify(&self, token: &str) -> Result<UserId, Error> {
+    /// The user the token was issued to, and its session, when it is genuine and unexpired.
+    pub fn verify(&self, token: &str) -> Result<(UserId, Option<Uuid>), Error> {
         match jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation) {
-            Ok(data) => Ok(UserId(data.claims.sub)),
+            Ok(data) => Ok((UserId(data.claims.sub), data.claims.sid)),
             Err(e) if matches!(e.kind(), ErrorKind::ExpiredSignature) => Err(
                 Error::unauthenticated("token_expired", "the access token has expired: refresh it"),
             ),
@@ -82,8 +86,9 @@ mod tests {
     fn issued_tokens_verify_and_foreign_ones_do_not() {
         let keys = Keys::new(b"0123456789abcdef0123456789abcdef", 900);
         let user = UserId::new();
-        let token = keys.issue(user).unwrap();
-        assert_eq!(keys.verify(&token).unwrap(), user);
+        let session = Uuid::new_v4();
+        let token = keys.issue(user, session).unwrap();
+        assert_eq!(keys.verify(&token).unwrap(), (user, Some(session)));
 
         let other = Keys::new(b"another-key-another-key-another-k", 900);
         assert!(other.verify(&token).is_err());

@@ -61,6 +61,9 @@ pub struct Actor {
     pub email: String,
     /// Where the request came from (for the audit log); `None` outside a request.
     pub address: Option<std::net::IpAddr>,
+    /// The sign-in session the access token belongs to (`None` for tokens issued before
+    /// sessions were named).
+    pub session: Option<uuid::Uuid>,
 }
 
 impl Actor {

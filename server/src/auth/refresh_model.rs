@@ -16,6 +16,9 @@ pub struct Model {
     /// Set when the token was exchanged for a new one; a second use revokes the family.
     pub used_at: Option<DateTimeUtc>,
     pub revoked_at: Option<DateTimeUtc>,
+    /// Who asked for it: the client's address and `User-Agent` (truncated).
+    pub address: Option<String>,
+    pub user_agent: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

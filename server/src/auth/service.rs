@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use chrono::Utc;
 use sea_orm::entity::prelude::*;
-use sea_orm::{ActiveValue::Set, QueryFilter};
-use stead_api_types::{Role, TenantStatus, TokenResponse};
+use sea_orm::{ActiveValue::Set, QueryFilter, QueryOrder, QuerySelect};
+use stead_api_types::{Role, SessionInfo, TenantStatus, TokenResponse};
 
 use super::refresh_model as refresh;
 use super::{Actor, password, tokens};
@@ -15,18 +15,38 @@ use crate::error::{Error, Result};
 use crate::ids::{TenantId, UserId};
 use crate::{tenants, users};
 
+/// Where a sign-in or a refresh comes from, as its session records it.
+pub struct Origin {
+    pub address: IpAddr,
+    /// The `User-Agent` header, if any (kept to its first 256 characters).
+    pub user_agent: Option<String>,
+}
+
+impl Origin {
+    fn user_agent(&self) -> Option<String> {
+        self.user_agent
+            .as_deref()
+            .map(|ua| ua.chars().take(256).collect::<String>())
+            .filter(|ua| !ua.trim().is_empty())
+    }
+}
+
+fn account_key(email: &str) -> String {
+    format!("login:account:{email}")
+}
+
 /// Password login, throttled per source address (all attempts) and per account (failures).
-#[tracing::instrument(skip_all, fields(ip = %ip))]
+#[tracing::instrument(skip_all, fields(ip = %origin.address))]
 pub async fn login(
     state: &AppState,
     email: &str,
     password: &str,
-    ip: IpAddr,
+    origin: &Origin,
 ) -> Result<TokenResponse> {
     let cfg = &state.config;
     let email = email.trim().to_lowercase();
-    let ip_key = format!("login:ip:{ip}");
-    let account_key = format!("login:account:{email}");
+    let ip_key = format!("login:ip:{}", origin.address);
+    let account_key = account_key(&email);
 
     let (ip_hits, ip_left) = state
         .live
@@ -72,12 +92,12 @@ pub async fn login(
     active.last_login_at = Set(Some(Utc::now()));
     active.update(&state.db).await?;
     tracing::info!(user = %user.id, "logged in");
-    issue(state, UserId(user.id), Uuid::new_v4()).await
+    issue(state, UserId(user.id), Uuid::new_v4(), origin).await
 }
 
 /// Exchanges a refresh token for a new pair. A token that was already exchanged (or revoked) is
 /// evidence of theft: the whole family is revoked, and both holders must log in again.
-pub async fn refresh(state: &AppState, presented: &str) -> Result<TokenResponse> {
+pub async fn refresh(state: &AppState, presented: &str, origin: &Origin) -> Result<TokenResponse> {
     let hash = tokens::hash_token(presented);
     let invalid =
         || Error::unauthenticated("invalid_refresh_token", "the refresh token is not valid");
@@ -117,7 +137,7 @@ pub async fn refresh(state: &AppState, presented: &str) -> Result<TokenResponse>
         .await?
         .ok_or_else(invalid)?;
     check_can_sign_in(state, &user).await?;
-    issue(state, UserId(user.id), row.family_id).await
+    issue(state, UserId(user.id), row.family_id, origin).await
 }
 
 /// Ends the session the refresh token belongs to. Unknown tokens are ignored (idempotent).
@@ -154,8 +174,13 @@ async fn revoke_family(state: &AppState, family: Uuid) -> Result<()> {
     Ok(())
 }
 
-async fn issue(state: &AppState, user: UserId, family: Uuid) -> Result<TokenResponse> {
-    let access_token = state.keys.issue(user)?;
+async fn issue(
+    state: &AppState,
+    user: UserId,
+    family: Uuid,
+    origin: &Origin,
+) -> Result<TokenResponse> {
+    let access_token = state.keys.issue(user, family)?;
     let refresh_token = tokens::random_token();
     let now = Utc::now();
     let txn = crate::db::begin_write(&state.db).await?;
@@ -168,6 +193,8 @@ async fn issue(state: &AppState, user: UserId, family: Uuid) -> Result<TokenResp
         created_at: Set(now),
         used_at: Set(None),
         revoked_at: Set(None),
+        address: Set(Some(origin.address.to_string())),
+        user_agent: Set(origin.user_agent()),
     }
     .insert(&txn)
     .await?;
@@ -207,14 +234,165 @@ async fn check_can_sign_in(state: &AppState, user: &users::model::Model) -> Resu
         role,
         email: user.email.clone(),
         address: None,
+        session: None,
     })
 }
 
 /// The actor behind an access token, as the database says now.
+/// An access token of a session that was ended (signed out, revoked from the sessions list, or
+/// by a password change) is refused at once, not when it expires.
 pub async fn authenticate(state: &AppState, bearer: &str) -> Result<Actor> {
-    let user_id = state.keys.verify(bearer)?;
+    let (user_id, session) = state.keys.verify(bearer)?;
     let user = users::repo::find_by_id(&state.db, user_id)
         .await?
         .ok_or_else(|| Error::unauthenticated("invalid_token", "the access token is not valid"))?;
-    check_can_sign_in(state, &user).await
+    let mut actor = check_can_sign_in(state, &user).await?;
+    if let Some(session) = session {
+        let ended = refresh::Entity::find()
+            .filter(refresh::Column::FamilyId.eq(session))
+            .filter(refresh::Column::RevokedAt.is_not_null())
+            .one(&state.db)
+            .await?;
+        if ended.is_some() {
+            return Err(Error::unauthenticated(
+                "session_ended",
+                "this session has been ended: log in again",
+            ));
+        }
+    }
+    actor.session = session;
+    Ok(actor)
+}
+
+/// The caller's open sessions (one per sign-in not yet ended or expired), newest first.
+pub async fn sessions(state: &AppState, actor: &Actor) -> Result<Vec<SessionInfo>> {
+    let now = Utc::now();
+    let open = refresh::Entity::find()
+        .filter(refresh::Column::UserId.eq(actor.user_id.0))
+        .filter(refresh::Column::UsedAt.is_null())
+        .filter(refresh::Column::RevokedAt.is_null())
+        .filter(refresh::Column::ExpiresAt.gt(now))
+        .order_by_desc(refresh::Column::CreatedAt)
+        .all(&state.db)
+        .await?;
+    let families: Vec<Uuid> = open.iter().map(|r| r.family_id).collect();
+    let started: std::collections::HashMap<Uuid, chrono::DateTime<Utc>> = refresh::Entity::find()
+        .select_only()
+        .column(refresh::Column::FamilyId)
+        .column_as(refresh::Column::CreatedAt.min(), "started")
+        .filter(refresh::Column::FamilyId.is_in(families))
+        .group_by(refresh::Column::FamilyId)
+        .into_tuple::<(Uuid, chrono::DateTime<Utc>)>()
+        .all(&state.db)
+        .await?
+        .into_iter()
+        .collect();
+    Ok(open
+        .into_iter()
+        .map(|r| SessionInfo {
+            id: r.family_id,
+            started_at: started.get(&r.family_id).copied().unwrap_or(r.created_at),
+            last_active_at: r.created_at,
+            expires_at: r.expires_at,
+            address: r.address,
+            user_agent: r.user_agent,
+            current: actor.session == Some(r.family_id),
+        })
+        .collect())
+}
+
+/// Ends one of the caller's sessions (another person's, or an unknown one, is 404): its refresh
+/// token stops working, and so do its access tokens, at once.
+pub async fn end_session(state: &AppState, actor: &Actor, session: Uuid) -> Result<()> {
+    let txn = crate::audit::begin(&state.db, actor.tenant_id).await?;
+    let ended = refresh::Entity::update_many()
+        .col_expr(refresh::Column::RevokedAt, Expr::value(Utc::now()))
+        .filter(refresh::Column::FamilyId.eq(session))
+        .filter(refresh::Column::UserId.eq(actor.user_id.0))
+        .filter(refresh::Column::RevokedAt.is_null())
+        .exec(&txn)
+        .await?;
+    if ended.rows_affected == 0 {
+        return Err(Error::NotFound("session"));
+    }
+    crate::audit::record(
+        &txn,
+        actor.tenant_id,
+        actor,
+        "session.end",
+        "session",
+        Some(session),
+        serde_json::json!({"current": actor.session == Some(session)}),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Changes the caller's own password, given the current one (wrong guesses count towards the
+/// account's sign-in throttle). Every other session ends; the one making the change stays.
+pub async fn change_password(
+    state: &AppState,
+    actor: &Actor,
+    current: &str,
+    new: &users::Password,
+) -> Result<()> {
+    let key = account_key(&actor.email);
+    let (failures, left) = state.live.count(&key).await?;
+    if failures >= state.config.login_max_failures_per_account {
+        return Err(Error::Throttled {
+            retry_after_secs: left.as_secs().max(1),
+        });
+    }
+    let user = users::repo::find_by_id(&state.db, actor.user_id)
+        .await?
+        .ok_or(Error::NotFound("user"))?;
+    if !password::verify(current, Some(user.password_hash.clone())).await {
+        state
+            .live
+            .hit(
+                &key,
+                Duration::from_secs(state.config.login_failure_window_secs),
+            )
+            .await?;
+        return Err(Error::invalid(
+            "wrong_password",
+            "current_password",
+            "the current password is not right",
+        ));
+    }
+    if current == new.expose() {
+        return Err(Error::invalid(
+            "same_password",
+            "new_password",
+            "the new password must differ from the current one",
+        ));
+    }
+    let hash = password::hash(new).await?;
+    let txn = crate::audit::begin(&state.db, actor.tenant_id).await?;
+    let mut active: users::model::ActiveModel = user.into();
+    active.password_hash = Set(hash);
+    active.updated_at = Set(Utc::now());
+    active.update(&txn).await?;
+    let mut others = refresh::Entity::update_many()
+        .col_expr(refresh::Column::RevokedAt, Expr::value(Utc::now()))
+        .filter(refresh::Column::UserId.eq(actor.user_id.0))
+        .filter(refresh::Column::RevokedAt.is_null());
+    if let Some(current) = actor.session {
+        others = others.filter(refresh::Column::FamilyId.ne(current));
+    }
+    let ended = others.exec(&txn).await?.rows_affected;
+    crate::audit::record(
+        &txn,
+        actor.tenant_id,
+        actor,
+        "user.password.change",
+        "user",
+        Some(actor.user_id.0),
+        serde_json::json!({"password_changed": true, "other_sessions_ended": ended > 0}),
+    )
+    .await?;
+    txn.commit().await?;
+    tracing::info!(user = %actor.user_id.0, "password changed; other sessions ended");
+    Ok(())
 }

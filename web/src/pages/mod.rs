@@ -1,6 +1,7 @@
-//! One module per screen of the console; `attribute_form` is the attribute dialog several of
+//! One module per screen of the console (`account` is the signed-in person's own); `attribute_form` is the attribute dialog several of
 //! them share.
 
+pub mod account;
 pub mod attribute_form;
 pub mod audit;
 pub mod device;
