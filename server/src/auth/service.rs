@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use sea_orm::entity::prelude::*;
-use sea_orm::{ActiveValue::Set, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ActiveValue::Set, Condition, QueryFilter, QueryOrder, QuerySelect};
 use stead_api_types::{Role, SessionInfo, TenantStatus, TokenResponse};
 
 use super::refresh_model as refresh;
@@ -153,24 +153,31 @@ pub async fn logout(state: &AppState, presented: &str) -> Result<()> {
     Ok(())
 }
 
-/// Ends every session of a user (password reset, deactivation).
-pub async fn revoke_all_sessions(db: &impl ConnectionTrait, user: UserId) -> Result<()> {
-    refresh::Entity::update_many()
+/// Ends the sessions whose refresh tokens match `which` (their refresh and access tokens stop
+/// working at once): the one way every sign-out, revocation and password change does it.
+/// Answers how many tokens it revoked.
+async fn end_sessions(db: &impl ConnectionTrait, which: Condition) -> Result<u64> {
+    Ok(refresh::Entity::update_many()
         .col_expr(refresh::Column::RevokedAt, Expr::value(Utc::now()))
-        .filter(refresh::Column::UserId.eq(user.0))
+        .filter(which)
         .filter(refresh::Column::RevokedAt.is_null())
         .exec(db)
-        .await?;
+        .await?
+        .rows_affected)
+}
+
+/// Ends every session of a user (password reset, deactivation).
+pub async fn revoke_all_sessions(db: &impl ConnectionTrait, user: UserId) -> Result<()> {
+    end_sessions(db, Condition::all().add(refresh::Column::UserId.eq(user.0))).await?;
     Ok(())
 }
 
 async fn revoke_family(state: &AppState, family: Uuid) -> Result<()> {
-    refresh::Entity::update_many()
-        .col_expr(refresh::Column::RevokedAt, Expr::value(Utc::now()))
-        .filter(refresh::Column::FamilyId.eq(family))
-        .filter(refresh::Column::RevokedAt.is_null())
-        .exec(&state.db)
-        .await?;
+    end_sessions(
+        &state.db,
+        Condition::all().add(refresh::Column::FamilyId.eq(family)),
+    )
+    .await?;
     Ok(())
 }
 
@@ -305,14 +312,14 @@ pub async fn sessions(state: &AppState, actor: &Actor) -> Result<Vec<SessionInfo
 /// token stops working, and so do its access tokens, at once.
 pub async fn end_session(state: &AppState, actor: &Actor, session: Uuid) -> Result<()> {
     let txn = crate::audit::begin(&state.db, actor.tenant_id).await?;
-    let ended = refresh::Entity::update_many()
-        .col_expr(refresh::Column::RevokedAt, Expr::value(Utc::now()))
-        .filter(refresh::Column::FamilyId.eq(session))
-        .filter(refresh::Column::UserId.eq(actor.user_id.0))
-        .filter(refresh::Column::RevokedAt.is_null())
-        .exec(&txn)
-        .await?;
-    if ended.rows_affected == 0 {
+    let ended = end_sessions(
+        &txn,
+        Condition::all()
+            .add(refresh::Column::FamilyId.eq(session))
+            .add(refresh::Column::UserId.eq(actor.user_id.0)),
+    )
+    .await?;
+    if ended == 0 {
         return Err(Error::NotFound("session"));
     }
     crate::audit::record(
@@ -374,14 +381,11 @@ pub async fn change_password(
     active.password_hash = Set(hash);
     active.updated_at = Set(Utc::now());
     active.update(&txn).await?;
-    let mut others = refresh::Entity::update_many()
-        .col_expr(refresh::Column::RevokedAt, Expr::value(Utc::now()))
-        .filter(refresh::Column::UserId.eq(actor.user_id.0))
-        .filter(refresh::Column::RevokedAt.is_null());
+    let mut others = Condition::all().add(refresh::Column::UserId.eq(actor.user_id.0));
     if let Some(current) = actor.session {
-        others = others.filter(refresh::Column::FamilyId.ne(current));
+        others = others.add(refresh::Column::FamilyId.ne(current));
     }
-    let ended = others.exec(&txn).await?.rows_affected;
+    let ended = end_sessions(&txn, others).await?;
     crate::audit::record(
         &txn,
         actor.tenant_id,
