@@ -12,6 +12,7 @@ mod m20261126_000003_device_management;
 mod m20261127_000004_import_heartbeat;
 mod m20261202_000005_audit_chain;
 mod m20261202_000006_session_origin;
+mod m20261202_000007_roles_and_keys;
 
 pub struct Migrator;
 
@@ -68,6 +69,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000004_import_heartbeat::Migration),
             Box::new(m20261202_000005_audit_chain::Migration),
             Box::new(m20261202_000006_session_origin::Migration),
+            Box::new(m20261202_000007_roles_and_keys::Migration),
         ]
     }
 }

@@ -71,6 +71,10 @@ pub struct Config {
     /// Device provisioning requests per source address per window (MQTT and HTTP together).
     pub provision_max_attempts_per_ip: u64,
     pub provision_ip_window_secs: u64,
+    /// Requests per API key per minute (across nodes with Redis).
+    pub api_key_requests_per_minute: u64,
+    /// How often an open live view checks that its viewer may still see its device.
+    pub live_recheck_secs: u64,
     pub bootstrap_admin_email: Option<String>,
     pub bootstrap_admin_password: Option<Secret>,
     pub log_format: LogFormat,
@@ -144,6 +148,8 @@ impl Default for Config {
             login_ip_window_secs: 60,
             provision_max_attempts_per_ip: 60,
             provision_ip_window_secs: 60,
+            api_key_requests_per_minute: 600,
+            live_recheck_secs: 2,
             bootstrap_admin_email: None,
             bootstrap_admin_password: None,
             log_format: LogFormat::Auto,
@@ -282,6 +288,11 @@ impl Config {
                 "STEAD_PROVISION_IP_WINDOW_SECS",
                 self.provision_ip_window_secs,
             ),
+            (
+                "STEAD_API_KEY_REQUESTS_PER_MINUTE",
+                self.api_key_requests_per_minute,
+            ),
+            ("STEAD_LIVE_RECHECK_SECS", self.live_recheck_secs),
         ] {
             if value == 0 {
                 problems.push(format!("{name} must be at least 1"));

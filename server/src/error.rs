@@ -31,6 +31,13 @@ pub enum Error {
     Internal(#[from] anyhow::Error),
 }
 
+/// A name people give to a `kind` of thing, by the one rule of the wire types (400
+/// `invalid_name` on the field `name`).
+pub fn parse_name(kind: &str, raw: &str, max: usize) -> Result<String> {
+    stead_api_types::check_name(kind, raw, max)
+        .map_err(|e| Error::invalid("invalid_name", "name", e))
+}
+
 impl Error {
     pub fn invalid(code: &'static str, field: &'static str, detail: impl Into<String>) -> Error {
         Error::Invalid {

@@ -5,6 +5,7 @@
 //! shape inside: `model` (the table), `repo` (tenant-scoped queries), `http` (routes). The `http`
 //! module owns the edge: route table, extractors, the one error type. `app` wires the roles.
 
+pub mod apikeys;
 pub mod app;
 pub mod attributes;
 pub mod audit;
@@ -25,6 +26,7 @@ pub mod observability;
 pub mod ops;
 pub mod profiles;
 pub mod provisioning;
+pub mod roles;
 pub mod rpc;
 pub mod secret;
 pub mod telemetry;

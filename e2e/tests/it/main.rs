@@ -4,6 +4,7 @@
 
 mod harness;
 
+mod access;
 mod account;
 mod audit;
 mod auth;
@@ -15,6 +16,7 @@ mod browser_audit;
 mod browser_fleet;
 mod browser_import;
 mod browser_live;
+mod browser_roles;
 mod credentials;
 mod deploy;
 mod device_http;

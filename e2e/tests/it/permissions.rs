@@ -2,16 +2,20 @@
 
 use reqwest::Method;
 use serde_json::json;
-use stead_api_types::{CreatedDevice, ImportJob, Role, Tenant, User};
+use stead_api_types::{CreatedApiKey, CreatedDevice, CustomRole, ImportJob, Role, Tenant, User};
 use stead_e2e::Client;
 
+use crate::access::member;
 use crate::harness::{Backend, TestServer};
 use crate::on_both_backends;
 
 on_both_backends!(permission_matrix);
 
-/// Expected status per caller: platform admin, tenant admin, operator, viewer, anonymous.
-type Row = (Method, String, Option<serde_json::Value>, [u16; 5]);
+/// Expected status per caller: platform admin, tenant admin, operator, viewer, anonymous, then a
+/// person holding only a custom role (devices.read, commands.send, audit.read), a person holding
+/// operator over one device group only (which holds the target device), and an API key the
+/// tenant admin made with devices.read and devices.write.
+type Row = (Method, String, Option<serde_json::Value>, [u16; 8]);
 
 async fn permission_matrix(backend: Backend) {
     let server = TestServer::start(backend).await;
@@ -20,12 +24,51 @@ async fn permission_matrix(backend: Backend) {
     let operator = server.user(&acme, Role::Operator).await;
     let viewer = server.user(&acme, Role::Viewer).await;
     let anon = server.client();
-    let callers: [(&str, &Client); 5] = [
+    let group: stead_api_types::DeviceGroup = acme
+        .admin
+        .post("/api/v1/groups", &serde_json::json!({"name": "matrix"}))
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    let g = group.id;
+    let support: CustomRole = acme
+        .admin
+        .post(
+            "/api/v1/roles",
+            &json!({"name": "Support", "permissions": ["devices.read", "commands.send", "audit.read"]}),
+        )
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    let (_, custom) = member(&server, &acme, json!([{"role": {"custom": support.id}}])).await;
+    let (_, grouped) = member(
+        &server,
+        &acme,
+        json!([{"role": {"builtin": "operator"}, "groups": [g]}]),
+    )
+    .await;
+    let key: CreatedApiKey = acme
+        .admin
+        .post(
+            "/api/v1/api-keys",
+            &json!({"description": "matrix", "permissions": ["devices.read", "devices.write"]}),
+        )
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    let keyed = server.client().with_token(key.secret);
+    let callers: [(&str, &Client); 8] = [
         ("platform_admin", &platform),
         ("tenant_admin", &acme.admin),
         ("operator", &operator),
         ("viewer", &viewer),
         ("anonymous", &anon),
+        ("custom_role", &custom),
+        ("group_operator", &grouped),
+        ("api_key", &keyed),
     ];
 
     let target_user: User = acme
@@ -50,14 +93,16 @@ async fn permission_matrix(backend: Backend) {
         .ok()
         .unwrap();
     let p = profiles[0].id;
-    let group: stead_api_types::DeviceGroup = acme
-        .admin
-        .post("/api/v1/groups", &serde_json::json!({"name": "matrix"}))
+    // The group-scoped caller's group holds the target device.
+    acme.admin
+        .post(
+            &format!("/api/v1/groups/{g}/devices"),
+            &json!({"device_ids": [device.device.id]}),
+        )
         .await
         .unwrap()
-        .ok()
+        .ok::<serde_json::Value>()
         .unwrap();
-    let g = group.id;
     let job: ImportJob = acme
         .admin
         .raw(
@@ -74,26 +119,28 @@ async fn permission_matrix(backend: Backend) {
     let t = acme.tenant.id;
     let u = target_user.id;
     let d = device.device.id;
+    let r = support.id;
+    let k = key.key.id;
 
     let rows: Vec<Row> = vec![
         (
             Method::GET,
             "/api/v1/me".into(),
             None,
-            [200, 200, 200, 200, 401],
+            [200, 200, 200, 200, 401, 200, 200, 200],
         ),
         // Anyone signed in has their own sessions and password, and nobody else's.
         (
             Method::GET,
             "/api/v1/me/sessions".into(),
             None,
-            [200, 200, 200, 200, 401],
+            [200, 200, 200, 200, 401, 200, 200, 403],
         ),
         (
             Method::DELETE,
             format!("/api/v1/me/sessions/{}", uuid::Uuid::new_v4()),
             None,
-            [404, 404, 404, 404, 401],
+            [404, 404, 404, 404, 401, 404, 404, 403],
         ),
         (
             Method::POST,
@@ -101,215 +148,252 @@ async fn permission_matrix(backend: Backend) {
             Some(
                 json!({"current_password": "not-the-password", "new_password": "another-password-1"}),
             ),
-            [400, 400, 400, 400, 401],
+            [400, 400, 400, 400, 401, 400, 400, 403],
         ),
         (
             Method::GET,
             "/api/v1/tenants".into(),
             None,
-            [200, 403, 403, 403, 401],
+            [200, 403, 403, 403, 401, 403, 403, 403],
         ),
         (
             Method::GET,
             "/api/v1/audit".into(),
             None,
-            [403, 200, 403, 403, 401],
+            [403, 200, 403, 403, 401, 200, 403, 403],
         ),
         (
             Method::GET,
             "/api/v1/audit/export.csv".into(),
             None,
-            [403, 200, 403, 403, 401],
+            [403, 200, 403, 403, 401, 200, 403, 403],
         ),
         (
             Method::GET,
             format!("/api/v1/tenants/{t}"),
             None,
-            [200, 403, 403, 403, 401],
+            [200, 403, 403, 403, 401, 403, 403, 403],
         ),
         (
             Method::PATCH,
             format!("/api/v1/tenants/{t}"),
             Some(json!({"name": "Acme"})),
-            [200, 403, 403, 403, 401],
+            [200, 403, 403, 403, 401, 403, 403, 403],
         ),
         (
             Method::GET,
             "/api/v1/users".into(),
             None,
-            [403, 200, 403, 403, 401],
+            [403, 200, 403, 403, 401, 403, 403, 403],
         ),
         (
             Method::GET,
             format!("/api/v1/users/{u}"),
             None,
-            [403, 200, 403, 403, 401],
+            [403, 200, 403, 403, 401, 403, 403, 403],
         ),
         (
             Method::PATCH,
             format!("/api/v1/users/{u}"),
             Some(json!({"name": "T"})),
-            [403, 200, 403, 403, 401],
+            [403, 200, 403, 403, 401, 403, 403, 403],
         ),
         (
             Method::GET,
             "/api/v1/devices".into(),
             None,
-            [403, 200, 200, 200, 401],
+            [403, 200, 200, 200, 401, 200, 200, 200],
         ),
         (
             Method::GET,
             format!("/api/v1/devices/{d}"),
             None,
-            [403, 200, 200, 200, 401],
+            [403, 200, 200, 200, 401, 200, 200, 200],
         ),
         (
             Method::PATCH,
             format!("/api/v1/devices/{d}"),
             Some(json!({"label": "x"})),
-            [403, 200, 200, 403, 401],
+            [403, 200, 200, 403, 401, 403, 200, 200],
         ),
         (
             Method::POST,
             format!("/api/v1/devices/{d}/credentials/rotate"),
             Some(json!({})),
-            [403, 200, 200, 403, 401],
+            [403, 200, 200, 403, 401, 403, 200, 200],
         ),
         // Device management: profiles (tenant admins), groups, attributes, commands.
         (
             Method::GET,
             "/api/v1/profiles".into(),
             None,
-            [403, 200, 200, 200, 401],
+            [403, 200, 200, 200, 401, 200, 200, 200],
         ),
         (
             Method::POST,
             "/api/v1/profiles".into(),
             Some(json!({"name": "matrix"})),
-            [403, 201, 403, 403, 401],
+            [403, 201, 403, 403, 401, 403, 403, 403],
         ),
         (
             Method::PATCH,
             format!("/api/v1/profiles/{p}"),
             Some(json!({"description": "d"})),
-            [403, 200, 403, 403, 401],
+            [403, 200, 403, 403, 401, 403, 403, 403],
         ),
         (
             Method::GET,
             "/api/v1/groups".into(),
             None,
-            [403, 200, 200, 200, 401],
+            [403, 200, 200, 200, 401, 200, 200, 200],
         ),
         (
             Method::PATCH,
             format!("/api/v1/groups/{g}"),
             Some(json!({"description": "d"})),
-            [403, 200, 200, 403, 401],
+            [403, 200, 200, 403, 401, 403, 403, 200],
         ),
         (
             Method::POST,
             format!("/api/v1/groups/{g}/devices"),
             Some(json!({"device_ids": [d]})),
-            [403, 200, 200, 403, 401],
+            [403, 200, 200, 403, 401, 403, 403, 200],
         ),
         (
             Method::GET,
             format!("/api/v1/devices/{d}/groups"),
             None,
-            [403, 200, 200, 200, 401],
+            [403, 200, 200, 200, 401, 200, 200, 200],
         ),
         (
             Method::GET,
             format!("/api/v1/devices/{d}/attributes"),
             None,
-            [403, 200, 200, 200, 401],
+            [403, 200, 200, 200, 401, 200, 200, 200],
         ),
         (
             Method::POST,
             format!("/api/v1/devices/{d}/attributes/shared"),
             Some(json!({"k": 1})),
-            [403, 200, 200, 403, 401],
+            [403, 200, 200, 403, 401, 403, 200, 200],
         ),
         (
             Method::POST,
             format!("/api/v1/groups/{g}/attributes/server"),
             Some(json!({"k": 1})),
-            [403, 200, 200, 403, 401],
+            [403, 200, 200, 403, 401, 403, 403, 200],
         ),
         (
             Method::DELETE,
             format!("/api/v1/devices/{d}/attributes/server?keys=none"),
             None,
-            [403, 204, 204, 403, 401],
+            [403, 204, 204, 403, 401, 403, 204, 204],
         ),
         (
             Method::GET,
             format!("/api/v1/devices/{d}/rpc"),
             None,
-            [403, 200, 200, 200, 401],
+            [403, 200, 200, 200, 401, 200, 200, 200],
         ),
         // Allowed, and the device is offline.
         (
             Method::POST,
             format!("/api/v1/devices/{d}/rpc"),
             Some(json!({"method": "m"})),
-            [403, 409, 409, 403, 401],
+            [403, 409, 409, 403, 401, 409, 409, 403],
         ),
         (
             Method::PUT,
             format!("/api/v1/devices/{d}/credentials"),
             Some(json!({"type": "access_token"})),
-            [403, 200, 200, 403, 401],
+            [403, 200, 200, 403, 401, 403, 200, 200],
         ),
         (
             Method::POST,
             format!("/api/v1/devices/{d}/credentials/revoke"),
             Some(json!({})),
-            [403, 200, 200, 403, 401],
+            [403, 200, 200, 403, 401, 403, 200, 200],
         ),
         (
             Method::POST,
             format!("/api/v1/devices/{d}/disable"),
             Some(json!({"reason": "test"})),
-            [403, 200, 200, 403, 401],
+            [403, 200, 200, 403, 401, 403, 200, 200],
         ),
         (
             Method::POST,
             format!("/api/v1/devices/{d}/enable"),
             Some(json!({})),
-            [403, 200, 200, 403, 401],
+            [403, 200, 200, 403, 401, 403, 200, 200],
         ),
         (
             Method::GET,
             "/api/v1/devices/credentials/expiring".into(),
             None,
-            [403, 200, 200, 200, 401],
+            [403, 200, 200, 200, 401, 200, 200, 200],
         ),
         // Bulk import and bulk actions.
         (
             Method::POST,
             "/api/v1/devices/bulk".into(),
             Some(json!({"device_ids": [d], "action": {"type": "enable"}})),
-            [403, 200, 200, 403, 401],
+            [403, 200, 200, 403, 401, 403, 403, 200],
         ),
         (
             Method::GET,
             "/api/v1/imports".into(),
             None,
-            [403, 200, 200, 200, 401],
+            [403, 200, 200, 200, 401, 200, 403, 200],
         ),
         (
             Method::GET,
             format!("/api/v1/imports/{j}"),
             None,
-            [403, 200, 200, 200, 401],
+            [403, 200, 200, 200, 401, 200, 403, 200],
         ),
         // The job generated no credentials: found, but nothing to hand out.
         (
             Method::GET,
             format!("/api/v1/imports/{j}/credentials.csv"),
             None,
-            [403, 404, 404, 403, 401],
+            [403, 404, 404, 403, 401, 403, 403, 404],
+        ),
+        // Roles, bindings and API keys: tenant admins only.
+        (
+            Method::GET,
+            "/api/v1/roles".into(),
+            None,
+            [403, 200, 403, 403, 401, 403, 403, 403],
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/roles/{r}"),
+            Some(json!({"description": "d"})),
+            [403, 200, 403, 403, 401, 403, 403, 403],
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/users/{u}/bindings"),
+            None,
+            [403, 200, 403, 403, 401, 403, 403, 403],
+        ),
+        (
+            Method::PUT,
+            format!("/api/v1/users/{u}/bindings"),
+            Some(json!({"bindings": []})),
+            [403, 200, 403, 403, 401, 403, 403, 403],
+        ),
+        (
+            Method::GET,
+            "/api/v1/api-keys".into(),
+            None,
+            [403, 200, 403, 403, 401, 403, 403, 403],
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/api-keys/{k}"),
+            None,
+            [403, 200, 403, 403, 401, 403, 403, 403],
         ),
     ];
     let mut failures = Vec::new();
@@ -326,7 +410,9 @@ async fn permission_matrix(backend: Backend) {
                 ));
             } else if *want == 403 {
                 let code = reply.code();
-                if code != "permission_denied" && code != "tenant_required" {
+                if !["permission_denied", "tenant_required", "person_required"]
+                    .contains(&code.as_str())
+                {
                     failures.push(format!("{who} {method} {path}: 403 with code {code}"));
                 }
             }
@@ -334,7 +420,11 @@ async fn permission_matrix(backend: Backend) {
     }
 
     // Routes that create or destroy: a fresh body or target per caller.
-    for (i, ((who, client), want)) in callers.iter().zip([403, 201, 403, 403, 401]).enumerate() {
+    for (i, ((who, client), want)) in callers
+        .iter()
+        .zip([403, 201, 403, 403, 401, 403, 403, 403])
+        .enumerate()
+    {
         let r = client
             .post("/api/v1/users", &json!({"email": format!("new{i}@acme.io"), "password": "new-user-password", "role": "viewer"}))
             .await
@@ -346,7 +436,11 @@ async fn permission_matrix(backend: Backend) {
             ));
         }
     }
-    for (i, ((who, client), want)) in callers.iter().zip([201, 403, 403, 403, 401]).enumerate() {
+    for (i, ((who, client), want)) in callers
+        .iter()
+        .zip([201, 403, 403, 403, 401, 403, 403, 403])
+        .enumerate()
+    {
         let r = client
             .post("/api/v1/tenants", &json!({"name": format!("T{i}"), "admin_email": format!("a{i}@t.io"), "admin_password": "tenant-password-1"}))
             .await
@@ -360,7 +454,11 @@ async fn permission_matrix(backend: Backend) {
             r.ok::<Tenant>().unwrap();
         }
     }
-    for (i, ((who, client), want)) in callers.iter().zip([403, 201, 201, 403, 401]).enumerate() {
+    for (i, ((who, client), want)) in callers
+        .iter()
+        .zip([403, 201, 201, 403, 401, 403, 403, 201])
+        .enumerate()
+    {
         let r = client
             .post("/api/v1/devices", &json!({"name": format!("dev-{i}")}))
             .await
@@ -372,7 +470,7 @@ async fn permission_matrix(backend: Backend) {
             ));
         }
     }
-    for ((who, client), want) in callers.iter().zip([403, 200, 200, 403, 401]) {
+    for ((who, client), want) in callers.iter().zip([403, 200, 200, 403, 401, 403, 403, 200]) {
         let r = client
             .raw(
                 Method::POST,
@@ -389,7 +487,7 @@ async fn permission_matrix(backend: Backend) {
             ));
         }
     }
-    for ((who, client), want) in callers.iter().zip([403, 204, 204, 403, 401]) {
+    for ((who, client), want) in callers.iter().zip([403, 204, 204, 403, 401, 403, 404, 204]) {
         let victim: CreatedDevice = acme
             .admin
             .post("/api/v1/devices", &json!({"name": format!("victim-{who}")}))
@@ -404,6 +502,59 @@ async fn permission_matrix(backend: Backend) {
         if r.status.as_u16() != want {
             failures.push(format!(
                 "{who} DELETE /api/v1/devices/{{id}}: want {want}, got {}",
+                r.status
+            ));
+        }
+    }
+    for (i, ((who, client), want)) in callers
+        .iter()
+        .zip([403, 201, 403, 403, 401, 403, 403, 403])
+        .enumerate()
+    {
+        let r = client
+            .post(
+                "/api/v1/roles",
+                &json!({"name": format!("role-{i}"), "permissions": ["devices.read"]}),
+            )
+            .await
+            .unwrap();
+        if r.status.as_u16() != want {
+            failures.push(format!(
+                "{who} POST /api/v1/roles: want {want}, got {}",
+                r.status
+            ));
+        }
+        let r = client
+            .post(
+                "/api/v1/api-keys",
+                &json!({"description": format!("key-{i}"), "permissions": ["devices.read"]}),
+            )
+            .await
+            .unwrap();
+        if r.status.as_u16() != want {
+            failures.push(format!(
+                "{who} POST /api/v1/api-keys: want {want}, got {}",
+                r.status
+            ));
+        }
+        let doomed: CustomRole = acme
+            .admin
+            .post(
+                "/api/v1/roles",
+                &json!({"name": format!("doomed-{i}"), "permissions": []}),
+            )
+            .await
+            .unwrap()
+            .ok()
+            .unwrap();
+        let r = client
+            .delete(&format!("/api/v1/roles/{}", doomed.id))
+            .await
+            .unwrap();
+        let want = if want == 201 { 204 } else { want };
+        if r.status.as_u16() != want {
+            failures.push(format!(
+                "{who} DELETE /api/v1/roles/{{id}}: want {want}, got {}",
                 r.status
             ));
         }

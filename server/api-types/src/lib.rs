@@ -20,6 +20,16 @@ pub struct ApiErrorBody {
     pub field: Option<String>,
 }
 
+/// The rule for every name people give to things (devices, groups, profiles, roles, tenants):
+/// trimmed, 1 to `max` characters. Answers the trimmed name, or why it is refused.
+pub fn check_name(kind: &str, raw: &str, max: usize) -> Result<String, String> {
+    let name = raw.trim();
+    if name.is_empty() || name.chars().count() > max {
+        return Err(format!("a {kind} name has 1 to {max} characters"));
+    }
+    Ok(name.to_owned())
+}
+
 /// A page of a listing. `page` counts from 1.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Page<T> {
@@ -39,14 +49,26 @@ pub enum Role {
     TenantAdmin,
     Operator,
     Viewer,
+    /// Nothing tenant-wide: all their access comes from their role bindings (a tenant's end
+    /// customers, bound to the device groups that are theirs).
+    Member,
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [
+    pub const ALL: [Role; 5] = [
         Role::PlatformAdmin,
         Role::TenantAdmin,
         Role::Operator,
         Role::Viewer,
+        Role::Member,
+    ];
+
+    /// The built-in roles a tenant's people can hold.
+    pub const TENANT: [Role; 4] = [
+        Role::TenantAdmin,
+        Role::Operator,
+        Role::Viewer,
+        Role::Member,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -55,6 +77,7 @@ impl Role {
             Role::TenantAdmin => "tenant_admin",
             Role::Operator => "operator",
             Role::Viewer => "viewer",
+            Role::Member => "member",
         }
     }
 
@@ -69,13 +92,15 @@ impl Role {
             Role::TenantAdmin => "Tenant admin",
             Role::Operator => "Operator",
             Role::Viewer => "Viewer",
+            Role::Member => "Member",
         }
     }
 }
 
 /// One permission of the catalogue that every check and every role is made of. On the wire, its
 /// dotted name (`devices.write`); the console hides what the signed-in person lacks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// Ordered as the catalogue lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Permission {
     #[serde(rename = "tenants.manage")]
     TenantsManage,
@@ -93,10 +118,14 @@ pub enum Permission {
     CommandsSend,
     #[serde(rename = "audit.read")]
     AuditRead,
+    #[serde(rename = "roles.manage")]
+    RolesManage,
+    #[serde(rename = "apikeys.manage")]
+    ApiKeysManage,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 8] = [
+    pub const ALL: [Permission; 10] = [
         Permission::TenantsManage,
         Permission::UsersRead,
         Permission::UsersManage,
@@ -105,6 +134,8 @@ impl Permission {
         Permission::ProfilesManage,
         Permission::CommandsSend,
         Permission::AuditRead,
+        Permission::RolesManage,
+        Permission::ApiKeysManage,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -117,7 +148,35 @@ impl Permission {
             Permission::ProfilesManage => "profiles.manage",
             Permission::CommandsSend => "commands.send",
             Permission::AuditRead => "audit.read",
+            Permission::RolesManage => "roles.manage",
+            Permission::ApiKeysManage => "apikeys.manage",
         }
+    }
+
+    /// What a person sees in the console's permission picker.
+    pub fn label(self) -> &'static str {
+        match self {
+            Permission::TenantsManage => "Manage tenants (platform)",
+            Permission::UsersRead => "See people",
+            Permission::UsersManage => "Manage people",
+            Permission::DevicesRead => "See devices and their data",
+            Permission::DevicesWrite => "Change devices",
+            Permission::ProfilesManage => "Manage profiles and groups",
+            Permission::CommandsSend => "Send commands",
+            Permission::AuditRead => "Read the audit log",
+            Permission::RolesManage => "Manage roles and bindings",
+            Permission::ApiKeysManage => "Create and revoke API keys",
+        }
+    }
+
+    /// Whether a role bound to device groups grants this permission over those groups' devices.
+    /// The others act on the tenant as a whole (its people, profiles, audit log) and are granted
+    /// only by a binding at tenant scope.
+    pub fn group_scopable(self) -> bool {
+        matches!(
+            self,
+            Permission::DevicesRead | Permission::DevicesWrite | Permission::CommandsSend
+        )
     }
 
     /// The one place that says which built-in role holds which permission.
@@ -135,10 +194,13 @@ impl Permission {
                         | ProfilesManage
                         | CommandsSend
                         | AuditRead
+                        | RolesManage
+                        | ApiKeysManage
                 )
             }
             Role::Operator => matches!(self, DevicesRead | DevicesWrite | CommandsSend),
             Role::Viewer => matches!(self, DevicesRead),
+            Role::Member => false,
         }
     }
 
@@ -186,8 +248,17 @@ pub struct Me {
     pub name: String,
     pub role: Role,
     pub tenant: Option<TenantSummary>,
-    /// What the caller may do, for the console to hide what would be refused.
+    /// What the caller may do, at any scope, for the console to hide what would be refused.
     pub permissions: Vec<Permission>,
+    /// Set when the caller's device access is limited to these device groups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<Uuid>>,
+    /// The permissions above held only over some device groups, not tenant-wide.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub group_only: Vec<Permission>,
+    /// Set when the caller is an API key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<Uuid>,
 }
 
 /// `GET /api/v1/me/sessions`: one of the caller's sign-ins that has not ended.
@@ -331,6 +402,121 @@ pub struct UpdateUser {
     pub active: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Custom roles, role bindings and API keys
+
+/// A tenant's own role: a name and a set of permissions from the catalogue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CustomRole {
+    pub id: Uuid,
+    pub name: String,
+    pub description: String,
+    pub permissions: Vec<Permission>,
+    /// How many people hold it (at any scope).
+    pub users: u64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRole {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub permissions: Vec<Permission>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateRole {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Replaces the whole set; takes effect on the next request of everyone holding the role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<Vec<Permission>>,
+}
+
+/// Which role a binding grants: `{"builtin": "operator"}` or `{"custom": "<role id>"}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoleRef {
+    Builtin(Role),
+    Custom(Uuid),
+}
+
+/// A role a person holds beyond their built-in one: over the whole tenant (`groups` empty) or only
+/// over the devices of some device groups.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoleBinding {
+    pub role: RoleRef,
+    /// The role's name, for display.
+    pub role_name: String,
+    /// Empty: the whole tenant.
+    pub groups: Vec<Uuid>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewRoleBinding {
+    pub role: RoleRef,
+    /// Empty or absent: the whole tenant.
+    #[serde(default)]
+    pub groups: Vec<Uuid>,
+}
+
+/// `PUT /api/v1/users/{id}/bindings`: replaces all of a person's bindings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetRoleBindings {
+    pub bindings: Vec<NewRoleBinding>,
+}
+
+/// An API key for an integration. Its secret is shown once, at creation, and stored only hashed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiKey {
+    pub id: Uuid,
+    pub description: String,
+    /// The first characters of the secret (`stead_…`), to recognise it.
+    pub prefix: String,
+    /// What it may do: never more than its creator may, at the time of each request.
+    pub permissions: Vec<Permission>,
+    /// Limited to these device groups; empty: as wide as its creator.
+    pub groups: Vec<Uuid>,
+    pub created_by: Uuid,
+    pub created_by_email: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used_address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateApiKey {
+    pub description: String,
+    pub permissions: Vec<Permission>,
+    /// Limit the key to these device groups (each within the creator's own scope).
+    #[serde(default)]
+    pub groups: Vec<Uuid>,
+    /// At most a year ahead; 90 days when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreatedApiKey {
+    pub key: ApiKey,
+    /// `Authorization: Bearer <secret>`. Shown this once.
+    pub secret: String,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1123,6 +1309,8 @@ pub enum BulkOperation {
 pub enum ActorKind {
     /// A person, signed in.
     User,
+    /// An integration, with an API key (`actor_user_id` is the key's creator).
+    ApiKey,
     /// Stead itself (a worker, start-up), on nobody's request.
     System,
 }
@@ -1140,6 +1328,9 @@ pub struct AuditEntry {
     /// The actor's e-mail when they acted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actor_email: Option<String>,
+    /// The API key the change was made with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_key_id: Option<Uuid>,
     /// The address the request came from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_ip: Option<String>,

@@ -8,7 +8,7 @@ use crate::app::AppState;
 use crate::audit;
 use crate::auth::perm::{DevicesRead, DevicesWrite};
 use crate::error::Error;
-use crate::http::{ApiResult, Json, TenantScope};
+use crate::http::{ApiResult, DeviceScope, Json, TenantScope};
 use crate::ids::DeviceId;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -30,7 +30,7 @@ fn scope_of(raw: &str) -> Result<AttributeScope, Error> {
 
 async fn list(
     state: web::Data<AppState>,
-    scope: TenantScope<DevicesRead>,
+    scope: DeviceScope<DevicesRead>,
     id: web::Path<Uuid>,
     q: web::Query<AttributeQuery>,
 ) -> ApiResult<web::Json<Vec<Attribute>>> {
@@ -85,7 +85,7 @@ pub fn push(
 
 async fn set(
     state: web::Data<AppState>,
-    scope: TenantScope<DevicesWrite>,
+    scope: DeviceScope<DevicesWrite>,
     path: web::Path<(Uuid, String)>,
     Json(values): Json<serde_json::Map<String, serde_json::Value>>,
 ) -> ApiResult<web::Json<Vec<Attribute>>> {
@@ -125,7 +125,7 @@ async fn set(
 
 async fn delete(
     state: web::Data<AppState>,
-    scope: TenantScope<DevicesWrite>,
+    scope: DeviceScope<DevicesWrite>,
     path: web::Path<(Uuid, String)>,
     q: web::Query<AttributeQuery>,
 ) -> ApiResult<HttpResponse> {

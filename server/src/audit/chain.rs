@@ -73,7 +73,7 @@ pub async fn set_head_hash(txn: &DatabaseTransaction, chain: Uuid, hash: &str) -
 
 /// The hash an entry must carry, from its own content and `prev_hash`.
 pub fn hash_of(e: &model::Model) -> String {
-    let content = serde_json::json!([
+    let mut content = serde_json::json!([
         "stead-audit-v1",
         e.prev_hash,
         e.seq,
@@ -89,6 +89,10 @@ pub fn hash_of(e: &model::Model) -> String {
         e.target_id,
         e.detail,
     ]);
+    // Appended only when set, so that entries written before keys existed hash as they did.
+    if let (Some(key), Some(fields)) = (e.actor_key_id, content.as_array_mut()) {
+        fields.push(serde_json::json!(key));
+    }
     hex::encode(Sha256::digest(content.to_string().as_bytes()))
 }
 

@@ -63,6 +63,7 @@ async fn export(
     let stream = futures_util::stream::unfold(Next::Header, move |next| {
         let db = db.clone();
         let filter = filter.clone();
+        let ctx = ctx.clone();
         async move {
             let after = match next {
                 Next::Done => return None,

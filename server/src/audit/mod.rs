@@ -108,7 +108,13 @@ pub async fn record(
         detail,
         created_at: at,
         seq: Some(seq),
-        actor_kind: "user".to_owned(),
+        actor_kind: if actor.api_key.is_some() {
+            "api_key"
+        } else {
+            "user"
+        }
+        .to_owned(),
+        actor_key_id: actor.api_key,
         actor_email: Some(actor.email.clone()),
         source_ip: actor.address.map(|a| a.to_string()),
         prev_hash: Some(prev_hash),
@@ -127,6 +133,7 @@ pub async fn record(
         created_at: Set(entry.created_at),
         seq: Set(entry.seq),
         actor_kind: Set(entry.actor_kind),
+        actor_key_id: Set(entry.actor_key_id),
         actor_email: Set(entry.actor_email),
         source_ip: Set(entry.source_ip),
         prev_hash: Set(entry.prev_hash),

@@ -16,12 +16,14 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     /// Position in the tenant's chain; `None` for entries written before the chain existed.
     pub seq: Option<i64>,
-    /// `user` or `system`.
+    /// `user`, `api_key` or `system`.
     pub actor_kind: String,
     pub actor_email: Option<String>,
     pub source_ip: Option<String>,
     pub prev_hash: Option<String>,
     pub hash: Option<String>,
+    /// The API key the change was made with (`actor_user_id` is its creator).
+    pub actor_key_id: Option<Uuid>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -141,10 +141,12 @@ pub fn to_api(m: model::Model) -> AuditEntry {
         at: m.created_at,
         actor_kind: match m.actor_kind.as_str() {
             "system" => ActorKind::System,
+            "api_key" => ActorKind::ApiKey,
             _ => ActorKind::User,
         },
         actor_user_id: m.actor_user_id,
         actor_email: m.actor_email,
+        actor_key_id: m.actor_key_id,
         source_ip: m.source_ip,
         action: m.action,
         target_type: m.target_type,

@@ -6,9 +6,9 @@ use stead_api_types::{
 };
 use uuid::Uuid;
 
-use super::{Permission, service};
+use super::service;
 use crate::app::AppState;
-use crate::http::{ApiResult, Authenticated, ClientIp, Json};
+use crate::http::{ApiResult, Authenticated, ClientIp, Json, Person};
 use crate::tenants;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -59,7 +59,7 @@ async fn refresh(
 /// `POST /me/password`: any signed-in person changes their own password.
 async fn change_password(
     state: web::Data<AppState>,
-    auth: Authenticated,
+    auth: Person,
     Json(body): Json<ChangePassword>,
 ) -> ApiResult<HttpResponse> {
     let new = crate::users::Password::parse(&body.new_password)
@@ -70,14 +70,14 @@ async fn change_password(
 
 async fn sessions(
     state: web::Data<AppState>,
-    auth: Authenticated,
+    auth: Person,
 ) -> ApiResult<web::Json<Vec<SessionInfo>>> {
     Ok(web::Json(service::sessions(&state, &auth.actor).await?))
 }
 
 async fn end_session(
     state: web::Data<AppState>,
-    auth: Authenticated,
+    auth: Person,
     id: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
     service::end_session(&state, &auth.actor, *id).await?;
@@ -112,6 +112,14 @@ async fn me(state: web::Data<AppState>, auth: Authenticated) -> ApiResult<web::J
         name: user.name,
         role: actor.role,
         tenant,
-        permissions: Permission::of_role(actor.role),
+        permissions: actor.access.permissions(),
+        groups: actor.access.groups(),
+        group_only: actor
+            .access
+            .permissions()
+            .into_iter()
+            .filter(|p| !actor.access.tenant_wide(*p))
+            .collect(),
+        api_key: actor.api_key,
     }))
 }

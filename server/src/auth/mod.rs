@@ -9,6 +9,7 @@
 //! run once the check for `P` has passed, and it receives the `TenantCtx` that every tenant-scoped
 //! query requires.
 
+pub mod access;
 pub mod http;
 mod jwt;
 mod keys;
@@ -48,16 +49,24 @@ pub mod perm {
         DevicesWrite,
         ProfilesManage,
         CommandsSend,
-        AuditRead
+        AuditRead,
+        RolesManage,
+        ApiKeysManage
     );
 }
 
-/// The authenticated person behind a request, as the database says now.
+/// The authenticated person (or API key) behind a request, as the database says now.
 #[derive(Debug, Clone)]
 pub struct Actor {
+    /// The person, or the creator of the API key.
     pub user_id: UserId,
     pub tenant_id: Option<TenantId>,
+    /// The person's built-in role (their bindings are in `access`).
     pub role: Role,
+    /// What they may do now, over which devices (for a key: narrowed to the key).
+    pub access: std::sync::Arc<access::Access>,
+    /// Set when the request carries an API key instead of a person's token.
+    pub api_key: Option<uuid::Uuid>,
     pub email: String,
     /// Where the request came from (for the audit log); `None` outside a request.
     pub address: Option<std::net::IpAddr>,
@@ -66,26 +75,35 @@ pub struct Actor {
     pub session: Option<uuid::Uuid>,
 }
 
-impl Actor {
-    pub fn can(&self, permission: Permission) -> bool {
-        permission.granted_to(self.role)
-    }
-}
-
-/// Proof that the caller acts inside one tenant. Every repository function over tenant-owned data
-/// takes it, so a query that forgets the tenant does not compile. Built only by the auth
-/// extractors, and by tenant creation for the tenant it has just made.
-#[derive(Debug, Clone, Copy)]
+/// Proof that the caller acts inside one tenant, and over which of its devices. Every repository
+/// function over tenant-owned data takes it, so a query that forgets the tenant does not compile;
+/// the device finders apply its reach, so a group-scoped caller's lists, counts and lookups hold
+/// only their groups' devices. Built only by the auth extractors, and by the paths that act for
+/// the tenant as a whole (tenant creation, provisioning).
+#[derive(Debug, Clone)]
 pub struct TenantCtx {
     tenant_id: TenantId,
+    reach: access::Reach,
 }
 
 impl TenantCtx {
+    /// The whole tenant.
     pub(crate) fn new(tenant_id: TenantId) -> TenantCtx {
-        TenantCtx { tenant_id }
+        TenantCtx {
+            tenant_id,
+            reach: access::Reach::All,
+        }
+    }
+
+    pub(crate) fn reaching(tenant_id: TenantId, reach: access::Reach) -> TenantCtx {
+        TenantCtx { tenant_id, reach }
     }
 
     pub fn tenant_id(&self) -> TenantId {
         self.tenant_id
+    }
+
+    pub fn reach(&self) -> &access::Reach {
+        &self.reach
     }
 }

@@ -214,8 +214,12 @@ async fn issue(
     })
 }
 
-/// The checks shared by login, refresh and every authenticated request.
-async fn check_can_sign_in(state: &AppState, user: &users::model::Model) -> Result<Actor> {
+/// The checks shared by login, refresh and every authenticated request (and API keys, for their
+/// creator), and what the person may do now.
+pub(crate) async fn check_can_sign_in(
+    state: &AppState,
+    user: &users::model::Model,
+) -> Result<Actor> {
     if !user.active {
         return Err(Error::unauthenticated(
             "account_disabled",
@@ -235,10 +239,19 @@ async fn check_can_sign_in(state: &AppState, user: &users::model::Model) -> Resu
             ));
         }
     }
+    let access = match user.tenant_id {
+        Some(tenant) => {
+            crate::roles::repo::access_of(&state.db, TenantId(tenant), UserId(user.id), role)
+                .await?
+        }
+        None => crate::auth::access::Access::of_role(role),
+    };
     Ok(Actor {
         user_id: UserId(user.id),
         tenant_id: user.tenant_id.map(TenantId),
         role,
+        access: std::sync::Arc::new(access),
+        api_key: None,
         email: user.email.clone(),
         address: None,
         session: None,
@@ -250,6 +263,24 @@ async fn check_can_sign_in(state: &AppState, user: &users::model::Model) -> Resu
 /// by a password change) is refused at once, not when it expires.
 pub async fn authenticate(state: &AppState, bearer: &str) -> Result<Actor> {
     let (user_id, session) = state.keys.verify(bearer)?;
+    person(state, user_id, session).await
+}
+
+/// The same caller again, as the database says now: what an open live view asks every few
+/// seconds, so that it ends when its viewer is deactivated, their session ended, their tenant
+/// suspended, or their key revoked (and the caller re-derives the reach it needs).
+pub async fn recheck(state: &AppState, actor: &Actor) -> Result<Actor> {
+    match actor.api_key {
+        Some(key) => crate::apikeys::service::recheck(state, key, actor.address).await,
+        None => {
+            let mut again = person(state, actor.user_id, actor.session).await?;
+            again.address = actor.address;
+            Ok(again)
+        }
+    }
+}
+
+async fn person(state: &AppState, user_id: UserId, session: Option<Uuid>) -> Result<Actor> {
     let user = users::repo::find_by_id(&state.db, user_id)
         .await?
         .ok_or_else(|| Error::unauthenticated("invalid_token", "the access token is not valid"))?;

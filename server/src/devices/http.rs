@@ -12,7 +12,7 @@ use super::repo;
 use crate::app::AppState;
 use crate::audit;
 use crate::auth::perm::{DevicesRead, DevicesWrite};
-use crate::http::{ApiResult, Json, TenantScope};
+use crate::http::{ApiResult, DeviceScope, Json, TenantScope};
 use crate::ids::DeviceId;
 use crate::timeline::EventKind;
 
@@ -32,7 +32,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 async fn list(
     state: web::Data<AppState>,
-    scope: TenantScope<DevicesRead>,
+    scope: DeviceScope<DevicesRead>,
     query: web::Query<DeviceListQuery>,
 ) -> ApiResult<web::Json<Page<Device>>> {
     let query = query.into_inner();
@@ -87,7 +87,7 @@ async fn create(
 
 async fn get(
     state: web::Data<AppState>,
-    scope: TenantScope<DevicesRead>,
+    scope: DeviceScope<DevicesRead>,
     id: web::Path<Uuid>,
 ) -> ApiResult<web::Json<Device>> {
     let device = repo::get(&state.db, &scope.ctx, DeviceId(*id)).await?;
@@ -96,7 +96,7 @@ async fn get(
 
 async fn update(
     state: web::Data<AppState>,
-    scope: TenantScope<DevicesWrite>,
+    scope: DeviceScope<DevicesWrite>,
     id: web::Path<Uuid>,
     Json(body): Json<UpdateDevice>,
 ) -> ApiResult<web::Json<Device>> {
@@ -119,7 +119,7 @@ async fn update(
 
 async fn delete(
     state: web::Data<AppState>,
-    scope: TenantScope<DevicesWrite>,
+    scope: DeviceScope<DevicesWrite>,
     id: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
     let txn = audit::begin(&state.db, Some(scope.ctx.tenant_id())).await?;
@@ -142,7 +142,7 @@ async fn delete(
 
 async fn rotate(
     state: web::Data<AppState>,
-    scope: TenantScope<DevicesWrite>,
+    scope: DeviceScope<DevicesWrite>,
     id: web::Path<Uuid>,
 ) -> ApiResult<web::Json<DeviceCredentials>> {
     let txn = audit::begin(&state.db, Some(scope.ctx.tenant_id())).await?;
@@ -169,7 +169,7 @@ async fn rotate(
 #[allow(clippy::too_many_arguments)]
 async fn changed(
     state: &AppState,
-    scope: &TenantScope<DevicesWrite>,
+    scope: &DeviceScope<DevicesWrite>,
     txn: DatabaseTransaction,
     end: Option<DisconnectReason>,
     id: Uuid,
@@ -212,7 +212,7 @@ async fn changed(
 /// `PUT /devices/{id}/credentials`: new credentials of either type (the secret is shown once).
 async fn set_credentials(
     state: web::Data<AppState>,
-    scope: TenantScope<DevicesWrite>,
+    scope: DeviceScope<DevicesWrite>,
     id: web::Path<Uuid>,
     Json(body): Json<SetCredentials>,
 ) -> ApiResult<web::Json<DeviceCredentials>> {
@@ -241,7 +241,7 @@ async fn set_credentials(
 /// live session ends at once.
 async fn revoke(
     state: web::Data<AppState>,
-    scope: TenantScope<DevicesWrite>,
+    scope: DeviceScope<DevicesWrite>,
     id: web::Path<Uuid>,
 ) -> ApiResult<web::Json<Device>> {
     let txn = audit::begin(&state.db, Some(scope.ctx.tenant_id())).await?;
@@ -265,7 +265,7 @@ async fn revoke(
 /// device is refused at CONNECT and on the HTTP device API until it is enabled.
 async fn disable(
     state: web::Data<AppState>,
-    scope: TenantScope<DevicesWrite>,
+    scope: DeviceScope<DevicesWrite>,
     id: web::Path<Uuid>,
     Json(body): Json<DisableDevice>,
 ) -> ApiResult<web::Json<Device>> {
@@ -290,7 +290,7 @@ async fn disable(
 /// `POST /devices/{id}/enable`: the device may connect again.
 async fn enable(
     state: web::Data<AppState>,
-    scope: TenantScope<DevicesWrite>,
+    scope: DeviceScope<DevicesWrite>,
     id: web::Path<Uuid>,
 ) -> ApiResult<web::Json<Device>> {
     let txn = audit::begin(&state.db, Some(scope.ctx.tenant_id())).await?;
@@ -313,7 +313,7 @@ async fn enable(
 /// `GET /devices/credentials/expiring?within_days=N`: soonest first, expired ones included.
 async fn expiring(
     state: web::Data<AppState>,
-    scope: TenantScope<DevicesRead>,
+    scope: DeviceScope<DevicesRead>,
     query: web::Query<ExpiringQuery>,
 ) -> ApiResult<web::Json<Vec<Device>>> {
     let within = query.within_days.unwrap_or(30);

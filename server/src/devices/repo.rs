@@ -42,15 +42,7 @@ pub fn to_api(d: model::Model) -> stead_api_types::Device {
 }
 
 pub(crate) fn parse_name(name: &str) -> Result<String> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 128 {
-        return Err(Error::invalid(
-            "invalid_name",
-            "name",
-            "a device name has 1 to 128 characters",
-        ));
-    }
-    Ok(name.to_owned())
+    crate::error::parse_name("device", name, 128)
 }
 
 pub(crate) fn parse_optional(
@@ -166,9 +158,32 @@ pub async fn create(
     Ok((device, issued.shown))
 }
 
+/// The tenant's devices that `ctx` reaches: all of them, or those of some groups. Every finder
+/// here filters with it, so a group-scoped caller meets no other device (404, not in lists).
+pub(crate) fn in_reach(ctx: &TenantCtx) -> Condition {
+    let tenant = Condition::all().add(model::Column::TenantId.eq(ctx.tenant_id().0));
+    match ctx.reach() {
+        crate::auth::access::Reach::All => tenant,
+        crate::auth::access::Reach::Groups(groups) => {
+            use crate::groups::model::member;
+            use sea_orm::sea_query::Query;
+            tenant.add(
+                model::Column::Id.in_subquery(
+                    Query::select()
+                        .column(member::Column::DeviceId)
+                        .from(member::Entity)
+                        .and_where(member::Column::GroupId.is_in(groups.iter().copied()))
+                        .and_where(member::Column::TenantId.eq(ctx.tenant_id().0))
+                        .to_owned(),
+                ),
+            )
+        }
+    }
+}
+
 pub async fn get(db: &impl crate::db::Db, ctx: &TenantCtx, id: DeviceId) -> Result<model::Model> {
     Devices::find_by_id(id.0)
-        .filter(model::Column::TenantId.eq(ctx.tenant_id().0))
+        .filter(in_reach(ctx))
         .one(db)
         .await?
         .ok_or(Error::NotFound("device"))
@@ -190,7 +205,7 @@ pub async fn list(
     ctx: &TenantCtx,
     q: ListQuery,
 ) -> Result<(Vec<model::Model>, u64)> {
-    let mut select = Devices::find().filter(model::Column::TenantId.eq(ctx.tenant_id().0));
+    let mut select = Devices::find().filter(in_reach(ctx));
     if let Some(search) = q.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         let escaped = search
             .to_lowercase()
@@ -298,7 +313,7 @@ pub async fn update(
 pub async fn delete(db: &impl crate::db::Db, ctx: &TenantCtx, id: DeviceId) -> Result<()> {
     let result = Devices::delete_many()
         .filter(model::Column::Id.eq(id.0))
-        .filter(model::Column::TenantId.eq(ctx.tenant_id().0))
+        .filter(in_reach(ctx))
         .exec(db)
         .await?;
     if result.rows_affected == 0 {
@@ -564,7 +579,7 @@ pub async fn expiring(
     }
     let until = Utc::now().timestamp_millis() + i64::from(within_days) * 86_400_000;
     Ok(Devices::find()
-        .filter(model::Column::TenantId.eq(ctx.tenant_id().0))
+        .filter(in_reach(ctx))
         .filter(model::Column::CredentialsExpireAt.is_not_null())
         .filter(model::Column::CredentialsExpireAt.lte(until))
         .order_by_asc(model::Column::CredentialsExpireAt)
@@ -581,7 +596,7 @@ pub async fn by_name(
     name: &str,
 ) -> Result<Option<model::Model>> {
     Ok(Devices::find()
-        .filter(model::Column::TenantId.eq(ctx.tenant_id().0))
+        .filter(in_reach(ctx))
         .filter(model::Column::Name.eq(name.trim()))
         .one(db)
         .await?)

@@ -8,7 +8,7 @@ use super::repo;
 use crate::app::AppState;
 use crate::audit;
 use crate::auth::perm::{DevicesRead, DevicesWrite};
-use crate::http::{ApiResult, Json, TenantScope};
+use crate::http::{ApiResult, DeviceScope, Json, TenantScope};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/groups", web::get().to(list))
@@ -23,14 +23,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 async fn list(
     state: web::Data<AppState>,
-    scope: TenantScope<DevicesRead>,
+    scope: DeviceScope<DevicesRead>,
 ) -> ApiResult<web::Json<Vec<DeviceGroup>>> {
     Ok(web::Json(repo::list(&state.db, &scope.ctx).await?))
 }
 
 async fn get(
     state: web::Data<AppState>,
-    scope: TenantScope<DevicesRead>,
+    scope: DeviceScope<DevicesRead>,
     id: web::Path<Uuid>,
 ) -> ApiResult<web::Json<DeviceGroup>> {
     let group = repo::get(&state.db, &scope.ctx, *id).await?;
@@ -152,7 +152,7 @@ async fn remove(
 
 async fn of_device(
     state: web::Data<AppState>,
-    scope: TenantScope<DevicesRead>,
+    scope: DeviceScope<DevicesRead>,
     id: web::Path<Uuid>,
 ) -> ApiResult<web::Json<Vec<DeviceGroup>>> {
     // 404 for a device that is not the caller's.

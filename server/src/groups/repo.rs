@@ -25,15 +25,7 @@ pub fn to_api(g: group::Model, device_count: u64) -> DeviceGroup {
 }
 
 pub(crate) fn parse_name(name: &str) -> Result<String> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 128 {
-        return Err(Error::invalid(
-            "invalid_name",
-            "name",
-            "a group name has 1 to 128 characters",
-        ));
-    }
-    Ok(name.to_owned())
+    crate::error::parse_name("group", name, 128)
 }
 
 /// An optional description: trimmed, empty means none, at most 1,024 characters.
@@ -69,9 +61,20 @@ async fn member_counts(db: &impl ConnectionTrait, ctx: &TenantCtx) -> Result<Has
     Ok(rows.into_iter().map(|r| (r.group_id, r.n as u64)).collect())
 }
 
+/// The tenant's groups that `ctx` reaches: all, or a group-scoped caller's own groups.
+fn in_reach(ctx: &TenantCtx) -> sea_orm::Condition {
+    let tenant = sea_orm::Condition::all().add(group::Column::TenantId.eq(ctx.tenant_id().0));
+    match ctx.reach() {
+        crate::auth::access::Reach::All => tenant,
+        crate::auth::access::Reach::Groups(groups) => {
+            tenant.add(group::Column::Id.is_in(groups.iter().copied()))
+        }
+    }
+}
+
 pub async fn get(db: &impl ConnectionTrait, ctx: &TenantCtx, id: Uuid) -> Result<group::Model> {
     group::Entity::find_by_id(id)
-        .filter(group::Column::TenantId.eq(ctx.tenant_id().0))
+        .filter(in_reach(ctx))
         .one(db)
         .await?
         .ok_or(Error::NotFound("group"))
@@ -83,7 +86,7 @@ pub async fn find_by_name(
     name: &str,
 ) -> Result<Option<group::Model>> {
     Ok(group::Entity::find()
-        .filter(group::Column::TenantId.eq(ctx.tenant_id().0))
+        .filter(in_reach(ctx))
         .filter(group::Column::Name.eq(name))
         .one(db)
         .await?)
@@ -105,7 +108,7 @@ pub async fn api_of(
 pub async fn list(db: &impl ConnectionTrait, ctx: &TenantCtx) -> Result<Vec<DeviceGroup>> {
     let counts = member_counts(db, ctx).await?;
     let groups = group::Entity::find()
-        .filter(group::Column::TenantId.eq(ctx.tenant_id().0))
+        .filter(in_reach(ctx))
         .order_by_asc(group::Column::Name)
         .all(db)
         .await?;

@@ -13,8 +13,9 @@ use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 use crate::app::AppState;
-use crate::auth::{Actor, Required, TenantCtx, service};
+use crate::auth::{Actor, Permission, Required, TenantCtx, service};
 use crate::error::Error;
+use crate::ids::TenantId;
 
 /// A JSON request body. Unlike `web::Json`, its errors name the offending field and use the API's
 /// error codes: `invalid_json`, `missing_field`, `unknown_field`, `invalid_field`,
@@ -278,28 +279,41 @@ async fn actor_of(req: HttpRequest) -> Result<Actor, ApiError> {
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| anyhow::anyhow!("application state missing"))?
         .clone();
+    let address = req.peer_addr().map(|a| a.ip());
+    if token.starts_with(crate::apikeys::PREFIX) {
+        return Ok(crate::apikeys::service::authenticate(&state, &token, address).await?);
+    }
     let mut actor = service::authenticate(&state, &token).await?;
-    actor.address = req.peer_addr().map(|a| a.ip());
+    actor.address = address;
     Ok(actor)
 }
 
-fn require(actor: &Actor, permission: crate::auth::Permission) -> Result<(), ApiError> {
-    if actor.can(permission) {
-        Ok(())
-    } else {
-        Err(Error::forbidden(
-            "permission_denied",
-            format!(
-                "your role ({}) lacks the permission `{}`",
-                actor.role.as_str(),
-                permission.as_str()
-            ),
-        )
-        .into())
-    }
+fn denied(actor: &Actor, permission: Permission, detail: &str) -> ApiError {
+    let who = match actor.api_key {
+        Some(_) => "this API key".to_owned(),
+        None => format!("your role ({})", actor.role.as_str()),
+    };
+    Error::forbidden(
+        "permission_denied",
+        format!(
+            "{who} lacks the permission `{}`{detail}",
+            permission.as_str()
+        ),
+    )
+    .into()
 }
 
-/// Any signed-in person.
+fn tenant_of(actor: &Actor) -> Result<TenantId, ApiError> {
+    actor.tenant_id.ok_or_else(|| {
+        Error::forbidden(
+            "tenant_required",
+            "this route acts inside a tenant; platform admins manage tenants instead",
+        )
+        .into()
+    })
+}
+
+/// Any signed-in person, or an API key.
 pub struct Authenticated {
     pub actor: Actor,
 }
@@ -318,7 +332,34 @@ impl FromRequest for Authenticated {
     }
 }
 
-/// A member of a tenant holding permission `P`: the only way a handler gets a `TenantCtx`.
+/// A signed-in person, not an API key (their own account: password, sessions).
+pub struct Person {
+    pub actor: Actor,
+}
+
+impl FromRequest for Person {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let actor = actor_of(req).await?;
+            if actor.api_key.is_some() {
+                return Err(Error::forbidden(
+                    "person_required",
+                    "this route is for a signed-in person, not an API key",
+                )
+                .into());
+            }
+            Ok(Person { actor })
+        })
+    }
+}
+
+/// A member of a tenant holding permission `P` over the whole tenant, with a `TenantCtx` that
+/// reaches all its devices. Tenant-wide work (creating devices, imports, groups, people) takes
+/// this one.
 pub struct TenantScope<P: Required> {
     pub ctx: TenantCtx,
     pub actor: Actor,
@@ -333,16 +374,46 @@ impl<P: Required + 'static> FromRequest for TenantScope<P> {
         let req = req.clone();
         Box::pin(async move {
             let actor = actor_of(req).await?;
-            let Some(tenant_id) = actor.tenant_id else {
-                return Err(Error::forbidden(
-                    "tenant_required",
-                    "this route acts inside a tenant; platform admins manage tenants instead",
-                )
-                .into());
-            };
-            require(&actor, P::PERMISSION)?;
+            let tenant_id = tenant_of(&actor)?;
+            if !actor.access.tenant_wide(P::PERMISSION) {
+                let detail = match actor.access.reach(P::PERMISSION) {
+                    Some(_) => " over the whole tenant (only over some device groups)",
+                    None => "",
+                };
+                return Err(denied(&actor, P::PERMISSION, detail));
+            }
             Ok(TenantScope {
                 ctx: TenantCtx::new(tenant_id),
+                actor,
+                _permission: PhantomData,
+            })
+        })
+    }
+}
+
+/// A member of a tenant holding permission `P` over all its devices or over some device groups'
+/// devices: the `TenantCtx` reaches just those, so the device finders answer 404 for the others.
+/// Routes about existing devices (reading them, their data, their commands) take this one.
+pub struct DeviceScope<P: Required> {
+    pub ctx: TenantCtx,
+    pub actor: Actor,
+    _permission: PhantomData<P>,
+}
+
+impl<P: Required + 'static> FromRequest for DeviceScope<P> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let actor = actor_of(req).await?;
+            let tenant_id = tenant_of(&actor)?;
+            let Some(reach) = actor.access.reach(P::PERMISSION) else {
+                return Err(denied(&actor, P::PERMISSION, ""));
+            };
+            Ok(DeviceScope {
+                ctx: TenantCtx::reaching(tenant_id, reach),
                 actor,
                 _permission: PhantomData,
             })
@@ -364,7 +435,9 @@ impl<P: Required + 'static> FromRequest for PlatformScope<P> {
         let req = req.clone();
         Box::pin(async move {
             let actor = actor_of(req).await?;
-            require(&actor, P::PERMISSION)?;
+            if !actor.access.tenant_wide(P::PERMISSION) {
+                return Err(denied(&actor, P::PERMISSION, ""));
+            }
             Ok(PlatformScope {
                 actor,
                 _permission: PhantomData,

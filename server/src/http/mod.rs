@@ -13,7 +13,8 @@ use actix_web::{App, HttpRequest, HttpServer, web};
 pub use console::Console;
 pub use error::{ApiError, ApiResult};
 pub use extract::{
-    Authenticated, Body, BodyUpTo, ClientIp, Json, PlatformScope, TenantScope, decode,
+    Authenticated, Body, BodyUpTo, ClientIp, DeviceScope, Json, Person, PlatformScope, TenantScope,
+    decode,
 };
 
 use crate::app::AppState;
@@ -32,6 +33,8 @@ fn api(cfg: &mut web::ServiceConfig) {
         .configure(crate::rpc::http::routes)
         .configure(crate::telemetry::http::routes)
         .configure(crate::audit::http::routes)
+        .configure(crate::roles::http::routes)
+        .configure(crate::apikeys::http::routes)
         // Last: its `/{token}/…` patterns are the most general.
         .configure(crate::devices::device_api::routes);
 }

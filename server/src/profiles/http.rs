@@ -8,7 +8,7 @@ use super::repo;
 use crate::app::AppState;
 use crate::audit;
 use crate::auth::perm::{DevicesRead, ProfilesManage};
-use crate::http::{ApiResult, Json, TenantScope};
+use crate::http::{ApiResult, DeviceScope, Json, TenantScope};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/profiles", web::get().to(list))
@@ -20,14 +20,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 async fn list(
     state: web::Data<AppState>,
-    scope: TenantScope<DevicesRead>,
+    scope: DeviceScope<DevicesRead>,
 ) -> ApiResult<web::Json<Vec<DeviceProfile>>> {
     Ok(web::Json(repo::list(&state.db, &scope.ctx).await?))
 }
 
 async fn get(
     state: web::Data<AppState>,
-    scope: TenantScope<DevicesRead>,
+    scope: DeviceScope<DevicesRead>,
     id: web::Path<Uuid>,
 ) -> ApiResult<web::Json<DeviceProfile>> {
     let profile = repo::get(&state.db, &scope.ctx, *id).await?;

@@ -53,15 +53,7 @@ pub fn to_api(p: model::Model, device_count: u64) -> DeviceProfile {
 }
 
 fn parse_name(name: &str) -> Result<String> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 128 {
-        return Err(Error::invalid(
-            "invalid_name",
-            "name",
-            "a profile name has 1 to 128 characters",
-        ));
-    }
-    Ok(name.to_owned())
+    crate::error::parse_name("profile", name, 128)
 }
 
 /// An optional description: trimmed, empty means none, at most 1,024 characters.

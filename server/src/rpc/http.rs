@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::{Sent, repo};
 use crate::app::AppState;
 use crate::auth::perm::{CommandsSend, DevicesRead};
-use crate::http::{ApiResult, Json, TenantScope};
+use crate::http::{ApiResult, DeviceScope, Json};
 use crate::ids::DeviceId;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -21,7 +21,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 /// delivered. Persistent: 202 at once. Offline (not persistent): 409 `device_offline`.
 async fn send(
     state: web::Data<AppState>,
-    scope: TenantScope<CommandsSend>,
+    scope: DeviceScope<CommandsSend>,
     id: web::Path<Uuid>,
     Json(body): Json<SendRpc>,
 ) -> ApiResult<HttpResponse> {
@@ -44,7 +44,7 @@ async fn send(
 
 async fn history(
     state: web::Data<AppState>,
-    scope: TenantScope<DevicesRead>,
+    scope: DeviceScope<DevicesRead>,
     id: web::Path<Uuid>,
     query: web::Query<PageQuery>,
 ) -> ApiResult<web::Json<Page<RpcCommand>>> {
@@ -62,10 +62,12 @@ async fn history(
 
 async fn get(
     state: web::Data<AppState>,
-    scope: TenantScope<DevicesRead>,
+    scope: DeviceScope<DevicesRead>,
     path: web::Path<(Uuid, Uuid)>,
 ) -> ApiResult<web::Json<RpcCommand>> {
     let (device, rpc_id) = path.into_inner();
+    // 404 for a device out of the caller's reach.
+    crate::devices::repo::get(&state.db, &scope.ctx, DeviceId(device)).await?;
     let command = repo::get(&state.db, &scope.ctx, DeviceId(device), rpc_id).await?;
     Ok(web::Json(repo::to_api(command)))
 }

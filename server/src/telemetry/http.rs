@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::repo::{self, Agg};
 use crate::app::AppState;
 use crate::auth::perm::DevicesRead;
-use crate::http::{ApiError, ApiResult, Authenticated, TenantScope};
+use crate::http::{ApiError, ApiResult, Authenticated, DeviceScope};
 use crate::ids::DeviceId;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -94,7 +94,7 @@ async fn latest_values(
 /// The device, if the caller's tenant owns it (404 otherwise).
 async fn device(
     state: &AppState,
-    scope: &TenantScope<DevicesRead>,
+    scope: &DeviceScope<DevicesRead>,
     id: Uuid,
 ) -> ApiResult<DeviceId> {
     crate::devices::repo::get(&state.db, &scope.ctx, DeviceId(id)).await?;
@@ -103,7 +103,7 @@ async fn device(
 
 async fn latest(
     state: web::Data<AppState>,
-    scope: TenantScope<DevicesRead>,
+    scope: DeviceScope<DevicesRead>,
     id: web::Path<Uuid>,
 ) -> ApiResult<web::Json<LatestTelemetry>> {
     let device = device(&state, &scope, *id).await?;
@@ -122,7 +122,7 @@ struct SeriesQuery {
 
 async fn series(
     state: web::Data<AppState>,
-    scope: TenantScope<DevicesRead>,
+    scope: DeviceScope<DevicesRead>,
     id: web::Path<Uuid>,
     q: web::Query<SeriesQuery>,
 ) -> ApiResult<web::Json<TelemetrySeries>> {
@@ -183,7 +183,7 @@ struct AggregateQuery {
 
 async fn aggregate(
     state: web::Data<AppState>,
-    scope: TenantScope<DevicesRead>,
+    scope: DeviceScope<DevicesRead>,
     id: web::Path<Uuid>,
     q: web::Query<AggregateQuery>,
 ) -> ApiResult<web::Json<AggregateSeries>> {
@@ -243,7 +243,7 @@ fn csv_field(value: Option<&serde_json::Value>) -> String {
 /// The range as CSV (`ts,time,<keys…>`), streamed page by page: never built in memory.
 async fn csv(
     state: web::Data<AppState>,
-    scope: TenantScope<DevicesRead>,
+    scope: DeviceScope<DevicesRead>,
     id: web::Path<Uuid>,
     q: web::Query<CsvQuery>,
 ) -> ApiResult<HttpResponse> {
@@ -268,6 +268,7 @@ async fn csv(
     let stream = futures_util::stream::unfold(Some((from, Some(header))), move |cursor| {
         let db = db.clone();
         let keys = keys.clone();
+        let ctx = ctx.clone();
         async move {
             let (cursor, header) = cursor?;
             if let Some(header) = header {
@@ -318,7 +319,7 @@ async fn csv(
 
 async fn presence(
     state: web::Data<AppState>,
-    scope: TenantScope<DevicesRead>,
+    scope: DeviceScope<DevicesRead>,
     id: web::Path<Uuid>,
 ) -> ApiResult<web::Json<Presence>> {
     let device = device(&state, &scope, *id).await?;
@@ -333,7 +334,7 @@ struct TimelineQuery {
 
 async fn timeline(
     state: web::Data<AppState>,
-    scope: TenantScope<DevicesRead>,
+    scope: DeviceScope<DevicesRead>,
     id: web::Path<Uuid>,
     q: web::Query<TimelineQuery>,
 ) -> ApiResult<web::Json<Vec<TimelineEvent>>> {
@@ -357,9 +358,12 @@ fn sse(event: &LiveEvent) -> web::Bytes {
 }
 
 /// Server-sent events for one device: its presence first, then every change as it happens.
+/// Every `STEAD_LIVE_RECHECK_SECS` the viewer's access is read again; when they may no longer
+/// see the device (deactivated, session ended, key revoked, binding or group changed, tenant
+/// suspended) the stream says so in an `ended` event and closes.
 async fn live(
     state: web::Data<AppState>,
-    scope: TenantScope<DevicesRead>,
+    scope: DeviceScope<DevicesRead>,
     id: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
     let device = device(&state, &scope, *id).await?;
@@ -368,15 +372,38 @@ async fn live(
     let first = sse(&LiveEvent::Presence(state.live.presence(device).await?));
     // The stream ends when the node shuts down (the browser reconnects, to another node).
     let closing = Box::pin(state.bus.closing());
+    let mut recheck = tokio::time::interval(Duration::from_secs(state.config.live_recheck_secs));
+    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    recheck.reset();
+    let watcher = Watcher {
+        state: state.clone(),
+        actor: scope.actor,
+        device,
+        recheck,
+    };
     let stream = futures_util::stream::unfold(
-        (rx, guard, Some(first), closing),
-        move |(mut rx, guard, first, mut closing)| async move {
+        (rx, guard, Some(first), closing, Some(watcher)),
+        move |(mut rx, guard, first, mut closing, watcher)| async move {
             if let Some(first) = first {
-                return Some((Ok::<_, actix_web::Error>(first), (rx, guard, None, closing)));
+                return Some((
+                    Ok::<_, actix_web::Error>(first),
+                    (rx, guard, None, closing, watcher),
+                ));
             }
+            let mut watcher = watcher?;
             loop {
                 let next = tokio::select! {
                     _ = &mut closing => return None,
+                    _ = watcher.recheck.tick() => {
+                        match watcher.still_allowed().await {
+                            Ok(()) => continue,
+                            Err(reason) => {
+                                let body = serde_json::json!({"reason": reason}).to_string();
+                                let ended = web::Bytes::from(format!("event: ended\ndata: {body}\n\n"));
+                                return Some((Ok(ended), (rx, guard, None, closing, None)));
+                            }
+                        }
+                    }
                     next = tokio::time::timeout(Duration::from_secs(15), rx.recv()) => next,
                 };
                 match next {
@@ -384,11 +411,11 @@ async fn live(
                     Err(_) => {
                         return Some((
                             Ok(web::Bytes::from_static(b": keep-alive\n\n")),
-                            (rx, guard, None, closing),
+                            (rx, guard, None, closing, Some(watcher)),
                         ));
                     }
                     Ok(Ok(item)) if item.0 == device => {
-                        return Some((Ok(sse(&item.1)), (rx, guard, None, closing)));
+                        return Some((Ok(sse(&item.1)), (rx, guard, None, closing, Some(watcher))));
                     }
                     Ok(Ok(_)) | Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {
                         continue;
@@ -403,6 +430,45 @@ async fn live(
         .insert_header(("Cache-Control", "no-cache"))
         .insert_header(("X-Accel-Buffering", "no"))
         .streaming(stream))
+}
+
+/// What a live view re-checks about its viewer.
+struct Watcher {
+    state: web::Data<AppState>,
+    actor: crate::auth::Actor,
+    device: DeviceId,
+    recheck: tokio::time::Interval,
+}
+
+impl Watcher {
+    /// `Err` with a reason for the viewer when they may no longer see the device.
+    async fn still_allowed(&self) -> Result<(), String> {
+        let actor = match crate::auth::service::recheck(&self.state, &self.actor).await {
+            Ok(actor) => actor,
+            Err(crate::error::Error::Unauthenticated { code, .. })
+            | Err(crate::error::Error::Forbidden { code, .. }) => return Err(code.to_owned()),
+            // An outage is not a revocation: the view goes on and asks again.
+            Err(e) => {
+                tracing::warn!(error = %e, "re-checking a live view's access failed");
+                return Ok(());
+            }
+        };
+        let (Some(tenant), Some(reach)) = (
+            actor.tenant_id,
+            actor.access.reach(crate::auth::Permission::DevicesRead),
+        ) else {
+            return Err("permission_denied".to_owned());
+        };
+        let ctx = crate::auth::TenantCtx::reaching(tenant, reach);
+        match crate::devices::repo::get(&self.state.db, &ctx, self.device).await {
+            Ok(_) => Ok(()),
+            Err(crate::error::Error::NotFound(_)) => Err("device_out_of_reach".to_owned()),
+            Err(e) => {
+                tracing::warn!(error = %e, "re-checking a live view's access failed");
+                Ok(())
+            }
+        }
+    }
 }
 
 async fn connection_info(

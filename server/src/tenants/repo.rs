@@ -95,15 +95,7 @@ pub fn validate_limits(limits: &TenantLimits) -> Result<()> {
 }
 
 pub fn parse_name(name: &str) -> Result<String> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(Error::invalid(
-            "invalid_name",
-            "name",
-            "a tenant name has 1 to 100 characters",
-        ));
-    }
-    Ok(name.to_owned())
+    crate::error::parse_name("tenant", name, 100)
 }
 
 pub async fn find(db: &impl ConnectionTrait, id: TenantId) -> Result<Option<model::Model>> {
