@@ -1,12 +1,14 @@
 //! The REST endpoints the console calls, typed with `stead-api-types`.
 
 use stead_api_types::{
-    AggregateSeries, Attribute, AttributeScope, AuditEntry, AuditQuery, BulkAction, BulkResult,
-    ChangePassword, ConnectionInfo, CreateDevice, CreateGroup, CreateProfile, CreateTenant,
-    CreateUser, CreatedDevice, Device, DeviceCredentials, DeviceGroup, DeviceListQuery,
-    DeviceProfile, DisableDevice, GroupDevices, ImportJob, ImportReport, LatestTelemetry, Page,
-    Presence, RpcCommand, SavedProfile, SendRpc, SessionInfo, SetCredentials, Tenant,
-    TimelineEvent, UpdateDevice, UpdateGroup, UpdateProfile, UpdateTenant, UpdateUser, User,
+    AggregateSeries, ApiKey, Attribute, AttributeScope, AuditEntry, AuditQuery, BulkAction,
+    BulkResult, ChangePassword, ConnectionInfo, CreateApiKey, CreateDevice, CreateGroup,
+    CreateProfile, CreateRole, CreateTenant, CreateUser, CreatedApiKey, CreatedDevice, CustomRole,
+    Device, DeviceCredentials, DeviceGroup, DeviceListQuery, DeviceProfile, DisableDevice,
+    GroupDevices, ImportJob, ImportReport, LatestTelemetry, Page, Presence, RoleBinding,
+    RpcCommand, SavedProfile, SendRpc, SessionInfo, SetCredentials, SetRoleBindings, Tenant,
+    TimelineEvent, UpdateDevice, UpdateGroup, UpdateProfile, UpdateRole, UpdateTenant, UpdateUser,
+    User,
 };
 use uuid::Uuid;
 
@@ -385,4 +387,46 @@ pub async fn my_sessions(s: Session) -> Result<Vec<SessionInfo>, ApiError> {
 
 pub async fn end_session(s: Session, id: Uuid) -> Result<(), ApiError> {
     s.delete(&format!("/api/v1/me/sessions/{id}")).await
+}
+
+// Custom roles, bindings and API keys.
+
+pub async fn list_roles(s: Session) -> Result<Vec<CustomRole>, ApiError> {
+    s.get("/api/v1/roles").await
+}
+
+pub async fn create_role(s: Session, body: &CreateRole) -> Result<CustomRole, ApiError> {
+    s.post("/api/v1/roles", body).await
+}
+
+pub async fn update_role(s: Session, id: Uuid, body: &UpdateRole) -> Result<CustomRole, ApiError> {
+    s.patch(&format!("/api/v1/roles/{id}"), body).await
+}
+
+pub async fn delete_role(s: Session, id: Uuid) -> Result<(), ApiError> {
+    s.delete(&format!("/api/v1/roles/{id}")).await
+}
+
+pub async fn user_bindings(s: Session, user: Uuid) -> Result<Vec<RoleBinding>, ApiError> {
+    s.get(&format!("/api/v1/users/{user}/bindings")).await
+}
+
+pub async fn set_user_bindings(
+    s: Session,
+    user: Uuid,
+    body: &SetRoleBindings,
+) -> Result<Vec<RoleBinding>, ApiError> {
+    s.put(&format!("/api/v1/users/{user}/bindings"), body).await
+}
+
+pub async fn list_api_keys(s: Session) -> Result<Vec<ApiKey>, ApiError> {
+    s.get("/api/v1/api-keys").await
+}
+
+pub async fn create_api_key(s: Session, body: &CreateApiKey) -> Result<CreatedApiKey, ApiError> {
+    s.post("/api/v1/api-keys", body).await
+}
+
+pub async fn revoke_api_key(s: Session, id: Uuid) -> Result<(), ApiError> {
+    s.delete(&format!("/api/v1/api-keys/{id}")).await
 }

@@ -21,9 +21,9 @@ use leptos_router::path;
 use wasm_bindgen::prelude::wasm_bindgen;
 
 use crate::pages::{
-    account::AccountPage, audit::AuditPage, device::DevicePage, devices::DevicesPage,
-    groups::GroupsPage, import::ImportPage, login::LoginPage, profiles::ProfilesPage,
-    tenants::TenantsPage, users::UsersPage,
+    account::AccountPage, api_keys::ApiKeysPage, audit::AuditPage, device::DevicePage,
+    devices::DevicesPage, groups::GroupsPage, import::ImportPage, login::LoginPage,
+    profiles::ProfilesPage, roles::RolesPage, tenants::TenantsPage, users::UsersPage,
 };
 use crate::session::{Session, SessionState};
 use crate::shell::{Home, NotFound, Shell};
@@ -57,6 +57,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/groups") view=GroupsPage/>
                     <Route path=path!("/profiles") view=ProfilesPage/>
                     <Route path=path!("/users") view=UsersPage/>
+                    <Route path=path!("/roles") view=RolesPage/>
+                    <Route path=path!("/api-keys") view=ApiKeysPage/>
                     <Route path=path!("/tenants") view=TenantsPage/>
                     <Route path=path!("/audit") view=AuditPage/>
                     <Route path=path!("/account") view=AccountPage/>

@@ -223,6 +223,17 @@ impl Session {
         })
     }
 
+    /// Whether the caller holds `permission` over the whole tenant, not only over some device
+    /// groups: creating devices, imports, bulk actions and group changes need that.
+    pub fn can_tenant_wide(&self, permission: Permission) -> bool {
+        self.state.with(|s| match s {
+            SessionState::SignedIn(me) => {
+                me.permissions.contains(&permission) && !me.group_only.contains(&permission)
+            }
+            _ => false,
+        })
+    }
+
     /// Where to go right after signing in: back to where the session expired, if it was this
     /// person's, else their home.
     pub fn after_login(&self) -> String {

@@ -109,7 +109,7 @@ fn Sidebar() -> impl IntoView {
                         "Profiles"
                     </A>
                 </Show>
-                <Show when=move || has_tenant() && session.can(Permission::DevicesWrite)>
+                <Show when=move || has_tenant() && session.can_tenant_wide(Permission::DevicesWrite)>
                     <A href="/import" attr:class="nav-link" attr:data-test="nav-import">
                         <span class="nav-icon" aria-hidden="true">"⇪"</span>
                         "Import"
@@ -119,6 +119,18 @@ fn Sidebar() -> impl IntoView {
                     <A href="/users" attr:class="nav-link" attr:data-test="nav-users">
                         <span class="nav-icon" aria-hidden="true">"◉"</span>
                         "Users"
+                    </A>
+                </Show>
+                <Show when=move || has_tenant() && session.can(Permission::UsersRead)>
+                    <A href="/roles" attr:class="nav-link" attr:data-test="nav-roles">
+                        <span class="nav-icon" aria-hidden="true">"◈"</span>
+                        "Roles"
+                    </A>
+                </Show>
+                <Show when=move || has_tenant() && session.can(Permission::ApiKeysManage)>
+                    <A href="/api-keys" attr:class="nav-link" attr:data-test="nav-api-keys">
+                        <span class="nav-icon" aria-hidden="true">"⚿"</span>
+                        "API keys"
                     </A>
                 </Show>
                 <Show when=move || has_tenant() && session.can(Permission::AuditRead)>

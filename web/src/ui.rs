@@ -11,6 +11,8 @@ use leptos::task::spawn_local;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
+use stead_api_types::Permission;
+
 use crate::session::ApiError;
 
 // ---------------------------------------------------------------------------------------------
@@ -742,6 +744,11 @@ impl<T: Send + Sync + 'static> Loader<T> {
 // Formatting
 
 /// A timestamp in the reader's local time zone and locale.
+/// The browser's clock now (wasm has no system clock for chrono).
+pub fn now() -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(js_sys::Date::now() as i64).unwrap_or_default()
+}
+
 pub fn format_time(t: &DateTime<Utc>) -> String {
     let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(t.timestamp_millis() as f64));
     let options = js_sys::Object::new();
@@ -872,4 +879,50 @@ pub fn format_ms(ms: i64) -> String {
     DateTime::from_timestamp_millis(ms)
         .map(|t| format_time(&t))
         .unwrap_or_default()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Permissions
+
+/// Checkboxes for a set of permissions from the catalogue: `offered` can be ticked, the rest of
+/// the catalogue is not listed (a person cannot grant what they lack).
+#[component]
+pub fn PermissionPicker(
+    chosen: RwSignal<std::collections::BTreeSet<Permission>>,
+    #[prop(into)] offered: Signal<Vec<Permission>>,
+) -> impl IntoView {
+    view! {
+        <fieldset class="fieldset">
+            <legend>"Permissions"</legend>
+            <div class="check-list">
+                {move || offered.get().into_iter().map(|p| view! {
+                    <label class="checkbox">
+                        <input type="checkbox" name="permissions" value=p.as_str() data-test="permission"
+                            prop:checked=move || chosen.with(|s| s.contains(&p))
+                            on:change=move |ev| {
+                                let on = event_target_checked(&ev);
+                                chosen.update(|s| { if on { s.insert(p); } else { s.remove(&p); } });
+                            }/>
+                        <span>{p.label()} " " <code class="muted">{p.as_str()}</code></span>
+                    </label>
+                }).collect_view()}
+            </div>
+        </fieldset>
+    }
+}
+
+/// A permission set as small badges.
+#[component]
+pub fn PermissionBadges(permissions: Vec<Permission>) -> impl IntoView {
+    if permissions.is_empty() {
+        return view! { <span class="muted">"None"</span> }.into_any();
+    }
+    view! {
+        <span class="badge-list">
+            {permissions.into_iter().map(|p| view! {
+                <span class="badge" title=p.label()>{p.as_str()}</span>
+            }).collect_view()}
+        </span>
+    }
+    .into_any()
 }

@@ -170,7 +170,7 @@ fn DeviceList() -> impl IntoView {
     let toasts = use_toasts();
     let navigate = use_navigate();
     let query = use_query_map();
-    let can_write = Memo::new(move |_| session.can(Permission::DevicesWrite));
+    let can_write = Memo::new(move |_| session.can_tenant_wide(Permission::DevicesWrite));
 
     let ListState {
         search_input,

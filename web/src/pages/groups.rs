@@ -36,7 +36,7 @@ fn GroupList() -> impl IntoView {
     crate::ui::set_title("Groups");
     let session = use_session();
     let toasts = use_toasts();
-    let can_write = Memo::new(move |_| session.can(Permission::DevicesWrite));
+    let can_write = Memo::new(move |_| session.can_tenant_wide(Permission::DevicesWrite));
     let groups = Loader::new(move || api::list_groups(session));
     let dialog = RwSignal::new(None::<Dialog>);
     let deletion = Action::new();

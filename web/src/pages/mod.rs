@@ -2,6 +2,7 @@
 //! them share.
 
 pub mod account;
+pub mod api_keys;
 pub mod attribute_form;
 pub mod audit;
 pub mod device;
@@ -10,5 +11,6 @@ pub mod groups;
 pub mod import;
 pub mod login;
 pub mod profiles;
+pub mod roles;
 pub mod tenants;
 pub mod users;

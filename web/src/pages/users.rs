@@ -3,7 +3,12 @@
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use stead_api_types::{CreateUser, Permission, Role, UpdateUser, User};
+use std::collections::BTreeSet;
+
+use stead_api_types::{
+    CreateUser, NewRoleBinding, Permission, Role, RoleRef, SetRoleBindings, UpdateUser, User,
+};
+use uuid::Uuid;
 
 use crate::api;
 use crate::session::use_session;
@@ -14,7 +19,7 @@ use crate::ui::{
 };
 
 /// The roles a tenant admin can hand out; the platform admin role is not theirs to give.
-const TENANT_ROLES: [Role; 3] = [Role::TenantAdmin, Role::Operator, Role::Viewer];
+const TENANT_ROLES: [Role; 4] = Role::TENANT;
 
 #[component]
 pub fn UsersPage() -> impl IntoView {
@@ -33,6 +38,8 @@ fn UserList() -> impl IntoView {
     let session = use_session();
     let toasts = use_toasts();
     let can_manage = Memo::new(move |_| session.can(Permission::UsersManage));
+    let can_bind = Memo::new(move |_| session.can_tenant_wide(Permission::RolesManage));
+    let binding = RwSignal::new(None::<User>);
     let my_id = Memo::new(move |_| session.me().map(|m| m.id));
     let page = RwSignal::new(1u64);
     let users = Loader::new(move || {
@@ -106,6 +113,7 @@ fn UserList() -> impl IntoView {
                                     let editable = move || can_manage.get() && !is_me;
                                     let for_role = u.clone();
                                     let for_toggle = u.clone();
+                                    let for_access = u.clone();
                                     let active = u.active;
                                     let role = u.role;
                                     view! {
@@ -154,6 +162,13 @@ fn UserList() -> impl IntoView {
                                                 }}
                                             </td>
                                             <td class="actions-col">
+                                                {move || (can_bind.get() && !is_me).then(|| {
+                                                    let user = for_access.clone();
+                                                    view! {
+                                                        <button type="button" class="button button-ghost button-small" data-test="user-access"
+                                                            on:click=move |_| binding.set(Some(user.clone()))>"Access"</button>
+                                                    }
+                                                })}
                                                 {move || editable().then(|| {
                                                     let user = for_toggle.clone();
                                                     if active {
@@ -197,6 +212,10 @@ fn UserList() -> impl IntoView {
                     })
                 />
             </Show>
+
+            {move || binding.get().map(|u| view! {
+                <BindingsModal user=u on_close=Callback::new(move |_| binding.set(None))/>
+            })}
 
             {move || deactivating.get().map(|u| {
                 let user = u.clone();
@@ -298,7 +317,7 @@ fn CreateUserModal(on_close: Callback<()>, on_created: Callback<()>) -> impl Int
                         }).collect_view()}
                     </select>
                     <small class="hint">
-                        "Tenant admins manage users and devices; operators manage devices; viewers only look."
+                        "Tenant admins manage users and devices; operators manage devices; viewers only look; members see only what their roles over device groups give them (set on Access)."
                     </small>
                 </label>
                 <ErrorMessage error=error/>
@@ -306,4 +325,157 @@ fn CreateUserModal(on_close: Callback<()>, on_created: Callback<()>) -> impl Int
             </form>
         </Modal>
     }
+}
+
+/// A person's role bindings beyond their built-in role: each a role (built-in or custom) over the
+/// whole tenant or over some device groups.
+#[component]
+fn BindingsModal(user: User, on_close: Callback<()>) -> impl IntoView {
+    let session = use_session();
+    let toasts = use_toasts();
+    let rows = RwSignal::new(Vec::<(RoleRef, BTreeSet<Uuid>)>::new());
+    let uid = user.id;
+    let loaded = Loader::new(move || async move {
+        let bindings = api::user_bindings(session, uid).await?;
+        let roles = api::list_roles(session).await?;
+        let groups = api::list_groups(session).await?;
+        Ok::<_, crate::session::ApiError>((bindings, roles, groups))
+    });
+    Effect::new(move |_| {
+        if let Some((bindings, _, _)) = loaded.data.get() {
+            rows.set(
+                bindings
+                    .into_iter()
+                    .map(|b| (b.role, b.groups.into_iter().collect()))
+                    .collect(),
+            );
+        }
+    });
+    let busy = RwSignal::new(false);
+    let error = RwSignal::new(None::<String>);
+    let email = user.email.clone();
+    let save = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        if busy.get_untracked() {
+            return;
+        }
+        let body = SetRoleBindings {
+            bindings: rows
+                .get_untracked()
+                .into_iter()
+                .map(|(role, groups)| NewRoleBinding {
+                    role,
+                    groups: groups.into_iter().collect(),
+                })
+                .collect(),
+        };
+        busy.set(true);
+        error.set(None);
+        let email = email.clone();
+        spawn_local(async move {
+            match api::set_user_bindings(session, uid, &body).await {
+                Ok(_) => {
+                    toasts.success(format!(
+                        "{email}'s access is saved; it applies at their next request."
+                    ));
+                    on_close.run(());
+                }
+                Err(e) => {
+                    error.try_set(Some(e.detail));
+                    busy.try_set(false);
+                }
+            }
+        });
+    };
+
+    view! {
+        <Modal title=format!("Access of {}", user.email) on_close=on_close wide=true>
+            <form class="form" on:submit=save novalidate=true>
+                <p class="modal-text">
+                    {format!("Built-in role: {}. Add roles over the whole tenant, or over device groups only: a person bound to a group sees just its devices.", user.role.label())}
+                </p>
+                <ErrorMessage error=loaded.error_text()/>
+                {move || loaded.data.get().map(|(_, roles, groups)| {
+                    let choices: Vec<(RoleRef, String)> = [Role::TenantAdmin, Role::Operator, Role::Viewer]
+                        .into_iter()
+                        .map(|r| (RoleRef::Builtin(r), r.label().to_owned()))
+                        .chain(roles.into_iter().map(|r| (RoleRef::Custom(r.id), r.name)))
+                        .collect();
+                    let first = choices.first().map(|c| c.0);
+                    view! {
+                        <div class="bindings" data-test="bindings">
+                            {move || (0..rows.with(Vec::len)).map(|i| {
+                                    let choices = choices.clone();
+                                    let groups = groups.clone();
+                                    view! {
+                                        <fieldset class="fieldset" data-test="binding">
+                                            <legend>{format!("Role {}", i + 1)}</legend>
+                                            <select data-test="binding-role" aria-label="Role" on:change=move |ev| {
+                                                let value = event_target_value(&ev);
+                                                if let Some(r) = role_of(&value) {
+                                                    rows.update(|v| if let Some(row) = v.get_mut(i) { row.0 = r; });
+                                                }
+                                            }>
+                                                {choices.into_iter().map(|(r, label)| {
+                                                    let value = role_value(r);
+                                                    view! {
+                                                        <option value=value selected=move || rows.with(|v| v.get(i).map(|x| x.0) == Some(r))>{label}</option>
+                                                    }
+                                                }).collect_view()}
+                                            </select>
+                                            <div class="check-list">
+                                                {groups.into_iter().map(|g| {
+                                                    let gid = g.id;
+                                                    view! {
+                                                        <label class="checkbox">
+                                                            <input type="checkbox" data-test="binding-group" value=gid.to_string()
+                                                                prop:checked=move || rows.with(|v| v.get(i).is_some_and(|x| x.1.contains(&gid)))
+                                                                on:change=move |ev| {
+                                                                    let on = event_target_checked(&ev);
+                                                                    rows.update(|v| if let Some(row) = v.get_mut(i) {
+                                                                        if on { row.1.insert(gid); } else { row.1.remove(&gid); }
+                                                                    });
+                                                                }/>
+                                                            <span>{g.name}</span>
+                                                        </label>
+                                                    }
+                                                }).collect_view()}
+                                            </div>
+                                            <small class="hint">
+                                                {move || if rows.with(|v| v.get(i).is_some_and(|x| x.1.is_empty())) {
+                                                    "Over the whole tenant. Tick groups to limit it to their devices."
+                                                } else {
+                                                    "Only over the ticked groups' devices."
+                                                }}
+                                            </small>
+                                            <button type="button" class="button button-ghost button-small danger-text" data-test="remove-binding"
+                                                on:click=move |_| rows.update(|v| { if i < v.len() { v.remove(i); } })>"Remove"</button>
+                                        </fieldset>
+                                    }
+                            }).collect_view()}
+                            {first.map(|r| view! {
+                                <button type="button" class="button button-secondary" data-test="add-binding"
+                                    on:click=move |_| rows.update(|v| v.push((r, BTreeSet::new())))>"+ Add a role"</button>
+                            })}
+                        </div>
+                    }
+                })}
+                <ErrorMessage error=error/>
+                <FormActions busy=busy on_cancel=on_close label="Save access" busy_label="Saving…" test="save-access"/>
+            </form>
+        </Modal>
+    }
+}
+
+fn role_value(r: RoleRef) -> String {
+    match r {
+        RoleRef::Builtin(role) => role.as_str().to_owned(),
+        RoleRef::Custom(id) => id.to_string(),
+    }
+}
+
+fn role_of(value: &str) -> Option<RoleRef> {
+    Role::parse(value)
+        .map(RoleRef::Builtin)
+        .or_else(|| value.parse::<Uuid>().ok().map(RoleRef::Custom))
 }

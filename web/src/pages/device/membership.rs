@@ -14,7 +14,7 @@ use crate::ui::{ErrorMessage, Loader, use_toasts};
 pub fn DeviceGroups(id: Uuid) -> impl IntoView {
     let session = use_session();
     let toasts = use_toasts();
-    let can_write = Memo::new(move |_| session.can(Permission::DevicesWrite));
+    let can_write = Memo::new(move |_| session.can_tenant_wide(Permission::DevicesWrite));
     let mine = Loader::new(move || api::device_groups(session, id));
     let all = Loader::new(move || api::list_groups(session));
     let busy = RwSignal::new(false);
