@@ -5,7 +5,8 @@
 //! may hold more roles in `role_bindings`: a built-in role by name or a custom role by id, over the
 //! whole tenant (`group_id` null) or over one device group (one row per group). An API key
 //! (`api_keys`) is stored as the SHA-256 of its secret, with the permissions and groups it is
-//! limited to; `audit_log.actor_key_id` names the key a change was made with.
+//! limited to; `audit_log.actor_key_id` names the key a change was made with. A tenant's quota
+//! overrides (`stead_api_types::TenantQuotas`) are `tenants.quotas`, JSON; null is the defaults.
 
 use sea_orm_migration::{prelude::*, schema::*};
 
@@ -64,6 +65,7 @@ enum AuditLog {
 enum Tenants {
     Table,
     Id,
+    Quotas,
 }
 
 #[derive(DeriveIden)]
@@ -198,10 +200,26 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Tenants::Table)
+                    .add_column(json_null(Tenants::Quotas))
+                    .to_owned(),
+            )
+            .await?;
         Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Tenants::Table)
+                    .drop_column(Tenants::Quotas)
+                    .to_owned(),
+            )
+            .await?;
         manager
             .get_connection()
             .execute_unprepared("ALTER TABLE audit_log DROP COLUMN actor_key_id")

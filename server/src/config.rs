@@ -75,6 +75,10 @@ pub struct Config {
     pub api_key_requests_per_minute: u64,
     /// How often an open live view checks that its viewer may still see its device.
     pub live_recheck_secs: u64,
+    /// Quotas per tenant unless the platform admin sets its own: devices, people, API keys.
+    pub quota_devices: u64,
+    pub quota_users: u64,
+    pub quota_api_keys: u64,
     pub bootstrap_admin_email: Option<String>,
     pub bootstrap_admin_password: Option<Secret>,
     pub log_format: LogFormat,
@@ -150,6 +154,9 @@ impl Default for Config {
             provision_ip_window_secs: 60,
             api_key_requests_per_minute: 600,
             live_recheck_secs: 2,
+            quota_devices: 100_000,
+            quota_users: 1_000,
+            quota_api_keys: 100,
             bootstrap_admin_email: None,
             bootstrap_admin_password: None,
             log_format: LogFormat::Auto,
@@ -293,6 +300,9 @@ impl Config {
                 self.api_key_requests_per_minute,
             ),
             ("STEAD_LIVE_RECHECK_SECS", self.live_recheck_secs),
+            ("STEAD_QUOTA_DEVICES", self.quota_devices),
+            ("STEAD_QUOTA_USERS", self.quota_users),
+            ("STEAD_QUOTA_API_KEYS", self.quota_api_keys),
         ] {
             if value == 0 {
                 problems.push(format!("{name} must be at least 1"));

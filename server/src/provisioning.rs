@@ -165,7 +165,13 @@ pub async fn provision(
                 groups: None,
                 credentials: Some(set),
             };
-            let (device, credentials) = repo::create(&state.db, &ctx, body).await?;
+            let (device, credentials) = repo::create(
+                &state.db,
+                &ctx,
+                &crate::tenants::quotas::Defaults::of(&state.config),
+                body,
+            )
+            .await?;
             (DeviceId(device.id), credentials)
         }
         _ => {

@@ -8,7 +8,7 @@ use stead_api_types::{
     GroupDevices, ImportJob, ImportReport, LatestTelemetry, Page, Presence, RoleBinding,
     RpcCommand, SavedProfile, SendRpc, SessionInfo, SetCredentials, SetRoleBindings, Tenant,
     TimelineEvent, UpdateDevice, UpdateGroup, UpdateProfile, UpdateRole, UpdateTenant, UpdateUser,
-    User,
+    Usage, User,
 };
 use uuid::Uuid;
 
@@ -429,4 +429,12 @@ pub async fn create_api_key(s: Session, body: &CreateApiKey) -> Result<CreatedAp
 
 pub async fn revoke_api_key(s: Session, id: Uuid) -> Result<(), ApiError> {
     s.delete(&format!("/api/v1/api-keys/{id}")).await
+}
+
+pub async fn usage(s: Session) -> Result<Usage, ApiError> {
+    s.get("/api/v1/usage").await
+}
+
+pub async fn all_usage(s: Session) -> Result<Vec<Usage>, ApiError> {
+    s.get("/api/v1/tenants/usage").await
 }

@@ -23,7 +23,8 @@ use wasm_bindgen::prelude::wasm_bindgen;
 use crate::pages::{
     account::AccountPage, api_keys::ApiKeysPage, audit::AuditPage, device::DevicePage,
     devices::DevicesPage, groups::GroupsPage, import::ImportPage, login::LoginPage,
-    profiles::ProfilesPage, roles::RolesPage, tenants::TenantsPage, users::UsersPage,
+    profiles::ProfilesPage, roles::RolesPage, tenants::TenantsPage, usage::UsagePage,
+    users::UsersPage,
 };
 use crate::session::{Session, SessionState};
 use crate::shell::{Home, NotFound, Shell};
@@ -59,6 +60,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/users") view=UsersPage/>
                     <Route path=path!("/roles") view=RolesPage/>
                     <Route path=path!("/api-keys") view=ApiKeysPage/>
+                    <Route path=path!("/usage") view=UsagePage/>
                     <Route path=path!("/tenants") view=TenantsPage/>
                     <Route path=path!("/audit") view=AuditPage/>
                     <Route path=path!("/account") view=AccountPage/>

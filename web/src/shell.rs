@@ -145,6 +145,12 @@ fn Sidebar() -> impl IntoView {
                         "Tenants"
                     </A>
                 </Show>
+                <Show when=move || is_platform_admin() || (has_tenant() && session.can(Permission::QuotasRead))>
+                    <A href="/usage" attr:class="nav-link" attr:data-test="nav-usage">
+                        <span class="nav-icon" aria-hidden="true">"▥"</span>
+                        "Usage"
+                    </A>
+                </Show>
             </nav>
             <div class="sidebar-footer">
                 {move || {

@@ -165,3 +165,25 @@ async fn an_api_key_is_shown_once_and_revoked() {
     wait_gone(&b, "[data-test=revoke-api-key]").await;
     assert_eq!(key.get("/api/v1/devices").await.unwrap().status, 401);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_usage_page_shows_each_quota() {
+    let console = Console::start().await;
+    let platform = console.server.admin().await;
+    platform
+        .patch(
+            &format!("/api/v1/tenants/{}", console.acme.tenant.id),
+            &json!({"quotas": {"devices": 4}}),
+        )
+        .await
+        .unwrap()
+        .ok::<serde_json::Value>()
+        .unwrap();
+    device(&console.acme.admin, "pump-1").await;
+    let b = console.sign_in().await;
+    click(&b, "[data-test=nav-usage]").await;
+    wait_text(&b, "h1", "Usage").await;
+    wait_text(&b, "[data-test=quota-devices]", "25 % · 1 of 4").await;
+    wait_text(&b, "[data-test=quota-users]", "1 of 1000").await;
+    screenshot(&b, "usage").await;
+}

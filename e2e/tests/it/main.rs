@@ -34,6 +34,7 @@ mod mqtt_raw;
 mod multinode;
 mod observability;
 mod permissions;
+mod quotas;
 mod retention;
 mod sdk;
 mod tenants;

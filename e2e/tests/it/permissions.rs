@@ -358,6 +358,19 @@ async fn permission_matrix(backend: Backend) {
             None,
             [403, 404, 404, 403, 401, 403, 403, 404],
         ),
+        // Usage against the quotas: a tenant's admins, and the platform admin for every tenant.
+        (
+            Method::GET,
+            "/api/v1/usage".into(),
+            None,
+            [403, 200, 403, 403, 401, 403, 403, 403],
+        ),
+        (
+            Method::GET,
+            "/api/v1/tenants/usage".into(),
+            None,
+            [200, 403, 403, 403, 401, 403, 403, 403],
+        ),
         // Roles, bindings and API keys: tenant admins only.
         (
             Method::GET,

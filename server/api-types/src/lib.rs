@@ -122,10 +122,12 @@ pub enum Permission {
     RolesManage,
     #[serde(rename = "apikeys.manage")]
     ApiKeysManage,
+    #[serde(rename = "quotas.read")]
+    QuotasRead,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 10] = [
+    pub const ALL: [Permission; 11] = [
         Permission::TenantsManage,
         Permission::UsersRead,
         Permission::UsersManage,
@@ -136,6 +138,7 @@ impl Permission {
         Permission::AuditRead,
         Permission::RolesManage,
         Permission::ApiKeysManage,
+        Permission::QuotasRead,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -150,6 +153,7 @@ impl Permission {
             Permission::AuditRead => "audit.read",
             Permission::RolesManage => "roles.manage",
             Permission::ApiKeysManage => "apikeys.manage",
+            Permission::QuotasRead => "quotas.read",
         }
     }
 
@@ -166,6 +170,7 @@ impl Permission {
             Permission::AuditRead => "Read the audit log",
             Permission::RolesManage => "Manage roles and bindings",
             Permission::ApiKeysManage => "Create and revoke API keys",
+            Permission::QuotasRead => "See the tenant's usage and quotas",
         }
     }
 
@@ -196,6 +201,7 @@ impl Permission {
                         | AuditRead
                         | RolesManage
                         | ApiKeysManage
+                        | QuotasRead
                 )
             }
             Role::Operator => matches!(self, DevicesRead | DevicesWrite | CommandsSend),
@@ -313,6 +319,38 @@ pub struct Tenant {
     /// Rate-limit overrides; absent ones are the platform defaults.
     #[serde(default)]
     pub limits: TenantLimits,
+    /// Quota overrides; absent ones are the platform defaults.
+    #[serde(default)]
+    pub quotas: TenantQuotas,
+}
+
+/// Per-tenant quotas set by the platform admin: how many of each a tenant may have.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantQuotas {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub devices: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub users: Option<u64>,
+    /// API keys not revoked and not expired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_keys: Option<u64>,
+}
+
+/// One quota: what is used against what is allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuotaUse {
+    pub used: u64,
+    pub limit: u64,
+}
+
+/// `GET /api/v1/usage` (a tenant's own) and `GET /api/v1/tenants/usage` (every tenant's).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Usage {
+    pub tenant: TenantSummary,
+    pub devices: QuotaUse,
+    pub users: QuotaUse,
+    pub api_keys: QuotaUse,
 }
 
 /// Per-tenant rate limits as rate strings `count:seconds[,count:seconds…]` (e.g. `200:1,6000:60`).
@@ -364,6 +402,9 @@ pub struct UpdateTenant {
     /// Replaces all overrides at once (`{}` returns to the defaults).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<TenantLimits>,
+    /// Replaces all quota overrides at once (`{}` returns to the defaults).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quotas: Option<TenantQuotas>,
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -41,7 +41,14 @@ async fn create(
     scope: TenantScope<ApiKeysManage>,
     Json(body): Json<CreateApiKey>,
 ) -> ApiResult<HttpResponse> {
-    let created = service::create(&state.db, &scope.ctx, &scope.actor, body).await?;
+    let created = service::create(
+        &state.db,
+        &scope.ctx,
+        &crate::tenants::quotas::Defaults::of(&state.config),
+        &scope.actor,
+        body,
+    )
+    .await?;
     Ok(HttpResponse::Created().json(created))
 }
 

@@ -13,6 +13,7 @@ use crate::app::AppState;
 use crate::audit;
 use crate::auth::{Actor, TenantCtx, tokens};
 use crate::error::{Error, Result};
+use crate::tenants::quotas::Quota;
 
 /// How far ahead a key may expire, and when it does if not told.
 const MAX_LIFETIME_DAYS: i64 = 366;
@@ -23,6 +24,7 @@ const TOUCH_EVERY_SECS: i64 = 30;
 pub async fn create(
     db: &DatabaseConnection,
     ctx: &TenantCtx,
+    quotas: &crate::tenants::quotas::Defaults,
     actor: &Actor,
     body: CreateApiKey,
 ) -> Result<CreatedApiKey> {
@@ -111,6 +113,7 @@ pub async fn create(
         revoked_at: None,
     };
     let txn = audit::begin(db, Some(ctx.tenant_id())).await?;
+    crate::tenants::quotas::check(&txn, quotas, ctx.tenant_id(), Quota::ApiKeys, 1).await?;
     let key = repo::insert(&txn, key).await?;
     let api = repo::to_api(key, actor.email.clone());
     audit::record(

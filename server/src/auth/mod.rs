@@ -51,7 +51,8 @@ pub mod perm {
         CommandsSend,
         AuditRead,
         RolesManage,
-        ApiKeysManage
+        ApiKeysManage,
+        QuotasRead
     );
 }
 

@@ -66,7 +66,13 @@ async fn create(
     Json(body): Json<CreateDevice>,
 ) -> ApiResult<HttpResponse> {
     let txn = audit::begin(&state.db, Some(scope.ctx.tenant_id())).await?;
-    let (device, credentials) = repo::create(&txn, &scope.ctx, body).await?;
+    let (device, credentials) = repo::create(
+        &txn,
+        &scope.ctx,
+        &crate::tenants::quotas::Defaults::of(&state.config),
+        body,
+    )
+    .await?;
     audit::record(
         &txn,
         Some(scope.ctx.tenant_id()),

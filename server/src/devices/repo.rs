@@ -92,12 +92,22 @@ fn name_taken(name: &str) -> impl FnOnce(DbErr) -> Error + '_ {
 
 /// Creates a device in its profile (the tenant's default unless named) and groups; answers it
 /// with its credentials, whose secret is never stored.
+/// Creates a device, within the tenant's device quota (`409 quota_exceeded` beyond it).
 pub async fn create(
     db: &impl crate::db::Db,
     ctx: &TenantCtx,
+    quotas: &crate::tenants::quotas::Defaults,
     body: CreateDevice,
 ) -> Result<(model::Model, DeviceCredentials)> {
     let name = parse_name(&body.name)?;
+    crate::tenants::quotas::check(
+        db,
+        quotas,
+        ctx.tenant_id(),
+        crate::tenants::quotas::Quota::Devices,
+        1,
+    )
+    .await?;
     let label = parse_optional(body.label, "label", 256)?;
     let device_type = parse_optional(body.device_type, "type", 64)?;
     let metadata = parse_metadata(body.metadata)?;

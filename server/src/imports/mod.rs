@@ -990,7 +990,14 @@ async fn create(
         groups: Some(group_ids),
         credentials: row.credentials,
     };
-    let (device, shown) = match crate::devices::repo::create(&state.db, ctx, body).await {
+    let (device, shown) = match crate::devices::repo::create(
+        &state.db,
+        ctx,
+        &crate::tenants::quotas::Defaults::of(&state.config),
+        body,
+    )
+    .await
+    {
         Ok(created) => created,
         Err(e) => return (None, Err(e)),
     };

@@ -1,23 +1,52 @@
 //! `/api/v1/tenants`: the platform admin's routes.
 
 use actix_web::{HttpResponse, web};
-use stead_api_types::{CreateTenant, Page, PageQuery, Tenant, UpdateTenant};
+use stead_api_types::{CreateTenant, Page, PageQuery, Tenant, UpdateTenant, Usage};
 use uuid::Uuid;
 
 use super::repo;
 use crate::app::AppState;
 use crate::audit;
-use crate::auth::perm::TenantsManage;
+use crate::auth::perm::{QuotasRead, TenantsManage};
 use crate::error::Error;
-use crate::http::{ApiResult, Json, PlatformScope};
+use crate::http::{ApiResult, Json, PlatformScope, TenantScope};
 use crate::ids::TenantId;
 use crate::users::Password;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/tenants", web::get().to(list))
+    cfg.route("/tenants/usage", web::get().to(all_usage))
+        .route("/usage", web::get().to(usage))
+        .route("/tenants", web::get().to(list))
         .route("/tenants", web::post().to(create))
         .route("/tenants/{id}", web::get().to(get))
         .route("/tenants/{id}", web::patch().to(update));
+}
+
+/// The caller's tenant: its use of each quota.
+async fn usage(
+    state: web::Data<AppState>,
+    scope: TenantScope<QuotasRead>,
+) -> ApiResult<web::Json<Usage>> {
+    let tenant = repo::find(&state.db, scope.ctx.tenant_id())
+        .await?
+        .ok_or(Error::NotFound("tenant"))?;
+    let defaults = super::quotas::Defaults::of(&state.config);
+    Ok(web::Json(
+        super::quotas::usage(&state.db, &defaults, &tenant).await?,
+    ))
+}
+
+/// Every tenant's use of its quotas, by name.
+async fn all_usage(
+    state: web::Data<AppState>,
+    _scope: PlatformScope<TenantsManage>,
+) -> ApiResult<web::Json<Vec<Usage>>> {
+    let defaults = super::quotas::Defaults::of(&state.config);
+    let mut out = Vec::new();
+    for tenant in repo::all(&state.db).await? {
+        out.push(super::quotas::usage(&state.db, &defaults, &tenant).await?);
+    }
+    Ok(web::Json(out))
 }
 
 async fn list(

@@ -3,4 +3,5 @@
 
 pub mod http;
 pub mod model;
+pub mod quotas;
 pub mod repo;

@@ -16,6 +16,8 @@ pub struct Model {
     pub audit_retention_days: Option<i32>,
     /// `stead_api_types::TenantLimits` as JSON.
     pub limits: Option<Json>,
+    /// `stead_api_types::TenantQuotas` as JSON.
+    pub quotas: Option<Json>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -41,6 +41,7 @@ pub fn to_api(t: model::Model) -> stead_api_types::Tenant {
         id: t.id,
         status: status(&t),
         limits: limits_of(&t),
+        quotas: super::quotas::overrides_of(&t),
         telemetry_retention_days: t.telemetry_retention_days.map(|d| d.max(0) as u32),
         audit_retention_days: t.audit_retention_days.map(|d| d.max(0) as u32),
         name: t.name,
@@ -98,6 +99,14 @@ pub fn parse_name(name: &str) -> Result<String> {
     crate::error::parse_name("tenant", name, 100)
 }
 
+/// Every tenant, by name (the platform admin's usage overview).
+pub async fn all(db: &impl ConnectionTrait) -> Result<Vec<model::Model>> {
+    Ok(Tenants::find()
+        .order_by_asc(model::Column::Name)
+        .all(db)
+        .await?)
+}
+
 pub async fn find(db: &impl ConnectionTrait, id: TenantId) -> Result<Option<model::Model>> {
     Ok(Tenants::find_by_id(id.0).one(db).await?)
 }
@@ -134,6 +143,7 @@ pub async fn create(
         telemetry_retention_days: Set(None),
         audit_retention_days: Set(None),
         limits: Set(None),
+        quotas: Set(None),
     }
     .insert(&txn)
     .await
@@ -177,6 +187,11 @@ pub async fn update(
     }
     if let Some(days) = change.audit_retention_days {
         active.audit_retention_days = Set(retention_days("audit_retention_days", days)?);
+    }
+    if let Some(quotas) = &change.quotas {
+        active.quotas = Set(Some(
+            serde_json::to_value(quotas).map_err(anyhow::Error::from)?,
+        ));
     }
     if let Some(limits) = &change.limits {
         validate_limits(limits)?;

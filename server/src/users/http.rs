@@ -72,6 +72,14 @@ async fn create(
     let hash = password::hash(&parse_password(&body.password)?).await?;
     let name = body.name.as_deref().unwrap_or("");
     let txn = audit::begin(&state.db, Some(scope.ctx.tenant_id())).await?;
+    crate::tenants::quotas::check(
+        &txn,
+        &crate::tenants::quotas::Defaults::of(&state.config),
+        scope.ctx.tenant_id(),
+        crate::tenants::quotas::Quota::Users,
+        1,
+    )
+    .await?;
     let user = repo::create(&txn, Some(&scope.ctx), &email, name, role, hash).await?;
     audit::record(
         &txn,

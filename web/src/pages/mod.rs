@@ -13,4 +13,5 @@ pub mod login;
 pub mod profiles;
 pub mod roles;
 pub mod tenants;
+pub mod usage;
 pub mod users;
