@@ -13,6 +13,7 @@ mod m20261127_000004_import_heartbeat;
 mod m20261202_000005_audit_chain;
 mod m20261202_000006_session_origin;
 mod m20261202_000007_roles_and_keys;
+mod m20261203_000008_people;
 
 pub struct Migrator;
 
@@ -70,6 +71,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000005_audit_chain::Migration),
             Box::new(m20261202_000006_session_origin::Migration),
             Box::new(m20261202_000007_roles_and_keys::Migration),
+            Box::new(m20261203_000008_people::Migration),
         ]
     }
 }

@@ -32,6 +32,7 @@ pub struct AppState {
     pub timeline: TimelineWriter,
     pub bus: LiveBus,
     pub sessions: Arc<Sessions>,
+    pub mailer: Arc<crate::mail::Mailer>,
 }
 
 impl AppState {
@@ -60,7 +61,9 @@ impl AppState {
             ),
         );
         let timeline = TimelineWriter::start(crate::db::writer_pool(&config, &db, 1).await?);
+        let mailer = Arc::new(crate::mail::Mailer::from_config(&config)?);
         Ok(AppState {
+            mailer,
             timeline,
             telemetry,
             bus,

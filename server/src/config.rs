@@ -79,6 +79,17 @@ pub struct Config {
     pub quota_devices: u64,
     pub quota_users: u64,
     pub quota_api_keys: u64,
+    /// Where people reach the console, for the links in e-mails (`STEAD_PUBLIC_URL`, e.g.
+    /// `https://iot.example.com`); default: the HTTP address.
+    pub public_url: Option<String>,
+    /// The SMTP server for invitations and password resets: `smtp://host:25` (plain),
+    /// `smtp://user:pass@host:587?tls=required` (STARTTLS) or `smtps://…:465`; none: no e-mail.
+    pub smtp_url: Option<Secret>,
+    /// The sender of Stead's e-mails.
+    pub mail_from: String,
+    /// How long an invitation's link works, and a password reset's.
+    pub invitation_ttl_secs: u64,
+    pub password_reset_ttl_secs: u64,
     pub bootstrap_admin_email: Option<String>,
     pub bootstrap_admin_password: Option<Secret>,
     pub log_format: LogFormat,
@@ -157,6 +168,11 @@ impl Default for Config {
             quota_devices: 100_000,
             quota_users: 1_000,
             quota_api_keys: 100,
+            public_url: None,
+            smtp_url: None,
+            mail_from: "Stead <stead@localhost>".into(),
+            invitation_ttl_secs: 7 * 24 * 3600,
+            password_reset_ttl_secs: 3600,
             bootstrap_admin_email: None,
             bootstrap_admin_password: None,
             log_format: LogFormat::Auto,
@@ -303,10 +319,32 @@ impl Config {
             ("STEAD_QUOTA_DEVICES", self.quota_devices),
             ("STEAD_QUOTA_USERS", self.quota_users),
             ("STEAD_QUOTA_API_KEYS", self.quota_api_keys),
+            ("STEAD_INVITATION_TTL_SECS", self.invitation_ttl_secs),
+            ("STEAD_PASSWORD_RESET_TTL_SECS", self.password_reset_ttl_secs),
         ] {
             if value == 0 {
                 problems.push(format!("{name} must be at least 1"));
             }
+        }
+        if let Some(url) = &self.public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            problems.push(format!(
+                "STEAD_PUBLIC_URL must start with http:// or https://, not {url:?}"
+            ));
+        }
+        if let Some(url) = &self.smtp_url
+            && !(url.expose().starts_with("smtp://") || url.expose().starts_with("smtps://"))
+        {
+            problems.push(
+                "STEAD_SMTP_URL must start with smtp:// or smtps:// (the value is not shown: it may hold a password)"
+                    .to_string(),
+            );
+        }
+        if let Err(e) = self.mail_from.parse::<lettre::message::Mailbox>() {
+            problems.push(format!(
+                "STEAD_MAIL_FROM must be an address like `Stead <stead@example.com>`: {e}"
+            ));
         }
         if let Some(email) = &self.bootstrap_admin_email
             && let Err(e) = crate::users::Email::parse(email)

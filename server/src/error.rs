@@ -23,6 +23,12 @@ pub enum Error {
     /// Authenticated, but not allowed.
     #[error("{detail}")]
     Forbidden { code: &'static str, detail: String },
+    /// It existed, and is over for good (an expired or revoked one-time link).
+    #[error("{detail}")]
+    Gone { code: &'static str, detail: String },
+    /// A part of the platform this needs is not set up (no SMTP server, say).
+    #[error("{detail}")]
+    Unavailable { code: &'static str, detail: String },
     #[error("too many attempts; retry in {retry_after_secs} s")]
     Throttled { retry_after_secs: u64 },
     #[error("database error: {0}")]
@@ -63,6 +69,20 @@ impl Error {
 
     pub fn conflict(code: &'static str, detail: impl Into<String>) -> Error {
         Error::Conflict {
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn gone(code: &'static str, detail: impl Into<String>) -> Error {
+        Error::Gone {
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn unavailable(code: &'static str, detail: impl Into<String>) -> Error {
+        Error::Unavailable {
             code,
             detail: detail.into(),
         }

@@ -223,6 +223,13 @@ impl Permission {
 pub struct LoginRequest {
     pub email: String,
     pub password: String,
+    /// The 6-digit code of the person's authenticator app, when they turned two-factor sign-in
+    /// on (without it the answer is 401 `two_factor_required`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub totp_code: Option<String>,
+    /// One of the person's recovery codes instead of `totp_code` (each works once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_code: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -265,6 +272,13 @@ pub struct Me {
     /// Set when the caller is an API key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key: Option<Uuid>,
+    /// Whether the person signs in with a second factor (TOTP).
+    #[serde(default)]
+    pub two_factor: bool,
+    /// Their tenant requires two-factor sign-in and they have not set it up yet: until they do,
+    /// every route but their own account answers 403 `two_factor_setup_required`.
+    #[serde(default)]
+    pub two_factor_setup_required: bool,
 }
 
 /// `GET /api/v1/me/sessions`: one of the caller's sign-ins that has not ended.
@@ -292,6 +306,147 @@ pub struct SessionInfo {
 pub struct ChangePassword {
     pub current_password: String,
     pub new_password: String,
+}
+
+/// `POST /api/v1/me/two-factor/setup` and `/disable`: the person's password, again.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmPassword {
+    pub password: String,
+}
+
+/// A new TOTP secret, not yet in force: it is once the person proves their app has it
+/// (`POST /api/v1/me/two-factor/enable` with a code).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TwoFactorSetup {
+    /// Base32, for typing into an app by hand.
+    pub secret: String,
+    /// `otpauth://totp/…`, what the QR code holds.
+    pub otpauth_url: String,
+    /// The QR code of `otpauth_url`, as an SVG document.
+    pub qr_svg: String,
+}
+
+/// `POST /api/v1/me/two-factor/enable`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnableTwoFactor {
+    pub code: String,
+}
+
+/// Recovery codes: shown this once, stored only hashed; each signs in once instead of a code.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecoveryCodes {
+    pub recovery_codes: Vec<String>,
+}
+
+/// `GET`/`PATCH /api/v1/security`: a tenant's sign-in rules.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantSecurity {
+    /// Everyone in the tenant must sign in with a second factor.
+    pub require_two_factor: bool,
+}
+
+/// `POST /api/v1/auth/password-reset`: mail a reset link (the answer is the same whether or not
+/// the address has an account).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestPasswordReset {
+    pub email: String,
+}
+
+/// `POST /api/v1/auth/password-reset/confirm`: the token from the link, and the new password.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmPasswordReset {
+    pub token: String,
+    pub new_password: String,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Invitations
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InvitationStatus {
+    Pending,
+    Accepted,
+    Expired,
+    Revoked,
+}
+
+/// Whether the invitation's e-mail went out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MailStatus {
+    Sent,
+    /// The SMTP server refused or could not be reached (`mail_error` says why); resend later.
+    Failed,
+    /// No SMTP server is configured: pass the `link` on yourself.
+    NotConfigured,
+}
+
+/// An invitation to join a tenant: an e-mail with a one-time link where the invitee sets their
+/// password, and the role and bindings they get.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Invitation {
+    pub id: Uuid,
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+    pub bindings: Vec<RoleBinding>,
+    pub status: InvitationStatus,
+    pub mail: MailStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mail_error: Option<String>,
+    pub invited_by_email: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted_at: Option<DateTime<Utc>>,
+    /// The link itself: only in the answer that created (or re-sent) the invitation, and only
+    /// when no e-mail could carry it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateInvitation {
+    pub email: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The built-in role (`member` when all their access comes from `bindings`).
+    pub role: Role,
+    #[serde(default)]
+    pub bindings: Vec<NewRoleBinding>,
+}
+
+/// `POST /api/v1/auth/invitation`: what the invitee's link is for.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InvitationToken {
+    pub token: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InvitationPreview {
+    pub email: String,
+    pub name: String,
+    pub tenant_name: String,
+    pub invited_by_email: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// `POST /api/v1/auth/invitation/accept`: creates the account and signs it in.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptInvitation {
+    pub token: String,
+    pub password: String,
+    #[serde(default)]
+    pub name: Option<String>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -417,6 +572,9 @@ pub struct User {
     pub name: String,
     pub role: Role,
     pub active: bool,
+    /// Whether they sign in with a second factor.
+    #[serde(default)]
+    pub two_factor: bool,
     pub created_at: DateTime<Utc>,
     pub last_login_at: Option<DateTime<Utc>>,
 }

@@ -2,11 +2,13 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use stead_api_types::{
-    ChangePassword, LoginRequest, Me, RefreshRequest, SessionInfo, TenantSummary, TokenResponse,
+    ChangePassword, ConfirmPassword, ConfirmPasswordReset, EnableTwoFactor, LoginRequest, Me,
+    RecoveryCodes, RefreshRequest, RequestPasswordReset, SessionInfo, TenantSummary,
+    TokenResponse, TwoFactorSetup,
 };
 use uuid::Uuid;
 
-use super::service;
+use super::{reset, service, two_factor};
 use crate::app::AppState;
 use crate::http::{ApiResult, Authenticated, ClientIp, Json, Person};
 use crate::tenants;
@@ -18,10 +20,79 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/me", web::get().to(me))
         .route("/me/password", web::post().to(change_password))
         .route("/me/sessions", web::get().to(sessions))
-        .route("/me/sessions/{id}", web::delete().to(end_session));
+        .route("/me/sessions/{id}", web::delete().to(end_session))
+        .route("/auth/password-reset", web::post().to(request_reset))
+        .route("/auth/password-reset/confirm", web::post().to(confirm_reset))
+        .route("/me/two-factor/setup", web::post().to(two_factor_setup))
+        .route("/me/two-factor/enable", web::post().to(two_factor_enable))
+        .route("/me/two-factor/disable", web::post().to(two_factor_disable))
+        .route(
+            "/me/two-factor/recovery-codes",
+            web::post().to(two_factor_recovery_codes),
+        );
 }
 
-fn origin(req: &HttpRequest, ip: ClientIp) -> service::Origin {
+/// `POST /auth/password-reset`: 202 whether or not the address has an account.
+async fn request_reset(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ip: ClientIp,
+    Json(body): Json<RequestPasswordReset>,
+) -> ApiResult<HttpResponse> {
+    reset::request(&state, &body.email, &origin(&req, ip)).await?;
+    Ok(HttpResponse::Accepted().finish())
+}
+
+async fn confirm_reset(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ip: ClientIp,
+    Json(body): Json<ConfirmPasswordReset>,
+) -> ApiResult<HttpResponse> {
+    reset::confirm(&state, &body.token, &body.new_password, &origin(&req, ip)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn two_factor_setup(
+    state: web::Data<AppState>,
+    auth: Person,
+    Json(body): Json<ConfirmPassword>,
+) -> ApiResult<web::Json<TwoFactorSetup>> {
+    Ok(web::Json(
+        two_factor::setup(&state, &auth.actor, &body.password).await?,
+    ))
+}
+
+async fn two_factor_enable(
+    state: web::Data<AppState>,
+    auth: Person,
+    Json(body): Json<EnableTwoFactor>,
+) -> ApiResult<web::Json<RecoveryCodes>> {
+    Ok(web::Json(
+        two_factor::enable(&state, &auth.actor, &body.code).await?,
+    ))
+}
+
+async fn two_factor_disable(
+    state: web::Data<AppState>,
+    auth: Person,
+    Json(body): Json<ConfirmPassword>,
+) -> ApiResult<HttpResponse> {
+    two_factor::disable(&state, &auth.actor, &body.password).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn two_factor_recovery_codes(
+    state: web::Data<AppState>,
+    auth: Person,
+    Json(body): Json<ConfirmPassword>,
+) -> ApiResult<web::Json<RecoveryCodes>> {
+    Ok(web::Json(
+        two_factor::new_recovery_codes(&state, &auth.actor, &body.password).await?,
+    ))
+}
+
+pub(crate) fn origin(req: &HttpRequest, ip: ClientIp) -> service::Origin {
     service::Origin {
         address: ip.0,
         user_agent: req
@@ -40,7 +111,7 @@ async fn login(
 ) -> ApiResult<web::Json<TokenResponse>> {
     let origin = origin(&req, ip);
     Ok(web::Json(
-        service::login(&state, &body.email, &body.password, &origin).await?,
+        service::login(&state, &body, &origin).await?,
     ))
 }
 
@@ -121,5 +192,7 @@ async fn me(state: web::Data<AppState>, auth: Authenticated) -> ApiResult<web::J
             .filter(|p| !actor.access.tenant_wide(*p))
             .collect(),
         api_key: actor.api_key,
+        two_factor: user.totp_secret.is_some(),
+        two_factor_setup_required: actor.two_factor_pending && actor.api_key.is_none(),
     }))
 }

@@ -28,6 +28,8 @@ pub struct Keys {
     decoding: DecodingKey,
     validation: Validation,
     pub access_ttl_secs: u64,
+    /// Seals the stored TOTP secrets, with a key derived from the same server secret.
+    pub sealer: super::totp::Sealer,
 }
 
 impl Keys {
@@ -43,6 +45,7 @@ impl Keys {
             decoding: DecodingKey::from_secret(secret),
             validation,
             access_ttl_secs,
+            sealer: super::totp::Sealer::new(secret),
         }
     }
 

@@ -15,8 +15,12 @@ mod jwt;
 mod keys;
 pub mod password;
 mod refresh_model;
+pub mod reset;
+mod reset_model;
 pub mod service;
 pub mod tokens;
+pub mod totp;
+pub mod two_factor;
 
 pub use jwt::Keys;
 pub use keys::load_or_create_jwt_secret;
@@ -74,6 +78,9 @@ pub struct Actor {
     /// The sign-in session the access token belongs to (`None` for tokens issued before
     /// sessions were named).
     pub session: Option<uuid::Uuid>,
+    /// Their tenant requires two-factor sign-in and they have not set it up: only their own
+    /// account's routes serve them until they do.
+    pub two_factor_pending: bool,
 }
 
 /// Proof that the caller acts inside one tenant, and over which of its devices. Every repository

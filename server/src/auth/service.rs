@@ -31,7 +31,7 @@ impl Origin {
     }
 }
 
-fn account_key(email: &str) -> String {
+pub(crate) fn account_key(email: &str) -> String {
     format!("login:account:{email}")
 }
 
@@ -39,10 +39,10 @@ fn account_key(email: &str) -> String {
 #[tracing::instrument(skip_all, fields(ip = %origin.address))]
 pub async fn login(
     state: &AppState,
-    email: &str,
-    password: &str,
+    body: &stead_api_types::LoginRequest,
     origin: &Origin,
 ) -> Result<TokenResponse> {
+    let (email, password) = (body.email.as_str(), body.password.as_str());
     let cfg = &state.config;
     let email = email.trim().to_lowercase();
     let ip_key = format!("login:ip:{}", origin.address);
@@ -85,8 +85,21 @@ pub async fn login(
             ));
         }
     };
-    state.live.reset(&account_key).await?;
     check_can_sign_in(state, &user).await?;
+    // The second factor, when the person has one: a wrong code counts as a failed sign-in.
+    if let Err(refused) = super::two_factor::check_sign_in(state, &user, body).await {
+        if refused.counts_as_failure() {
+            state
+                .live
+                .hit(
+                    &account_key,
+                    Duration::from_secs(cfg.login_failure_window_secs),
+                )
+                .await?;
+        }
+        return Err(refused.into());
+    }
+    state.live.reset(&account_key).await?;
 
     let mut active: users::model::ActiveModel = user.clone().into();
     active.last_login_at = Set(Some(Utc::now()));
@@ -156,7 +169,7 @@ pub async fn logout(state: &AppState, presented: &str) -> Result<()> {
 /// Ends the sessions whose refresh tokens match `which` (their refresh and access tokens stop
 /// working at once): the one way every sign-out, revocation and password change does it.
 /// Answers how many tokens it revoked.
-async fn end_sessions(db: &impl ConnectionTrait, which: Condition) -> Result<u64> {
+pub(crate) async fn end_sessions(db: &impl ConnectionTrait, which: Condition) -> Result<u64> {
     Ok(refresh::Entity::update_many()
         .col_expr(refresh::Column::RevokedAt, Expr::value(Utc::now()))
         .filter(which)
@@ -181,7 +194,7 @@ async fn revoke_family(state: &AppState, family: Uuid) -> Result<()> {
     Ok(())
 }
 
-async fn issue(
+pub(crate) async fn issue(
     state: &AppState,
     user: UserId,
     family: Uuid,
@@ -228,6 +241,7 @@ pub(crate) async fn check_can_sign_in(
     }
     let role = Role::parse(&user.role)
         .ok_or_else(|| anyhow::anyhow!("user {} has unknown role {:?}", user.id, user.role))?;
+    let mut two_factor_pending = false;
     if let Some(tenant_id) = user.tenant_id {
         let tenant = tenants::repo::find(&state.db, TenantId(tenant_id))
             .await?
@@ -238,6 +252,7 @@ pub(crate) async fn check_can_sign_in(
                 "your organisation's account is suspended; contact the platform operator",
             ));
         }
+        two_factor_pending = tenant.require_two_factor && user.totp_secret.is_none();
     }
     let access = match user.tenant_id {
         Some(tenant) => {
@@ -255,6 +270,7 @@ pub(crate) async fn check_can_sign_in(
         email: user.email.clone(),
         address: None,
         session: None,
+        two_factor_pending,
     })
 }
 
@@ -367,14 +383,14 @@ pub async fn end_session(state: &AppState, actor: &Actor, session: Uuid) -> Resu
     Ok(())
 }
 
-/// Changes the caller's own password, given the current one (wrong guesses count towards the
-/// account's sign-in throttle). Every other session ends; the one making the change stays.
-pub async fn change_password(
+/// The caller's account, once they typed its password again (for changes to how they sign in).
+/// Wrong guesses count towards the account's sign-in throttle; `field` names the body's field.
+pub(crate) async fn verify_own_password(
     state: &AppState,
     actor: &Actor,
-    current: &str,
-    new: &users::Password,
-) -> Result<()> {
+    password: &str,
+    field: &'static str,
+) -> Result<users::model::Model> {
     let key = account_key(&actor.email);
     let (failures, left) = state.live.count(&key).await?;
     if failures >= state.config.login_max_failures_per_account {
@@ -385,7 +401,7 @@ pub async fn change_password(
     let user = users::repo::find_by_id(&state.db, actor.user_id)
         .await?
         .ok_or(Error::NotFound("user"))?;
-    if !password::verify(current, Some(user.password_hash.clone())).await {
+    if !password::verify(password, Some(user.password_hash.clone())).await {
         state
             .live
             .hit(
@@ -395,10 +411,22 @@ pub async fn change_password(
             .await?;
         return Err(Error::invalid(
             "wrong_password",
-            "current_password",
-            "the current password is not right",
+            field,
+            "the password is not right",
         ));
     }
+    Ok(user)
+}
+
+/// Changes the caller's own password, given the current one (wrong guesses count towards the
+/// account's sign-in throttle). Every other session ends; the one making the change stays.
+pub async fn change_password(
+    state: &AppState,
+    actor: &Actor,
+    current: &str,
+    new: &users::Password,
+) -> Result<()> {
+    let user = verify_own_password(state, actor, current, "current_password").await?;
     if current == new.expose() {
         return Err(Error::invalid(
             "same_password",

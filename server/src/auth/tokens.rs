@@ -20,6 +20,48 @@ pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// The states of a one-time link (an invitation, a password reset), in the order they are
+/// checked, each with its own answer.
+pub struct OneTime {
+    pub used: bool,
+    pub revoked: bool,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl OneTime {
+    pub fn check(&self) -> crate::error::Result<()> {
+        use crate::error::Error;
+        if self.used {
+            return Err(Error::conflict(
+                "link_used",
+                "this link was already used: it works once (sign in, or ask for a new one)",
+            ));
+        }
+        if self.revoked {
+            return Err(Error::gone(
+                "link_revoked",
+                "this link was withdrawn: ask for a new one",
+            ));
+        }
+        if self.expires_at <= chrono::Utc::now() {
+            return Err(Error::gone(
+                "link_expired",
+                "this link has expired: ask for a new one",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A link token nobody issued.
+pub fn invalid_link() -> crate::error::Error {
+    crate::error::Error::invalid(
+        "invalid_link",
+        "token",
+        "this link is not valid: copy the whole link from the e-mail, or ask for a new one",
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -90,6 +90,10 @@ impl From<Error> for ApiError {
                 ApiError::new(StatusCode::UNAUTHORIZED, code, detail)
             }
             Error::Forbidden { code, detail } => ApiError::new(StatusCode::FORBIDDEN, code, detail),
+            Error::Gone { code, detail } => ApiError::new(StatusCode::GONE, code, detail),
+            Error::Unavailable { code, detail } => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, detail)
+            }
             Error::Throttled { retry_after_secs } => ApiError {
                 retry_after_secs: Some(retry_after_secs),
                 ..ApiError::new(

@@ -303,7 +303,16 @@ fn denied(actor: &Actor, permission: Permission, detail: &str) -> ApiError {
     .into()
 }
 
+/// The tenant a caller acts in, once they may act at all: a person whose tenant requires a second
+/// factor they have not set up may only reach their own account (`Authenticated`, `Person`).
 fn tenant_of(actor: &Actor) -> Result<TenantId, ApiError> {
+    if actor.two_factor_pending && actor.api_key.is_none() {
+        return Err(Error::forbidden(
+            "two_factor_setup_required",
+            "your organisation requires two-factor sign-in: set it up under My account first",
+        )
+        .into());
+    }
     actor.tenant_id.ok_or_else(|| {
         Error::forbidden(
             "tenant_required",

@@ -35,6 +35,7 @@ fn api(cfg: &mut web::ServiceConfig) {
         .configure(crate::audit::http::routes)
         .configure(crate::roles::http::routes)
         .configure(crate::apikeys::http::routes)
+        .configure(crate::invitations::http::routes)
         // Last: its `/{token}/…` patterns are the most general.
         .configure(crate::devices::device_api::routes);
 }

@@ -150,6 +150,23 @@ pub async fn bindings_of(
         .order_by_asc(binding::Column::Id)
         .all(db)
         .await?;
+    let mut merged: Vec<(RoleRef, Vec<Uuid>)> = Vec::new();
+    for row in rows {
+        let Some(role) = role_ref(&row) else { continue };
+        match merged.iter_mut().find(|(r, _)| *r == role) {
+            Some((_, groups)) => groups.extend(row.group_id),
+            None => merged.push((role, row.group_id.into_iter().collect())),
+        }
+    }
+    named(db, ctx, merged).await
+}
+
+/// Bindings with their roles' names, for display.
+pub async fn named(
+    db: &impl ConnectionTrait,
+    ctx: &TenantCtx,
+    bindings: Vec<(RoleRef, Vec<Uuid>)>,
+) -> Result<Vec<RoleBinding>> {
     let custom: HashMap<Uuid, String> = role::Entity::find()
         .filter(role::Column::TenantId.eq(ctx.tenant_id().0))
         .all(db)
@@ -157,23 +174,17 @@ pub async fn bindings_of(
         .into_iter()
         .map(|r| (r.id, r.name))
         .collect();
-    let mut out: Vec<RoleBinding> = Vec::new();
-    for row in rows {
-        let Some(role) = role_ref(&row) else { continue };
-        let role_name = match role {
-            RoleRef::Builtin(r) => r.label().to_owned(),
-            RoleRef::Custom(id) => custom.get(&id).cloned().unwrap_or_default(),
-        };
-        match out.iter_mut().find(|b| b.role == role) {
-            Some(b) => b.groups.extend(row.group_id),
-            None => out.push(RoleBinding {
-                role,
-                role_name,
-                groups: row.group_id.into_iter().collect(),
-            }),
-        }
-    }
-    Ok(out)
+    Ok(bindings
+        .into_iter()
+        .map(|(role, groups)| RoleBinding {
+            role,
+            role_name: match role {
+                RoleRef::Builtin(r) => r.label().to_owned(),
+                RoleRef::Custom(id) => custom.get(&id).cloned().unwrap_or_default(),
+            },
+            groups,
+        })
+        .collect())
 }
 
 fn role_ref(row: &binding::Model) -> Option<RoleRef> {

@@ -8,7 +8,8 @@ use chrono::Utc;
 use sea_orm::ActiveValue::Set;
 use sea_orm::DatabaseConnection;
 use stead_api_types::{
-    CreateRole, CustomRole, Permission, Role, RoleBinding, RoleRef, SetRoleBindings, UpdateRole,
+    CreateRole, CustomRole, NewRoleBinding, Permission, Role, RoleBinding, RoleRef,
+    SetRoleBindings, UpdateRole,
 };
 use uuid::Uuid;
 
@@ -18,7 +19,7 @@ use crate::auth::{Actor, TenantCtx};
 use crate::error::{Error, Result};
 use crate::ids::UserId;
 
-fn check_permissions(actor: &Actor, permissions: &[Permission], groups: &[Uuid]) -> Result<()> {
+pub(crate) fn check_permissions(actor: &Actor, permissions: &[Permission], groups: &[Uuid]) -> Result<()> {
     if permissions.contains(&Permission::TenantsManage) {
         return Err(Error::invalid(
             "invalid_permission",
@@ -154,19 +155,17 @@ pub async fn delete(
     Ok(())
 }
 
-/// Replaces a person's bindings. Each role must exist in the tenant, each group too, and the
-/// author must hold what each binding grants over its scope.
-pub async fn set_bindings(
-    db: &DatabaseConnection,
+/// The bindings as they will be stored (one entry per role, its groups merged), once each role
+/// exists in the tenant, each group too, and the author holds what each binding grants over its
+/// scope. Shared by `set_bindings` and invitations.
+pub async fn check_bindings(
+    db: &impl sea_orm::ConnectionTrait,
     ctx: &TenantCtx,
     actor: &Actor,
-    user: UserId,
-    body: SetRoleBindings,
-) -> Result<Vec<RoleBinding>> {
-    let txn = audit::begin(db, Some(ctx.tenant_id())).await?;
-    crate::users::repo::get(&txn, ctx, user).await?;
+    bindings: Vec<NewRoleBinding>,
+) -> Result<Vec<(RoleRef, Vec<Uuid>)>> {
     let mut wanted: Vec<(RoleRef, Vec<Uuid>)> = Vec::new();
-    for (i, b) in body.bindings.into_iter().enumerate() {
+    for (i, b) in bindings.into_iter().enumerate() {
         let permissions = match b.role {
             RoleRef::Builtin(Role::PlatformAdmin) => {
                 return Err(Error::invalid(
@@ -177,7 +176,7 @@ pub async fn set_bindings(
             }
             RoleRef::Builtin(r) => Permission::of_role(r),
             RoleRef::Custom(id) => {
-                let role = repo::get(&txn, ctx, id).await.map_err(|_| {
+                let role = repo::get(db, ctx, id).await.map_err(|_| {
                     Error::invalid(
                         "unknown_role",
                         "bindings",
@@ -191,7 +190,7 @@ pub async fn set_bindings(
         groups.sort();
         groups.dedup();
         for g in &groups {
-            crate::groups::repo::get(&txn, ctx, *g).await.map_err(|_| {
+            crate::groups::repo::get(db, ctx, *g).await.map_err(|_| {
                 Error::invalid(
                     "unknown_group",
                     "bindings",
@@ -215,6 +214,20 @@ pub async fn set_bindings(
             None => wanted.push((b.role, groups)),
         }
     }
+    Ok(wanted)
+}
+
+/// Replaces a person's bindings (checked as `check_bindings` says).
+pub async fn set_bindings(
+    db: &DatabaseConnection,
+    ctx: &TenantCtx,
+    actor: &Actor,
+    user: UserId,
+    body: SetRoleBindings,
+) -> Result<Vec<RoleBinding>> {
+    let txn = audit::begin(db, Some(ctx.tenant_id())).await?;
+    crate::users::repo::get(&txn, ctx, user).await?;
+    let wanted = check_bindings(&txn, ctx, actor, body.bindings).await?;
     let before = repo::bindings_of(&txn, ctx, user).await?;
     repo::replace_bindings(&txn, ctx, user, &wanted).await?;
     let after = repo::bindings_of(&txn, ctx, user).await?;

@@ -1,13 +1,14 @@
 //! `/api/v1/tenants`: the platform admin's routes.
 
 use actix_web::{HttpResponse, web};
-use stead_api_types::{CreateTenant, Page, PageQuery, Tenant, UpdateTenant, Usage};
+use sea_orm::{ActiveModelTrait as _, ActiveValue::Set};
+use stead_api_types::{CreateTenant, Page, PageQuery, Tenant, TenantSecurity, UpdateTenant, Usage};
 use uuid::Uuid;
 
 use super::repo;
 use crate::app::AppState;
 use crate::audit;
-use crate::auth::perm::{QuotasRead, TenantsManage};
+use crate::auth::perm::{QuotasRead, TenantsManage, UsersManage, UsersRead};
 use crate::error::Error;
 use crate::http::{ApiResult, Json, PlatformScope, TenantScope};
 use crate::ids::TenantId;
@@ -16,6 +17,8 @@ use crate::users::Password;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/tenants/usage", web::get().to(all_usage))
         .route("/usage", web::get().to(usage))
+        .route("/security", web::get().to(security))
+        .route("/security", web::patch().to(set_security))
         .route("/tenants", web::get().to(list))
         .route("/tenants", web::post().to(create))
         .route("/tenants/{id}", web::get().to(get))
@@ -34,6 +37,51 @@ async fn usage(
     Ok(web::Json(
         super::quotas::usage(&state.db, &defaults, &tenant).await?,
     ))
+}
+
+/// The caller's tenant's sign-in rules.
+async fn security(
+    state: web::Data<AppState>,
+    scope: TenantScope<UsersRead>,
+) -> ApiResult<web::Json<TenantSecurity>> {
+    let tenant = repo::find(&state.db, scope.ctx.tenant_id())
+        .await?
+        .ok_or(Error::NotFound("tenant"))?;
+    Ok(web::Json(TenantSecurity {
+        require_two_factor: tenant.require_two_factor,
+    }))
+}
+
+/// A tenant admin requires (or stops requiring) two-factor sign-in: people without it are
+/// limited to setting it up from their next request on.
+async fn set_security(
+    state: web::Data<AppState>,
+    scope: TenantScope<UsersManage>,
+    Json(body): Json<TenantSecurity>,
+) -> ApiResult<web::Json<TenantSecurity>> {
+    let txn = audit::begin(&state.db, Some(scope.ctx.tenant_id())).await?;
+    let tenant = repo::find(&txn, scope.ctx.tenant_id())
+        .await?
+        .ok_or(Error::NotFound("tenant"))?;
+    let before = TenantSecurity {
+        require_two_factor: tenant.require_two_factor,
+    };
+    let mut active: super::model::ActiveModel = tenant.into();
+    active.require_two_factor = Set(body.require_two_factor);
+    active.updated_at = Set(chrono::Utc::now());
+    active.update(&txn).await.map_err(Error::from)?;
+    audit::record(
+        &txn,
+        Some(scope.ctx.tenant_id()),
+        &scope.actor,
+        "tenant.security.update",
+        "tenant",
+        Some(scope.ctx.tenant_id().0),
+        audit::diff(&before, &body),
+    )
+    .await?;
+    txn.commit().await.map_err(Error::from)?;
+    Ok(web::Json(body))
 }
 
 /// Every tenant's use of its quotas, by name.

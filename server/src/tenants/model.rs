@@ -18,6 +18,8 @@ pub struct Model {
     pub limits: Option<Json>,
     /// `stead_api_types::TenantQuotas` as JSON.
     pub quotas: Option<Json>,
+    /// Everyone in the tenant signs in with a second factor.
+    pub require_two_factor: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -144,6 +144,7 @@ pub async fn create(
         audit_retention_days: Set(None),
         limits: Set(None),
         quotas: Set(None),
+        require_two_factor: Set(false),
     }
     .insert(&txn)
     .await

@@ -19,7 +19,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/users", web::get().to(list))
         .route("/users", web::post().to(create))
         .route("/users/{id}", web::get().to(get))
-        .route("/users/{id}", web::patch().to(update));
+        .route("/users/{id}", web::patch().to(update))
+        .route("/users/{id}/two-factor", web::delete().to(reset_two_factor));
+}
+
+/// A tenant admin turns off a person's second factor (they lost their phone); their sessions end.
+async fn reset_two_factor(
+    state: web::Data<AppState>,
+    scope: TenantScope<UsersManage>,
+    id: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    crate::auth::two_factor::reset(&state, &scope.ctx, &scope.actor, UserId(*id)).await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 fn tenant_role(role: Role) -> Result<Role, Error> {

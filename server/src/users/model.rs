@@ -18,6 +18,14 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
     pub last_login_at: Option<DateTimeUtc>,
+    /// The TOTP secret in force, sealed (`auth::totp::Sealer`); `None`: no second factor.
+    pub totp_secret: Option<String>,
+    /// A TOTP secret being set up, sealed, until a code proves the app has it.
+    pub totp_pending: Option<String>,
+    /// The last time step a code was accepted for: a code works once.
+    pub totp_last_step: Option<i64>,
+    /// SHA-256 of each unused recovery code (a JSON array).
+    pub recovery_codes: Option<Json>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -19,6 +19,7 @@ pub fn to_api(u: model::Model) -> stead_api_types::User {
         email: u.email,
         name: u.name,
         active: u.active,
+        two_factor: u.totp_secret.is_some(),
         created_at: u.created_at,
         last_login_at: u.last_login_at,
     }
@@ -80,6 +81,10 @@ pub async fn create(
         created_at: Set(now),
         updated_at: Set(now),
         last_login_at: Set(None),
+        totp_secret: Set(None),
+        totp_pending: Set(None),
+        totp_last_step: Set(None),
+        recovery_codes: Set(None),
     }
     .insert(db)
     .await
