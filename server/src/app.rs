@@ -160,6 +160,14 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let shutdown = Shutdown::listen()?;
     let http_addr = http.local_addr()?;
+    // Links in e-mails point at the address actually bound unless STEAD_PUBLIC_URL says where
+    // people reach the console.
+    let mut state = state;
+    if state.config.public_url.is_none() {
+        let mut config = (*state.config).clone();
+        config.public_url = Some(crate::mail::public_url_of(http_addr));
+        state.config = Arc::new(config);
+    }
     if roles.contains(&Role::Api) {
         crate::imports::fail_abandoned(&state.db).await;
     }

@@ -75,16 +75,14 @@ impl Mailer {
 pub fn public_url(config: &Config) -> String {
     match &config.public_url {
         Some(url) => url.trim_end_matches('/').to_owned(),
-        None => {
-            let addr = config.http_addr;
-            let host = if addr.ip().is_unspecified() {
-                "localhost".to_owned()
-            } else {
-                addr.ip().to_string()
-            };
-            format!("http://{host}:{}", addr.port())
-        }
+        None => public_url_of(config.http_addr),
     }
+}
+
+/// `http://` and the address, through loopback when it listens on every interface.
+pub fn public_url_of(addr: std::net::SocketAddr) -> String {
+    let url = crate::healthcheck::default_url(addr);
+    url.trim_end_matches("/healthz").to_owned()
 }
 
 /// A one-time link into the console: the token goes after `#`, so that it never reaches a

@@ -16,12 +16,9 @@ use crate::harness::workspace_root;
 pub struct Mail {
     pub envelope_to: Vec<String>,
     pub from: String,
-    pub to: String,
     pub subject: String,
     /// The decoded text body.
     pub text: String,
-    /// The whole message as received.
-    pub raw: String,
 }
 
 impl Mail {

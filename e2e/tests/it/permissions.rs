@@ -408,6 +408,45 @@ async fn permission_matrix(backend: Backend) {
             None,
             [403, 200, 403, 403, 401, 403, 403, 403],
         ),
+        // Invitations and the tenant's sign-in rules: tenant admins only.
+        (
+            Method::GET,
+            "/api/v1/invitations".into(),
+            None,
+            [403, 200, 403, 403, 401, 403, 403, 403],
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/invitations/{}/resend", uuid::Uuid::nil()),
+            Some(json!({})),
+            [403, 404, 403, 403, 401, 403, 403, 403],
+        ),
+        (
+            Method::GET,
+            "/api/v1/security".into(),
+            None,
+            [403, 200, 403, 403, 401, 403, 403, 403],
+        ),
+        (
+            Method::PATCH,
+            "/api/v1/security".into(),
+            Some(json!({"require_two_factor": false})),
+            [403, 200, 403, 403, 401, 403, 403, 403],
+        ),
+        // Allowed, and the person has no second factor to turn off.
+        (
+            Method::DELETE,
+            format!("/api/v1/users/{u}/two-factor"),
+            None,
+            [403, 409, 403, 403, 401, 403, 403, 403],
+        ),
+        // One's own second factor: any person (the password is wrong here), never a key.
+        (
+            Method::POST,
+            "/api/v1/me/two-factor/setup".into(),
+            Some(json!({"password": "not the password"})),
+            [400, 400, 400, 400, 401, 400, 400, 403],
+        ),
     ];
     let mut failures = Vec::new();
     for (method, path, body, expected) in &rows {
