@@ -102,7 +102,7 @@ fn committed_telemetry(latest: LatestWriter, bus: LiveBus, metrics: Metrics) -> 
 /// First run: when no platform admin exists, create one. Its password comes from
 /// `STEAD_BOOTSTRAP_ADMIN_PASSWORD`, or is generated and printed once.
 pub async fn bootstrap_admin(state: &AppState) -> anyhow::Result<()> {
-    if users::repo::platform_admin_exists(&state.db).await? {
+    if users::repo::platform_admin_exists(crate::auth::System::cli(), &state.db).await? {
         return Ok(());
     }
     let email = Email::parse(
@@ -192,6 +192,8 @@ pub async fn run(
         }
         _ => None,
     };
+    // Every role that takes telemetry (MQTT, the HTTP device API) shares its daily counts.
+    let daily = tokio::spawn(crate::ingress::daily::run(state.clone()));
     let worker = roles.contains(&Role::Worker).then(|| {
         let state = state.clone();
         tokio::spawn(async move {
@@ -209,7 +211,11 @@ pub async fn run(
     tracing::info!(addr = %http_addr, "http listening");
 
     shutdown.wait().await;
-    drain(state, ingress, worker, handle, http_task).await
+    let drained = drain(state.clone(), ingress, worker, handle, http_task).await;
+    // What was admitted since the last flush counts towards the day on every node.
+    daily.abort();
+    state.sessions.daily.flush(&state.live).await;
+    drained
 }
 
 /// The shutdown sequence, each phase logged with what it drained and how long it took: stop

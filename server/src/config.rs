@@ -79,6 +79,8 @@ pub struct Config {
     pub quota_devices: u64,
     pub quota_users: u64,
     pub quota_api_keys: u64,
+    /// Telemetry data points a tenant may send per UTC day (MQTT and HTTP together).
+    pub quota_data_points_per_day: u64,
     /// Where people reach the console, for the links in e-mails (`STEAD_PUBLIC_URL`, e.g.
     /// `https://iot.example.com`); default: the HTTP address.
     pub public_url: Option<String>,
@@ -168,6 +170,7 @@ impl Default for Config {
             quota_devices: 100_000,
             quota_users: 1_000,
             quota_api_keys: 100,
+            quota_data_points_per_day: 1_000_000_000,
             public_url: None,
             smtp_url: None,
             mail_from: "Stead <stead@localhost>".into(),
@@ -319,8 +322,15 @@ impl Config {
             ("STEAD_QUOTA_DEVICES", self.quota_devices),
             ("STEAD_QUOTA_USERS", self.quota_users),
             ("STEAD_QUOTA_API_KEYS", self.quota_api_keys),
+            (
+                "STEAD_QUOTA_DATA_POINTS_PER_DAY",
+                self.quota_data_points_per_day,
+            ),
             ("STEAD_INVITATION_TTL_SECS", self.invitation_ttl_secs),
-            ("STEAD_PASSWORD_RESET_TTL_SECS", self.password_reset_ttl_secs),
+            (
+                "STEAD_PASSWORD_RESET_TTL_SECS",
+                self.password_reset_ttl_secs,
+            ),
         ] {
             if value == 0 {
                 problems.push(format!("{name} must be at least 1"));

@@ -14,6 +14,8 @@ pub enum Rejection {
     Topic(String),
     /// Over a rate limit (MQTT 5: 0x97; HTTP 429).
     RateLimited(String),
+    /// Over the tenant's daily quota of data points (MQTT 5: 0x97; HTTP 409 `quota_exceeded`).
+    QuotaExceeded(String),
     /// Recognised but not available (MQTT 5: 0x83; HTTP 501).
     NotSupported(String),
     /// Storage failed; nothing was stored (MQTT 5: 0x80, 3.1.1 closes the connection so the
@@ -27,6 +29,7 @@ impl Rejection {
             Rejection::Payload(d)
             | Rejection::Topic(d)
             | Rejection::RateLimited(d)
+            | Rejection::QuotaExceeded(d)
             | Rejection::NotSupported(d)
             | Rejection::Unavailable(d) => d,
         }
@@ -38,6 +41,7 @@ impl Rejection {
             Rejection::Payload(_) => "invalid_payload",
             Rejection::Topic(_) => "unknown_topic",
             Rejection::RateLimited(_) => "rate_limited",
+            Rejection::QuotaExceeded(_) => "quota_exceeded",
             Rejection::NotSupported(_) => "not_supported",
             Rejection::Unavailable(_) => "storage_unavailable",
         }

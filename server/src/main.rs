@@ -205,8 +205,13 @@ async fn run(cli: Cli, mut config: Config) -> anyhow::Result<ExitCode> {
                     let (password, generated) = password_or_generated(password)?;
                     let email = stead::users::Email::parse(&email).map_err(anyhow::Error::msg)?;
                     let hash = stead::auth::password::hash(&password).await?;
-                    let user =
-                        stead::users::repo::set_password_by_email(&state.db, &email, hash).await?;
+                    let user = stead::users::repo::set_password_by_email(
+                        stead::auth::System::cli(),
+                        &state.db,
+                        &email,
+                        hash,
+                    )
+                    .await?;
                     stead::auth::service::revoke_all_sessions(
                         &state.db,
                         stead::ids::UserId(user.id),

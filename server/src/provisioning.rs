@@ -123,18 +123,22 @@ pub async fn provision(
     let request: Request = serde_json::from_slice(payload)
         .map_err(|e| Failed::Failure(format!("invalid provisioning request: {e}")))?;
     let not_found = || Failed::NotFound("unknown provisioning key or wrong secret".into());
-    let profile = crate::profiles::repo::by_provision_key(&state.db, &request.provision_device_key)
-        .await?
-        .filter(|p| {
-            crate::profiles::repo::strategy_of(p) != ProvisionStrategy::Disabled
-                && p.provision_secret_hash.as_deref().is_some_and(|stored| {
-                    same(
-                        stored.as_bytes(),
-                        tokens::hash_token(&request.provision_device_secret).as_bytes(),
-                    )
-                })
-        })
-        .ok_or_else(not_found)?;
+    let profile = crate::profiles::repo::by_provision_key(
+        crate::auth::System::ingress(),
+        &state.db,
+        &request.provision_device_key,
+    )
+    .await?
+    .filter(|p| {
+        crate::profiles::repo::strategy_of(p) != ProvisionStrategy::Disabled
+            && p.provision_secret_hash.as_deref().is_some_and(|stored| {
+                same(
+                    stored.as_bytes(),
+                    tokens::hash_token(&request.provision_device_secret).as_bytes(),
+                )
+            })
+    })
+    .ok_or_else(not_found)?;
     let tenant = crate::tenants::repo::find(&state.db, TenantId(profile.tenant_id))
         .await?
         .filter(|t| crate::tenants::repo::status(t) == TenantStatus::Active)

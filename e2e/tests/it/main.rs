@@ -40,6 +40,7 @@ mod permissions;
 mod quotas;
 mod retention;
 mod sdk;
+mod tenancy;
 mod tenants;
 mod tls;
 mod traces;

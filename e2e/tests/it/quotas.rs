@@ -215,3 +215,151 @@ async fn people_and_api_keys_have_quotas_too() {
     assert_eq!((usage.users.used, usage.users.limit), (2, 2));
     assert_eq!((usage.api_keys.used, usage.api_keys.limit), (1, 1));
 }
+
+/// Sends `body` over the HTTP device API.
+async fn http_telemetry(server: &TestServer, token: &str, body: &str) -> stead_e2e::Reply {
+    server
+        .client()
+        .raw(
+            Method::POST,
+            &format!("/api/v1/{token}/telemetry"),
+            "application/json",
+            body.to_string(),
+        )
+        .await
+        .unwrap()
+}
+
+/// Publishes each line over MQTT 5 at QoS 1 and answers the PUBACK reason codes.
+fn mqtt5_publish(server: &TestServer, token: &str, lines: &[&str]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut publish = std::process::Command::new("mosquitto_pub")
+        .args(["-h", "127.0.0.1", "-p", &server.mqtt_port().to_string()])
+        .args(["-V", "mqttv5", "-d", "-q", "1", "-u", token])
+        .args(["-t", "v1/devices/me/telemetry", "-l"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("mosquitto_pub (Debian's mosquitto-clients)");
+    {
+        let mut stdin = publish.stdin.take().unwrap();
+        stdin.write_all(lines.join("\n").as_bytes()).unwrap();
+        stdin.write_all(b"\n").unwrap();
+    }
+    let out = publish.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("received PUBACK"))
+        .map(|l| {
+            l.split("RC:")
+                .nth(1)
+                .and_then(|rc| rc.trim_end_matches(')').parse().ok())
+                .unwrap_or(0)
+        })
+        .collect()
+}
+
+async fn usage_today(c: &stead_e2e::Client) -> u64 {
+    let usage: Usage = c.get("/api/v1/usage").await.unwrap().ok().unwrap();
+    usage.data_points_today.used
+}
+
+/// Waits (up to 10 s) until the tenant's usage shows `points` today.
+async fn wait_usage(c: &stead_e2e::Client, points: u64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while usage_today(c).await != points {
+        assert!(
+            Instant::now() < deadline,
+            "usage today stayed at {} (want {points})",
+            usage_today(c).await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The data points per day quota holds over HTTP and MQTT, on two nodes that share the count
+/// through Redis; over it, MQTT 5 answers PUBACK 0x97 and HTTP 409 `quota_exceeded`; usage shows
+/// the day's count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daily_data_point_quota_holds_across_http_mqtt_and_nodes() {
+    let a = TestServer::start(Backend::Postgres).await;
+    let b = TestServer::start_with(
+        Backend::Postgres,
+        Options {
+            join: Some(a.shared()),
+            ..Options::default()
+        },
+    )
+    .await;
+    let platform = a.admin().await;
+    let acme = a.tenant("Acme").await;
+    let t: Tenant = platform
+        .patch(
+            &format!("/api/v1/tenants/{}", acme.tenant.id),
+            &json!({"quotas": {"data_points_per_day": 10}}),
+        )
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    assert_eq!(t.quotas.data_points_per_day, Some(10));
+    let (meter, token) = crate::mqtt::device(&acme.admin, "meter-1").await;
+
+    // Four points over HTTP on node a, one over MQTT on node b.
+    assert_eq!(
+        http_telemetry(&a, &token, r#"{"a":1,"b":2,"c":3,"d":4}"#)
+            .await
+            .status,
+        200
+    );
+    wait_usage(&acme.admin, 4).await;
+    assert_eq!(mqtt5_publish(&b, &token, &[r#"{"e":5}"#]), vec![0]);
+    wait_usage(&acme.admin, 5).await;
+    // Node b has the day's total now (its flush reads it back): four more fit, two do not.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        mqtt5_publish(
+            &b,
+            &token,
+            &[r#"{"f":1,"g":2,"h":3,"i":4}"#, r#"{"j":1,"k":2}"#]
+        ),
+        vec![0, 0x97]
+    );
+    wait_usage(&acme.admin, 9).await;
+    // Node a learns b's points at its next flush: one more fits, then it is over.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(http_telemetry(&a, &token, r#"{"l":1}"#).await.status, 200);
+    let over = http_telemetry(&a, &token, r#"{"m":1}"#).await;
+    assert_eq!(
+        (over.status.as_u16(), over.code()),
+        (409, "quota_exceeded".into()),
+        "{}",
+        over.body
+    );
+    assert!(
+        over.error().detail.contains("10 data points per day"),
+        "{}",
+        over.body
+    );
+    wait_usage(&acme.admin, 10).await;
+    let all: Vec<Usage> = platform
+        .get("/api/v1/tenants/usage")
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    let ours = all.iter().find(|u| u.tenant.id == acme.tenant.id).unwrap();
+    assert_eq!(ours.data_points_today.used, 10);
+    assert_eq!(ours.data_points_today.limit, 10);
+    // What was refused is on the device's timeline, with the reason, from both transports.
+    crate::mqtt::eventually("the refusals are on the timeline", || async {
+        let refused = crate::mqtt::timeline(&acme.admin, meter)
+            .await
+            .into_iter()
+            .filter(|e| e.kind == "message_rejected" && e.data["reason"] == "quota_exceeded")
+            .count();
+        refused >= 2
+    })
+    .await;
+}

@@ -490,6 +490,9 @@ pub struct TenantQuotas {
     /// API keys not revoked and not expired.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_keys: Option<u64>,
+    /// Telemetry data points accepted per UTC day, over MQTT and HTTP together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_points_per_day: Option<u64>,
 }
 
 /// One quota: what is used against what is allowed.
@@ -506,6 +509,8 @@ pub struct Usage {
     pub devices: QuotaUse,
     pub users: QuotaUse,
     pub api_keys: QuotaUse,
+    /// Data points accepted since 00:00 UTC.
+    pub data_points_today: QuotaUse,
 }
 
 /// Per-tenant rate limits as rate strings `count:seconds[,count:seconds…]` (e.g. `200:1,6000:60`).

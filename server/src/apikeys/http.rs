@@ -29,8 +29,8 @@ async fn get(
     id: web::Path<Uuid>,
 ) -> ApiResult<web::Json<ApiKey>> {
     let key = repo::get(&state.db, &scope.ctx, *id).await?;
-    let email = crate::users::repo::find_by_id(&state.db, crate::ids::UserId(key.user_id))
-        .await?
+    let email = crate::users::repo::get(&state.db, &scope.ctx, crate::ids::UserId(key.user_id))
+        .await
         .map(|u| u.email)
         .unwrap_or_default();
     Ok(web::Json(repo::to_api(key, email)))

@@ -9,7 +9,7 @@ use sea_orm::{ActiveValue::Set, ConnectionTrait, QueryOrder};
 use stead_api_types::ApiKey;
 
 use super::model;
-use crate::auth::TenantCtx;
+use crate::auth::{System, TenantCtx};
 use crate::error::{Error, Result};
 
 pub fn groups_of(json: &serde_json::Value) -> Vec<Uuid> {
@@ -90,12 +90,17 @@ pub async fn revoke(db: &impl ConnectionTrait, key: model::Model) -> Result<mode
 }
 
 /// A key by id, in any tenant: re-checking a key already authenticated.
-pub async fn find_by_id(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<model::Model>> {
+pub async fn find_by_id(
+    _: System,
+    db: &impl ConnectionTrait,
+    id: Uuid,
+) -> Result<Option<model::Model>> {
     Ok(model::Entity::find_by_id(id).one(db).await?)
 }
 
 /// The key whose secret hashes to `hash`, in any tenant: authentication only.
 pub async fn find_by_secret_hash(
+    _: System,
     db: &impl ConnectionTrait,
     hash: &str,
 ) -> Result<Option<model::Model>> {
@@ -106,6 +111,7 @@ pub async fn find_by_secret_hash(
 }
 
 pub async fn touch(
+    _: System,
     db: &impl ConnectionTrait,
     id: Uuid,
     at: DateTime<Utc>,

@@ -144,10 +144,14 @@ pub async fn revoke(
 ) -> Result<stead_api_types::ApiKey> {
     let txn = audit::begin(db, Some(ctx.tenant_id())).await?;
     let key = repo::get(&txn, ctx, id).await?;
-    let creator = crate::users::repo::find_by_id(&txn, crate::ids::UserId(key.user_id))
-        .await?
-        .map(|u| u.email)
-        .unwrap_or_default();
+    let creator = crate::users::repo::find_by_id(
+        crate::auth::System::auth(),
+        &txn,
+        crate::ids::UserId(key.user_id),
+    )
+    .await?
+    .map(|u| u.email)
+    .unwrap_or_default();
     if key.revoked_at.is_some() {
         return Ok(repo::to_api(key, creator));
     }
@@ -175,9 +179,13 @@ pub async fn authenticate(
     secret: &str,
     address: Option<std::net::IpAddr>,
 ) -> Result<Actor> {
-    let key = repo::find_by_secret_hash(&state.db, &tokens::hash_token(secret))
-        .await?
-        .ok_or_else(invalid)?;
+    let key = repo::find_by_secret_hash(
+        crate::auth::System::auth(),
+        &state.db,
+        &tokens::hash_token(secret),
+    )
+    .await?
+    .ok_or_else(invalid)?;
     let mut actor = actor_of(state, &key).await?;
     let (hits, left) = state
         .live
@@ -195,7 +203,7 @@ pub async fn authenticate(
         .last_used_at
         .is_none_or(|t| (now - t).num_seconds() >= TOUCH_EVERY_SECS);
     if stale || key.last_used_address != address {
-        repo::touch(&state.db, key.id, now, address).await?;
+        repo::touch(crate::auth::System::auth(), &state.db, key.id, now, address).await?;
     }
     Ok(actor)
 }
@@ -206,7 +214,7 @@ pub async fn recheck(
     key: Uuid,
     address: Option<std::net::IpAddr>,
 ) -> Result<Actor> {
-    let key = repo::find_by_id(&state.db, key)
+    let key = repo::find_by_id(crate::auth::System::auth(), &state.db, key)
         .await?
         .ok_or_else(invalid)?;
     let mut actor = actor_of(state, &key).await?;
@@ -231,9 +239,13 @@ async fn actor_of(state: &AppState, key: &model::Model) -> Result<Actor> {
             "this API key has expired: create a new one",
         ));
     }
-    let user = crate::users::repo::find_by_id(&state.db, crate::ids::UserId(key.user_id))
-        .await?
-        .ok_or_else(invalid)?;
+    let user = crate::users::repo::find_by_id(
+        crate::auth::System::auth(),
+        &state.db,
+        crate::ids::UserId(key.user_id),
+    )
+    .await?
+    .ok_or_else(invalid)?;
     let mut actor = crate::auth::service::check_can_sign_in(state, &user).await?;
     if actor.tenant_id.map(|t| t.0) != Some(key.tenant_id) {
         return Err(invalid());

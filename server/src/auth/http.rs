@@ -3,15 +3,14 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use stead_api_types::{
     ChangePassword, ConfirmPassword, ConfirmPasswordReset, EnableTwoFactor, LoginRequest, Me,
-    RecoveryCodes, RefreshRequest, RequestPasswordReset, SessionInfo, TenantSummary,
-    TokenResponse, TwoFactorSetup,
+    RecoveryCodes, RefreshRequest, RequestPasswordReset, SessionInfo, TokenResponse,
+    TwoFactorSetup,
 };
 use uuid::Uuid;
 
 use super::{reset, service, two_factor};
 use crate::app::AppState;
 use crate::http::{ApiResult, Authenticated, ClientIp, Json, Person};
-use crate::tenants;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/auth/login", web::post().to(login))
@@ -22,7 +21,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/me/sessions", web::get().to(sessions))
         .route("/me/sessions/{id}", web::delete().to(end_session))
         .route("/auth/password-reset", web::post().to(request_reset))
-        .route("/auth/password-reset/confirm", web::post().to(confirm_reset))
+        .route(
+            "/auth/password-reset/confirm",
+            web::post().to(confirm_reset),
+        )
         .route("/me/two-factor/setup", web::post().to(two_factor_setup))
         .route("/me/two-factor/enable", web::post().to(two_factor_enable))
         .route("/me/two-factor/disable", web::post().to(two_factor_disable))
@@ -110,9 +112,7 @@ async fn login(
     Json(body): Json<LoginRequest>,
 ) -> ApiResult<web::Json<TokenResponse>> {
     let origin = origin(&req, ip);
-    Ok(web::Json(
-        service::login(&state, &body, &origin).await?,
-    ))
+    Ok(web::Json(service::login(&state, &body, &origin).await?))
 }
 
 async fn refresh(
@@ -164,35 +164,5 @@ async fn logout(
 }
 
 async fn me(state: web::Data<AppState>, auth: Authenticated) -> ApiResult<web::Json<Me>> {
-    let actor = auth.actor;
-    let user = crate::users::repo::find_by_id(&state.db, actor.user_id)
-        .await?
-        .ok_or(crate::error::Error::NotFound("user"))?;
-    let tenant = match actor.tenant_id {
-        Some(id) => tenants::repo::find(&state.db, id)
-            .await?
-            .map(|t| TenantSummary {
-                id: t.id,
-                name: t.name,
-            }),
-        None => None,
-    };
-    Ok(web::Json(Me {
-        id: user.id,
-        email: user.email,
-        name: user.name,
-        role: actor.role,
-        tenant,
-        permissions: actor.access.permissions(),
-        groups: actor.access.groups(),
-        group_only: actor
-            .access
-            .permissions()
-            .into_iter()
-            .filter(|p| !actor.access.tenant_wide(*p))
-            .collect(),
-        api_key: actor.api_key,
-        two_factor: user.totp_secret.is_some(),
-        two_factor_setup_required: actor.two_factor_pending && actor.api_key.is_none(),
-    }))
+    Ok(web::Json(service::me(&state, &auth.actor).await?))
 }

@@ -83,6 +83,39 @@ pub struct Actor {
     pub two_factor_pending: bool,
 }
 
+/// Proof that the platform itself acts, across tenants, where no tenant context can exist yet or
+/// at all: authentication (an e-mail, a token or a link's secret before anyone is known), the
+/// device ingress (a device found by its credentials), the workers' sweeps and the command line.
+/// The few finders that ignore tenants take it; request handlers never build it (the test
+/// `tenancy::` checks where each constructor appears), so they reach tenant-owned data only
+/// through finders that take a `TenantCtx`.
+#[derive(Debug, Clone, Copy)]
+pub struct System {
+    _private: (),
+}
+
+impl System {
+    /// Sign-in, tokens, keys and one-time links (`auth`, `apikeys`, `invitations`).
+    pub(crate) const fn auth() -> System {
+        System { _private: () }
+    }
+
+    /// Devices by their credentials (MQTT, the HTTP device API, provisioning).
+    pub(crate) const fn ingress() -> System {
+        System { _private: () }
+    }
+
+    /// Background work over every tenant (presence sweeps, command expiry, import jobs).
+    pub(crate) const fn worker() -> System {
+        System { _private: () }
+    }
+
+    /// The operator's command line (`stead admin …`) and start-up.
+    pub const fn cli() -> System {
+        System { _private: () }
+    }
+}
+
 /// Proof that the caller acts inside one tenant, and over which of its devices. Every repository
 /// function over tenant-owned data takes it, so a query that forgets the tenant does not compile;
 /// the device finders apply its reach, so a group-scoped caller's lists, counts and lookups hold

@@ -40,7 +40,10 @@ pub async fn request(state: &AppState, email: &str, origin: &Origin) -> Result<(
         ));
     }
     let email = Email::parse(email).map_err(|e| Error::invalid("invalid_email", "email", e))?;
-    let Some(user) = crate::users::repo::find_by_email(&state.db, email.as_str()).await? else {
+    let Some(user) =
+        crate::users::repo::find_by_email(crate::auth::System::auth(), &state.db, email.as_str())
+            .await?
+    else {
         tracing::info!("password reset asked for an address with no account");
         return Ok(());
     };
@@ -122,9 +125,13 @@ pub async fn confirm(
         expires_at: row.expires_at,
     }
     .check()?;
-    let user = crate::users::repo::find_by_id(&state.db, crate::ids::UserId(row.user_id))
-        .await?
-        .ok_or_else(tokens::invalid_link)?;
+    let user = crate::users::repo::find_by_id(
+        crate::auth::System::auth(),
+        &state.db,
+        crate::ids::UserId(row.user_id),
+    )
+    .await?
+    .ok_or_else(tokens::invalid_link)?;
     let mut actor = check_can_sign_in(state, &user).await?;
     actor.address = Some(origin.address);
     let password_hash = password::hash(&new).await?;

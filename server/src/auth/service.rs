@@ -9,7 +9,7 @@ use sea_orm::{ActiveValue::Set, Condition, QueryFilter, QueryOrder, QuerySelect}
 use stead_api_types::{Role, SessionInfo, TenantStatus, TokenResponse};
 
 use super::refresh_model as refresh;
-use super::{Actor, password, tokens};
+use super::{Actor, System, password, tokens};
 use crate::app::AppState;
 use crate::error::{Error, Result};
 use crate::ids::{TenantId, UserId};
@@ -66,7 +66,7 @@ pub async fn login(
         });
     }
 
-    let user = users::repo::find_by_email(&state.db, &email).await?;
+    let user = users::repo::find_by_email(crate::auth::System::auth(), &state.db, &email).await?;
     let ok = password::verify(password, user.as_ref().map(|u| u.password_hash.clone())).await;
     let user = match (ok, user) {
         (true, Some(user)) => user,
@@ -146,7 +146,7 @@ pub async fn refresh(state: &AppState, presented: &str, origin: &Origin) -> Resu
         revoke_family(state, row.family_id).await?;
         return Err(invalid());
     }
-    let user = users::repo::find_by_id(&state.db, UserId(row.user_id))
+    let user = users::repo::find_by_id(crate::auth::System::auth(), &state.db, UserId(row.user_id))
         .await?
         .ok_or_else(invalid)?;
     check_can_sign_in(state, &user).await?;
@@ -256,8 +256,14 @@ pub(crate) async fn check_can_sign_in(
     }
     let access = match user.tenant_id {
         Some(tenant) => {
-            crate::roles::repo::access_of(&state.db, TenantId(tenant), UserId(user.id), role)
-                .await?
+            crate::roles::repo::access_of(
+                System::auth(),
+                &state.db,
+                TenantId(tenant),
+                UserId(user.id),
+                role,
+            )
+            .await?
         }
         None => crate::auth::access::Access::of_role(role),
     };
@@ -297,7 +303,7 @@ pub async fn recheck(state: &AppState, actor: &Actor) -> Result<Actor> {
 }
 
 async fn person(state: &AppState, user_id: UserId, session: Option<Uuid>) -> Result<Actor> {
-    let user = users::repo::find_by_id(&state.db, user_id)
+    let user = users::repo::find_by_id(crate::auth::System::auth(), &state.db, user_id)
         .await?
         .ok_or_else(|| Error::unauthenticated("invalid_token", "the access token is not valid"))?;
     let mut actor = check_can_sign_in(state, &user).await?;
@@ -398,7 +404,7 @@ pub(crate) async fn verify_own_password(
             retry_after_secs: left.as_secs().max(1),
         });
     }
-    let user = users::repo::find_by_id(&state.db, actor.user_id)
+    let user = users::repo::find_by_id(crate::auth::System::auth(), &state.db, actor.user_id)
         .await?
         .ok_or(Error::NotFound("user"))?;
     if !password::verify(password, Some(user.password_hash.clone())).await {
@@ -458,4 +464,40 @@ pub async fn change_password(
     txn.commit().await?;
     tracing::info!(user = %actor.user_id.0, "password changed; other sessions ended");
     Ok(())
+}
+
+/// `GET /me`: who the caller is, as the database says now, and what they may do.
+pub async fn me(state: &AppState, actor: &Actor) -> Result<stead_api_types::Me> {
+    let user = users::repo::find_by_id(System::auth(), &state.db, actor.user_id)
+        .await?
+        .ok_or(Error::NotFound("user"))?;
+    let tenant = match actor.tenant_id {
+        Some(id) => {
+            tenants::repo::find(&state.db, id)
+                .await?
+                .map(|t| stead_api_types::TenantSummary {
+                    id: t.id,
+                    name: t.name,
+                })
+        }
+        None => None,
+    };
+    Ok(stead_api_types::Me {
+        id: user.id,
+        email: user.email,
+        name: user.name,
+        role: actor.role,
+        tenant,
+        permissions: actor.access.permissions(),
+        groups: actor.access.groups(),
+        group_only: actor
+            .access
+            .permissions()
+            .into_iter()
+            .filter(|p| !actor.access.tenant_wide(*p))
+            .collect(),
+        api_key: actor.api_key,
+        two_factor: user.totp_secret.is_some(),
+        two_factor_setup_required: actor.two_factor_pending && actor.api_key.is_none(),
+    })
 }

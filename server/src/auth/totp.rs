@@ -168,7 +168,11 @@ mod tests {
         assert!(sealer.open(uuid::Uuid::new_v4(), &sealed).is_err());
         let other = Sealer::new(b"another server secret of 32 bytes!!!!");
         assert!(other.open(user, &sealed).is_err());
-        assert_ne!(sealer.seal(user, &secret), sealed, "a fresh nonce each time");
+        assert_ne!(
+            sealer.seal(user, &secret),
+            sealed,
+            "a fresh nonce each time"
+        );
     }
 
     #[test]
@@ -177,8 +181,16 @@ mod tests {
         let secret = b"12345678901234567890";
         assert_eq!(matching_step(secret, "287082", 59), Some(1));
         assert_eq!(matching_step(secret, "287 082", 59), Some(1));
-        assert_eq!(matching_step(secret, "287082", 59 + 30), Some(1), "one step late");
-        assert_eq!(matching_step(secret, "287082", 59 + 60), None, "two steps late");
+        assert_eq!(
+            matching_step(secret, "287082", 59 + 30),
+            Some(1),
+            "one step late"
+        );
+        assert_eq!(
+            matching_step(secret, "287082", 59 + 60),
+            None,
+            "two steps late"
+        );
         assert_eq!(matching_step(secret, "287083", 59), None);
         assert_eq!(matching_step(secret, "28708", 59), None);
         assert_eq!(matching_step(secret, "abcdef", 59), None);
@@ -201,7 +213,10 @@ mod tests {
     fn provisioning_gives_an_otpauth_url_and_an_svg() {
         let (b32, url, svg) = provisioning(&new_secret(), "ada@example.com").unwrap();
         assert_eq!(b32.len(), 32);
-        assert!(url.starts_with("otpauth://totp/Stead:ada%40example.com?"), "{url}");
+        assert!(
+            url.starts_with("otpauth://totp/Stead:ada%40example.com?"),
+            "{url}"
+        );
         assert!(url.contains(&format!("secret={b32}")), "{url}");
         assert!(svg.contains("<svg"), "{svg:.80}");
     }

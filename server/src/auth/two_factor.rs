@@ -74,7 +74,11 @@ pub async fn check_sign_in(
     let Some(sealed) = &user.totp_secret else {
         return Ok(());
     };
-    if let Some(code) = body.recovery_code.as_deref().filter(|c| !c.trim().is_empty()) {
+    if let Some(code) = body
+        .recovery_code
+        .as_deref()
+        .filter(|c| !c.trim().is_empty())
+    {
         return use_recovery_code(state, user, code).await;
     }
     let Some(code) = body.totp_code.as_deref().filter(|c| !c.trim().is_empty()) else {
@@ -242,7 +246,14 @@ pub async fn disable(state: &AppState, actor: &Actor, password: &str) -> Result<
             "your organisation requires two-factor sign-in, so it cannot be turned off",
         ));
     }
-    turn_off(state, actor, UserId(user.id), "user.two_factor.disable", None).await
+    turn_off(
+        state,
+        actor,
+        UserId(user.id),
+        "user.two_factor.disable",
+        None,
+    )
+    .await
 }
 
 /// A new set of recovery codes (the password again); the old ones stop working.

@@ -102,6 +102,7 @@ fn refused(
         Rejection::Payload(_) => (StatusCode::BAD_REQUEST, "invalid_payload"),
         Rejection::Topic(_) => (StatusCode::NOT_FOUND, "route_not_found"),
         Rejection::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+        Rejection::QuotaExceeded(_) => (StatusCode::CONFLICT, "quota_exceeded"),
         Rejection::NotSupported(_) => (StatusCode::NOT_IMPLEMENTED, "not_supported"),
         Rejection::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
     };

@@ -64,7 +64,8 @@ async fn mark_inactive(
         .update_presence(device, PresenceChange::Inactive { ts: now })
         .await?;
     state.bus.publish(device, LiveEvent::Presence(p));
-    crate::devices::repo::set_online(&state.db, &[device], false).await?;
+    crate::devices::repo::set_online(crate::auth::System::worker(), &state.db, &[device], false)
+        .await?;
     state.timeline.record_for(
         tenant,
         device,

@@ -106,7 +106,8 @@ pub async fn recover_embedded(state: &AppState) -> anyhow::Result<usize> {
     if !matches!(state.live, LiveStore::Memory(_)) {
         return Ok(0);
     }
-    let stale = crate::devices::repo::tenants_of(&state.db, None).await?;
+    let stale =
+        crate::devices::repo::tenants_of(crate::auth::System::worker(), &state.db, None).await?;
     let now = crate::telemetry::now_ms();
     let reason = DisconnectReason::NodeLost;
     for (device, _) in &stale {
@@ -117,7 +118,8 @@ pub async fn recover_embedded(state: &AppState) -> anyhow::Result<usize> {
     }
     let devices: Vec<DeviceId> = stale.iter().map(|(d, _)| *d).collect();
     for chunk in devices.chunks(1000) {
-        crate::devices::repo::set_online(&state.db, chunk, false).await?;
+        crate::devices::repo::set_online(crate::auth::System::worker(), &state.db, chunk, false)
+            .await?;
     }
     for (device, tenant) in &stale {
         state.timeline.record_for(
@@ -155,7 +157,10 @@ async fn record_offline(
             state.bus.publish(*device, LiveEvent::Presence(p));
             state.sessions.mirror_online(*device);
         }
-        for (device, tenant) in crate::devices::repo::tenants_of(&state.db, Some(chunk)).await? {
+        for (device, tenant) in
+            crate::devices::repo::tenants_of(crate::auth::System::worker(), &state.db, Some(chunk))
+                .await?
+        {
             state.timeline.record_for(
                 tenant,
                 device,

@@ -11,7 +11,7 @@ use stead_api_types::{
 };
 
 use super::model::{self, Entity as Devices};
-use crate::auth::{TenantCtx, tokens};
+use crate::auth::{System, TenantCtx, tokens};
 use crate::error::{Error, Result};
 use crate::ids::{DeviceId, TenantId};
 
@@ -386,7 +386,12 @@ pub async fn rotate_credentials(
 
 /// Mirrors the live presence in the device rows (for filtering the list). Internal: the device
 /// ids come from authenticated sessions. Only rows that change are written.
-pub async fn set_online(db: &impl crate::db::Db, devices: &[DeviceId], online: bool) -> Result<()> {
+pub async fn set_online(
+    _: System,
+    db: &impl crate::db::Db,
+    devices: &[DeviceId],
+    online: bool,
+) -> Result<()> {
     if devices.is_empty() {
         return Ok(());
     }
@@ -403,6 +408,7 @@ pub async fn set_online(db: &impl crate::db::Db, devices: &[DeviceId], online: b
 /// column is set when `devices` is `None`: for the system-wide sweeps of the worker and of
 /// start-up (node lost, a previous run killed), which write to the devices' timelines.
 pub async fn tenants_of(
+    _: System,
     db: &impl crate::db::Db,
     devices: Option<&[DeviceId]>,
 ) -> Result<Vec<(DeviceId, TenantId)>> {
@@ -429,6 +435,8 @@ pub struct DeviceIdentity {
     pub name: String,
     /// The tenant's rate-limit overrides, as they were at authentication.
     pub tenant_limits: stead_api_types::TenantLimits,
+    /// The tenant's quota overrides, as they were at authentication.
+    pub tenant_quotas: stead_api_types::TenantQuotas,
     /// Set while the device is disabled: it proved who it is, and is refused anyway.
     pub disabled_reason: Option<String>,
     /// When its credentials stop working (ms since the epoch).
@@ -475,6 +483,7 @@ async fn identity_of(
         tenant_id: TenantId(device.tenant_id),
         name: device.name,
         tenant_limits: crate::tenants::repo::limits_of(&tenant),
+        tenant_quotas: crate::tenants::quotas::overrides_of(&tenant),
         disabled_reason: device.disabled_reason,
         credentials_expire_at: device.credentials_expire_at,
         profile_limits,
@@ -483,7 +492,11 @@ async fn identity_of(
 
 /// The access-token device a token belongs to, if its tenant is active: one indexed hash
 /// lookup. Whether it may connect now (disabled, expired) is `credentials::admissible`.
-pub async fn authenticate(db: &impl crate::db::Db, token: &str) -> Result<Option<DeviceIdentity>> {
+pub async fn authenticate(
+    _: System,
+    db: &impl crate::db::Db,
+    token: &str,
+) -> Result<Option<DeviceIdentity>> {
     let Some(device) = Devices::find()
         .filter(model::Column::TokenHash.eq(tokens::hash_token(token)))
         .filter(model::Column::CredentialsType.eq("access_token"))
@@ -504,6 +517,7 @@ pub struct MqttBasicDevice {
 
 /// The MQTT-basic device with this user name (unique across tenants), if its tenant is active.
 pub async fn find_mqtt_basic(
+    _: System,
     db: &impl crate::db::Db,
     username: &str,
 ) -> Result<Option<MqttBasicDevice>> {

@@ -818,7 +818,16 @@ pub async fn run(state: AppState, ctx: TenantCtx, job: Uuid, lines: Vec<Line>) {
             )
         }
     };
-    if let Err(e) = repo::finish(&state.db, job, &progress, status, reason).await {
+    if let Err(e) = repo::finish(
+        crate::auth::System::worker(),
+        &state.db,
+        job,
+        &progress,
+        status,
+        reason,
+    )
+    .await
+    {
         tracing::error!(error = %e, %job, "recording the end of an import job failed");
     }
 }
@@ -871,7 +880,8 @@ async fn execute(
         progress.counts.processed += 1;
         unwritten += 1;
         if unwritten >= PROGRESS_ROWS || written.elapsed() >= PROGRESS_EVERY {
-            if !repo::save_progress(&state.db, job, progress).await? {
+            if !repo::save_progress(crate::auth::System::worker(), &state.db, job, progress).await?
+            {
                 return Ok(false);
             }
             (written, unwritten) = (Instant::now(), 0);

@@ -9,7 +9,7 @@ use sea_orm::{ActiveValue::Set, Condition, FromQueryResult, QueryOrder, QuerySel
 use stead_api_types::{ImportCounts, ImportJob, ImportRowReport, ImportStatus};
 
 use super::model::{self, Entity as Jobs};
-use crate::auth::TenantCtx;
+use crate::auth::{System, TenantCtx};
 use crate::devices::model as devices;
 use crate::error::{Error, Result};
 use crate::telemetry::now_ms;
@@ -230,12 +230,18 @@ pub async fn list(db: &impl crate::db::Db, ctx: &TenantCtx) -> Result<Vec<Summar
 
 /// Writes a running job's progress and heartbeat; false when the job is no longer running
 /// (another node took it for dead), so its runner stops.
-pub async fn save_progress(db: &impl crate::db::Db, id: Uuid, p: &Progress) -> Result<bool> {
+pub async fn save_progress(
+    _: System,
+    db: &impl crate::db::Db,
+    id: Uuid,
+    p: &Progress,
+) -> Result<bool> {
     write(db, id, p, ImportStatus::Running, None).await
 }
 
 /// Writes a job's last progress and its final status.
 pub async fn finish(
+    _: System,
     db: &impl crate::db::Db,
     id: Uuid,
     p: &Progress,

@@ -6,6 +6,7 @@
 //! for the whole session; every topic is relative to that device. The protocol adapters (`v3`,
 //! `v5`) translate packets; what a message does is decided once, in `session`.
 
+pub mod daily;
 mod limits;
 mod registry;
 pub mod session;
@@ -265,6 +266,8 @@ pub struct Sessions {
     tenant_limiters: Mutex<HashMap<TenantId, Limiter>>,
     /// Devices using the HTTP device API (an MQTT session has its own limiter).
     http_limiters: Mutex<HashMap<crate::ids::DeviceId, Limiter>>,
+    /// The tenants' data points today, against their daily quota (shared once a second).
+    pub daily: daily::DailyPoints,
     /// What this node's sessions did and the live state does not know yet: written for all of
     /// them at once, once a second (`run_flusher`), not a round trip per device.
     activity: Mutex<HashMap<crate::ids::DeviceId, Activity>>,
@@ -300,6 +303,7 @@ impl Default for Sessions {
             node_id: uuid::Uuid::new_v4(),
             registry: Arc::default(),
             auth_cache: Mutex::default(),
+            daily: daily::DailyPoints::default(),
             verify_permits: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             ),
@@ -377,7 +381,8 @@ impl Sessions {
             return Ok(Some(identity));
         }
         let generation = self.cache_generation();
-        let found = crate::devices::repo::authenticate(db, token).await?;
+        let found =
+            crate::devices::repo::authenticate(crate::auth::System::ingress(), db, token).await?;
         if let Some(identity) = &found {
             self.cache(hash, identity.clone(), AUTH_CACHE_TTL, generation);
         }
@@ -409,7 +414,13 @@ impl Sessions {
             return Ok(admissible(identity));
         }
         let generation = self.cache_generation();
-        let Some(found) = crate::devices::repo::find_mqtt_basic(db, &login.username).await? else {
+        let Some(found) = crate::devices::repo::find_mqtt_basic(
+            crate::auth::System::ingress(),
+            db,
+            &login.username,
+        )
+        .await?
+        else {
             return Ok(Err(Denied {
                 device: None,
                 why: Why::Unknown,
@@ -510,8 +521,20 @@ impl Sessions {
                         offline.push(*device);
                     }
                 }
-                crate::devices::repo::set_online(&state.db, &online, true).await?;
-                crate::devices::repo::set_online(&state.db, &offline, false).await?;
+                crate::devices::repo::set_online(
+                    crate::auth::System::ingress(),
+                    &state.db,
+                    &online,
+                    true,
+                )
+                .await?;
+                crate::devices::repo::set_online(
+                    crate::auth::System::ingress(),
+                    &state.db,
+                    &offline,
+                    false,
+                )
+                .await?;
                 anyhow::Ok(())
             };
             if let Err(e) = mirrored.await {
@@ -552,7 +575,12 @@ impl Sessions {
                 Limiter::new(limits.tenant_messages, limits.tenant_points)
             })
             .admit(now, points)
-            .map_err(|e| crate::ingest::Rejection::RateLimited(format!("tenant limit: {e}")))
+            .map_err(|e| crate::ingest::Rejection::RateLimited(format!("tenant limit: {e}")))?;
+        let quota = device
+            .tenant_quotas
+            .data_points_per_day
+            .unwrap_or(cfg.quota_data_points_per_day);
+        self.daily.admit(device.tenant_id, now, points, quota)
     }
 
     /// The per-device limit for the HTTP device API.

@@ -241,7 +241,7 @@ async fn publish_v3(session: &V3Session, publish: &v3::Publish) -> Result<(), Cl
         Err(Rejection::Unavailable(_)) => Err(Close),
         // Valid data over the limit must not be acknowledged (it was not stored): MQTT 3.1.1
         // cannot refuse one message, so the connection ends and the client resends it later.
-        Err(Rejection::RateLimited(_)) if wait => {
+        Err(Rejection::RateLimited(_) | Rejection::QuotaExceeded(_)) if wait => {
             session.ended.set(Some(DisconnectReason::RateLimited));
             Err(Close)
         }

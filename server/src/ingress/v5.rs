@@ -139,7 +139,9 @@ fn rejection_ack(publish: v5::Publish, rejection: &Rejection) -> v5::PublishAck 
     let code = match rejection {
         Rejection::Payload(_) => codec::PublishAckReason::PayloadFormatInvalid,
         Rejection::Topic(_) => codec::PublishAckReason::TopicNameInvalid,
-        Rejection::RateLimited(_) => codec::PublishAckReason::QuotaExceeded,
+        Rejection::RateLimited(_) | Rejection::QuotaExceeded(_) => {
+            codec::PublishAckReason::QuotaExceeded
+        }
         Rejection::NotSupported(_) => codec::PublishAckReason::ImplementationSpecificError,
         Rejection::Unavailable(_) => codec::PublishAckReason::UnspecifiedError,
     };

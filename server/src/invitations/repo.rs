@@ -7,7 +7,7 @@ use sea_orm::{ActiveValue::Set, PaginatorTrait, QueryOrder};
 use stead_api_types::{Invitation, InvitationStatus, MailStatus, NewRoleBinding, Role, RoleRef};
 
 use super::model::{self, Entity as Invitations};
-use crate::auth::TenantCtx;
+use crate::auth::{System, TenantCtx};
 use crate::error::{Error, Result};
 
 pub fn status(i: &model::Model) -> InvitationStatus {
@@ -58,8 +58,8 @@ pub async fn to_api(
     i: model::Model,
 ) -> Result<Invitation> {
     let bindings = crate::roles::repo::named(db, ctx, bindings_of(&i)).await?;
-    let invited_by_email = crate::users::repo::find_by_id(db, crate::ids::UserId(i.invited_by))
-        .await?
+    let invited_by_email = crate::users::repo::get(db, ctx, crate::ids::UserId(i.invited_by))
+        .await
         .map(|u| u.email)
         .unwrap_or_default();
     Ok(Invitation {
@@ -120,7 +120,11 @@ pub async fn open_for(
 }
 
 /// The invitee's link: any tenant, by the token's hash.
-pub async fn find_by_token(db: &impl ConnectionTrait, hash: &str) -> Result<Option<model::Model>> {
+pub async fn find_by_token(
+    _: System,
+    db: &impl ConnectionTrait,
+    hash: &str,
+) -> Result<Option<model::Model>> {
     Ok(Invitations::find()
         .filter(model::Column::TokenHash.eq(hash))
         .one(db)
@@ -132,7 +136,7 @@ pub async fn save(db: &impl ConnectionTrait, active: model::ActiveModel) -> Resu
 }
 
 /// Spends the invitation once: answers whether this call did (a concurrent one finds it spent).
-pub async fn spend(db: &impl ConnectionTrait, id: Uuid, user: Uuid) -> Result<bool> {
+pub async fn spend(_: System, db: &impl ConnectionTrait, id: Uuid, user: Uuid) -> Result<bool> {
     let done = Invitations::update_many()
         .col_expr(model::Column::AcceptedAt, Expr::value(Utc::now()))
         .col_expr(model::Column::AcceptedUserId, Expr::value(user))

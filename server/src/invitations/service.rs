@@ -61,13 +61,16 @@ pub async fn create(
     crate::roles::service::check_permissions(actor, &Permission::of_role(role), &[])?;
     let txn = audit::begin(&state.db, Some(ctx.tenant_id())).await?;
     let bindings = crate::roles::service::check_bindings(&txn, ctx, actor, body.bindings).await?;
-    if crate::users::repo::find_by_email(&txn, email.as_str())
+    if crate::users::repo::find_by_email(crate::auth::System::auth(), &txn, email.as_str())
         .await?
         .is_some()
     {
         return Err(Error::conflict(
             "email_taken",
-            format!("an account with the e-mail {} already exists", email.as_str()),
+            format!(
+                "an account with the e-mail {} already exists",
+                email.as_str()
+            ),
         ));
     }
     if repo::open_for(&txn, ctx, email.as_str()).await?.is_some() {
@@ -246,9 +249,13 @@ async fn mail(
 
 /// The invitation behind a link, if it can still be accepted.
 async fn by_link(state: &AppState, token: &str) -> Result<model::Model> {
-    let invitation = repo::find_by_token(&state.db, &tokens::hash_token(token.trim()))
-        .await?
-        .ok_or_else(tokens::invalid_link)?;
+    let invitation = repo::find_by_token(
+        crate::auth::System::auth(),
+        &state.db,
+        &tokens::hash_token(token.trim()),
+    )
+    .await?
+    .ok_or_else(tokens::invalid_link)?;
     tokens::OneTime {
         used: invitation.accepted_at.is_some(),
         revoked: invitation.revoked_at.is_some(),
@@ -264,10 +271,14 @@ pub async fn preview(state: &AppState, token: &str) -> Result<InvitationPreview>
     let tenant = crate::tenants::repo::find(&state.db, TenantId(invitation.tenant_id))
         .await?
         .ok_or_else(tokens::invalid_link)?;
-    let invited_by_email = crate::users::repo::find_by_id(&state.db, UserId(invitation.invited_by))
-        .await?
-        .map(|u| u.email)
-        .unwrap_or_default();
+    let invited_by_email = crate::users::repo::find_by_id(
+        crate::auth::System::auth(),
+        &state.db,
+        UserId(invitation.invited_by),
+    )
+    .await?
+    .map(|u| u.email)
+    .unwrap_or_default();
     Ok(InvitationPreview {
         email: invitation.email,
         name: invitation.name,
@@ -331,7 +342,7 @@ pub async fn accept(
     )
     .await?;
     let user = crate::users::repo::create(&txn, Some(&ctx), &email, &name, role, hash).await?;
-    if !repo::spend(&txn, invitation.id, user.id).await? {
+    if !repo::spend(crate::auth::System::auth(), &txn, invitation.id, user.id).await? {
         return Err(Error::conflict(
             "link_used",
             "this link was already used: it works once (sign in, or ask for a new one)",

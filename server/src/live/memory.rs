@@ -19,6 +19,10 @@ impl MemoryStore {
     }
 
     pub fn hit(&self, key: &str, window: Duration) -> (u64, Duration) {
+        self.add(key, 1, window)
+    }
+
+    pub fn add(&self, key: &str, n: u64, window: Duration) -> (u64, Duration) {
         let now = Instant::now();
         let mut counters = self.counters();
         if counters.len() > 100_000 {
@@ -28,7 +32,7 @@ impl MemoryStore {
         if entry.1 <= now {
             *entry = (0, now + window);
         }
-        entry.0 += 1;
+        entry.0 += n;
         (entry.0, entry.1 - now)
     }
 

@@ -34,9 +34,19 @@ impl LiveStore {
     /// Adds one to the counter `key` in a fixed window that starts with the first hit, and
     /// answers the new count and the time left in the window.
     pub async fn hit(&self, key: &str, window: Duration) -> anyhow::Result<(u64, Duration)> {
+        self.add(key, 1, window).await
+    }
+
+    /// Adds `n` to the counter `key`, as `hit` adds one.
+    pub async fn add(
+        &self,
+        key: &str,
+        n: u64,
+        window: Duration,
+    ) -> anyhow::Result<(u64, Duration)> {
         match self {
-            LiveStore::Memory(m) => Ok(m.hit(key, window)),
-            LiveStore::Redis(r) => r.hit(key, window).await,
+            LiveStore::Memory(m) => Ok(m.add(key, n, window)),
+            LiveStore::Redis(r) => r.add(key, n, window).await,
         }
     }
 

@@ -52,13 +52,18 @@ impl RedisStore {
         format!("{}{key}", self.prefix)
     }
 
-    pub async fn hit(&self, key: &str, window: Duration) -> anyhow::Result<(u64, Duration)> {
+    pub async fn add(
+        &self,
+        key: &str,
+        n: u64,
+        window: Duration,
+    ) -> anyhow::Result<(u64, Duration)> {
         let key = self.key(key);
         let window_ms = window.as_millis().max(1) as u64;
         // INCR and set the expiry only when the key is new: a fixed window, atomically.
         let (count, ttl): (u64, i64) = redis::pipe()
             .atomic()
-            .incr(&key, 1u64)
+            .incr(&key, n)
             .cmd("PEXPIRE")
             .arg(&key)
             .arg(window_ms)

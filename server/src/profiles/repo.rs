@@ -9,7 +9,7 @@ use stead_api_types::{
 };
 
 use super::model::{self, Entity as Profiles};
-use crate::auth::{TenantCtx, tokens};
+use crate::auth::{System, TenantCtx, tokens};
 use crate::error::{Error, Result};
 use crate::telemetry::now_ms;
 
@@ -349,6 +349,7 @@ pub async fn delete(db: &impl ConnectionTrait, ctx: &TenantCtx, id: Uuid) -> Res
 
 /// The profile a provisioning key belongs to (the key names the tenant).
 pub async fn by_provision_key(
+    _: System,
     db: &impl ConnectionTrait,
     key: &str,
 ) -> Result<Option<model::Model>> {

@@ -8,8 +8,8 @@ use sea_orm::{ActiveValue::Set, ConnectionTrait, QueryOrder, QuerySelect};
 use stead_api_types::{CustomRole, Permission, Role, RoleBinding, RoleRef};
 
 use super::model::{binding, role};
-use crate::auth::TenantCtx;
 use crate::auth::access::Access;
+use crate::auth::{System, TenantCtx};
 use crate::error::{Error, Result};
 use crate::ids::{TenantId, UserId};
 
@@ -239,6 +239,7 @@ pub async fn replace_bindings(
 
 /// Everything a tenant's person may do now: their built-in role over the tenant, and each binding.
 pub async fn access_of(
+    _: System,
     db: &impl ConnectionTrait,
     tenant: TenantId,
     user: UserId,

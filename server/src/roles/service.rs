@@ -19,7 +19,11 @@ use crate::auth::{Actor, TenantCtx};
 use crate::error::{Error, Result};
 use crate::ids::UserId;
 
-pub(crate) fn check_permissions(actor: &Actor, permissions: &[Permission], groups: &[Uuid]) -> Result<()> {
+pub(crate) fn check_permissions(
+    actor: &Actor,
+    permissions: &[Permission],
+    groups: &[Uuid],
+) -> Result<()> {
     if permissions.contains(&Permission::TenantsManage) {
         return Err(Error::invalid(
             "invalid_permission",

@@ -305,8 +305,14 @@ pub async fn send(
     let command = match done {
         Some(c) => c,
         None => {
-            repo::finish_unless_final(&state.db, id, RpcStatus::Timeout, "no answer in time")
-                .await?;
+            repo::finish_unless_final(
+                crate::auth::System::worker(),
+                &state.db,
+                id,
+                RpcStatus::Timeout,
+                "no answer in time",
+            )
+            .await?;
             repo::get(&state.db, ctx, device, id).await?
         }
     };
@@ -315,7 +321,7 @@ pub async fn send(
 
 /// Hands the device's queued commands to its session (called when it subscribes to commands).
 pub async fn deliver_pending(state: &AppState, device: DeviceId) -> Result<()> {
-    for command in repo::queued(&state.db, device, now_ms()).await? {
+    for command in repo::queued(crate::auth::System::worker(), &state.db, device, now_ms()).await? {
         state.sessions.deliver(
             device,
             crate::ingress::Delivery::Rpc(repo::outgoing(&command)),
@@ -328,6 +334,7 @@ pub async fn deliver_pending(state: &AppState, device: DeviceId) -> Result<()> {
 /// got there first.
 pub async fn claim(state: &AppState, id: Uuid) -> Result<bool> {
     let claimed = repo::transition(
+        crate::auth::System::worker(),
         &state.db,
         id,
         &[RpcStatus::Queued],
@@ -344,6 +351,7 @@ pub async fn claim(state: &AppState, id: Uuid) -> Result<bool> {
 /// The device acknowledged the command (MQTT PUBACK, or the HTTP answer went out).
 pub async fn delivered(state: &AppState, id: Uuid) -> Result<()> {
     if repo::transition(
+        crate::auth::System::worker(),
         &state.db,
         id,
         &[RpcStatus::Sent],
@@ -360,7 +368,7 @@ pub async fn delivered(state: &AppState, id: Uuid) -> Result<()> {
 /// Sending failed (the connection went away): a persistent command waits for the next session,
 /// any other fails.
 pub async fn send_failed(state: &AppState, id: Uuid, why: &str) -> Result<()> {
-    repo::requeue_or_fail(&state.db, id, why).await?;
+    repo::requeue_or_fail(crate::auth::System::worker(), &state.db, id, why).await?;
     state.sessions.command_changed(id);
     Ok(())
 }
@@ -372,7 +380,15 @@ pub async fn answered(
     request_id: u32,
     response: serde_json::Value,
 ) -> Result<bool> {
-    match repo::answer(&state.db, device, request_id, response).await? {
+    match repo::answer(
+        crate::auth::System::worker(),
+        &state.db,
+        device,
+        request_id,
+        response,
+    )
+    .await?
+    {
         Some(id) => {
             state.sessions.command_changed(id);
             Ok(true)
@@ -390,7 +406,9 @@ pub async fn next_for_http(
     let notify = state.sessions.waits.device(device);
     let deadline = tokio::time::Instant::now() + timeout;
     wait_for(&notify, deadline, || async {
-        for command in repo::queued(&state.db, device, now_ms()).await? {
+        for command in
+            repo::queued(crate::auth::System::worker(), &state.db, device, now_ms()).await?
+        {
             if claim(state, command.id).await? {
                 // The HTTP answer carries it: delivered as soon as it is claimed.
                 delivered(state, command.id).await?;
@@ -406,10 +424,10 @@ pub async fn next_for_http(
 /// last). Runs on worker nodes; every step is a conditional update, so nodes may overlap.
 pub async fn sweep(state: &AppState) -> Result<()> {
     let now = now_ms();
-    for id in repo::expire(&state.db, now).await? {
+    for id in repo::expire(crate::auth::System::worker(), &state.db, now).await? {
         state.sessions.command_changed(id);
     }
-    for (command, resend) in repo::overdue(&state.db, now).await? {
+    for (command, resend) in repo::overdue(crate::auth::System::worker(), &state.db, now).await? {
         state.sessions.command_changed(command.id);
         if resend {
             state.sessions.deliver(

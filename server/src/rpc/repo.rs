@@ -8,7 +8,7 @@ use stead_api_types::{RpcCommand, RpcStatus};
 
 use super::Outgoing;
 use super::model::{self, Entity as Commands};
-use crate::auth::TenantCtx;
+use crate::auth::{System, TenantCtx};
 use crate::error::{Error, Result};
 use crate::ids::DeviceId;
 use crate::telemetry::now_ms;
@@ -141,6 +141,7 @@ pub async fn history(
 
 /// A device's commands waiting to be sent, oldest first.
 pub async fn queued(
+    _: System,
     db: &impl ConnectionTrait,
     device: DeviceId,
     now: i64,
@@ -162,6 +163,7 @@ pub enum Stamp {
 
 /// Moves a command from one of `from` to `to`; false when it was in none of them.
 pub async fn transition(
+    _: System,
     db: &impl ConnectionTrait,
     id: Uuid,
     from: &[RpcStatus],
@@ -192,6 +194,7 @@ pub async fn transition(
 
 /// Ends a command that is not final yet with `status` and a reason.
 pub async fn finish_unless_final(
+    _: System,
     db: &impl ConnectionTrait,
     id: Uuid,
     status: RpcStatus,
@@ -216,7 +219,12 @@ pub async fn finish_unless_final(
 }
 
 /// Sending failed: persistent commands go back to the queue, others fail.
-pub async fn requeue_or_fail(db: &impl ConnectionTrait, id: Uuid, why: &str) -> Result<()> {
+pub async fn requeue_or_fail(
+    _: System,
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    why: &str,
+) -> Result<()> {
     Commands::update_many()
         .col_expr(
             model::Column::Status,
@@ -244,6 +252,7 @@ pub async fn requeue_or_fail(db: &impl ConnectionTrait, id: Uuid, why: &str) -> 
 
 /// Stores a device's answer to a two-way command it was sent; answers the command's id.
 pub async fn answer(
+    _: System,
     db: &impl ConnectionTrait,
     device: DeviceId,
     request_id: u32,
@@ -280,7 +289,7 @@ pub async fn answer(
 }
 
 /// Marks queued commands past their expiry EXPIRED; answers their ids.
-pub async fn expire(db: &impl ConnectionTrait, now: i64) -> Result<Vec<Uuid>> {
+pub async fn expire(_: System, db: &impl ConnectionTrait, now: i64) -> Result<Vec<Uuid>> {
     let ids: Vec<Uuid> = Commands::find()
         .filter(model::Column::Status.eq(RpcStatus::Queued.as_str()))
         .filter(model::Column::ExpiresAt.lte(now))
@@ -315,7 +324,11 @@ pub async fn expire(db: &impl ConnectionTrait, now: i64) -> Result<Vec<Uuid>> {
 
 /// Commands sent but not answered within their timeout: resent (back to QUEUED) while retries
 /// last and they have not expired, TIMEOUT otherwise. Answers each with whether to resend.
-pub async fn overdue(db: &impl ConnectionTrait, now: i64) -> Result<Vec<(model::Model, bool)>> {
+pub async fn overdue(
+    sys: System,
+    db: &impl ConnectionTrait,
+    now: i64,
+) -> Result<Vec<(model::Model, bool)>> {
     let waiting = Commands::find()
         .filter(
             model::Column::Status
@@ -347,7 +360,7 @@ pub async fn overdue(db: &impl ConnectionTrait, now: i64) -> Result<Vec<(model::
                 .rows_affected
                 == 1
         } else {
-            finish_unless_final(db, c.id, RpcStatus::Timeout, "no answer in time").await?
+            finish_unless_final(sys, db, c.id, RpcStatus::Timeout, "no answer in time").await?
         };
         if changed {
             out.push((c, resend));

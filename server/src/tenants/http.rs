@@ -1,7 +1,6 @@
 //! `/api/v1/tenants`: the platform admin's routes.
 
 use actix_web::{HttpResponse, web};
-use sea_orm::{ActiveModelTrait as _, ActiveValue::Set};
 use stead_api_types::{CreateTenant, Page, PageQuery, Tenant, TenantSecurity, UpdateTenant, Usage};
 use uuid::Uuid;
 
@@ -35,7 +34,7 @@ async fn usage(
         .ok_or(Error::NotFound("tenant"))?;
     let defaults = super::quotas::Defaults::of(&state.config);
     Ok(web::Json(
-        super::quotas::usage(&state.db, &defaults, &tenant).await?,
+        super::quotas::usage(&state.db, &state.live, &defaults, &tenant).await?,
     ))
 }
 
@@ -60,16 +59,7 @@ async fn set_security(
     Json(body): Json<TenantSecurity>,
 ) -> ApiResult<web::Json<TenantSecurity>> {
     let txn = audit::begin(&state.db, Some(scope.ctx.tenant_id())).await?;
-    let tenant = repo::find(&txn, scope.ctx.tenant_id())
-        .await?
-        .ok_or(Error::NotFound("tenant"))?;
-    let before = TenantSecurity {
-        require_two_factor: tenant.require_two_factor,
-    };
-    let mut active: super::model::ActiveModel = tenant.into();
-    active.require_two_factor = Set(body.require_two_factor);
-    active.updated_at = Set(chrono::Utc::now());
-    active.update(&txn).await.map_err(Error::from)?;
+    let before = repo::set_require_two_factor(&txn, &scope.ctx, body.require_two_factor).await?;
     audit::record(
         &txn,
         Some(scope.ctx.tenant_id()),
@@ -77,7 +67,12 @@ async fn set_security(
         "tenant.security.update",
         "tenant",
         Some(scope.ctx.tenant_id().0),
-        audit::diff(&before, &body),
+        audit::diff(
+            &TenantSecurity {
+                require_two_factor: before,
+            },
+            &body,
+        ),
     )
     .await?;
     txn.commit().await.map_err(Error::from)?;
@@ -92,7 +87,7 @@ async fn all_usage(
     let defaults = super::quotas::Defaults::of(&state.config);
     let mut out = Vec::new();
     for tenant in repo::all(&state.db).await? {
-        out.push(super::quotas::usage(&state.db, &defaults, &tenant).await?);
+        out.push(super::quotas::usage(&state.db, &state.live, &defaults, &tenant).await?);
     }
     Ok(web::Json(out))
 }

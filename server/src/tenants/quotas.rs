@@ -1,4 +1,5 @@
-//! Quotas per tenant: how many devices, people and live API keys a tenant may have. The platform's
+//! Quotas per tenant: how many devices, people and live API keys a tenant may have (and the data
+//! points per day it may send, counted by the ingress: `ingress::daily`). The platform's
 //! defaults come from configuration (`STEAD_QUOTA_*`); the platform admin may set a tenant's own
 //! (`PATCH /tenants/{id}` `quotas`). Every way of adding one (REST, import, provisioning) checks
 //! here first, and going over answers 409 `quota_exceeded` naming the quota.
@@ -35,6 +36,7 @@ pub struct Defaults {
     devices: u64,
     users: u64,
     api_keys: u64,
+    data_points_per_day: u64,
 }
 
 impl Defaults {
@@ -43,6 +45,7 @@ impl Defaults {
             devices: cfg.quota_devices,
             users: cfg.quota_users,
             api_keys: cfg.quota_api_keys,
+            data_points_per_day: cfg.quota_data_points_per_day,
         }
     }
 
@@ -125,6 +128,7 @@ pub async fn check(
 /// A tenant's use of each quota.
 pub async fn usage(
     db: &impl ConnectionTrait,
+    live: &crate::live::LiveStore,
     defaults: &Defaults,
     tenant: &model::Model,
 ) -> Result<Usage> {
@@ -145,5 +149,11 @@ pub async fn usage(
         devices: of(Quota::Devices).await?,
         users: of(Quota::Users).await?,
         api_keys: of(Quota::ApiKeys).await?,
+        data_points_today: QuotaUse {
+            used: crate::ingress::daily::DailyPoints::used_today(live, id).await?,
+            limit: overrides
+                .data_points_per_day
+                .unwrap_or(defaults.data_points_per_day),
+        },
     })
 }

@@ -107,6 +107,23 @@ pub async fn all(db: &impl ConnectionTrait) -> Result<Vec<model::Model>> {
         .await?)
 }
 
+/// A tenant admin's sign-in rule for their own tenant; answers the value before.
+pub async fn set_require_two_factor(
+    db: &impl ConnectionTrait,
+    ctx: &crate::auth::TenantCtx,
+    require: bool,
+) -> Result<bool> {
+    let tenant = find(db, ctx.tenant_id())
+        .await?
+        .ok_or(Error::NotFound("tenant"))?;
+    let before = tenant.require_two_factor;
+    let mut active: model::ActiveModel = tenant.into();
+    active.require_two_factor = Set(require);
+    active.updated_at = Set(Utc::now());
+    active.update(db).await?;
+    Ok(before)
+}
+
 pub async fn find(db: &impl ConnectionTrait, id: TenantId) -> Result<Option<model::Model>> {
     Ok(Tenants::find_by_id(id.0).one(db).await?)
 }

@@ -8,7 +8,7 @@ use stead_api_types::Role;
 
 use super::Email;
 use super::model::{self, Entity as Users};
-use crate::auth::TenantCtx;
+use crate::auth::{System, TenantCtx};
 use crate::error::{Error, Result};
 use crate::ids::UserId;
 
@@ -26,7 +26,11 @@ pub fn to_api(u: model::Model) -> stead_api_types::User {
 }
 
 /// Authentication only: the account behind an e-mail, in any tenant.
-pub async fn find_by_email(db: &impl crate::db::Db, email: &str) -> Result<Option<model::Model>> {
+pub async fn find_by_email(
+    _: System,
+    db: &impl crate::db::Db,
+    email: &str,
+) -> Result<Option<model::Model>> {
     Ok(Users::find()
         .filter(model::Column::Email.eq(email.trim().to_lowercase()))
         .one(db)
@@ -34,7 +38,11 @@ pub async fn find_by_email(db: &impl crate::db::Db, email: &str) -> Result<Optio
 }
 
 /// Authentication only: the account behind a verified token.
-pub async fn find_by_id(db: &impl crate::db::Db, id: UserId) -> Result<Option<model::Model>> {
+pub async fn find_by_id(
+    _: System,
+    db: &impl crate::db::Db,
+    id: UserId,
+) -> Result<Option<model::Model>> {
     Ok(Users::find_by_id(id.0).one(db).await?)
 }
 
@@ -104,7 +112,7 @@ pub async fn save(db: &impl crate::db::Db, active: model::ActiveModel) -> Result
     Ok(active.update(db).await?)
 }
 
-pub async fn platform_admin_exists(db: &impl crate::db::Db) -> Result<bool> {
+pub async fn platform_admin_exists(_: System, db: &impl crate::db::Db) -> Result<bool> {
     Ok(Users::find()
         .filter(model::Column::Role.eq(Role::PlatformAdmin.as_str()))
         .count(db)
@@ -114,11 +122,12 @@ pub async fn platform_admin_exists(db: &impl crate::db::Db) -> Result<bool> {
 
 /// Break-glass only (`stead admin reset-password`): sets a password by e-mail, in any tenant.
 pub async fn set_password_by_email(
+    sys: System,
     db: &impl crate::db::Db,
     email: &Email,
     password_hash: String,
 ) -> Result<model::Model> {
-    let user = find_by_email(db, email.as_str())
+    let user = find_by_email(sys, db, email.as_str())
         .await?
         .ok_or(Error::NotFound("user"))?;
     let mut active: model::ActiveModel = user.into();
