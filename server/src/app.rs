@@ -43,7 +43,7 @@ impl AppState {
         crate::telemetry::retention::prepare(&db).await?;
         let live = LiveStore::from_config(&config).await?;
         let secret = auth::load_or_create_jwt_secret(&config, &db).await?;
-        let keys = Keys::new(&secret, config.access_token_ttl_secs);
+        let keys = Keys::new(&secret, config.access_token_ttl_secs)?;
         let metrics = Metrics::new()?;
         if let Some(otlp) = crate::observability::otlp_metrics::Settings::from_env()? {
             crate::observability::otlp_metrics::start(&metrics, otlp)?;

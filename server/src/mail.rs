@@ -11,7 +11,7 @@ use crate::config::Config;
 
 pub enum Mailer {
     Smtp {
-        transport: AsyncSmtpTransport<Tokio1Executor>,
+        transport: Box<AsyncSmtpTransport<Tokio1Executor>>,
         from: Mailbox,
     },
     None,
@@ -29,10 +29,12 @@ impl Mailer {
         let Some(url) = &config.smtp_url else {
             return Ok(Mailer::None);
         };
-        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose())
-            .map_err(|e| anyhow::anyhow!("STEAD_SMTP_URL is not a valid SMTP URL: {e}"))?
-            .timeout(Some(Duration::from_secs(10)))
-            .build();
+        let transport = Box::new(
+            AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose())
+                .map_err(|e| anyhow::anyhow!("STEAD_SMTP_URL is not a valid SMTP URL: {e}"))?
+                .timeout(Some(Duration::from_secs(10)))
+                .build(),
+        );
         let from = config
             .mail_from
             .parse()
@@ -93,11 +95,11 @@ pub fn link(config: &Config, path: &str, token: &str) -> String {
 
 /// "7 days", "1 hour", "90 minutes": how long a link works, in a sentence.
 pub fn duration_words(secs: u64) -> String {
-    let (n, unit) = if secs >= 86_400 && secs % 86_400 == 0 {
+    let (n, unit) = if secs >= 86_400 && secs.is_multiple_of(86_400) {
         (secs / 86_400, "day")
-    } else if secs >= 3600 && secs % 3600 == 0 {
+    } else if secs >= 3600 && secs.is_multiple_of(3600) {
         (secs / 3600, "hour")
-    } else if secs >= 60 && secs % 60 == 0 {
+    } else if secs >= 60 && secs.is_multiple_of(60) {
         (secs / 60, "minute")
     } else {
         (secs, "second")

@@ -87,7 +87,10 @@ impl Mailbox {
                 "STEAD_SMTP_URL".into(),
                 format!("smtp://127.0.0.1:{}", self.port),
             ),
-            ("STEAD_MAIL_FROM".into(), "Stead <stead@example.test>".into()),
+            (
+                "STEAD_MAIL_FROM".into(),
+                "Stead <stead@example.test>".into(),
+            ),
         ]
     }
 

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use serde_json::json;
 use stead_api_types::{
-    AuditEntry, DeviceGroup, Invitation, InvitationPreview, InvitationStatus, MailStatus, Me,
-    Page, RecoveryCodes, Role, TenantSecurity, TokenResponse, TwoFactorSetup, User,
+    AuditEntry, DeviceGroup, Invitation, InvitationPreview, InvitationStatus, MailStatus, Me, Page,
+    RecoveryCodes, Role, TenantSecurity, TokenResponse, TwoFactorSetup, User,
 };
 use stead_e2e::Client;
 
@@ -140,7 +140,12 @@ async fn an_invitation_creates_the_account_once_with_what_it_names(backend: Back
     let invitation: Invitation = reply.ok().unwrap();
     assert_eq!(invitation.email, NEWCOMER);
     assert_eq!(invitation.status, InvitationStatus::Pending);
-    assert_eq!(invitation.mail, MailStatus::Sent, "{:?}", invitation.mail_error);
+    assert_eq!(
+        invitation.mail,
+        MailStatus::Sent,
+        "{:?}",
+        invitation.mail_error
+    );
     assert!(invitation.link.is_none(), "a mailed link is not answered");
     assert_eq!(invitation.bindings.len(), 1);
     assert_eq!(invitation.bindings[0].role_name, "Support");
@@ -149,7 +154,11 @@ async fn an_invitation_creates_the_account_once_with_what_it_names(backend: Back
     let mail = mailbox.wait_for(NEWCOMER).await;
     assert!(mail.subject.contains("Acme"), "{}", mail.subject);
     assert!(mail.from.contains("stead@example.test"), "{}", mail.from);
-    assert!(mail.text.contains("admin@acme.example.com"), "{}", mail.text);
+    assert!(
+        mail.text.contains("admin@acme.example.com"),
+        "{}",
+        mail.text
+    );
     assert!(
         mail.link("/invite")
             .starts_with(&format!("{}/invite#", server.base)),
@@ -166,7 +175,10 @@ async fn an_invitation_creates_the_account_once_with_what_it_names(backend: Back
     assert_eq!(seen.invited_by_email, "admin@acme.example.com");
     assert_eq!(seen.name, "Nia");
     let bad = preview(&server, "not-a-token").await;
-    assert_eq!((bad.status.as_u16(), bad.code()), (400, "invalid_link".into()));
+    assert_eq!(
+        (bad.status.as_u16(), bad.code()),
+        (400, "invalid_link".into())
+    );
     let weak = accept(&server, &token, "short").await;
     assert_eq!(
         (weak.status.as_u16(), weak.code()),
@@ -210,7 +222,10 @@ async fn an_invitation_creates_the_account_once_with_what_it_names(backend: Back
 
     // The link works once.
     let again = accept(&server, &token, NEWCOMER_PASSWORD).await;
-    assert_eq!((again.status.as_u16(), again.code()), (409, "link_used".into()));
+    assert_eq!(
+        (again.status.as_u16(), again.code()),
+        (409, "link_used".into())
+    );
     assert_eq!(preview(&server, &token).await.code(), "link_used");
     let done: Invitation = admin
         .get(&format!("/api/v1/invitations/{}", invitation.id))
@@ -227,18 +242,27 @@ async fn an_invitation_creates_the_account_once_with_what_it_names(backend: Back
         )
         .await
         .unwrap();
-    assert_eq!((taken.status.as_u16(), taken.code()), (409, "email_taken".into()));
+    assert_eq!(
+        (taken.status.as_u16(), taken.code()),
+        (409, "email_taken".into())
+    );
 
     // One open invitation per address; re-sending replaces the link; withdrawing ends it.
     let second = "second@acme.example.com";
     let pending: Invitation = admin
-        .post("/api/v1/invitations", &json!({"email": second, "role": "viewer"}))
+        .post(
+            "/api/v1/invitations",
+            &json!({"email": second, "role": "viewer"}),
+        )
         .await
         .unwrap()
         .ok()
         .unwrap();
     let twice = admin
-        .post("/api/v1/invitations", &json!({"email": second, "role": "viewer"}))
+        .post(
+            "/api/v1/invitations",
+            &json!({"email": second, "role": "viewer"}),
+        )
         .await
         .unwrap();
     assert_eq!(twice.code(), "invitation_pending");
@@ -256,14 +280,20 @@ async fn an_invitation_creates_the_account_once_with_what_it_names(backend: Back
     let second_token = mailbox.wait_for_nth(second, 2).await.token("/invite");
     assert_ne!(first_token, second_token);
     assert_eq!(preview(&server, &first_token).await.code(), "invalid_link");
-    preview(&server, &second_token).await.ok::<InvitationPreview>().unwrap();
+    preview(&server, &second_token)
+        .await
+        .ok::<InvitationPreview>()
+        .unwrap();
     let revoked = admin
         .delete(&format!("/api/v1/invitations/{}", pending.id))
         .await
         .unwrap();
     assert_eq!(revoked.status, 204);
     let gone = accept(&server, &second_token, NEWCOMER_PASSWORD).await;
-    assert_eq!((gone.status.as_u16(), gone.code()), (410, "link_revoked".into()));
+    assert_eq!(
+        (gone.status.as_u16(), gone.code()),
+        (410, "link_revoked".into())
+    );
     let closed = admin
         .post(
             &format!("/api/v1/invitations/{}/resend", pending.id),
@@ -274,17 +304,19 @@ async fn an_invitation_creates_the_account_once_with_what_it_names(backend: Back
     assert_eq!(closed.code(), "invitation_closed");
 
     // Nobody invites with more than they hold.
-    let (_, recruiter) = crate::access::member(
-        &server,
-        &acme,
-        json!([{"role": {"builtin": "operator"}}]),
-    )
-    .await;
+    let (_, recruiter) =
+        crate::access::member(&server, &acme, json!([{"role": {"builtin": "operator"}}])).await;
     let denied = recruiter
-        .post("/api/v1/invitations", &json!({"email": "x@acme.example.com", "role": "viewer"}))
+        .post(
+            "/api/v1/invitations",
+            &json!({"email": "x@acme.example.com", "role": "viewer"}),
+        )
         .await
         .unwrap();
-    assert_eq!((denied.status.as_u16(), denied.code()), (403, "permission_denied".into()));
+    assert_eq!(
+        (denied.status.as_u16(), denied.code()),
+        (403, "permission_denied".into())
+    );
     let recruiters: serde_json::Value = admin
         .post(
             "/api/v1/roles",
@@ -306,7 +338,11 @@ async fn an_invitation_creates_the_account_once_with_what_it_names(backend: Back
                "bindings": [{"role": {"builtin": "operator"}}]}),
     ] {
         let r = recruiter.post("/api/v1/invitations", &body).await.unwrap();
-        assert_eq!((r.status.as_u16(), r.code()), (403, "exceeds_your_access".into()), "{body}");
+        assert_eq!(
+            (r.status.as_u16(), r.code()),
+            (403, "exceeds_your_access".into()),
+            "{body}"
+        );
     }
     let fine = recruiter
         .post(
@@ -358,12 +394,21 @@ async fn an_invitation_creates_the_account_once_with_what_it_names(backend: Back
         .ok()
         .unwrap();
     assert_eq!(theirs.total, 0);
-    let ours: Page<Invitation> = admin.get("/api/v1/invitations").await.unwrap().ok().unwrap();
+    let ours: Page<Invitation> = admin
+        .get("/api/v1/invitations")
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
     assert_eq!(ours.total, 3);
 
     // Audited, chained, and no token in clear anywhere.
     let entries = actions(admin).await;
-    for action in ["invitation.create", "invitation.resend", "invitation.revoke"] {
+    for action in [
+        "invitation.create",
+        "invitation.resend",
+        "invitation.revoke",
+    ] {
         assert_audited(&entries, action, "admin@acme.example.com");
     }
     assert_audited(&entries, "invitation.accept", NEWCOMER);
@@ -402,7 +447,10 @@ async fn a_mailed_link_resets_the_password_and_ends_every_session(backend: Backe
     assert_eq!(ask("forgetful@acme.example.com").await.status, 202);
     assert_eq!(ask("nobody@acme.example.com").await.status, 202);
     let invalid = ask("not an address").await;
-    assert_eq!((invalid.status.as_u16(), invalid.code()), (400, "invalid_email".into()));
+    assert_eq!(
+        (invalid.status.as_u16(), invalid.code()),
+        (400, "invalid_email".into())
+    );
     let mail = mailbox.wait_for(email).await;
     assert_eq!(mail.subject, "Reset your Stead password");
     assert!(
@@ -425,12 +473,18 @@ async fn a_mailed_link_resets_the_password_and_ends_every_session(backend: Backe
         }
     };
     let weak = confirm(token.clone(), "short").await;
-    assert_eq!((weak.status.as_u16(), weak.code()), (400, "weak_password".into()));
+    assert_eq!(
+        (weak.status.as_u16(), weak.code()),
+        (400, "weak_password".into())
+    );
     let bad = confirm("made-up".into(), "new-password-456").await;
     assert_eq!(bad.code(), "invalid_link");
     assert_eq!(confirm(token.clone(), "new-password-456").await.status, 204);
     let reused = confirm(token.clone(), "newer-password-789").await;
-    assert_eq!((reused.status.as_u16(), reused.code()), (409, "link_used".into()));
+    assert_eq!(
+        (reused.status.as_u16(), reused.code()),
+        (409, "link_used".into())
+    );
 
     // The new password works, the old one does not, and the sessions that were open ended.
     let old = anon
@@ -441,9 +495,16 @@ async fn a_mailed_link_resets_the_password_and_ends_every_session(backend: Backe
         .await
         .unwrap();
     assert_eq!(old.code(), "invalid_credentials");
-    server.client().login(email, "new-password-456").await.unwrap();
+    server
+        .client()
+        .login(email, "new-password-456")
+        .await
+        .unwrap();
     let ended = before.get("/api/v1/me").await.unwrap();
-    assert_eq!((ended.status.as_u16(), ended.code()), (401, "session_ended".into()));
+    assert_eq!(
+        (ended.status.as_u16(), ended.code()),
+        (401, "session_ended".into())
+    );
     let refresh = anon
         .post(
             "/api/v1/auth/refresh",
@@ -456,17 +517,33 @@ async fn a_mailed_link_resets_the_password_and_ends_every_session(backend: Backe
     // Using one link spends every other one of the account.
     assert_eq!(ask("forgetful@acme.example.com").await.status, 202);
     assert_eq!(ask("forgetful@acme.example.com").await.status, 202);
-    let older = mailbox.wait_for_nth(email, 2).await.token("/reset-password");
-    let newer = mailbox.wait_for_nth(email, 3).await.token("/reset-password");
+    let older = mailbox
+        .wait_for_nth(email, 2)
+        .await
+        .token("/reset-password");
+    let newer = mailbox
+        .wait_for_nth(email, 3)
+        .await
+        .token("/reset-password");
     assert_eq!(confirm(newer, "third-password-000").await.status, 204);
-    assert_eq!(confirm(older, "fourth-password-000").await.code(), "link_used");
-    server.client().login(email, "third-password-000").await.unwrap();
+    assert_eq!(
+        confirm(older, "fourth-password-000").await.code(),
+        "link_used"
+    );
+    server
+        .client()
+        .login(email, "third-password-000")
+        .await
+        .unwrap();
 
     let entries = actions(&acme.admin).await;
     assert_audited(&entries, "user.password.reset", email);
     let stored = server.sql("SELECT token_hash FROM password_resets");
     assert!(!stored.contains(&token));
-    assert!(!server.log_text().contains(&token), "a reset token is in the log");
+    assert!(
+        !server.log_text().contains(&token),
+        "a reset token is in the log"
+    );
 }
 
 fn totp_of(setup: &TwoFactorSetup) -> totp_rs::TOTP {
@@ -497,7 +574,10 @@ async fn login(server: &TestServer, body: serde_json::Value) -> stead_e2e::Reply
 
 async fn set_up(c: &Client, password: &str) -> (totp_rs::TOTP, RecoveryCodes) {
     let setup: TwoFactorSetup = c
-        .post("/api/v1/me/two-factor/setup", &json!({"password": password}))
+        .post(
+            "/api/v1/me/two-factor/setup",
+            &json!({"password": password}),
+        )
         .await
         .unwrap()
         .ok()
@@ -527,22 +607,35 @@ async fn two_factor_codes_work_once_and_a_tenant_can_require_them(backend: Backe
     let (c, _) = server.client().login(email, password).await.unwrap();
 
     let wrong = c
-        .post("/api/v1/me/two-factor/setup", &json!({"password": "not it at all"}))
+        .post(
+            "/api/v1/me/two-factor/setup",
+            &json!({"password": "not it at all"}),
+        )
         .await
         .unwrap();
-    assert_eq!((wrong.status.as_u16(), wrong.code()), (400, "wrong_password".into()));
+    assert_eq!(
+        (wrong.status.as_u16(), wrong.code()),
+        (400, "wrong_password".into())
+    );
     let early = c
         .post("/api/v1/me/two-factor/enable", &json!({"code": "123456"}))
         .await
         .unwrap();
     assert_eq!(early.code(), "two_factor_not_set_up");
     let setup: TwoFactorSetup = c
-        .post("/api/v1/me/two-factor/setup", &json!({"password": password}))
+        .post(
+            "/api/v1/me/two-factor/setup",
+            &json!({"password": password}),
+        )
         .await
         .unwrap()
         .ok()
         .unwrap();
-    assert!(setup.otpauth_url.starts_with("otpauth://totp/Stead:"), "{}", setup.otpauth_url);
+    assert!(
+        setup.otpauth_url.starts_with("otpauth://totp/Stead:"),
+        "{}",
+        setup.otpauth_url
+    );
     assert!(setup.qr_svg.contains("<svg"));
     let totp = totp_of(&setup);
     // Pending is not in force: the password alone still signs in.
@@ -551,7 +644,10 @@ async fn two_factor_codes_work_once_and_a_tenant_can_require_them(backend: Backe
         .ok::<TokenResponse>()
         .unwrap();
     let refused = c
-        .post("/api/v1/me/two-factor/enable", &json!({"code": wrong_code(&totp)}))
+        .post(
+            "/api/v1/me/two-factor/enable",
+            &json!({"code": wrong_code(&totp)}),
+        )
         .await
         .unwrap();
     assert_eq!(refused.code(), "invalid_two_factor_code");
@@ -570,7 +666,10 @@ async fn two_factor_codes_work_once_and_a_tenant_can_require_them(backend: Backe
 
     // Sign-in now needs a code, right, and once.
     let bare = login(&server, json!({"email": email, "password": password})).await;
-    assert_eq!((bare.status.as_u16(), bare.code()), (401, "two_factor_required".into()));
+    assert_eq!(
+        (bare.status.as_u16(), bare.code()),
+        (401, "two_factor_required".into())
+    );
     let bad = login(
         &server,
         json!({"email": email, "password": password, "totp_code": wrong_code(&totp)}),
@@ -645,10 +744,13 @@ async fn two_factor_codes_work_once_and_a_tenant_can_require_them(backend: Backe
 
     // Turned off, the password alone signs in again.
     assert_eq!(
-        c.post("/api/v1/me/two-factor/disable", &json!({"password": password}))
-            .await
-            .unwrap()
-            .status,
+        c.post(
+            "/api/v1/me/two-factor/disable",
+            &json!({"password": password})
+        )
+        .await
+        .unwrap()
+        .status,
         204
     );
     login(&server, json!({"email": email, "password": password}))
@@ -699,7 +801,10 @@ async fn two_factor_codes_work_once_and_a_tenant_can_require_them(backend: Backe
     let (totp, _) = set_up(&c, password).await;
     assert_eq!(c.get("/api/v1/devices").await.unwrap().status, 200);
     let kept = c
-        .post("/api/v1/me/two-factor/disable", &json!({"password": password}))
+        .post(
+            "/api/v1/me/two-factor/disable",
+            &json!({"password": password}),
+        )
         .await
         .unwrap();
     assert_eq!(kept.code(), "two_factor_required_by_tenant");
@@ -755,9 +860,15 @@ async fn two_factor_codes_work_once_and_a_tenant_can_require_them(backend: Backe
         .unwrap();
     assert_eq!(invited.mail, MailStatus::NotConfigured);
     let link = invited.link.expect("the link, to pass on by hand");
-    assert!(link.starts_with(&format!("{}/invite#", server.base)), "{link}");
+    assert!(
+        link.starts_with(&format!("{}/invite#", server.base)),
+        "{link}"
+    );
     let token = link.split('#').nth(1).unwrap();
-    preview(&server, token).await.ok::<InvitationPreview>().unwrap();
+    preview(&server, token)
+        .await
+        .ok::<InvitationPreview>()
+        .unwrap();
 
     // Audited; no secret or recovery code in the database or the log.
     let entries = actions(admin).await;
@@ -773,8 +884,15 @@ async fn two_factor_codes_work_once_and_a_tenant_can_require_them(backend: Backe
     assert_audited(&entries, "user.two_factor.reset", "admin@acme.example.com");
     let stored = server.sql("SELECT totp_secret, totp_pending, recovery_codes FROM users");
     let log = server.log_text();
-    for secret in [&setup.secret, &fresh.recovery_codes[2], &codes.recovery_codes[3]] {
-        assert!(!stored.contains(secret.as_str()), "{secret} stored in clear");
+    for secret in [
+        &setup.secret,
+        &fresh.recovery_codes[2],
+        &codes.recovery_codes[3],
+    ] {
+        assert!(
+            !stored.contains(secret.as_str()),
+            "{secret} stored in clear"
+        );
         assert!(!log.contains(secret.as_str()), "{secret} in the log");
     }
     let out = server.stead(&["admin", "verify-audit"]);
@@ -793,7 +911,10 @@ async fn expired_links_are_refused_and_a_failed_mail_shows() {
     let acme = server.tenant("Acme").await;
     let invitation: Invitation = acme
         .admin
-        .post("/api/v1/invitations", &json!({"email": NEWCOMER, "role": "viewer"}))
+        .post(
+            "/api/v1/invitations",
+            &json!({"email": NEWCOMER, "role": "viewer"}),
+        )
         .await
         .unwrap()
         .ok()
@@ -802,7 +923,13 @@ async fn expired_links_are_refused_and_a_failed_mail_shows() {
     let invite = mailbox.wait_for(NEWCOMER).await;
     assert!(invite.text.contains("for 2 seconds"), "{}", invite.text);
     let invite_token = invite.token("/invite");
-    create_user(&acme.admin, "late@acme.example.com", "late-password-1", Role::Viewer).await;
+    create_user(
+        &acme.admin,
+        "late@acme.example.com",
+        "late-password-1",
+        Role::Viewer,
+    )
+    .await;
     server
         .client()
         .post(
@@ -818,7 +945,10 @@ async fn expired_links_are_refused_and_a_failed_mail_shows() {
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     let late = accept(&server, &invite_token, NEWCOMER_PASSWORD).await;
-    assert_eq!((late.status.as_u16(), late.code()), (410, "link_expired".into()));
+    assert_eq!(
+        (late.status.as_u16(), late.code()),
+        (410, "link_expired".into())
+    );
     assert_eq!(preview(&server, &invite_token).await.code(), "link_expired");
     let late_reset = server
         .client()
@@ -861,7 +991,10 @@ async fn expired_links_are_refused_and_a_failed_mail_shows() {
     let acme = dead.tenant("Acme").await;
     let failed: Invitation = acme
         .admin
-        .post("/api/v1/invitations", &json!({"email": NEWCOMER, "role": "viewer"}))
+        .post(
+            "/api/v1/invitations",
+            &json!({"email": NEWCOMER, "role": "viewer"}),
+        )
         .await
         .unwrap()
         .ok()

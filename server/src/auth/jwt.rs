@@ -33,20 +33,20 @@ pub struct Keys {
 }
 
 impl Keys {
-    pub fn new(secret: &[u8], access_ttl_secs: u64) -> Keys {
+    pub fn new(secret: &[u8], access_ttl_secs: u64) -> anyhow::Result<Keys> {
         // Only HS256 is accepted: `alg: none` and algorithm confusion are refused by construction.
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[ISSUER]);
         validation.set_audience(&[AUDIENCE]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.leeway = 5;
-        Keys {
+        Ok(Keys {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             validation,
             access_ttl_secs,
-            sealer: super::totp::Sealer::new(secret),
-        }
+            sealer: super::totp::Sealer::new(secret)?,
+        })
     }
 
     pub fn issue(&self, user: UserId, session: Uuid) -> anyhow::Result<String> {
@@ -87,13 +87,13 @@ mod tests {
 
     #[test]
     fn issued_tokens_verify_and_foreign_ones_do_not() {
-        let keys = Keys::new(b"0123456789abcdef0123456789abcdef", 900);
+        let keys = Keys::new(b"0123456789abcdef0123456789abcdef", 900).unwrap();
         let user = UserId::new();
         let session = Uuid::new_v4();
         let token = keys.issue(user, session).unwrap();
         assert_eq!(keys.verify(&token).unwrap(), (user, Some(session)));
 
-        let other = Keys::new(b"another-key-another-key-another-k", 900);
+        let other = Keys::new(b"another-key-another-key-another-k", 900).unwrap();
         assert!(other.verify(&token).is_err());
         assert!(keys.verify("not.a.jwt").is_err());
     }

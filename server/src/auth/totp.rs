@@ -24,17 +24,18 @@ pub struct Sealer(LessSafeKey);
 impl Sealer {
     /// The key is SHA-256 of a fixed label and the signing secret: a separate key, not the
     /// signing key itself.
-    pub fn new(server_secret: &[u8]) -> Sealer {
+    pub fn new(server_secret: &[u8]) -> anyhow::Result<Sealer> {
         let mut h = Sha256::new();
         h.update(b"stead totp seal v1\0");
         h.update(server_secret);
-        let key = UnboundKey::new(&AES_256_GCM, &h.finalize()).expect("a 32-byte key");
-        Sealer(LessSafeKey::new(key))
+        let key = UnboundKey::new(&AES_256_GCM, &h.finalize())
+            .map_err(|_| anyhow::anyhow!("the TOTP sealing key is not 32 bytes"))?;
+        Ok(Sealer(LessSafeKey::new(key)))
     }
 
     /// `base64(nonce || ciphertext || tag)`; the user's id is bound in as associated data, so a
     /// sealed secret copied to another account does not open.
-    pub fn seal(&self, user: uuid::Uuid, secret: &[u8]) -> String {
+    pub fn seal(&self, user: uuid::Uuid, secret: &[u8]) -> anyhow::Result<String> {
         let mut nonce = [0u8; NONCE_LEN];
         rand::rng().fill_bytes(&mut nonce);
         let mut data = secret.to_vec();
@@ -44,10 +45,10 @@ impl Sealer {
                 Aad::from(user.as_bytes()),
                 &mut data,
             )
-            .expect("sealing a short secret");
+            .map_err(|_| anyhow::anyhow!("sealing a TOTP secret failed"))?;
         let mut out = nonce.to_vec();
         out.extend_from_slice(&data);
-        STANDARD_NO_PAD.encode(out)
+        Ok(STANDARD_NO_PAD.encode(out))
     }
 
     pub fn open(&self, user: uuid::Uuid, sealed: &str) -> anyhow::Result<Vec<u8>> {
@@ -160,16 +161,16 @@ mod tests {
 
     #[test]
     fn sealed_secrets_open_only_for_their_user_and_key() {
-        let sealer = Sealer::new(b"a server secret of at least 32 bytes!!");
+        let sealer = Sealer::new(b"a server secret of at least 32 bytes!!").unwrap();
         let user = uuid::Uuid::new_v4();
         let secret = new_secret();
-        let sealed = sealer.seal(user, &secret);
+        let sealed = sealer.seal(user, &secret).unwrap();
         assert_eq!(sealer.open(user, &sealed).unwrap(), secret);
         assert!(sealer.open(uuid::Uuid::new_v4(), &sealed).is_err());
-        let other = Sealer::new(b"another server secret of 32 bytes!!!!");
+        let other = Sealer::new(b"another server secret of 32 bytes!!!!").unwrap();
         assert!(other.open(user, &sealed).is_err());
         assert_ne!(
-            sealer.seal(user, &secret),
+            sealer.seal(user, &secret).unwrap(),
             sealed,
             "a fresh nonce each time"
         );

@@ -165,7 +165,7 @@ pub async fn setup(state: &AppState, actor: &Actor, password: &str) -> Result<Tw
     let secret = totp::new_secret();
     let (base32, otpauth_url, qr_svg) = totp::provisioning(&secret, &user.email)?;
     let mut active: users::ActiveModel = user.into();
-    active.totp_pending = Set(Some(state.keys.sealer.seal(actor.user_id.0, &secret)));
+    active.totp_pending = Set(Some(state.keys.sealer.seal(actor.user_id.0, &secret)?));
     active.update(&state.db).await?;
     Ok(TwoFactorSetup {
         secret: base32,
