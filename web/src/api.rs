@@ -2,17 +2,19 @@
 
 use stead_api_types::{
     AggregateSeries, ApiKey, Attribute, AttributeScope, AuditEntry, AuditQuery, BulkAction,
-    BulkResult, ChangePassword, ConnectionInfo, CreateApiKey, CreateDevice, CreateGroup,
-    CreateProfile, CreateRole, CreateTenant, CreateUser, CreatedApiKey, CreatedDevice, CustomRole,
-    Device, DeviceCredentials, DeviceGroup, DeviceListQuery, DeviceProfile, DisableDevice,
-    GroupDevices, ImportJob, ImportReport, LatestTelemetry, Page, Presence, RoleBinding,
-    RpcCommand, SavedProfile, SendRpc, SessionInfo, SetCredentials, SetRoleBindings, Tenant,
-    TimelineEvent, UpdateDevice, UpdateGroup, UpdateProfile, UpdateRole, UpdateTenant, UpdateUser,
+    BulkResult, ChangePassword, ConfirmPassword, ConfirmPasswordReset, ConnectionInfo,
+    CreateApiKey, CreateDevice, CreateGroup, CreateInvitation, CreateProfile, CreateRole,
+    CreateTenant, CreateUser, CreatedApiKey, CreatedDevice, CustomRole, Device, DeviceCredentials,
+    DeviceGroup, DeviceListQuery, DeviceProfile, DisableDevice, EnableTwoFactor, GroupDevices,
+    ImportJob, ImportReport, Invitation, InvitationPreview, InvitationToken, LatestTelemetry, Page,
+    Presence, RecoveryCodes, RequestPasswordReset, RoleBinding, RpcCommand, SavedProfile, SendRpc,
+    SessionInfo, SetCredentials, SetRoleBindings, Tenant, TenantSecurity, TimelineEvent,
+    TwoFactorSetup, UpdateDevice, UpdateGroup, UpdateProfile, UpdateRole, UpdateTenant, UpdateUser,
     Usage, User,
 };
 use uuid::Uuid;
 
-use crate::session::{ApiError, Session};
+use crate::session::{ApiError, Session, post_public, post_public_unit};
 
 pub const PER_PAGE: u64 = 20;
 /// The most keys one telemetry query may name.
@@ -437,4 +439,84 @@ pub async fn usage(s: Session) -> Result<Usage, ApiError> {
 
 pub async fn all_usage(s: Session) -> Result<Vec<Usage>, ApiError> {
     s.get("/api/v1/tenants/usage").await
+}
+
+// Two-factor sign-in, the tenant's sign-in rules, password reset and invitations.
+
+/// A new secret for the person's authenticator app, in force once `enable_two_factor` proves it.
+pub async fn two_factor_setup(
+    s: Session,
+    body: &ConfirmPassword,
+) -> Result<TwoFactorSetup, ApiError> {
+    s.post("/api/v1/me/two-factor/setup", body).await
+}
+
+pub async fn enable_two_factor(
+    s: Session,
+    body: &EnableTwoFactor,
+) -> Result<RecoveryCodes, ApiError> {
+    s.post("/api/v1/me/two-factor/enable", body).await
+}
+
+pub async fn disable_two_factor(s: Session, body: &ConfirmPassword) -> Result<(), ApiError> {
+    s.post_unit("/api/v1/me/two-factor/disable", body).await
+}
+
+/// A new set of recovery codes; the old ones stop working.
+pub async fn new_recovery_codes(
+    s: Session,
+    body: &ConfirmPassword,
+) -> Result<RecoveryCodes, ApiError> {
+    s.post("/api/v1/me/two-factor/recovery-codes", body).await
+}
+
+pub async fn security(s: Session) -> Result<TenantSecurity, ApiError> {
+    s.get("/api/v1/security").await
+}
+
+pub async fn set_security(s: Session, body: &TenantSecurity) -> Result<TenantSecurity, ApiError> {
+    s.patch("/api/v1/security", body).await
+}
+
+/// Turns off a person's second factor (a lost phone): they sign in with their password alone.
+pub async fn reset_two_factor(s: Session, user: Uuid) -> Result<(), ApiError> {
+    s.delete(&format!("/api/v1/users/{user}/two-factor")).await
+}
+
+/// Mails a reset link, if the address has an account (the answer does not say).
+pub async fn request_password_reset(body: &RequestPasswordReset) -> Result<(), ApiError> {
+    post_public_unit("/api/v1/auth/password-reset", body).await
+}
+
+pub async fn confirm_password_reset(body: &ConfirmPasswordReset) -> Result<(), ApiError> {
+    post_public_unit("/api/v1/auth/password-reset/confirm", body).await
+}
+
+/// What an invitation link is for, before the invitee accepts it.
+pub async fn preview_invitation(body: &InvitationToken) -> Result<InvitationPreview, ApiError> {
+    post_public("/api/v1/auth/invitation", body).await
+}
+
+pub async fn list_invitations(s: Session, page: u64) -> Result<Page<Invitation>, ApiError> {
+    s.get_query("/api/v1/invitations", &page_query(page)).await
+}
+
+pub async fn create_invitation(
+    s: Session,
+    body: &CreateInvitation,
+) -> Result<Invitation, ApiError> {
+    s.post("/api/v1/invitations", body).await
+}
+
+pub async fn revoke_invitation(s: Session, id: Uuid) -> Result<(), ApiError> {
+    s.delete(&format!("/api/v1/invitations/{id}")).await
+}
+
+/// A new link for the invitation (the old one stops working), mailed again.
+pub async fn resend_invitation(s: Session, id: Uuid) -> Result<Invitation, ApiError> {
+    s.post(
+        &format!("/api/v1/invitations/{id}/resend"),
+        &serde_json::json!({}),
+    )
+    .await
 }

@@ -21,9 +21,21 @@ use leptos_router::path;
 use wasm_bindgen::prelude::wasm_bindgen;
 
 use crate::pages::{
-    account::AccountPage, api_keys::ApiKeysPage, audit::AuditPage, device::DevicePage,
-    devices::DevicesPage, groups::GroupsPage, import::ImportPage, login::LoginPage,
-    profiles::ProfilesPage, roles::RolesPage, tenants::TenantsPage, usage::UsagePage,
+    account::AccountPage,
+    api_keys::ApiKeysPage,
+    audit::AuditPage,
+    device::DevicePage,
+    devices::DevicesPage,
+    groups::GroupsPage,
+    import::ImportPage,
+    invitations::InvitationsPage,
+    invite::InvitePage,
+    login::LoginPage,
+    password_reset::{ForgotPasswordPage, ResetPasswordPage},
+    profiles::ProfilesPage,
+    roles::RolesPage,
+    tenants::TenantsPage,
+    usage::UsagePage,
     users::UsersPage,
 };
 use crate::session::{Session, SessionState};
@@ -51,6 +63,9 @@ pub fn App() -> impl IntoView {
         <Router>
             <Routes fallback=|| view! { <NotFound/> }>
                 <Route path=path!("/login") view=LoginPage/>
+                <Route path=path!("/forgot-password") view=ForgotPasswordPage/>
+                <Route path=path!("/reset-password") view=ResetPasswordPage/>
+                <Route path=path!("/invite") view=InvitePage/>
                 <ParentRoute path=path!("") view=Shell>
                     <Route path=path!("/devices") view=DevicesPage/>
                     <Route path=path!("/devices/:id") view=DevicePage/>
@@ -58,6 +73,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/groups") view=GroupsPage/>
                     <Route path=path!("/profiles") view=ProfilesPage/>
                     <Route path=path!("/users") view=UsersPage/>
+                    <Route path=path!("/invitations") view=InvitationsPage/>
                     <Route path=path!("/roles") view=RolesPage/>
                     <Route path=path!("/api-keys") view=ApiKeysPage/>
                     <Route path=path!("/usage") view=UsagePage/>

@@ -18,13 +18,26 @@ use leptos::task::spawn_local;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use stead_api_types::{
-    ApiErrorBody, LoginRequest, Me, Permission, RefreshRequest, Role, TokenResponse,
+    AcceptInvitation, ApiErrorBody, LoginRequest, Me, Permission, RefreshRequest, Role,
+    TokenResponse,
 };
 
 const REFRESH_TOKEN_KEY: &str = "stead.refresh_token";
 /// Refresh this long before the access token expires, so a request never leaves with a token
 /// that dies on the way.
 const REFRESH_MARGIN_MS: f64 = 60_000.0;
+
+/// The error codes the console answers differently from others (the server's `code`).
+pub mod codes {
+    pub const TWO_FACTOR_REQUIRED: &str = "two_factor_required";
+    pub const INVALID_TWO_FACTOR_CODE: &str = "invalid_two_factor_code";
+    pub const TWO_FACTOR_SETUP_REQUIRED: &str = "two_factor_setup_required";
+    pub const MAIL_NOT_CONFIGURED: &str = "mail_not_configured";
+    pub const INVALID_LINK: &str = "invalid_link";
+    pub const LINK_USED: &str = "link_used";
+    pub const LINK_EXPIRED: &str = "link_expired";
+    pub const INVITATION_REVOKED: &str = "invitation_revoked";
+}
 
 /// An error to show the person: the server's `detail` when it sent one.
 #[derive(Clone, Debug, PartialEq)]
@@ -192,6 +205,28 @@ fn to_json<B: Serialize>(body: &B) -> Result<String, ApiError> {
         .map_err(|e| ApiError::unexpected(format!("Could not encode the request: {e}")))
 }
 
+/// A POST to a public route (sign-in, password reset, invitations): no session, no refresh.
+pub async fn post_public<B: Serialize, T: DeserializeOwned>(
+    path: &str,
+    body: &B,
+) -> Result<T, ApiError> {
+    parse(send_public(path, body).await?).await
+}
+
+/// A POST to a public route whose answer has no body (202, 204).
+pub async fn post_public_unit<B: Serialize>(path: &str, body: &B) -> Result<(), ApiError> {
+    send_public(path, body).await.map(|_| ())
+}
+
+async fn send_public<B: Serialize>(path: &str, body: &B) -> Result<Response, ApiError> {
+    let body = to_json(body)?;
+    let resp = send(request(Method::POST, path), Some((&body, JSON))).await?;
+    if !resp.ok() {
+        return Err(ApiError::from_response(resp).await);
+    }
+    Ok(resp)
+}
+
 impl Session {
     pub fn new() -> Self {
         Session {
@@ -277,17 +312,22 @@ impl Session {
         });
     }
 
-    pub async fn login(self, email: String, password: String) -> Result<(), ApiError> {
-        let body = to_json(&LoginRequest { email, password })?;
-        let resp = send(
-            request(Method::POST, "/api/v1/auth/login"),
-            Some((&body, JSON)),
-        )
-        .await?;
-        if !resp.ok() {
-            return Err(ApiError::from_response(resp).await);
-        }
-        let tokens = parse::<TokenResponse>(resp).await?;
+    /// Signs in with a password, and the second factor when the person has one (without it the
+    /// server answers `two_factor_required`, which the login page turns into a code field).
+    pub async fn login(self, body: &LoginRequest) -> Result<(), ApiError> {
+        let tokens = post_public::<_, TokenResponse>("/api/v1/auth/login", body).await?;
+        self.start(tokens).await
+    }
+
+    /// Creates the invited person's account and signs it in.
+    pub async fn accept_invitation(self, body: &AcceptInvitation) -> Result<(), ApiError> {
+        let tokens =
+            post_public::<_, TokenResponse>("/api/v1/auth/invitation/accept", body).await?;
+        self.start(tokens).await
+    }
+
+    /// Takes a new session's tokens and who it belongs to.
+    async fn start(self, tokens: TokenResponse) -> Result<(), ApiError> {
         self.accept(tokens);
         match self.get::<Me>("/api/v1/me").await {
             Ok(me) => {
@@ -299,6 +339,16 @@ impl Session {
                 self.clear(None);
                 Err(e)
             }
+        }
+    }
+
+    /// Reads the signed-in person again, after a change to what `Me` says (two-factor sign-in
+    /// turned on or off, the tenant's rules changed).
+    pub async fn reload_me(self) {
+        if let Ok(me) = self.get::<Me>("/api/v1/me").await
+            && matches!(self.state.get_untracked(), SessionState::SignedIn(_))
+        {
+            self.state.set(SessionState::SignedIn(me));
         }
     }
 
@@ -457,7 +507,13 @@ impl Session {
                 return Err(ApiError::session_expired());
             }
             if !resp.ok() {
-                return Err(ApiError::from_response(resp).await);
+                let err = ApiError::from_response(resp).await;
+                if err.code == codes::TWO_FACTOR_SETUP_REQUIRED {
+                    // The tenant began to require a second factor since `Me` was read: the shell
+                    // sends the person to set it up once `Me` says so.
+                    spawn_local(self.reload_me());
+                }
+                return Err(err);
             }
             return Ok(resp);
         }

@@ -63,11 +63,31 @@ pub fn Shell() -> impl IntoView {
             <div class="layout">
                 <Sidebar/>
                 <main class="content">
-                    <Outlet/>
+                    <SetUpTwoFactorFirst/>
                 </main>
             </div>
         }
         .into_any(),
+    }
+}
+
+/// The page, unless the tenant requires a second factor the person has not set up yet: then
+/// every page but My account (where they set it up) sends them there, as the server refuses
+/// everything else meanwhile.
+#[component]
+fn SetUpTwoFactorFirst() -> impl IntoView {
+    let session = use_session();
+    let location = use_location();
+    let blocked = Memo::new(move |_| {
+        session.me().is_some_and(|m| m.two_factor_setup_required)
+            && location.pathname.get() != "/account"
+    });
+    move || {
+        if blocked.get() {
+            view! { <Redirect path="/account"/> }.into_any()
+        } else {
+            view! { <Outlet/> }.into_any()
+        }
     }
 }
 
@@ -119,6 +139,12 @@ fn Sidebar() -> impl IntoView {
                     <A href="/users" attr:class="nav-link" attr:data-test="nav-users">
                         <span class="nav-icon" aria-hidden="true">"◉"</span>
                         "Users"
+                    </A>
+                </Show>
+                <Show when=move || has_tenant() && session.can(Permission::UsersManage)>
+                    <A href="/invitations" attr:class="nav-link" attr:data-test="nav-invitations">
+                        <span class="nav-icon" aria-hidden="true">"✉"</span>
+                        "Invitations"
                     </A>
                 </Show>
                 <Show when=move || has_tenant() && session.can(Permission::UsersRead)>

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use fantoccini::{Client as Browser, ClientBuilder, Locator};
 use stead_api_types::{Device, Page};
 
-use crate::harness::{Backend, TestServer, TestTenant};
+use crate::harness::{Backend, Options, TestServer, TestTenant};
 
 /// chromedriver on a free port, killed on drop.
 pub struct Driver {
@@ -221,7 +221,12 @@ pub struct Console {
 
 impl Console {
     pub async fn start() -> Console {
-        let server = TestServer::start(Backend::Sqlite).await;
+        Console::start_with(Options::default()).await
+    }
+
+    /// The same with the server started with `options` (a mail server's environment, say).
+    pub async fn start_with(options: Options) -> Console {
+        let server = TestServer::start_with(Backend::Sqlite, options).await;
         let acme = server.tenant("Acme").await;
         Console {
             server,

@@ -173,17 +173,43 @@ async fn the_usage_page_shows_each_quota() {
     platform
         .patch(
             &format!("/api/v1/tenants/{}", console.acme.tenant.id),
-            &json!({"quotas": {"devices": 4}}),
+            &json!({"quotas": {"devices": 4, "data_points_per_day": 100}}),
         )
         .await
         .unwrap()
         .ok::<serde_json::Value>()
         .unwrap();
-    device(&console.acme.admin, "pump-1").await;
+    let (_, token) = device(&console.acme.admin, "pump-1").await;
+    // Three data points today, counted once the node shares them (within a second).
+    let sent = console
+        .server
+        .client()
+        .raw(
+            reqwest::Method::POST,
+            &format!("/api/v1/{token}/telemetry"),
+            "application/json",
+            r#"{"a":1,"b":2,"c":3}"#.to_string(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(sent.status, 200);
+    crate::mqtt::eventually("the day's data points are counted", || async {
+        let u: stead_api_types::Usage = console
+            .acme
+            .admin
+            .get("/api/v1/usage")
+            .await
+            .unwrap()
+            .ok()
+            .unwrap();
+        u.data_points_today.used == 3
+    })
+    .await;
     let b = console.sign_in().await;
     click(&b, "[data-test=nav-usage]").await;
     wait_text(&b, "h1", "Usage").await;
     wait_text(&b, "[data-test=quota-devices]", "25 % · 1 of 4").await;
     wait_text(&b, "[data-test=quota-users]", "1 of 1000").await;
+    wait_text(&b, "[data-test=quota-data-points]", "3 of 100").await;
     screenshot(&b, "usage").await;
 }

@@ -418,7 +418,11 @@ pub(crate) async fn verify_own_password(
         return Err(Error::invalid(
             "wrong_password",
             field,
-            "the password is not right",
+            if field == "current_password" {
+                "the current password is not right"
+            } else {
+                "the password is not right"
+            },
         ));
     }
     Ok(user)

@@ -1,11 +1,14 @@
 //! `/account`: the signed-in person's own account: change the password (every other session then
-//! ends), and see where they are signed in, ending any session but this one.
+//! ends), two-factor sign-in (`two_factor`), and see where they are signed in, ending any session
+//! but this one. When their tenant requires a second factor they have not set up, this is the one
+//! page the console shows them, with a banner saying why.
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use stead_api_types::{ChangePassword, SessionInfo};
 
 use crate::api;
+use crate::pages::two_factor::TwoFactorCard;
 use crate::session::use_session;
 use crate::ui::{
     ErrorMessage, Loader, Spinner, TableHead, format_time, format_time_title, use_toasts,
@@ -26,7 +29,14 @@ pub fn AccountPage() -> impl IntoView {
                     </p>
                 </div>
             </header>
+            <Show when=move || session.me().is_some_and(|m| m.two_factor_setup_required)>
+                <div class="alert alert-warning banner" role="alert" data-test="two-factor-setup-required">
+                    <strong>"Set up two-factor sign-in to continue."</strong>
+                    " Your organisation requires a code from an authenticator app at each sign-in. Until you set it up below, the rest of Stead stays closed to you."
+                </div>
+            </Show>
             <div class="grid">
+                <TwoFactorCard/>
                 <PasswordCard on_changed=Callback::new(move |_| sessions.reload())/>
                 <section class="card" data-test="sessions-card">
                     <h2>"Where you are signed in"</h2>

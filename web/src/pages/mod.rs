@@ -1,17 +1,24 @@
-//! One module per screen of the console (`account` is the signed-in person's own); `attribute_form` is the attribute dialog several of
-//! them share.
+//! One module per screen of the console (`account` is the signed-in person's own, `two_factor` its
+//! two-factor card; `login`, `password_reset` and `invite` are reached signed out);
+//! `attribute_form` is the attribute dialog several of them share, `bindings` the role bindings
+//! editor.
 
 pub mod account;
 pub mod api_keys;
 pub mod attribute_form;
 pub mod audit;
+pub mod bindings;
 pub mod device;
 pub mod devices;
 pub mod groups;
 pub mod import;
+pub mod invitations;
+pub mod invite;
 pub mod login;
+pub mod password_reset;
 pub mod profiles;
 pub mod roles;
 pub mod tenants;
+pub mod two_factor;
 pub mod usage;
 pub mod users;

@@ -51,6 +51,7 @@ fn OwnUsage() -> impl IntoView {
                         <section class="card" data-test="quota-devices"><h2>"Devices"</h2>{bar(u.devices)}</section>
                         <section class="card" data-test="quota-users"><h2>"People"</h2>{bar(u.users)}</section>
                         <section class="card" data-test="quota-api-keys"><h2>"Active API keys"</h2>{bar(u.api_keys)}</section>
+                        <section class="card" data-test="quota-data-points"><h2>"Data points today"</h2>{bar(u.data_points_today)}<p class="muted">"Telemetry data points since 00:00 UTC, over MQTT and HTTP. Past the quota, devices are refused until the next day."</p></section>
                     </div>
                 }.into_any(),
             }}
@@ -71,7 +72,7 @@ fn AllTenants() -> impl IntoView {
                 Some(list) => view! {
                     <section class="card table-card">
                         <table class="table">
-                            <TableHead columns=&["Tenant", "Devices", "People", "Active API keys"]/>
+                            <TableHead columns=&["Tenant", "Devices", "People", "Active API keys", "Data points today"]/>
                             <tbody>
                                 {list.into_iter().map(|u: Usage| view! {
                                     <tr data-test="usage-row">
@@ -79,6 +80,7 @@ fn AllTenants() -> impl IntoView {
                                         <td>{bar(u.devices)}</td>
                                         <td>{bar(u.users)}</td>
                                         <td>{bar(u.api_keys)}</td>
+                                        <td>{bar(u.data_points_today)}</td>
                                     </tr>
                                 }).collect_view()}
                             </tbody>

@@ -1,16 +1,16 @@
 //! `/users`: the people of a tenant, for tenant admins: create, change role, deactivate and
-//! reactivate. People with `users.read` only see the list.
+//! reactivate, turn off a person's second factor (a lost phone), and require two-factor sign-in
+//! for everyone. People with `users.read` only see the list.
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use std::collections::BTreeSet;
 
 use stead_api_types::{
-    CreateUser, NewRoleBinding, Permission, Role, RoleRef, SetRoleBindings, UpdateUser, User,
+    CreateUser, Permission, Role, SetRoleBindings, TenantSecurity, UpdateUser, User,
 };
-use uuid::Uuid;
 
 use crate::api;
+use crate::pages::bindings::{BindingRows, BindingsEditor, load_choices, new_bindings, rows_of};
 use crate::session::use_session;
 use crate::shell::{RequirePermission, RequireTenant};
 use crate::ui::{
@@ -53,6 +53,8 @@ fn UserList() -> impl IntoView {
     let saving = RwSignal::new(None::<uuid::Uuid>);
     let deactivating = RwSignal::new(None::<User>);
     let deactivate_busy = RwSignal::new(false);
+    let resetting = RwSignal::new(None::<User>);
+    let reset_busy = RwSignal::new(false);
 
     let update = move |user: User, body: UpdateUser, done: String| {
         saving.set(Some(user.id));
@@ -96,6 +98,10 @@ fn UserList() -> impl IntoView {
                 </Show>
             </header>
 
+            <Show when=move || can_manage.get()>
+                <SecurityCard/>
+            </Show>
+
             <ErrorMessage error=users.error_text()/>
 
             {move || match users.data.get() {
@@ -104,7 +110,7 @@ fn UserList() -> impl IntoView {
                 Some(p) => view! {
                     <div class="card table-card" class:is-loading=move || users.loading.get()>
                         <table class="table">
-                            <TableHead columns=&["Name", "E-mail", "Role", "Status", "Last sign-in"] actions=true/>
+                            <TableHead columns=&["Name", "E-mail", "Role", "Status", "Two-factor", "Last sign-in"] actions=true/>
                             <tbody>
                                 {p.items.into_iter().map(|u| {
                                     let is_me = my_id.get_untracked() == Some(u.id);
@@ -114,6 +120,8 @@ fn UserList() -> impl IntoView {
                                     let for_role = u.clone();
                                     let for_toggle = u.clone();
                                     let for_access = u.clone();
+                                    let for_reset = u.clone();
+                                    let two_factor = u.two_factor;
                                     let active = u.active;
                                     let role = u.role;
                                     view! {
@@ -156,6 +164,13 @@ fn UserList() -> impl IntoView {
                                                 }}
                                             </td>
                                             <td>
+                                                {if two_factor {
+                                                    view! { <span class="status status-ok" data-test="user-two-factor">"On"</span> }.into_any()
+                                                } else {
+                                                    view! { <span class="status status-off" data-test="user-two-factor">"Off"</span> }.into_any()
+                                                }}
+                                            </td>
+                                            <td>
                                                 {match u.last_login_at {
                                                     Some(t) => view! { <span title=format_time_title(&t)>{format_time(&t)}</span> }.into_any(),
                                                     None => view! { <span class="muted">"Never"</span> }.into_any(),
@@ -167,6 +182,13 @@ fn UserList() -> impl IntoView {
                                                     view! {
                                                         <button type="button" class="button button-ghost button-small" data-test="user-access"
                                                             on:click=move |_| binding.set(Some(user.clone()))>"Access"</button>
+                                                    }
+                                                })}
+                                                {move || (editable() && two_factor).then(|| {
+                                                    let user = for_reset.clone();
+                                                    view! {
+                                                        <button type="button" class="button button-ghost button-small" data-test="reset-two-factor"
+                                                            on:click=move |_| resetting.set(Some(user.clone()))>"Reset two-factor"</button>
                                                     }
                                                 })}
                                                 {move || editable().then(|| {
@@ -217,6 +239,34 @@ fn UserList() -> impl IntoView {
                 <BindingsModal user=u on_close=Callback::new(move |_| binding.set(None))/>
             })}
 
+            {move || resetting.get().map(|u| {
+                let user = u.clone();
+                view! {
+                    <ConfirmDialog
+                        title="Reset two-factor sign-in"
+                        message=format!("Turn off two-factor sign-in for {}? Their password alone will sign them in until they set it up again (for a lost phone, say).", u.email)
+                        confirm_label="Reset two-factor"
+                        busy=reset_busy
+                        on_confirm=Callback::new(move |_| {
+                            reset_busy.set(true);
+                            let user = user.clone();
+                            spawn_local(async move {
+                                match api::reset_two_factor(session, user.id).await {
+                                    Ok(()) => {
+                                        toasts.success(format!("Two-factor sign-in is off for {}.", user.email));
+                                        users.reload();
+                                    }
+                                    Err(e) => toasts.error(e.detail),
+                                }
+                                reset_busy.try_set(false);
+                                resetting.try_set(None);
+                            });
+                        })
+                        on_cancel=Callback::new(move |_| resetting.set(None))
+                    />
+                }
+            })}
+
             {move || deactivating.get().map(|u| {
                 let user = u.clone();
                 view! {
@@ -235,6 +285,58 @@ fn UserList() -> impl IntoView {
                 }
             })}
         </div>
+    }
+}
+
+/// The tenant's sign-in rules: whether everyone must sign in with a second factor.
+#[component]
+fn SecurityCard() -> impl IntoView {
+    let session = use_session();
+    let toasts = use_toasts();
+    let security = Loader::new(move || async move { api::security(session).await });
+    let saving = RwSignal::new(false);
+    let set = move |require: bool| {
+        saving.set(true);
+        spawn_local(async move {
+            let body = TenantSecurity {
+                require_two_factor: require,
+            };
+            match api::set_security(session, &body).await {
+                Ok(saved) => {
+                    security.data.try_set(Some(saved));
+                    toasts.success(if require {
+                        "Everyone must now sign in with a second factor; those without one set it up first."
+                    } else {
+                        "Two-factor sign-in is now up to each person."
+                    });
+                    // The rule applies to the admin too: the shell sends them to set it up.
+                    session.reload_me().await;
+                }
+                Err(e) => {
+                    toasts.error(e.detail);
+                    security.reload();
+                }
+            }
+            saving.try_set(false);
+        });
+    };
+    view! {
+        <section class="card" data-test="security-card">
+            <h2>"Sign-in security"</h2>
+            <ErrorMessage error=security.error_text()/>
+            {move || security.data.get().map(|s| view! {
+                <div class="stack-small">
+                <label class="checkbox">
+                    <input type="checkbox" name="require_two_factor" data-test="require-two-factor"
+                        prop:checked=s.require_two_factor
+                        disabled=move || saving.get()
+                        on:change=move |ev| set(event_target_checked(&ev))/>
+                    <span>"Require two-factor sign-in for everyone"</span>
+                </label>
+                <small class="hint">"People without it set it up at their next visit, before anything else; they cannot turn it off while this is on."</small>
+                </div>
+            })}
+        </section>
     }
 }
 
@@ -333,22 +435,16 @@ fn CreateUserModal(on_close: Callback<()>, on_created: Callback<()>) -> impl Int
 fn BindingsModal(user: User, on_close: Callback<()>) -> impl IntoView {
     let session = use_session();
     let toasts = use_toasts();
-    let rows = RwSignal::new(Vec::<(RoleRef, BTreeSet<Uuid>)>::new());
+    let rows: BindingRows = RwSignal::new(Vec::new());
     let uid = user.id;
     let loaded = Loader::new(move || async move {
         let bindings = api::user_bindings(session, uid).await?;
-        let roles = api::list_roles(session).await?;
-        let groups = api::list_groups(session).await?;
+        let (roles, groups) = load_choices(session).await?;
         Ok::<_, crate::session::ApiError>((bindings, roles, groups))
     });
     Effect::new(move |_| {
         if let Some((bindings, _, _)) = loaded.data.get() {
-            rows.set(
-                bindings
-                    .into_iter()
-                    .map(|b| (b.role, b.groups.into_iter().collect()))
-                    .collect(),
-            );
+            rows.set(rows_of(bindings));
         }
     });
     let busy = RwSignal::new(false);
@@ -360,14 +456,7 @@ fn BindingsModal(user: User, on_close: Callback<()>) -> impl IntoView {
             return;
         }
         let body = SetRoleBindings {
-            bindings: rows
-                .get_untracked()
-                .into_iter()
-                .map(|(role, groups)| NewRoleBinding {
-                    role,
-                    groups: groups.into_iter().collect(),
-                })
-                .collect(),
+            bindings: new_bindings(rows),
         };
         busy.set(true);
         error.set(None);
@@ -395,87 +484,12 @@ fn BindingsModal(user: User, on_close: Callback<()>) -> impl IntoView {
                     {format!("Built-in role: {}. Add roles over the whole tenant, or over device groups only: a person bound to a group sees just its devices.", user.role.label())}
                 </p>
                 <ErrorMessage error=loaded.error_text()/>
-                {move || loaded.data.get().map(|(_, roles, groups)| {
-                    let choices: Vec<(RoleRef, String)> = [Role::TenantAdmin, Role::Operator, Role::Viewer]
-                        .into_iter()
-                        .map(|r| (RoleRef::Builtin(r), r.label().to_owned()))
-                        .chain(roles.into_iter().map(|r| (RoleRef::Custom(r.id), r.name)))
-                        .collect();
-                    let first = choices.first().map(|c| c.0);
-                    view! {
-                        <div class="bindings" data-test="bindings">
-                            {move || (0..rows.with(Vec::len)).map(|i| {
-                                    let choices = choices.clone();
-                                    let groups = groups.clone();
-                                    view! {
-                                        <fieldset class="fieldset" data-test="binding">
-                                            <legend>{format!("Role {}", i + 1)}</legend>
-                                            <select data-test="binding-role" aria-label="Role" on:change=move |ev| {
-                                                let value = event_target_value(&ev);
-                                                if let Some(r) = role_of(&value) {
-                                                    rows.update(|v| if let Some(row) = v.get_mut(i) { row.0 = r; });
-                                                }
-                                            }>
-                                                {choices.into_iter().map(|(r, label)| {
-                                                    let value = role_value(r);
-                                                    view! {
-                                                        <option value=value selected=move || rows.with(|v| v.get(i).map(|x| x.0) == Some(r))>{label}</option>
-                                                    }
-                                                }).collect_view()}
-                                            </select>
-                                            <div class="check-list">
-                                                {groups.into_iter().map(|g| {
-                                                    let gid = g.id;
-                                                    view! {
-                                                        <label class="checkbox">
-                                                            <input type="checkbox" data-test="binding-group" value=gid.to_string()
-                                                                prop:checked=move || rows.with(|v| v.get(i).is_some_and(|x| x.1.contains(&gid)))
-                                                                on:change=move |ev| {
-                                                                    let on = event_target_checked(&ev);
-                                                                    rows.update(|v| if let Some(row) = v.get_mut(i) {
-                                                                        if on { row.1.insert(gid); } else { row.1.remove(&gid); }
-                                                                    });
-                                                                }/>
-                                                            <span>{g.name}</span>
-                                                        </label>
-                                                    }
-                                                }).collect_view()}
-                                            </div>
-                                            <small class="hint">
-                                                {move || if rows.with(|v| v.get(i).is_some_and(|x| x.1.is_empty())) {
-                                                    "Over the whole tenant. Tick groups to limit it to their devices."
-                                                } else {
-                                                    "Only over the ticked groups' devices."
-                                                }}
-                                            </small>
-                                            <button type="button" class="button button-ghost button-small danger-text" data-test="remove-binding"
-                                                on:click=move |_| rows.update(|v| { if i < v.len() { v.remove(i); } })>"Remove"</button>
-                                        </fieldset>
-                                    }
-                            }).collect_view()}
-                            {first.map(|r| view! {
-                                <button type="button" class="button button-secondary" data-test="add-binding"
-                                    on:click=move |_| rows.update(|v| v.push((r, BTreeSet::new())))>"+ Add a role"</button>
-                            })}
-                        </div>
-                    }
+                {move || loaded.data.get().map(|(_, roles, groups)| view! {
+                    <BindingsEditor rows=rows roles=roles groups=groups/>
                 })}
                 <ErrorMessage error=error/>
                 <FormActions busy=busy on_cancel=on_close label="Save access" busy_label="Saving…" test="save-access"/>
             </form>
         </Modal>
     }
-}
-
-fn role_value(r: RoleRef) -> String {
-    match r {
-        RoleRef::Builtin(role) => role.as_str().to_owned(),
-        RoleRef::Custom(id) => id.to_string(),
-    }
-}
-
-fn role_of(value: &str) -> Option<RoleRef> {
-    Role::parse(value)
-        .map(RoleRef::Builtin)
-        .or_else(|| value.parse::<Uuid>().ok().map(RoleRef::Custom))
 }
