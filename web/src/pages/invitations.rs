@@ -117,7 +117,7 @@ fn InvitationList() -> impl IntoView {
                     <section class="card table-card" class:is-loading=move || invitations.loading.get()>
                         <div class="table-scroll">
                         <table class="table">
-                            <TableHead columns=&["Person", "Access", "Status", "Mail", "Invited by", "Expires"] actions=true/>
+                            <TableHead columns=&["Person", "Access", "Status", "Mail", "Expires"] actions=true/>
                             <tbody>
                                 {p.items.into_iter().map(|i| {
                                     let open = matches!(i.status, InvitationStatus::Pending | InvitationStatus::Expired);
@@ -129,6 +129,7 @@ fn InvitationList() -> impl IntoView {
                                             <td class="strong">
                                                 {i.email.clone()}
                                                 {(!i.name.trim().is_empty()).then(|| view! { <div class="muted small">{i.name.clone()}</div> })}
+                                                <div class="muted small" data-test="invited-by">{format!("invited by {}", i.invited_by_email)}</div>
                                             </td>
                                             <td>
                                                 <span class="badge-list">
@@ -138,7 +139,6 @@ fn InvitationList() -> impl IntoView {
                                             </td>
                                             <td><StatusBadge tone=tone text=status_text status=status_key/></td>
                                             <td>{mail_cell(&i)}</td>
-                                            <td>{i.invited_by_email.clone()}</td>
                                             <td>
                                                 {match (i.status, i.accepted_at) {
                                                     (InvitationStatus::Accepted, Some(t)) => view! {
