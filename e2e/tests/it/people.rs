@@ -873,6 +873,7 @@ async fn two_factor_codes_work_once_and_a_tenant_can_require_them(backend: Backe
     // Audited; no secret or recovery code in the database or the log.
     let entries = actions(admin).await;
     for action in [
+        "user.two_factor.setup",
         "user.two_factor.enable",
         "user.two_factor.disable",
         "user.two_factor.recovery_codes",

@@ -164,9 +164,22 @@ pub async fn setup(state: &AppState, actor: &Actor, password: &str) -> Result<Tw
     }
     let secret = totp::new_secret();
     let (base32, otpauth_url, qr_svg) = totp::provisioning(&secret, &user.email)?;
+    let sealed = state.keys.sealer.seal(actor.user_id.0, &secret)?;
+    let txn = audit::begin(&state.db, actor.tenant_id).await?;
     let mut active: users::ActiveModel = user.into();
-    active.totp_pending = Set(Some(state.keys.sealer.seal(actor.user_id.0, &secret)?));
-    active.update(&state.db).await?;
+    active.totp_pending = Set(Some(sealed));
+    active.update(&txn).await?;
+    audit::record(
+        &txn,
+        actor.tenant_id,
+        actor,
+        "user.two_factor.setup",
+        "user",
+        Some(actor.user_id.0),
+        serde_json::json!({"pending": true}),
+    )
+    .await?;
+    txn.commit().await?;
     Ok(TwoFactorSetup {
         secret: base32,
         otpauth_url,
