@@ -21,18 +21,7 @@ use crate::users::{Email, Password};
 /// Mails a reset link to `email`'s account, if there is an active one.
 pub async fn request(state: &AppState, email: &str, origin: &Origin) -> Result<()> {
     let cfg = &state.config;
-    let (hits, left) = state
-        .live
-        .hit(
-            &format!("reset:ip:{}", origin.address),
-            Duration::from_secs(cfg.login_ip_window_secs),
-        )
-        .await?;
-    if hits > cfg.login_max_attempts_per_ip {
-        return Err(Error::Throttled {
-            retry_after_secs: left.as_secs().max(1),
-        });
-    }
+    super::service::throttle_address(state, "reset", origin).await?;
     if !state.mailer.configured() {
         return Err(Error::unavailable(
             "mail_not_configured",
@@ -144,10 +133,7 @@ pub async fn confirm(
         .exec(&txn)
         .await?;
     if spent.rows_affected != 1 {
-        return Err(Error::conflict(
-            "link_used",
-            "this link was already used: it works once (sign in, or ask for a new one)",
-        ));
+        return Err(tokens::link_used());
     }
     reset::Entity::update_many()
         .col_expr(reset::Column::UsedAt, Expr::value(Utc::now()))

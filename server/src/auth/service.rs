@@ -31,6 +31,27 @@ impl Origin {
     }
 }
 
+/// Counts one more attempt at `what` (`login`, `reset`, `invite`) from the origin's address, and
+/// refuses it past `STEAD_LOGIN_MAX_ATTEMPTS_PER_IP` in `STEAD_LOGIN_IP_WINDOW_SECS`: the one
+/// limit on the routes anyone may call.
+pub(crate) async fn throttle_address(state: &AppState, what: &str, origin: &Origin) -> Result<()> {
+    let cfg = &state.config;
+    let (hits, left) = state
+        .live
+        .hit(
+            &format!("{what}:ip:{}", origin.address),
+            Duration::from_secs(cfg.login_ip_window_secs),
+        )
+        .await?;
+    if hits > cfg.login_max_attempts_per_ip {
+        tracing::warn!(what, "throttled for this address");
+        return Err(Error::Throttled {
+            retry_after_secs: left.as_secs().max(1),
+        });
+    }
+    Ok(())
+}
+
 pub(crate) fn account_key(email: &str) -> String {
     format!("login:account:{email}")
 }
@@ -45,19 +66,8 @@ pub async fn login(
     let (email, password) = (body.email.as_str(), body.password.as_str());
     let cfg = &state.config;
     let email = email.trim().to_lowercase();
-    let ip_key = format!("login:ip:{}", origin.address);
     let account_key = account_key(&email);
-
-    let (ip_hits, ip_left) = state
-        .live
-        .hit(&ip_key, Duration::from_secs(cfg.login_ip_window_secs))
-        .await?;
-    if ip_hits > cfg.login_max_attempts_per_ip {
-        tracing::warn!("login throttled for this address");
-        return Err(Error::Throttled {
-            retry_after_secs: ip_left.as_secs().max(1),
-        });
-    }
+    throttle_address(state, "login", origin).await?;
     let (failures, account_left) = state.live.count(&account_key).await?;
     if failures >= cfg.login_max_failures_per_account {
         tracing::warn!("login throttled for this account");

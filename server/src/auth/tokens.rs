@@ -32,10 +32,7 @@ impl OneTime {
     pub fn check(&self) -> crate::error::Result<()> {
         use crate::error::Error;
         if self.used {
-            return Err(Error::conflict(
-                "link_used",
-                "this link was already used: it works once (sign in, or ask for a new one)",
-            ));
+            return Err(link_used());
         }
         if self.revoked {
             return Err(Error::gone(
@@ -51,6 +48,14 @@ impl OneTime {
         }
         Ok(())
     }
+}
+
+/// A one-time link that was already used (also what a use that lost a race to another gets).
+pub fn link_used() -> crate::error::Error {
+    crate::error::Error::conflict(
+        "link_used",
+        "this link was already used: it works once (sign in, or ask for a new one)",
+    )
 }
 
 /// A link token nobody issued.

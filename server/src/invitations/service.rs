@@ -297,19 +297,7 @@ pub async fn accept(
     name: Option<&str>,
     origin: &Origin,
 ) -> Result<TokenResponse> {
-    let cfg = &state.config;
-    let (hits, left) = state
-        .live
-        .hit(
-            &format!("invite:ip:{}", origin.address),
-            std::time::Duration::from_secs(cfg.login_ip_window_secs),
-        )
-        .await?;
-    if hits > cfg.login_max_attempts_per_ip {
-        return Err(Error::Throttled {
-            retry_after_secs: left.as_secs().max(1),
-        });
-    }
+    crate::auth::service::throttle_address(state, "invite", origin).await?;
     let password =
         Password::parse(password).map_err(|e| Error::invalid("weak_password", "password", e))?;
     let invitation = by_link(state, token).await?;
@@ -343,10 +331,7 @@ pub async fn accept(
     .await?;
     let user = crate::users::repo::create(&txn, Some(&ctx), &email, &name, role, hash).await?;
     if !repo::spend(crate::auth::System::auth(), &txn, invitation.id, user.id).await? {
-        return Err(Error::conflict(
-            "link_used",
-            "this link was already used: it works once (sign in, or ask for a new one)",
-        ));
+        return Err(tokens::link_used());
     }
     let mut bindings = Vec::new();
     for (role_ref, groups) in repo::bindings_of(&invitation) {
