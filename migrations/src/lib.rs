@@ -14,6 +14,7 @@ mod m20261202_000005_audit_chain;
 mod m20261202_000006_session_origin;
 mod m20261202_000007_roles_and_keys;
 mod m20261203_000008_people;
+mod m20261206_000009_integrations;
 
 pub struct Migrator;
 
@@ -72,6 +73,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000006_session_origin::Migration),
             Box::new(m20261202_000007_roles_and_keys::Migration),
             Box::new(m20261203_000008_people::Migration),
+            Box::new(m20261206_000009_integrations::Migration),
         ]
     }
 }

@@ -33,6 +33,11 @@ pub struct AppState {
     pub bus: LiveBus,
     pub sessions: Arc<Sessions>,
     pub mailer: Arc<crate::mail::Mailer>,
+    /// Which tenants' events of which types reach an endpoint or sink (telemetry and presence
+    /// events are written only for those).
+    pub subscriptions: Arc<crate::events::Subscriptions>,
+    /// Woken when deliveries were queued on this node (the senders also poll).
+    pub deliveries: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
@@ -50,19 +55,29 @@ impl AppState {
         }
         let sessions: Arc<Sessions> = Arc::default();
         let bus = LiveBus::start(&live, sessions.clone()).await?;
+        let subscriptions: Arc<crate::events::Subscriptions> = Arc::default();
+        subscriptions
+            .refresh(&db, config.nats_url.is_some())
+            .await?;
         let telemetry = TelemetryStore::start(
             crate::db::writer_pool(&config, &db, config.telemetry_writers).await?,
             config.telemetry_writers,
             config.telemetry_queue,
+            subscriptions.clone(),
             committed_telemetry(
                 LatestWriter::start(live.clone()),
                 bus.clone(),
                 metrics.clone(),
             ),
         );
-        let timeline = TimelineWriter::start(crate::db::writer_pool(&config, &db, 1).await?);
+        let timeline = TimelineWriter::start(
+            crate::db::writer_pool(&config, &db, 1).await?,
+            subscriptions.clone(),
+        );
         let mailer = Arc::new(crate::mail::Mailer::from_config(&config)?);
         Ok(AppState {
+            subscriptions,
+            deliveries: Arc::default(),
             mailer,
             timeline,
             telemetry,
@@ -194,6 +209,9 @@ pub async fn run(
     };
     // Every role that takes telemetry (MQTT, the HTTP device API) shares its daily counts.
     let daily = tokio::spawn(crate::ingress::daily::run(state.clone()));
+    // Every node writes events (ingress: telemetry and presence): each keeps its view of who
+    // subscribes to what.
+    let subscriptions = tokio::spawn(crate::events::run_refresh(state.clone()));
     let worker = roles.contains(&Role::Worker).then(|| {
         let state = state.clone();
         tokio::spawn(async move {
@@ -203,6 +221,9 @@ pub async fn run(
                 crate::rpc::run_sweeper(state.clone()),
                 crate::devices::inactivity::run(state.clone()),
                 crate::devices::lost::run_watch(state.clone()),
+                crate::events::dispatch::run(state.clone()),
+                crate::webhooks::deliver::run(state.clone()),
+                crate::events::nats::run(state.clone()),
             );
         })
     });
@@ -214,6 +235,7 @@ pub async fn run(
     let drained = drain(state.clone(), ingress, worker, handle, http_task).await;
     // What was admitted since the last flush counts towards the day on every node.
     daily.abort();
+    subscriptions.abort();
     state.sessions.daily.flush(&state.live).await;
     drained
 }

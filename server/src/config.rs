@@ -135,6 +135,24 @@ pub struct Config {
     pub audit_retention_days: u32,
     /// Seconds between retention passes (partitions ahead, expired data out).
     pub retention_interval_secs: u64,
+    /// Webhooks may reach private, loopback and link-local addresses (off by default: a tenant's
+    /// endpoint must not reach into the platform's own network).
+    pub webhook_allow_private_addresses: bool,
+    /// Time a webhook request may take before it counts as failed.
+    pub webhook_timeout_secs: u64,
+    /// Waits before each retry of a failed delivery (`5s,5m,30m,2h,5h,10h,10h`, the Standard
+    /// Webhooks schedule); a `Retry-After` answer may ask for longer.
+    pub webhook_retry_schedule: crate::webhooks::Schedule,
+    /// An endpoint whose every attempt failed for this long is turned off and its owner told.
+    pub webhook_disable_after_secs: u64,
+    /// Days events and finished deliveries are kept (the delivery log, replays).
+    pub event_retention_days: u32,
+    /// NATS server for the JetStream sink (`nats://host:4222`); none: no sink.
+    pub nats_url: Option<Secret>,
+    /// The JetStream stream Stead publishes to (created when missing) and its subject prefix:
+    /// `<prefix>.<tenant id>.<event type>`.
+    pub nats_stream: String,
+    pub nats_subject_prefix: String,
     /// How long SIGTERM may take: each drain (MQTT sessions, HTTP requests) gets this long, and
     /// the process exits when it is over whatever is left (Kubernetes sends SIGKILL after
     /// `terminationGracePeriodSeconds`, 30 by default).
@@ -201,6 +219,14 @@ impl Default for Config {
             telemetry_retention_days: 30,
             audit_retention_days: 365,
             retention_interval_secs: 3600,
+            webhook_allow_private_addresses: false,
+            webhook_timeout_secs: 15,
+            webhook_retry_schedule: crate::webhooks::Schedule::standard(),
+            webhook_disable_after_secs: 5 * 24 * 3600,
+            event_retention_days: 7,
+            nats_url: None,
+            nats_stream: "STEAD_EVENTS".into(),
+            nats_subject_prefix: "stead".into(),
             shutdown_timeout_secs: 20,
             node_heartbeat_secs: 5,
             node_timeout_secs: 15,
@@ -327,6 +353,15 @@ impl Config {
                 self.quota_data_points_per_day,
             ),
             ("STEAD_INVITATION_TTL_SECS", self.invitation_ttl_secs),
+            ("STEAD_WEBHOOK_TIMEOUT_SECS", self.webhook_timeout_secs),
+            (
+                "STEAD_WEBHOOK_DISABLE_AFTER_SECS",
+                self.webhook_disable_after_secs,
+            ),
+            (
+                "STEAD_EVENT_RETENTION_DAYS",
+                self.event_retention_days as u64,
+            ),
             (
                 "STEAD_PASSWORD_RESET_TTL_SECS",
                 self.password_reset_ttl_secs,
@@ -335,6 +370,34 @@ impl Config {
             if value == 0 {
                 problems.push(format!("{name} must be at least 1"));
             }
+        }
+        if let Some(url) = &self.nats_url
+            && !(url.expose().starts_with("nats://") || url.expose().starts_with("tls://"))
+        {
+            problems.push(
+                "STEAD_NATS_URL must start with nats:// or tls:// (the value is not shown: it may hold a password)"
+                    .to_string(),
+            );
+        }
+        let subject_token = |s: &str| {
+            !s.is_empty()
+                && s.split('.').all(|t| {
+                    !t.is_empty()
+                        && t.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                })
+        };
+        if !subject_token(&self.nats_subject_prefix) {
+            problems.push(format!(
+                "STEAD_NATS_SUBJECT_PREFIX must be dot-separated letters, digits, - and _, not {:?}",
+                self.nats_subject_prefix
+            ));
+        }
+        if !subject_token(&self.nats_stream) || self.nats_stream.contains('.') {
+            problems.push(format!(
+                "STEAD_NATS_STREAM must be letters, digits, - and _, not {:?}",
+                self.nats_stream
+            ));
         }
         if let Some(url) = &self.public_url
             && !(url.starts_with("http://") || url.starts_with("https://"))

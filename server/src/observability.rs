@@ -137,6 +137,11 @@ pub struct Metrics {
     pub telemetry_queue_capacity: prometheus::IntGauge,
     pub timeline_queue_depth: prometheus::IntGauge,
     pub dependency_up: prometheus::IntGaugeVec,
+    /// Webhook requests made, by what the delivery became (`succeeded`, `pending`: retried
+    /// later, `failed`: given up).
+    pub webhook_attempts: IntCounterVec,
+    /// Events published to the NATS sink and acknowledged by the stream.
+    pub nats_published: prometheus::IntCounter,
 }
 
 /// Buckets for the hot path's latencies, from half a millisecond to a second.
@@ -207,6 +212,17 @@ impl Metrics {
             "telemetry_queue_capacity",
             "Telemetry write jobs the writers' queues hold before producers wait (all shards)",
         )?;
+        let webhook_attempts = IntCounterVec::new(
+            Opts::new(
+                "webhook_attempts_total",
+                "Webhook requests made, by what their delivery became",
+            ),
+            &["outcome"],
+        )?;
+        let nats_published = prometheus::IntCounter::new(
+            "nats_events_published_total",
+            "Events the NATS JetStream sink published and the stream acknowledged",
+        )?;
         let timeline_queue_depth = prometheus::IntGauge::new(
             "timeline_queue_depth",
             "Device timeline entries waiting to be written (a full queue drops entries)",
@@ -221,6 +237,8 @@ impl Metrics {
         registry.register(Box::new(telemetry_queue_depth.clone()))?;
         registry.register(Box::new(telemetry_queue_capacity.clone()))?;
         registry.register(Box::new(timeline_queue_depth.clone()))?;
+        registry.register(Box::new(webhook_attempts.clone()))?;
+        registry.register(Box::new(nats_published.clone()))?;
         registry.register(Box::new(dependency_up.clone()))?;
         registry.register(Box::new(mqtt_sessions.clone()))?;
         registry.register(Box::new(http_requests.clone()))?;
@@ -248,6 +266,8 @@ impl Metrics {
             telemetry_queue_capacity,
             timeline_queue_depth,
             dependency_up,
+            webhook_attempts,
+            nats_published,
         })
     }
 

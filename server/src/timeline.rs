@@ -71,9 +71,12 @@ pub struct TimelineWriter {
 }
 
 impl TimelineWriter {
-    pub fn start(db: DatabaseConnection) -> TimelineWriter {
+    pub fn start(
+        db: DatabaseConnection,
+        subscriptions: std::sync::Arc<crate::events::Subscriptions>,
+    ) -> TimelineWriter {
         let (tx, rx) = mpsc::channel(10_000);
-        tokio::spawn(writer(db, rx));
+        tokio::spawn(writer(db, rx, subscriptions));
         TimelineWriter { tx }
     }
 
@@ -125,7 +128,27 @@ pub fn record(
 
 use crate::db::placeholder as p;
 
-async fn writer(db: DatabaseConnection, mut rx: mpsc::Receiver<Msg>) {
+/// The event a timeline entry also is, for tenants that subscribe to it.
+fn event_of(
+    e: &Entry,
+    subscriptions: &crate::events::Subscriptions,
+) -> Option<stead_api_types::EventType> {
+    use stead_api_types::EventType;
+    let event_type = match e.kind {
+        EventKind::Connected => EventType::DeviceConnected,
+        EventKind::Disconnected => EventType::DeviceDisconnected,
+        _ => return None,
+    };
+    subscriptions
+        .wants(e.tenant_id, event_type)
+        .then_some(event_type)
+}
+
+async fn writer(
+    db: DatabaseConnection,
+    mut rx: mpsc::Receiver<Msg>,
+    subscriptions: std::sync::Arc<crate::events::Subscriptions>,
+) {
     let mut since_trim: HashMap<DeviceId, i64> = HashMap::new();
     let mut batch = Vec::new();
     let mut flushes = Vec::new();
@@ -180,10 +203,41 @@ async fn writer(db: DatabaseConnection, mut rx: mpsc::Receiver<Msg>) {
             ]);
             *since_trim.entry(e.device_id).or_default() += 1;
         }
-        if let Err(e) = db
-            .execute_raw(Statement::from_sql_and_values(b, sql, values))
-            .await
-        {
+        let events: Vec<_> = batch
+            .iter()
+            .filter_map(|e| event_of(e, &subscriptions).map(|t| (e, t)))
+            .collect();
+        // Connects and disconnects that go somewhere are events too, committed with their
+        // entries.
+        let written = async {
+            if events.is_empty() {
+                db.execute_raw(Statement::from_sql_and_values(b, sql, values))
+                    .await?;
+                return Ok::<_, crate::error::Error>(());
+            }
+            let txn = crate::db::begin_write(&db).await?;
+            txn.execute_raw(Statement::from_sql_and_values(b, sql, values))
+                .await?;
+            for (e, event_type) in events {
+                crate::events::record(
+                    &txn,
+                    e.tenant_id,
+                    event_type,
+                    Some(e.device_id),
+                    serde_json::json!({
+                        "device_id": Uuid::from(e.device_id),
+                        "ts": e.ts,
+                        "detail": e.detail,
+                        "data": e.data,
+                    }),
+                )
+                .await?;
+            }
+            txn.commit().await?;
+            Ok(())
+        }
+        .await;
+        if let Err(e) = written {
             tracing::warn!(error = %e, entries = batch.len(), "timeline entries lost");
         }
         batch.clear();

@@ -10,6 +10,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+mod integrations;
+pub use integrations::*;
+
 /// Every error the API answers, whatever the status: a stable snake_case `code` for programs and
 /// a human `detail`. `field` names the offending request field when there is one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,10 +127,12 @@ pub enum Permission {
     ApiKeysManage,
     #[serde(rename = "quotas.read")]
     QuotasRead,
+    #[serde(rename = "webhooks.manage")]
+    WebhooksManage,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 11] = [
+    pub const ALL: [Permission; 12] = [
         Permission::TenantsManage,
         Permission::UsersRead,
         Permission::UsersManage,
@@ -139,6 +144,7 @@ impl Permission {
         Permission::RolesManage,
         Permission::ApiKeysManage,
         Permission::QuotasRead,
+        Permission::WebhooksManage,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -154,6 +160,7 @@ impl Permission {
             Permission::RolesManage => "roles.manage",
             Permission::ApiKeysManage => "apikeys.manage",
             Permission::QuotasRead => "quotas.read",
+            Permission::WebhooksManage => "webhooks.manage",
         }
     }
 
@@ -171,6 +178,7 @@ impl Permission {
             Permission::RolesManage => "Manage roles and bindings",
             Permission::ApiKeysManage => "Create and revoke API keys",
             Permission::QuotasRead => "See the tenant's usage and quotas",
+            Permission::WebhooksManage => "Manage webhooks and see their deliveries",
         }
     }
 
@@ -202,6 +210,7 @@ impl Permission {
                         | RolesManage
                         | ApiKeysManage
                         | QuotasRead
+                        | WebhooksManage
                 )
             }
             Role::Operator => matches!(self, DevicesRead | DevicesWrite | CommandsSend),

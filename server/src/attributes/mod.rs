@@ -5,8 +5,8 @@
 
 pub mod http;
 
-use sea_orm::{ConnectionTrait, DatabaseBackend, Statement, Value};
-use stead_api_types::{Attribute, AttributeScope};
+use sea_orm::{ConnectionTrait, DatabaseBackend, Statement, TransactionSession as _, Value};
+use stead_api_types::{Attribute, AttributeScope, EventType};
 use uuid::Uuid;
 
 use crate::auth::TenantCtx;
@@ -120,23 +120,47 @@ async fn upsert(
     Ok(changed)
 }
 
-/// Stores the client attributes a device reported, durably.
+/// Stores the client attributes a device reported, durably; with their event when the tenant
+/// subscribes to it (in one transaction).
 pub async fn set_client(
-    db: &impl ConnectionTrait,
+    db: &impl crate::db::Db,
+    subscriptions: &crate::events::Subscriptions,
     device: &DeviceIdentity,
     values: serde_json::Map<String, serde_json::Value>,
     now: i64,
 ) -> Result<()> {
+    if !subscriptions.wants(device.tenant_id, EventType::ClientAttributesUpdated) {
+        return upsert(
+            db,
+            device.tenant_id.0,
+            &[device.device_id.0],
+            AttributeScope::Client,
+            &values,
+            now,
+        )
+        .await
+        .map(|_| ());
+    }
+    let txn = crate::db::begin_write(db).await?;
     upsert(
-        db,
+        &txn,
         device.tenant_id.0,
         &[device.device_id.0],
         AttributeScope::Client,
         &values,
         now,
     )
-    .await
-    .map(|_| ())
+    .await?;
+    crate::events::record(
+        &txn,
+        device.tenant_id,
+        EventType::ClientAttributesUpdated,
+        Some(device.device_id),
+        serde_json::json!({"device_id": device.device_id.0, "values": values}),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(())
 }
 
 /// Sets shared or server attributes on devices the caller has checked are the tenant's.
@@ -157,7 +181,20 @@ pub async fn set(
         ));
     }
     validate(values)?;
-    upsert(db, ctx.tenant_id().0, devices, scope, values, now).await
+    let changed = upsert(db, ctx.tenant_id().0, devices, scope, values, now).await?;
+    if scope == AttributeScope::Shared {
+        for device in devices {
+            crate::events::record(
+                db,
+                ctx.tenant_id(),
+                EventType::SharedAttributesUpdated,
+                Some(DeviceId(*device)),
+                serde_json::json!({"device_id": device, "values": values}),
+            )
+            .await?;
+        }
+    }
+    Ok(changed)
 }
 
 /// Deletes keys of one scope of a device; answers the keys that existed.
@@ -193,6 +230,16 @@ pub async fn delete(
     params.extend(existing.iter().map(|k| Value::from(k.clone())));
     db.execute_raw(Statement::from_sql_and_values(b, sql, params))
         .await?;
+    if scope == AttributeScope::Shared {
+        crate::events::record(
+            db,
+            ctx.tenant_id(),
+            EventType::SharedAttributesUpdated,
+            Some(device),
+            serde_json::json!({"device_id": device.0, "deleted": existing}),
+        )
+        .await?;
+    }
     Ok(existing)
 }
 

@@ -126,22 +126,44 @@ pub async fn record(
         id: Set(entry.id),
         tenant_id: Set(entry.tenant_id),
         actor_user_id: Set(entry.actor_user_id),
-        action: Set(entry.action),
-        target_type: Set(entry.target_type),
+        action: Set(entry.action.clone()),
+        target_type: Set(entry.target_type.clone()),
         target_id: Set(entry.target_id),
-        detail: Set(entry.detail),
+        detail: Set(entry.detail.clone()),
         created_at: Set(entry.created_at),
         seq: Set(entry.seq),
-        actor_kind: Set(entry.actor_kind),
+        actor_kind: Set(entry.actor_kind.clone()),
         actor_key_id: Set(entry.actor_key_id),
-        actor_email: Set(entry.actor_email),
-        source_ip: Set(entry.source_ip),
-        prev_hash: Set(entry.prev_hash),
-        hash: Set(entry.hash),
+        actor_email: Set(entry.actor_email.clone()),
+        source_ip: Set(entry.source_ip.clone()),
+        prev_hash: Set(entry.prev_hash.clone()),
+        hash: Set(entry.hash.clone()),
     }
     .insert(txn)
     .await?;
     chain::set_head_hash(txn, chain, &hash).await?;
+    // Every entry is an `audit.entry` event too, committed with it.
+    if let Some(tenant) = tenant {
+        crate::events::record(
+            txn,
+            tenant,
+            stead_api_types::EventType::AuditEntry,
+            None,
+            serde_json::json!({
+                "id": entry.id,
+                "action": entry.action,
+                "target_type": entry.target_type,
+                "target_id": entry.target_id,
+                "actor_kind": entry.actor_kind,
+                "actor_email": entry.actor_email,
+                "actor_key_id": entry.actor_key_id,
+                "source_ip": entry.source_ip,
+                "detail": entry.detail,
+                "created_at": entry.created_at,
+            }),
+        )
+        .await?;
+    }
     Ok(())
 }
 

@@ -56,7 +56,8 @@ pub mod perm {
         AuditRead,
         RolesManage,
         ApiKeysManage,
-        QuotasRead
+        QuotasRead,
+        WebhooksManage
     );
 }
 

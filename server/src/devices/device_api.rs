@@ -153,7 +153,7 @@ async fn post_attributes(
     }
     .await
     .map_err(|r| refused(&state, &device, "attributes", r))?;
-    crate::attributes::set_client(&state.db, &device, values, now).await?;
+    crate::attributes::set_client(&state.db, &state.subscriptions, &device, values, now).await?;
     Ok(HttpResponse::Ok().finish())
 }
 

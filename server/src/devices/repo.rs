@@ -6,6 +6,7 @@ use sea_orm::TransactionSession as _;
 use sea_orm::entity::prelude::*;
 use sea_orm::sea_query::{ExprTrait as _, Func, LikeExpr};
 use sea_orm::{ActiveValue::Set, Condition, PaginatorTrait, QueryOrder, QuerySelect};
+use stead_api_types::EventType;
 use stead_api_types::{
     CreateDevice, CredentialsType, DeviceCredentials, SetCredentials, TenantStatus, UpdateDevice,
 };
@@ -164,6 +165,7 @@ pub async fn create(
     for group in groups {
         crate::groups::repo::add(&txn, ctx, group, &[device.id]).await?;
     }
+    device_event(&txn, ctx, EventType::DeviceCreated, &device).await?;
     txn.commit().await?;
     Ok((device, issued.shown))
 }
@@ -317,18 +319,44 @@ pub async fn update(
         ));
     }
     active.updated_at = Set(Utc::now());
-    active.update(db).await.map_err(name_taken(&name))
+    let txn = crate::db::begin_write(db).await?;
+    let device = active.update(&txn).await.map_err(name_taken(&name))?;
+    device_event(&txn, ctx, EventType::DeviceUpdated, &device).await?;
+    txn.commit().await?;
+    Ok(device)
 }
 
 pub async fn delete(db: &impl crate::db::Db, ctx: &TenantCtx, id: DeviceId) -> Result<()> {
+    let txn = crate::db::begin_write(db).await?;
+    let device = get(&txn, ctx, id).await?;
     let result = Devices::delete_many()
         .filter(model::Column::Id.eq(id.0))
         .filter(in_reach(ctx))
-        .exec(db)
+        .exec(&txn)
         .await?;
     if result.rows_affected == 0 {
         return Err(Error::NotFound("device"));
     }
+    device_event(&txn, ctx, EventType::DeviceDeleted, &device).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// The outbox event of a device's creation, change or deletion, in the change's transaction.
+async fn device_event(
+    txn: &impl sea_orm::ConnectionTrait,
+    ctx: &TenantCtx,
+    event_type: EventType,
+    device: &model::Model,
+) -> Result<()> {
+    crate::events::record(
+        txn,
+        ctx.tenant_id(),
+        event_type,
+        Some(DeviceId(device.id)),
+        serde_json::json!({ "device": to_api(device.clone()) }),
+    )
+    .await?;
     Ok(())
 }
 

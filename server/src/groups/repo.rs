@@ -311,3 +311,26 @@ pub async fn memberships(
     }
     Ok(out)
 }
+
+/// The `(device, group)` memberships of some devices in any tenant (the event dispatcher, which
+/// applies endpoints' group filters across tenants).
+pub async fn memberships_across_tenants(
+    _: crate::auth::System,
+    db: &impl ConnectionTrait,
+    device_ids: &[Uuid],
+) -> Result<Vec<(Uuid, Uuid)>> {
+    let mut out = Vec::new();
+    for chunk in device_ids.chunks(500) {
+        out.extend(
+            member::Entity::find()
+                .select_only()
+                .column(member::Column::DeviceId)
+                .column(member::Column::GroupId)
+                .filter(member::Column::DeviceId.is_in(chunk.iter().copied()))
+                .into_tuple::<(Uuid, Uuid)>()
+                .all(db)
+                .await?,
+        );
+    }
+    Ok(out)
+}

@@ -455,6 +455,21 @@ impl<P: Required + 'static> FromRequest for PlatformScope<P> {
     }
 }
 
+impl<P: Required> PlatformScope<P> {
+    /// The context of one tenant, for the platform admin's work inside it (its NATS sink, say):
+    /// 404 when there is no such tenant.
+    pub async fn tenant(
+        &self,
+        db: &sea_orm::DatabaseConnection,
+        id: uuid::Uuid,
+    ) -> Result<TenantCtx, crate::error::Error> {
+        let tenant = crate::tenants::repo::find(db, crate::ids::TenantId(id))
+            .await?
+            .ok_or(crate::error::Error::NotFound("tenant"))?;
+        Ok(TenantCtx::new(crate::ids::TenantId(tenant.id)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -36,6 +36,7 @@ fn api(cfg: &mut web::ServiceConfig) {
         .configure(crate::roles::http::routes)
         .configure(crate::apikeys::http::routes)
         .configure(crate::invitations::http::routes)
+        .configure(crate::webhooks::http::routes)
         // Last: its `/{token}/…` patterns are the most general.
         .configure(crate::devices::device_api::routes);
 }

@@ -600,7 +600,14 @@ impl DeviceSession {
                 let identity = self.identity.clone();
                 self.ctx
                     .on_main(async move {
-                        crate::attributes::set_client(&ctx.state.db, &identity, values, now).await
+                        crate::attributes::set_client(
+                            &ctx.state.db,
+                            &ctx.state.subscriptions,
+                            &identity,
+                            values,
+                            now,
+                        )
+                        .await
                     })
                     .await
                     .map_err(|e| Rejection::Unavailable(e.to_string()))?;
@@ -771,8 +778,14 @@ impl Drop for DeviceSession {
                 } else if topic == "v1/devices/me/attributes"
                     && let Ok(values) = ingest::attributes(&payload)
                 {
-                    let _ =
-                        crate::attributes::set_client(&ctx.state.db, &identity, values, now).await;
+                    let _ = crate::attributes::set_client(
+                        &ctx.state.db,
+                        &ctx.state.subscriptions,
+                        &identity,
+                        values,
+                        now,
+                    )
+                    .await;
                 }
             }
         });

@@ -265,6 +265,14 @@ pub async fn send(
         serde_json::json!({"rpc_id": command.id, "method": command.method, "persistent": body.persistent}),
     )
     .await?;
+    crate::events::record(
+        &txn,
+        ctx.tenant_id(),
+        stead_api_types::EventType::CommandCreated,
+        Some(device),
+        serde_json::json!({"device_id": device.0, "command": repo::to_api(command.clone())}),
+    )
+    .await?;
     txn.commit().await?;
     state.timeline.record_for(
         ctx.tenant_id(),
