@@ -46,3 +46,4 @@ mod tls;
 mod traces;
 mod upgrade;
 mod users;
+mod webhooks;

@@ -594,7 +594,7 @@ async fn tell_owner(state: &AppState, ep: &endpoint::Model, reason: &str) {
     };
     let console = crate::mail::public_url(&state.config);
     let text = format!(
-        "Stead turned off your webhook endpoint\n\n    {}\n\nbecause {reason}.\n\nEvents for it are kept and wait: turn it on again in the console ({console}/integrations) once it answers, and they are delivered.\n",
+        "Stead turned off your webhook endpoint\n\n    {}\n\nbecause {reason}.\n\nWhile it is off it gets no events. Once it answers again, turn it on in the console ({console}/integrations): deliveries still waiting resume, and \"Replay since\" sends what happened while it was off.\n",
         ep.url
     );
     if let Err(e) = state

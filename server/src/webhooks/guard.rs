@@ -7,7 +7,7 @@
 //! followed. `STEAD_WEBHOOK_ALLOW_PRIVATE_ADDRESSES=true` turns the guard off (tests, and
 //! deployments whose receivers live on a private network).
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 /// Whether an address is one a tenant's webhook may not reach.
@@ -60,9 +60,6 @@ pub fn check_url(raw: &str, allow_private: bool) -> Result<reqwest::Url, String>
         let literal = match host {
             url::Host::Ipv4(v4) => Some(IpAddr::V4(v4)),
             url::Host::Ipv6(v6) => Some(IpAddr::V6(v6)),
-            url::Host::Domain(d) if d.eq_ignore_ascii_case("localhost") => {
-                Some(IpAddr::V6(Ipv6Addr::LOCALHOST))
-            }
             url::Host::Domain(_) => None,
         };
         if let Some(ip) = literal
@@ -70,6 +67,31 @@ pub fn check_url(raw: &str, allow_private: bool) -> Result<reqwest::Url, String>
         {
             return Err(format!(
                 "{ip} is a private, loopback or link-local address: webhooks may not reach it on this platform"
+            ));
+        }
+    }
+    Ok(url)
+}
+
+/// Checks an endpoint URL as it is saved, names resolved too: refused when every address its
+/// host resolves to is private (the same rule the client's resolver applies at each request).
+pub async fn check_url_resolved(raw: &str, allow_private: bool) -> Result<reqwest::Url, String> {
+    let url = check_url(raw, allow_private)?;
+    if allow_private {
+        return Ok(url);
+    }
+    if let Some(url::Host::Domain(host)) = url.host() {
+        let port = url.port_or_known_default().unwrap_or(443);
+        let all: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+            .await
+            .map_err(|e| format!("{host} does not resolve: {e}"))?
+            .collect();
+        if let Some(first) = all.first()
+            && all.iter().all(|a| is_private(a.ip()))
+        {
+            return Err(format!(
+                "{host} resolves to {}, a private, loopback or link-local address: webhooks may not reach it on this platform",
+                first.ip()
             ));
         }
     }
@@ -123,6 +145,7 @@ pub fn client(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use reqwest::dns::Resolve as _;
 
     #[test]
     fn private_loopback_and_link_local_addresses_are_refused() {
@@ -146,6 +169,26 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn names_that_resolve_to_loopback_are_refused() {
+        let e = check_url_resolved("http://localhost:9000/", false)
+            .await
+            .unwrap_err();
+        assert!(e.contains("resolves to"), "{e}");
+        assert!(
+            check_url_resolved("http://localhost:9000/", true)
+                .await
+                .is_ok()
+        );
+        let e = Resolver
+            .resolve("localhost".parse().unwrap())
+            .await
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("private, loopback"), "{e}");
+    }
+
     #[test]
     fn urls_are_checked_as_saved() {
         assert!(check_url("https://example.com/hook", false).is_ok());
@@ -153,7 +196,6 @@ mod tests {
         assert!(check_url("http://user:pw@example.com/", false).is_err());
         assert!(check_url("http://127.0.0.1:9000/", false).is_err());
         assert!(check_url("http://[::1]:9000/", false).is_err());
-        assert!(check_url("http://localhost:9000/", false).is_err());
         assert!(check_url("http://169.254.169.254/latest/meta-data", false).is_err());
         assert!(check_url("http://127.0.0.1:9000/", true).is_ok());
     }

@@ -25,8 +25,9 @@ const MAX_CONCURRENCY: u32 = 32;
 /// Most deliveries one replay queues.
 const MAX_REPLAY: u64 = 10_000;
 
-fn check_url(state: &AppState, url: &str) -> Result<String> {
-    super::guard::check_url(url, state.config.webhook_allow_private_addresses)
+async fn check_url(state: &AppState, url: &str) -> Result<String> {
+    super::guard::check_url_resolved(url, state.config.webhook_allow_private_addresses)
+        .await
         .map(|u| u.to_string())
         .map_err(|e| {
             let code = if e.contains("private, loopback") {
@@ -114,7 +115,7 @@ pub async fn create(
     actor: &Actor,
     body: CreateWebhook,
 ) -> Result<CreatedWebhook> {
-    let url = check_url(state, &body.url)?;
+    let url = check_url(state, &body.url).await?;
     let description = check_description(&body.description)?;
     let types = check_types(body.event_types)?;
     let concurrency = check_concurrency(body.max_concurrency.unwrap_or(4))?;
@@ -185,7 +186,7 @@ pub async fn update(
     let before = repo::to_api(current.clone(), 0);
     let mut active: endpoint::ActiveModel = current.into();
     if let Some(url) = &body.url {
-        active.url = Set(check_url(state, url)?);
+        active.url = Set(check_url(state, url).await?);
     }
     if let Some(d) = &body.description {
         active.description = Set(check_description(d)?);
