@@ -440,6 +440,49 @@ async fn permission_matrix(backend: Backend) {
             None,
             [403, 409, 403, 403, 401, 403, 403, 403],
         ),
+        // Webhooks and the tenant's NATS sink: tenant admins; the sink's setting: the platform.
+        (
+            Method::GET,
+            "/api/v1/webhooks".into(),
+            None,
+            [403, 200, 403, 403, 401, 403, 403, 403],
+        ),
+        (
+            Method::GET,
+            "/api/v1/events/types".into(),
+            None,
+            [403, 200, 403, 403, 401, 403, 403, 403],
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/webhooks/{}/deliveries", uuid::Uuid::nil()),
+            None,
+            [403, 404, 403, 403, 401, 403, 403, 403],
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/webhooks/{}/test", uuid::Uuid::nil()),
+            Some(json!({})),
+            [403, 404, 403, 403, 401, 403, 403, 403],
+        ),
+        (
+            Method::POST,
+            "/api/v1/webhooks".into(),
+            Some(json!({"url": "ftp://example.com/"})),
+            [403, 400, 403, 403, 401, 403, 403, 403],
+        ),
+        (
+            Method::GET,
+            "/api/v1/integrations/nats".into(),
+            None,
+            [403, 200, 403, 403, 401, 403, 403, 403],
+        ),
+        (
+            Method::PUT,
+            format!("/api/v1/tenants/{}/nats-sink", acme.tenant.id),
+            Some(json!({"enabled": false})),
+            [200, 403, 403, 403, 401, 403, 403, 403],
+        ),
         // One's own second factor: any person (the password is wrong here), never a key.
         (
             Method::POST,
