@@ -5,6 +5,7 @@
 
 mod loadgen;
 mod sim;
+mod sink;
 
 use std::process::ExitCode;
 
@@ -28,6 +29,8 @@ enum Command {
     Loadgen(Box<loadgen::Args>),
     /// One device: publishes telemetry, prints what the platform sends, answers RPCs by echo.
     Simulate(sim::Args),
+    /// A fast webhook receiver for the benchmarks: verifies every signature, counts what came.
+    WebhookSink(sink::Args),
 }
 
 #[tokio::main]
@@ -36,6 +39,7 @@ async fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Loadgen(args) => loadgen::run(*args).await,
         Command::Simulate(args) => sim::run(args).await,
+        Command::WebhookSink(args) => sink::run(args).await,
     };
     match outcome {
         Ok(code) => code,
