@@ -222,9 +222,21 @@ async fn deliveries_are_signed_and_carry_every_kind_of_event(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(r.status, 200);
+    // A persistent command to the (now offline) device that expires unsent.
+    let r = t
+        .admin
+        .post(
+            &format!("/api/v1/devices/{device}/rpc"),
+            &serde_json::json!({"method": "reboot", "persistent": true, "expiration_ms": 1000}),
+        )
+        .await
+        .unwrap();
+    assert!(r.status.is_success(), "{:?}", r.error());
     let got = receiver
         .wait("all", 30, "every kind of event", |got| {
             [
+                "command.created",
+                "command.updated",
                 "device.created",
                 "device.connected",
                 "device.telemetry",
@@ -261,6 +273,8 @@ async fn deliveries_are_signed_and_carry_every_kind_of_event(backend: Backend) {
         of("device.connected")["device_id"],
         serde_json::json!(device)
     );
+    assert_eq!(of("command.created")["command"]["method"], "reboot");
+    assert_eq!(of("command.updated")["command"]["status"], "EXPIRED");
     assert!(
         got.iter()
             .any(|r| r.event_type() == "audit.entry" && r.body["data"]["action"] == "device.create"),

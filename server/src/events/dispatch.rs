@@ -92,6 +92,19 @@ pub fn takes(filter: &[EventType], event_type: Option<EventType>) -> bool {
 
 /// One pass: answers how many events were dispatched.
 pub async fn once(state: &AppState) -> Result<usize> {
+    // A plain read first: on SQLite a write transaction takes the one write lock, which the
+    // telemetry writer needs too, and most passes find nothing.
+    let waiting = model::Entity::find()
+        .select_only()
+        .column(model::Column::Seq)
+        .filter(model::Column::Dispatched.eq(false))
+        .limit(1)
+        .into_tuple::<i64>()
+        .one(&state.db)
+        .await?;
+    if waiting.is_none() {
+        return Ok(0);
+    }
     let txn = crate::db::begin_write(&state.db).await?;
     let mut query = model::Entity::find()
         .filter(model::Column::Dispatched.eq(false))

@@ -313,13 +313,17 @@ pub async fn send(
     let command = match done {
         Some(c) => c,
         None => {
-            repo::finish_unless_final(
-                crate::auth::System::worker(),
-                &state.db,
-                id,
-                RpcStatus::Timeout,
-                "no answer in time",
-            )
+            committed(state, async |txn| {
+                let ended = repo::finish_unless_final(
+                    crate::auth::System::worker(),
+                    txn,
+                    id,
+                    RpcStatus::Timeout,
+                    "no answer in time",
+                )
+                .await?;
+                Ok(((), if ended { vec![id] } else { vec![] }))
+            })
             .await?;
             repo::get(&state.db, ctx, device, id).await?
         }
@@ -341,44 +345,62 @@ pub async fn deliver_pending(state: &AppState, device: DeviceId) -> Result<()> {
 /// Claims a queued command for sending (QUEUED → SENT); false when another node or an expiry
 /// got there first.
 pub async fn claim(state: &AppState, id: Uuid) -> Result<bool> {
-    let claimed = repo::transition(
-        crate::auth::System::worker(),
-        &state.db,
-        id,
-        &[RpcStatus::Queued],
-        RpcStatus::Sent,
-        repo::Stamp::Sent,
-    )
-    .await?;
-    if claimed {
+    committed(state, async |txn| {
+        let claimed = repo::transition(
+            crate::auth::System::worker(),
+            txn,
+            id,
+            &[RpcStatus::Queued],
+            RpcStatus::Sent,
+            repo::Stamp::Sent,
+        )
+        .await?;
+        Ok((claimed, if claimed { vec![id] } else { vec![] }))
+    })
+    .await
+}
+
+/// A state change of commands and their `command.updated` events, committed together; then the
+/// waiters on those commands are woken.
+async fn committed<T>(
+    state: &AppState,
+    change: impl AsyncFnOnce(&sea_orm::DatabaseTransaction) -> Result<(T, Vec<Uuid>)>,
+) -> Result<T> {
+    let txn = crate::db::begin_write(&state.db).await?;
+    let (out, changed) = change(&txn).await?;
+    repo::record_changes(crate::auth::System::worker(), &txn, &changed).await?;
+    txn.commit().await?;
+    for id in changed {
         state.sessions.command_changed(id);
     }
-    Ok(claimed)
+    Ok(out)
 }
 
 /// The device acknowledged the command (MQTT PUBACK, or the HTTP answer went out).
 pub async fn delivered(state: &AppState, id: Uuid) -> Result<()> {
-    if repo::transition(
-        crate::auth::System::worker(),
-        &state.db,
-        id,
-        &[RpcStatus::Sent],
-        RpcStatus::Delivered,
-        repo::Stamp::Delivered,
-    )
-    .await?
-    {
-        state.sessions.command_changed(id);
-    }
-    Ok(())
+    committed(state, async |txn| {
+        let done = repo::transition(
+            crate::auth::System::worker(),
+            txn,
+            id,
+            &[RpcStatus::Sent],
+            RpcStatus::Delivered,
+            repo::Stamp::Delivered,
+        )
+        .await?;
+        Ok(((), if done { vec![id] } else { vec![] }))
+    })
+    .await
 }
 
 /// Sending failed (the connection went away): a persistent command waits for the next session,
 /// any other fails.
 pub async fn send_failed(state: &AppState, id: Uuid, why: &str) -> Result<()> {
-    repo::requeue_or_fail(crate::auth::System::worker(), &state.db, id, why).await?;
-    state.sessions.command_changed(id);
-    Ok(())
+    committed(state, async |txn| {
+        let changed = repo::requeue_or_fail(crate::auth::System::worker(), txn, id, why).await?;
+        Ok(((), if changed { vec![id] } else { vec![] }))
+    })
+    .await
 }
 
 /// The device answered command `request_id`; false when no command of it waits for an answer.
@@ -388,21 +410,18 @@ pub async fn answered(
     request_id: u32,
     response: serde_json::Value,
 ) -> Result<bool> {
-    match repo::answer(
-        crate::auth::System::worker(),
-        &state.db,
-        device,
-        request_id,
-        response,
-    )
-    .await?
-    {
-        Some(id) => {
-            state.sessions.command_changed(id);
-            Ok(true)
-        }
-        None => Ok(false),
-    }
+    committed(state, async |txn| {
+        let answered = repo::answer(
+            crate::auth::System::worker(),
+            txn,
+            device,
+            request_id,
+            response,
+        )
+        .await?;
+        Ok((answered.is_some(), answered.into_iter().collect()))
+    })
+    .await
 }
 
 /// The next command for a device that long-polls the HTTP API, claimed for it.
@@ -432,11 +451,20 @@ pub async fn next_for_http(
 /// last). Runs on worker nodes; every step is a conditional update, so nodes may overlap.
 pub async fn sweep(state: &AppState) -> Result<()> {
     let now = now_ms();
-    for id in repo::expire(crate::auth::System::worker(), &state.db, now).await? {
-        state.sessions.command_changed(id);
+    // Each step is its own conditional update (a sweep finds nothing most of the time, and on
+    // SQLite a write transaction per pass would hold the one write lock); the events of what
+    // changed follow in one transaction.
+    let expired = repo::expire(crate::auth::System::worker(), &state.db, now).await?;
+    let overdue = repo::overdue(crate::auth::System::worker(), &state.db, now).await?;
+    let changed: Vec<Uuid> = expired
+        .iter()
+        .copied()
+        .chain(overdue.iter().map(|(c, _)| c.id))
+        .collect();
+    if !changed.is_empty() {
+        committed(state, async |_| Ok(((), changed))).await?;
     }
-    for (command, resend) in repo::overdue(crate::auth::System::worker(), &state.db, now).await? {
-        state.sessions.command_changed(command.id);
+    for (command, resend) in overdue {
         if resend {
             state.sessions.deliver(
                 DeviceId(command.device_id),

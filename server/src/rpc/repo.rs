@@ -218,14 +218,15 @@ pub async fn finish_unless_final(
         == 1)
 }
 
-/// Sending failed: persistent commands go back to the queue, others fail.
+/// Sending failed: persistent commands go back to the queue, others fail. Answers whether it
+/// changed anything.
 pub async fn requeue_or_fail(
     _: System,
     db: &impl ConnectionTrait,
     id: Uuid,
     why: &str,
-) -> Result<()> {
-    Commands::update_many()
+) -> Result<bool> {
+    let requeued = Commands::update_many()
         .col_expr(
             model::Column::Status,
             Expr::value(RpcStatus::Queued.as_str()),
@@ -234,8 +235,9 @@ pub async fn requeue_or_fail(
         .filter(model::Column::Persistent.eq(true))
         .filter(model::Column::Status.eq(RpcStatus::Sent.as_str()))
         .exec(db)
-        .await?;
-    Commands::update_many()
+        .await?
+        .rows_affected;
+    let failed = Commands::update_many()
         .col_expr(
             model::Column::Status,
             Expr::value(RpcStatus::Failed.as_str()),
@@ -246,8 +248,9 @@ pub async fn requeue_or_fail(
         .filter(model::Column::Persistent.eq(false))
         .filter(model::Column::Status.eq(RpcStatus::Sent.as_str()))
         .exec(db)
-        .await?;
-    Ok(())
+        .await?
+        .rows_affected;
+    Ok(requeued + failed > 0)
 }
 
 /// Stores a device's answer to a two-way command it was sent; answers the command's id.
@@ -367,4 +370,27 @@ pub async fn overdue(
         }
     }
     Ok(out)
+}
+
+/// Writes a `command.updated` event for each command whose state just changed, on the
+/// connection (transaction) that changed it.
+pub async fn record_changes(_: System, db: &impl ConnectionTrait, ids: &[Uuid]) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    for c in Commands::find()
+        .filter(model::Column::Id.is_in(ids.iter().copied()))
+        .all(db)
+        .await?
+    {
+        crate::events::record(
+            db,
+            crate::ids::TenantId(c.tenant_id),
+            stead_api_types::EventType::CommandUpdated,
+            Some(DeviceId(c.device_id)),
+            serde_json::json!({"device_id": c.device_id, "command": to_api(c)}),
+        )
+        .await?;
+    }
+    Ok(())
 }

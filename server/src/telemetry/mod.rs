@@ -233,12 +233,14 @@ async fn writer(
         crate::observability::trace::record_trace_id(&span);
         // The tenants of this batch whose telemetry goes somewhere get their event in the
         // batch's own statement (or transaction): no event without its rows, and none lost.
+        let mut seen: Vec<TenantId> = Vec::new();
         let mut subscribed: Vec<TenantId> = Vec::new();
         for row in &rows {
-            if !subscribed.contains(&row.tenant_id)
-                && subscriptions.wants(row.tenant_id, stead_api_types::EventType::DeviceTelemetry)
-            {
-                subscribed.push(row.tenant_id);
+            if !seen.contains(&row.tenant_id) {
+                seen.push(row.tenant_id);
+                if subscriptions.wants(row.tenant_id, stead_api_types::EventType::DeviceTelemetry) {
+                    subscribed.push(row.tenant_id);
+                }
             }
         }
         let started = Instant::now();
