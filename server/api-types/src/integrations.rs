@@ -8,6 +8,7 @@ use uuid::Uuid;
 /// One type of the event catalogue. On the wire, its dotted name (`device.created`); an
 /// endpoint's filter lists these names (empty: every type).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum EventType {
     #[serde(rename = "device.created")]
     DeviceCreated,
@@ -99,9 +100,20 @@ impl EventType {
     }
 }
 
+/// One entry of the event catalogue (`GET /api/v1/events/types`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EventTypeInfo {
+    #[serde(rename = "type")]
+    pub event_type: EventType,
+    /// What it means, in a sentence.
+    pub label: String,
+}
+
 /// What a delivery carries: the body of a webhook request (Standard Webhooks: `type`,
 /// `timestamp`, `data`; the `webhook-id` header is `id`), and of a NATS message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Event {
     /// Unique and stable across retries and replays: the idempotency key.
     pub id: Uuid,
@@ -114,6 +126,7 @@ pub struct Event {
 
 /// How a webhook request is shaped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum WebhookFormat {
     /// Standard Webhooks: `{"type", "timestamp", "data"}` plus `id` and `tenant_id`.
@@ -124,6 +137,7 @@ pub enum WebhookFormat {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WebhookEndpoint {
     pub id: Uuid,
     pub url: String,
@@ -156,6 +170,7 @@ pub struct WebhookEndpoint {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateWebhook {
     pub url: String,
@@ -178,6 +193,7 @@ pub struct CreateWebhook {
 
 /// Only the fields given change. `group_id: null` removes the group filter.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateWebhook {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -205,6 +221,7 @@ pub struct UpdateWebhook {
 
 /// `POST /webhooks` and `GET /webhooks/{id}/secret`: the signing secret.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WebhookSecret {
     pub secret: String,
     /// During a rotation's overlap: the previous secret, which still signs too.
@@ -215,12 +232,14 @@ pub struct WebhookSecret {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreatedWebhook {
     pub endpoint: WebhookEndpoint,
     pub secret: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RotateWebhookSecret {
     /// How long the old secret keeps signing beside the new one (default 24 h, at most 7 days).
@@ -232,6 +251,7 @@ pub struct RotateWebhookSecret {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryStatus {
     /// Waiting for its first attempt or for a retry.
@@ -262,6 +282,7 @@ impl DeliveryStatus {
 
 /// One event on its way to one endpoint, with what its last attempt got.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WebhookDelivery {
     pub id: Uuid,
     pub event_id: Uuid,
@@ -283,6 +304,7 @@ pub struct WebhookDelivery {
 
 /// One HTTP request of a delivery and what came back.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WebhookAttempt {
     pub attempt: u32,
     pub at: DateTime<Utc>,
@@ -299,6 +321,7 @@ pub struct WebhookAttempt {
 
 /// `GET /webhooks/{id}/deliveries/{delivery}`: the delivery, the request it sends, every attempt.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WebhookDeliveryDetail {
     pub delivery: WebhookDelivery,
     /// The request body as sent (the event).
@@ -307,6 +330,7 @@ pub struct WebhookDeliveryDetail {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WebhookDeliveryPage {
     pub items: Vec<WebhookDelivery>,
     pub total: u64,
@@ -316,12 +340,14 @@ pub struct WebhookDeliveryPage {
 
 /// `POST /webhooks/{id}/replay`: every event since a time, to this endpoint again.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ReplayWebhook {
     pub since: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Replayed {
     /// Deliveries queued.
     pub queued: u64,
@@ -329,6 +355,7 @@ pub struct Replayed {
 
 /// A tenant's NATS JetStream sink, set by the platform admin (`PUT /tenants/{id}/nats-sink`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NatsSink {
     pub enabled: bool,
     /// Empty: every event type.
@@ -350,6 +377,7 @@ pub struct NatsSink {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SetNatsSink {
     pub enabled: bool,

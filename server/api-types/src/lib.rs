@@ -16,6 +16,7 @@ pub use integrations::*;
 /// Every error the API answers, whatever the status: a stable snake_case `code` for programs and
 /// a human `detail`. `field` names the offending request field when there is one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApiErrorBody {
     pub code: String,
     pub detail: String,
@@ -35,6 +36,7 @@ pub fn check_name(kind: &str, raw: &str, max: usize) -> Result<String, String> {
 
 /// A page of a listing. `page` counts from 1.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Page<T> {
     pub items: Vec<T>,
     pub total: u64,
@@ -46,6 +48,7 @@ pub struct Page<T> {
 // People and sessions
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     PlatformAdmin,
@@ -104,6 +107,7 @@ impl Role {
 /// dotted name (`devices.write`); the console hides what the signed-in person lacks.
 /// Ordered as the catalogue lists them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Permission {
     #[serde(rename = "tenants.manage")]
     TenantsManage,
@@ -228,6 +232,7 @@ impl Permission {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     pub email: String,
@@ -242,6 +247,7 @@ pub struct LoginRequest {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenResponse {
     pub access_token: String,
     pub refresh_token: String,
@@ -251,12 +257,14 @@ pub struct TokenResponse {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     pub refresh_token: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TenantSummary {
     pub id: Uuid,
     pub name: String,
@@ -264,6 +272,7 @@ pub struct TenantSummary {
 
 /// `GET /api/v1/me`: who the caller is and what they may do.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Me {
     pub id: Uuid,
     pub email: String,
@@ -292,6 +301,7 @@ pub struct Me {
 
 /// `GET /api/v1/me/sessions`: one of the caller's sign-ins that has not ended.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionInfo {
     pub id: Uuid,
     /// When the person signed in.
@@ -311,6 +321,7 @@ pub struct SessionInfo {
 
 /// `POST /api/v1/me/password`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ChangePassword {
     pub current_password: String,
@@ -319,6 +330,7 @@ pub struct ChangePassword {
 
 /// `POST /api/v1/me/two-factor/setup` and `/disable`: the person's password, again.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ConfirmPassword {
     pub password: String,
@@ -327,6 +339,7 @@ pub struct ConfirmPassword {
 /// A new TOTP secret, not yet in force: it is once the person proves their app has it
 /// (`POST /api/v1/me/two-factor/enable` with a code).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TwoFactorSetup {
     /// Base32, for typing into an app by hand.
     pub secret: String,
@@ -338,6 +351,7 @@ pub struct TwoFactorSetup {
 
 /// `POST /api/v1/me/two-factor/enable`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EnableTwoFactor {
     pub code: String,
@@ -345,12 +359,14 @@ pub struct EnableTwoFactor {
 
 /// Recovery codes: shown this once, stored only hashed; each signs in once instead of a code.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RecoveryCodes {
     pub recovery_codes: Vec<String>,
 }
 
 /// `GET`/`PATCH /api/v1/security`: a tenant's sign-in rules.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TenantSecurity {
     /// Everyone in the tenant must sign in with a second factor.
@@ -360,6 +376,7 @@ pub struct TenantSecurity {
 /// `POST /api/v1/auth/password-reset`: mail a reset link (the answer is the same whether or not
 /// the address has an account).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RequestPasswordReset {
     pub email: String,
@@ -367,6 +384,7 @@ pub struct RequestPasswordReset {
 
 /// `POST /api/v1/auth/password-reset/confirm`: the token from the link, and the new password.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ConfirmPasswordReset {
     pub token: String,
@@ -377,6 +395,7 @@ pub struct ConfirmPasswordReset {
 // Invitations
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum InvitationStatus {
     Pending,
@@ -387,6 +406,7 @@ pub enum InvitationStatus {
 
 /// Whether the invitation's e-mail went out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum MailStatus {
     Sent,
@@ -399,6 +419,7 @@ pub enum MailStatus {
 /// An invitation to join a tenant: an e-mail with a one-time link where the invitee sets their
 /// password, and the role and bindings they get.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Invitation {
     pub id: Uuid,
     pub email: String,
@@ -421,6 +442,7 @@ pub struct Invitation {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateInvitation {
     pub email: String,
@@ -434,12 +456,14 @@ pub struct CreateInvitation {
 
 /// `POST /api/v1/auth/invitation`: what the invitee's link is for.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct InvitationToken {
     pub token: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InvitationPreview {
     pub email: String,
     pub name: String,
@@ -450,6 +474,7 @@ pub struct InvitationPreview {
 
 /// `POST /api/v1/auth/invitation/accept`: creates the account and signs it in.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AcceptInvitation {
     pub token: String,
@@ -462,6 +487,7 @@ pub struct AcceptInvitation {
 // Tenants (platform admin)
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TenantStatus {
     Active,
@@ -469,6 +495,7 @@ pub enum TenantStatus {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Tenant {
     pub id: Uuid,
     pub name: String,
@@ -490,6 +517,7 @@ pub struct Tenant {
 
 /// Per-tenant quotas set by the platform admin: how many of each a tenant may have.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TenantQuotas {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -506,6 +534,7 @@ pub struct TenantQuotas {
 
 /// One quota: what is used against what is allowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct QuotaUse {
     pub used: u64,
     pub limit: u64,
@@ -513,6 +542,7 @@ pub struct QuotaUse {
 
 /// `GET /api/v1/usage` (a tenant's own) and `GET /api/v1/tenants/usage` (every tenant's).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Usage {
     pub tenant: TenantSummary,
     pub devices: QuotaUse,
@@ -524,6 +554,7 @@ pub struct Usage {
 
 /// Per-tenant rate limits as rate strings `count:seconds[,count:seconds…]` (e.g. `200:1,6000:60`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TenantLimits {
     /// Messages per device.
@@ -540,6 +571,7 @@ pub struct TenantLimits {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateTenant {
     pub name: String,
@@ -548,6 +580,7 @@ pub struct CreateTenant {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateTenant {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -580,6 +613,7 @@ pub struct UpdateTenant {
 // Users (tenant admin)
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct User {
     pub id: Uuid,
     pub email: String,
@@ -594,6 +628,7 @@ pub struct User {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
     pub email: String,
@@ -604,6 +639,7 @@ pub struct CreateUser {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUser {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -622,6 +658,7 @@ pub struct UpdateUser {
 
 /// A tenant's own role: a name and a set of permissions from the catalogue.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CustomRole {
     pub id: Uuid,
     pub name: String,
@@ -634,6 +671,7 @@ pub struct CustomRole {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateRole {
     pub name: String,
@@ -643,6 +681,7 @@ pub struct CreateRole {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateRole {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -656,6 +695,7 @@ pub struct UpdateRole {
 
 /// Which role a binding grants: `{"builtin": "operator"}` or `{"custom": "<role id>"}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RoleRef {
     Builtin(Role),
@@ -665,6 +705,7 @@ pub enum RoleRef {
 /// A role a person holds beyond their built-in one: over the whole tenant (`groups` empty) or only
 /// over the devices of some device groups.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RoleBinding {
     pub role: RoleRef,
     /// The role's name, for display.
@@ -674,6 +715,7 @@ pub struct RoleBinding {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewRoleBinding {
     pub role: RoleRef,
@@ -684,6 +726,7 @@ pub struct NewRoleBinding {
 
 /// `PUT /api/v1/users/{id}/bindings`: replaces all of a person's bindings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SetRoleBindings {
     pub bindings: Vec<NewRoleBinding>,
@@ -691,6 +734,7 @@ pub struct SetRoleBindings {
 
 /// An API key for an integration. Its secret is shown once, at creation, and stored only hashed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApiKey {
     pub id: Uuid,
     pub description: String,
@@ -713,6 +757,7 @@ pub struct ApiKey {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKey {
     pub description: String,
@@ -726,6 +771,7 @@ pub struct CreateApiKey {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreatedApiKey {
     pub key: ApiKey,
     /// `Authorization: Bearer <secret>`. Shown this once.
@@ -736,6 +782,7 @@ pub struct CreatedApiKey {
 // Devices
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Device {
     pub id: Uuid,
     pub name: String,
@@ -757,6 +804,7 @@ pub struct Device {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateDevice {
     pub name: String,
@@ -779,6 +827,7 @@ pub struct CreateDevice {
 
 /// `PATCH /api/v1/devices/{id}`: absent fields stay as they are; `null` clears `label` and `type`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateDevice {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -805,6 +854,7 @@ pub struct UpdateDevice {
 /// A device just created: its secret (access token or MQTT password) is shown this once and stored
 /// only as a hash.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreatedDevice {
     pub device: Device,
     /// Set for access-token devices.
@@ -816,6 +866,7 @@ pub struct CreatedDevice {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CredentialsType {
     AccessToken,
@@ -826,6 +877,7 @@ pub enum CredentialsType {
 
 /// MQTT basic credentials: user name and password, and a client id when one is required.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct MqttBasicCredentials {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -837,6 +889,7 @@ pub struct MqttBasicCredentials {
 /// `PUT /api/v1/devices/{id}/credentials` (and `credentials` when creating a device): the new
 /// credentials. A secret left out is generated.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum SetCredentials {
     AccessToken {
@@ -858,6 +911,7 @@ pub enum SetCredentials {
 
 /// New credentials (rotate, set): the secret is shown this once.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeviceCredentials {
     pub credentials_type: CredentialsType,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -870,6 +924,7 @@ pub struct DeviceCredentials {
 
 /// `POST /api/v1/devices/{id}/disable`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DisableDevice {
     pub reason: String,
@@ -877,6 +932,11 @@ pub struct DisableDevice {
 
 /// Query of `GET /api/v1/devices/credentials/expiring`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::IntoParams),
+    into_params(parameter_in = Query)
+)]
 #[serde(deny_unknown_fields)]
 pub struct ExpiringQuery {
     /// Credentials that expire within this many days (default 30), expired ones included.
@@ -886,6 +946,11 @@ pub struct ExpiringQuery {
 
 /// Query of `GET /api/v1/devices`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::IntoParams),
+    into_params(parameter_in = Query)
+)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceListQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -914,6 +979,11 @@ pub struct DeviceListQuery {
 
 /// Query of the other listings (`/users`, `/tenants`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::IntoParams),
+    into_params(parameter_in = Query)
+)]
 #[serde(deny_unknown_fields)]
 pub struct PageQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -926,6 +996,7 @@ pub struct PageQuery {
 // Health
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Readiness {
     /// `ready` or `not_ready`.
     pub status: String,
@@ -1008,6 +1079,7 @@ mod tests {
 
 /// One stored value with its time (milliseconds since the Unix epoch).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TsValue {
     pub ts: i64,
     /// Integer, float, bool, string or a JSON object, as the device sent it.
@@ -1021,6 +1093,7 @@ pub type LatestTelemetry = std::collections::BTreeMap<String, TsValue>;
 /// newest first unless `order=asc`. When more points exist, `next_cursor` is the bound for the
 /// next page: pass it as `to` (descending) or `from` (ascending).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TelemetrySeries {
     pub series: std::collections::BTreeMap<String, Vec<TsValue>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1029,6 +1102,7 @@ pub struct TelemetrySeries {
 
 /// One bucket of an aggregated series.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AggregatePoint {
     /// Start of the bucket (ms).
     pub ts: i64,
@@ -1040,6 +1114,7 @@ pub struct AggregatePoint {
 
 /// `GET /api/v1/devices/{id}/telemetry/aggregate?keys=&from=&to=&interval=&agg=avg|min|max|sum|count`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AggregateSeries {
     pub interval_ms: i64,
     pub agg: String,
@@ -1048,6 +1123,7 @@ pub struct AggregateSeries {
 
 /// Why a device's session ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DisconnectReason {
     ClientDisconnect,
@@ -1070,6 +1146,7 @@ pub enum DisconnectReason {
 
 /// `GET /api/v1/devices/{id}/presence`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Presence {
     pub online: bool,
     /// Last message or ping (ms).
@@ -1084,6 +1161,7 @@ pub struct Presence {
 
 /// One entry of a device's timeline, for support people ("why did my device drop?").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TimelineEvent {
     pub ts: i64,
     /// `connected`, `disconnected`, `connect_refused`, `message_rejected`, …
@@ -1098,6 +1176,7 @@ pub struct TimelineEvent {
 /// An event on the live stream `GET /api/v1/devices/{id}/live` (server-sent events; the SSE
 /// `event:` field carries `telemetry` or `presence`, the `data:` field this JSON).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum LiveEvent {
     Telemetry {
@@ -1109,6 +1188,7 @@ pub enum LiveEvent {
 
 /// `GET /api/v1/connection-info`: where devices connect, for the console's instructions.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConnectionInfo {
     /// The MQTT host devices should use; `None` means "the host this console was loaded from".
     pub mqtt_host: Option<String>,
@@ -1120,6 +1200,7 @@ pub struct ConnectionInfo {
 
 /// How devices of a profile may provision themselves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ProvisionStrategy {
     /// No provisioning.
@@ -1133,6 +1214,7 @@ pub enum ProvisionStrategy {
 
 /// Rate-limit overrides for a profile's devices (`count:seconds[,count:seconds…]`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ProfileLimits {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1142,6 +1224,7 @@ pub struct ProfileLimits {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeviceProfile {
     pub id: Uuid,
     pub name: String,
@@ -1159,6 +1242,7 @@ pub struct DeviceProfile {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateProfile {
     pub name: String,
@@ -1174,6 +1258,7 @@ pub struct CreateProfile {
 
 /// `PATCH /api/v1/profiles/{id}`: absent fields stay; `null` clears the nullable ones.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateProfile {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1205,6 +1290,7 @@ pub struct UpdateProfile {
 /// A profile just saved; `provision_secret` is set only when a new secret was generated, and is
 /// shown this once.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SavedProfile {
     pub profile: DeviceProfile,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1212,6 +1298,7 @@ pub struct SavedProfile {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeviceGroup {
     pub id: Uuid,
     pub name: String,
@@ -1222,6 +1309,7 @@ pub struct DeviceGroup {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateGroup {
     pub name: String,
@@ -1230,6 +1318,7 @@ pub struct CreateGroup {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateGroup {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1244,12 +1333,14 @@ pub struct UpdateGroup {
 
 /// `POST /api/v1/groups/{id}/devices` and `…/devices/remove`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct GroupDevices {
     pub device_ids: Vec<Uuid>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AttributeScope {
     /// Reported by the device.
@@ -1280,6 +1371,7 @@ impl AttributeScope {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Attribute {
     pub scope: AttributeScope,
     pub key: String,
@@ -1292,6 +1384,11 @@ pub struct Attribute {
 
 /// Query of `GET /api/v1/devices/{id}/attributes` and of the attribute deletes.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::IntoParams),
+    into_params(parameter_in = Query)
+)]
 #[serde(deny_unknown_fields)]
 pub struct AttributeQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1303,12 +1400,14 @@ pub struct AttributeQuery {
 
 /// How many devices a bulk action changed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BulkResult {
     pub devices: u64,
 }
 
 /// The life of a command (RPC), as ThingsBoard names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum RpcStatus {
     /// Waiting for the device (offline, or not subscribed yet).
@@ -1362,6 +1461,7 @@ impl RpcStatus {
 
 /// `POST /api/v1/devices/{id}/rpc`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SendRpc {
     pub method: String,
@@ -1386,6 +1486,7 @@ pub struct SendRpc {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RpcCommand {
     pub id: Uuid,
     pub device_id: Uuid,
@@ -1411,6 +1512,7 @@ pub struct RpcCommand {
 
 /// What one CSV row would do, or did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ImportOutcome {
     Create,
@@ -1421,6 +1523,7 @@ pub enum ImportOutcome {
 
 /// One row of an import report. `line` counts the CSV's lines from 1 (the header is line 1).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ImportRowReport {
     pub line: u64,
     pub name: String,
@@ -1433,6 +1536,7 @@ pub struct ImportRowReport {
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ImportCounts {
     pub total: u64,
     pub processed: u64,
@@ -1444,12 +1548,14 @@ pub struct ImportCounts {
 
 /// `POST /api/v1/devices/import?dry_run=true`: what the file would do; nothing is changed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ImportReport {
     pub counts: ImportCounts,
     pub rows: Vec<ImportRowReport>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ImportStatus {
     Running,
@@ -1459,6 +1565,7 @@ pub enum ImportStatus {
 
 /// An import run (`POST /api/v1/devices/import` answers it at once; it runs in the background).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ImportJob {
     pub id: Uuid,
     pub status: ImportStatus,
@@ -1477,6 +1584,11 @@ pub struct ImportJob {
 
 /// Query of `POST /api/v1/devices/import`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::IntoParams),
+    into_params(parameter_in = Query)
+)]
 #[serde(deny_unknown_fields)]
 pub struct ImportQuery {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -1485,6 +1597,7 @@ pub struct ImportQuery {
 
 /// `POST /api/v1/devices/bulk`: one action on a selection of devices or on a whole group.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct BulkAction {
     /// The devices, or…
@@ -1497,6 +1610,7 @@ pub struct BulkAction {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum BulkOperation {
     SetAttributes {
@@ -1518,6 +1632,7 @@ pub enum BulkOperation {
 
 /// Who made a change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ActorKind {
     /// A person, signed in.
@@ -1530,6 +1645,7 @@ pub enum ActorKind {
 
 /// One entry of `GET /api/v1/audit`: a change, who made it, from where, and what changed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditEntry {
     pub id: Uuid,
     /// Position in the tenant's hash chain, from 1.
@@ -1563,6 +1679,11 @@ pub struct AuditEntry {
 
 /// Query of `GET /api/v1/audit` and `GET /api/v1/audit/export.csv`; newest first.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::IntoParams),
+    into_params(parameter_in = Query)
+)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// Only entries by this user.

@@ -1,12 +1,13 @@
 //! `/api/v1/api-keys`.
 
 use actix_web::{HttpResponse, web};
-use stead_api_types::{ApiKey, CreateApiKey};
+use stead_api_types::{ApiErrorBody, ApiKey, CreateApiKey, CreatedApiKey};
 use uuid::Uuid;
 
 use super::{repo, service};
 use crate::app::AppState;
 use crate::auth::perm::ApiKeysManage;
+use crate::http::openapi::{Denied, JsonBody, NotFound};
 use crate::http::{ApiResult, Json, TenantScope};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -16,6 +17,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/api-keys/{id}", web::delete().to(revoke));
 }
 
+#[utoipa::path(
+    get,
+    path = "/api-keys",
+    tag = "api-keys",
+    operation_id = "list_api_keys",
+    responses(
+        (status = 200, description = "The tenant's API keys, revoked ones included", body = Vec<ApiKey>),
+        Denied,
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn list(
     state: web::Data<AppState>,
     scope: TenantScope<ApiKeysManage>,
@@ -23,6 +35,19 @@ async fn list(
     Ok(web::Json(repo::list(&state.db, &scope.ctx).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api-keys/{id}",
+    tag = "api-keys",
+    operation_id = "get_api_key",
+    params(("id" = Uuid, Path, description = "The key")),
+    responses(
+        (status = 200, description = "The key", body = ApiKey),
+        Denied,
+        NotFound,
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn get(
     state: web::Data<AppState>,
     scope: TenantScope<ApiKeysManage>,
@@ -36,6 +61,21 @@ async fn get(
     Ok(web::Json(repo::to_api(key, email)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api-keys",
+    tag = "api-keys",
+    operation_id = "create_api_key",
+    request_body = CreateApiKey,
+    responses(
+        (status = 201, description = "Created: the secret is shown this once", body = CreatedApiKey),
+        JsonBody,
+        Denied,
+        (status = 404, description = "A group of `groups` does not exist", body = ApiErrorBody),
+        (status = 409, description = "The tenant's API key quota is used up (`quota_exceeded`)", body = ApiErrorBody),
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn create(
     state: web::Data<AppState>,
     scope: TenantScope<ApiKeysManage>,
@@ -53,6 +93,19 @@ async fn create(
 }
 
 /// Revokes a key (it stays listed, with the time): refused at its next request, on every node.
+#[utoipa::path(
+    delete,
+    path = "/api-keys/{id}",
+    tag = "api-keys",
+    operation_id = "revoke_api_key",
+    params(("id" = Uuid, Path, description = "The key")),
+    responses(
+        (status = 200, description = "Revoked (it stays listed, with the time)", body = ApiKey),
+        Denied,
+        NotFound,
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn revoke(
     state: web::Data<AppState>,
     scope: TenantScope<ApiKeysManage>,

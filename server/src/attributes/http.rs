@@ -8,6 +8,7 @@ use crate::app::AppState;
 use crate::audit;
 use crate::auth::perm::{DevicesRead, DevicesWrite};
 use crate::error::Error;
+use crate::http::openapi::{BadQuery, Denied, JsonBody, NotFound};
 use crate::http::{ApiResult, DeviceScope, Json, TenantScope};
 use crate::ids::DeviceId;
 
@@ -28,6 +29,20 @@ fn scope_of(raw: &str) -> Result<AttributeScope, Error> {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/devices/{id}/attributes",
+    tag = "attributes",
+    operation_id = "list_attributes",
+    params(("id" = Uuid, Path, description = "The device"), AttributeQuery),
+    responses(
+        (status = 200, description = "The device's attributes", body = Vec<Attribute>),
+        Denied,
+        NotFound,
+        BadQuery,
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn list(
     state: web::Data<AppState>,
     scope: DeviceScope<DevicesRead>,
@@ -83,6 +98,21 @@ pub fn push(
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/devices/{id}/attributes/{scope}",
+    tag = "attributes",
+    operation_id = "set_attributes",
+    params(("id" = Uuid, Path, description = "The device"), ("scope" = AttributeScope, Path, description = "`client`, `shared` or `server`")),
+    request_body(content = BTreeMap<String, serde_json::Value>, description = "Keys and their values (any JSON)"),
+    responses(
+        (status = 200, description = "The attributes set (shared ones are pushed to the device)", body = Vec<Attribute>),
+        JsonBody,
+        Denied,
+        NotFound,
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn set(
     state: web::Data<AppState>,
     scope: DeviceScope<DevicesWrite>,
@@ -123,6 +153,20 @@ async fn set(
     ))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/devices/{id}/attributes/{scope}",
+    tag = "attributes",
+    operation_id = "delete_attributes",
+    params(("id" = Uuid, Path, description = "The device"), ("scope" = AttributeScope, Path, description = "`client`, `shared` or `server`"), AttributeQuery),
+    responses(
+        (status = 204, description = "Deleted (shared ones: the device is told)"),
+        Denied,
+        NotFound,
+        BadQuery,
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn delete(
     state: web::Data<AppState>,
     scope: DeviceScope<DevicesWrite>,
@@ -168,6 +212,21 @@ async fn delete(
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[utoipa::path(
+    post,
+    path = "/groups/{id}/attributes/{scope}",
+    tag = "attributes",
+    operation_id = "set_group_attributes",
+    params(("id" = Uuid, Path, description = "The group"), ("scope" = AttributeScope, Path, description = "`client`, `shared` or `server`")),
+    request_body(content = BTreeMap<String, serde_json::Value>, description = "Keys and their values (any JSON)"),
+    responses(
+        (status = 200, description = "Set on every device of the group: how many", body = BulkResult),
+        JsonBody,
+        Denied,
+        NotFound,
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn set_group(
     state: web::Data<AppState>,
     scope: TenantScope<DevicesWrite>,

@@ -6,6 +6,7 @@ use stead_api_types::{AuditEntry, AuditQuery, Page};
 use super::repo::{self, Filter};
 use crate::app::AppState;
 use crate::auth::perm::AuditRead;
+use crate::http::openapi::{BadQuery, Denied};
 use crate::http::{ApiResult, TenantScope};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -13,6 +14,19 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/audit/export.csv", web::get().to(export));
 }
 
+#[utoipa::path(
+    get,
+    path = "/audit",
+    tag = "audit",
+    operation_id = "list_audit",
+    params(AuditQuery),
+    responses(
+        (status = 200, description = "A page of audit entries, newest first", body = Page<AuditEntry>),
+        Denied,
+        BadQuery,
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn list(
     state: web::Data<AppState>,
     scope: TenantScope<AuditRead>,
@@ -47,6 +61,19 @@ const CSV_HEADER: [&str; 12] = [
 /// The filtered log as CSV, newest first, streamed in batches (never built in memory). A database
 /// error midway ends the response with an error, so the client never takes a short file for a
 /// whole one.
+#[utoipa::path(
+    get,
+    path = "/audit/export.csv",
+    tag = "audit",
+    operation_id = "export_audit",
+    params(AuditQuery),
+    responses(
+        (status = 200, description = "The filtered log as CSV, newest first, streamed", body = String, content_type = "text/csv"),
+        Denied,
+        BadQuery,
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn export(
     state: web::Data<AppState>,
     scope: TenantScope<AuditRead>,

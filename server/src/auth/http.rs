@@ -2,14 +2,15 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use stead_api_types::{
-    ChangePassword, ConfirmPassword, ConfirmPasswordReset, EnableTwoFactor, LoginRequest, Me,
-    RecoveryCodes, RefreshRequest, RequestPasswordReset, SessionInfo, TokenResponse,
-    TwoFactorSetup,
+    ApiErrorBody, ChangePassword, ConfirmPassword, ConfirmPasswordReset, EnableTwoFactor,
+    LoginRequest, Me, RecoveryCodes, RefreshRequest, RequestPasswordReset, SessionInfo,
+    TokenResponse, TwoFactorSetup,
 };
 use uuid::Uuid;
 
 use super::{reset, service, two_factor};
 use crate::app::AppState;
+use crate::http::openapi::{Denied, JsonBody, NotFound};
 use crate::http::{ApiResult, Authenticated, ClientIp, Json, Person};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -35,6 +36,19 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// `POST /auth/password-reset`: 202 whether or not the address has an account.
+#[utoipa::path(
+    post,
+    path = "/auth/password-reset",
+    tag = "auth",
+    operation_id = "request_password_reset",
+    request_body = RequestPasswordReset,
+    responses(
+        (status = 202, description = "A reset link is mailed if the address has an active account (the answer is the same either way)"),
+        JsonBody,
+        (status = 429, description = "Too many attempts from this address (`too_many_attempts`)", body = ApiErrorBody),
+        (status = 503, description = "This Stead sends no e-mail: no SMTP server is configured (`mail_not_configured`)", body = ApiErrorBody),
+    ),
+)]
 async fn request_reset(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -45,6 +59,20 @@ async fn request_reset(
     Ok(HttpResponse::Accepted().finish())
 }
 
+#[utoipa::path(
+    post,
+    path = "/auth/password-reset/confirm",
+    tag = "auth",
+    operation_id = "confirm_password_reset",
+    request_body = ConfirmPasswordReset,
+    responses(
+        (status = 204, description = "The password is set; every session of the account ended"),
+        JsonBody,
+        (status = 409, description = "The link was used already (`link_used`)", body = ApiErrorBody),
+        (status = 410, description = "The link expired or was revoked (`link_expired`, `link_revoked`)", body = ApiErrorBody),
+        (status = 429, description = "Too many attempts from this address", body = ApiErrorBody),
+    ),
+)]
 async fn confirm_reset(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -55,6 +83,20 @@ async fn confirm_reset(
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[utoipa::path(
+    post,
+    path = "/me/two-factor/setup",
+    tag = "account",
+    operation_id = "two_factor_setup",
+    request_body = ConfirmPassword,
+    responses(
+        (status = 200, description = "A new TOTP secret, in force once confirmed with `/me/two-factor/enable`", body = TwoFactorSetup),
+        JsonBody,
+        Denied,
+        (status = 409, description = "Two-factor sign-in is on already (`two_factor_already_on`)", body = ApiErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 async fn two_factor_setup(
     state: web::Data<AppState>,
     auth: Person,
@@ -65,6 +107,20 @@ async fn two_factor_setup(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/me/two-factor/enable",
+    tag = "account",
+    operation_id = "two_factor_enable",
+    request_body = EnableTwoFactor,
+    responses(
+        (status = 200, description = "Two-factor sign-in is on; the recovery codes, shown this once", body = RecoveryCodes),
+        JsonBody,
+        Denied,
+        (status = 409, description = "Already on, or no set-up to confirm (`two_factor_already_on`, `two_factor_not_set_up`)", body = ApiErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 async fn two_factor_enable(
     state: web::Data<AppState>,
     auth: Person,
@@ -75,6 +131,20 @@ async fn two_factor_enable(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/me/two-factor/disable",
+    tag = "account",
+    operation_id = "two_factor_disable",
+    request_body = ConfirmPassword,
+    responses(
+        (status = 204, description = "Two-factor sign-in is off"),
+        JsonBody,
+        Denied,
+        (status = 409, description = "It is off already, or the tenant requires it (`two_factor_off`, `two_factor_required_by_tenant`)", body = ApiErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 async fn two_factor_disable(
     state: web::Data<AppState>,
     auth: Person,
@@ -84,6 +154,20 @@ async fn two_factor_disable(
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[utoipa::path(
+    post,
+    path = "/me/two-factor/recovery-codes",
+    tag = "account",
+    operation_id = "two_factor_recovery_codes",
+    request_body = ConfirmPassword,
+    responses(
+        (status = 200, description = "New recovery codes (the old ones stop working), shown this once", body = RecoveryCodes),
+        JsonBody,
+        Denied,
+        (status = 409, description = "Two-factor sign-in is off (`two_factor_off`)", body = ApiErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 async fn two_factor_recovery_codes(
     state: web::Data<AppState>,
     auth: Person,
@@ -105,6 +189,20 @@ pub(crate) fn origin(req: &HttpRequest, ip: ClientIp) -> service::Origin {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/auth/login",
+    tag = "auth",
+    operation_id = "login",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Signed in: an access token and a refresh token", body = TokenResponse),
+        JsonBody,
+        (status = 401, description = "Wrong e-mail or password, a second factor required or wrong, the account deactivated (`invalid_credentials`, `two_factor_required`, `invalid_two_factor_code`, `account_disabled`)", body = ApiErrorBody),
+        (status = 403, description = "The tenant is suspended (`tenant_suspended`)", body = ApiErrorBody),
+        (status = 429, description = "Too many attempts from this address or at this account (`too_many_attempts`)", body = ApiErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ),
+)]
 async fn login(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -115,6 +213,19 @@ async fn login(
     Ok(web::Json(service::login(&state, &body, &origin).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/auth/refresh",
+    tag = "auth",
+    operation_id = "refresh",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "A new token pair (the refresh token presented is spent)", body = TokenResponse),
+        JsonBody,
+        (status = 401, description = "Unknown, expired or re-used refresh token (re-use ends the session): `invalid_refresh_token`, `refresh_token_expired`, `refresh_token_reused`, `account_disabled`", body = ApiErrorBody),
+        (status = 403, description = "The tenant is suspended (`tenant_suspended`)", body = ApiErrorBody),
+    ),
+)]
 async fn refresh(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -128,6 +239,19 @@ async fn refresh(
 }
 
 /// `POST /me/password`: any signed-in person changes their own password.
+#[utoipa::path(
+    post,
+    path = "/me/password",
+    tag = "account",
+    operation_id = "change_password",
+    request_body = ChangePassword,
+    responses(
+        (status = 204, description = "Changed; the person's other sessions ended"),
+        JsonBody,
+        Denied,
+    ),
+    security(("bearer" = [])),
+)]
 async fn change_password(
     state: web::Data<AppState>,
     auth: Person,
@@ -139,6 +263,17 @@ async fn change_password(
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[utoipa::path(
+    get,
+    path = "/me/sessions",
+    tag = "account",
+    operation_id = "list_sessions",
+    responses(
+        (status = 200, description = "The caller's sessions that have not ended", body = Vec<SessionInfo>),
+        Denied,
+    ),
+    security(("bearer" = [])),
+)]
 async fn sessions(
     state: web::Data<AppState>,
     auth: Person,
@@ -146,6 +281,19 @@ async fn sessions(
     Ok(web::Json(service::sessions(&state, &auth.actor).await?))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/me/sessions/{id}",
+    tag = "account",
+    operation_id = "end_session",
+    params(("id" = Uuid, Path, description = "The session")),
+    responses(
+        (status = 204, description = "Ended: its refresh and access tokens stop working at once"),
+        Denied,
+        NotFound,
+    ),
+    security(("bearer" = [])),
+)]
 async fn end_session(
     state: web::Data<AppState>,
     auth: Person,
@@ -155,6 +303,17 @@ async fn end_session(
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[utoipa::path(
+    post,
+    path = "/auth/logout",
+    tag = "auth",
+    operation_id = "logout",
+    request_body = RefreshRequest,
+    responses(
+        (status = 204, description = "The session of this refresh token ended (an unknown token changes nothing)"),
+        JsonBody,
+    ),
+)]
 async fn logout(
     state: web::Data<AppState>,
     Json(body): Json<RefreshRequest>,
@@ -163,6 +322,17 @@ async fn logout(
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[utoipa::path(
+    get,
+    path = "/me",
+    tag = "account",
+    operation_id = "me",
+    responses(
+        (status = 200, description = "Who the caller is and what they may do", body = Me),
+        Denied,
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn me(state: web::Data<AppState>, auth: Authenticated) -> ApiResult<web::Json<Me>> {
     Ok(web::Json(service::me(&state, &auth.actor).await?))
 }

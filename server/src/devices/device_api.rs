@@ -5,10 +5,15 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
+use stead_api_types::ApiErrorBody;
+use utoipa::IntoResponses;
+
+use self::thingsboard::{DeviceAttributes, DeviceCommand, ProvisionAnswer, ProvisionRequest};
 
 use super::credentials::{self, Why};
 use super::repo::DeviceIdentity;
 use crate::app::AppState;
+use crate::http::openapi::{BadQuery, NotFound};
 use crate::http::{ApiError, ApiResult, Body, ClientIp};
 use crate::ingest::{self, Rejection};
 use crate::telemetry::now_ms;
@@ -22,6 +27,22 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/{token}/attributes", web::get().to(get_attributes))
         .route("/{token}/rpc", web::get().to(poll_rpc))
         .route("/{token}/rpc/{id}", web::post().to(answer_rpc));
+}
+
+/// What any route with a device's token in the path answers when the token does not admit it.
+#[derive(IntoResponses)]
+#[allow(dead_code)] // documentation only
+enum DeviceDenied {
+    #[response(
+        status = 401,
+        description = "Unknown or revoked token, or expired credentials (`invalid_device_token`, `credentials_expired`)"
+    )]
+    Unauthenticated(ApiErrorBody),
+    #[response(
+        status = 403,
+        description = "The device is disabled (`device_disabled`)"
+    )]
+    Disabled(ApiErrorBody),
 }
 
 /// The device behind the token, if it may act now: a disabled device is refused with 403
@@ -63,6 +84,18 @@ async fn identify(state: &AppState, token: &str) -> ApiResult<DeviceIdentity> {
 /// `POST /api/v1/provision`: ThingsBoard's provisioning over HTTP. The answer is the same JSON as
 /// over MQTT, with 200 whatever its status (as ThingsBoard answers), except 429 when the source
 /// address made too many attempts.
+#[utoipa::path(
+    post,
+    path = "/provision",
+    tag = "device-api",
+    operation_id = "provision_device",
+    request_body(content = ProvisionRequest, description = "ThingsBoard's provisioning request (unknown fields are ignored)"),
+    responses(
+        (status = 200, description = "ThingsBoard's answer, whatever its `status` (`SUCCESS` with the credentials, `NOT_FOUND`, `FAILURE` with `errorMsg`)", body = ProvisionAnswer),
+        (status = 413, description = "The body is larger than the limit (`payload_too_large`)", body = ApiErrorBody),
+        (status = 429, description = "Too many provisioning attempts from this address (`too_many_attempts`)", body = ApiErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ),
+)]
 async fn provision(
     state: web::Data<AppState>,
     ClientIp(ip): ClientIp,
@@ -109,6 +142,24 @@ fn refused(
     ApiError::new(status, code, rejection.detail().to_owned())
 }
 
+#[utoipa::path(
+    post,
+    path = "/{token}/telemetry",
+    tag = "device-api",
+    operation_id = "device_telemetry",
+    params(("token" = String, Path, description = "The device's access token", min_length = 1)),
+    request_body(content = serde_json::Value, description = "Telemetry as ThingsBoard takes it: `{\"key\": value, …}`, `{\"ts\": <ms>, \"values\": {…}}`, or an array of either", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Stored"),
+        DeviceDenied,
+        NotFound,
+        (status = 400, description = "The payload cannot be read (`invalid_payload`)", body = ApiErrorBody),
+        (status = 409, description = "The tenant's data points for today are used up (`quota_exceeded`)", body = ApiErrorBody),
+        (status = 413, description = "The payload is larger than the limit (`payload_too_large`)", body = ApiErrorBody),
+        (status = 429, description = "Over the device's or the tenant's rate limit (`rate_limited`)", body = ApiErrorBody),
+        (status = 503, description = "Storage cannot take the data now (`storage_unavailable`); send it again", body = ApiErrorBody),
+    ),
+)]
 async fn telemetry(
     state: web::Data<AppState>,
     token: web::Path<String>,
@@ -136,6 +187,22 @@ async fn telemetry(
     Ok(HttpResponse::Ok().finish())
 }
 
+#[utoipa::path(
+    post,
+    path = "/{token}/attributes",
+    tag = "device-api",
+    operation_id = "device_set_attributes",
+    params(("token" = String, Path, description = "The device's access token", min_length = 1)),
+    request_body(content = BTreeMap<String, serde_json::Value>, description = "Client attributes: keys and their values", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Stored as client attributes"),
+        DeviceDenied,
+        NotFound,
+        (status = 400, description = "The payload is not a JSON object (`invalid_payload`)", body = ApiErrorBody),
+        (status = 413, description = "The payload is larger than the limit (`payload_too_large`)", body = ApiErrorBody),
+        (status = 429, description = "Over the device's rate limit (`rate_limited`)", body = ApiErrorBody),
+    ),
+)]
 async fn post_attributes(
     state: web::Data<AppState>,
     token: web::Path<String>,
@@ -157,13 +224,29 @@ async fn post_attributes(
     Ok(HttpResponse::Ok().finish())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct AttributeQuery {
+    /// Comma-separated client attribute keys.
     client_keys: Option<String>,
+    /// Comma-separated shared attribute keys.
     shared_keys: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/{token}/attributes",
+    tag = "device-api",
+    operation_id = "device_get_attributes",
+    params(("token" = String, Path, description = "The device's access token", min_length = 1), AttributeQuery),
+    responses(
+        (status = 200, description = "The attributes asked for (both scopes when neither is named)", body = DeviceAttributes),
+        DeviceDenied,
+        NotFound,
+        BadQuery,
+    ),
+)]
 async fn get_attributes(
     state: web::Data<AppState>,
     token: web::Path<String>,
@@ -188,7 +271,8 @@ async fn get_attributes(
     Ok(web::Json(answer))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct PollQuery {
     /// Milliseconds to wait for a command (default 30 s, at most 5 min).
@@ -196,6 +280,20 @@ struct PollQuery {
 }
 
 /// Long-polls for one command: `{"id","method","params"}`, or 408 when none came in time.
+#[utoipa::path(
+    get,
+    path = "/{token}/rpc",
+    tag = "device-api",
+    operation_id = "device_poll_command",
+    params(("token" = String, Path, description = "The device's access token", min_length = 1), PollQuery),
+    responses(
+        (status = 200, description = "A command for the device", body = DeviceCommand),
+        DeviceDenied,
+        NotFound,
+        BadQuery,
+        (status = 408, description = "No command came within `timeout` (`no_command`)", body = ApiErrorBody),
+    ),
+)]
 async fn poll_rpc(
     state: web::Data<AppState>,
     token: web::Path<String>,
@@ -240,6 +338,22 @@ async fn poll_rpc(
 }
 
 /// The device's answer to command `{id}` (any JSON).
+#[utoipa::path(
+    post,
+    path = "/{token}/rpc/{id}",
+    tag = "device-api",
+    operation_id = "device_answer_command",
+    params(("token" = String, Path, description = "The device's access token", min_length = 1), ("id" = u32, Path, description = "The command's `id` (the request id of `GET /{token}/rpc`)")),
+    request_body(content = serde_json::Value, description = "The answer: any JSON (other bytes are kept as a string)", content_type = "application/json"),
+    responses(
+        (status = 200, description = "The answer is stored"),
+        DeviceDenied,
+        (status = 404, description = "No such command (`unknown_command`), or no route", body = ApiErrorBody),
+        (status = 400, description = "No command of that id waits for an answer (`invalid_payload`)", body = ApiErrorBody),
+        (status = 413, description = "The payload is larger than the limit (`payload_too_large`)", body = ApiErrorBody),
+        (status = 429, description = "Over the device's rate limit (`rate_limited`)", body = ApiErrorBody),
+    ),
+)]
 async fn answer_rpc(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
@@ -267,5 +381,146 @@ async fn answer_rpc(
                 "no command {id} waits for an answer (unknown, one-way, already answered or timed out)"
             )),
         ))
+    }
+}
+
+/// The device API speaks ThingsBoard's JSON, built by hand where it is answered (over MQTT too):
+/// these types describe it for the OpenAPI document, and the tests hold them to what is sent.
+mod thingsboard {
+    #![allow(dead_code)] // read by the document and the tests only
+
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Serialize};
+    use utoipa::ToSchema;
+
+    /// `POST /api/v1/provision`: ThingsBoard's provisioning request.
+    #[derive(Serialize, Deserialize, ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub(super) struct ProvisionRequest {
+        /// The device's name (`allow_create` creates it; `pre_provisioned` finds it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        device_name: Option<String>,
+        provision_device_key: String,
+        provision_device_secret: String,
+        /// `ACCESS_TOKEN` (the default) or `MQTT_BASIC`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        credentials_type: Option<String>,
+        /// The access token to use, instead of a generated one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
+        /// MQTT basic credentials to use.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        username: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        password: Option<String>,
+    }
+
+    /// ThingsBoard's provisioning answer.
+    #[derive(Serialize, Deserialize, ToSchema)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    pub(super) struct ProvisionAnswer {
+        status: ProvisionStatus,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        credentials_type: Option<ProvisionedType>,
+        /// The access token, or the MQTT basic credentials.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        credentials_value: Option<ProvisionedValue>,
+        /// Why it failed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error_msg: Option<String>,
+    }
+
+    #[derive(Serialize, Deserialize, ToSchema)]
+    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+    pub(super) enum ProvisionStatus {
+        Success,
+        NotFound,
+        Failure,
+    }
+
+    #[derive(Serialize, Deserialize, ToSchema)]
+    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+    pub(super) enum ProvisionedType {
+        AccessToken,
+        MqttBasic,
+    }
+
+    #[derive(Serialize, Deserialize, ToSchema)]
+    #[serde(untagged)]
+    pub(super) enum ProvisionedValue {
+        AccessToken(String),
+        MqttBasic(ProvisionedMqttBasic),
+    }
+
+    #[derive(Serialize, Deserialize, ToSchema)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    pub(super) struct ProvisionedMqttBasic {
+        client_id: Option<String>,
+        user_name: String,
+        password: String,
+    }
+
+    /// `GET /api/v1/{token}/attributes`: the scopes asked for, each a map of keys to values.
+    #[derive(Serialize, Deserialize, ToSchema)]
+    #[serde(deny_unknown_fields)]
+    pub(super) struct DeviceAttributes {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client: Option<BTreeMap<String, serde_json::Value>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        shared: Option<BTreeMap<String, serde_json::Value>>,
+    }
+
+    /// `GET /api/v1/{token}/rpc`: one command for the device.
+    #[derive(Serialize, Deserialize, ToSchema)]
+    #[serde(deny_unknown_fields)]
+    pub(super) struct DeviceCommand {
+        /// Answer it at `POST /api/v1/{token}/rpc/{id}`.
+        id: u32,
+        method: String,
+        params: serde_json::Value,
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use stead_api_types::{CredentialsType, DeviceCredentials, MqttBasicCredentials};
+
+        use super::ProvisionAnswer;
+        use crate::provisioning::{Failed, answer};
+
+        #[test]
+        fn provisioning_answers_are_what_the_document_says() {
+            let token = DeviceCredentials {
+                credentials_type: CredentialsType::AccessToken,
+                access_token: Some("t".into()),
+                mqtt_basic: None,
+                expires_at: None,
+            };
+            let basic = DeviceCredentials {
+                credentials_type: CredentialsType::MqttBasic,
+                access_token: None,
+                mqtt_basic: Some(MqttBasicCredentials {
+                    client_id: None,
+                    username: "u".into(),
+                    password: "p".into(),
+                }),
+                expires_at: None,
+            };
+            for outcome in [
+                Ok(token),
+                Ok(basic),
+                Err(Failed::NotFound("x".into())),
+                Err(Failed::Failure("x".into())),
+                Err(Failed::Throttled {
+                    retry_after_secs: 1,
+                }),
+            ] {
+                let json = answer(outcome);
+                serde_json::from_value::<ProvisionAnswer>(json.clone())
+                    .unwrap_or_else(|e| panic!("{json}: {e}"));
+            }
+        }
     }
 }

@@ -3,8 +3,8 @@
 use actix_web::{HttpResponse, web};
 use sea_orm::DatabaseTransaction;
 use stead_api_types::{
-    CreateDevice, CreatedDevice, Device, DeviceCredentials, DeviceListQuery, DisableDevice,
-    DisconnectReason, ExpiringQuery, Page, SetCredentials, UpdateDevice,
+    ApiErrorBody, CreateDevice, CreatedDevice, Device, DeviceCredentials, DeviceListQuery,
+    DisableDevice, DisconnectReason, ExpiringQuery, Page, SetCredentials, UpdateDevice,
 };
 use uuid::Uuid;
 
@@ -12,6 +12,7 @@ use super::repo;
 use crate::app::AppState;
 use crate::audit;
 use crate::auth::perm::{DevicesRead, DevicesWrite};
+use crate::http::openapi::{BadQuery, Denied, JsonBody, NotFound};
 use crate::http::{ApiResult, DeviceScope, Json, TenantScope};
 use crate::ids::DeviceId;
 use crate::timeline::EventKind;
@@ -30,6 +31,19 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/devices/{id}/enable", web::post().to(enable));
 }
 
+#[utoipa::path(
+    get,
+    path = "/devices",
+    tag = "devices",
+    operation_id = "list_devices",
+    params(DeviceListQuery),
+    responses(
+        (status = 200, description = "A page of the devices within the caller's reach", body = Page<Device>),
+        Denied,
+        BadQuery,
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn list(
     state: web::Data<AppState>,
     scope: DeviceScope<DevicesRead>,
@@ -60,6 +74,20 @@ async fn list(
     }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/devices",
+    tag = "devices",
+    operation_id = "create_device",
+    request_body = CreateDevice,
+    responses(
+        (status = 201, description = "Created: its secret (access token or MQTT password) is shown this once", body = CreatedDevice),
+        JsonBody,
+        Denied,
+        (status = 409, description = "The name or MQTT user name is taken, or the tenant's device quota is used up (`device_name_taken`, `mqtt_username_taken`, `quota_exceeded`)", body = ApiErrorBody),
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn create(
     state: web::Data<AppState>,
     scope: TenantScope<DevicesWrite>,
@@ -91,6 +119,19 @@ async fn create(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/devices/{id}",
+    tag = "devices",
+    operation_id = "get_device",
+    params(("id" = Uuid, Path, description = "The device")),
+    responses(
+        (status = 200, description = "The device", body = Device),
+        Denied,
+        NotFound,
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn get(
     state: web::Data<AppState>,
     scope: DeviceScope<DevicesRead>,
@@ -100,6 +141,22 @@ async fn get(
     Ok(web::Json(repo::to_api(device)))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/devices/{id}",
+    tag = "devices",
+    operation_id = "update_device",
+    params(("id" = Uuid, Path, description = "The device")),
+    request_body = UpdateDevice,
+    responses(
+        (status = 200, description = "The device, changed", body = Device),
+        JsonBody,
+        Denied,
+        NotFound,
+        (status = 409, description = "The name is taken (`device_name_taken`)", body = ApiErrorBody),
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn update(
     state: web::Data<AppState>,
     scope: DeviceScope<DevicesWrite>,
@@ -123,6 +180,19 @@ async fn update(
     Ok(web::Json(repo::to_api(device)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/devices/{id}",
+    tag = "devices",
+    operation_id = "delete_device",
+    params(("id" = Uuid, Path, description = "The device")),
+    responses(
+        (status = 204, description = "Deleted; a live session ends"),
+        Denied,
+        NotFound,
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn delete(
     state: web::Data<AppState>,
     scope: DeviceScope<DevicesWrite>,
@@ -146,6 +216,20 @@ async fn delete(
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[utoipa::path(
+    post,
+    path = "/devices/{id}/credentials/rotate",
+    tag = "devices",
+    operation_id = "rotate_credentials",
+    params(("id" = Uuid, Path, description = "The device")),
+    responses(
+        (status = 200, description = "New credentials of the same type: the secret is shown this once, the old one stops working", body = DeviceCredentials),
+        Denied,
+        NotFound,
+        (status = 400, description = "The device has no credentials to rotate (revoked): set new ones instead", body = ApiErrorBody),
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn rotate(
     state: web::Data<AppState>,
     scope: DeviceScope<DevicesWrite>,
@@ -216,6 +300,22 @@ async fn changed(
 }
 
 /// `PUT /devices/{id}/credentials`: new credentials of either type (the secret is shown once).
+#[utoipa::path(
+    put,
+    path = "/devices/{id}/credentials",
+    tag = "devices",
+    operation_id = "set_credentials",
+    params(("id" = Uuid, Path, description = "The device")),
+    request_body = SetCredentials,
+    responses(
+        (status = 200, description = "The new credentials: a generated secret is shown this once", body = DeviceCredentials),
+        JsonBody,
+        Denied,
+        NotFound,
+        (status = 409, description = "The access token or MQTT user name is taken (`mqtt_username_taken`, `token_taken`)", body = ApiErrorBody),
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn set_credentials(
     state: web::Data<AppState>,
     scope: DeviceScope<DevicesWrite>,
@@ -245,6 +345,19 @@ async fn set_credentials(
 
 /// `POST /devices/{id}/credentials/revoke`: no credentials at all until new ones are set; a
 /// live session ends at once.
+#[utoipa::path(
+    post,
+    path = "/devices/{id}/credentials/revoke",
+    tag = "devices",
+    operation_id = "revoke_credentials",
+    params(("id" = Uuid, Path, description = "The device")),
+    responses(
+        (status = 200, description = "The device, without credentials; a live session ends", body = Device),
+        Denied,
+        NotFound,
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn revoke(
     state: web::Data<AppState>,
     scope: DeviceScope<DevicesWrite>,
@@ -269,6 +382,21 @@ async fn revoke(
 
 /// `POST /devices/{id}/disable`: quarantine. The live session ends with reason `disabled`; the
 /// device is refused at CONNECT and on the HTTP device API until it is enabled.
+#[utoipa::path(
+    post,
+    path = "/devices/{id}/disable",
+    tag = "devices",
+    operation_id = "disable_device",
+    params(("id" = Uuid, Path, description = "The device")),
+    request_body = DisableDevice,
+    responses(
+        (status = 200, description = "The device, disabled", body = Device),
+        JsonBody,
+        Denied,
+        NotFound,
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn disable(
     state: web::Data<AppState>,
     scope: DeviceScope<DevicesWrite>,
@@ -294,6 +422,19 @@ async fn disable(
 }
 
 /// `POST /devices/{id}/enable`: the device may connect again.
+#[utoipa::path(
+    post,
+    path = "/devices/{id}/enable",
+    tag = "devices",
+    operation_id = "enable_device",
+    params(("id" = Uuid, Path, description = "The device")),
+    responses(
+        (status = 200, description = "The device, enabled", body = Device),
+        Denied,
+        NotFound,
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn enable(
     state: web::Data<AppState>,
     scope: DeviceScope<DevicesWrite>,
@@ -317,6 +458,19 @@ async fn enable(
 }
 
 /// `GET /devices/credentials/expiring?within_days=N`: soonest first, expired ones included.
+#[utoipa::path(
+    get,
+    path = "/devices/credentials/expiring",
+    tag = "devices",
+    operation_id = "expiring_credentials",
+    params(ExpiringQuery),
+    responses(
+        (status = 200, description = "Devices whose credentials expire within the window, soonest first, expired ones included", body = Vec<Device>),
+        Denied,
+        BadQuery,
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn expiring(
     state: web::Data<AppState>,
     scope: DeviceScope<DevicesRead>,

@@ -1,13 +1,14 @@
 //! `/api/v1/groups`.
 
 use actix_web::{HttpResponse, web};
-use stead_api_types::{CreateGroup, DeviceGroup, GroupDevices, UpdateGroup};
+use stead_api_types::{ApiErrorBody, CreateGroup, DeviceGroup, GroupDevices, UpdateGroup};
 use uuid::Uuid;
 
 use super::repo;
 use crate::app::AppState;
 use crate::audit;
 use crate::auth::perm::{DevicesRead, DevicesWrite};
+use crate::http::openapi::{Denied, JsonBody, NotFound};
 use crate::http::{ApiResult, DeviceScope, Json, TenantScope};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -21,6 +22,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/devices/{id}/groups", web::get().to(of_device));
 }
 
+#[utoipa::path(
+    get,
+    path = "/groups",
+    tag = "groups",
+    operation_id = "list_groups",
+    responses(
+        (status = 200, description = "The device groups within the caller's reach", body = Vec<DeviceGroup>),
+        Denied,
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn list(
     state: web::Data<AppState>,
     scope: DeviceScope<DevicesRead>,
@@ -28,6 +40,19 @@ async fn list(
     Ok(web::Json(repo::list(&state.db, &scope.ctx).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/groups/{id}",
+    tag = "groups",
+    operation_id = "get_group",
+    params(("id" = Uuid, Path, description = "The group")),
+    responses(
+        (status = 200, description = "The group", body = DeviceGroup),
+        Denied,
+        NotFound,
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn get(
     state: web::Data<AppState>,
     scope: DeviceScope<DevicesRead>,
@@ -37,6 +62,20 @@ async fn get(
     Ok(web::Json(repo::api_of(&state.db, &scope.ctx, group).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/groups",
+    tag = "groups",
+    operation_id = "create_group",
+    request_body = CreateGroup,
+    responses(
+        (status = 201, description = "Created", body = DeviceGroup),
+        JsonBody,
+        Denied,
+        (status = 409, description = "The name is taken (`group_name_taken`)", body = ApiErrorBody),
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn create(
     state: web::Data<AppState>,
     scope: TenantScope<DevicesWrite>,
@@ -58,6 +97,22 @@ async fn create(
     Ok(HttpResponse::Created().json(repo::to_api(group, 0)))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/groups/{id}",
+    tag = "groups",
+    operation_id = "update_group",
+    params(("id" = Uuid, Path, description = "The group")),
+    request_body = UpdateGroup,
+    responses(
+        (status = 200, description = "The group, changed", body = DeviceGroup),
+        JsonBody,
+        Denied,
+        NotFound,
+        (status = 409, description = "The name is taken (`group_name_taken`)", body = ApiErrorBody),
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn update(
     state: web::Data<AppState>,
     scope: TenantScope<DevicesWrite>,
@@ -81,6 +136,19 @@ async fn update(
     Ok(web::Json(repo::api_of(&state.db, &scope.ctx, group).await?))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/groups/{id}",
+    tag = "groups",
+    operation_id = "delete_group",
+    params(("id" = Uuid, Path, description = "The group")),
+    responses(
+        (status = 204, description = "Deleted (its devices stay)"),
+        Denied,
+        NotFound,
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn delete(
     state: web::Data<AppState>,
     scope: TenantScope<DevicesWrite>,
@@ -103,6 +171,21 @@ async fn delete(
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[utoipa::path(
+    post,
+    path = "/groups/{id}/devices",
+    tag = "groups",
+    operation_id = "add_group_devices",
+    params(("id" = Uuid, Path, description = "The group")),
+    request_body = GroupDevices,
+    responses(
+        (status = 200, description = "The group, with the devices added", body = DeviceGroup),
+        JsonBody,
+        Denied,
+        NotFound,
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn add(
     state: web::Data<AppState>,
     scope: TenantScope<DevicesWrite>,
@@ -127,6 +210,21 @@ async fn add(
     Ok(web::Json(repo::api_of(&state.db, &scope.ctx, group).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/groups/{id}/devices/remove",
+    tag = "groups",
+    operation_id = "remove_group_devices",
+    params(("id" = Uuid, Path, description = "The group")),
+    request_body = GroupDevices,
+    responses(
+        (status = 200, description = "The group, without the devices", body = DeviceGroup),
+        JsonBody,
+        Denied,
+        NotFound,
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn remove(
     state: web::Data<AppState>,
     scope: TenantScope<DevicesWrite>,
@@ -150,6 +248,19 @@ async fn remove(
     Ok(web::Json(repo::api_of(&state.db, &scope.ctx, group).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/devices/{id}/groups",
+    tag = "groups",
+    operation_id = "device_groups",
+    params(("id" = Uuid, Path, description = "The device")),
+    responses(
+        (status = 200, description = "The groups the device is in", body = Vec<DeviceGroup>),
+        Denied,
+        NotFound,
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn of_device(
     state: web::Data<AppState>,
     scope: DeviceScope<DevicesRead>,

@@ -6,6 +6,7 @@ mod error;
 mod extract;
 mod health;
 mod metrics;
+pub mod openapi;
 
 use actix_web::http::StatusCode;
 use actix_web::{App, HttpRequest, HttpServer, web};
@@ -37,6 +38,8 @@ fn api(cfg: &mut web::ServiceConfig) {
         .configure(crate::apikeys::http::routes)
         .configure(crate::invitations::http::routes)
         .configure(crate::webhooks::http::routes)
+        // The OpenAPI document and its reference page; before `/{token}/…`, which `/docs/x` fits.
+        .configure(openapi::routes)
         // Last: its `/{token}/…` patterns are the most general.
         .configure(crate::devices::device_api::routes);
 }

@@ -2,13 +2,14 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpMessage as _, HttpRequest, HttpResponse, web};
-use stead_api_types::{BulkAction, BulkResult, ImportJob, ImportQuery};
+use stead_api_types::{ApiErrorBody, BulkAction, BulkResult, ImportJob, ImportQuery, ImportReport};
 use uuid::Uuid;
 
 use super::{MAX_FILE_BYTES, repo};
 use crate::app::AppState;
 use crate::audit;
 use crate::auth::perm::{DevicesRead, DevicesWrite};
+use crate::http::openapi::{BadQuery, Denied, JsonBody, NotFound};
 use crate::http::{ApiError, ApiResult, BodyUpTo, Json, TenantScope};
 
 /// Registered before the devices' routes: `/devices/{id}` would take `/devices/import`.
@@ -38,6 +39,24 @@ fn check_content_type(req: &HttpRequest) -> ApiResult<()> {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/devices/import",
+    tag = "imports",
+    operation_id = "import_devices",
+    params(ImportQuery),
+    request_body(content = String, content_type = "text/csv", description = "A CSV file: a header line (`name`, `label`, `type`, `profile`, `groups`, credentials columns …), one device per line"),
+    responses(
+        (status = 200, description = "`dry_run=true`: what the file would do; nothing changed", body = ImportReport),
+        (status = 202, description = "The import runs in the background: follow it at `/imports/{id}`", body = ImportJob),
+        Denied,
+        BadQuery,
+        (status = 400, description = "The file is not a CSV this import reads (`invalid_csv`, `field` names the column)", body = ApiErrorBody),
+        (status = 413, description = "The file is larger than 10 MiB (`payload_too_large`)", body = ApiErrorBody),
+        (status = 415, description = "The body is not CSV (`unsupported_media_type`)", body = ApiErrorBody),
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn import(
     state: web::Data<AppState>,
     scope: TenantScope<DevicesWrite>,
@@ -82,6 +101,17 @@ async fn import(
     Ok(HttpResponse::Accepted().json(repo::to_api(job.into())))
 }
 
+#[utoipa::path(
+    get,
+    path = "/imports",
+    tag = "imports",
+    operation_id = "list_imports",
+    responses(
+        (status = 200, description = "The tenant's import runs, newest first", body = Vec<ImportJob>),
+        Denied,
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn list(
     state: web::Data<AppState>,
     scope: TenantScope<DevicesRead>,
@@ -90,6 +120,19 @@ async fn list(
     Ok(web::Json(jobs.into_iter().map(repo::to_api).collect()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/imports/{id}",
+    tag = "imports",
+    operation_id = "get_import",
+    params(("id" = Uuid, Path, description = "The import run")),
+    responses(
+        (status = 200, description = "The import run", body = ImportJob),
+        Denied,
+        NotFound,
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn get(
     state: web::Data<AppState>,
     scope: TenantScope<DevicesRead>,
@@ -100,6 +143,21 @@ async fn get(
 }
 
 /// The generated tokens of a job, once: the stored copy is deleted as it is handed out.
+#[utoipa::path(
+    get,
+    path = "/imports/{id}/credentials.csv",
+    tag = "imports",
+    operation_id = "import_credentials",
+    params(("id" = Uuid, Path, description = "The import run")),
+    responses(
+        (status = 200, description = "The generated credentials as CSV, once: the stored copy is deleted as it is handed out", body = String, content_type = "text/csv"),
+        Denied,
+        (status = 404, description = "No such import run, or it generated no credentials (`no_credentials`)", body = ApiErrorBody),
+        (status = 409, description = "The import still runs (`import_running`)", body = ApiErrorBody),
+        (status = 410, description = "Downloaded already (`credentials_gone`)", body = ApiErrorBody),
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn credentials(
     state: web::Data<AppState>,
     scope: TenantScope<DevicesWrite>,
@@ -145,6 +203,20 @@ async fn credentials(
         .body(csv))
 }
 
+#[utoipa::path(
+    post,
+    path = "/devices/bulk",
+    tag = "imports",
+    operation_id = "bulk_action",
+    request_body = BulkAction,
+    responses(
+        (status = 200, description = "How many devices the action changed", body = BulkResult),
+        JsonBody,
+        Denied,
+        (status = 404, description = "The group does not exist", body = ApiErrorBody),
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn bulk(
     state: web::Data<AppState>,
     scope: TenantScope<DevicesWrite>,

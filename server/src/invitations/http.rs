@@ -2,14 +2,15 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use stead_api_types::{
-    AcceptInvitation, CreateInvitation, Invitation, InvitationPreview, InvitationToken, Page,
-    PageQuery, TokenResponse,
+    AcceptInvitation, ApiErrorBody, CreateInvitation, Invitation, InvitationPreview,
+    InvitationToken, Page, PageQuery, TokenResponse,
 };
 use uuid::Uuid;
 
 use super::{repo, service};
 use crate::app::AppState;
 use crate::auth::perm::UsersManage;
+use crate::http::openapi::{BadQuery, Denied, JsonBody, NotFound};
 use crate::http::{ApiResult, ClientIp, Json, TenantScope};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -22,6 +23,19 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/auth/invitation/accept", web::post().to(accept));
 }
 
+#[utoipa::path(
+    get,
+    path = "/invitations",
+    tag = "invitations",
+    operation_id = "list_invitations",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page of invitations, newest first", body = Page<Invitation>),
+        Denied,
+        BadQuery,
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn list(
     state: web::Data<AppState>,
     scope: TenantScope<UsersManage>,
@@ -41,6 +55,19 @@ async fn list(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/invitations/{id}",
+    tag = "invitations",
+    operation_id = "get_invitation",
+    params(("id" = Uuid, Path, description = "The invitation")),
+    responses(
+        (status = 200, description = "The invitation", body = Invitation),
+        Denied,
+        NotFound,
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn get(
     state: web::Data<AppState>,
     scope: TenantScope<UsersManage>,
@@ -50,6 +77,21 @@ async fn get(
     Ok(web::Json(repo::to_api(&state.db, &scope.ctx, row).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/invitations",
+    tag = "invitations",
+    operation_id = "create_invitation",
+    request_body = CreateInvitation,
+    responses(
+        (status = 201, description = "Created, and mailed when an SMTP server is configured (otherwise `link` carries it)", body = Invitation),
+        JsonBody,
+        Denied,
+        (status = 404, description = "A role or group of `bindings` does not exist", body = ApiErrorBody),
+        (status = 409, description = "The address has an account or a pending invitation, or the people quota is used up (`email_taken`, `invitation_pending`, `quota_exceeded`)", body = ApiErrorBody),
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn create(
     state: web::Data<AppState>,
     scope: TenantScope<UsersManage>,
@@ -59,6 +101,20 @@ async fn create(
     Ok(HttpResponse::Created().json(invitation))
 }
 
+#[utoipa::path(
+    post,
+    path = "/invitations/{id}/resend",
+    tag = "invitations",
+    operation_id = "resend_invitation",
+    params(("id" = Uuid, Path, description = "The invitation")),
+    responses(
+        (status = 200, description = "A new link, mailed again (the old one stops working)", body = Invitation),
+        Denied,
+        NotFound,
+        (status = 409, description = "The invitation was accepted or revoked (`invitation_closed`, `invitation_accepted`)", body = ApiErrorBody),
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn resend(
     state: web::Data<AppState>,
     scope: TenantScope<UsersManage>,
@@ -69,6 +125,20 @@ async fn resend(
     ))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/invitations/{id}",
+    tag = "invitations",
+    operation_id = "revoke_invitation",
+    params(("id" = Uuid, Path, description = "The invitation")),
+    responses(
+        (status = 204, description = "Revoked: its link stops working"),
+        Denied,
+        NotFound,
+        (status = 409, description = "The invitation was accepted already (`invitation_closed`, `invitation_accepted`)", body = ApiErrorBody),
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn revoke(
     state: web::Data<AppState>,
     scope: TenantScope<UsersManage>,
@@ -78,6 +148,21 @@ async fn revoke(
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[utoipa::path(
+    post,
+    path = "/auth/invitation",
+    tag = "auth",
+    operation_id = "preview_invitation",
+    request_body = InvitationToken,
+    responses(
+        (status = 200, description = "What the invitee's link is for", body = InvitationPreview),
+        JsonBody,
+        (status = 400, description = "Not a link of this Stead (`invalid_link`)", body = ApiErrorBody),
+        (status = 409, description = "The invitation was accepted already or the link used (`link_used`, `invitation_accepted`, `invitation_closed`)", body = ApiErrorBody),
+        (status = 410, description = "The link expired or was revoked (`link_expired`, `link_revoked`)", body = ApiErrorBody),
+        (status = 429, description = "Too many attempts from this address (`too_many_attempts`)", body = ApiErrorBody),
+    ),
+)]
 async fn preview(
     state: web::Data<AppState>,
     Json(body): Json<InvitationToken>,
@@ -85,6 +170,21 @@ async fn preview(
     Ok(web::Json(service::preview(&state, &body.token).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/auth/invitation/accept",
+    tag = "auth",
+    operation_id = "accept_invitation",
+    request_body = AcceptInvitation,
+    responses(
+        (status = 200, description = "The account is created and signed in", body = TokenResponse),
+        JsonBody,
+        (status = 400, description = "Not a link of this Stead (`invalid_link`)", body = ApiErrorBody),
+        (status = 409, description = "The invitation was accepted already or the link used (`link_used`, `invitation_accepted`, `invitation_closed`)", body = ApiErrorBody),
+        (status = 410, description = "The link expired or was revoked (`link_expired`, `link_revoked`)", body = ApiErrorBody),
+        (status = 429, description = "Too many attempts from this address (`too_many_attempts`)", body = ApiErrorBody),
+    ),
+)]
 async fn accept(
     state: web::Data<AppState>,
     req: HttpRequest,

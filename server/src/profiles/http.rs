@@ -1,13 +1,14 @@
 //! `/api/v1/profiles`.
 
 use actix_web::{HttpResponse, web};
-use stead_api_types::{CreateProfile, DeviceProfile, SavedProfile, UpdateProfile};
+use stead_api_types::{ApiErrorBody, CreateProfile, DeviceProfile, SavedProfile, UpdateProfile};
 use uuid::Uuid;
 
 use super::repo;
 use crate::app::AppState;
 use crate::audit;
 use crate::auth::perm::{DevicesRead, ProfilesManage};
+use crate::http::openapi::{Denied, JsonBody, NotFound};
 use crate::http::{ApiResult, DeviceScope, Json, TenantScope};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -18,6 +19,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/profiles/{id}", web::delete().to(delete));
 }
 
+#[utoipa::path(
+    get,
+    path = "/profiles",
+    tag = "profiles",
+    operation_id = "list_profiles",
+    responses(
+        (status = 200, description = "The tenant's device profiles", body = Vec<DeviceProfile>),
+        Denied,
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn list(
     state: web::Data<AppState>,
     scope: DeviceScope<DevicesRead>,
@@ -25,6 +37,19 @@ async fn list(
     Ok(web::Json(repo::list(&state.db, &scope.ctx).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/profiles/{id}",
+    tag = "profiles",
+    operation_id = "get_profile",
+    params(("id" = Uuid, Path, description = "The profile")),
+    responses(
+        (status = 200, description = "The profile", body = DeviceProfile),
+        Denied,
+        NotFound,
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn get(
     state: web::Data<AppState>,
     scope: DeviceScope<DevicesRead>,
@@ -36,6 +61,20 @@ async fn get(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/profiles",
+    tag = "profiles",
+    operation_id = "create_profile",
+    request_body = CreateProfile,
+    responses(
+        (status = 201, description = "Created; `provision_secret` is shown this once when provisioning is on", body = SavedProfile),
+        JsonBody,
+        Denied,
+        (status = 409, description = "The name is taken (`profile_name_taken`)", body = ApiErrorBody),
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn create(
     state: web::Data<AppState>,
     scope: TenantScope<ProfilesManage>,
@@ -60,6 +99,22 @@ async fn create(
     }))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/profiles/{id}",
+    tag = "profiles",
+    operation_id = "update_profile",
+    params(("id" = Uuid, Path, description = "The profile")),
+    request_body = UpdateProfile,
+    responses(
+        (status = 200, description = "The profile, changed; `provision_secret` is shown this once when a new one was generated", body = SavedProfile),
+        JsonBody,
+        Denied,
+        NotFound,
+        (status = 409, description = "The name is taken (`profile_name_taken`)", body = ApiErrorBody),
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn update(
     state: web::Data<AppState>,
     scope: TenantScope<ProfilesManage>,
@@ -93,6 +148,20 @@ async fn update(
     }))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/profiles/{id}",
+    tag = "profiles",
+    operation_id = "delete_profile",
+    params(("id" = Uuid, Path, description = "The profile")),
+    responses(
+        (status = 204, description = "Deleted"),
+        Denied,
+        NotFound,
+        (status = 409, description = "It is the tenant's default profile, or devices follow it (`profile_is_default`, `profile_in_use`)", body = ApiErrorBody),
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn delete(
     state: web::Data<AppState>,
     scope: TenantScope<ProfilesManage>,

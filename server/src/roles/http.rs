@@ -1,12 +1,15 @@
 //! `/api/v1/roles` and `/api/v1/users/{id}/bindings`.
 
 use actix_web::{HttpResponse, web};
-use stead_api_types::{CreateRole, CustomRole, RoleBinding, SetRoleBindings, UpdateRole};
+use stead_api_types::{
+    ApiErrorBody, CreateRole, CustomRole, RoleBinding, SetRoleBindings, UpdateRole,
+};
 use uuid::Uuid;
 
 use super::{repo, service};
 use crate::app::AppState;
 use crate::auth::perm::{RolesManage, UsersRead};
+use crate::http::openapi::{Denied, JsonBody, NotFound};
 use crate::http::{ApiResult, Json, TenantScope};
 use crate::ids::UserId;
 
@@ -20,6 +23,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/users/{id}/bindings", web::put().to(set_bindings));
 }
 
+#[utoipa::path(
+    get,
+    path = "/roles",
+    tag = "roles",
+    operation_id = "list_roles",
+    responses(
+        (status = 200, description = "The tenant's custom roles", body = Vec<CustomRole>),
+        Denied,
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn list(
     state: web::Data<AppState>,
     scope: TenantScope<UsersRead>,
@@ -27,6 +41,19 @@ async fn list(
     Ok(web::Json(repo::list(&state.db, &scope.ctx).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/roles/{id}",
+    tag = "roles",
+    operation_id = "get_role",
+    params(("id" = Uuid, Path, description = "The role")),
+    responses(
+        (status = 200, description = "The role", body = CustomRole),
+        Denied,
+        NotFound,
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn get(
     state: web::Data<AppState>,
     scope: TenantScope<UsersRead>,
@@ -37,6 +64,20 @@ async fn get(
     Ok(web::Json(repo::to_api(role, users)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/roles",
+    tag = "roles",
+    operation_id = "create_role",
+    request_body = CreateRole,
+    responses(
+        (status = 201, description = "Created", body = CustomRole),
+        JsonBody,
+        Denied,
+        (status = 409, description = "The name is taken (`role_name_taken`)", body = ApiErrorBody),
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn create(
     state: web::Data<AppState>,
     scope: TenantScope<RolesManage>,
@@ -46,6 +87,22 @@ async fn create(
     Ok(HttpResponse::Created().json(role))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/roles/{id}",
+    tag = "roles",
+    operation_id = "update_role",
+    params(("id" = Uuid, Path, description = "The role")),
+    request_body = UpdateRole,
+    responses(
+        (status = 200, description = "The role, changed (in force at the next request of everyone holding it)", body = CustomRole),
+        JsonBody,
+        Denied,
+        NotFound,
+        (status = 409, description = "The name is taken (`role_name_taken`)", body = ApiErrorBody),
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn update(
     state: web::Data<AppState>,
     scope: TenantScope<RolesManage>,
@@ -57,6 +114,20 @@ async fn update(
     ))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/roles/{id}",
+    tag = "roles",
+    operation_id = "delete_role",
+    params(("id" = Uuid, Path, description = "The role")),
+    responses(
+        (status = 204, description = "Deleted"),
+        Denied,
+        NotFound,
+        (status = 409, description = "Someone holds the role (`role_in_use`)", body = ApiErrorBody),
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn delete(
     state: web::Data<AppState>,
     scope: TenantScope<RolesManage>,
@@ -66,6 +137,19 @@ async fn delete(
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[utoipa::path(
+    get,
+    path = "/users/{id}/bindings",
+    tag = "roles",
+    operation_id = "list_bindings",
+    params(("id" = Uuid, Path, description = "The person")),
+    responses(
+        (status = 200, description = "The person's role bindings", body = Vec<RoleBinding>),
+        Denied,
+        NotFound,
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn bindings(
     state: web::Data<AppState>,
     scope: TenantScope<UsersRead>,
@@ -78,6 +162,21 @@ async fn bindings(
     ))
 }
 
+#[utoipa::path(
+    put,
+    path = "/users/{id}/bindings",
+    tag = "roles",
+    operation_id = "set_bindings",
+    params(("id" = Uuid, Path, description = "The person")),
+    request_body = SetRoleBindings,
+    responses(
+        (status = 200, description = "The person's role bindings, replaced", body = Vec<RoleBinding>),
+        JsonBody,
+        Denied,
+        NotFound,
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn set_bindings(
     state: web::Data<AppState>,
     scope: TenantScope<RolesManage>,

@@ -16,6 +16,7 @@ use uuid::Uuid;
 use super::repo::{self, Agg};
 use crate::app::AppState;
 use crate::auth::perm::DevicesRead;
+use crate::http::openapi::{BadQuery, Denied, NotFound};
 use crate::http::{ApiError, ApiResult, Authenticated, DeviceScope};
 use crate::ids::DeviceId;
 
@@ -101,6 +102,19 @@ async fn device(
     Ok(DeviceId(id))
 }
 
+#[utoipa::path(
+    get,
+    path = "/devices/{id}/telemetry/latest",
+    tag = "telemetry",
+    operation_id = "latest_telemetry",
+    params(("id" = Uuid, Path, description = "The device")),
+    responses(
+        (status = 200, description = "Each key's latest value", body = BTreeMap<String, TsValue>),
+        Denied,
+        NotFound,
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn latest(
     state: web::Data<AppState>,
     scope: DeviceScope<DevicesRead>,
@@ -110,16 +124,36 @@ async fn latest(
     Ok(web::Json(latest_values(&state, &scope.ctx, device).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct SeriesQuery {
+    /// Comma-separated keys (at most 50); all keys when absent.
     keys: Option<String>,
+    /// From this time (ms since the epoch, inclusive); 24 hours before `to` by default.
     from: Option<i64>,
+    /// To this time (ms, exclusive); now by default.
     to: Option<i64>,
+    /// At most this many points (1 to 10000, default 1000).
     limit: Option<u64>,
+    /// `desc` (newest first, the default) or `asc`.
     order: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/devices/{id}/telemetry",
+    tag = "telemetry",
+    operation_id = "telemetry_series",
+    params(("id" = Uuid, Path, description = "The device"), SeriesQuery),
+    responses(
+        (status = 200, description = "Raw points per key; `next_cursor` when more exist", body = TelemetrySeries),
+        Denied,
+        NotFound,
+        BadQuery,
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn series(
     state: web::Data<AppState>,
     scope: DeviceScope<DevicesRead>,
@@ -171,16 +205,36 @@ async fn series(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct AggregateQuery {
+    /// Comma-separated keys (at most 50).
     keys: String,
+    /// From this time (ms since the epoch, inclusive); 24 hours before `to` by default.
     from: Option<i64>,
+    /// To this time (ms, exclusive); now by default.
     to: Option<i64>,
+    /// Bucket width in ms (at most 10000 buckets); the range / 200 by default.
     interval: Option<i64>,
+    /// `avg` (the default), `min`, `max`, `sum` or `count`.
     agg: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/devices/{id}/telemetry/aggregate",
+    tag = "telemetry",
+    operation_id = "telemetry_aggregate",
+    params(("id" = Uuid, Path, description = "The device"), AggregateQuery),
+    responses(
+        (status = 200, description = "Aggregated buckets per key", body = AggregateSeries),
+        Denied,
+        NotFound,
+        BadQuery,
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn aggregate(
     state: web::Data<AppState>,
     scope: DeviceScope<DevicesRead>,
@@ -219,11 +273,15 @@ async fn aggregate(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct CsvQuery {
+    /// Comma-separated keys (at most 50); the keys with a latest value when absent.
     keys: Option<String>,
+    /// From this time (ms since the epoch, inclusive); 24 hours before `to` by default.
     from: Option<i64>,
+    /// To this time (ms, exclusive); now by default.
     to: Option<i64>,
 }
 
@@ -241,6 +299,20 @@ fn csv_field(value: Option<&serde_json::Value>) -> String {
 }
 
 /// The range as CSV (`ts,time,<keys…>`), streamed page by page: never built in memory.
+#[utoipa::path(
+    get,
+    path = "/devices/{id}/telemetry.csv",
+    tag = "telemetry",
+    operation_id = "telemetry_csv",
+    params(("id" = Uuid, Path, description = "The device"), CsvQuery),
+    responses(
+        (status = 200, description = "The range as CSV (`ts,time,<keys…>`), streamed", body = String, content_type = "text/csv"),
+        Denied,
+        NotFound,
+        BadQuery,
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn csv(
     state: web::Data<AppState>,
     scope: DeviceScope<DevicesRead>,
@@ -317,6 +389,19 @@ async fn csv(
         .streaming(stream))
 }
 
+#[utoipa::path(
+    get,
+    path = "/devices/{id}/presence",
+    tag = "telemetry",
+    operation_id = "presence",
+    params(("id" = Uuid, Path, description = "The device")),
+    responses(
+        (status = 200, description = "Whether the device is online, and since when", body = Presence),
+        Denied,
+        NotFound,
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn presence(
     state: web::Data<AppState>,
     scope: DeviceScope<DevicesRead>,
@@ -326,12 +411,28 @@ async fn presence(
     Ok(web::Json(state.live.presence(device).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct TimelineQuery {
+    /// At most this many events (1 to 1000, default 100), newest first.
     limit: Option<u64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/devices/{id}/timeline",
+    tag = "telemetry",
+    operation_id = "timeline",
+    params(("id" = Uuid, Path, description = "The device"), TimelineQuery),
+    responses(
+        (status = 200, description = "The device's timeline, newest first", body = Vec<TimelineEvent>),
+        Denied,
+        NotFound,
+        BadQuery,
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn timeline(
     state: web::Data<AppState>,
     scope: DeviceScope<DevicesRead>,
@@ -361,6 +462,19 @@ fn sse(event: &LiveEvent) -> web::Bytes {
 /// Every `STEAD_LIVE_RECHECK_SECS` the viewer's access is read again; when they may no longer
 /// see the device (deactivated, session ended, key revoked, binding or group changed, tenant
 /// suspended) the stream says so in an `ended` event and closes.
+#[utoipa::path(
+    get,
+    path = "/devices/{id}/live",
+    tag = "telemetry",
+    operation_id = "live",
+    params(("id" = Uuid, Path, description = "The device")),
+    responses(
+        (status = 200, description = "Server-sent events: `presence` first, then `telemetry` and `presence` as they happen (`data:` is a `LiveEvent`), `ended` when the viewer loses access", body = String, content_type = "text/event-stream"),
+        Denied,
+        NotFound,
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn live(
     state: web::Data<AppState>,
     scope: DeviceScope<DevicesRead>,
@@ -471,6 +585,17 @@ impl Watcher {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/connection-info",
+    tag = "telemetry",
+    operation_id = "connection_info",
+    responses(
+        (status = 200, description = "Where devices connect over MQTT", body = ConnectionInfo),
+        Denied,
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn connection_info(
     state: web::Data<AppState>,
     _auth: Authenticated,

@@ -1,7 +1,9 @@
 //! `/api/v1/tenants`: the platform admin's routes.
 
 use actix_web::{HttpResponse, web};
-use stead_api_types::{CreateTenant, Page, PageQuery, Tenant, TenantSecurity, UpdateTenant, Usage};
+use stead_api_types::{
+    ApiErrorBody, CreateTenant, Page, PageQuery, Tenant, TenantSecurity, UpdateTenant, Usage,
+};
 use uuid::Uuid;
 
 use super::repo;
@@ -9,6 +11,7 @@ use crate::app::AppState;
 use crate::audit;
 use crate::auth::perm::{QuotasRead, TenantsManage, UsersManage, UsersRead};
 use crate::error::Error;
+use crate::http::openapi::{BadQuery, Denied, JsonBody, NotFound};
 use crate::http::{ApiResult, Json, PlatformScope, TenantScope};
 use crate::ids::TenantId;
 use crate::users::Password;
@@ -25,6 +28,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// The caller's tenant: its use of each quota.
+#[utoipa::path(
+    get,
+    path = "/usage",
+    tag = "tenants",
+    operation_id = "tenant_usage",
+    responses(
+        (status = 200, description = "The caller's tenant: its use of each quota", body = Usage),
+        Denied,
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn usage(
     state: web::Data<AppState>,
     scope: TenantScope<QuotasRead>,
@@ -39,6 +53,17 @@ async fn usage(
 }
 
 /// The caller's tenant's sign-in rules.
+#[utoipa::path(
+    get,
+    path = "/security",
+    tag = "tenants",
+    operation_id = "get_security",
+    responses(
+        (status = 200, description = "The caller's tenant's sign-in rules", body = TenantSecurity),
+        Denied,
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn security(
     state: web::Data<AppState>,
     scope: TenantScope<UsersRead>,
@@ -53,6 +78,19 @@ async fn security(
 
 /// A tenant admin requires (or stops requiring) two-factor sign-in: people without it are
 /// limited to setting it up from their next request on.
+#[utoipa::path(
+    patch,
+    path = "/security",
+    tag = "tenants",
+    operation_id = "set_security",
+    request_body = TenantSecurity,
+    responses(
+        (status = 200, description = "The rules, changed", body = TenantSecurity),
+        JsonBody,
+        Denied,
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn set_security(
     state: web::Data<AppState>,
     scope: TenantScope<UsersManage>,
@@ -80,6 +118,17 @@ async fn set_security(
 }
 
 /// Every tenant's use of its quotas, by name.
+#[utoipa::path(
+    get,
+    path = "/tenants/usage",
+    tag = "tenants",
+    operation_id = "all_tenants_usage",
+    responses(
+        (status = 200, description = "Every tenant's use of its quotas (platform admin)", body = Vec<Usage>),
+        Denied,
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn all_usage(
     state: web::Data<AppState>,
     _scope: PlatformScope<TenantsManage>,
@@ -92,6 +141,19 @@ async fn all_usage(
     Ok(web::Json(out))
 }
 
+#[utoipa::path(
+    get,
+    path = "/tenants",
+    tag = "tenants",
+    operation_id = "list_tenants",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page of tenants (platform admin)", body = Page<Tenant>),
+        Denied,
+        BadQuery,
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn list(
     state: web::Data<AppState>,
     _scope: PlatformScope<TenantsManage>,
@@ -107,6 +169,20 @@ async fn list(
     }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/tenants",
+    tag = "tenants",
+    operation_id = "create_tenant",
+    request_body = CreateTenant,
+    responses(
+        (status = 201, description = "Created, with its first tenant admin", body = Tenant),
+        JsonBody,
+        Denied,
+        (status = 409, description = "The name or the admin's e-mail is taken (`tenant_exists`, `email_taken`)", body = ApiErrorBody),
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn create(
     state: web::Data<AppState>,
     scope: PlatformScope<TenantsManage>,
@@ -130,6 +206,19 @@ async fn create(
     Ok(HttpResponse::Created().json(repo::to_api(tenant)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/tenants/{id}",
+    tag = "tenants",
+    operation_id = "get_tenant",
+    params(("id" = Uuid, Path, description = "The tenant")),
+    responses(
+        (status = 200, description = "The tenant", body = Tenant),
+        Denied,
+        NotFound,
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn get(
     state: web::Data<AppState>,
     _scope: PlatformScope<TenantsManage>,
@@ -141,6 +230,22 @@ async fn get(
     Ok(web::Json(repo::to_api(tenant)))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/tenants/{id}",
+    tag = "tenants",
+    operation_id = "update_tenant",
+    params(("id" = Uuid, Path, description = "The tenant")),
+    request_body = UpdateTenant,
+    responses(
+        (status = 200, description = "The tenant, changed", body = Tenant),
+        JsonBody,
+        Denied,
+        NotFound,
+        (status = 409, description = "The name is taken (`tenant_exists`)", body = ApiErrorBody),
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn update(
     state: web::Data<AppState>,
     scope: PlatformScope<TenantsManage>,

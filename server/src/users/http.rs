@@ -3,7 +3,7 @@
 use actix_web::{HttpResponse, web};
 use chrono::Utc;
 use sea_orm::ActiveValue::Set;
-use stead_api_types::{CreateUser, Page, PageQuery, Role, UpdateUser, User};
+use stead_api_types::{ApiErrorBody, CreateUser, Page, PageQuery, Role, UpdateUser, User};
 use uuid::Uuid;
 
 use super::{Email, Password, repo};
@@ -12,6 +12,7 @@ use crate::audit;
 use crate::auth::perm::{UsersManage, UsersRead};
 use crate::auth::{password, service};
 use crate::error::Error;
+use crate::http::openapi::{BadQuery, Denied, JsonBody, NotFound};
 use crate::http::{ApiResult, Json, TenantScope};
 use crate::ids::UserId;
 
@@ -24,6 +25,20 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// A tenant admin turns off a person's second factor (they lost their phone); their sessions end.
+#[utoipa::path(
+    delete,
+    path = "/users/{id}/two-factor",
+    tag = "users",
+    operation_id = "reset_user_two_factor",
+    params(("id" = Uuid, Path, description = "The person")),
+    responses(
+        (status = 204, description = "Two-factor sign-in is off for them; their sessions ended"),
+        Denied,
+        NotFound,
+        (status = 409, description = "They have no second factor (`two_factor_off`)", body = ApiErrorBody),
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn reset_two_factor(
     state: web::Data<AppState>,
     scope: TenantScope<UsersManage>,
@@ -48,6 +63,19 @@ fn parse_password(raw: &str) -> Result<Password, Error> {
     Password::parse(raw).map_err(|e| Error::invalid("weak_password", "password", e))
 }
 
+#[utoipa::path(
+    get,
+    path = "/users",
+    tag = "users",
+    operation_id = "list_users",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page of the tenant's people", body = Page<User>),
+        Denied,
+        BadQuery,
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn list(
     state: web::Data<AppState>,
     scope: TenantScope<UsersRead>,
@@ -63,6 +91,19 @@ async fn list(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/users/{id}",
+    tag = "users",
+    operation_id = "get_user",
+    params(("id" = Uuid, Path, description = "The person")),
+    responses(
+        (status = 200, description = "The person", body = User),
+        Denied,
+        NotFound,
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn get(
     state: web::Data<AppState>,
     scope: TenantScope<UsersRead>,
@@ -72,6 +113,20 @@ async fn get(
     Ok(web::Json(repo::to_api(user)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/users",
+    tag = "users",
+    operation_id = "create_user",
+    request_body = CreateUser,
+    responses(
+        (status = 201, description = "Created", body = User),
+        JsonBody,
+        Denied,
+        (status = 409, description = "The e-mail has an account already, or the tenant's people quota is used up (`email_taken`, `quota_exceeded`)", body = ApiErrorBody),
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn create(
     state: web::Data<AppState>,
     scope: TenantScope<UsersManage>,
@@ -106,6 +161,22 @@ async fn create(
     Ok(HttpResponse::Created().json(repo::to_api(user)))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/users/{id}",
+    tag = "users",
+    operation_id = "update_user",
+    params(("id" = Uuid, Path, description = "The person")),
+    request_body = UpdateUser,
+    responses(
+        (status = 200, description = "The person, changed", body = User),
+        JsonBody,
+        Denied,
+        NotFound,
+        (status = 409, description = "Deactivating yourself or giving up your own admin role (`cannot_modify_self`)", body = ApiErrorBody),
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn update(
     state: web::Data<AppState>,
     scope: TenantScope<UsersManage>,

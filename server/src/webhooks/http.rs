@@ -4,9 +4,9 @@
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use stead_api_types::{
-    CreateWebhook, DeliveryStatus, EventType, NatsSink, ReplayWebhook, Replayed,
-    RotateWebhookSecret, SetNatsSink, UpdateWebhook, WebhookDelivery, WebhookDeliveryDetail,
-    WebhookDeliveryPage, WebhookEndpoint, WebhookSecret,
+    ApiErrorBody, CreateWebhook, CreatedWebhook, DeliveryStatus, EventType, EventTypeInfo,
+    NatsSink, ReplayWebhook, Replayed, RotateWebhookSecret, SetNatsSink, UpdateWebhook,
+    WebhookDelivery, WebhookDeliveryDetail, WebhookDeliveryPage, WebhookEndpoint, WebhookSecret,
 };
 use uuid::Uuid;
 
@@ -14,6 +14,7 @@ use super::{repo, service};
 use crate::app::AppState;
 use crate::auth::perm::{TenantsManage, WebhooksManage};
 use crate::error::Error;
+use crate::http::openapi::{BadQuery, Denied, JsonBody, NotFound};
 use crate::http::{ApiResult, Json, PlatformScope, TenantScope};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -42,15 +43,40 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// The event catalogue: every type with what it means.
-async fn event_types(_scope: TenantScope<WebhooksManage>) -> web::Json<serde_json::Value> {
-    web::Json(serde_json::Value::Array(
+#[utoipa::path(
+    get,
+    path = "/events/types",
+    tag = "integrations",
+    operation_id = "event_types",
+    responses(
+        (status = 200, description = "Every event type, with what it means", body = Vec<EventTypeInfo>),
+        Denied,
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
+async fn event_types(_scope: TenantScope<WebhooksManage>) -> web::Json<Vec<EventTypeInfo>> {
+    web::Json(
         EventType::ALL
             .into_iter()
-            .map(|t| serde_json::json!({"type": t, "label": t.label()}))
+            .map(|t| EventTypeInfo {
+                event_type: t,
+                label: t.label().to_owned(),
+            })
             .collect(),
-    ))
+    )
 }
 
+#[utoipa::path(
+    get,
+    path = "/webhooks",
+    tag = "integrations",
+    operation_id = "list_webhooks",
+    responses(
+        (status = 200, description = "The tenant's webhook endpoints", body = Vec<WebhookEndpoint>),
+        Denied,
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn list(
     state: web::Data<AppState>,
     scope: TenantScope<WebhooksManage>,
@@ -58,6 +84,20 @@ async fn list(
     Ok(web::Json(repo::list(&state.db, &scope.ctx).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/webhooks",
+    tag = "integrations",
+    operation_id = "create_webhook",
+    request_body = CreateWebhook,
+    responses(
+        (status = 201, description = "Created, with its signing secret", body = CreatedWebhook),
+        JsonBody,
+        Denied,
+        (status = 409, description = "The tenant has as many endpoints as it may (`quota_exceeded`)", body = ApiErrorBody),
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn create(
     state: web::Data<AppState>,
     scope: TenantScope<WebhooksManage>,
@@ -67,6 +107,19 @@ async fn create(
     Ok(HttpResponse::Created().json(created))
 }
 
+#[utoipa::path(
+    get,
+    path = "/webhooks/{id}",
+    tag = "integrations",
+    operation_id = "get_webhook",
+    params(("id" = Uuid, Path, description = "The webhook endpoint")),
+    responses(
+        (status = 200, description = "The endpoint", body = WebhookEndpoint),
+        Denied,
+        NotFound,
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn get(
     state: web::Data<AppState>,
     scope: TenantScope<WebhooksManage>,
@@ -75,6 +128,21 @@ async fn get(
     Ok(web::Json(repo::api_of(&state.db, &scope.ctx, *id).await?))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/webhooks/{id}",
+    tag = "integrations",
+    operation_id = "update_webhook",
+    params(("id" = Uuid, Path, description = "The webhook endpoint")),
+    request_body = UpdateWebhook,
+    responses(
+        (status = 200, description = "The endpoint, changed", body = WebhookEndpoint),
+        JsonBody,
+        Denied,
+        NotFound,
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn update(
     state: web::Data<AppState>,
     scope: TenantScope<WebhooksManage>,
@@ -86,6 +154,19 @@ async fn update(
     ))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/webhooks/{id}",
+    tag = "integrations",
+    operation_id = "delete_webhook",
+    params(("id" = Uuid, Path, description = "The webhook endpoint")),
+    responses(
+        (status = 204, description = "Deleted, with its pending deliveries"),
+        Denied,
+        NotFound,
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn delete(
     state: web::Data<AppState>,
     scope: TenantScope<WebhooksManage>,
@@ -95,6 +176,19 @@ async fn delete(
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[utoipa::path(
+    get,
+    path = "/webhooks/{id}/secret",
+    tag = "integrations",
+    operation_id = "webhook_secret",
+    params(("id" = Uuid, Path, description = "The webhook endpoint")),
+    responses(
+        (status = 200, description = "The signing secret (and the previous one during a rotation)", body = WebhookSecret),
+        Denied,
+        NotFound,
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn secret(
     state: web::Data<AppState>,
     scope: TenantScope<WebhooksManage>,
@@ -103,6 +197,21 @@ async fn secret(
     Ok(web::Json(service::secret(&state, &scope.ctx, *id).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/webhooks/{id}/rotate-secret",
+    tag = "integrations",
+    operation_id = "rotate_webhook_secret",
+    params(("id" = Uuid, Path, description = "The webhook endpoint")),
+    request_body = RotateWebhookSecret,
+    responses(
+        (status = 200, description = "The new secret; the previous one keeps signing for the overlap", body = WebhookSecret),
+        JsonBody,
+        Denied,
+        NotFound,
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn rotate(
     state: web::Data<AppState>,
     scope: TenantScope<WebhooksManage>,
@@ -114,6 +223,19 @@ async fn rotate(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/webhooks/{id}/test",
+    tag = "integrations",
+    operation_id = "test_webhook",
+    params(("id" = Uuid, Path, description = "The webhook endpoint")),
+    responses(
+        (status = 202, description = "A `webhook.test` event, queued to this endpoint only", body = WebhookDelivery),
+        Denied,
+        NotFound,
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn test(
     state: web::Data<AppState>,
     scope: TenantScope<WebhooksManage>,
@@ -123,6 +245,21 @@ async fn test(
     Ok(HttpResponse::Accepted().json(d))
 }
 
+#[utoipa::path(
+    post,
+    path = "/webhooks/{id}/replay",
+    tag = "integrations",
+    operation_id = "replay_webhook",
+    params(("id" = Uuid, Path, description = "The webhook endpoint")),
+    request_body = ReplayWebhook,
+    responses(
+        (status = 202, description = "Every event since the time, queued to this endpoint again", body = Replayed),
+        JsonBody,
+        Denied,
+        NotFound,
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn replay_since(
     state: web::Data<AppState>,
     scope: TenantScope<WebhooksManage>,
@@ -134,14 +271,30 @@ async fn replay_since(
     Ok(HttpResponse::Accepted().json(replayed))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct DeliveryQuery {
+    /// `pending`, `succeeded` or `failed`; all when absent.
     status: Option<String>,
     page: Option<u64>,
     per_page: Option<u64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/webhooks/{id}/deliveries",
+    tag = "integrations",
+    operation_id = "list_webhook_deliveries",
+    params(("id" = Uuid, Path, description = "The webhook endpoint"), DeliveryQuery),
+    responses(
+        (status = 200, description = "A page of the endpoint's deliveries, newest first", body = WebhookDeliveryPage),
+        Denied,
+        NotFound,
+        BadQuery,
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn deliveries(
     state: web::Data<AppState>,
     scope: TenantScope<WebhooksManage>,
@@ -171,6 +324,19 @@ async fn deliveries(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/webhooks/{id}/deliveries/{delivery}",
+    tag = "integrations",
+    operation_id = "get_webhook_delivery",
+    params(("id" = Uuid, Path, description = "The webhook endpoint"), ("delivery" = Uuid, Path, description = "The delivery")),
+    responses(
+        (status = 200, description = "The delivery, the request it sends and every attempt", body = WebhookDeliveryDetail),
+        Denied,
+        NotFound,
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn delivery(
     state: web::Data<AppState>,
     scope: TenantScope<WebhooksManage>,
@@ -191,6 +357,20 @@ async fn delivery(
     }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/webhooks/{id}/deliveries/{delivery}/replay",
+    tag = "integrations",
+    operation_id = "replay_webhook_delivery",
+    params(("id" = Uuid, Path, description = "The webhook endpoint"), ("delivery" = Uuid, Path, description = "The delivery")),
+    responses(
+        (status = 202, description = "The event, queued to this endpoint again", body = WebhookDelivery),
+        Denied,
+        NotFound,
+        (status = 410, description = "The event is no longer kept (`event_expired`)", body = ApiErrorBody),
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn replay_delivery(
     state: web::Data<AppState>,
     scope: TenantScope<WebhooksManage>,
@@ -202,6 +382,17 @@ async fn replay_delivery(
     Ok(HttpResponse::Accepted().json(d))
 }
 
+#[utoipa::path(
+    get,
+    path = "/integrations/nats",
+    tag = "integrations",
+    operation_id = "nats_sink",
+    responses(
+        (status = 200, description = "The tenant's NATS JetStream sink, as the platform admin set it", body = NatsSink),
+        Denied,
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn nats(
     state: web::Data<AppState>,
     scope: TenantScope<WebhooksManage>,
@@ -209,6 +400,19 @@ async fn nats(
     Ok(web::Json(service::nats_sink(&state, &scope.ctx).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/tenants/{id}/nats-sink",
+    tag = "integrations",
+    operation_id = "get_tenant_nats_sink",
+    params(("id" = Uuid, Path, description = "The tenant")),
+    responses(
+        (status = 200, description = "A tenant's NATS JetStream sink (platform admin)", body = NatsSink),
+        Denied,
+        NotFound,
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn platform_nats(
     state: web::Data<AppState>,
     scope: PlatformScope<TenantsManage>,
@@ -218,6 +422,22 @@ async fn platform_nats(
     Ok(web::Json(service::nats_sink(&state, &ctx).await?))
 }
 
+#[utoipa::path(
+    put,
+    path = "/tenants/{id}/nats-sink",
+    tag = "integrations",
+    operation_id = "set_tenant_nats_sink",
+    params(("id" = Uuid, Path, description = "The tenant")),
+    request_body = SetNatsSink,
+    responses(
+        (status = 200, description = "The sink, set", body = NatsSink),
+        JsonBody,
+        Denied,
+        NotFound,
+        (status = 409, description = "This platform has no NATS server (`nats_not_configured`)", body = ApiErrorBody),
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 async fn platform_set_nats(
     state: web::Data<AppState>,
     scope: PlatformScope<TenantsManage>,
