@@ -34,6 +34,7 @@ pub mod rpc;
 pub mod secret;
 pub mod telemetry;
 pub mod tenants;
+pub mod text;
 pub mod timeline;
 pub mod users;
 pub mod webhooks;

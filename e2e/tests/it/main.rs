@@ -35,6 +35,7 @@ mod mqtt;
 mod mqtt_raw;
 mod multinode;
 mod observability;
+mod openapi;
 mod people;
 mod permissions;
 mod quotas;

@@ -941,6 +941,7 @@ pub struct DisableDevice {
 pub struct ExpiringQuery {
     /// Credentials that expire within this many days (default 30), expired ones included.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(maximum = 3650))]
     pub within_days: Option<u32>,
 }
 
@@ -954,8 +955,10 @@ pub struct ExpiringQuery {
 #[serde(deny_unknown_fields)]
 pub struct DeviceListQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(minimum = 1))]
     pub page: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 200))]
     pub per_page: Option<u64>,
     /// Case-insensitive substring of the name or the label.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -987,8 +990,10 @@ pub struct DeviceListQuery {
 #[serde(deny_unknown_fields)]
 pub struct PageQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(minimum = 1))]
     pub page: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 200))]
     pub per_page: Option<u64>,
 }
 
@@ -1705,7 +1710,9 @@ pub struct AuditQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(minimum = 1))]
     pub page: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 200))]
     pub per_page: Option<u64>,
 }

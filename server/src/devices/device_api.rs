@@ -276,6 +276,7 @@ async fn get_attributes(
 #[serde(deny_unknown_fields)]
 struct PollQuery {
     /// Milliseconds to wait for a command (default 30 s, at most 5 min).
+    #[param(minimum = 1, maximum = 300000)]
     timeout: Option<u64>,
 }
 
@@ -370,6 +371,16 @@ async fn answer_rpc(
     })?;
     let response: serde_json::Value = serde_json::from_slice(&body)
         .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&body).into_owned()));
+    if crate::text::nul_in(&response).is_some() {
+        return Err(refused(
+            &state,
+            &device,
+            "command answer",
+            Rejection::Payload(
+                "the answer holds a NUL character (U+0000), which text may not".into(),
+            ),
+        ));
+    }
     if crate::rpc::answered(&state, device.device_id, id, response).await? {
         Ok(HttpResponse::Ok().finish())
     } else {

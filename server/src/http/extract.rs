@@ -151,6 +151,18 @@ pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
             ));
         }
     }
+    // Text with U+0000 cannot be stored (PostgreSQL refuses it): refused here, naming the field.
+    if crate::text::may_hold_nul(body)
+        && let Ok(value) = serde_json::from_slice::<serde_json::Value>(body)
+        && let Some(field) = crate::text::nul_in(&value)
+    {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+            format!("the field `{field}` holds a NUL character (U+0000), which text may not"),
+        )
+        .with_field(field));
+    }
     let mut de = serde_json::Deserializer::from_slice(body);
     let result: Result<T, _> = serde_path_to_error::deserialize(&mut de);
     let value = result.map_err(|e| {
@@ -503,6 +515,11 @@ mod tests {
         assert_eq!(e.code, "invalid_json");
         let e = decode::<Body>(br#"[1,2]"#).unwrap_err();
         assert_eq!(e.code, "invalid_body");
+        let e = decode::<Body>(br#"{"name":"a\u0000b","count":1}"#).unwrap_err();
+        assert_eq!(
+            (e.code, e.field.as_deref()),
+            ("invalid_field", Some("name"))
+        );
         assert!(decode::<Body>(br#"{"name":"a","count":1}"#).is_ok());
     }
 }

@@ -78,6 +78,7 @@ pub fn server(
             .app_data(web::PathConfig::default().error_handler(|_, _| {
                 ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such object").into()
             }))
+            .wrap(actix_web::middleware::from_fn(refuse_nul_in_query))
             .wrap(actix_web::middleware::from_fn(metrics::record))
             .route("/healthz", web::get().to(health::healthz))
             .route("/readyz", web::get().to(health::readyz))
@@ -108,6 +109,27 @@ async fn not_found(req: HttpRequest) -> actix_web::HttpResponse {
     .error_response()
 }
 
+/// A query parameter with a NUL character (`%00`) is refused before any handler sees it: no
+/// store can keep or compare it (PostgreSQL refuses U+0000 in text).
+async fn refuse_nul_in_query(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<
+    actix_web::dev::ServiceResponse<actix_web::body::EitherBody<impl actix_web::body::MessageBody>>,
+    actix_web::Error,
+> {
+    let query = req.query_string().as_bytes();
+    if query.windows(3).any(|w| w.eq_ignore_ascii_case(b"%00")) {
+        let error = ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            "a query parameter holds a NUL character (%00), which text may not",
+        );
+        return Ok(req.error_response(error).map_into_right_body());
+    }
+    Ok(next.call(req).await?.map_into_left_body())
+}
+
 /// Validated `page` (from 1) and `per_page` (1 to 200, default 20) of a listing.
 pub fn paging(page: Option<u64>, per_page: Option<u64>) -> ApiResult<(u64, u64)> {
     let page = page.unwrap_or(1);
@@ -127,6 +149,18 @@ pub fn paging(page: Option<u64>, per_page: Option<u64>) -> ApiResult<(u64, u64)>
             "`per_page` must be between 1 and 200",
         )
         .with_field("per_page"));
+    }
+    // The offset must fit the database's signed 64-bit OFFSET (and the paginator's arithmetic).
+    if page
+        .checked_mul(per_page)
+        .is_none_or(|end| end > i64::MAX as u64)
+    {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            "`page` is beyond any listing",
+        )
+        .with_field("page"));
     }
     Ok((page, per_page))
 }

@@ -65,6 +65,14 @@ async fn import(
     BodyUpTo(file): BodyUpTo<MAX_FILE_BYTES>,
 ) -> ApiResult<HttpResponse> {
     check_content_type(&req)?;
+    // No store can keep text with U+0000 (PostgreSQL refuses it).
+    if file.contains(&0) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_csv",
+            "the file holds a NUL character (U+0000), which text may not",
+        ));
+    }
     let lines = web::block(move || super::parse(&file))
         .await
         .map_err(|e| anyhow::anyhow!("parsing an import file: {e}"))?

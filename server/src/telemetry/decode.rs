@@ -2,8 +2,8 @@
 //! `{"k":v,…}` (server time), `{"ts":ms,"values":{…}}`, or an array of either.
 //!
 //! Values keep their JSON type (integer, float, bool, string, object); `null` and arrays are
-//! refused, as are keys that are empty or too long. Any input, however malformed, yields an error
-//! and never a panic (see the property tests).
+//! refused, as are keys that are empty or too long, and text with a NUL character. Any input,
+//! however malformed, yields an error and never a panic (see the property tests).
 
 use serde_json::{Map, Value};
 
@@ -94,6 +94,13 @@ pub fn checked(values: Map<String, Value>) -> Result<Map<String, Value>, DecodeE
         if key.is_empty() || key.len() > MAX_KEY_LEN {
             return Err(shape(format!("keys have 1 to {MAX_KEY_LEN} bytes")));
         }
+        // Not storable in PostgreSQL: refused for this message alone, before it joins a batch.
+        if key.contains('\0') || crate::text::nul_in(value).is_some() {
+            return Err(shape(format!(
+                "`{}` holds a NUL character (U+0000), which text may not",
+                key.replace('\0', "\\u0000")
+            )));
+        }
         match value {
             Value::Null => return Err(shape(format!("`{key}` is null"))),
             Value::Array(_) => {
@@ -168,6 +175,9 @@ mod tests {
             (br#"{"ts":"now","values":{"a":1}}"#, "string ts"),
             (br#"{"ts":1,"values":[1]}"#, "values not an object"),
             (br#"[1,2]"#, "array of scalars"),
+            (br#"{"a":"x\u0000"}"#, "NUL in a value"),
+            (br#"{"a":{"b":"\u0000"}}"#, "NUL in a nested value"),
+            (br#"{"a\u0000":1}"#, "NUL in a key"),
         ] {
             assert!(telemetry(bad, 0).is_err(), "{what}");
         }
@@ -182,6 +192,7 @@ mod tests {
         assert_eq!(attributes(br#"{"fw":"1.2"}"#).unwrap()["fw"], json!("1.2"));
         assert!(attributes(b"[1]").is_err());
         assert!(attributes(b"nope").is_err());
+        assert!(attributes(br#"{"fw":"1.\u00002"}"#).is_err());
     }
 
     mod properties {

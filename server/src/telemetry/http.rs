@@ -57,10 +57,19 @@ fn parse_keys(keys: Option<&str>) -> ApiResult<Option<Vec<String>>> {
     Ok(Some(keys))
 }
 
-/// `[from, to)` in ms; defaults to the last 24 hours.
+/// `[from, to)` in ms; defaults to the last 24 hours. Stored times are never negative, and
+/// neither are the bounds: the arithmetic on them (here and in SQL) then cannot overflow.
 fn range(from: Option<i64>, to: Option<i64>) -> ApiResult<(i64, i64)> {
+    for (field, value) in [("from", from), ("to", to)] {
+        if value.is_some_and(|v| v < 0) {
+            return Err(bad(
+                field,
+                format!("`{field}` is milliseconds since the Unix epoch: 0 or more"),
+            ));
+        }
+    }
     let to = to.unwrap_or_else(|| super::now_ms() + 1);
-    let from = from.unwrap_or(to - DAY_MS);
+    let from = from.unwrap_or((to - DAY_MS).max(0));
     if from >= to {
         return Err(bad("from", "`from` must be before `to`"));
     }
@@ -131,12 +140,16 @@ struct SeriesQuery {
     /// Comma-separated keys (at most 50); all keys when absent.
     keys: Option<String>,
     /// From this time (ms since the epoch, inclusive); 24 hours before `to` by default.
+    #[param(minimum = 0)]
     from: Option<i64>,
     /// To this time (ms, exclusive); now by default.
+    #[param(minimum = 0)]
     to: Option<i64>,
     /// At most this many points (1 to 10000, default 1000).
+    #[param(minimum = 1, maximum = 10000)]
     limit: Option<u64>,
     /// `desc` (newest first, the default) or `asc`.
+    #[param(pattern = "^(asc|desc)$")]
     order: Option<String>,
 }
 
@@ -195,7 +208,13 @@ async fn series(
     }
     // The next page continues past the last point returned.
     let next_cursor = if more {
-        last_ts.map(|ts| if ascending { ts + 1 } else { ts })
+        last_ts.and_then(|ts| {
+            if ascending {
+                ts.checked_add(1)
+            } else {
+                Some(ts)
+            }
+        })
     } else {
         None
     };
@@ -212,12 +231,16 @@ struct AggregateQuery {
     /// Comma-separated keys (at most 50).
     keys: String,
     /// From this time (ms since the epoch, inclusive); 24 hours before `to` by default.
+    #[param(minimum = 0)]
     from: Option<i64>,
     /// To this time (ms, exclusive); now by default.
+    #[param(minimum = 0)]
     to: Option<i64>,
     /// Bucket width in ms (at most 10000 buckets); the range / 200 by default.
+    #[param(minimum = 1)]
     interval: Option<i64>,
     /// `avg` (the default), `min`, `max`, `sum` or `count`.
+    #[param(pattern = "^(avg|min|max|sum|count)$")]
     agg: Option<String>,
 }
 
@@ -280,8 +303,10 @@ struct CsvQuery {
     /// Comma-separated keys (at most 50); the keys with a latest value when absent.
     keys: Option<String>,
     /// From this time (ms since the epoch, inclusive); 24 hours before `to` by default.
+    #[param(minimum = 0)]
     from: Option<i64>,
     /// To this time (ms, exclusive); now by default.
+    #[param(minimum = 0)]
     to: Option<i64>,
 }
 
@@ -359,7 +384,7 @@ async fn csv(
             if rows.is_empty() {
                 return None;
             }
-            let next = rows.last().map(|(ts, _)| ts + 1);
+            let next = rows.last().and_then(|(ts, _)| ts.checked_add(1));
             let full = rows.len() == 5000;
             let mut chunk = String::new();
             for (ts, data) in &rows {
@@ -416,6 +441,7 @@ async fn presence(
 #[serde(deny_unknown_fields)]
 struct TimelineQuery {
     /// At most this many events (1 to 1000, default 100), newest first.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u64>,
 }
 

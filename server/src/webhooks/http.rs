@@ -275,9 +275,12 @@ async fn replay_since(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct DeliveryQuery {
-    /// `pending`, `succeeded` or `failed`; all when absent.
+    /// `pending`, `succeeded` or `failed`; all when absent or empty.
+    #[param(pattern = "^(pending|succeeded|failed)?$")]
     status: Option<String>,
+    #[param(minimum = 1)]
     page: Option<u64>,
+    #[param(minimum = 1, maximum = 200)]
     per_page: Option<u64>,
 }
 
