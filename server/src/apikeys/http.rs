@@ -22,6 +22,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     path = "/api-keys",
     tag = "api-keys",
     operation_id = "list_api_keys",
+    summary = "List API keys (`apikeys.manage`)",
     responses(
         (status = 200, description = "The tenant's API keys, revoked ones included", body = Vec<ApiKey>),
         Denied,
@@ -40,6 +41,7 @@ async fn list(
     path = "/api-keys/{id}",
     tag = "api-keys",
     operation_id = "get_api_key",
+    summary = "Get an API key (`apikeys.manage`)",
     params(("id" = Uuid, Path, description = "The key")),
     responses(
         (status = 200, description = "The key", body = ApiKey),
@@ -66,6 +68,7 @@ async fn get(
     path = "/api-keys",
     tag = "api-keys",
     operation_id = "create_api_key",
+    summary = "Create an API key (`apikeys.manage`)",
     request_body = CreateApiKey,
     responses(
         (status = 201, description = "Created: the secret is shown this once", body = CreatedApiKey),
@@ -98,6 +101,8 @@ async fn create(
     path = "/api-keys/{id}",
     tag = "api-keys",
     operation_id = "revoke_api_key",
+    summary = "Revoke an API key (`apikeys.manage`)",
+    description = "Revokes a key (it stays listed, with the time): refused at its next request, on every node.",
     params(("id" = Uuid, Path, description = "The key")),
     responses(
         (status = 200, description = "Revoked (it stays listed, with the time)", body = ApiKey),

@@ -34,6 +34,7 @@ fn scope_of(raw: &str) -> Result<AttributeScope, Error> {
     path = "/devices/{id}/attributes",
     tag = "attributes",
     operation_id = "list_attributes",
+    summary = "A device's attributes (`devices.read` tenant-wide or over device groups)",
     params(("id" = Uuid, Path, description = "The device"), AttributeQuery),
     responses(
         (status = 200, description = "The device's attributes", body = Vec<Attribute>),
@@ -103,6 +104,7 @@ pub fn push(
     path = "/devices/{id}/attributes/{scope}",
     tag = "attributes",
     operation_id = "set_attributes",
+    summary = "Set a device's attributes (`devices.write` tenant-wide or over device groups)",
     params(("id" = Uuid, Path, description = "The device"), ("scope" = AttributeScope, Path, description = "`client`, `shared` or `server`")),
     request_body(content = BTreeMap<String, serde_json::Value>, description = "Keys and their values (any JSON)"),
     responses(
@@ -158,6 +160,7 @@ async fn set(
     path = "/devices/{id}/attributes/{scope}",
     tag = "attributes",
     operation_id = "delete_attributes",
+    summary = "Delete a device's attributes (`devices.write` tenant-wide or over device groups)",
     params(("id" = Uuid, Path, description = "The device"), ("scope" = AttributeScope, Path, description = "`client`, `shared` or `server`"), AttributeQuery),
     responses(
         (status = 204, description = "Deleted (shared ones: the device is told)"),
@@ -217,6 +220,7 @@ async fn delete(
     path = "/groups/{id}/attributes/{scope}",
     tag = "attributes",
     operation_id = "set_group_attributes",
+    summary = "Set attributes on a group's devices (`devices.write`)",
     params(("id" = Uuid, Path, description = "The group"), ("scope" = AttributeScope, Path, description = "`client`, `shared` or `server`")),
     request_body(content = BTreeMap<String, serde_json::Value>, description = "Keys and their values (any JSON)"),
     responses(

@@ -19,6 +19,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     path = "/audit",
     tag = "audit",
     operation_id = "list_audit",
+    summary = "Read the audit log (`audit.read`)",
     params(AuditQuery),
     responses(
         (status = 200, description = "A page of audit entries, newest first", body = Page<AuditEntry>),
@@ -66,6 +67,8 @@ const CSV_HEADER: [&str; 12] = [
     path = "/audit/export.csv",
     tag = "audit",
     operation_id = "export_audit",
+    summary = "Export the audit log as CSV (`audit.read`)",
+    description = "The filtered log as CSV, newest first, streamed in batches (never built in memory). A database error midway ends the response with an error, so the client never takes a short file for a whole one.",
     params(AuditQuery),
     responses(
         (status = 200, description = "The filtered log as CSV, newest first, streamed", body = String, content_type = "text/csv"),

@@ -41,6 +41,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     path = "/auth/password-reset",
     tag = "auth",
     operation_id = "request_password_reset",
+    summary = "Mail a password reset link",
+    description = "`POST /auth/password-reset`: 202 whether or not the address has an account.",
     request_body = RequestPasswordReset,
     responses(
         (status = 202, description = "A reset link is mailed if the address has an active account (the answer is the same either way)"),
@@ -64,6 +66,7 @@ async fn request_reset(
     path = "/auth/password-reset/confirm",
     tag = "auth",
     operation_id = "confirm_password_reset",
+    summary = "Set a new password with a reset link",
     request_body = ConfirmPasswordReset,
     responses(
         (status = 204, description = "The password is set; every session of the account ended"),
@@ -88,6 +91,7 @@ async fn confirm_reset(
     path = "/me/two-factor/setup",
     tag = "account",
     operation_id = "two_factor_setup",
+    summary = "Start setting up two-factor sign-in",
     request_body = ConfirmPassword,
     responses(
         (status = 200, description = "A new TOTP secret, in force once confirmed with `/me/two-factor/enable`", body = TwoFactorSetup),
@@ -112,6 +116,7 @@ async fn two_factor_setup(
     path = "/me/two-factor/enable",
     tag = "account",
     operation_id = "two_factor_enable",
+    summary = "Confirm and turn on two-factor sign-in",
     request_body = EnableTwoFactor,
     responses(
         (status = 200, description = "Two-factor sign-in is on; the recovery codes, shown this once", body = RecoveryCodes),
@@ -136,6 +141,7 @@ async fn two_factor_enable(
     path = "/me/two-factor/disable",
     tag = "account",
     operation_id = "two_factor_disable",
+    summary = "Turn off your two-factor sign-in",
     request_body = ConfirmPassword,
     responses(
         (status = 204, description = "Two-factor sign-in is off"),
@@ -159,6 +165,7 @@ async fn two_factor_disable(
     path = "/me/two-factor/recovery-codes",
     tag = "account",
     operation_id = "two_factor_recovery_codes",
+    summary = "New recovery codes",
     request_body = ConfirmPassword,
     responses(
         (status = 200, description = "New recovery codes (the old ones stop working), shown this once", body = RecoveryCodes),
@@ -194,6 +201,7 @@ pub(crate) fn origin(req: &HttpRequest, ip: ClientIp) -> service::Origin {
     path = "/auth/login",
     tag = "auth",
     operation_id = "login",
+    summary = "Sign in",
     request_body = LoginRequest,
     responses(
         (status = 200, description = "Signed in: an access token and a refresh token", body = TokenResponse),
@@ -218,6 +226,7 @@ async fn login(
     path = "/auth/refresh",
     tag = "auth",
     operation_id = "refresh",
+    summary = "Refresh the tokens",
     request_body = RefreshRequest,
     responses(
         (status = 200, description = "A new token pair (the refresh token presented is spent)", body = TokenResponse),
@@ -244,6 +253,8 @@ async fn refresh(
     path = "/me/password",
     tag = "account",
     operation_id = "change_password",
+    summary = "Change your password",
+    description = "`POST /me/password`: any signed-in person changes their own password.",
     request_body = ChangePassword,
     responses(
         (status = 204, description = "Changed; the person's other sessions ended"),
@@ -268,6 +279,7 @@ async fn change_password(
     path = "/me/sessions",
     tag = "account",
     operation_id = "list_sessions",
+    summary = "List your sessions",
     responses(
         (status = 200, description = "The caller's sessions that have not ended", body = Vec<SessionInfo>),
         Denied,
@@ -286,6 +298,7 @@ async fn sessions(
     path = "/me/sessions/{id}",
     tag = "account",
     operation_id = "end_session",
+    summary = "End one of your sessions",
     params(("id" = Uuid, Path, description = "The session")),
     responses(
         (status = 204, description = "Ended: its refresh and access tokens stop working at once"),
@@ -308,6 +321,7 @@ async fn end_session(
     path = "/auth/logout",
     tag = "auth",
     operation_id = "logout",
+    summary = "Sign out",
     request_body = RefreshRequest,
     responses(
         (status = 204, description = "The session of this refresh token ended (an unknown token changes nothing)"),
@@ -327,6 +341,7 @@ async fn logout(
     path = "/me",
     tag = "account",
     operation_id = "me",
+    summary = "Who you are and what you may do",
     responses(
         (status = 200, description = "Who the caller is and what they may do", body = Me),
         Denied,

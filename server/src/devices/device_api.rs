@@ -89,6 +89,8 @@ async fn identify(state: &AppState, token: &str) -> ApiResult<DeviceIdentity> {
     path = "/provision",
     tag = "device-api",
     operation_id = "provision_device",
+    summary = "Device: provision itself (ThingsBoard)",
+    description = "`POST /api/v1/provision`: ThingsBoard's provisioning over HTTP. The answer is the same JSON as over MQTT, with 200 whatever its status (as ThingsBoard answers), except 429 when the source address made too many attempts.",
     request_body(content = ProvisionRequest, description = "ThingsBoard's provisioning request (unknown fields are ignored)"),
     responses(
         (status = 200, description = "ThingsBoard's answer, whatever its `status` (`SUCCESS` with the credentials, `NOT_FOUND`, `FAILURE` with `errorMsg`)", body = ProvisionAnswer),
@@ -147,6 +149,7 @@ fn refused(
     path = "/{token}/telemetry",
     tag = "device-api",
     operation_id = "device_telemetry",
+    summary = "Device: send telemetry",
     params(("token" = String, Path, description = "The device's access token", min_length = 1)),
     request_body(content = serde_json::Value, description = "Telemetry as ThingsBoard takes it: `{\"key\": value, …}`, `{\"ts\": <ms>, \"values\": {…}}`, or an array of either", content_type = "application/json"),
     responses(
@@ -192,6 +195,7 @@ async fn telemetry(
     path = "/{token}/attributes",
     tag = "device-api",
     operation_id = "device_set_attributes",
+    summary = "Device: report client attributes",
     params(("token" = String, Path, description = "The device's access token", min_length = 1)),
     request_body(content = BTreeMap<String, serde_json::Value>, description = "Client attributes: keys and their values", content_type = "application/json"),
     responses(
@@ -239,6 +243,7 @@ struct AttributeQuery {
     path = "/{token}/attributes",
     tag = "device-api",
     operation_id = "device_get_attributes",
+    summary = "Device: read its attributes",
     params(("token" = String, Path, description = "The device's access token", min_length = 1), AttributeQuery),
     responses(
         (status = 200, description = "The attributes asked for (both scopes when neither is named)", body = DeviceAttributes),
@@ -286,6 +291,8 @@ struct PollQuery {
     path = "/{token}/rpc",
     tag = "device-api",
     operation_id = "device_poll_command",
+    summary = "Device: wait for a command (long poll)",
+    description = "Long-polls for one command: `{\"id\",\"method\",\"params\"}`, or 408 when none came in time.",
     params(("token" = String, Path, description = "The device's access token", min_length = 1), PollQuery),
     responses(
         (status = 200, description = "A command for the device", body = DeviceCommand),
@@ -344,6 +351,8 @@ async fn poll_rpc(
     path = "/{token}/rpc/{id}",
     tag = "device-api",
     operation_id = "device_answer_command",
+    summary = "Device: answer a command",
+    description = "The device's answer to command `{id}` (any JSON).",
     params(("token" = String, Path, description = "The device's access token", min_length = 1), ("id" = u32, Path, description = "The command's `id` (the request id of `GET /{token}/rpc`)")),
     request_body(content = serde_json::Value, description = "The answer: any JSON (other bytes are kept as a string)", content_type = "application/json"),
     responses(

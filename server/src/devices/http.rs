@@ -36,6 +36,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     path = "/devices",
     tag = "devices",
     operation_id = "list_devices",
+    summary = "List devices (`devices.read` tenant-wide or over device groups)",
     params(DeviceListQuery),
     responses(
         (status = 200, description = "A page of the devices within the caller's reach", body = Page<Device>),
@@ -79,6 +80,7 @@ async fn list(
     path = "/devices",
     tag = "devices",
     operation_id = "create_device",
+    summary = "Create a device (`devices.write`)",
     request_body = CreateDevice,
     responses(
         (status = 201, description = "Created: its secret (access token or MQTT password) is shown this once", body = CreatedDevice),
@@ -124,6 +126,7 @@ async fn create(
     path = "/devices/{id}",
     tag = "devices",
     operation_id = "get_device",
+    summary = "Get a device (`devices.read` tenant-wide or over device groups)",
     params(("id" = Uuid, Path, description = "The device")),
     responses(
         (status = 200, description = "The device", body = Device),
@@ -146,6 +149,7 @@ async fn get(
     path = "/devices/{id}",
     tag = "devices",
     operation_id = "update_device",
+    summary = "Change a device (`devices.write` tenant-wide or over device groups)",
     params(("id" = Uuid, Path, description = "The device")),
     request_body = UpdateDevice,
     responses(
@@ -185,6 +189,7 @@ async fn update(
     path = "/devices/{id}",
     tag = "devices",
     operation_id = "delete_device",
+    summary = "Delete a device (`devices.write` tenant-wide or over device groups)",
     params(("id" = Uuid, Path, description = "The device")),
     responses(
         (status = 204, description = "Deleted; a live session ends"),
@@ -221,6 +226,7 @@ async fn delete(
     path = "/devices/{id}/credentials/rotate",
     tag = "devices",
     operation_id = "rotate_credentials",
+    summary = "Rotate a device's credentials (`devices.write` tenant-wide or over device groups)",
     params(("id" = Uuid, Path, description = "The device")),
     responses(
         (status = 200, description = "New credentials of the same type: the secret is shown this once, the old one stops working", body = DeviceCredentials),
@@ -305,6 +311,8 @@ async fn changed(
     path = "/devices/{id}/credentials",
     tag = "devices",
     operation_id = "set_credentials",
+    summary = "Set a device's credentials (`devices.write` tenant-wide or over device groups)",
+    description = "`PUT /devices/{id}/credentials`: new credentials of either type (the secret is shown once).",
     params(("id" = Uuid, Path, description = "The device")),
     request_body = SetCredentials,
     responses(
@@ -350,6 +358,8 @@ async fn set_credentials(
     path = "/devices/{id}/credentials/revoke",
     tag = "devices",
     operation_id = "revoke_credentials",
+    summary = "Revoke a device's credentials (`devices.write` tenant-wide or over device groups)",
+    description = "`POST /devices/{id}/credentials/revoke`: no credentials at all until new ones are set; a live session ends at once.",
     params(("id" = Uuid, Path, description = "The device")),
     responses(
         (status = 200, description = "The device, without credentials; a live session ends", body = Device),
@@ -387,6 +397,8 @@ async fn revoke(
     path = "/devices/{id}/disable",
     tag = "devices",
     operation_id = "disable_device",
+    summary = "Disable (quarantine) a device (`devices.write` tenant-wide or over device groups)",
+    description = "`POST /devices/{id}/disable`: quarantine. The live session ends with reason `disabled`; the device is refused at CONNECT and on the HTTP device API until it is enabled.",
     params(("id" = Uuid, Path, description = "The device")),
     request_body = DisableDevice,
     responses(
@@ -427,6 +439,8 @@ async fn disable(
     path = "/devices/{id}/enable",
     tag = "devices",
     operation_id = "enable_device",
+    summary = "Enable a device again (`devices.write` tenant-wide or over device groups)",
+    description = "`POST /devices/{id}/enable`: the device may connect again.",
     params(("id" = Uuid, Path, description = "The device")),
     responses(
         (status = 200, description = "The device, enabled", body = Device),
@@ -463,6 +477,8 @@ async fn enable(
     path = "/devices/credentials/expiring",
     tag = "devices",
     operation_id = "expiring_credentials",
+    summary = "Devices whose credentials expire soon (`devices.read` tenant-wide or over device groups)",
+    description = "`GET /devices/credentials/expiring?within_days=N`: soonest first, expired ones included.",
     params(ExpiringQuery),
     responses(
         (status = 200, description = "Devices whose credentials expire within the window, soonest first, expired ones included", body = Vec<Device>),

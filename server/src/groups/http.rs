@@ -27,6 +27,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     path = "/groups",
     tag = "groups",
     operation_id = "list_groups",
+    summary = "List device groups (`devices.read` tenant-wide or over device groups)",
     responses(
         (status = 200, description = "The device groups within the caller's reach", body = Vec<DeviceGroup>),
         Denied,
@@ -45,6 +46,7 @@ async fn list(
     path = "/groups/{id}",
     tag = "groups",
     operation_id = "get_group",
+    summary = "Get a device group (`devices.read` tenant-wide or over device groups)",
     params(("id" = Uuid, Path, description = "The group")),
     responses(
         (status = 200, description = "The group", body = DeviceGroup),
@@ -67,6 +69,7 @@ async fn get(
     path = "/groups",
     tag = "groups",
     operation_id = "create_group",
+    summary = "Create a device group (`devices.write`)",
     request_body = CreateGroup,
     responses(
         (status = 201, description = "Created", body = DeviceGroup),
@@ -102,6 +105,7 @@ async fn create(
     path = "/groups/{id}",
     tag = "groups",
     operation_id = "update_group",
+    summary = "Change a device group (`devices.write`)",
     params(("id" = Uuid, Path, description = "The group")),
     request_body = UpdateGroup,
     responses(
@@ -141,6 +145,7 @@ async fn update(
     path = "/groups/{id}",
     tag = "groups",
     operation_id = "delete_group",
+    summary = "Delete a device group (`devices.write`)",
     params(("id" = Uuid, Path, description = "The group")),
     responses(
         (status = 204, description = "Deleted (its devices stay)"),
@@ -176,6 +181,7 @@ async fn delete(
     path = "/groups/{id}/devices",
     tag = "groups",
     operation_id = "add_group_devices",
+    summary = "Add devices to a group (`devices.write`)",
     params(("id" = Uuid, Path, description = "The group")),
     request_body = GroupDevices,
     responses(
@@ -215,6 +221,7 @@ async fn add(
     path = "/groups/{id}/devices/remove",
     tag = "groups",
     operation_id = "remove_group_devices",
+    summary = "Remove devices from a group (`devices.write`)",
     params(("id" = Uuid, Path, description = "The group")),
     request_body = GroupDevices,
     responses(
@@ -253,6 +260,7 @@ async fn remove(
     path = "/devices/{id}/groups",
     tag = "groups",
     operation_id = "device_groups",
+    summary = "A device's groups (`devices.read` tenant-wide or over device groups)",
     params(("id" = Uuid, Path, description = "The device")),
     responses(
         (status = 200, description = "The groups the device is in", body = Vec<DeviceGroup>),

@@ -45,6 +45,7 @@ pub fn json() -> &'static str {
     path = "/openapi.json",
     tag = "reference",
     operation_id = "openapi_document",
+    summary = "This document",
     responses((status = 200, description = "This document (OpenAPI 3.1)", content_type = "application/json", body = Object)),
 )]
 async fn document() -> HttpResponse {

@@ -44,6 +44,7 @@ fn check_content_type(req: &HttpRequest) -> ApiResult<()> {
     path = "/devices/import",
     tag = "imports",
     operation_id = "import_devices",
+    summary = "Import devices from CSV (`devices.write`)",
     params(ImportQuery),
     request_body(content = String, content_type = "text/csv", description = "A CSV file: a header line (`name`, `label`, `type`, `profile`, `groups`, credentials columns …), one device per line"),
     responses(
@@ -114,6 +115,7 @@ async fn import(
     path = "/imports",
     tag = "imports",
     operation_id = "list_imports",
+    summary = "List import runs (`devices.read`)",
     responses(
         (status = 200, description = "The tenant's import runs, newest first", body = Vec<ImportJob>),
         Denied,
@@ -133,6 +135,7 @@ async fn list(
     path = "/imports/{id}",
     tag = "imports",
     operation_id = "get_import",
+    summary = "Get an import run (`devices.read`)",
     params(("id" = Uuid, Path, description = "The import run")),
     responses(
         (status = 200, description = "The import run", body = ImportJob),
@@ -156,6 +159,8 @@ async fn get(
     path = "/imports/{id}/credentials.csv",
     tag = "imports",
     operation_id = "import_credentials",
+    summary = "Download an import's generated credentials (once) (`devices.write`)",
+    description = "The generated tokens of a job, once: the stored copy is deleted as it is handed out.",
     params(("id" = Uuid, Path, description = "The import run")),
     responses(
         (status = 200, description = "The generated credentials as CSV, once: the stored copy is deleted as it is handed out", body = String, content_type = "text/csv"),
@@ -216,6 +221,7 @@ async fn credentials(
     path = "/devices/bulk",
     tag = "imports",
     operation_id = "bulk_action",
+    summary = "Apply one action to many devices (`devices.write`)",
     request_body = BulkAction,
     responses(
         (status = 200, description = "How many devices the action changed", body = BulkResult),

@@ -28,6 +28,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     path = "/invitations",
     tag = "invitations",
     operation_id = "list_invitations",
+    summary = "List invitations (`users.manage`)",
     params(PageQuery),
     responses(
         (status = 200, description = "A page of invitations, newest first", body = Page<Invitation>),
@@ -60,6 +61,7 @@ async fn list(
     path = "/invitations/{id}",
     tag = "invitations",
     operation_id = "get_invitation",
+    summary = "Get an invitation (`users.manage`)",
     params(("id" = Uuid, Path, description = "The invitation")),
     responses(
         (status = 200, description = "The invitation", body = Invitation),
@@ -82,6 +84,7 @@ async fn get(
     path = "/invitations",
     tag = "invitations",
     operation_id = "create_invitation",
+    summary = "Invite a person (`users.manage`)",
     request_body = CreateInvitation,
     responses(
         (status = 201, description = "Created, and mailed when an SMTP server is configured (otherwise `link` carries it)", body = Invitation),
@@ -106,6 +109,7 @@ async fn create(
     path = "/invitations/{id}/resend",
     tag = "invitations",
     operation_id = "resend_invitation",
+    summary = "Send an invitation again (`users.manage`)",
     params(("id" = Uuid, Path, description = "The invitation")),
     responses(
         (status = 200, description = "A new link, mailed again (the old one stops working)", body = Invitation),
@@ -130,6 +134,7 @@ async fn resend(
     path = "/invitations/{id}",
     tag = "invitations",
     operation_id = "revoke_invitation",
+    summary = "Withdraw an invitation (`users.manage`)",
     params(("id" = Uuid, Path, description = "The invitation")),
     responses(
         (status = 204, description = "Revoked: its link stops working"),
@@ -153,6 +158,7 @@ async fn revoke(
     path = "/auth/invitation",
     tag = "auth",
     operation_id = "preview_invitation",
+    summary = "What an invitation link is for",
     request_body = InvitationToken,
     responses(
         (status = 200, description = "What the invitee's link is for", body = InvitationPreview),
@@ -175,6 +181,7 @@ async fn preview(
     path = "/auth/invitation/accept",
     tag = "auth",
     operation_id = "accept_invitation",
+    summary = "Accept an invitation: create the account and sign in",
     request_body = AcceptInvitation,
     responses(
         (status = 200, description = "The account is created and signed in", body = TokenResponse),

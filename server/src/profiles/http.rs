@@ -24,6 +24,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     path = "/profiles",
     tag = "profiles",
     operation_id = "list_profiles",
+    summary = "List device profiles (`devices.read` tenant-wide or over device groups)",
     responses(
         (status = 200, description = "The tenant's device profiles", body = Vec<DeviceProfile>),
         Denied,
@@ -42,6 +43,7 @@ async fn list(
     path = "/profiles/{id}",
     tag = "profiles",
     operation_id = "get_profile",
+    summary = "Get a device profile (`devices.read` tenant-wide or over device groups)",
     params(("id" = Uuid, Path, description = "The profile")),
     responses(
         (status = 200, description = "The profile", body = DeviceProfile),
@@ -66,6 +68,7 @@ async fn get(
     path = "/profiles",
     tag = "profiles",
     operation_id = "create_profile",
+    summary = "Create a device profile (`profiles.manage`)",
     request_body = CreateProfile,
     responses(
         (status = 201, description = "Created; `provision_secret` is shown this once when provisioning is on", body = SavedProfile),
@@ -104,6 +107,7 @@ async fn create(
     path = "/profiles/{id}",
     tag = "profiles",
     operation_id = "update_profile",
+    summary = "Change a device profile (`profiles.manage`)",
     params(("id" = Uuid, Path, description = "The profile")),
     request_body = UpdateProfile,
     responses(
@@ -153,6 +157,7 @@ async fn update(
     path = "/profiles/{id}",
     tag = "profiles",
     operation_id = "delete_profile",
+    summary = "Delete a device profile (`profiles.manage`)",
     params(("id" = Uuid, Path, description = "The profile")),
     responses(
         (status = 204, description = "Deleted"),

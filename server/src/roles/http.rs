@@ -28,6 +28,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     path = "/roles",
     tag = "roles",
     operation_id = "list_roles",
+    summary = "List custom roles (`users.read`)",
     responses(
         (status = 200, description = "The tenant's custom roles", body = Vec<CustomRole>),
         Denied,
@@ -46,6 +47,7 @@ async fn list(
     path = "/roles/{id}",
     tag = "roles",
     operation_id = "get_role",
+    summary = "Get a custom role (`users.read`)",
     params(("id" = Uuid, Path, description = "The role")),
     responses(
         (status = 200, description = "The role", body = CustomRole),
@@ -69,6 +71,7 @@ async fn get(
     path = "/roles",
     tag = "roles",
     operation_id = "create_role",
+    summary = "Create a custom role (`roles.manage`)",
     request_body = CreateRole,
     responses(
         (status = 201, description = "Created", body = CustomRole),
@@ -92,6 +95,7 @@ async fn create(
     path = "/roles/{id}",
     tag = "roles",
     operation_id = "update_role",
+    summary = "Change a custom role (`roles.manage`)",
     params(("id" = Uuid, Path, description = "The role")),
     request_body = UpdateRole,
     responses(
@@ -119,6 +123,7 @@ async fn update(
     path = "/roles/{id}",
     tag = "roles",
     operation_id = "delete_role",
+    summary = "Delete a custom role (`roles.manage`)",
     params(("id" = Uuid, Path, description = "The role")),
     responses(
         (status = 204, description = "Deleted"),
@@ -142,6 +147,7 @@ async fn delete(
     path = "/users/{id}/bindings",
     tag = "roles",
     operation_id = "list_bindings",
+    summary = "A person's role bindings (`users.read`)",
     params(("id" = Uuid, Path, description = "The person")),
     responses(
         (status = 200, description = "The person's role bindings", body = Vec<RoleBinding>),
@@ -167,6 +173,7 @@ async fn bindings(
     path = "/users/{id}/bindings",
     tag = "roles",
     operation_id = "set_bindings",
+    summary = "Replace a person's role bindings (`roles.manage`)",
     params(("id" = Uuid, Path, description = "The person")),
     request_body = SetRoleBindings,
     responses(

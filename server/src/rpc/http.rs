@@ -35,6 +35,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     path = "/devices/{id}/rpc",
     tag = "commands",
     operation_id = "send_command",
+    summary = "Send a command to a device (`commands.send` tenant-wide or over device groups)",
+    description = "Two-way: 200 with the device's answer in `response`, or 504 `rpc_timeout`. One-way: 200 once delivered. Persistent: 202 at once. Offline (not persistent): 409 `device_offline`.",
     params(("id" = Uuid, Path, description = "The device")),
     request_body = SendRpc,
     responses(
@@ -73,6 +75,7 @@ async fn send(
     path = "/devices/{id}/rpc",
     tag = "commands",
     operation_id = "list_commands",
+    summary = "A device's commands (`devices.read` tenant-wide or over device groups)",
     params(("id" = Uuid, Path, description = "The device"), PageQuery),
     responses(
         (status = 200, description = "A page of the device's commands, newest first", body = Page<RpcCommand>),
@@ -105,6 +108,7 @@ async fn history(
     path = "/devices/{id}/rpc/{rpc_id}",
     tag = "commands",
     operation_id = "get_command",
+    summary = "Get a command (`devices.read` tenant-wide or over device groups)",
     params(("id" = Uuid, Path, description = "The device"), ("rpc_id" = Uuid, Path, description = "The command")),
     responses(
         (status = 200, description = "The command", body = RpcCommand),

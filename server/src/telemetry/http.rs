@@ -116,6 +116,7 @@ async fn device(
     path = "/devices/{id}/telemetry/latest",
     tag = "telemetry",
     operation_id = "latest_telemetry",
+    summary = "Latest telemetry values (`devices.read` tenant-wide or over device groups)",
     params(("id" = Uuid, Path, description = "The device")),
     responses(
         (status = 200, description = "Each key's latest value", body = BTreeMap<String, TsValue>),
@@ -158,6 +159,7 @@ struct SeriesQuery {
     path = "/devices/{id}/telemetry",
     tag = "telemetry",
     operation_id = "telemetry_series",
+    summary = "Telemetry points (`devices.read` tenant-wide or over device groups)",
     params(("id" = Uuid, Path, description = "The device"), SeriesQuery),
     responses(
         (status = 200, description = "Raw points per key; `next_cursor` when more exist", body = TelemetrySeries),
@@ -249,6 +251,7 @@ struct AggregateQuery {
     path = "/devices/{id}/telemetry/aggregate",
     tag = "telemetry",
     operation_id = "telemetry_aggregate",
+    summary = "Aggregated telemetry (`devices.read` tenant-wide or over device groups)",
     params(("id" = Uuid, Path, description = "The device"), AggregateQuery),
     responses(
         (status = 200, description = "Aggregated buckets per key", body = AggregateSeries),
@@ -329,6 +332,8 @@ fn csv_field(value: Option<&serde_json::Value>) -> String {
     path = "/devices/{id}/telemetry.csv",
     tag = "telemetry",
     operation_id = "telemetry_csv",
+    summary = "Export telemetry as CSV (`devices.read` tenant-wide or over device groups)",
+    description = "The range as CSV (`ts,time,<keys…>`), streamed page by page: never built in memory.",
     params(("id" = Uuid, Path, description = "The device"), CsvQuery),
     responses(
         (status = 200, description = "The range as CSV (`ts,time,<keys…>`), streamed", body = String, content_type = "text/csv"),
@@ -419,6 +424,7 @@ async fn csv(
     path = "/devices/{id}/presence",
     tag = "telemetry",
     operation_id = "presence",
+    summary = "A device's presence (`devices.read` tenant-wide or over device groups)",
     params(("id" = Uuid, Path, description = "The device")),
     responses(
         (status = 200, description = "Whether the device is online, and since when", body = Presence),
@@ -450,6 +456,7 @@ struct TimelineQuery {
     path = "/devices/{id}/timeline",
     tag = "telemetry",
     operation_id = "timeline",
+    summary = "A device's timeline (`devices.read` tenant-wide or over device groups)",
     params(("id" = Uuid, Path, description = "The device"), TimelineQuery),
     responses(
         (status = 200, description = "The device's timeline, newest first", body = Vec<TimelineEvent>),
@@ -493,6 +500,8 @@ fn sse(event: &LiveEvent) -> web::Bytes {
     path = "/devices/{id}/live",
     tag = "telemetry",
     operation_id = "live",
+    summary = "A device's live stream (server-sent events) (`devices.read` tenant-wide or over device groups)",
+    description = "Server-sent events for one device: its presence first, then every change as it happens. Every `STEAD_LIVE_RECHECK_SECS` the viewer's access is read again; when they may no longer see the device (deactivated, session ended, key revoked, binding or group changed, tenant suspended) the stream says so in an `ended` event and closes.",
     params(("id" = Uuid, Path, description = "The device")),
     responses(
         (status = 200, description = "Server-sent events: `presence` first, then `telemetry` and `presence` as they happen (`data:` is a `LiveEvent`), `ended` when the viewer loses access", body = String, content_type = "text/event-stream"),
@@ -616,6 +625,7 @@ impl Watcher {
     path = "/connection-info",
     tag = "telemetry",
     operation_id = "connection_info",
+    summary = "Where devices connect",
     responses(
         (status = 200, description = "Where devices connect over MQTT", body = ConnectionInfo),
         Denied,

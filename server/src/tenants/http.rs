@@ -33,6 +33,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     path = "/usage",
     tag = "tenants",
     operation_id = "tenant_usage",
+    summary = "The tenant's usage and quotas (`quotas.read`)",
+    description = "The caller's tenant: its use of each quota.",
     responses(
         (status = 200, description = "The caller's tenant: its use of each quota", body = Usage),
         Denied,
@@ -58,6 +60,8 @@ async fn usage(
     path = "/security",
     tag = "tenants",
     operation_id = "get_security",
+    summary = "The tenant's sign-in rules (`users.read`)",
+    description = "The caller's tenant's sign-in rules.",
     responses(
         (status = 200, description = "The caller's tenant's sign-in rules", body = TenantSecurity),
         Denied,
@@ -83,6 +87,8 @@ async fn security(
     path = "/security",
     tag = "tenants",
     operation_id = "set_security",
+    summary = "Change the tenant's sign-in rules (`users.manage`)",
+    description = "A tenant admin requires (or stops requiring) two-factor sign-in: people without it are limited to setting it up from their next request on.",
     request_body = TenantSecurity,
     responses(
         (status = 200, description = "The rules, changed", body = TenantSecurity),
@@ -123,6 +129,8 @@ async fn set_security(
     path = "/tenants/usage",
     tag = "tenants",
     operation_id = "all_tenants_usage",
+    summary = "Every tenant's usage and quotas (`tenants.manage`)",
+    description = "Every tenant's use of its quotas, by name.",
     responses(
         (status = 200, description = "Every tenant's use of its quotas (platform admin)", body = Vec<Usage>),
         Denied,
@@ -146,6 +154,7 @@ async fn all_usage(
     path = "/tenants",
     tag = "tenants",
     operation_id = "list_tenants",
+    summary = "List tenants (`tenants.manage`)",
     params(PageQuery),
     responses(
         (status = 200, description = "A page of tenants (platform admin)", body = Page<Tenant>),
@@ -174,6 +183,7 @@ async fn list(
     path = "/tenants",
     tag = "tenants",
     operation_id = "create_tenant",
+    summary = "Create a tenant with its first admin (`tenants.manage`)",
     request_body = CreateTenant,
     responses(
         (status = 201, description = "Created, with its first tenant admin", body = Tenant),
@@ -211,6 +221,7 @@ async fn create(
     path = "/tenants/{id}",
     tag = "tenants",
     operation_id = "get_tenant",
+    summary = "Get a tenant (`tenants.manage`)",
     params(("id" = Uuid, Path, description = "The tenant")),
     responses(
         (status = 200, description = "The tenant", body = Tenant),
@@ -235,6 +246,7 @@ async fn get(
     path = "/tenants/{id}",
     tag = "tenants",
     operation_id = "update_tenant",
+    summary = "Change a tenant (`tenants.manage`)",
     params(("id" = Uuid, Path, description = "The tenant")),
     request_body = UpdateTenant,
     responses(

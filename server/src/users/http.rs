@@ -30,6 +30,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     path = "/users/{id}/two-factor",
     tag = "users",
     operation_id = "reset_user_two_factor",
+    summary = "Turn off a person's two-factor sign-in (`users.manage`)",
+    description = "A tenant admin turns off a person's second factor (they lost their phone); their sessions end.",
     params(("id" = Uuid, Path, description = "The person")),
     responses(
         (status = 204, description = "Two-factor sign-in is off for them; their sessions ended"),
@@ -68,6 +70,7 @@ fn parse_password(raw: &str) -> Result<Password, Error> {
     path = "/users",
     tag = "users",
     operation_id = "list_users",
+    summary = "List people (`users.read`)",
     params(PageQuery),
     responses(
         (status = 200, description = "A page of the tenant's people", body = Page<User>),
@@ -96,6 +99,7 @@ async fn list(
     path = "/users/{id}",
     tag = "users",
     operation_id = "get_user",
+    summary = "Get a person (`users.read`)",
     params(("id" = Uuid, Path, description = "The person")),
     responses(
         (status = 200, description = "The person", body = User),
@@ -118,6 +122,7 @@ async fn get(
     path = "/users",
     tag = "users",
     operation_id = "create_user",
+    summary = "Create a person (`users.manage`)",
     request_body = CreateUser,
     responses(
         (status = 201, description = "Created", body = User),
@@ -166,6 +171,7 @@ async fn create(
     path = "/users/{id}",
     tag = "users",
     operation_id = "update_user",
+    summary = "Change a person (`users.manage`)",
     params(("id" = Uuid, Path, description = "The person")),
     request_body = UpdateUser,
     responses(

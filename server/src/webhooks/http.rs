@@ -48,6 +48,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     path = "/events/types",
     tag = "integrations",
     operation_id = "event_types",
+    summary = "The event catalogue (`webhooks.manage`)",
+    description = "The event catalogue: every type with what it means.",
     responses(
         (status = 200, description = "Every event type, with what it means", body = Vec<EventTypeInfo>),
         Denied,
@@ -71,6 +73,7 @@ async fn event_types(_scope: TenantScope<WebhooksManage>) -> web::Json<Vec<Event
     path = "/webhooks",
     tag = "integrations",
     operation_id = "list_webhooks",
+    summary = "List webhook endpoints (`webhooks.manage`)",
     responses(
         (status = 200, description = "The tenant's webhook endpoints", body = Vec<WebhookEndpoint>),
         Denied,
@@ -89,6 +92,7 @@ async fn list(
     path = "/webhooks",
     tag = "integrations",
     operation_id = "create_webhook",
+    summary = "Create a webhook endpoint (`webhooks.manage`)",
     request_body = CreateWebhook,
     responses(
         (status = 201, description = "Created, with its signing secret", body = CreatedWebhook),
@@ -112,6 +116,7 @@ async fn create(
     path = "/webhooks/{id}",
     tag = "integrations",
     operation_id = "get_webhook",
+    summary = "Get a webhook endpoint (`webhooks.manage`)",
     params(("id" = Uuid, Path, description = "The webhook endpoint")),
     responses(
         (status = 200, description = "The endpoint", body = WebhookEndpoint),
@@ -133,6 +138,7 @@ async fn get(
     path = "/webhooks/{id}",
     tag = "integrations",
     operation_id = "update_webhook",
+    summary = "Change a webhook endpoint (`webhooks.manage`)",
     params(("id" = Uuid, Path, description = "The webhook endpoint")),
     request_body = UpdateWebhook,
     responses(
@@ -159,6 +165,7 @@ async fn update(
     path = "/webhooks/{id}",
     tag = "integrations",
     operation_id = "delete_webhook",
+    summary = "Delete a webhook endpoint (`webhooks.manage`)",
     params(("id" = Uuid, Path, description = "The webhook endpoint")),
     responses(
         (status = 204, description = "Deleted, with its pending deliveries"),
@@ -181,6 +188,7 @@ async fn delete(
     path = "/webhooks/{id}/secret",
     tag = "integrations",
     operation_id = "webhook_secret",
+    summary = "A webhook endpoint's signing secret (`webhooks.manage`)",
     params(("id" = Uuid, Path, description = "The webhook endpoint")),
     responses(
         (status = 200, description = "The signing secret (and the previous one during a rotation)", body = WebhookSecret),
@@ -202,6 +210,7 @@ async fn secret(
     path = "/webhooks/{id}/rotate-secret",
     tag = "integrations",
     operation_id = "rotate_webhook_secret",
+    summary = "Rotate a webhook endpoint's signing secret (`webhooks.manage`)",
     params(("id" = Uuid, Path, description = "The webhook endpoint")),
     request_body = RotateWebhookSecret,
     responses(
@@ -228,6 +237,7 @@ async fn rotate(
     path = "/webhooks/{id}/test",
     tag = "integrations",
     operation_id = "test_webhook",
+    summary = "Send a test event to an endpoint (`webhooks.manage`)",
     params(("id" = Uuid, Path, description = "The webhook endpoint")),
     responses(
         (status = 202, description = "A `webhook.test` event, queued to this endpoint only", body = WebhookDelivery),
@@ -250,6 +260,7 @@ async fn test(
     path = "/webhooks/{id}/replay",
     tag = "integrations",
     operation_id = "replay_webhook",
+    summary = "Replay events since a time to an endpoint (`webhooks.manage`)",
     params(("id" = Uuid, Path, description = "The webhook endpoint")),
     request_body = ReplayWebhook,
     responses(
@@ -289,6 +300,7 @@ struct DeliveryQuery {
     path = "/webhooks/{id}/deliveries",
     tag = "integrations",
     operation_id = "list_webhook_deliveries",
+    summary = "A webhook endpoint's deliveries (`webhooks.manage`)",
     params(("id" = Uuid, Path, description = "The webhook endpoint"), DeliveryQuery),
     responses(
         (status = 200, description = "A page of the endpoint's deliveries, newest first", body = WebhookDeliveryPage),
@@ -332,6 +344,7 @@ async fn deliveries(
     path = "/webhooks/{id}/deliveries/{delivery}",
     tag = "integrations",
     operation_id = "get_webhook_delivery",
+    summary = "Get a delivery with its attempts (`webhooks.manage`)",
     params(("id" = Uuid, Path, description = "The webhook endpoint"), ("delivery" = Uuid, Path, description = "The delivery")),
     responses(
         (status = 200, description = "The delivery, the request it sends and every attempt", body = WebhookDeliveryDetail),
@@ -365,6 +378,7 @@ async fn delivery(
     path = "/webhooks/{id}/deliveries/{delivery}/replay",
     tag = "integrations",
     operation_id = "replay_webhook_delivery",
+    summary = "Replay one delivery (`webhooks.manage`)",
     params(("id" = Uuid, Path, description = "The webhook endpoint"), ("delivery" = Uuid, Path, description = "The delivery")),
     responses(
         (status = 202, description = "The event, queued to this endpoint again", body = WebhookDelivery),
@@ -390,6 +404,7 @@ async fn replay_delivery(
     path = "/integrations/nats",
     tag = "integrations",
     operation_id = "nats_sink",
+    summary = "The tenant's NATS sink (`webhooks.manage`)",
     responses(
         (status = 200, description = "The tenant's NATS JetStream sink, as the platform admin set it", body = NatsSink),
         Denied,
@@ -408,6 +423,7 @@ async fn nats(
     path = "/tenants/{id}/nats-sink",
     tag = "integrations",
     operation_id = "get_tenant_nats_sink",
+    summary = "A tenant's NATS sink (`tenants.manage`)",
     params(("id" = Uuid, Path, description = "The tenant")),
     responses(
         (status = 200, description = "A tenant's NATS JetStream sink (platform admin)", body = NatsSink),
@@ -430,6 +446,7 @@ async fn platform_nats(
     path = "/tenants/{id}/nats-sink",
     tag = "integrations",
     operation_id = "set_tenant_nats_sink",
+    summary = "Set a tenant's NATS sink (`tenants.manage`)",
     params(("id" = Uuid, Path, description = "The tenant")),
     request_body = SetNatsSink,
     responses(
