@@ -59,15 +59,20 @@ impl AppState {
         subscriptions
             .refresh(&db, config.nats_url.is_some())
             .await?;
+        let telemetry_events = crate::events::telemetry::EventWriter::start(
+            crate::db::writer_pool(&config, &db, 1).await?,
+            subscriptions.clone(),
+            metrics.clone(),
+        );
         let telemetry = TelemetryStore::start(
             crate::db::writer_pool(&config, &db, config.telemetry_writers).await?,
             config.telemetry_writers,
             config.telemetry_queue,
-            subscriptions.clone(),
             committed_telemetry(
                 LatestWriter::start(live.clone()),
                 bus.clone(),
                 metrics.clone(),
+                telemetry_events,
             ),
         );
         let timeline = TimelineWriter::start(
@@ -92,14 +97,21 @@ impl AppState {
     }
 }
 
-/// After each committed batch: latest values on their way to the live state, live events for
-/// watched devices. Runs on the writer's task, so it must not block.
-fn committed_telemetry(latest: LatestWriter, bus: LiveBus, metrics: Metrics) -> OnCommit {
+/// After each committed batch: latest values on their way to the live state, `device.telemetry`
+/// events for the tenants that subscribe to them, live events for watched devices. Runs on the
+/// writer's task, so it must not block.
+fn committed_telemetry(
+    latest: LatestWriter,
+    bus: LiveBus,
+    metrics: Metrics,
+    events: crate::events::telemetry::EventWriter,
+) -> OnCommit {
     Arc::new(move |rows: Vec<Row>, took: std::time::Duration| {
         metrics.telemetry_rows.inc_by(rows.len() as u64);
         metrics.telemetry_batches.observe(rows.len() as f64);
         metrics.telemetry_commit.observe(took.as_secs_f64());
         latest.add(rows.iter().map(|r| (r.device_id, r.ts, &r.values)));
+        events.add(&rows);
         for row in rows {
             if bus.is_watched(row.device_id) {
                 bus.publish(

@@ -142,6 +142,8 @@ pub struct Metrics {
     pub webhook_attempts: IntCounterVec,
     /// Events published to the NATS sink and acknowledged by the stream.
     pub nats_published: prometheus::IntCounter,
+    /// Telemetry points left out of `device.telemetry` events because the event queue was full.
+    pub events_dropped: prometheus::IntCounter,
 }
 
 /// Buckets for the hot path's latencies, from half a millisecond to a second.
@@ -223,6 +225,10 @@ impl Metrics {
             "nats_events_published_total",
             "Events the NATS JetStream sink published and the stream acknowledged",
         )?;
+        let events_dropped = prometheus::IntCounter::new(
+            "events_dropped_total",
+            "Telemetry points left out of device.telemetry events (the event queue was full)",
+        )?;
         let timeline_queue_depth = prometheus::IntGauge::new(
             "timeline_queue_depth",
             "Device timeline entries waiting to be written (a full queue drops entries)",
@@ -239,6 +245,7 @@ impl Metrics {
         registry.register(Box::new(timeline_queue_depth.clone()))?;
         registry.register(Box::new(webhook_attempts.clone()))?;
         registry.register(Box::new(nats_published.clone()))?;
+        registry.register(Box::new(events_dropped.clone()))?;
         registry.register(Box::new(dependency_up.clone()))?;
         registry.register(Box::new(mqtt_sessions.clone()))?;
         registry.register(Box::new(http_requests.clone()))?;
@@ -268,6 +275,7 @@ impl Metrics {
             dependency_up,
             webhook_attempts,
             nats_published,
+            events_dropped,
         })
     }
 

@@ -4,14 +4,15 @@
 //! A change writes its event with [`record`] on the connection of its own transaction, so an
 //! event exists exactly when its change committed: nothing is sent for a change that rolled back,
 //! nothing is lost for one that committed. The high-volume types (telemetry batches, connects and
-//! disconnects) are written in the transaction of the telemetry batch or timeline entries they
-//! describe, and only for tenants that subscribe to them ([`Subscriptions`]), so that ingest pays
-//! nothing where nobody listens. The dispatcher (`dispatch`, worker role) turns each event into
+//! disconnects) are written only for tenants that subscribe to them ([`Subscriptions`]), so that
+//! ingest pays nothing where nobody listens: connects and disconnects in the transaction of their
+//! timeline entries, telemetry from the committed batches, off the PUBACK path (`telemetry`). The dispatcher (`dispatch`, worker role) turns each event into
 //! one delivery per matching endpoint and sink; `webhooks::deliver` and `nats` send them.
 
 pub mod dispatch;
 pub mod model;
 pub mod nats;
+pub mod telemetry;
 
 use std::collections::HashMap;
 use std::sync::RwLock;

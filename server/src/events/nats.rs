@@ -140,6 +140,7 @@ async fn pass(state: &AppState, js: &async_nats::jetstream::Context) -> Result<u
     }
     let mut failed: Option<String> = None;
     let mut delivered: HashMap<Uuid, i64> = HashMap::new();
+    let mut succeeded: Vec<Uuid> = Vec::new();
     for (d, ack) in mine.iter().zip(acks) {
         let result = match ack {
             Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
@@ -149,24 +150,7 @@ async fn pass(state: &AppState, js: &async_nats::jetstream::Context) -> Result<u
         match result {
             Ok(()) => {
                 *delivered.entry(d.tenant_id).or_default() += 1;
-                delivery::Entity::update_many()
-                    .col_expr(
-                        delivery::Column::Status,
-                        Expr::value(DeliveryStatus::Succeeded.as_str()),
-                    )
-                    .col_expr(delivery::Column::Attempts, Expr::value(attempts))
-                    .col_expr(
-                        delivery::Column::LeasedUntil,
-                        Expr::value(Option::<DateTime<Utc>>::None),
-                    )
-                    .col_expr(
-                        delivery::Column::LastError,
-                        Expr::value(Option::<String>::None),
-                    )
-                    .col_expr(delivery::Column::FinishedAt, Expr::value(Some(Utc::now())))
-                    .filter(delivery::Column::Id.eq(d.id))
-                    .exec(&state.db)
-                    .await?;
+                succeeded.push(d.id);
             }
             Err(e) => {
                 let wait = Duration::from_secs(1u64 << attempts.clamp(0, 5));
@@ -189,6 +173,30 @@ async fn pass(state: &AppState, js: &async_nats::jetstream::Context) -> Result<u
                 failed.get_or_insert(e);
             }
         }
+    }
+    // The acknowledged ones in one statement (a NATS delivery is tried once per pass).
+    for chunk in succeeded.chunks(500) {
+        delivery::Entity::update_many()
+            .col_expr(
+                delivery::Column::Status,
+                Expr::value(DeliveryStatus::Succeeded.as_str()),
+            )
+            .col_expr(
+                delivery::Column::Attempts,
+                sea_orm::sea_query::ExprTrait::add(Expr::col(delivery::Column::Attempts), 1),
+            )
+            .col_expr(
+                delivery::Column::LeasedUntil,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .col_expr(
+                delivery::Column::LastError,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(delivery::Column::FinishedAt, Expr::value(Some(Utc::now())))
+            .filter(delivery::Column::Id.is_in(chunk.iter().copied()))
+            .exec(&state.db)
+            .await?;
     }
     for (tenant, n) in delivered {
         state.metrics.nats_published.inc_by(n as u64);

@@ -71,7 +71,6 @@ impl TelemetryStore {
         db: DatabaseConnection,
         writers: usize,
         queue_per_shard: usize,
-        subscriptions: Arc<crate::events::Subscriptions>,
         on_commit: OnCommit,
     ) -> TelemetryStore {
         let shards = match db.get_database_backend() {
@@ -82,13 +81,7 @@ impl TelemetryStore {
         for shard in 0..shards {
             let (tx, rx) = mpsc::channel(queue_per_shard);
             senders.push(tx);
-            tokio::spawn(writer(
-                shard,
-                db.clone(),
-                rx,
-                subscriptions.clone(),
-                on_commit.clone(),
-            ));
+            tokio::spawn(writer(shard, db.clone(), rx, on_commit.clone()));
         }
         TelemetryStore {
             shards: Arc::new(senders),
@@ -181,7 +174,6 @@ async fn writer(
     shard: usize,
     db: DatabaseConnection,
     mut rx: mpsc::Receiver<Job>,
-    subscriptions: Arc<crate::events::Subscriptions>,
     on_commit: OnCommit,
 ) {
     let mut jobs: Vec<Job> = Vec::new();
@@ -231,28 +223,12 @@ async fn writer(
             trace_id = tracing::field::Empty,
         );
         crate::observability::trace::record_trace_id(&span);
-        // The tenants of this batch whose telemetry goes somewhere get their event in the
-        // batch's own statement (or transaction): no event without its rows, and none lost.
-        let mut seen: Vec<TenantId> = Vec::new();
-        let mut subscribed: Vec<TenantId> = Vec::new();
-        for row in &rows {
-            if !seen.contains(&row.tenant_id) {
-                seen.push(row.tenant_id);
-                if subscriptions.wants(row.tenant_id, stead_api_types::EventType::DeviceTelemetry) {
-                    subscribed.push(row.tenant_id);
-                }
-            }
-        }
         let started = Instant::now();
-        let mut result = insert(&db, &rows, &subscribed)
-            .instrument(span.clone())
-            .await;
+        let mut result = insert(&db, &rows).instrument(span.clone()).await;
         if let Err(e) = &result {
             span.in_scope(|| tracing::warn!(shard, error = %e, rows = rows.len(), "telemetry batch failed; retrying once"));
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-            result = insert(&db, &rows, &subscribed)
-                .instrument(span.clone())
-                .await;
+            result = insert(&db, &rows).instrument(span.clone()).await;
         }
         let took = started.elapsed();
         span.record("stead.telemetry.commit_ms", took.as_secs_f64() * 1000.0);
@@ -278,13 +254,7 @@ async fn writer(
 /// The whole batch in one statement. On PostgreSQL the rows travel as four arrays unnested by
 /// the server: one small statement, prepared once per connection, whatever the batch size. On
 /// SQLite a multi-row INSERT (chunked to the parameter limit) in the one writer's transaction.
-/// `events_for`: the tenants whose part of the batch also becomes a `device.telemetry` event,
-/// written atomically with the rows (PostgreSQL: the same statement; SQLite: one transaction).
-async fn insert(
-    db: &DatabaseConnection,
-    rows: &[Row],
-    events_for: &[TenantId],
-) -> Result<(), sea_orm::DbErr> {
+async fn insert(db: &DatabaseConnection, rows: &[Row]) -> Result<(), sea_orm::DbErr> {
     let backend = db.get_database_backend();
     if backend == DatabaseBackend::Postgres {
         let mut tenants = Vec::with_capacity(rows.len());
@@ -298,59 +268,21 @@ async fn insert(
             data.push(Value::from(values_json(row)));
         }
         let array = |kind, values: Vec<Value>| Value::Array(kind, Some(Box::new(values)));
-        let mut values = vec![
+        let values = vec![
             array(sea_orm::sea_query::ArrayType::Uuid, tenants),
             array(sea_orm::sea_query::ArrayType::Uuid, devices),
             array(sea_orm::sea_query::ArrayType::BigInt, times),
             array(sea_orm::sea_query::ArrayType::String, data),
         ];
-        let sql = if events_for.is_empty() {
+        db.execute_raw(Statement::from_sql_and_values(
+            backend,
             "INSERT INTO telemetry (tenant_id, device_id, ts, data) \
-             SELECT t, d, ts, v::jsonb FROM UNNEST($1::uuid[], $2::uuid[], $3::int8[], $4::text[]) AS u(t, d, ts, v)"
-        } else {
-            values.push(array(
-                sea_orm::sea_query::ArrayType::Uuid,
-                events_for
-                    .iter()
-                    .map(|t| Value::from(Uuid::from(*t)))
-                    .collect(),
-            ));
-            "WITH u AS (SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::int8[], $4::text[]) WITH ORDINALITY AS u(t, d, ts, v, n)), \
-             stored AS (INSERT INTO telemetry (tenant_id, device_id, ts, data) SELECT t, d, ts, v::jsonb FROM u) \
-             INSERT INTO events (id, tenant_id, event_type, device_id, data, created_at, dispatched) \
-             SELECT gen_random_uuid(), t, 'device.telemetry', NULL, \
-             json_build_object('points', json_agg(json_build_object('device_id', d, 'ts', ts, 'values', v::json) ORDER BY n)), now(), false \
-             FROM u WHERE t = ANY($5::uuid[]) GROUP BY t"
-        };
-        db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
-            .await?;
+             SELECT t, d, ts, v::jsonb FROM UNNEST($1::uuid[], $2::uuid[], $3::int8[], $4::text[]) AS u(t, d, ts, v)",
+            values,
+        ))
+        .await?;
         return Ok(());
     }
-    if !events_for.is_empty() {
-        let txn = crate::db::begin_write(db).await?;
-        insert_sqlite(&txn, rows).await?;
-        for tenant in events_for {
-            let of_tenant: Vec<&Row> = rows.iter().filter(|r| r.tenant_id == *tenant).collect();
-            crate::events::record(
-                &txn,
-                *tenant,
-                stead_api_types::EventType::DeviceTelemetry,
-                None,
-                crate::events::telemetry_data(&of_tenant),
-            )
-            .await
-            .map_err(|e| sea_orm::DbErr::Custom(e.to_string()))?;
-        }
-        return txn.commit().await;
-    }
-    insert_sqlite(db, rows).await
-}
-
-async fn insert_sqlite(
-    db: &impl sea_orm::ConnectionTrait,
-    rows: &[Row],
-) -> Result<(), sea_orm::DbErr> {
-    let backend = db.get_database_backend();
     for chunk in rows.chunks(MAX_BATCH_ROWS) {
         let mut sql = String::with_capacity(64 + chunk.len() * 12);
         sql.push_str("INSERT INTO telemetry (tenant_id, device_id, ts, data) VALUES ");
