@@ -625,8 +625,10 @@ async fn schemathesis(
             "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance",
             "--max-examples",
             &max_examples.to_string(),
+            // One worker: on Python 3.11, `ast.parse` in concurrent threads (hypothesis describing
+            // its lambdas) can fail with "AST constructor recursion depth mismatch".
             "--workers",
-            "2",
+            "1",
             "--request-timeout",
             "30",
             "--generation-database",
