@@ -59,7 +59,9 @@ ingest() {
 import json, sys
 r = json.load(sys.stdin); cpu = $s1 - $s0
 print(f\"{r['acked_per_s']:.0f} acked msg/s, PUBACK p50 {r['puback_ms']['p50']:.1f} ms p99 {r['puback_ms']['p99']:.1f} ms, stead CPU {cpu:.1f} s = {cpu / max(r['acked'], 1) * 1e6:.1f} µs/msg\")"
+  rss
 }
+rss() { echo "   stead memory: $(awk '/^VmRSS|^VmHWM/ {printf "%s %d MB  ", $1, $2 / 1024}' "/proc/$SERVER/status")"; }
 
 stats() { curl -sf "http://127.0.0.1:$SINK_PORT/stats"; }
 start_sink() {
@@ -108,6 +110,7 @@ n=$(auth "http://$HTTP/api/v1/webhooks/$ENDPOINT/replay" -d "{\"since\":\"$SINCE
 t0=$(date +%s.%N)
 until [[ $(stats | python3 -c 'import json,sys; print(json.load(sys.stdin)["verified"])') -ge $n ]]; do sleep 0.2; done
 python3 -c "t=$(date +%s.%N)-$t0; print(f'   {$n} events (each a telemetry batch) in {t:.1f} s: {$n/t:.0f} events/s; sink: ' + '$(stats)')"
+rss
 
 echo "== 2. a receiver that takes 500 ms per answer, max_concurrency 32, 20 s"
 stop_sink
@@ -115,6 +118,7 @@ start_sink --delay-ms 500
 auth "http://$HTTP/api/v1/webhooks/$ENDPOINT/replay" -d "{\"since\":\"$SINCE\"}" >/dev/null
 sleep 20
 python3 -c "import json; s=json.loads('$(stats)'); print(f\"   {s['verified']} deliveries in 20 s: {s['verified']/20:.1f}/s (32 at a time × 2/s = 64/s at most)\")"
+rss
 stop_sink
 # Drop what is left of that replay so that step 3 starts from an empty backlog.
 psql "$PG/$DB" -qc "DELETE FROM event_deliveries WHERE status = 'pending'"

@@ -113,7 +113,7 @@ pub async fn once(state: &AppState) -> Result<usize> {
     if state.db.get_database_backend() == DatabaseBackend::Postgres {
         query = query.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
     }
-    let events = query.all(&txn).await?;
+    let mut events = super::without_data(&txn, query).await?;
     if events.is_empty() {
         txn.commit().await?;
         return Ok(0);
@@ -136,8 +136,33 @@ pub async fn once(state: &AppState) -> Result<usize> {
     } else {
         HashMap::new()
     };
-    // Group filters: which of the batch's devices are in which of the filtering groups.
+    // Group filters: which of the batch's devices are in which of the filtering groups. A
+    // telemetry batch names its devices in its data, read only for the tenants that filter.
     let groups: HashSet<Uuid> = endpoints.iter().filter_map(|e| e.group_id).collect();
+    let filtering: HashSet<Uuid> = endpoints
+        .iter()
+        .filter(|e| e.group_id.is_some())
+        .map(|e| e.tenant_id)
+        .collect();
+    let batches: Vec<i64> = events
+        .iter()
+        .filter(|e| e.device_id.is_none() && filtering.contains(&e.tenant_id))
+        .map(|e| e.seq)
+        .collect();
+    if !batches.is_empty() {
+        let full: HashMap<i64, serde_json::Value> = model::Entity::find()
+            .filter(model::Column::Seq.is_in(batches))
+            .all(&txn)
+            .await?
+            .into_iter()
+            .map(|e| (e.seq, e.data))
+            .collect();
+        for e in events.iter_mut() {
+            if let Some(data) = full.get(&e.seq) {
+                e.data = data.clone();
+            }
+        }
+    }
     let members: HashSet<(Uuid, Uuid)> = if groups.is_empty() {
         HashSet::new()
     } else {

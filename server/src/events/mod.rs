@@ -58,6 +58,52 @@ pub async fn mark_dispatched(db: &impl ConnectionTrait, seq: i64) -> Result<()> 
     Ok(())
 }
 
+/// An event's columns but its data, as a query answers them.
+type Head = (
+    i64,
+    Uuid,
+    Uuid,
+    String,
+    Option<Uuid>,
+    chrono::DateTime<Utc>,
+    bool,
+);
+
+/// The columns of an event but its data (which can be large: a telemetry batch), for work that
+/// only routes events; `data` is `null` in what it answers.
+pub async fn without_data(
+    db: &impl ConnectionTrait,
+    query: sea_orm::Select<model::Entity>,
+) -> Result<Vec<model::Model>> {
+    let rows: Vec<Head> = query
+        .select_only()
+        .column(model::Column::Seq)
+        .column(model::Column::Id)
+        .column(model::Column::TenantId)
+        .column(model::Column::EventType)
+        .column(model::Column::DeviceId)
+        .column(model::Column::CreatedAt)
+        .column(model::Column::Dispatched)
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(seq, id, tenant_id, event_type, device_id, created_at, dispatched)| model::Model {
+                seq,
+                id,
+                tenant_id,
+                event_type,
+                device_id,
+                data: serde_json::Value::Null,
+                created_at,
+                dispatched,
+            },
+        )
+        .collect())
+}
+
 /// Which event types reach somewhere, per tenant: `None` in the map means every type.
 #[derive(Debug, Default)]
 pub struct Subscriptions {

@@ -25,8 +25,9 @@ use crate::telemetry::Row;
 
 /// Committed batches waiting to become events.
 const QUEUE: usize = 4096;
-/// Points in one event at most (a flush splits a tenant's points beyond it).
-const MAX_POINTS: usize = 2000;
+/// Points in one event at most (a flush splits a tenant's points beyond it): a request body of
+/// some 50 KB, which receivers take in one piece.
+const MAX_POINTS: usize = 500;
 
 /// The handle the telemetry writer's commit hook holds. Cheap to clone.
 #[derive(Clone)]

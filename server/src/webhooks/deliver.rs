@@ -48,11 +48,11 @@ impl Outcome {
 /// (with `id` and `tenant_id`), or a structured CloudEvent. With a group filter, a telemetry
 /// batch carries only that group's devices' points.
 pub fn body_of(
-    ev: &event::Model,
+    ev: event::Model,
     format: WebhookFormat,
     only_devices: Option<&[Uuid]>,
 ) -> serde_json::Value {
-    let mut data = ev.data.clone();
+    let mut data = ev.data;
     if let (Some(devices), Some(points)) = (
         only_devices,
         data.get_mut("points").and_then(|p| p.as_array_mut()),
@@ -405,9 +405,9 @@ async fn attempt_one(
         }
         _ => None,
     };
-    let body = body_of(&ev, format, only.as_deref());
-    let secrets = secrets_of(state, &ep)?;
     let id = ev.id.to_string();
+    let body = body_of(ev, format, only.as_deref());
+    let secrets = secrets_of(state, &ep)?;
     let outcome = send(
         client,
         &ep.url,

@@ -362,7 +362,7 @@ async fn delivery(
     let ep = repo::get(&state.db, &scope.ctx, endpoint).await?;
     let d = repo::delivery(&state.db, &scope.ctx, endpoint, id).await?;
     let request = match repo::event(&state.db, &scope.ctx, d.event_seq).await {
-        Ok(ev) => super::deliver::body_of(&ev, repo::format_of(&ep.format), None),
+        Ok(ev) => super::deliver::body_of(ev, repo::format_of(&ep.format), None),
         Err(_) => serde_json::Value::Null,
     };
     let attempts = repo::attempts(&state.db, &scope.ctx, id).await?;

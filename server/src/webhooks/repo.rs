@@ -242,21 +242,26 @@ pub async fn event(
 }
 
 /// The tenant's events since a time, oldest first (at most `limit`).
+/// With `data` only when asked (a telemetry batch's can be large; routing needs it only to
+/// apply a group filter).
 pub async fn events_since(
     db: &impl ConnectionTrait,
     ctx: &TenantCtx,
     since: chrono::DateTime<chrono::Utc>,
     limit: u64,
+    with_data: bool,
 ) -> Result<Vec<crate::events::model::Model>> {
     use crate::events::model as event;
-    Ok(event::Entity::find()
+    let query = event::Entity::find()
         .filter(event::Column::TenantId.eq(ctx.tenant_id().0))
         .filter(event::Column::CreatedAt.gte(since))
         .filter(event::Column::EventType.ne(EventType::WebhookTest.as_str()))
         .order_by_asc(event::Column::Seq)
-        .limit(limit)
-        .all(db)
-        .await?)
+        .limit(limit);
+    if with_data {
+        return Ok(query.all(db).await?);
+    }
+    crate::events::without_data(db, query).await
 }
 
 pub async fn insert_deliveries(

@@ -386,7 +386,8 @@ pub async fn replay_since(
 ) -> Result<Replayed> {
     let ep = repo::get(&state.db, ctx, endpoint_id).await?;
     let filter = crate::events::types_of(&ep.event_types);
-    let events = repo::events_since(&state.db, ctx, since, MAX_REPLAY).await?;
+    let events =
+        repo::events_since(&state.db, ctx, since, MAX_REPLAY, ep.group_id.is_some()).await?;
     let mut in_group = std::collections::HashSet::new();
     if let Some(group) = ep.group_id {
         in_group.extend(crate::groups::repo::members(&state.db, ctx, group).await?);
