@@ -1065,7 +1065,6 @@ async fn events_reach_nats_jetstream_and_wait_while_it_is_away() {
         .kill_on_drop(true)
         .spawn()
         .expect("nats-server is installed (Debian package nats-server)");
-    let mut sink = sink;
     for _ in 0..300 {
         if sink.delivered >= 5 {
             break;

@@ -117,6 +117,9 @@ struct Claim {
     _duration_ms: Option<u64>,
 }
 
+/// Each device's part of a message keyed by device name, or why that part is refused.
+pub type Parts<T> = Vec<(String, Result<T, Rejection>)>;
+
 /// A device name as a gateway gives it: the name it is addressed by, as is.
 fn device_name(name: &str) -> Result<(), Rejection> {
     let checked = stead_api_types::check_name("device", name, 128)
@@ -200,10 +203,7 @@ fn without_metadata(value: Value) -> Value {
 
 /// `v1/gateway/telemetry`: each device's points (a list of points, or one point, each with
 /// `ts` and `values` or values at server time), or why its part is refused.
-pub fn telemetry(
-    payload: &[u8],
-    now_ms: i64,
-) -> Result<Vec<(String, Result<Vec<decode::Point>, Rejection>)>, Rejection> {
+pub fn telemetry(payload: &[u8], now_ms: i64) -> Result<Parts<Vec<decode::Point>>, Rejection> {
     Ok(per_device(payload, "gateway telemetry")?
         .into_iter()
         .map(|(name, value)| {
@@ -217,9 +217,7 @@ pub fn telemetry(
 }
 
 /// `v1/gateway/attributes`: each device's client attributes, or why its part is refused.
-pub fn attributes(
-    payload: &[u8],
-) -> Result<Vec<(String, Result<Map<String, Value>, Rejection>)>, Rejection> {
+pub fn attributes(payload: &[u8]) -> Result<Parts<Map<String, Value>>, Rejection> {
     Ok(per_device(payload, "gateway attributes")?
         .into_iter()
         .map(|(name, value)| {
@@ -283,6 +281,9 @@ struct Held {
     limiter: Limiter,
 }
 
+/// A name refused lately: until when, whose timeline says so, and why.
+type RefusedName = (i64, Option<DeviceId>, Rejection);
+
 /// Why a part was refused, and which device's timeline says so (`None`: the gateway's).
 struct Refused {
     device: Option<DeviceId>,
@@ -298,7 +299,7 @@ pub struct Gateway {
     conn_id: u64,
     held: RefCell<HashMap<String, Held>>,
     /// Names refused lately (until when, and why).
-    refused: RefCell<HashMap<String, (i64, Option<DeviceId>, Rejection)>>,
+    refused: RefCell<HashMap<String, RefusedName>>,
 }
 
 impl Gateway {

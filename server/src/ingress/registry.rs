@@ -144,10 +144,10 @@ impl Registry {
         name: &str,
     ) -> bool {
         let mut maps = self.maps();
-        if !maps
+        if maps
             .sessions
             .get(&gateway)
-            .is_some_and(|g| g.conn_id == conn_id)
+            .is_none_or(|g| g.conn_id != conn_id)
         {
             return false;
         }
