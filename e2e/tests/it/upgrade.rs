@@ -174,7 +174,8 @@ async fn an_earlier_release_upgrades_with_all_its_data(backend: Backend) {
                     .find(|l| l.contains("migrations:"))
                     .unwrap_or_else(|| panic!("no migrations line:\n{report}"));
                 assert!(line.starts_with("warn"), "{report}");
-                assert!(line.contains("2 applied, 6 pending"), "{report}");
+                let pending = format!("2 applied, {} pending", LATER_MIGRATIONS.len());
+                assert!(line.contains(&pending), "{report}");
                 for m in LATER_MIGRATIONS {
                     assert!(line.contains(m), "{report}");
                 }
