@@ -610,6 +610,31 @@ async fn bad_input_on_gateway_topics_is_refused_per_device(backend: Backend) {
         "over its limit: quota exceeded, {codes:?}"
     );
     assert_eq!(codes[0], 0x00);
+
+    // The tenant's device quota applies to devices created on first sight.
+    let all: Page<Device> = c.get("/api/v1/devices").await.unwrap().ok().unwrap();
+    let r = server
+        .admin()
+        .await
+        .patch(
+            &format!("/api/v1/tenants/{}", acme.tenant.id),
+            &json!({"quotas": {"devices": all.total}}),
+        )
+        .await
+        .unwrap();
+    assert!(r.status.is_success(), "{}", r.body);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        v5.publish(
+            30,
+            telemetry,
+            json!({"over-quota": [{"t": 1}], "s2": [{"quota": 1}]})
+        )
+        .await,
+        0x97
+    );
+    assert!(named(c, "over-quota").await.is_none());
+    assert_eq!(count_stored(c, s2.id, "quota").await, 1);
 }
 
 async fn gateways_are_marked_and_their_devices_listed(backend: Backend) {
