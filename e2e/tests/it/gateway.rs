@@ -830,3 +830,106 @@ async fn gateways_are_marked_and_their_devices_listed(backend: Backend) {
     let pre = named(c, "pre-made").await.expect("still there");
     assert_eq!(pre.gateway_id, None);
 }
+
+/// A gateway's session is on one node, the person on another: shared attributes and commands
+/// for a device behind it travel between the nodes, and when the gateway's node dies, the
+/// devices behind it go offline with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_on_another_node_gets_its_devices_commands_and_dies_with_it() {
+    let options = || {
+        Options::default()
+            .env("STEAD_NODE_HEARTBEAT_SECS", "1")
+            .env("STEAD_NODE_TIMEOUT_SECS", "2")
+    };
+    let a = TestServer::start_with(Backend::Postgres, options()).await;
+    let mut b = TestServer::start_with(
+        Backend::Postgres,
+        Options {
+            join: Some(a.shared()),
+            ..options()
+        },
+    )
+    .await;
+    let acme = a.tenant("Acme").await;
+    // The person works through node A, the gateway connects to node B.
+    let c = &acme.admin;
+    let (_, token) = gateway(c, "gw").await;
+    let (mut raw, code) = Raw::connect(&b.mqtt, &token, 30, None).await;
+    assert_eq!(code, 0);
+    for (id, filter) in [(1u16, "v1/gateway/rpc"), (2, "v1/gateway/attributes")] {
+        raw.subscribe(filter, id).await;
+        match raw.read(Duration::from_secs(5)).await {
+            Some((SUBACK, body)) => assert_eq!(body[..2], id.to_be_bytes()),
+            other => panic!("expected SUBACK, got {other:?}"),
+        }
+    }
+    publish_acked(&mut raw, 3, "v1/gateway/connect", json!({"device": "far"})).await;
+    let far = named(c, "far").await.expect("created on first sight");
+    eventually("far online", || async { presence(c, far.id).await.online }).await;
+
+    let r = c
+        .post(
+            &format!("/api/v1/devices/{}/attributes/shared", far.id),
+            &json!({"mode": "eco"}),
+        )
+        .await
+        .unwrap();
+    assert!(r.status.is_success(), "{}", r.body);
+    let (topic, payload) = raw
+        .next_publish_acked(Duration::from_secs(5))
+        .await
+        .expect("the shared attribute crossed to node B");
+    assert_eq!(topic, "v1/gateway/attributes");
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&payload).unwrap(),
+        json!({"device": "far", "data": {"mode": "eco"}})
+    );
+
+    let (caller, path) = (c.clone(), format!("/api/v1/devices/{}/rpc", far.id));
+    let sent = tokio::spawn(async move {
+        caller
+            .post(
+                &path,
+                &json!({"method": "open", "params": {"valve": 2}, "timeout_ms": 10000}),
+            )
+            .await
+            .unwrap()
+            .ok::<RpcCommand>()
+            .unwrap()
+    });
+    let (topic, payload) = raw
+        .next_publish_acked(Duration::from_secs(5))
+        .await
+        .expect("the command crossed to node B");
+    assert_eq!(topic, "v1/gateway/rpc");
+    let request: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(request["device"], "far");
+    assert_eq!(request["data"]["method"], "open");
+    assert_eq!(request["data"]["params"], json!({"valve": 2}));
+    publish_acked(
+        &mut raw,
+        4,
+        "v1/gateway/rpc",
+        json!({"device": "far", "id": request["data"]["id"], "data": {"opened": true}}),
+    )
+    .await;
+    let done = sent.await.unwrap();
+    assert_eq!(done.status, RpcStatus::Successful, "{done:?}");
+    assert_eq!(done.response, Some(json!({"opened": true})));
+
+    // Node B dies with the gateway's session: node A's worker marks the device behind it offline.
+    b.kill9();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let p = presence(c, far.id).await;
+        if !p.online && p.last_disconnect_reason == Some(DisconnectReason::NodeLost) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "far still {p:?}\n{}",
+            a.log_tail(40)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
