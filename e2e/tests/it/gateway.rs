@@ -652,7 +652,7 @@ async fn gateways_are_marked_and_their_devices_listed(backend: Backend) {
     let other = server.tenant("Other").await;
     let c = &acme.admin;
     let (plain_id, plain_token) = device(c, "becomes-gateway").await;
-    let (gw_id, _) = gateway(c, "gw").await;
+    let (gw_id, gw_token) = gateway(c, "gw").await;
 
     // A device behind a gateway can be created by hand (without credentials of its own unless
     // given some); only a gateway can have devices behind it, and gateways do not nest.
@@ -667,6 +667,58 @@ async fn gateways_are_marked_and_their_devices_listed(backend: Backend) {
         .unwrap();
     assert_eq!(created.device.gateway_id, Some(gw_id));
     assert!(created.access_token.is_none());
+    let pre_id = created.device.id;
+
+    // A persistent command to a device behind a gateway waits until its gateway holds it and
+    // has subscribed to commands.
+    let r = c
+        .post(
+            &format!("/api/v1/devices/{pre_id}/rpc"),
+            &json!({"method": "wake", "persistent": true}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 202, "{}", r.body);
+    let queued: RpcCommand = r.ok().unwrap();
+    assert_eq!(queued.status, RpcStatus::Queued);
+    let (mut g, code) = Raw::connect(&server.mqtt, &gw_token, 30, None).await;
+    assert_eq!(code, 0);
+    publish_acked(
+        &mut g,
+        1,
+        "v1/gateway/connect",
+        json!({"device": "pre-made"}),
+    )
+    .await;
+    g.subscribe("v1/gateway/rpc", 2).await;
+    let (topic, payload) = g
+        .next_publish_acked(Duration::from_secs(5))
+        .await
+        .expect("the queued command");
+    assert_eq!(topic, "v1/gateway/rpc");
+    let request: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(
+        request,
+        json!({"device": "pre-made", "data": {"id": queued.request_id, "method": "wake", "params": {}}})
+    );
+    publish_acked(
+        &mut g,
+        3,
+        "v1/gateway/rpc",
+        json!({"device": "pre-made", "id": queued.request_id, "data": {"awake": true}}),
+    )
+    .await;
+    eventually("the queued command answered", || async {
+        let command: RpcCommand = c
+            .get(&format!("/api/v1/devices/{pre_id}/rpc/{}", queued.id))
+            .await
+            .unwrap()
+            .ok()
+            .unwrap();
+        command.status == RpcStatus::Successful && command.response == Some(json!({"awake": true}))
+    })
+    .await;
+    g.disconnect().await;
     for (body, code) in [
         (
             json!({"name": "x", "gateway_id": plain_id}),

@@ -574,7 +574,11 @@ impl Gateway {
                 },
             );
         }
-        self.connected(name, &identity, created, subs);
+        if !self.connected(name, &identity, created, subs) {
+            // The gateway's session is ending: what it sends now is still handled, but it holds
+            // nothing any more.
+            self.held.borrow_mut().remove(name);
+        }
         Ok(identity)
     }
 
@@ -693,7 +697,10 @@ impl Gateway {
         });
         let (target, detail) = match device {
             Some(device) => {
-                self.note(device, telemetry::now_ms(), 0, 1);
+                // Counted against a device this gateway speaks for, not one it named wrongly.
+                if self.held_id(name) == Some(device) {
+                    self.note(device, telemetry::now_ms(), 0, 1);
+                }
                 (
                     device,
                     format!(
@@ -735,14 +742,20 @@ impl Gateway {
     }
 
     /// A device is now held by this session: reachable through it, online, on its timeline.
-    fn connected(&self, name: &str, sub: &DeviceIdentity, created: bool, subs: &Subscriptions) {
+    /// False when the gateway's session is ending (it is no longer the gateway's current one).
+    fn connected(
+        &self,
+        name: &str,
+        sub: &DeviceIdentity,
+        created: bool,
+        subs: &Subscriptions,
+    ) -> bool {
         let ctx = &self.ctx;
         if !ctx
             .registry
             .register_sub(sub.device_id, self.identity.device_id, self.conn_id, name)
         {
-            // The gateway's session is ending: it lets go of everything it holds.
-            return;
+            return false;
         }
         // A session that held it elsewhere (another node) lets go of it.
         ctx.state
@@ -783,6 +796,7 @@ impl Gateway {
                 tracing::warn!(error = %e, "delivering queued commands failed");
             }
         });
+        true
     }
 
     /// Lets go of the device named `name` (offline, with `reason`); false when not held.
