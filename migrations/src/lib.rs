@@ -15,6 +15,7 @@ mod m20261202_000006_session_origin;
 mod m20261202_000007_roles_and_keys;
 mod m20261203_000008_people;
 mod m20261206_000009_integrations;
+mod m20261207_000010_gateways;
 
 pub struct Migrator;
 
@@ -74,6 +75,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000007_roles_and_keys::Migration),
             Box::new(m20261203_000008_people::Migration),
             Box::new(m20261206_000009_integrations::Migration),
+            Box::new(m20261207_000010_gateways::Migration),
         ]
     }
 }

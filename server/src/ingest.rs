@@ -18,6 +18,14 @@ pub enum Rejection {
     QuotaExceeded(String),
     /// Recognised but not available (MQTT 5: 0x83; HTTP 501).
     NotSupported(String),
+    /// Not this device's to do: a gateway naming a device that is not behind it, or a disabled
+    /// device behind a gateway (MQTT 5: 0x87; HTTP 403).
+    NotAuthorized(String),
+    /// Refused for some of the devices behind a gateway, for the reason inside (recorded on
+    /// their timelines); the parts for the others were handled. Neither the gateway nor its
+    /// other devices are to blame: MQTT 5 answers the reason code inside, and MQTT 3.1.1, which
+    /// cannot refuse part of a message, acknowledges it and keeps the connection.
+    SubDevices(Box<Rejection>),
     /// Storage failed; nothing was stored (MQTT 5: 0x80, 3.1.1 closes the connection so the
     /// client resends; HTTP 503).
     Unavailable(String),
@@ -31,7 +39,17 @@ impl Rejection {
             | Rejection::RateLimited(d)
             | Rejection::QuotaExceeded(d)
             | Rejection::NotSupported(d)
+            | Rejection::NotAuthorized(d)
             | Rejection::Unavailable(d) => d,
+            Rejection::SubDevices(inner) => inner.detail(),
+        }
+    }
+
+    /// The refusal itself, unwrapped from `SubDevices`.
+    pub fn root(&self) -> &Rejection {
+        match self {
+            Rejection::SubDevices(inner) => inner.root(),
+            other => other,
         }
     }
 
@@ -43,7 +61,9 @@ impl Rejection {
             Rejection::RateLimited(_) => "rate_limited",
             Rejection::QuotaExceeded(_) => "quota_exceeded",
             Rejection::NotSupported(_) => "not_supported",
+            Rejection::NotAuthorized(_) => "not_authorized",
             Rejection::Unavailable(_) => "storage_unavailable",
+            Rejection::SubDevices(inner) => inner.reason(),
         }
     }
 }
@@ -65,6 +85,11 @@ pub fn telemetry_rows(
     now: i64,
 ) -> Result<(Vec<Row>, u64), Rejection> {
     let points = decode::telemetry(payload, now).map_err(|e| Rejection::Payload(e.to_string()))?;
+    Ok(rows_of(device, points))
+}
+
+/// Decoded points as rows of `device`, with the number of data points (for the rate limits).
+pub fn rows_of(device: &DeviceIdentity, points: Vec<decode::Point>) -> (Vec<Row>, u64) {
     let values: usize = points.iter().map(|p| p.values.len()).sum();
     let rows = points
         .into_iter()
@@ -75,7 +100,7 @@ pub fn telemetry_rows(
             values: p.values,
         })
         .collect();
-    Ok((rows, values as u64))
+    (rows, values as u64)
 }
 
 pub fn attributes(payload: &[u8]) -> Result<serde_json::Map<String, serde_json::Value>, Rejection> {

@@ -168,6 +168,8 @@ pub async fn provision(
                 profile_id: Some(profile.id),
                 groups: None,
                 credentials: Some(set),
+                gateway: false,
+                gateway_id: None,
             };
             let (device, credentials) = repo::create(
                 &state.db,

@@ -26,6 +26,7 @@ mod dist;
 mod doctor;
 mod durability;
 mod embedded;
+mod gateway;
 mod graceful;
 mod imports;
 mod loadgen;

@@ -799,6 +799,13 @@ pub struct Device {
     /// Set while the device is disabled (quarantined): it cannot connect and its data is refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disabled_reason: Option<String>,
+    /// A gateway connects with its own credentials and speaks for the devices behind it
+    /// (ThingsBoard's Gateway API, `v1/gateway/...`).
+    #[serde(default)]
+    pub gateway: bool,
+    /// The gateway this device is behind (a sub-device: it has no connection of its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -820,9 +827,16 @@ pub struct CreateDevice {
     /// Groups to put the device in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub groups: Option<Vec<Uuid>>,
-    /// An access token is generated when absent.
+    /// An access token is generated when absent, except for a sub-device (`gateway_id`), which
+    /// speaks through its gateway and gets no credentials of its own unless given some.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials: Option<SetCredentials>,
+    /// Make it a gateway: it may speak for devices behind it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub gateway: bool,
+    /// Put it behind this gateway (a device of the tenant marked as gateway).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_id: Option<Uuid>,
 }
 
 /// `PATCH /api/v1/devices/{id}`: absent fields stay as they are; `null` clears `label` and `type`.
@@ -849,6 +863,16 @@ pub struct UpdateDevice {
     pub metadata: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile_id: Option<Uuid>,
+    /// Mark or unmark it as a gateway (its session ends, so that it reconnects as what it is now).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<bool>,
+    /// Move it behind another gateway of the tenant, or detach it (`null`).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "double_option"
+    )]
+    pub gateway_id: Option<Option<Uuid>>,
 }
 
 /// A device just created: its secret (access token or MQTT password) is shown this once and stored
@@ -978,6 +1002,9 @@ pub struct DeviceListQuery {
     /// Only devices online (`true`) or offline (`false`) now.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub online: Option<bool>,
+    /// Only the sub-devices of this gateway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<Uuid>,
 }
 
 /// Query of the other listings (`/users`, `/tenants`).
@@ -1147,6 +1174,8 @@ pub enum DisconnectReason {
     /// The node that held its session stopped answering (crashed, killed, cut off), or a
     /// restarted embedded server found it marked online from before.
     NodeLost,
+    /// A device behind a gateway: the gateway's own connection ended.
+    GatewayDisconnected,
 }
 
 /// `GET /api/v1/devices/{id}/presence`.

@@ -243,6 +243,25 @@ pub fn check(set: &SetCredentials) -> Result<()> {
     Ok(())
 }
 
+/// No credentials at all (type `none`): a sub-device speaks only through its gateway. The token
+/// hash is of a token nobody knows, so the column stays unique and non-null.
+pub fn none() -> Issued {
+    Issued {
+        credentials_type: "none",
+        token_hash: tokens::hash_token(&tokens::random_token()),
+        mqtt_client_id: None,
+        mqtt_username: None,
+        mqtt_password_hash: None,
+        expire_at: None,
+        shown: DeviceCredentials {
+            credentials_type: CredentialsType::None,
+            access_token: None,
+            mqtt_basic: None,
+            expires_at: None,
+        },
+    }
+}
+
 /// Checks and prepares new credentials (an access token when none are given). Hashing an MQTT
 /// password runs on the blocking pool.
 pub async fn issue(set: Option<SetCredentials>) -> Result<Issued> {

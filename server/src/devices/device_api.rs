@@ -130,15 +130,19 @@ fn refused(
         format!("HTTP {what} rejected: {}", rejection.detail()),
         serde_json::json!({"transport": "http", "reason": rejection.reason()}),
     );
-    let (status, code) = match &rejection {
+    let (status, code) = match rejection.root() {
         Rejection::Payload(d) if d.starts_with("the payload has") => {
             (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
         }
-        Rejection::Payload(_) => (StatusCode::BAD_REQUEST, "invalid_payload"),
+        // `root` never answers `SubDevices` (and the HTTP device API has no gateway topics).
+        Rejection::Payload(_) | Rejection::SubDevices(_) => {
+            (StatusCode::BAD_REQUEST, "invalid_payload")
+        }
         Rejection::Topic(_) => (StatusCode::NOT_FOUND, "route_not_found"),
         Rejection::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
         Rejection::QuotaExceeded(_) => (StatusCode::CONFLICT, "quota_exceeded"),
         Rejection::NotSupported(_) => (StatusCode::NOT_IMPLEMENTED, "not_supported"),
+        Rejection::NotAuthorized(_) => (StatusCode::FORBIDDEN, "not_authorized"),
         Rejection::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
     };
     ApiError::new(status, code, rejection.detail().to_owned())

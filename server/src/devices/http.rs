@@ -24,6 +24,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/devices/{id}", web::get().to(get))
         .route("/devices/{id}", web::patch().to(update))
         .route("/devices/{id}", web::delete().to(delete))
+        .route("/devices/{id}/sub-devices", web::get().to(sub_devices))
         .route("/devices/{id}/credentials", web::put().to(set_credentials))
         .route("/devices/{id}/credentials/rotate", web::post().to(rotate))
         .route("/devices/{id}/credentials/revoke", web::post().to(revoke))
@@ -64,6 +65,7 @@ async fn list(
             group: query.group,
             label: query.label,
             online: query.online,
+            gateway: query.gateway,
         },
     )
     .await?;
@@ -73,6 +75,35 @@ async fn list(
         page,
         per_page,
     }))
+}
+
+/// `GET /devices/{id}/sub-devices`: the devices behind a gateway (the list's filters apply).
+#[utoipa::path(
+    get,
+    path = "/devices/{id}/sub-devices",
+    tag = "devices",
+    operation_id = "list_sub_devices",
+    summary = "List the devices behind a gateway (`devices.read`)",
+    params(("id" = Uuid, Path, description = "The gateway"), DeviceListQuery),
+    responses(
+        (status = 200, description = "A page of the devices behind the gateway, within the caller's reach", body = Page<Device>),
+        Denied,
+        BadQuery,
+        NotFound,
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
+async fn sub_devices(
+    state: web::Data<AppState>,
+    scope: DeviceScope<DevicesRead>,
+    id: web::Path<Uuid>,
+    query: web::Query<DeviceListQuery>,
+) -> ApiResult<web::Json<Page<Device>>> {
+    // Another tenant's gateway, or one out of reach, is 404 like any device.
+    repo::get(&state.db, &scope.ctx, DeviceId(*id)).await?;
+    let mut query = query.into_inner();
+    query.gateway = Some(*id);
+    list(state, scope, web::Query(query)).await
 }
 
 #[utoipa::path(
@@ -181,6 +212,11 @@ async fn update(
     )
     .await?;
     txn.commit().await?;
+    // What it may speak for, or who speaks for it, changed: its session ends (a gateway's with
+    // the devices behind it), so that it reconnects as what it is now.
+    if before.gateway != device.gateway || before.gateway_id != device.gateway_id {
+        state.sessions.revoke_device(DeviceId(*id));
+    }
     Ok(web::Json(repo::to_api(device)))
 }
 

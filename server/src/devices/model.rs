@@ -28,6 +28,10 @@ pub struct Model {
     pub disabled_reason: Option<String>,
     /// Mirrors the live presence, for filtering the device list.
     pub online: bool,
+    /// May speak for the devices behind it (ThingsBoard's Gateway API).
+    pub gateway: bool,
+    /// The gateway a sub-device is behind.
+    pub gateway_id: Option<Uuid>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

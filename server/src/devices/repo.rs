@@ -37,6 +37,8 @@ pub fn to_api(d: model::Model) -> stead_api_types::Device {
             .credentials_expire_at
             .and_then(chrono::DateTime::from_timestamp_millis),
         disabled_reason: d.disabled_reason,
+        gateway: d.gateway,
+        gateway_id: d.gateway_id,
         created_at: d.created_at,
         updated_at: d.updated_at,
     }
@@ -91,9 +93,41 @@ fn name_taken(name: &str) -> impl FnOnce(DbErr) -> Error + '_ {
     }
 }
 
-/// Creates a device in its profile (the tenant's default unless named) and groups; answers it
-/// with its credentials, whose secret is never stored.
-/// Creates a device, within the tenant's device quota (`409 quota_exceeded` beyond it).
+/// The tenant's gateway `id`, for a device to be put behind it.
+async fn gateway_of(db: &impl crate::db::Db, ctx: &TenantCtx, id: Uuid) -> Result<Uuid> {
+    match get(db, ctx, DeviceId(id)).await {
+        Ok(d) if d.gateway => Ok(d.id),
+        Ok(_) => Err(Error::invalid(
+            "not_a_gateway",
+            "gateway_id",
+            format!("device {id} is not a gateway: mark it as one first"),
+        )),
+        Err(Error::NotFound(_)) => Err(Error::invalid(
+            "unknown_gateway",
+            "gateway_id",
+            format!("no gateway {id} in this tenant"),
+        )),
+        Err(e) => Err(e),
+    }
+}
+
+/// Gateways do not nest: ThingsBoard's Gateway API has one level, and a device behind a gateway
+/// has no connection through which it could speak for others.
+fn check_gateway_shape(gateway: bool, gateway_id: Option<Uuid>) -> Result<()> {
+    if gateway && gateway_id.is_some() {
+        return Err(Error::invalid(
+            "gateway_behind_gateway",
+            "gateway_id",
+            "a gateway cannot be behind another gateway",
+        ));
+    }
+    Ok(())
+}
+
+/// Creates a device in its profile (the tenant's default unless named) and groups, within the
+/// tenant's device quota (`409 quota_exceeded` beyond it); answers it with its credentials, whose
+/// secret is never stored. A sub-device (`gateway_id`) given no credentials gets none: it speaks
+/// through its gateway.
 pub async fn create(
     db: &impl crate::db::Db,
     ctx: &TenantCtx,
@@ -112,6 +146,11 @@ pub async fn create(
     let label = parse_optional(body.label, "label", 256)?;
     let device_type = parse_optional(body.device_type, "type", 64)?;
     let metadata = parse_metadata(body.metadata)?;
+    let gateway_id = match body.gateway_id {
+        Some(id) => Some(gateway_of(db, ctx, id).await?),
+        None => None,
+    };
+    check_gateway_shape(body.gateway, gateway_id)?;
     let profile = crate::profiles::repo::resolve(db, ctx, body.profile_id).await?;
     let groups = match &body.groups {
         Some(ids) => {
@@ -134,7 +173,10 @@ pub async fn create(
         }
         None => Vec::new(),
     };
-    let issued = super::credentials::issue(body.credentials).await?;
+    let issued = match (body.credentials, gateway_id) {
+        (None, Some(_)) => super::credentials::none(),
+        (set, _) => super::credentials::issue(set).await?,
+    };
     let now = Utc::now();
     let txn = crate::db::begin_write(db).await?;
     let device = model::ActiveModel {
@@ -155,6 +197,8 @@ pub async fn create(
         credentials_expire_at: Set(issued.expire_at),
         disabled_reason: Set(None),
         online: Set(false),
+        gateway: Set(body.gateway),
+        gateway_id: Set(gateway_id),
     }
     .insert(&txn)
     .await
@@ -210,6 +254,8 @@ pub struct ListQuery {
     pub group: Option<Uuid>,
     pub label: Option<String>,
     pub online: Option<bool>,
+    /// Only the sub-devices of this gateway.
+    pub gateway: Option<Uuid>,
 }
 
 pub async fn list(
@@ -243,6 +289,9 @@ pub async fn list(
     }
     if let Some(online) = q.online {
         select = select.filter(model::Column::Online.eq(online));
+    }
+    if let Some(gateway) = q.gateway {
+        select = select.filter(model::Column::GatewayId.eq(gateway));
     }
     if let Some(group) = q.group {
         use crate::groups::model::member;
@@ -296,7 +345,33 @@ pub async fn update(
     body: UpdateDevice,
 ) -> Result<model::Model> {
     let device = get(db, ctx, id).await?;
+    let (mut gateway, mut gateway_id) = (device.gateway, device.gateway_id);
+    if let Some(flag) = body.gateway {
+        if device.gateway && !flag && has_sub_devices(db, ctx, id).await? {
+            return Err(Error::conflict(
+                "gateway_has_sub_devices",
+                "devices are behind this gateway: move or detach them (`gateway_id`) first",
+            ));
+        }
+        gateway = flag;
+    }
+    if let Some(target) = body.gateway_id {
+        gateway_id = match target {
+            Some(target) if target == id.0 => {
+                return Err(Error::invalid(
+                    "gateway_behind_gateway",
+                    "gateway_id",
+                    "a device cannot be behind itself",
+                ));
+            }
+            Some(target) => Some(gateway_of(db, ctx, target).await?),
+            None => None,
+        };
+    }
+    check_gateway_shape(gateway, gateway_id)?;
     let mut active: model::ActiveModel = device.into();
+    active.gateway = Set(gateway);
+    active.gateway_id = Set(gateway_id);
     let mut name = String::new();
     if let Some(raw) = &body.name {
         name = parse_name(raw)?;
@@ -324,6 +399,16 @@ pub async fn update(
     device_event(&txn, ctx, EventType::DeviceUpdated, &device).await?;
     txn.commit().await?;
     Ok(device)
+}
+
+/// Whether any device is behind the gateway `id`.
+async fn has_sub_devices(db: &impl crate::db::Db, ctx: &TenantCtx, id: DeviceId) -> Result<bool> {
+    Ok(Devices::find()
+        .filter(model::Column::TenantId.eq(ctx.tenant_id().0))
+        .filter(model::Column::GatewayId.eq(id.0))
+        .one(db)
+        .await?
+        .is_some())
 }
 
 pub async fn delete(db: &impl crate::db::Db, ctx: &TenantCtx, id: DeviceId) -> Result<()> {
@@ -471,6 +556,8 @@ pub struct DeviceIdentity {
     pub credentials_expire_at: Option<i64>,
     /// The device profile's overrides of the per-device limits (they win over the tenant's).
     pub profile_limits: stead_api_types::ProfileLimits,
+    /// May speak for the devices behind it (`v1/gateway/...`).
+    pub gateway: bool,
 }
 
 impl DeviceIdentity {
@@ -515,6 +602,7 @@ async fn identity_of(
         disabled_reason: device.disabled_reason,
         credentials_expire_at: device.credentials_expire_at,
         profile_limits,
+        gateway: device.gateway,
     }))
 }
 
@@ -652,4 +740,84 @@ pub async fn by_name(
         .filter(model::Column::Name.eq(name.trim()))
         .one(db)
         .await?)
+}
+
+/// Why a gateway may not speak for a device it names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotBehind {
+    /// The gateway named itself.
+    Itself,
+    /// A device of the tenant that is not behind this gateway (connected directly, or behind
+    /// another gateway): a gateway must not speak for it. A person moves it (`gateway_id`).
+    Elsewhere(DeviceId),
+}
+
+/// A device behind a gateway, as the gateway's session holds it.
+pub struct SubDevice {
+    pub identity: DeviceIdentity,
+    /// Created by this lookup: the gateway named it for the first time.
+    pub created: bool,
+}
+
+/// The device named `name` behind `gateway`, looked up in the gateway's tenant only (another
+/// tenant's devices cannot be named at all). A name the tenant does not know is created on first
+/// sight, through `create` (so the device quota and the `device.created` event apply), behind the
+/// gateway and without credentials of its own, in the profile named like `device_type` (the
+/// tenant's default when no profile has that name: a gateway does not create profiles).
+pub async fn sub_device(
+    db: &impl crate::db::Db,
+    ctx: &TenantCtx,
+    quotas: &crate::tenants::quotas::Defaults,
+    gateway: DeviceId,
+    name: &str,
+    device_type: Option<&str>,
+) -> Result<std::result::Result<SubDevice, NotBehind>> {
+    let name = parse_name(name)?;
+    let (device, created) = match by_name(db, ctx, &name).await? {
+        Some(device) => (device, false),
+        None => {
+            let profile_id = match device_type.map(str::trim).filter(|t| !t.is_empty()) {
+                Some(t) => crate::profiles::repo::find_by_name(db, ctx, t)
+                    .await?
+                    .map(|p| p.id),
+                None => None,
+            };
+            let body = CreateDevice {
+                name: name.clone(),
+                label: None,
+                device_type: device_type.map(str::to_owned),
+                metadata: None,
+                profile_id,
+                groups: None,
+                credentials: None,
+                gateway: false,
+                gateway_id: Some(gateway.0),
+            };
+            match create(db, ctx, quotas, body).await {
+                Ok((device, _)) => (device, true),
+                // Named by two messages at once: the other one created it.
+                Err(Error::Conflict {
+                    code: "device_name_taken",
+                    ..
+                }) => (
+                    by_name(db, ctx, &name)
+                        .await?
+                        .ok_or(Error::NotFound("device"))?,
+                    false,
+                ),
+                Err(e) => return Err(e),
+            }
+        }
+    };
+    if device.id == gateway.0 {
+        return Ok(Err(NotBehind::Itself));
+    }
+    if device.gateway_id != Some(gateway.0) {
+        return Ok(Err(NotBehind::Elsewhere(DeviceId(device.id))));
+    }
+    match identity_of(db, device).await? {
+        Some(identity) => Ok(Ok(SubDevice { identity, created })),
+        // Its tenant was suspended meanwhile; the gateway's session is being ended.
+        None => Err(Error::NotFound("device")),
+    }
 }

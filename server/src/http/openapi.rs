@@ -277,6 +277,7 @@ impl Modify for Security {
         crate::apikeys::http::get,
         crate::apikeys::http::revoke,
         crate::devices::http::list,
+        crate::devices::http::sub_devices,
         crate::devices::http::create,
         crate::devices::http::expiring,
         crate::devices::http::get,

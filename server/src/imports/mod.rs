@@ -999,6 +999,8 @@ async fn create(
         profile_id: new.profile_id,
         groups: Some(group_ids),
         credentials: row.credentials,
+        gateway: false,
+        gateway_id: None,
     };
     let (device, shown) = match crate::devices::repo::create(
         &state.db,

@@ -7,6 +7,7 @@
 //! `v5`) translate packets; what a message does is decided once, in `session`.
 
 pub mod daily;
+pub mod gateway;
 mod limits;
 mod registry;
 pub mod session;
@@ -106,19 +107,30 @@ impl IngressCtx {
         Limiter::new(limits.device_messages, limits.device_points)
     }
 
-    /// The answer to the built-in `getSessionLimits` RPC: the limits really enforced.
+    /// The answer to the built-in `getSessionLimits` RPC: the limits really enforced. A
+    /// gateway also hears the limits of the devices behind it (`gatewayRateLimits`): each of
+    /// them has the tenant's per-device limits, and ThingsBoard's gateway client, which applies
+    /// them to all of its devices together, stays within them.
     pub fn session_limits(&self, identity: &DeviceIdentity) -> serde_json::Value {
         let cfg = &self.state.config;
         let limits = self.limits(identity);
-        serde_json::json!({
+        let rates = |messages: &Rate, points: &Rate| {
+            serde_json::json!({
+                "messages": messages.to_string(),
+                "telemetryMessages": messages.to_string(),
+                "telemetryDataPoints": points.to_string(),
+            })
+        };
+        let mut answer = serde_json::json!({
             "maxPayloadSize": cfg.mqtt_max_payload_bytes,
             "maxInflightMessages": cfg.mqtt_max_inflight,
-            "rateLimits": {
-                "messages": limits.device_messages.to_string(),
-                "telemetryMessages": limits.device_messages.to_string(),
-                "telemetryDataPoints": limits.device_points.to_string(),
-            }
-        })
+            "rateLimits": rates(&limits.device_messages, &limits.device_points),
+        });
+        if identity.gateway {
+            let behind = EffectiveLimits::of(cfg, &identity.tenant_limits);
+            answer["gatewayRateLimits"] = rates(&behind.device_messages, &behind.device_points);
+        }
+        answer
     }
 
     pub fn metrics_rejected(&self, reason: &'static str) {
@@ -247,6 +259,7 @@ pub fn describe(reason: DisconnectReason) -> &'static str {
         DisconnectReason::NodeLost => {
             "the server node holding its session was lost (crashed or killed)"
         }
+        DisconnectReason::GatewayDisconnected => "the connection of its gateway ended",
     }
 }
 

@@ -1,6 +1,10 @@
 //! Which connection holds each device's session on this node, so that a new CONNECT can take
 //! over, a revoked credential can end a session at once, and the platform can send the device
 //! messages (shared attributes, commands).
+//!
+//! A device behind a gateway has no connection of its own: it is held through its gateway's
+//! session (`register_sub`). Messages for it go to the gateway's session, which addresses them
+//! to it by name; ending it ends only it, never the gateway.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -18,6 +22,17 @@ pub enum SessionMsg {
     End(DisconnectReason),
     /// Boxed: a channel allocates room for 32 messages up front, and every session has one.
     Deliver(Box<Delivery>),
+    /// For a device behind this (gateway) session, named as the gateway knows it.
+    DeliverSub {
+        device: DeviceId,
+        name: String,
+        delivery: Box<Delivery>,
+    },
+    /// The device behind this (gateway) session is no longer held by it.
+    EndSub {
+        device: DeviceId,
+        reason: DisconnectReason,
+    },
 }
 
 struct Entry {
@@ -26,22 +41,58 @@ struct Entry {
     tx: mpsc::UnboundedSender<SessionMsg>,
 }
 
+/// A device held through its gateway's session `conn_id`.
+struct SubEntry {
+    gateway: DeviceId,
+    conn_id: u64,
+    name: String,
+}
+
+#[derive(Default)]
+struct Maps {
+    sessions: HashMap<DeviceId, Entry>,
+    subs: HashMap<DeviceId, SubEntry>,
+}
+
+impl Maps {
+    /// The channel of the gateway session that holds `sub`, if that session is still current.
+    fn gateway_of(&self, sub: &SubEntry) -> Option<&mpsc::UnboundedSender<SessionMsg>> {
+        self.sessions
+            .get(&sub.gateway)
+            .filter(|g| g.conn_id == sub.conn_id)
+            .map(|g| &g.tx)
+    }
+
+    /// Tells whoever holds `device` on this node to let go of it; answers whether one did.
+    fn end(&self, device: DeviceId, reason: DisconnectReason) -> bool {
+        if let Some(e) = self.sessions.get(&device) {
+            return e.tx.send(SessionMsg::End(reason)).is_ok();
+        }
+        match self.subs.get(&device) {
+            Some(sub) => self
+                .gateway_of(sub)
+                .is_some_and(|tx| tx.send(SessionMsg::EndSub { device, reason }).is_ok()),
+            None => false,
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct Registry {
     next: AtomicU64,
-    sessions: Mutex<HashMap<DeviceId, Entry>>,
+    maps: Mutex<Maps>,
     /// Set when the node shuts down: a CONNECT still being authenticated is refused, not
     /// registered after every session has been told to end.
     closed: std::sync::atomic::AtomicBool,
 }
 
 impl Registry {
-    fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<DeviceId, Entry>> {
-        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+    fn maps(&self) -> std::sync::MutexGuard<'_, Maps> {
+        self.maps.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Registers a new connection for the device; an older one is told it was taken over.
-    /// `None` once the node is shutting down (`close`).
+    /// Registers a new connection for the device; an older one (its own, or through a gateway)
+    /// is told it was taken over. `None` once the node is shutting down (`close`).
     pub fn register(
         &self,
         device: DeviceId,
@@ -49,12 +100,14 @@ impl Registry {
     ) -> Option<(u64, mpsc::UnboundedReceiver<SessionMsg>)> {
         let conn_id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
         let (tx, rx) = mpsc::unbounded_channel();
-        let mut sessions = self.sessions();
+        let mut maps = self.maps();
         // Checked under the lock that `close` takes: no registration slips in after it.
         if self.closed.load(Ordering::Acquire) {
             return None;
         }
-        let old = sessions.insert(
+        maps.end(device, DisconnectReason::TakenOver);
+        maps.subs.remove(&device);
+        maps.sessions.insert(
             device,
             Entry {
                 conn_id,
@@ -62,49 +115,109 @@ impl Registry {
                 tx,
             },
         );
-        drop(sessions);
-        if let Some(old) = old {
-            let _ = old.tx.send(SessionMsg::End(DisconnectReason::TakenOver));
-        }
         Some((conn_id, rx))
     }
 
     /// Forgets the connection; answers whether it was still the device's current one.
     pub fn unregister(&self, device: DeviceId, conn_id: u64) -> bool {
-        let mut sessions = self.sessions();
-        if sessions.get(&device).is_some_and(|e| e.conn_id == conn_id) {
-            sessions.remove(&device);
+        let mut maps = self.maps();
+        if maps
+            .sessions
+            .get(&device)
+            .is_some_and(|e| e.conn_id == conn_id)
+        {
+            maps.sessions.remove(&device);
             true
         } else {
             false
         }
     }
 
-    /// Ends the device's session on this node, if it has one.
+    /// Holds `device` (named `name` by its gateway) through the gateway's session `conn_id`;
+    /// whoever held it before on this node lets go of it. False when that session is no longer
+    /// the gateway's current one (it is ending).
+    pub fn register_sub(
+        &self,
+        device: DeviceId,
+        gateway: DeviceId,
+        conn_id: u64,
+        name: &str,
+    ) -> bool {
+        let mut maps = self.maps();
+        if maps
+            .sessions
+            .get(&gateway)
+            .is_none_or(|g| g.conn_id != conn_id)
+        {
+            return false;
+        }
+        let held_here = maps
+            .subs
+            .get(&device)
+            .is_some_and(|s| s.gateway == gateway && s.conn_id == conn_id);
+        if !held_here {
+            maps.end(device, DisconnectReason::TakenOver);
+            maps.sessions.remove(&device);
+        }
+        maps.subs.insert(
+            device,
+            SubEntry {
+                gateway,
+                conn_id,
+                name: name.to_owned(),
+            },
+        );
+        true
+    }
+
+    /// Lets go of a device held through the gateway session `conn_id`; answers whether it was
+    /// still held by it.
+    pub fn unregister_sub(&self, device: DeviceId, conn_id: u64) -> bool {
+        let mut maps = self.maps();
+        if maps.subs.get(&device).is_some_and(|s| s.conn_id == conn_id) {
+            maps.subs.remove(&device);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Ends the device's session on this node, if it has one (a device behind a gateway: only
+    /// it, the gateway's session stays).
     pub fn kick(&self, device: DeviceId, reason: DisconnectReason) -> bool {
-        match self.sessions().get(&device) {
-            Some(e) => e.tx.send(SessionMsg::End(reason)).is_ok(),
-            None => false,
-        }
+        self.maps().end(device, reason)
     }
 
-    /// Hands a message to the device's session on this node; false when it has none here.
+    /// Hands a message to the device's session on this node (its own, or its gateway's); false
+    /// when it has none here.
     pub fn deliver(&self, device: DeviceId, delivery: Delivery) -> bool {
-        match self.sessions().get(&device) {
-            Some(e) => e.tx.send(SessionMsg::Deliver(Box::new(delivery))).is_ok(),
-            None => false,
+        let maps = self.maps();
+        if let Some(e) = maps.sessions.get(&device) {
+            return e.tx.send(SessionMsg::Deliver(Box::new(delivery))).is_ok();
         }
+        let Some(sub) = maps.subs.get(&device) else {
+            return false;
+        };
+        maps.gateway_of(sub).is_some_and(|tx| {
+            tx.send(SessionMsg::DeliverSub {
+                device,
+                name: sub.name.clone(),
+                delivery: Box::new(delivery),
+            })
+            .is_ok()
+        })
     }
 
-    /// Whether the device's session is on this node.
+    /// Whether the device's session is on this node (its own, or its gateway's).
     pub fn holds(&self, device: DeviceId) -> bool {
-        self.sessions().contains_key(&device)
+        let maps = self.maps();
+        maps.sessions.contains_key(&device) || maps.subs.contains_key(&device)
     }
 
-    /// Ends every session of a tenant on this node.
+    /// Ends every session of a tenant on this node (a gateway's takes its devices with it).
     pub fn kick_tenant(&self, tenant: TenantId, reason: DisconnectReason) -> usize {
-        let sessions = self.sessions();
-        sessions
+        let maps = self.maps();
+        maps.sessions
             .values()
             .filter(|e| e.tenant_id == tenant)
             .filter(|e| e.tx.send(SessionMsg::End(reason)).is_ok())
@@ -114,15 +227,72 @@ impl Registry {
     /// Refuses new registrations from now on and tells every session to end; answers how many
     /// were told.
     pub fn close(&self, reason: DisconnectReason) -> usize {
-        let sessions = self.sessions();
+        let maps = self.maps();
         self.closed.store(true, Ordering::Release);
-        sessions
+        maps.sessions
             .values()
             .filter(|e| e.tx.send(SessionMsg::End(reason)).is_ok())
             .count()
     }
 
+    /// Connections (devices behind gateways are not connections of their own).
     pub fn connected(&self) -> usize {
-        self.sessions().len()
+        self.maps().sessions.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id() -> DeviceId {
+        DeviceId(uuid::Uuid::new_v4())
+    }
+
+    #[test]
+    fn a_device_behind_a_gateway_is_reached_and_ended_through_it() {
+        let registry = Registry::default();
+        let (gateway, sub, tenant) = (id(), id(), TenantId(uuid::Uuid::new_v4()));
+        let (conn, mut rx) = registry.register(gateway, tenant).unwrap();
+        assert!(registry.register_sub(sub, gateway, conn, "thermo-1"));
+        assert!(!registry.register_sub(sub, gateway, conn + 1, "thermo-1"));
+        assert!(registry.holds(sub));
+        assert_eq!(registry.connected(), 1);
+
+        assert!(registry.deliver(sub, Delivery::Attributes(serde_json::json!({"a": 1}))));
+        match rx.try_recv().unwrap() {
+            SessionMsg::DeliverSub { device, name, .. } => {
+                assert_eq!((device, name.as_str()), (sub, "thermo-1"));
+            }
+            other => panic!("{other:?}"),
+        }
+        // Ending the sub-device tells the gateway's session, which stays.
+        assert!(registry.kick(sub, DisconnectReason::Disabled));
+        assert!(matches!(
+            rx.try_recv().unwrap(),
+            SessionMsg::EndSub { device, reason: DisconnectReason::Disabled } if device == sub
+        ));
+        assert!(registry.unregister_sub(sub, conn));
+        assert!(!registry.holds(sub));
+        assert!(!registry.deliver(sub, Delivery::Attributes(serde_json::json!({}))));
+    }
+
+    #[test]
+    fn a_direct_connection_takes_a_device_over_from_its_gateway() {
+        let registry = Registry::default();
+        let (gateway, sub, tenant) = (id(), id(), TenantId(uuid::Uuid::new_v4()));
+        let (conn, mut rx) = registry.register(gateway, tenant).unwrap();
+        assert!(registry.register_sub(sub, gateway, conn, "s"));
+        let (_, _own) = registry.register(sub, tenant).unwrap();
+        assert!(matches!(
+            rx.try_recv().unwrap(),
+            SessionMsg::EndSub {
+                reason: DisconnectReason::TakenOver,
+                ..
+            }
+        ));
+        // The stale sub-device entry is gone: its gateway's late unregister changes nothing.
+        assert!(!registry.unregister_sub(sub, conn));
+        assert_eq!(registry.connected(), 2);
     }
 }

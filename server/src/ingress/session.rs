@@ -12,8 +12,9 @@ use ntex::util::Bytes;
 use stead_api_types::DisconnectReason;
 use tracing::Instrument as _;
 
+use super::gateway::Gateway;
 use super::limits::Limiter;
-use super::topic::PublishTopic;
+use super::topic::{self, PublishTopic};
 use super::{Delivery, IngressCtx, SessionMsg};
 use crate::devices::credentials::{MqttLogin, Why};
 use crate::devices::repo::DeviceIdentity;
@@ -264,6 +265,30 @@ pub fn peer_of(io: &ntex::io::IoBoxed) -> String {
 pub struct Subscriptions {
     attributes: Cell<Option<u8>>,
     rpc: Cell<Option<u8>>,
+    /// A gateway's: shared attribute changes and commands of the devices behind it.
+    gateway_attributes: Cell<Option<u8>>,
+    gateway_rpc: Cell<Option<u8>>,
+}
+
+impl Subscriptions {
+    /// The QoS of a gateway's subscription to the commands of the devices behind it.
+    pub fn gateway_rpc(&self) -> Option<u8> {
+        self.gateway_rpc.get()
+    }
+}
+
+/// Sends at the QoS of a subscription, if there is one (a QoS 1 send is not waited for).
+fn send_subscribed<O: Outbound>(out: &O, qos: Option<u8>, topic: String, payload: Bytes) {
+    match qos {
+        Some(0) => out.send_qos0(topic, payload),
+        Some(_) => {
+            let sent = out.send_qos1(topic, payload);
+            ntex::rt::spawn(async move {
+                let _ = sent.await;
+            });
+        }
+        None => {}
+    }
 }
 
 /// A protocol's sink, as the session uses it to reach the device.
@@ -279,21 +304,38 @@ pub trait Outbound: Clone + 'static {
     ) -> std::pin::Pin<Box<dyn Future<Output = bool>>>;
 }
 
-/// Carries out what the platform tells the session: end it, or send the device shared
-/// attributes and commands it subscribed to.
+/// A command on its way out, with the name of the device behind the gateway it is for (`None`:
+/// the session's own device).
+type QueuedCommand = (u8, crate::rpc::Outgoing, Option<String>);
+
+/// Carries out what the platform tells the session: end it, or send the device (or, for a
+/// gateway, a device behind it) shared attributes and commands it subscribed to.
 pub fn pump<O: Outbound>(
     ctx: Arc<IngressCtx>,
     out: O,
     ended: Rc<Cell<Option<DisconnectReason>>>,
     subs: Rc<Subscriptions>,
+    gateway: Option<Rc<Gateway>>,
     mut rx: tokio::sync::mpsc::UnboundedReceiver<SessionMsg>,
 ) {
     ntex::rt::spawn(async move {
         // Commands go out one at a time, in the order they came: each waits for its
         // acknowledgement. The queue and its task start with the first command: most sessions
         // never get one, and each costs memory for as long as the device stays connected.
-        let mut commands: Option<tokio::sync::mpsc::UnboundedSender<(u8, crate::rpc::Outgoing)>> =
-            None;
+        let mut commands: Option<tokio::sync::mpsc::UnboundedSender<QueuedCommand>> = None;
+        let mut queue_command = |qos: u8, command, via| {
+            let queue = commands.get_or_insert_with(|| {
+                let (tx, mut queue) = tokio::sync::mpsc::unbounded_channel::<QueuedCommand>();
+                let (ctx, out) = (ctx.clone(), out.clone());
+                ntex::rt::spawn(async move {
+                    while let Some((qos, command, via)) = queue.recv().await {
+                        send_command(ctx.clone(), out.clone(), qos, command, via).await;
+                    }
+                });
+                tx
+            });
+            let _ = queue.send((qos, command, via));
+        };
         while let Some(msg) = rx.recv().await {
             match msg {
                 SessionMsg::End(reason) => {
@@ -302,36 +344,44 @@ pub fn pump<O: Outbound>(
                     break;
                 }
                 SessionMsg::Deliver(delivery) => match *delivery {
-                    Delivery::Attributes(values) => {
-                        let topic = "v1/devices/me/attributes".to_owned();
-                        let payload = Bytes::from(values.to_string());
-                        match subs.attributes.get() {
-                            Some(0) => out.send_qos0(topic, payload),
-                            Some(_) => {
-                                let sent = out.send_qos1(topic, payload);
-                                ntex::rt::spawn(async move {
-                                    let _ = sent.await;
-                                });
-                            }
-                            None => {}
-                        }
-                    }
+                    Delivery::Attributes(values) => send_subscribed(
+                        &out,
+                        subs.attributes.get(),
+                        "v1/devices/me/attributes".to_owned(),
+                        Bytes::from(values.to_string()),
+                    ),
                     Delivery::Rpc(command) => {
                         // Not subscribed: it stays queued until the device subscribes.
                         let Some(qos) = subs.rpc.get() else { continue };
-                        let queue = commands.get_or_insert_with(|| {
-                            let (tx, mut queue) = tokio::sync::mpsc::unbounded_channel();
-                            let (ctx, out) = (ctx.clone(), out.clone());
-                            ntex::rt::spawn(async move {
-                                while let Some((qos, command)) = queue.recv().await {
-                                    send_command(ctx.clone(), out.clone(), qos, command).await;
-                                }
-                            });
-                            tx
-                        });
-                        let _ = queue.send((qos, command));
+                        queue_command(qos, command, None);
                     }
                 },
+                SessionMsg::DeliverSub { name, delivery, .. } => match *delivery {
+                    Delivery::Attributes(values) => send_subscribed(
+                        &out,
+                        subs.gateway_attributes.get(),
+                        topic::GATEWAY_ATTRIBUTES.to_owned(),
+                        Bytes::from(super::gateway::attributes_update(&name, &values).to_string()),
+                    ),
+                    Delivery::Rpc(command) => {
+                        // Not subscribed: it stays queued until the gateway subscribes.
+                        let Some(qos) = subs.gateway_rpc.get() else {
+                            continue;
+                        };
+                        queue_command(qos, command, Some(name));
+                    }
+                },
+                SessionMsg::EndSub { device, reason } => {
+                    let Some(gateway) = &gateway else { continue };
+                    // The gateway hears that the platform let go of it (disabled, deleted, …),
+                    // as ThingsBoard tells it.
+                    if let Some(name) = gateway.release_device(device, reason) {
+                        out.send_qos0(
+                            topic::GATEWAY_DISCONNECT.to_owned(),
+                            Bytes::from(serde_json::json!({"device": name}).to_string()),
+                        );
+                    }
+                }
             }
         }
     });
@@ -344,6 +394,7 @@ async fn send_command<O: Outbound>(
     out: O,
     qos: u8,
     command: crate::rpc::Outgoing,
+    via: Option<String>,
 ) {
     let span = tracing::info_span!(
         "rpc deliver",
@@ -356,7 +407,7 @@ async fn send_command<O: Outbound>(
         trace_id = tracing::field::Empty,
     );
     crate::observability::trace::adopt_parent(&span, &command.trace);
-    deliver_command(ctx, out, qos, command)
+    deliver_command(ctx, out, qos, command, via)
         .instrument(span)
         .await;
 }
@@ -366,6 +417,7 @@ async fn deliver_command<O: Outbound>(
     out: O,
     qos: u8,
     command: crate::rpc::Outgoing,
+    via: Option<String>,
 ) {
     let id = command.id;
     let state = ctx.state.clone();
@@ -381,7 +433,13 @@ async fn deliver_command<O: Outbound>(
             return;
         }
     }
-    let (topic, payload) = (command.topic(), Bytes::from(command.payload()));
+    let (topic, payload) = match &via {
+        Some(name) => (
+            topic::GATEWAY_RPC.to_owned(),
+            Bytes::from(command.gateway_payload(name)),
+        ),
+        None => (command.topic(), Bytes::from(command.payload())),
+    };
     let acknowledged = if qos == 0 {
         out.send_qos0(topic, payload);
         true
@@ -431,6 +489,8 @@ pub struct DeviceSession {
     /// The Last Will, published when the session ends without a DISCONNECT.
     pub will: RefCell<Option<(String, Bytes)>>,
     pub subs: Rc<Subscriptions>,
+    /// Set for a device marked as gateway: the devices behind it that it speaks for.
+    pub gateway: Option<Rc<Gateway>>,
     limiter: RefCell<Limiter>,
     rejections: Cell<(i64, u32)>,
 }
@@ -445,7 +505,11 @@ impl DeviceSession {
         protocol: &'static str,
         limiter: Limiter,
     ) -> DeviceSession {
+        let gateway = identity
+            .gateway
+            .then(|| Rc::new(Gateway::new(ctx.clone(), identity.clone(), conn_id)));
         DeviceSession {
+            gateway,
             ctx,
             identity,
             conn_id,
@@ -480,6 +544,12 @@ impl DeviceSession {
     /// Counts and records a refused message on the device's timeline, and answers the refusal.
     pub fn reject(&self, topic: &str, rejection: Rejection) -> Result<Option<Reply>, Rejection> {
         let now = telemetry::now_ms();
+        if matches!(rejection, Rejection::SubDevices(_)) {
+            // Refused for some devices behind the gateway, on their timelines: the gateway
+            // itself sent a message that was handled.
+            self.note_activity(now, 1, 0);
+            return Err(rejection);
+        }
         self.note_activity(now, 0, 1);
         self.ctx.metrics_rejected(rejection.reason());
         let (since, n) = self.rejections.get();
@@ -502,6 +572,25 @@ impl DeviceSession {
     /// subscribed to at which QoS; a refusal goes on its timeline. A subscription to commands
     /// delivers the commands queued for the device.
     pub fn may_subscribe(&self, filter: &str, qos: u8) -> bool {
+        if let Some(gateway) = &self.gateway
+            && topic::gateway_subscription_allowed(filter)
+        {
+            if filter == topic::GATEWAY_ATTRIBUTES {
+                self.subs.gateway_attributes.set(Some(qos));
+            } else if filter == topic::GATEWAY_RPC {
+                self.subs.gateway_rpc.set(Some(qos));
+                let state = self.ctx.state.clone();
+                let devices = gateway.devices();
+                self.ctx.rt.spawn(async move {
+                    for device in devices {
+                        if let Err(e) = crate::rpc::deliver_pending(&state, device).await {
+                            tracing::warn!(error = %e, "delivering queued commands failed");
+                        }
+                    }
+                });
+            }
+            return true;
+        }
         if super::topic::subscription_allowed(filter) {
             if filter == "v1/devices/me/attributes" {
                 self.subs.attributes.set(Some(qos));
@@ -695,6 +784,13 @@ impl DeviceSession {
             PublishTopic::Claim => Err(Rejection::NotSupported(
                 "device claiming comes with customer accounts and is not supported yet".into(),
             )),
+            PublishTopic::Gateway(topic) => match &self.gateway {
+                Some(gateway) => gateway.publish(topic, wait, &payload, &self.subs).await,
+                None => Err(Rejection::Topic(format!(
+                    "only a device marked as gateway may publish to {}",
+                    topic.as_str()
+                ))),
+            },
         }
     }
 
@@ -727,6 +823,10 @@ impl Drop for DeviceSession {
         } else {
             self.will.borrow_mut().take()
         };
+        // The devices behind a gateway go with it.
+        if let Some(gateway) = &self.gateway {
+            gateway.release_all(DisconnectReason::GatewayDisconnected);
+        }
         ctx.registry.unregister(identity.device_id, conn_id);
         let session = ctx.session_ref(conn_id);
         let now = telemetry::now_ms();

@@ -1,5 +1,7 @@
 //! The device topics of the ThingsBoard-compatible API, parsed once into a type. A device can only
-//! ever name itself ("me"); anything else is not a topic of ours.
+//! ever name itself ("me"); anything else is not a topic of ours. A gateway also has the
+//! `v1/gateway/...` topics of ThingsBoard's Gateway API, on which it names the devices behind it
+//! in the payload (whether this device is a gateway is the session's to check).
 
 /// A topic a device may publish to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -10,7 +12,48 @@ pub enum PublishTopic {
     RpcResponse(u32),
     RpcRequest(u32),
     Claim,
+    /// `v1/gateway/...`: only a gateway may publish here.
+    Gateway(GatewayTopic),
 }
+
+/// A topic of ThingsBoard's Gateway API a gateway publishes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GatewayTopic {
+    /// `v1/gateway/connect`: `{"device":"name","type":"..."}`.
+    Connect,
+    /// `v1/gateway/disconnect`: `{"device":"name"}`.
+    Disconnect,
+    /// `v1/gateway/telemetry`: `{"name":[{"ts":ms,"values":{...}}, ...], ...}`.
+    Telemetry,
+    /// `v1/gateway/attributes`: `{"name":{"key":value}, ...}`.
+    Attributes,
+    /// `v1/gateway/attributes/request`: `{"id":1,"device":"name","client":true,"keys":[...]}`.
+    AttributeRequest,
+    /// `v1/gateway/rpc`: the answer to a command, `{"device":"name","id":N,"data":{...}}`.
+    Rpc,
+    /// `v1/gateway/claim`: `{"name":{"secretKey":"...","durationMs":N}}`.
+    Claim,
+}
+
+impl GatewayTopic {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GatewayTopic::Connect => "v1/gateway/connect",
+            GatewayTopic::Disconnect => "v1/gateway/disconnect",
+            GatewayTopic::Telemetry => "v1/gateway/telemetry",
+            GatewayTopic::Attributes => "v1/gateway/attributes",
+            GatewayTopic::AttributeRequest => "v1/gateway/attributes/request",
+            GatewayTopic::Rpc => "v1/gateway/rpc",
+            GatewayTopic::Claim => "v1/gateway/claim",
+        }
+    }
+}
+
+/// What the platform publishes to a gateway.
+pub const GATEWAY_ATTRIBUTES: &str = "v1/gateway/attributes";
+pub const GATEWAY_ATTRIBUTES_RESPONSE: &str = "v1/gateway/attributes/response";
+pub const GATEWAY_RPC: &str = "v1/gateway/rpc";
+pub const GATEWAY_DISCONNECT: &str = "v1/gateway/disconnect";
 
 /// Why a topic was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -39,6 +82,15 @@ impl PublishTopic {
             "v1/devices/me/telemetry" => return Ok(PublishTopic::Telemetry),
             "v1/devices/me/attributes" => return Ok(PublishTopic::Attributes),
             "v1/devices/me/claim" => return Ok(PublishTopic::Claim),
+            "v1/gateway/connect" => return Ok(PublishTopic::Gateway(GatewayTopic::Connect)),
+            "v1/gateway/disconnect" => return Ok(PublishTopic::Gateway(GatewayTopic::Disconnect)),
+            "v1/gateway/telemetry" => return Ok(PublishTopic::Gateway(GatewayTopic::Telemetry)),
+            "v1/gateway/attributes" => return Ok(PublishTopic::Gateway(GatewayTopic::Attributes)),
+            "v1/gateway/attributes/request" => {
+                return Ok(PublishTopic::Gateway(GatewayTopic::AttributeRequest));
+            }
+            "v1/gateway/rpc" => return Ok(PublishTopic::Gateway(GatewayTopic::Rpc)),
+            "v1/gateway/claim" => return Ok(PublishTopic::Gateway(GatewayTopic::Claim)),
             _ => {}
         }
         if let Some(id) = topic.strip_prefix("v1/devices/me/attributes/request/") {
@@ -83,9 +135,63 @@ pub fn subscription_allowed(filter: &str) -> bool {
     })
 }
 
+/// Whether a gateway may subscribe to `filter` beyond its own device topics: what the platform
+/// sends it for the devices behind it.
+pub fn gateway_subscription_allowed(filter: &str) -> bool {
+    matches!(
+        filter,
+        GATEWAY_ATTRIBUTES | GATEWAY_ATTRIBUTES_RESPONSE | GATEWAY_RPC | GATEWAY_DISCONNECT
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_the_gateway_topics() {
+        for (topic, expected) in [
+            ("v1/gateway/connect", GatewayTopic::Connect),
+            ("v1/gateway/disconnect", GatewayTopic::Disconnect),
+            ("v1/gateway/telemetry", GatewayTopic::Telemetry),
+            ("v1/gateway/attributes", GatewayTopic::Attributes),
+            (
+                "v1/gateway/attributes/request",
+                GatewayTopic::AttributeRequest,
+            ),
+            ("v1/gateway/rpc", GatewayTopic::Rpc),
+            ("v1/gateway/claim", GatewayTopic::Claim),
+        ] {
+            assert_eq!(
+                PublishTopic::parse(topic),
+                Ok(PublishTopic::Gateway(expected))
+            );
+        }
+        for bad in [
+            "v1/gateway/",
+            "v1/gateway/telemetry/",
+            "v1/gateway/attributes/response",
+            "v1/gateway/rpc/response",
+            "v1/gateways/telemetry",
+        ] {
+            assert!(
+                matches!(PublishTopic::parse(bad), Err(TopicError::Unknown(_))),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            PublishTopic::parse("v1/gateway/#"),
+            Err(TopicError::Wildcard)
+        );
+        assert!(gateway_subscription_allowed("v1/gateway/rpc"));
+        assert!(gateway_subscription_allowed(
+            "v1/gateway/attributes/response"
+        ));
+        for bad in ["v1/gateway/#", "v1/gateway/+", "v1/gateway/telemetry"] {
+            assert!(!gateway_subscription_allowed(bad), "{bad}");
+            assert!(!subscription_allowed(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn parses_the_device_topics() {

@@ -61,6 +61,7 @@ async fn handshake(
         sink.clone(),
         ended.clone(),
         session.subs.clone(),
+        session.gateway.clone(),
         kick,
     );
     let timeout = keep_alive_timeout(&ctx, keep_alive);
@@ -239,6 +240,9 @@ async fn publish_v3(session: &V3Session, publish: &v3::Publish) -> Result<(), Cl
         Ok(None) => Ok(()),
         // Nothing was stored and nothing is acknowledged: closing makes the client resend.
         Err(Rejection::Unavailable(_)) => Err(Close),
+        // Refused for some devices behind a gateway (on their timelines), the rest stored: the
+        // gateway and its other devices keep their connection.
+        Err(Rejection::SubDevices(_)) => Ok(()),
         // Valid data over the limit must not be acknowledged (it was not stored): MQTT 3.1.1
         // cannot refuse one message, so the connection ends and the client resends it later.
         Err(Rejection::RateLimited(_) | Rejection::QuotaExceeded(_)) if wait => {

@@ -66,6 +66,7 @@ async fn handshake(
         sink.clone(),
         ended.clone(),
         session.subs.clone(),
+        session.gateway.clone(),
         kick,
     );
     let ka = super::v3::keep_alive_timeout(&ctx, keep_alive).0;
@@ -136,13 +137,17 @@ async fn provisioning_publish(
 }
 
 fn rejection_ack(publish: v5::Publish, rejection: &Rejection) -> v5::PublishAck {
-    let code = match rejection {
-        Rejection::Payload(_) => codec::PublishAckReason::PayloadFormatInvalid,
+    let code = match rejection.root() {
+        // `root` never answers `SubDevices`.
+        Rejection::Payload(_) | Rejection::SubDevices(_) => {
+            codec::PublishAckReason::PayloadFormatInvalid
+        }
         Rejection::Topic(_) => codec::PublishAckReason::TopicNameInvalid,
         Rejection::RateLimited(_) | Rejection::QuotaExceeded(_) => {
             codec::PublishAckReason::QuotaExceeded
         }
         Rejection::NotSupported(_) => codec::PublishAckReason::ImplementationSpecificError,
+        Rejection::NotAuthorized(_) => codec::PublishAckReason::NotAuthorized,
         Rejection::Unavailable(_) => codec::PublishAckReason::UnspecifiedError,
     };
     publish.ack().reason_code(code).reason(ByteString::from(

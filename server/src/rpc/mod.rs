@@ -56,6 +56,16 @@ impl Outgoing {
             .unwrap_or_default()
     }
 
+    /// The payload on `v1/gateway/rpc` for a device behind a gateway, named `device` (the id,
+    /// which a device's own topic carries, is in the payload), as ThingsBoard's gateways expect.
+    pub fn gateway_payload(&self, device: &str) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({
+            "device": device,
+            "data": {"id": self.request_id, "method": self.method, "params": self.params},
+        }))
+        .unwrap_or_default()
+    }
+
     /// The HTTP long-poll answer (it carries the id, which MQTT puts in the topic).
     pub fn http_body(&self) -> serde_json::Value {
         serde_json::json!({"id": self.request_id, "method": self.method, "params": self.params})

@@ -34,6 +34,11 @@ fn shape(detail: impl Into<String>) -> DecodeError {
 pub fn telemetry(payload: &[u8], now_ms: i64) -> Result<Vec<Point>, DecodeError> {
     let value: Value =
         serde_json::from_slice(payload).map_err(|e| DecodeError::InvalidJson(e.to_string()))?;
+    telemetry_value(value, now_ms)
+}
+
+/// Decodes telemetry already parsed as JSON (a gateway's message carries one per device).
+pub fn telemetry_value(value: Value, now_ms: i64) -> Result<Vec<Point>, DecodeError> {
     let mut points = Vec::new();
     match value {
         Value::Array(items) => {
@@ -116,9 +121,16 @@ pub fn checked(values: Map<String, Value>) -> Result<Map<String, Value>, DecodeE
 
 /// Decodes a client-attributes payload: one flat object.
 pub fn attributes(payload: &[u8]) -> Result<Map<String, Value>, DecodeError> {
-    match serde_json::from_slice::<Value>(payload)
-        .map_err(|e| DecodeError::InvalidJson(e.to_string()))?
-    {
+    attributes_value(
+        serde_json::from_slice::<Value>(payload)
+            .map_err(|e| DecodeError::InvalidJson(e.to_string()))?,
+    )
+}
+
+/// Decodes client attributes already parsed as JSON (a gateway's message carries one object
+/// per device).
+pub fn attributes_value(value: Value) -> Result<Map<String, Value>, DecodeError> {
+    match value {
         Value::Object(map) => {
             if map.len() > MAX_KEYS_PER_MESSAGE {
                 return Err(shape(format!(

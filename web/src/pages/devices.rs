@@ -922,6 +922,8 @@ fn CreateDeviceModal(
             profile_id: Uuid::parse_str(&profile.get_untracked()).ok(),
             groups: (!groups.is_empty()).then(|| groups.into_iter().collect()),
             credentials,
+            gateway: false,
+            gateway_id: None,
         };
         busy.set(true);
         error.set(None);

@@ -247,6 +247,7 @@ pub fn reason_words(reason: DisconnectReason) -> String {
         DisconnectReason::ServerShutdown => "server shut down".into(),
         DisconnectReason::ConnectionLost => "connection lost".into(),
         DisconnectReason::NodeLost => "its server node was lost".into(),
+        DisconnectReason::GatewayDisconnected => "its gateway disconnected".into(),
         // A reason added after this list: its wire name in words ("rate_limited" → "rate
         // limited"), until it gets a sentence of its own.
         #[allow(unreachable_patterns)]

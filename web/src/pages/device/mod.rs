@@ -339,6 +339,7 @@ fn EditDevice(device: Device, on_saved: Callback<Device>) -> impl IntoView {
             device_type: Some(non_empty(&device_type.get_untracked())),
             metadata: Some(metadata_value),
             profile_id: Some(profile.get_untracked()),
+            ..Default::default()
         };
         busy.set(true);
         error.set(None);
