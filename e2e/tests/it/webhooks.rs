@@ -840,7 +840,12 @@ async fn replay_rotation_and_test_events(backend: Backend) {
         .unwrap();
     assert_eq!(r.status, 400);
     let audit = s.sql("SELECT action FROM audit_log WHERE action LIKE 'webhook.%' ORDER BY seq");
-    for action in ["webhook.create", "webhook.replay", "webhook.rotate_secret"] {
+    for action in [
+        "webhook.create",
+        "webhook.replay",
+        "webhook.rotate_secret",
+        "webhook.test",
+    ] {
         assert!(audit.contains(action), "{action} not audited: {audit}");
     }
 }

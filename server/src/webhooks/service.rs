@@ -317,7 +317,7 @@ pub async fn test(
     id: Uuid,
 ) -> Result<stead_api_types::WebhookDelivery> {
     let ep = repo::get(&state.db, ctx, id).await?;
-    let txn = crate::db::begin_write(&state.db).await?;
+    let txn = audit::begin(&state.db, Some(ctx.tenant_id())).await?;
     let event = crate::events::record(
         &txn,
         ctx.tenant_id(),
@@ -334,6 +334,16 @@ pub async fn test(
     repo::insert_deliveries(&txn, ctx, vec![delivery]).await?;
     // Dispatched already: the dispatcher must not send it anywhere else.
     crate::events::mark_dispatched(&txn, event.seq).await?;
+    audit::record(
+        &txn,
+        Some(ctx.tenant_id()),
+        actor,
+        "webhook.test",
+        "webhook",
+        Some(id),
+        serde_json::json!({"event_id": event.id}),
+    )
+    .await?;
     txn.commit().await?;
     state.deliveries.notify_waiters();
     Ok(repo::delivery_to_api(
