@@ -12,9 +12,17 @@ use stead_api_types::{
     TwoFactorSetup, UpdateDevice, UpdateGroup, UpdateProfile, UpdateRole, UpdateTenant, UpdateUser,
     Usage, User,
 };
+use stead_api_types::{
+    CreateWebhook, CreatedWebhook, DeliveryStatus, EventType, NatsSink, ReplayWebhook, Replayed,
+    RotateWebhookSecret, UpdateWebhook, WebhookDelivery, WebhookDeliveryDetail,
+    WebhookDeliveryPage, WebhookEndpoint, WebhookSecret,
+};
 use uuid::Uuid;
 
 use crate::session::{ApiError, Session, post_public, post_public_unit};
+
+/// Deliveries on one page of an endpoint's log.
+pub const DELIVERIES_PER_PAGE: u64 = 25;
 
 pub const PER_PAGE: u64 = 20;
 /// The most keys one telemetry query may name.
@@ -519,4 +527,130 @@ pub async fn resend_invitation(s: Session, id: Uuid) -> Result<Invitation, ApiEr
         &serde_json::json!({}),
     )
     .await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Integrations: webhook endpoints with their delivery log, and the NATS JetStream sink
+
+/// One entry of the event catalogue (`GET /events/types`).
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
+pub struct EventTypeInfo {
+    #[serde(rename = "type")]
+    pub event_type: EventType,
+    pub label: String,
+}
+
+pub async fn event_types(s: Session) -> Result<Vec<EventTypeInfo>, ApiError> {
+    s.get("/api/v1/events/types").await
+}
+
+pub async fn list_webhooks(s: Session) -> Result<Vec<WebhookEndpoint>, ApiError> {
+    s.get("/api/v1/webhooks").await
+}
+
+pub async fn get_webhook(s: Session, id: Uuid) -> Result<WebhookEndpoint, ApiError> {
+    s.get(&format!("/api/v1/webhooks/{id}")).await
+}
+
+/// The endpoint and its signing secret, which the console shows once.
+pub async fn create_webhook(s: Session, body: &CreateWebhook) -> Result<CreatedWebhook, ApiError> {
+    s.post("/api/v1/webhooks", body).await
+}
+
+pub async fn update_webhook(
+    s: Session,
+    id: Uuid,
+    body: &UpdateWebhook,
+) -> Result<WebhookEndpoint, ApiError> {
+    s.patch(&format!("/api/v1/webhooks/{id}"), body).await
+}
+
+pub async fn delete_webhook(s: Session, id: Uuid) -> Result<(), ApiError> {
+    s.delete(&format!("/api/v1/webhooks/{id}")).await
+}
+
+pub async fn webhook_secret(s: Session, id: Uuid) -> Result<WebhookSecret, ApiError> {
+    s.get(&format!("/api/v1/webhooks/{id}/secret")).await
+}
+
+/// A new secret; the old one keeps signing beside it for `overlap_secs`.
+pub async fn rotate_webhook_secret(
+    s: Session,
+    id: Uuid,
+    overlap_secs: u64,
+) -> Result<WebhookSecret, ApiError> {
+    let body = RotateWebhookSecret {
+        overlap_secs: Some(overlap_secs),
+        secret: None,
+    };
+    s.post(&format!("/api/v1/webhooks/{id}/rotate-secret"), &body)
+        .await
+}
+
+/// Queues a `webhook.test` event for this endpoint only.
+pub async fn test_webhook(s: Session, id: Uuid) -> Result<WebhookDelivery, ApiError> {
+    s.post(
+        &format!("/api/v1/webhooks/{id}/test"),
+        &serde_json::json!({}),
+    )
+    .await
+}
+
+/// Every event since `since` (that the endpoint's filter takes), to the endpoint again.
+pub async fn replay_webhook_since(
+    s: Session,
+    id: Uuid,
+    since: chrono::DateTime<chrono::Utc>,
+) -> Result<Replayed, ApiError> {
+    s.post(
+        &format!("/api/v1/webhooks/{id}/replay"),
+        &ReplayWebhook { since },
+    )
+    .await
+}
+
+/// A page of the endpoint's deliveries, newest first, of one status or all.
+pub async fn webhook_deliveries(
+    s: Session,
+    id: Uuid,
+    status: Option<DeliveryStatus>,
+    page: u64,
+) -> Result<WebhookDeliveryPage, ApiError> {
+    let mut query = vec![
+        ("page", page.to_string()),
+        ("per_page", DELIVERIES_PER_PAGE.to_string()),
+    ];
+    if let Some(status) = status {
+        query.push(("status", status.as_str().to_owned()));
+    }
+    s.get_query(&format!("/api/v1/webhooks/{id}/deliveries"), &query)
+        .await
+}
+
+/// The delivery with the request it sends and every attempt.
+pub async fn webhook_delivery(
+    s: Session,
+    id: Uuid,
+    delivery: Uuid,
+) -> Result<WebhookDeliveryDetail, ApiError> {
+    s.get(&format!("/api/v1/webhooks/{id}/deliveries/{delivery}"))
+        .await
+}
+
+/// The delivery's event again, as a new delivery with the same `webhook-id`.
+pub async fn replay_delivery(
+    s: Session,
+    id: Uuid,
+    delivery: Uuid,
+) -> Result<WebhookDelivery, ApiError> {
+    s.post(
+        &format!("/api/v1/webhooks/{id}/deliveries/{delivery}/replay"),
+        &serde_json::json!({}),
+    )
+    .await
+}
+
+/// The tenant's NATS JetStream sink, as the platform admin set it.
+pub async fn nats_sink(s: Session) -> Result<NatsSink, ApiError> {
+    s.get("/api/v1/integrations/nats").await
 }

@@ -28,6 +28,7 @@ use crate::pages::{
     devices::DevicesPage,
     groups::GroupsPage,
     import::ImportPage,
+    integrations::{EndpointPage, IntegrationsPage},
     invitations::InvitationsPage,
     invite::InvitePage,
     login::LoginPage,
@@ -76,6 +77,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/invitations") view=InvitationsPage/>
                     <Route path=path!("/roles") view=RolesPage/>
                     <Route path=path!("/api-keys") view=ApiKeysPage/>
+                    <Route path=path!("/integrations") view=IntegrationsPage/>
+                    <Route path=path!("/integrations/:id") view=EndpointPage/>
                     <Route path=path!("/usage") view=UsagePage/>
                     <Route path=path!("/tenants") view=TenantsPage/>
                     <Route path=path!("/audit") view=AuditPage/>

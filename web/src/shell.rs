@@ -91,6 +91,25 @@ fn SetUpTwoFactorFirst() -> impl IntoView {
     }
 }
 
+/// One entry of the navigation, shown while `when` holds.
+#[component]
+fn NavLink(
+    href: &'static str,
+    icon: &'static str,
+    label: &'static str,
+    test: &'static str,
+    when: Signal<bool>,
+) -> impl IntoView {
+    view! {
+        <Show when=move || when.get()>
+            <A href=href attr:class="nav-link" attr:data-test=test>
+                <span class="nav-icon" aria-hidden="true">{icon}</span>
+                {label}
+            </A>
+        </Show>
+    }
+}
+
 #[component]
 fn Sidebar() -> impl IntoView {
     let session = use_session();
@@ -107,6 +126,13 @@ fn Sidebar() -> impl IntoView {
         me().is_some_and(|m| m.role == Role::PlatformAdmin)
             || session.can(Permission::TenantsManage)
     };
+    // A tenant's page for holders of `permission` (over some groups, or the whole tenant).
+    let in_tenant = move |permission: Permission| {
+        Signal::derive(move || has_tenant() && session.can(permission))
+    };
+    let tenant_wide = move |permission: Permission| {
+        Signal::derive(move || has_tenant() && session.can_tenant_wide(permission))
+    };
 
     view! {
         <aside class="sidebar">
@@ -115,68 +141,19 @@ fn Sidebar() -> impl IntoView {
                 <span class="brand-name">"Stead"</span>
             </div>
             <nav class="nav" aria-label="Main">
-                <Show when=has_tenant>
-                    <A href="/devices" attr:class="nav-link" attr:data-test="nav-devices">
-                        <span class="nav-icon" aria-hidden="true">"▣"</span>
-                        "Devices"
-                    </A>
-                    <A href="/groups" attr:class="nav-link" attr:data-test="nav-groups">
-                        <span class="nav-icon" aria-hidden="true">"◇"</span>
-                        "Groups"
-                    </A>
-                    <A href="/profiles" attr:class="nav-link" attr:data-test="nav-profiles">
-                        <span class="nav-icon" aria-hidden="true">"☰"</span>
-                        "Profiles"
-                    </A>
-                </Show>
-                <Show when=move || has_tenant() && session.can_tenant_wide(Permission::DevicesWrite)>
-                    <A href="/import" attr:class="nav-link" attr:data-test="nav-import">
-                        <span class="nav-icon" aria-hidden="true">"⇪"</span>
-                        "Import"
-                    </A>
-                </Show>
-                <Show when=move || has_tenant() && session.can(Permission::UsersRead)>
-                    <A href="/users" attr:class="nav-link" attr:data-test="nav-users">
-                        <span class="nav-icon" aria-hidden="true">"◉"</span>
-                        "Users"
-                    </A>
-                </Show>
-                <Show when=move || has_tenant() && session.can(Permission::UsersManage)>
-                    <A href="/invitations" attr:class="nav-link" attr:data-test="nav-invitations">
-                        <span class="nav-icon" aria-hidden="true">"✉"</span>
-                        "Invitations"
-                    </A>
-                </Show>
-                <Show when=move || has_tenant() && session.can(Permission::UsersRead)>
-                    <A href="/roles" attr:class="nav-link" attr:data-test="nav-roles">
-                        <span class="nav-icon" aria-hidden="true">"◈"</span>
-                        "Roles"
-                    </A>
-                </Show>
-                <Show when=move || has_tenant() && session.can(Permission::ApiKeysManage)>
-                    <A href="/api-keys" attr:class="nav-link" attr:data-test="nav-api-keys">
-                        <span class="nav-icon" aria-hidden="true">"⚿"</span>
-                        "API keys"
-                    </A>
-                </Show>
-                <Show when=move || has_tenant() && session.can(Permission::AuditRead)>
-                    <A href="/audit" attr:class="nav-link" attr:data-test="nav-audit">
-                        <span class="nav-icon" aria-hidden="true">"✎"</span>
-                        "Audit log"
-                    </A>
-                </Show>
-                <Show when=is_platform_admin>
-                    <A href="/tenants" attr:class="nav-link" attr:data-test="nav-tenants">
-                        <span class="nav-icon" aria-hidden="true">"▤"</span>
-                        "Tenants"
-                    </A>
-                </Show>
-                <Show when=move || is_platform_admin() || (has_tenant() && session.can(Permission::QuotasRead))>
-                    <A href="/usage" attr:class="nav-link" attr:data-test="nav-usage">
-                        <span class="nav-icon" aria-hidden="true">"▥"</span>
-                        "Usage"
-                    </A>
-                </Show>
+                <NavLink href="/devices" icon="▣" label="Devices" test="nav-devices" when=Signal::derive(has_tenant)/>
+                <NavLink href="/groups" icon="◇" label="Groups" test="nav-groups" when=Signal::derive(has_tenant)/>
+                <NavLink href="/profiles" icon="☰" label="Profiles" test="nav-profiles" when=Signal::derive(has_tenant)/>
+                <NavLink href="/import" icon="⇪" label="Import" test="nav-import" when=tenant_wide(Permission::DevicesWrite)/>
+                <NavLink href="/users" icon="◉" label="Users" test="nav-users" when=in_tenant(Permission::UsersRead)/>
+                <NavLink href="/invitations" icon="✉" label="Invitations" test="nav-invitations" when=in_tenant(Permission::UsersManage)/>
+                <NavLink href="/roles" icon="◈" label="Roles" test="nav-roles" when=in_tenant(Permission::UsersRead)/>
+                <NavLink href="/api-keys" icon="⚿" label="API keys" test="nav-api-keys" when=in_tenant(Permission::ApiKeysManage)/>
+                <NavLink href="/integrations" icon="⇄" label="Integrations" test="nav-integrations" when=tenant_wide(Permission::WebhooksManage)/>
+                <NavLink href="/audit" icon="✎" label="Audit log" test="nav-audit" when=in_tenant(Permission::AuditRead)/>
+                <NavLink href="/tenants" icon="▤" label="Tenants" test="nav-tenants" when=Signal::derive(is_platform_admin)/>
+                <NavLink href="/usage" icon="▥" label="Usage" test="nav-usage"
+                    when=Signal::derive(move || is_platform_admin() || (has_tenant() && session.can(Permission::QuotasRead)))/>
             </nav>
             <div class="sidebar-footer">
                 {move || {
@@ -240,12 +217,22 @@ pub fn RequireTenant(children: ChildrenFn) -> impl IntoView {
     }
 }
 
-/// Renders its children only for people with `permission`; others see a short explanation.
+/// Renders its children only for people with `permission` (with `tenant_wide`, over the whole
+/// tenant, not only over some device groups); others see a short explanation.
 #[component]
-pub fn RequirePermission(permission: Permission, children: ChildrenFn) -> impl IntoView {
+pub fn RequirePermission(
+    permission: Permission,
+    #[prop(optional)] tenant_wide: bool,
+    children: ChildrenFn,
+) -> impl IntoView {
     let session = use_session();
     move || {
-        if session.can(permission) {
+        let allowed = if tenant_wide {
+            session.can_tenant_wide(permission)
+        } else {
+            session.can(permission)
+        };
+        if allowed {
             children().into_any()
         } else {
             view! {

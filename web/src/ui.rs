@@ -334,6 +334,17 @@ impl Action {
         }
     }
 
+    /// Shows each refusal as an error toast, for actions run from a button (there is no dialog
+    /// to show it in).
+    pub fn toast_errors(self, toasts: Toasts) -> Self {
+        Effect::new(move |_| {
+            if let Some(why) = self.error.get() {
+                toasts.error(why);
+            }
+        });
+        self
+    }
+
     /// A refusal found before asking the server.
     pub fn refuse(&self, why: impl Into<String>) {
         self.error.set(Some(why.into()));
@@ -404,6 +415,40 @@ pub async fn copy_text(text: &str, element_id: &str) -> bool {
             .unwrap_or(false)
 }
 
+/// A value (a secret, a link) in a box with a copy button; `copy_failed` is set when the browser
+/// would not copy, so the caller can say how to copy by hand.
+#[component]
+pub fn CopyBox(
+    #[prop(into)] value: String,
+    /// The box's element id, for the fallback that selects its text.
+    #[prop(into)]
+    element_id: String,
+    test: &'static str,
+    copy_test: &'static str,
+    #[prop(optional)] copy_failed: Option<RwSignal<bool>>,
+) -> impl IntoView {
+    let copied = RwSignal::new(false);
+    let (text, id) = (value.clone(), element_id.clone());
+    let copy = move |_| {
+        let (text, id) = (text.clone(), id.clone());
+        spawn_local(async move {
+            let ok = copy_text(&text, &id).await;
+            copied.try_set(ok);
+            if let Some(failed) = copy_failed {
+                failed.try_set(!ok);
+            }
+        });
+    };
+    view! {
+        <div class="token-box">
+            <code id=element_id class="token" data-test=test>{value}</code>
+            <button type="button" class="button button-secondary" data-test=copy_test on:click=copy>
+                {move || if copied.get() { "Copied" } else { "Copy" }}
+            </button>
+        </div>
+    }
+}
+
 /// One secret line of a `SecretReveal`: what it is, its value, and the `data-test` names of the
 /// value and of its copy button.
 #[derive(Clone, Debug, PartialEq)]
@@ -434,25 +479,15 @@ pub fn SecretReveal(
         .into_iter()
         .enumerate()
         .map(|(i, secret)| {
-            let copied = RwSignal::new(false);
-            let element_id = format!("one-time-secret-{i}");
-            let (value, id_for_copy) = (secret.value.clone(), element_id.clone());
-            let copy = move |_| {
-                let (value, id) = (value.clone(), id_for_copy.clone());
-                spawn_local(async move {
-                    let ok = copy_text(&value, &id).await;
-                    copied.try_set(ok);
-                    copy_failed.try_set(!ok);
-                });
-            };
             view! {
                 {show_labels.then(|| view! { <span class="secret-label">{secret.label}</span> })}
-                <div class="token-box">
-                    <code id=element_id class="token" data-test=secret.test>{secret.value}</code>
-                    <button type="button" class="button button-secondary" data-test=secret.copy_test on:click=copy>
-                        {move || if copied.get() { "Copied" } else { "Copy" }}
-                    </button>
-                </div>
+                <CopyBox
+                    value=secret.value
+                    element_id=format!("one-time-secret-{i}")
+                    test=secret.test
+                    copy_test=secret.copy_test
+                    copy_failed=copy_failed
+                />
             }
         })
         .collect_view();
@@ -605,6 +640,27 @@ pub fn ProgressBar(
     }
 }
 
+/// One figure of a `.stats` row: what it is, its value, and a line below.
+#[component]
+pub fn Stat(
+    label: &'static str,
+    #[prop(into)] value: String,
+    #[prop(optional, into)] sub: String,
+    #[prop(optional)] test: &'static str,
+    #[prop(optional, into)] title: String,
+    /// Shown in the danger colour.
+    #[prop(optional)]
+    bad: bool,
+) -> impl IntoView {
+    view! {
+        <div class="stat" class:stat-bad=bad>
+            <span class="stat-label">{label}</span>
+            <span class="stat-value" data-test=(!test.is_empty()).then_some(test) title=title>{value}</span>
+            <span class="stat-sub">{sub}</span>
+        </div>
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Lists
 
@@ -667,6 +723,21 @@ pub fn TableHead(
                 {actions.then(|| view! { <th class="actions-col"><span class="sr-only">"Actions"</span></th> })}
             </tr>
         </thead>
+    }
+}
+
+/// "↻ Refresh": reads a `Loader`'s data again (greyed out while it loads).
+#[component]
+pub fn RefreshButton<T>(loader: Loader<T>, test: &'static str) -> impl IntoView
+where
+    T: Send + Sync + 'static,
+{
+    view! {
+        <button type="button" class="button button-ghost button-small" data-test=test
+            disabled=move || loader.loading.get()
+            on:click=move |_| loader.reload()>
+            "↻ Refresh"
+        </button>
     }
 }
 
@@ -759,6 +830,31 @@ pub fn format_time(t: &DateTime<Utc>) -> String {
 
 pub fn format_time_title(t: &DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+/// A `datetime-local` input's value for `ms`, in the reader's local time.
+pub fn to_local_input(ms: i64) -> String {
+    let d = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms as f64));
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}",
+        d.get_full_year(),
+        d.get_month() + 1,
+        d.get_date(),
+        d.get_hours(),
+        d.get_minutes()
+    )
+}
+
+/// A `datetime-local` input's value (the reader's local time: JavaScript reads the date-time
+/// form so) as a UTC instant; empty or unreadable is `None`.
+pub fn from_local_input(value: &str) -> Option<DateTime<Utc>> {
+    if value.trim().is_empty() {
+        return None;
+    }
+    let ms = js_sys::Date::new(&wasm_bindgen::JsValue::from_str(value)).get_time();
+    ms.is_finite()
+        .then(|| DateTime::from_timestamp_millis(ms as i64))
+        .flatten()
 }
 
 /// Trims a form value; empty means absent.
@@ -884,6 +980,45 @@ pub fn format_ms(ms: i64) -> String {
 // ---------------------------------------------------------------------------------------------
 // Permissions
 
+/// Checkboxes for a set of choices, each offered one with its label and wire name (shown
+/// beside the label, and the input's `value`); `name` is the inputs' name, `test` their
+/// `data-test`.
+#[component]
+pub fn CheckPicker<T>(
+    legend: &'static str,
+    name: &'static str,
+    test: &'static str,
+    chosen: RwSignal<std::collections::BTreeSet<T>>,
+    #[prop(into)] offered: Signal<Vec<(T, String, &'static str)>>,
+    /// Lets each label take a whole line's half (long labels).
+    #[prop(optional)]
+    wide: bool,
+    #[prop(optional)] hint: Option<&'static str>,
+) -> impl IntoView
+where
+    T: Copy + Ord + Send + Sync + 'static,
+{
+    view! {
+        <fieldset class="fieldset">
+            <legend>{legend}</legend>
+            <div class="check-list" class:check-list-wide=wide>
+                {move || offered.get().into_iter().map(|(choice, label, wire)| view! {
+                    <label class="checkbox">
+                        <input type="checkbox" name=name value=wire data-test=test
+                            prop:checked=move || chosen.with(|s| s.contains(&choice))
+                            on:change=move |ev| {
+                                let on = event_target_checked(&ev);
+                                chosen.update(|s| { if on { s.insert(choice); } else { s.remove(&choice); } });
+                            }/>
+                        <span>{label} " " <code class="muted">{wire}</code></span>
+                    </label>
+                }).collect_view()}
+            </div>
+            {hint.map(|h| view! { <small class="hint">{h}</small> })}
+        </fieldset>
+    }
+}
+
 /// Checkboxes for a set of permissions from the catalogue: `offered` can be ticked, the rest of
 /// the catalogue is not listed (a person cannot grant what they lack).
 #[component]
@@ -891,24 +1026,14 @@ pub fn PermissionPicker(
     chosen: RwSignal<std::collections::BTreeSet<Permission>>,
     #[prop(into)] offered: Signal<Vec<Permission>>,
 ) -> impl IntoView {
-    view! {
-        <fieldset class="fieldset">
-            <legend>"Permissions"</legend>
-            <div class="check-list">
-                {move || offered.get().into_iter().map(|p| view! {
-                    <label class="checkbox">
-                        <input type="checkbox" name="permissions" value=p.as_str() data-test="permission"
-                            prop:checked=move || chosen.with(|s| s.contains(&p))
-                            on:change=move |ev| {
-                                let on = event_target_checked(&ev);
-                                chosen.update(|s| { if on { s.insert(p); } else { s.remove(&p); } });
-                            }/>
-                        <span>{p.label()} " " <code class="muted">{p.as_str()}</code></span>
-                    </label>
-                }).collect_view()}
-            </div>
-        </fieldset>
-    }
+    let offered = Signal::derive(move || {
+        offered
+            .get()
+            .into_iter()
+            .map(|p| (p, p.label().to_owned(), p.as_str()))
+            .collect::<Vec<_>>()
+    });
+    view! { <CheckPicker legend="Permissions" name="permissions" test="permission" chosen=chosen offered=offered/> }
 }
 
 /// A permission set as small badges.

@@ -1,7 +1,7 @@
 //! One module per screen of the console (`account` is the signed-in person's own, `two_factor` its
 //! two-factor card; `login`, `password_reset` and `invite` are reached signed out);
 //! `attribute_form` is the attribute dialog several of them share, `bindings` the role bindings
-//! editor.
+//! editor; `integrations` is a directory (the endpoint list, an endpoint's page, its delivery log).
 
 pub mod account;
 pub mod api_keys;
@@ -12,6 +12,7 @@ pub mod device;
 pub mod devices;
 pub mod groups;
 pub mod import;
+pub mod integrations;
 pub mod invitations;
 pub mod invite;
 pub mod login;

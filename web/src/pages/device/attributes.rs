@@ -10,8 +10,8 @@ use crate::api;
 use crate::pages::attribute_form::{AttributeDialog, Draft, Values, scope_hint, scope_label};
 use crate::session::use_session;
 use crate::ui::{
-    Action, ConfirmDialog, ErrorMessage, Loader, Spinner, TableHead, compact_json, format_age,
-    format_ms_title, use_toasts,
+    Action, ConfirmDialog, ErrorMessage, Loader, RefreshButton, Spinner, TableHead, compact_json,
+    format_age, format_ms_title, use_toasts,
 };
 
 const SCOPES: [AttributeScope; 3] = [
@@ -72,11 +72,7 @@ pub fn AttributesTab(id: Uuid, now: ReadSignal<f64>) -> impl IntoView {
                                             "+ Add"
                                         </button>
                                     </Show>
-                                    <button type="button" class="button button-ghost button-small" data-test="attributes-refresh"
-                                        disabled=move || attributes.loading.get()
-                                        on:click=move |_| attributes.reload()>
-                                        "↻ Refresh"
-                                    </button>
+                                    <RefreshButton loader=attributes test="attributes-refresh"/>
                                 </div>
                             </div>
                             {if rows.is_empty() {

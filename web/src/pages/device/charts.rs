@@ -9,13 +9,15 @@ use std::task::Poll;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use stead_api_types::{AggregatePoint, AggregateSeries};
-use wasm_bindgen::JsValue;
 
 use super::activity::{DeviceLive, LivePoint};
 use crate::api;
 use crate::chart::LineChart;
 use crate::session::use_session;
-use crate::ui::{ErrorMessage, Loader, Spinner, format_number, save_blob, use_toasts};
+use crate::ui::{
+    ErrorMessage, Loader, Spinner, format_number, from_local_input, save_blob, to_local_input,
+    use_toasts,
+};
 
 const MINUTE: i64 = 60_000;
 const HOUR: i64 = 60 * MINUTE;
@@ -131,28 +133,6 @@ fn bounds(kind: RangeKind, custom: (i64, i64), now: f64) -> (i64, i64) {
     }
 }
 
-/// A `datetime-local` input's value for `ms`, in local time.
-fn to_input(ms: i64) -> String {
-    let d = js_sys::Date::new(&JsValue::from_f64(ms as f64));
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}",
-        d.get_full_year(),
-        d.get_month() + 1,
-        d.get_date(),
-        d.get_hours(),
-        d.get_minutes()
-    )
-}
-
-/// A `datetime-local` input's value in ms; JavaScript reads the date-time form as local time.
-fn from_input(value: &str) -> Option<i64> {
-    if value.trim().is_empty() {
-        return None;
-    }
-    let ms = js_sys::Date::new(&JsValue::from_str(value)).get_time();
-    ms.is_finite().then_some(ms as i64)
-}
-
 #[derive(Clone, Debug, PartialEq)]
 struct Loaded {
     avg: AggregateSeries,
@@ -225,8 +205,8 @@ pub fn TelemetryCharts(live: DeviceLive) -> impl IntoView {
     let now0 = js_sys::Date::now() as i64;
     // The custom range: applied bounds, and the inputs being edited.
     let custom = RwSignal::new((now0 - DAY, now0));
-    let from_text = RwSignal::new(to_input(now0 - DAY));
-    let to_text = RwSignal::new(to_input(now0));
+    let from_text = RwSignal::new(to_local_input(now0 - DAY));
+    let to_text = RwSignal::new(to_local_input(now0));
     let custom_error = RwSignal::new(None::<String>);
 
     // Keys whose latest value is a number; strings, booleans and objects are not charted.
@@ -350,8 +330,8 @@ pub fn TelemetryCharts(live: DeviceLive) -> impl IntoView {
     let apply_custom = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let (Some(from), Some(to)) = (
-            from_input(&from_text.get_untracked()),
-            from_input(&to_text.get_untracked()),
+            from_local_input(&from_text.get_untracked()).map(|t| t.timestamp_millis()),
+            from_local_input(&to_text.get_untracked()).map(|t| t.timestamp_millis()),
         ) else {
             custom_error.set(Some("Enter both a start and an end.".into()));
             return;
@@ -399,8 +379,8 @@ pub fn TelemetryCharts(live: DeviceLive) -> impl IntoView {
                     if k == RangeKind::Custom {
                         // Open the inputs on the range shown now; applying switches to it.
                         let (from, to) = bounds(kind.get_untracked(), custom.get_untracked(), js_sys::Date::now());
-                        from_text.set(to_input(from));
-                        to_text.set(to_input(to));
+                        from_text.set(to_local_input(from));
+                        to_text.set(to_local_input(to));
                         custom.set((from, to));
                     }
                     kind.set(k);

@@ -10,8 +10,8 @@ use uuid::Uuid;
 use crate::api;
 use crate::session::{ApiError, use_session};
 use crate::ui::{
-    ErrorMessage, Loader, Pagination, Spinner, StatusBadge, TableHead, Tone, compact_json,
-    format_age, format_ms_title, non_empty, parse_json,
+    ErrorMessage, Loader, Pagination, RefreshButton, Spinner, StatusBadge, TableHead, Tone,
+    compact_json, format_age, format_ms_title, non_empty, parse_json,
 };
 
 /// How often the history is read again while a command is open.
@@ -98,11 +98,7 @@ pub fn CommandsTab(id: Uuid, now: ReadSignal<f64>) -> impl IntoView {
                         <Show when=move || any_open.get()>
                             <span class="live live-wait" data-test="rpc-polling">"Following open commands"</span>
                         </Show>
-                        <button type="button" class="button button-ghost button-small" data-test="rpc-refresh"
-                            disabled=move || history.loading.get()
-                            on:click=move |_| history.reload()>
-                            "↻ Refresh"
-                        </button>
+                        <RefreshButton loader=history test="rpc-refresh"/>
                     </div>
                 </div>
                 <ErrorMessage error=history.error_text()/>

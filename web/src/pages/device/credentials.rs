@@ -32,17 +32,6 @@ fn now_utc() -> DateTime<Utc> {
     DateTime::from_timestamp_millis(js_sys::Date::now() as i64).unwrap_or_default()
 }
 
-/// A `datetime-local` value (the reader's local time) as a UTC instant.
-fn parse_local(value: &str) -> Option<DateTime<Utc>> {
-    if value.trim().is_empty() {
-        return None;
-    }
-    let ms = js_sys::Date::new(&wasm_bindgen::JsValue::from_str(value)).get_time();
-    (!ms.is_nan())
-        .then(|| DateTime::from_timestamp_millis(ms as i64))
-        .flatten()
-}
-
 /// Which dialog is open.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Dialog {
@@ -299,7 +288,7 @@ fn SetCredentialsDialog(
 
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        let expires_at = parse_local(&expires.get_untracked());
+        let expires_at = crate::ui::from_local_input(&expires.get_untracked());
         if expires_at.is_some_and(|t| t <= now_utc()) {
             action.refuse("The expiry must be in the future.");
             return;
