@@ -83,6 +83,22 @@ impl Receiver {
         format!("http://127.0.0.1:{}/hook/{name}", self.port)
     }
 
+    /// An endpoint of `c`'s tenant for `name` (body: the endpoint's other fields), and this
+    /// receiver told its secret and how to answer (`script`, without `secrets`).
+    pub async fn hook(
+        &self,
+        c: &Client,
+        name: &str,
+        body: serde_json::Value,
+        script: serde_json::Value,
+    ) -> CreatedWebhook {
+        let created = endpoint(c, &self.url(name), body).await;
+        let mut script = script;
+        script["secrets"] = serde_json::json!([created.secret]);
+        self.control(name, script).await;
+        created
+    }
+
     /// Which secrets verify `name`'s requests, and how it answers them.
     pub async fn control(&self, name: &str, script: serde_json::Value) {
         let r = self
@@ -295,14 +311,8 @@ async fn deliveries_are_signed_and_carry_every_kind_of_event(backend: Backend) {
         .unwrap()
         .ok()
         .unwrap();
-    let filtered = endpoint(
-        &t.admin,
-        &receiver.url("north"),
-        serde_json::json!({"event_types": ["device.telemetry"], "group_id": group.id, "format": "cloudevents"}),
-    )
-    .await;
     receiver
-        .control("north", serde_json::json!({"secrets": [filtered.secret]}))
+        .hook(&t.admin, "north", serde_json::json!({"event_types": ["device.telemetry"], "group_id": group.id, "format": "cloudevents"}), serde_json::json!({}))
         .await;
     let (inside, inside_token) = crate::mqtt::device(&t.admin, "north-1").await;
     let r = t
@@ -476,26 +486,29 @@ async fn retries_follow_the_schedule_and_the_endpoint_answers(backend: Backend) 
     let receiver = Receiver::start().await;
     let t = s.tenant("Retries").await;
     let only_created = serde_json::json!({"event_types": ["device.created"]});
-    let flaky = endpoint(&t.admin, &receiver.url("flaky"), only_created.clone()).await;
-    receiver
-        .control(
+    let flaky = receiver
+        .hook(
+            &t.admin,
             "flaky",
-            serde_json::json!({"secrets": [flaky.secret], "answers": [
+            only_created.clone(),
+            serde_json::json!({"answers": [
                 {"status": 500}, {"status": 200, "delay_ms": 3000}, {"status": 200}]}),
         )
         .await;
-    let gone = endpoint(&t.admin, &receiver.url("gone"), only_created.clone()).await;
-    receiver
-        .control(
+    let gone = receiver
+        .hook(
+            &t.admin,
             "gone",
-            serde_json::json!({"secrets": [gone.secret], "default": {"status": 410}}),
+            only_created.clone(),
+            serde_json::json!({"default": {"status": 410}}),
         )
         .await;
-    let busy = endpoint(&t.admin, &receiver.url("busy"), only_created.clone()).await;
     receiver
-        .control(
+        .hook(
+            &t.admin,
             "busy",
-            serde_json::json!({"secrets": [busy.secret], "answers": [
+            only_created.clone(),
+            serde_json::json!({"answers": [
                 {"status": 503, "headers": {"Retry-After": "4"}}]}),
         )
         .await;
@@ -855,14 +868,13 @@ async fn a_rolled_back_change_sends_nothing(backend: Backend) {
     let s = server(backend, &[]).await;
     let receiver = Receiver::start().await;
     let t = s.tenant("Outbox").await;
-    let created = endpoint(
-        &t.admin,
-        &receiver.url("o"),
-        serde_json::json!({"event_types": ["device.created", "device.deleted"]}),
-    )
-    .await;
     receiver
-        .control("o", serde_json::json!({"secrets": [created.secret]}))
+        .hook(
+            &t.admin,
+            "o",
+            serde_json::json!({"event_types": ["device.created", "device.deleted"]}),
+            serde_json::json!({}),
+        )
         .await;
     crate::mqtt::device(&t.admin, "only-once").await;
     // The same name again: the insert fails and its transaction, event included, rolls back.
@@ -918,17 +930,13 @@ async fn kill9_between_commit_and_delivery_loses_nothing() {
     let mut s = server(Backend::Postgres, &[]).await;
     let receiver = Receiver::start().await;
     let t = s.tenant("Crash").await;
-    let created = endpoint(
-        &t.admin,
-        &receiver.url("k"),
-        serde_json::json!({"event_types": ["device.created"]}),
-    )
-    .await;
     // Refuses everything at first: deliveries stay pending.
-    receiver
-        .control(
+    let created = receiver
+        .hook(
+            &t.admin,
             "k",
-            serde_json::json!({"secrets": [created.secret], "default": {"status": 503}}),
+            serde_json::json!({"event_types": ["device.created"]}),
+            serde_json::json!({"default": {"status": 503}}),
         )
         .await;
     let mut names = Vec::new();
@@ -1177,16 +1185,12 @@ async fn an_endpoint_failing_too_long_is_turned_off_and_its_owner_told() {
     .await;
     let receiver = Receiver::start().await;
     let t = s.tenant("Failing").await;
-    let created = endpoint(
-        &t.admin,
-        &receiver.url("bad"),
-        serde_json::json!({"event_types": ["device.created"]}),
-    )
-    .await;
-    receiver
-        .control(
+    let created = receiver
+        .hook(
+            &t.admin,
             "bad",
-            serde_json::json!({"secrets": [created.secret], "default": {"status": 500}}),
+            serde_json::json!({"event_types": ["device.created"]}),
+            serde_json::json!({"default": {"status": 500}}),
         )
         .await;
     crate::mqtt::device(&t.admin, "x").await;
