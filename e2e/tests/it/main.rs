@@ -15,6 +15,7 @@ mod browser_account;
 mod browser_audit;
 mod browser_fleet;
 mod browser_import;
+mod browser_integrations;
 mod browser_live;
 mod browser_people;
 mod browser_roles;
