@@ -59,6 +59,9 @@ pub async fn list_devices(s: Session, q: &DeviceListQuery) -> Result<Page<Device
     if let Some(online) = q.online {
         query.push(("online", online.to_string()));
     }
+    if let Some(gateway) = q.gateway {
+        query.push(("gateway", gateway.to_string()));
+    }
     s.get_query("/api/v1/devices", &query).await
 }
 

@@ -805,6 +805,27 @@ impl<T: Send + Sync + 'static> Loader<T> {
         self.reload.update(|n| *n += 1);
     }
 
+    /// Reads again every `every` while the calling component lives, when `wanted` says so and no
+    /// read is under way; `then` runs after each such reload.
+    pub fn poll(
+        self,
+        every: std::time::Duration,
+        wanted: impl Fn() -> bool + 'static,
+        then: impl Fn() + 'static,
+    ) {
+        if let Ok(handle) = set_interval_with_handle(
+            move || {
+                if wanted() && self.loading.try_get_untracked() == Some(false) {
+                    self.reload();
+                    then();
+                }
+            },
+            every,
+        ) {
+            on_cleanup(move || handle.clear());
+        }
+    }
+
     pub fn error_text(&self) -> Signal<Option<String>> {
         let error = self.error;
         Signal::derive(move || error.get().map(|e| e.detail))

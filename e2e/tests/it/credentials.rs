@@ -10,7 +10,7 @@ use reqwest::Method;
 use serde_json::json;
 use stead_api_types::{
     CreatedDevice, CredentialsType, Device, DeviceCredentials, LatestTelemetry,
-    MqttBasicCredentials, Page, Role, SavedProfile,
+    MqttBasicCredentials, Role, SavedProfile,
 };
 use stead_e2e::{Client, Reply};
 
@@ -538,19 +538,6 @@ async fn sdk_provision(server: &TestServer, request: serde_json::Value) -> serde
         .unwrap_or_else(|e| panic!("the SDK script printed no JSON line ({e}): {stdout}"))
 }
 
-async fn device_named(c: &Client, name: &str) -> Device {
-    let page: Page<Device> = c
-        .get(&format!("/api/v1/devices?search={name}"))
-        .await
-        .unwrap()
-        .ok()
-        .unwrap();
-    page.items
-        .into_iter()
-        .find(|d| d.name == name)
-        .unwrap_or_else(|| panic!("no device {name}"))
-}
-
 async fn provisioning_with_the_thingsboard_sdk(backend: Backend) {
     let server = TestServer::start(backend).await;
     let acme = server.tenant("Acme").await;
@@ -568,7 +555,7 @@ async fn provisioning_with_the_thingsboard_sdk(backend: Backend) {
     assert_eq!(credentials["credentialsType"], "ACCESS_TOKEN", "{out}");
     assert!(credentials["credentialsValue"].as_str().unwrap().len() >= 32);
     assert_eq!(out["connack"], 0, "the provisioned token connects: {out}");
-    let made = device_named(c, "sdk-token").await;
+    let made = crate::gateway::named(c, "sdk-token").await.unwrap();
     assert_eq!(made.profile_id, profile);
     assert_eq!(made.credentials_type, CredentialsType::AccessToken);
     eventually("the SDK's telemetry stored", || async {
@@ -591,7 +578,7 @@ async fn provisioning_with_the_thingsboard_sdk(backend: Backend) {
         json!({"clientId": "sdk-cid", "userName": "sdk-user", "password": "sdk-password-1"})
     );
     assert_eq!(out["connack"], 0, "the provisioned login connects: {out}");
-    let made = device_named(c, "sdk-basic").await;
+    let made = crate::gateway::named(c, "sdk-basic").await.unwrap();
     assert_eq!(made.credentials_type, CredentialsType::MqttBasic);
     eventually("the SDK's telemetry stored", || async {
         latest(c, made.id).await.contains_key("provisioned")
@@ -642,7 +629,7 @@ async fn provisioning_over_http_and_mqtt_with_every_refusal(backend: Backend) {
     assert_eq!(answer["credentialsType"], "ACCESS_TOKEN");
     let token = answer["credentialsValue"].as_str().unwrap().to_owned();
     assert_eq!(http_telemetry(&server, &token).await.status, 200);
-    let made = device_named(c, "http-1").await;
+    let made = crate::gateway::named(c, "http-1").await.unwrap();
     assert_eq!(made.profile_id, open);
     on_timeline(c, made.id, "provisioned", "open").await;
 

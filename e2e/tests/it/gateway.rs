@@ -42,7 +42,7 @@ async fn gateway(c: &Client, name: &str) -> (Uuid, String) {
 }
 
 /// The tenant's device named `name`, if any.
-async fn named(c: &Client, name: &str) -> Option<Device> {
+pub(crate) async fn named(c: &Client, name: &str) -> Option<Device> {
     let page: Page<Device> = c
         .get(&format!("/api/v1/devices?search={name}&per_page=100"))
         .await
@@ -383,7 +383,12 @@ impl V5 {
 }
 
 /// Publishes at QoS 1 on MQTT 3.1.1 and waits for the PUBACK.
-async fn publish_acked(raw: &mut Raw, packet_id: u16, topic: &str, payload: serde_json::Value) {
+pub(crate) async fn publish_acked(
+    raw: &mut Raw,
+    packet_id: u16,
+    topic: &str,
+    payload: serde_json::Value,
+) {
     raw.publish(topic, payload.to_string().as_bytes(), Some(packet_id))
         .await;
     loop {

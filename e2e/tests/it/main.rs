@@ -14,6 +14,7 @@ mod browser;
 mod browser_account;
 mod browser_audit;
 mod browser_fleet;
+mod browser_gateways;
 mod browser_import;
 mod browser_integrations;
 mod browser_live;

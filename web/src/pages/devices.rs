@@ -1,4 +1,5 @@
-//! `/devices`: the device list with search, sorting, filters (profile, group, label, online; kept
+//! `/devices`: the device list with search, sorting, filters (profile, group, label, online, the
+//! gateway a device is behind; kept
 //! in the URL query so that a filtered list can be linked to) and pages; a selection with bulk
 //! actions; creating a device (its credentials are shown once) and deleting one.
 
@@ -53,6 +54,8 @@ pub struct Filters {
     pub group: Option<Uuid>,
     pub label: String,
     pub online: Option<bool>,
+    /// Only the sub-devices of this gateway.
+    pub gateway: Option<Uuid>,
 }
 
 impl Filters {
@@ -60,7 +63,7 @@ impl Filters {
         *self == Filters::default()
     }
 
-    /// The filters of a query (`profile`, `group`, `label`, `online`), or `None` when it names
+    /// The filters of a query (`profile`, `group`, `label`, `online`, `gateway`), or `None` when it names
     /// none of them.
     pub fn from_query(get: impl Fn(&str) -> Option<String>) -> Option<Filters> {
         let f = Filters {
@@ -68,6 +71,7 @@ impl Filters {
             group: get("group").and_then(|v| Uuid::parse_str(&v).ok()),
             label: get("label").unwrap_or_default(),
             online: get("online").and_then(|v| v.parse().ok()),
+            gateway: get("gateway").and_then(|v| Uuid::parse_str(&v).ok()),
         };
         (!f.is_empty()).then_some(f)
     }
@@ -89,6 +93,9 @@ impl Filters {
         }
         if let Some(o) = self.online {
             parts.push(format!("online={o}"));
+        }
+        if let Some(g) = self.gateway {
+            parts.push(format!("gateway={g}"));
         }
         if parts.is_empty() {
             String::new()
@@ -223,12 +230,23 @@ fn DeviceList() -> impl IntoView {
             group: f.group,
             label: non_empty(&f.label),
             online: f.online,
+            gateway: f.gateway,
             ..Default::default()
         };
         async move { api::list_devices(session, &q).await }
     });
     let profiles = Loader::new(move || api::list_profiles(session));
     let groups = Loader::new(move || api::list_groups(session));
+    // The gateway whose sub-devices are listed, for its name in the filter bar.
+    let gateway_filter = Loader::new(move || {
+        let gateway = filters.with(|f| f.gateway);
+        async move {
+            match gateway {
+                Some(id) => api::get_device(session, id).await.map(Some),
+                None => Ok(None),
+            }
+        }
+    });
     let profile_list = Signal::derive(move || profiles.data.get().unwrap_or_default());
     let group_list = Signal::derive(move || groups.data.get().unwrap_or_default());
 
@@ -465,6 +483,17 @@ fn DeviceList() -> impl IntoView {
                     <option value="true" selected=move || filters.with(|f| f.online == Some(true))>"Online now"</option>
                     <option value="false" selected=move || filters.with(|f| f.online == Some(false))>"Offline"</option>
                 </select>
+                {move || filters.with(|f| f.gateway).map(|gid| {
+                    let name = gateway_filter.data.with(|g| g.iter().flatten().map(|g| g.name.clone()).next())
+                        .unwrap_or_else(|| "a gateway".into());
+                    view! {
+                        <span class="chip filter-on" data-test="filter-gateway">
+                            "Behind " <A href=format!("/devices/{gid}")>{name}</A>
+                            <button type="button" class="chip-remove" aria-label="Show devices behind any gateway"
+                                on:click=move |_| set_filter(&|f| f.gateway = None)>"×"</button>
+                        </span>
+                    }
+                })}
                 <Show when=move || !filters.with(Filters::is_empty)>
                     <button type="button" class="button button-ghost button-small" data-test="clear-filters" on:click=move |_| clear_filters()>
                         "Clear filters"
@@ -576,6 +605,7 @@ fn DeviceList() -> impl IntoView {
                                                     {disabled.clone().map(|reason| view! {
                                                         <span class="badge badge-bad badge-after" data-test="disabled-badge" title=reason>"Disabled"</span>
                                                     })}
+                                                    <GatewayBadge device=d.clone()/>
                                                 </td>
                                                 <td>{d.label.clone().unwrap_or_else(|| "—".into())}</td>
                                                 <td>{d.device_type.clone().map(|t| view! { <span class="badge">{t}</span> }.into_any()).unwrap_or_else(|| "—".into_any())}</td>
@@ -882,6 +912,7 @@ fn CreateDeviceModal(
     // Empty: the tenant's default profile.
     let profile = RwSignal::new(String::new());
     let chosen_groups = RwSignal::new(BTreeSet::<Uuid>::new());
+    let gateway = RwSignal::new(false);
     let choice = RwSignal::new(CredentialsChoice::Token);
     let mqtt_username = RwSignal::new(String::new());
     let mqtt_password = RwSignal::new(String::new());
@@ -922,7 +953,7 @@ fn CreateDeviceModal(
             profile_id: Uuid::parse_str(&profile.get_untracked()).ok(),
             groups: (!groups.is_empty()).then(|| groups.into_iter().collect()),
             credentials,
-            gateway: false,
+            gateway: gateway.get_untracked(),
             gateway_id: None,
         };
         busy.set(true);
@@ -974,6 +1005,11 @@ fn CreateDeviceModal(
                         </select>
                     </label>
                 </div>
+                <label class="checkbox">
+                    <input type="checkbox" name="gateway" data-test="new-device-gateway"
+                        prop:checked=move || gateway.get() on:change=move |ev| gateway.set(event_target_checked(&ev))/>
+                    <span>"Gateway " <small class="hint">"(speaks for the devices behind it, ThingsBoard's Gateway API)"</small></span>
+                </label>
                 {move || {
                     let groups = groups.get();
                     (!groups.is_empty()).then(|| view! {
@@ -1036,6 +1072,22 @@ fn CreateDeviceModal(
     }
 }
 
+/// "Gateway" on a gateway, "Sub-device" on a device behind one (both say what they mean on hover).
+#[component]
+pub fn GatewayBadge(device: Device) -> impl IntoView {
+    if device.gateway {
+        Some(view! {
+            <span class="badge badge-info badge-after" data-test="gateway-badge"
+                title="Connects with its own credentials and speaks for the devices behind it">"Gateway"</span>
+        }.into_any())
+    } else {
+        device.gateway_id.map(|_| view! {
+            <span class="badge badge-after" data-test="sub-device-badge"
+                title="Behind a gateway: it speaks through the gateway's connection">"Sub-device"</span>
+        }.into_any())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1058,8 +1110,9 @@ mod tests {
         let f = Filters {
             group: Some(g),
             online: Some(true),
+            gateway: Some(g),
             ..Default::default()
         };
-        assert_eq!(f.to_query(), format!("?group={g}&online=true"));
+        assert_eq!(f.to_query(), format!("?group={g}&online=true&gateway={g}"));
     }
 }

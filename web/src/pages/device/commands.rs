@@ -69,18 +69,11 @@ pub fn CommandsTab(id: Uuid, now: ReadSignal<f64>) -> impl IntoView {
         })
     });
     // While a command is open, read the history again every 2 s.
-    if let Ok(handle) = set_interval_with_handle(
-        move || {
-            if any_open.try_get_untracked() == Some(true)
-                && history.loading.try_get_untracked() == Some(false)
-            {
-                history.reload();
-            }
-        },
+    history.poll(
         std::time::Duration::from_millis(POLL_MS),
-    ) {
-        on_cleanup(move || handle.clear());
-    }
+        move || any_open.try_get_untracked() == Some(true),
+        || {},
+    );
     let total = Signal::derive(move || history.data.with(|d| d.as_ref().map_or(0, |p| p.total)));
 
     view! {

@@ -7,6 +7,7 @@ mod attributes;
 mod charts;
 mod commands;
 mod credentials;
+mod gateway;
 mod membership;
 mod timeline;
 
@@ -23,8 +24,10 @@ use self::attributes::AttributesTab;
 use self::charts::TelemetryCharts;
 use self::commands::CommandsTab;
 use self::credentials::CredentialsTab;
+use self::gateway::{GatewayLink, SubDevices};
 use self::membership::DeviceGroups;
 use self::timeline::Timeline;
+use super::devices::GatewayBadge;
 use crate::api;
 use crate::connect::ConnectBox;
 use crate::session::use_session;
@@ -179,6 +182,7 @@ fn DeviceView(
                 <p class="muted">
                     {move || device.with(|d| d.as_ref().and_then(|d| d.label.clone())).unwrap_or_else(|| "No label".into())}
                     {move || device.with(|d| d.as_ref().and_then(|d| d.device_type.clone())).map(|t| view! { " · " <span class="badge">{t}</span> })}
+                    {move || device.get().map(|d| view! { <GatewayBadge device=d/> })}
                 </p>
             </div>
             <div class="header-status">
@@ -250,6 +254,7 @@ fn Overview(
             </div>
 
             <div class="stack">
+                {move || device.with(|d| d.as_ref().is_some_and(|d| d.gateway)).then(|| view! { <SubDevices id=id/> })}
                 <ConnectBox fresh_token=fresh_token/>
                 <DeviceGroups id=id/>
 
@@ -281,6 +286,10 @@ fn DeviceDetails(device: Device) -> impl IntoView {
                 <dd>{device.label.clone().unwrap_or_else(|| "—".into())}</dd>
                 <dt>"Type"</dt>
                 <dd>{device.device_type.clone().unwrap_or_else(|| "—".into())}</dd>
+                {device.gateway_id.map(|gateway| view! {
+                    <dt>"Behind gateway"</dt>
+                    <dd><GatewayLink gateway=gateway/></dd>
+                })}
                 <dt>"Created"</dt>
                 <dd title=format_time_title(&device.created_at)>{format_time(&device.created_at)}</dd>
                 <dt>"Updated"</dt>
@@ -298,6 +307,8 @@ fn EditDevice(device: Device, on_saved: Callback<Device>) -> impl IntoView {
     let label = RwSignal::new(device.label.clone().unwrap_or_default());
     let device_type = RwSignal::new(device.device_type.clone().unwrap_or_default());
     let profile = RwSignal::new(device.profile_id);
+    let gateway = RwSignal::new(device.gateway);
+    let was_gateway = device.gateway;
     let profiles = Loader::new(move || api::list_profiles(session));
     let metadata = RwSignal::new(
         serde_json::to_string_pretty(&device.metadata).unwrap_or_else(|_| "{}".into()),
@@ -339,6 +350,7 @@ fn EditDevice(device: Device, on_saved: Callback<Device>) -> impl IntoView {
             device_type: Some(non_empty(&device_type.get_untracked())),
             metadata: Some(metadata_value),
             profile_id: Some(profile.get_untracked()),
+            gateway: (gateway.get_untracked() != was_gateway).then(|| gateway.get_untracked()),
             ..Default::default()
         };
         busy.set(true);
@@ -397,13 +409,18 @@ fn EditDevice(device: Device, on_saved: Callback<Device>) -> impl IntoView {
                         }}
                     </select>
                 </label>
+                <label class="checkbox">
+                    <input type="checkbox" name="gateway" data-test="edit-gateway"
+                        prop:checked=move || gateway.get() on:change=move |ev| gateway.set(event_target_checked(&ev))/>
+                    <span>"Gateway " <small class="hint">"(speaks for the devices behind it; changing this ends its session so that it reconnects as what it is now)"</small></span>
+                </label>
                 <label class="field">
                     <span>"Metadata " <em class="hint">"(JSON object)"</em></span>
                     <textarea name="metadata" rows="6" spellcheck="false" class="mono" bind:value=metadata></textarea>
                 </label>
                 <ErrorMessage error=error/>
                 <div class="form-actions">
-                    <button type="submit" class="button button-primary" disabled=move || busy.get()>
+                    <button type="submit" class="button button-primary" data-test="save-device" disabled=move || busy.get()>
                         {move || if busy.get() { "Saving…" } else { "Save changes" }}
                     </button>
                 </div>

@@ -93,19 +93,11 @@ pub fn DeliveryLog(
     let data = Memo::new(move |_| log.data.get());
     let total = Signal::derive(move || data.with(|d| d.as_ref().map_or(0, |p| p.total)));
     let shown = Memo::new(move |_| data.with(|d| d.as_ref().map(|p| !p.items.is_empty())));
-    if let Ok(handle) = set_interval_with_handle(
-        move || {
-            if live.try_get_untracked() == Some(true)
-                && log.loading.try_get_untracked() == Some(false)
-            {
-                log.reload();
-                on_poll.run(());
-            }
-        },
+    log.poll(
         std::time::Duration::from_millis(POLL_MS),
-    ) {
-        on_cleanup(move || handle.clear());
-    }
+        move || live.try_get_untracked() == Some(true),
+        move || on_poll.run(()),
+    );
     let now = use_clock();
     let opened = RwSignal::new(None::<Uuid>);
     let replay = Action::new().toast_errors(toasts);
