@@ -102,6 +102,10 @@ impl Client {
         self.send(Method::PATCH, path, Some(body)).await
     }
 
+    pub async fn put<B: Serialize>(&self, path: &str, body: &B) -> anyhow::Result<Reply> {
+        self.send(Method::PUT, path, Some(body)).await
+    }
+
     pub async fn send<B: Serialize>(
         &self,
         method: Method,

@@ -16,6 +16,7 @@ mod m20261202_000007_roles_and_keys;
 mod m20261203_000008_people;
 mod m20261206_000009_integrations;
 mod m20261207_000010_gateways;
+mod m20261207_000011_alarms;
 
 pub struct Migrator;
 
@@ -76,6 +77,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000008_people::Migration),
             Box::new(m20261206_000009_integrations::Migration),
             Box::new(m20261207_000010_gateways::Migration),
+            Box::new(m20261207_000011_alarms::Migration),
         ]
     }
 }

@@ -38,6 +38,8 @@ pub struct AppState {
     pub subscriptions: Arc<crate::events::Subscriptions>,
     /// Woken when deliveries were queued on this node (the senders also poll).
     pub deliveries: Arc<tokio::sync::Notify>,
+    /// Alarm rule evaluation of committed telemetry, and the node's view of the rules.
+    pub alarms: crate::alarms::engine::Engine,
 }
 
 impl AppState {
@@ -64,6 +66,17 @@ impl AppState {
             subscriptions.clone(),
             metrics.clone(),
         );
+        let timeline = TimelineWriter::start(
+            crate::db::writer_pool(&config, &db, 1).await?,
+            subscriptions.clone(),
+        );
+        let alarms = crate::alarms::engine::Engine::start(
+            crate::db::writer_pool(&config, &db, 1).await?,
+            live.clone(),
+            timeline.clone(),
+            &metrics.registry,
+        )?;
+        alarms.rules.refresh(&db).await?;
         let telemetry = TelemetryStore::start(
             crate::db::writer_pool(&config, &db, config.telemetry_writers).await?,
             config.telemetry_writers,
@@ -73,14 +86,12 @@ impl AppState {
                 bus.clone(),
                 metrics.clone(),
                 telemetry_events,
+                alarms.clone(),
             ),
-        );
-        let timeline = TimelineWriter::start(
-            crate::db::writer_pool(&config, &db, 1).await?,
-            subscriptions.clone(),
         );
         let mailer = Arc::new(crate::mail::Mailer::from_config(&config)?);
         Ok(AppState {
+            alarms,
             subscriptions,
             deliveries: Arc::default(),
             mailer,
@@ -105,6 +116,7 @@ fn committed_telemetry(
     bus: LiveBus,
     metrics: Metrics,
     events: crate::events::telemetry::EventWriter,
+    alarms: crate::alarms::engine::Engine,
 ) -> OnCommit {
     Arc::new(move |rows: Vec<Row>, took: std::time::Duration| {
         metrics.telemetry_rows.inc_by(rows.len() as u64);
@@ -112,6 +124,7 @@ fn committed_telemetry(
         metrics.telemetry_commit.observe(took.as_secs_f64());
         latest.add(rows.iter().map(|r| (r.device_id, r.ts, &r.values)));
         events.add(&rows);
+        alarms.add(&rows);
         for row in rows {
             if bus.is_watched(row.device_id) {
                 bus.publish(
@@ -224,6 +237,10 @@ pub async fn run(
     // Every node writes events (ingress: telemetry and presence): each keeps its view of who
     // subscribes to what.
     let subscriptions = tokio::spawn(crate::events::run_refresh(state.clone()));
+    let alarm_rules = tokio::spawn(crate::alarms::engine::run_refresh(
+        state.alarms.rules.clone(),
+        state.db.clone(),
+    ));
     let worker = roles.contains(&Role::Worker).then(|| {
         let state = state.clone();
         tokio::spawn(async move {
@@ -236,6 +253,7 @@ pub async fn run(
                 crate::events::dispatch::run(state.clone()),
                 crate::webhooks::deliver::run(state.clone()),
                 crate::events::nats::run(state.clone()),
+                crate::alarms::engine::run_no_data(state.clone()),
             );
         })
     });
@@ -248,6 +266,7 @@ pub async fn run(
     // What was admitted since the last flush counts towards the day on every node.
     daily.abort();
     subscriptions.abort();
+    alarm_rules.abort();
     state.sessions.daily.flush(&state.live).await;
     drained
 }

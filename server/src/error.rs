@@ -9,7 +9,7 @@ pub enum Error {
     #[error("{detail}")]
     Invalid {
         code: &'static str,
-        field: Option<&'static str>,
+        field: Option<std::borrow::Cow<'static, str>>,
         detail: String,
     },
     /// No such object, or it belongs to another tenant (never told apart).
@@ -48,7 +48,16 @@ impl Error {
     pub fn invalid(code: &'static str, field: &'static str, detail: impl Into<String>) -> Error {
         Error::Invalid {
             code,
-            field: Some(field),
+            field: Some(field.into()),
+            detail: detail.into(),
+        }
+    }
+
+    /// The same for a field found at run time (`create.critical.expr.all[1].test.value`).
+    pub fn invalid_at(code: &'static str, field: String, detail: impl Into<String>) -> Error {
+        Error::Invalid {
+            code,
+            field: Some(field.into()),
             detail: detail.into(),
         }
     }

@@ -5,6 +5,7 @@
 //! shape inside: `model` (the table), `repo` (tenant-scoped queries), `http` (routes). The `http`
 //! module owns the edge: route table, extractors, the one error type. `app` wires the roles.
 
+pub mod alarms;
 pub mod apikeys;
 pub mod app;
 pub mod attributes;

@@ -31,6 +31,8 @@ pub enum EventKind {
     Credentials,
     /// Provisioned itself.
     Provisioned,
+    /// An alarm was raised, stepped or cleared.
+    Alarm,
 }
 
 impl EventKind {
@@ -45,6 +47,7 @@ impl EventKind {
             EventKind::Command => "command",
             EventKind::Credentials => "credentials",
             EventKind::Provisioned => "provisioned",
+            EventKind::Alarm => "alarm",
         }
     }
 }

@@ -6,6 +6,7 @@ mod harness;
 
 mod access;
 mod account;
+mod alarms;
 mod audit;
 mod auth;
 mod backup;

@@ -29,7 +29,7 @@ on_both_backends!(
 /// The earlier release the fixture was made with (`d573a81^`: migrations 1 and 2 only).
 const FIXTURE_COMMIT: &str = "7ee8bc0";
 /// The migrations that came after it, which the upgrade applies.
-const LATER_MIGRATIONS: [&str; 8] = [
+const LATER_MIGRATIONS: [&str; 9] = [
     "m20261126_000003_device_management",
     "m20261127_000004_import_heartbeat",
     "m20261202_000005_audit_chain",
@@ -38,6 +38,7 @@ const LATER_MIGRATIONS: [&str; 8] = [
     "m20261203_000008_people",
     "m20261206_000009_integrations",
     "m20261207_000010_gateways",
+    "m20261207_000011_alarms",
 ];
 
 #[derive(Debug, Deserialize)]

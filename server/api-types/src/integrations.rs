@@ -37,10 +37,17 @@ pub enum EventType {
     /// Sent by "Send test event"; only to the endpoint it was asked for.
     #[serde(rename = "webhook.test")]
     WebhookTest,
+    #[serde(rename = "alarm.raised")]
+    AlarmRaised,
+    /// Severity stepped, acknowledged, assigned or commented.
+    #[serde(rename = "alarm.updated")]
+    AlarmUpdated,
+    #[serde(rename = "alarm.cleared")]
+    AlarmCleared,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 12] = [
+    pub const ALL: [EventType; 15] = [
         EventType::DeviceCreated,
         EventType::DeviceUpdated,
         EventType::DeviceDeleted,
@@ -53,6 +60,9 @@ impl EventType {
         EventType::CommandUpdated,
         EventType::AuditEntry,
         EventType::WebhookTest,
+        EventType::AlarmRaised,
+        EventType::AlarmUpdated,
+        EventType::AlarmCleared,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -69,6 +79,9 @@ impl EventType {
             EventType::CommandUpdated => "command.updated",
             EventType::AuditEntry => "audit.entry",
             EventType::WebhookTest => "webhook.test",
+            EventType::AlarmRaised => "alarm.raised",
+            EventType::AlarmUpdated => "alarm.updated",
+            EventType::AlarmCleared => "alarm.cleared",
         }
     }
 
@@ -91,6 +104,11 @@ impl EventType {
             EventType::CommandUpdated => "A command changed state",
             EventType::AuditEntry => "An audit log entry",
             EventType::WebhookTest => "Test event (Send test event)",
+            EventType::AlarmRaised => "An alarm was raised",
+            EventType::AlarmUpdated => {
+                "An alarm changed (severity, acknowledged, assigned, comment)"
+            }
+            EventType::AlarmCleared => "An alarm was cleared",
         }
     }
 

@@ -10,7 +10,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+mod alarms;
 mod integrations;
+pub use alarms::*;
 pub use integrations::*;
 
 /// Every error the API answers, whatever the status: a stable snake_case `code` for programs and
@@ -133,10 +135,16 @@ pub enum Permission {
     QuotasRead,
     #[serde(rename = "webhooks.manage")]
     WebhooksManage,
+    #[serde(rename = "alarms.read")]
+    AlarmsRead,
+    #[serde(rename = "alarms.ack")]
+    AlarmsAck,
+    #[serde(rename = "alarms.manage")]
+    AlarmsManage,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 12] = [
+    pub const ALL: [Permission; 15] = [
         Permission::TenantsManage,
         Permission::UsersRead,
         Permission::UsersManage,
@@ -149,6 +157,9 @@ impl Permission {
         Permission::ApiKeysManage,
         Permission::QuotasRead,
         Permission::WebhooksManage,
+        Permission::AlarmsRead,
+        Permission::AlarmsAck,
+        Permission::AlarmsManage,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -165,6 +176,9 @@ impl Permission {
             Permission::ApiKeysManage => "apikeys.manage",
             Permission::QuotasRead => "quotas.read",
             Permission::WebhooksManage => "webhooks.manage",
+            Permission::AlarmsRead => "alarms.read",
+            Permission::AlarmsAck => "alarms.ack",
+            Permission::AlarmsManage => "alarms.manage",
         }
     }
 
@@ -183,6 +197,9 @@ impl Permission {
             Permission::ApiKeysManage => "Create and revoke API keys",
             Permission::QuotasRead => "See the tenant's usage and quotas",
             Permission::WebhooksManage => "Manage webhooks and see their deliveries",
+            Permission::AlarmsRead => "See alarms",
+            Permission::AlarmsAck => "Acknowledge, clear, assign and comment on alarms",
+            Permission::AlarmsManage => "Manage alarm rules",
         }
     }
 
@@ -192,7 +209,11 @@ impl Permission {
     pub fn group_scopable(self) -> bool {
         matches!(
             self,
-            Permission::DevicesRead | Permission::DevicesWrite | Permission::CommandsSend
+            Permission::DevicesRead
+                | Permission::DevicesWrite
+                | Permission::CommandsSend
+                | Permission::AlarmsRead
+                | Permission::AlarmsAck
         )
     }
 
@@ -215,10 +236,16 @@ impl Permission {
                         | ApiKeysManage
                         | QuotasRead
                         | WebhooksManage
+                        | AlarmsRead
+                        | AlarmsAck
+                        | AlarmsManage
                 )
             }
-            Role::Operator => matches!(self, DevicesRead | DevicesWrite | CommandsSend),
-            Role::Viewer => matches!(self, DevicesRead),
+            Role::Operator => matches!(
+                self,
+                DevicesRead | DevicesWrite | CommandsSend | AlarmsRead | AlarmsAck
+            ),
+            Role::Viewer => matches!(self, DevicesRead | AlarmsRead),
             Role::Member => false,
         }
     }

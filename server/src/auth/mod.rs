@@ -57,7 +57,10 @@ pub mod perm {
         RolesManage,
         ApiKeysManage,
         QuotasRead,
-        WebhooksManage
+        WebhooksManage,
+        AlarmsRead,
+        AlarmsAck,
+        AlarmsManage
     );
 }
 

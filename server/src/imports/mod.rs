@@ -127,7 +127,7 @@ pub struct RowError {
 pub type Line = std::result::Result<Row, RowError>;
 
 /// The CSV column a domain error's field stands for.
-fn column_of_field(field: &'static str) -> &'static str {
+fn column_of_field(field: &str) -> &str {
     match field {
         "token" => "access_token",
         "username" => "mqtt_username",
@@ -141,19 +141,19 @@ fn column_of_field(field: &'static str) -> &'static str {
 /// What a row's failure says: the column at fault when there is one, and the reason.
 fn failure(e: Error) -> (Option<String>, String) {
     let column = match &e {
-        Error::Invalid { field, .. } => field.map(column_of_field),
+        Error::Invalid { field, .. } => field.as_deref().map(|f| column_of_field(f).to_owned()),
         Error::Conflict {
             code: "device_name_taken",
             ..
-        } => Some("name"),
+        } => Some("name".to_owned()),
         Error::Conflict {
             code: "mqtt_username_taken",
             ..
-        } => Some("mqtt_username"),
+        } => Some("mqtt_username".to_owned()),
         Error::Conflict {
             code: "group_name_taken",
             ..
-        } => Some("groups"),
+        } => Some("groups".to_owned()),
         _ => None,
     };
     let reason = match e {
@@ -163,7 +163,7 @@ fn failure(e: Error) -> (Option<String>, String) {
         }
         other => other.to_string(),
     };
-    (column.map(str::to_owned), reason)
+    (column, reason)
 }
 
 /// Reads a whole import file: the header, then one `Row` or `RowError` per non-empty line.

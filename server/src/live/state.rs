@@ -17,6 +17,7 @@ use crate::observability::trace::redis_span;
 pub struct MemoryState {
     latest: Arc<Mutex<HashMap<DeviceId, BTreeMap<String, TsValue>>>>,
     presence: Arc<Mutex<HashMap<DeviceId, PresenceEntry>>>,
+    alarm_state: Arc<Mutex<HashMap<DeviceId, HashMap<String, String>>>>,
 }
 
 /// A presence record and the session it belongs to.
@@ -180,6 +181,75 @@ impl RedisStore {
 
     pub(super) fn presence_key(&self, device: DeviceId) -> String {
         self.key(&format!("presence:{device}"))
+    }
+
+    fn alarm_state_key(&self, device: DeviceId) -> String {
+        self.key(&format!("alarmstate:{device}"))
+    }
+}
+
+/// How long a device's alarm-rule progress outlives its last message: a month of silence
+/// forgets half-run durations, never an active alarm (that is in the database).
+const ALARM_STATE_TTL_SECS: i64 = 30 * 24 * 3600;
+
+impl LiveStore {
+    /// A device's alarm-rule progress, by rule (each value the engine's own JSON).
+    pub async fn alarm_state(&self, device: DeviceId) -> anyhow::Result<HashMap<String, String>> {
+        match self {
+            LiveStore::Memory(m) => Ok(lock(&m.state.alarm_state)
+                .get(&device)
+                .cloned()
+                .unwrap_or_default()),
+            LiveStore::Redis(r) => Ok(r
+                .conn
+                .clone()
+                .hgetall(r.alarm_state_key(device))
+                .instrument(redis_span("HGETALL"))
+                .await?),
+        }
+    }
+
+    /// Writes (`Some`) or forgets (`None`) the progress of some rules of a device.
+    pub async fn save_alarm_state(
+        &self,
+        device: DeviceId,
+        changes: Vec<(String, Option<String>)>,
+    ) -> anyhow::Result<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        match self {
+            LiveStore::Memory(m) => {
+                let mut all = lock(&m.state.alarm_state);
+                let entry = all.entry(device).or_default();
+                for (rule, value) in changes {
+                    match value {
+                        Some(v) => entry.insert(rule, v),
+                        None => entry.remove(&rule),
+                    };
+                }
+                if entry.is_empty() {
+                    all.remove(&device);
+                }
+                Ok(())
+            }
+            LiveStore::Redis(r) => {
+                let key = r.alarm_state_key(device);
+                let mut pipe = redis::pipe();
+                for (rule, value) in changes {
+                    match value {
+                        Some(v) => pipe.hset(&key, rule, v).ignore(),
+                        None => pipe.hdel(&key, rule).ignore(),
+                    };
+                }
+                pipe.expire(&key, ALARM_STATE_TTL_SECS).ignore();
+                let _: () = pipe
+                    .query_async(&mut r.conn.clone())
+                    .instrument(redis_span("HSET"))
+                    .await?;
+                Ok(())
+            }
+        }
     }
 }
 

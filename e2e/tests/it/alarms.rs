@@ -1,0 +1,508 @@
+//! Alarms through the real server and real MQTT clients (`mosquitto_pub`): rules on a profile and
+//! on a device, each condition kind, hysteresis and stepping, dynamic thresholds, what people do
+//! to alarms (acknowledge, clear, assign, comment, in bulk), and bad input.
+
+use serde_json::{Value, json};
+use stead_api_types::{
+    Alarm, AlarmCounts, AlarmDetail, AlarmPage, AlarmRule, AlarmSeverity, Device, Role,
+};
+use stead_e2e::Client;
+use uuid::Uuid;
+
+use crate::harness::{Backend, TestServer};
+use crate::mqtt::{device, eventually, mosquitto_pub, timeline};
+use crate::on_both_backends;
+
+on_both_backends!(
+    a_profile_rule_raises_steps_and_clears_with_hysteresis,
+    duration_repeating_and_dynamic_thresholds,
+    people_acknowledge_clear_assign_and_comment,
+    bad_rules_name_their_field_and_other_tenants_see_nothing,
+);
+
+fn publish(server: &TestServer, token: &str, payload: Value) {
+    let (ok, out) = mosquitto_pub(
+        server.mqtt_port(),
+        &[
+            "-u",
+            token,
+            "-q",
+            "1",
+            "-t",
+            "v1/devices/me/telemetry",
+            "-m",
+            &payload.to_string(),
+        ],
+    );
+    assert!(ok, "mosquitto_pub failed: {out}");
+}
+
+async fn profile_of(c: &Client, id: Uuid) -> Uuid {
+    let d: Device = c
+        .get(&format!("/api/v1/devices/{id}"))
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    d.profile_id
+}
+
+async fn rule(c: &Client, body: Value) -> AlarmRule {
+    let r = c.post("/api/v1/alarm-rules", &body).await.unwrap();
+    assert_eq!(r.status, 201, "{}", r.body);
+    r.ok().unwrap()
+}
+
+async fn alarms_of(c: &Client, device: Uuid) -> Vec<Alarm> {
+    let page: AlarmPage = c
+        .get(&format!("/api/v1/alarms?device={device}"))
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    page.items
+}
+
+/// Waits until the device's newest alarm of `alarm_type` satisfies `f`; answers it.
+async fn wait_alarm(c: &Client, device: Uuid, what: &str, f: impl Fn(&Alarm) -> bool) -> Alarm {
+    let mut found = None;
+    for _ in 0..200 {
+        if let Some(a) = alarms_of(c, device).await.into_iter().next()
+            && f(&a)
+        {
+            found = Some(a);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    match found {
+        Some(a) => a,
+        None => panic!(
+            "never happened: {what}; the device's alarms: {:?}",
+            alarms_of(c, device).await
+        ),
+    }
+}
+
+async fn detail(c: &Client, id: Uuid) -> AlarmDetail {
+    c.get(&format!("/api/v1/alarms/{id}"))
+        .await
+        .unwrap()
+        .ok()
+        .unwrap()
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+async fn a_profile_rule_raises_steps_and_clears_with_hysteresis(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let acme = server.tenant("Acme").await;
+    let c = &acme.admin;
+    let (id, token) = device(c, "pump-1").await;
+    let profile = profile_of(c, id).await;
+    rule(
+        c,
+        json!({
+            "alarm_type": "overheat",
+            "profile_id": profile,
+            "create": {
+                "critical": {"expr": {"test": {"key": "temperature", "op": ">", "value": 90}}},
+                "major": {"expr": {"test": {"key": "temperature", "op": ">", "value": 80}}}
+            },
+            "clear": {"expr": {"test": {"key": "temperature", "op": "<", "value": 75}}}
+        }),
+    )
+    .await;
+
+    publish(&server, &token, json!({"temperature": 70}));
+    publish(&server, &token, json!({"temperature": 85}));
+    let raised = wait_alarm(c, id, "major raised", |a| {
+        a.active && a.severity == AlarmSeverity::Major
+    })
+    .await;
+    assert_eq!(raised.alarm_type, "overheat");
+    assert_eq!(raised.device_name, "pump-1");
+    assert_eq!(raised.details["temperature"], json!(85));
+    // Repeated messages of an active alarm change nothing.
+    publish(&server, &token, json!({"temperature": 86}));
+    publish(&server, &token, json!({"temperature": 95}));
+    wait_alarm(c, id, "stepped up to critical", |a| {
+        a.id == raised.id && a.severity == AlarmSeverity::Critical
+    })
+    .await;
+    publish(&server, &token, json!({"temperature": 85}));
+    wait_alarm(c, id, "stepped down to major", |a| {
+        a.id == raised.id && a.severity == AlarmSeverity::Major
+    })
+    .await;
+    // Above the clear threshold, below the raise one: it stays (hysteresis).
+    publish(&server, &token, json!({"temperature": 78}));
+    publish(&server, &token, json!({"humidity": 40}));
+    let counts: AlarmCounts = c
+        .get(&format!("/api/v1/alarms/counts?device={id}"))
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    assert_eq!((counts.major, counts.total()), (1, 1), "{counts:?}");
+    publish(&server, &token, json!({"temperature": 70}));
+    let cleared = wait_alarm(c, id, "cleared", |a| a.id == raised.id && !a.active).await;
+    assert!(cleared.cleared_at.is_some());
+    assert!(cleared.ended_at.is_none(), "not acknowledged yet");
+    let history = detail(c, raised.id).await.history;
+    let kinds: Vec<&str> = history.iter().map(|h| h.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["raised", "severity_changed", "severity_changed", "cleared"]
+    );
+    assert!(history.iter().all(|h| h.actor == "rule"));
+    assert_eq!(alarms_of(c, id).await.len(), 1, "one alarm, stepped");
+
+    // A new crossing raises a new alarm.
+    publish(&server, &token, json!({"temperature": 99}));
+    let second = wait_alarm(c, id, "raised again", |a| a.active).await;
+    assert_ne!(second.id, raised.id);
+    assert_eq!(second.severity, AlarmSeverity::Critical);
+
+    // Raising, stepping and clearing are on the device's timeline.
+    eventually("alarm entries on the timeline", || async {
+        timeline(c, id)
+            .await
+            .iter()
+            .filter(|e| e.kind == "alarm")
+            .count()
+            >= 5
+    })
+    .await;
+}
+
+async fn duration_repeating_and_dynamic_thresholds(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let acme = server.tenant("Acme").await;
+    let c = &acme.admin;
+
+    // Duration: above 50 for 10 s by the messages' own timestamps; an interruption restarts it.
+    let (d1, t1) = device(c, "boiler").await;
+    rule(
+        c,
+        json!({
+            "alarm_type": "sustained",
+            "device_id": d1,
+            "create": {"minor": {"kind": "duration", "secs": 10, "expr": {"test": {"key": "p", "op": ">", "value": 50}}}}
+        }),
+    )
+    .await;
+    let base = now_ms() - 60_000;
+    for (dt, p) in [(0, 60), (6_000, 61), (8_000, 40), (9_000, 62), (15_000, 63)] {
+        publish(&server, &t1, json!({"ts": base + dt, "values": {"p": p}}));
+    }
+    // 9 s → 15 s is 6 s: not yet (the 8 s message interrupted the first run).
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(
+        alarms_of(c, d1).await.is_empty(),
+        "an interrupted duration raised"
+    );
+    publish(
+        &server,
+        &t1,
+        json!({"ts": base + 19_000, "values": {"p": 64}}),
+    );
+    wait_alarm(c, d1, "duration met", |a| {
+        a.active && a.alarm_type == "sustained"
+    })
+    .await;
+
+    // Repeating: three messages in a row.
+    let (d2, t2) = device(c, "door").await;
+    rule(
+        c,
+        json!({
+            "alarm_type": "open",
+            "device_id": d2,
+            "create": {"warning": {"kind": "repeating", "count": 3, "expr": {"test": {"key": "state", "op": "equals", "value": "open"}}}}
+        }),
+    )
+    .await;
+    for s in ["open", "open", "closed", "open", "open"] {
+        publish(&server, &t2, json!({"state": s}));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(alarms_of(c, d2).await.is_empty(), "two in a row raised");
+    publish(&server, &t2, json!({"state": "open"}));
+    wait_alarm(c, d2, "third in a row", |a| {
+        a.active && a.severity == AlarmSeverity::Warning
+    })
+    .await;
+
+    // A per-device set point from a server attribute, with a default for devices without one.
+    let (d3, t3) = device(c, "fridge-a").await;
+    let (d4, t4) = device(c, "fridge-b").await;
+    for d in [d3, d4] {
+        rule(
+            c,
+            json!({
+                "alarm_type": "warm",
+                "device_id": d,
+                "create": {"major": {"expr": {"test": {"key": "t", "op": ">", "value": {"attribute": "max_t", "scope": "server", "default": 8}}}}}
+            }),
+        )
+        .await;
+    }
+    let r = c
+        .post(
+            &format!("/api/v1/devices/{d3}/attributes/server"),
+            &json!({"max_t": 4}),
+        )
+        .await
+        .unwrap();
+    assert!(r.status.is_success(), "{}", r.body);
+    publish(&server, &t3, json!({"t": 5}));
+    publish(&server, &t4, json!({"t": 5}));
+    wait_alarm(c, d3, "above its own set point", |a| a.active).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(
+        alarms_of(c, d4).await.is_empty(),
+        "5 is under the default 8"
+    );
+    publish(&server, &t4, json!({"t": 9}));
+    wait_alarm(c, d4, "above the default", |a| a.active).await;
+}
+
+async fn people_acknowledge_clear_assign_and_comment(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let acme = server.tenant("Acme").await;
+    let c = &acme.admin;
+    let viewer = server.user(&acme, Role::Viewer).await;
+    let operator = server.user(&acme, Role::Operator).await;
+    let mut ids = Vec::new();
+    for name in ["s-1", "s-2"] {
+        let (id, token) = device(c, name).await;
+        rule(
+            c,
+            json!({
+                "alarm_type": "low_battery",
+                "device_id": id,
+                "create": {"warning": {"expr": {"test": {"key": "battery", "op": "<", "value": 10}}}}
+            }),
+        )
+        .await;
+        publish(&server, &token, json!({"battery": 5}));
+        ids.push((id, wait_alarm(c, id, "raised", |a| a.active).await.id));
+    }
+    let (_, first) = ids[0];
+
+    // A viewer reads but may not acknowledge.
+    let seen: AlarmPage = viewer
+        .get("/api/v1/alarms?status=active")
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    assert_eq!(seen.total, 2);
+    let r = viewer
+        .post(
+            &format!("/api/v1/alarms/{first}/actions"),
+            &json!({"action": "acknowledge"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 403, "{}", r.body);
+
+    let act = |action: Value| {
+        let op = &operator;
+        async move {
+            let r = op
+                .post(&format!("/api/v1/alarms/{first}/actions"), &action)
+                .await
+                .unwrap();
+            assert_eq!(r.status, 200, "{action}: {}", r.body);
+            r.ok::<Alarm>().unwrap()
+        }
+    };
+    let acked = act(json!({"action": "acknowledge"})).await;
+    assert!(acked.acknowledged && acked.active);
+    let me: Value = operator.get("/api/v1/me").await.unwrap().ok().unwrap();
+    let me_id: Uuid = serde_json::from_value(me["id"].clone()).unwrap();
+    let assigned = act(json!({"action": "assign", "user_id": me_id})).await;
+    assert_eq!(assigned.assignee_id, Some(me_id));
+    assert!(assigned.assignee_email.is_some());
+    act(json!({"action": "comment", "text": "battery swap booked"})).await;
+    let cleared = act(json!({"action": "clear"})).await;
+    assert!(!cleared.active);
+    assert!(
+        cleared.ended_at.is_some(),
+        "cleared and acknowledged: ended"
+    );
+    let history = detail(c, first).await.history;
+    let kinds: Vec<&str> = history.iter().map(|h| h.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["raised", "acknowledged", "assigned", "commented", "cleared"]
+    );
+    assert_eq!(history[3].text.as_deref(), Some("battery swap booked"));
+    assert!(history[1].actor.contains('@'), "a person: {:?}", history[1]);
+
+    // Every action is audited.
+    let audit: Value = c
+        .get("/api/v1/audit?per_page=100")
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    let actions: Vec<&str> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    for a in [
+        "alarm.acknowledge",
+        "alarm.assign",
+        "alarm.comment",
+        "alarm.clear",
+        "alarm_rule.create",
+    ] {
+        assert!(actions.contains(&a), "{a} not audited: {actions:?}");
+    }
+
+    // Bulk: acknowledge both; the first already was.
+    let r = operator
+        .post(
+            "/api/v1/alarms/bulk",
+            &json!({"ids": [ids[0].1, ids[1].1, Uuid::new_v4()], "action": "acknowledge"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let result: Value = r.ok().unwrap();
+    assert_eq!(result["changed"], 2, "{result}");
+    assert_eq!(result["failed"].as_object().unwrap().len(), 1, "{result}");
+    let unacked: AlarmPage = c
+        .get("/api/v1/alarms?status=unacknowledged")
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    assert_eq!(unacked.total, 0);
+}
+
+async fn bad_rules_name_their_field_and_other_tenants_see_nothing(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let acme = server.tenant("Acme").await;
+    let other = server.tenant("Other").await;
+    let c = &acme.admin;
+    let (id, token) = device(c, "probe").await;
+    let profile = profile_of(c, id).await;
+    let cond = |v: Value| json!({"alarm_type": "x", "profile_id": profile, "create": {"major": v}});
+    for (body, status, code, field) in [
+        (
+            cond(json!({"expr": {"test": {"key": "t", "op": "~", "value": 1}}})),
+            400,
+            "invalid_field",
+            "create.major.expr.test.op",
+        ),
+        (
+            cond(json!({"expr": {"test": {"key": "t", "op": ">", "value": "hot"}}})),
+            400,
+            "invalid_rule",
+            "create.major.expr.test.value",
+        ),
+        (
+            cond(
+                json!({"kind": "duration", "expr": {"test": {"key": "t", "op": ">", "value": 1}}}),
+            ),
+            400,
+            "missing_field",
+            "create.major.secs",
+        ),
+        (
+            cond(json!({"expr": {"test": {"op": ">", "value": 1}}})),
+            400,
+            "missing_field",
+            "create.major.expr.test.key",
+        ),
+        (
+            json!({"alarm_type": "x", "create": {"major": {"expr": {"test": {"key": "t", "op": ">", "value": 1}}}}}),
+            400,
+            "invalid_rule",
+            "profile_id",
+        ),
+        (
+            json!({"alarm_type": "x", "profile_id": Uuid::new_v4(), "create": {"major": {"expr": {"test": {"key": "t", "op": ">", "value": 1}}}}}),
+            400,
+            "unknown_profile",
+            "profile_id",
+        ),
+    ] {
+        let r = c.post("/api/v1/alarm-rules", &body).await.unwrap();
+        assert_eq!(r.status, status, "{body}: {}", r.body);
+        assert_eq!(r.code(), code, "{body}: {}", r.body);
+        assert_eq!(r.body["field"], field, "{body}: {}", r.body);
+    }
+
+    // A rule on a key that never arrives does nothing harmful.
+    let quiet = rule(
+        c,
+        json!({"alarm_type": "never", "profile_id": profile, "create": {"critical": {"expr": {"test": {"key": "absent", "op": ">", "value": 1}}}}}),
+    )
+    .await;
+    let dup = c
+        .post(
+            "/api/v1/alarm-rules",
+            &json!({"alarm_type": "never", "profile_id": profile, "create": {"minor": {"expr": {"test": {"key": "y", "op": ">", "value": 1}}}}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(dup.status, 409, "{}", dup.body);
+    rule(
+        c,
+        json!({"alarm_type": "hot", "profile_id": profile, "create": {"critical": {"expr": {"test": {"key": "t", "op": ">", "value": 1}}}}}),
+    )
+    .await;
+    publish(&server, &token, json!({"t": 5, "other": "x"}));
+    let alarm = wait_alarm(c, id, "hot raised", |a| a.active).await;
+    assert_eq!(
+        alarms_of(c, id).await.len(),
+        1,
+        "the absent key raised nothing"
+    );
+
+    // Another tenant sees none of it.
+    let o = &other.admin;
+    for path in [
+        format!("/api/v1/alarms/{}", alarm.id),
+        format!("/api/v1/alarm-rules/{}", quiet.id),
+    ] {
+        let r = o.get(&path).await.unwrap();
+        assert_eq!(r.status, 404, "{path}: {}", r.body);
+    }
+    let r = o
+        .post(
+            &format!("/api/v1/alarms/{}/actions", alarm.id),
+            &json!({"action": "clear"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 404, "{}", r.body);
+    let r = o
+        .put(
+            &format!("/api/v1/alarm-rules/{}", quiet.id),
+            &json!({"alarm_type": "never", "profile_id": profile, "create": {"critical": {"expr": {"test": {"key": "absent", "op": ">", "value": 1}}}}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 404, "{}", r.body);
+    let theirs: AlarmPage = o.get("/api/v1/alarms").await.unwrap().ok().unwrap();
+    assert_eq!(theirs.total, 0);
+    let r = o
+        .post(
+            "/api/v1/alarm-rules",
+            &json!({"alarm_type": "steal", "device_id": id, "create": {"critical": {"expr": {"test": {"key": "t", "op": ">", "value": 1}}}}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.code(), "unknown_device");
+}
