@@ -189,7 +189,7 @@ pub struct AlarmRuleSpec {
     #[serde(default = "yes")]
     pub enabled: bool,
     /// A condition per severity; the most severe one met wins.
-    pub create: BTreeMap<AlarmSeverity, Condition>,
+    pub create: CreateConditions,
     /// When the active alarm clears (hysteresis: "clear below 75" beside "raise above 80").
     /// Without one, the alarm clears when no create condition is met any more.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -204,6 +204,46 @@ pub struct AlarmRuleSpec {
 
 fn yes() -> bool {
     true
+}
+
+/// The create condition of each severity a rule raises (at least one).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateConditions {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub critical: Option<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub major: Option<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minor: Option<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub indeterminate: Option<Condition>,
+}
+
+impl CreateConditions {
+    pub fn get(&self, severity: AlarmSeverity) -> Option<&Condition> {
+        match severity {
+            AlarmSeverity::Critical => self.critical.as_ref(),
+            AlarmSeverity::Major => self.major.as_ref(),
+            AlarmSeverity::Minor => self.minor.as_ref(),
+            AlarmSeverity::Warning => self.warning.as_ref(),
+            AlarmSeverity::Indeterminate => self.indeterminate.as_ref(),
+        }
+    }
+
+    /// From the most severe down.
+    pub fn iter(&self) -> impl Iterator<Item = (AlarmSeverity, &Condition)> {
+        AlarmSeverity::ALL
+            .into_iter()
+            .filter_map(|s| self.get(s).map(|c| (s, c)))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.iter().next().is_none()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -368,9 +408,9 @@ pub enum AlarmAction {
     },
 }
 
+/// (`action` and its fields beside `ids`, as for one alarm.)
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(deny_unknown_fields)]
 pub struct AlarmBulk {
     pub ids: Vec<Uuid>,
     #[serde(flatten)]

@@ -63,11 +63,9 @@ impl Rule {
             ));
         }
         let mut create = Vec::new();
-        for severity in AlarmSeverity::ALL {
-            if let Some(c) = spec.create.get(&severity) {
-                check_condition(c, &format!("create.{}", severity.as_str()))?;
-                create.push((severity, c.clone()));
-            }
+        for (severity, c) in spec.create.iter() {
+            check_condition(c, &format!("create.{}", severity.as_str()))?;
+            create.push((severity, c.clone()));
         }
         if let Some(c) = &spec.clear {
             check_condition(c, "clear")?;
