@@ -117,6 +117,7 @@ fn system_proofs_are_built_only_where_the_platform_acts_for_itself() {
                 // The event dispatcher and the webhook sender work across tenants.
                 "events/",
                 "webhooks/deliver.rs",
+                "alarms/engine.rs",
             ],
         ),
         ("System::cli()", &["app.rs", "main.rs", "ops/"]),

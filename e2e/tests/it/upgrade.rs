@@ -195,7 +195,7 @@ async fn an_earlier_release_upgrades_with_all_its_data(backend: Backend) {
         &storage_env(&server.data_dir, server.database.as_deref()),
     );
     assert!(
-        text(&out).contains("ok    migrations: 10 applied, up to date"),
+        text(&out).contains("ok    migrations: 11 applied, up to date"),
         "{}",
         text(&out)
     );

@@ -75,7 +75,7 @@ impl RuleCache {
 
     pub async fn refresh(&self, db: &impl ConnectionTrait) -> crate::error::Result<()> {
         let mut by_tenant: HashMap<TenantId, Vec<Arc<Compiled>>> = HashMap::new();
-        for r in repo::enabled_rules(db).await? {
+        for r in repo::enabled_rules(db, crate::auth::System::worker()).await? {
             let parsed = serde_json::from_value::<AlarmRuleSpec>(r.spec.clone())
                 .ok()
                 .and_then(|spec| Rule::parse(&spec).ok());
@@ -486,13 +486,15 @@ pub async fn apply(
 ) -> crate::error::Result<()> {
     let db = ctx_db.db();
     let at = at_of(ts);
+    // The tenant's own rule acts for the tenant as a whole.
+    let ctx = crate::auth::TenantCtx::new(tenant);
     let txn = crate::db::begin_write(db).await?;
     let change = match decision {
         Decision::Nothing => None,
         Decision::Raise(severity) => {
             match repo::raise(
                 &txn,
-                tenant,
+                &ctx,
                 device,
                 &rule.rule.alarm_type,
                 rule.id,
@@ -509,8 +511,8 @@ pub async fn apply(
                 repo::Raised::Unchanged => None,
             }
         }
-        Decision::Clear => match repo::active(&txn, device, &rule.rule.alarm_type).await? {
-            Some(a) => repo::clear(&txn, &a, "rule", Some(values), at)
+        Decision::Clear => match repo::active(&txn, &ctx, device, &rule.rule.alarm_type).await? {
+            Some(a) => repo::clear(&txn, &ctx, &a, "rule", Some(values), at)
                 .await?
                 .map(|a| (a, super::Change::Cleared)),
             None => None,

@@ -53,7 +53,7 @@ async fn list(
     let (page, per_page) = crate::http::paging(q.page, q.per_page)?;
     let (alarms, total) = repo::list(&state.db, &scope.ctx, &q, page, per_page).await?;
     Ok(web::Json(AlarmPage {
-        items: repo::to_api(&state.db, alarms).await?,
+        items: repo::to_api(&state.db, &scope.ctx, alarms).await?,
         total,
         page,
         per_page,
@@ -104,13 +104,17 @@ async fn get(
     id: web::Path<Uuid>,
 ) -> ApiResult<web::Json<AlarmDetail>> {
     let a = repo::get(&state.db, &scope.ctx, *id).await?;
-    let history = repo::history_of(&state.db, a.id).await?;
-    let alarm = one(&state, a).await?;
+    let history = repo::history_of(&state.db, &scope.ctx, a.id).await?;
+    let alarm = one(&state, &scope.ctx, a).await?;
     Ok(web::Json(AlarmDetail { alarm, history }))
 }
 
-async fn one(state: &AppState, a: super::model::alarm::Model) -> ApiResult<Alarm> {
-    Ok(repo::to_api(&state.db, vec![a])
+async fn one(
+    state: &AppState,
+    ctx: &crate::auth::TenantCtx,
+    a: super::model::alarm::Model,
+) -> ApiResult<Alarm> {
+    Ok(repo::to_api(&state.db, ctx, vec![a])
         .await?
         .pop()
         .ok_or(crate::error::Error::NotFound("alarm"))?)
@@ -139,7 +143,7 @@ async fn act(
     Json(action): Json<AlarmAction>,
 ) -> ApiResult<web::Json<Alarm>> {
     let a = service::act(&state, &scope.ctx, &scope.actor, *id, &action).await?;
-    Ok(web::Json(one(&state, a).await?))
+    Ok(web::Json(one(&state, &scope.ctx, a).await?))
 }
 
 #[utoipa::path(

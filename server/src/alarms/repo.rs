@@ -13,10 +13,10 @@ use stead_api_types::{
 };
 
 use super::model::{alarm, history, rule};
-use crate::auth::TenantCtx;
+use crate::auth::{System, TenantCtx};
 use crate::devices::model as device;
 use crate::error::{Error, Result};
-use crate::ids::{DeviceId, TenantId};
+use crate::ids::DeviceId;
 
 pub fn severity_of(s: &str) -> AlarmSeverity {
     AlarmSeverity::parse(s).unwrap_or(AlarmSeverity::Indeterminate)
@@ -64,7 +64,7 @@ pub async fn get_rule(db: &impl ConnectionTrait, ctx: &TenantCtx, id: Uuid) -> R
 }
 
 /// Every enabled rule of every tenant, for the engines' caches.
-pub async fn enabled_rules(db: &impl ConnectionTrait) -> Result<Vec<rule::Model>> {
+pub async fn enabled_rules(db: &impl ConnectionTrait, _: System) -> Result<Vec<rule::Model>> {
     Ok(rule::Entity::find()
         .filter(rule::Column::Enabled.eq(true))
         .all(db)
@@ -195,9 +195,14 @@ pub async fn counts(
     Ok(counts)
 }
 
-pub async fn history_of(db: &impl ConnectionTrait, alarm_id: Uuid) -> Result<Vec<AlarmChange>> {
+pub async fn history_of(
+    db: &impl ConnectionTrait,
+    ctx: &TenantCtx,
+    alarm_id: Uuid,
+) -> Result<Vec<AlarmChange>> {
     Ok(history::Entity::find()
         .filter(history::Column::AlarmId.eq(alarm_id))
+        .filter(history::Column::TenantId.eq(ctx.tenant_id().0))
         .order_by_asc(history::Column::Id)
         .all(db)
         .await?
@@ -214,7 +219,11 @@ pub async fn history_of(db: &impl ConnectionTrait, alarm_id: Uuid) -> Result<Vec
 }
 
 /// The wire form of alarms, with their devices' names and assignees' e-mails in two queries.
-pub async fn to_api(db: &impl ConnectionTrait, alarms: Vec<alarm::Model>) -> Result<Vec<Alarm>> {
+pub async fn to_api(
+    db: &impl ConnectionTrait,
+    ctx: &TenantCtx,
+    alarms: Vec<alarm::Model>,
+) -> Result<Vec<Alarm>> {
     let mut device_ids: Vec<Uuid> = alarms.iter().map(|a| a.device_id).collect();
     device_ids.sort();
     device_ids.dedup();
@@ -223,6 +232,7 @@ pub async fn to_api(db: &impl ConnectionTrait, alarms: Vec<alarm::Model>) -> Res
         .column(device::Column::Id)
         .column(device::Column::Name)
         .filter(device::Column::Id.is_in(device_ids))
+        .filter(device::Column::TenantId.eq(ctx.tenant_id().0))
         .into_tuple()
         .all(db)
         .await?
@@ -240,6 +250,7 @@ pub async fn to_api(db: &impl ConnectionTrait, alarms: Vec<alarm::Model>) -> Res
             .column(user::Column::Id)
             .column(user::Column::Email)
             .filter(user::Column::Id.is_in(user_ids))
+            .filter(user::Column::TenantId.eq(ctx.tenant_id().0))
             .into_tuple()
             .all(db)
             .await?
@@ -274,6 +285,7 @@ pub async fn to_api(db: &impl ConnectionTrait, alarms: Vec<alarm::Model>) -> Res
 
 pub async fn add_history(
     db: &impl ConnectionTrait,
+    _: &TenantCtx,
     a: &alarm::Model,
     kind: &str,
     actor: &str,
@@ -300,10 +312,12 @@ pub async fn add_history(
 /// The active alarm of a type on a device, if any.
 pub async fn active(
     db: &impl ConnectionTrait,
+    ctx: &TenantCtx,
     device: DeviceId,
     alarm_type: &str,
 ) -> Result<Option<alarm::Model>> {
     Ok(alarm::Entity::find()
+        .filter(alarm::Column::TenantId.eq(ctx.tenant_id().0))
         .filter(alarm::Column::DeviceId.eq(device.0))
         .filter(alarm::Column::AlarmType.eq(alarm_type))
         .filter(alarm::Column::Active.eq(true))
@@ -327,7 +341,7 @@ pub enum Raised {
 #[allow(clippy::too_many_arguments)]
 pub async fn raise(
     db: &sea_orm::DatabaseTransaction,
-    tenant: TenantId,
+    ctx: &TenantCtx,
     device: DeviceId,
     alarm_type: &str,
     rule_id: Uuid,
@@ -336,7 +350,7 @@ pub async fn raise(
     at: DateTime<Utc>,
 ) -> Result<Raised> {
     for _ in 0..2 {
-        if let Some(a) = active(db, device, alarm_type).await? {
+        if let Some(a) = active(db, ctx, device, alarm_type).await? {
             let from = severity_of(&a.severity);
             if from == severity {
                 return Ok(Raised::Unchanged);
@@ -346,6 +360,7 @@ pub async fn raise(
                 .col_expr(alarm::Column::UpdatedAt, Expr::value(at))
                 .col_expr(alarm::Column::Details, Expr::value(details.clone()))
                 .filter(alarm::Column::Id.eq(a.id))
+                .filter(alarm::Column::TenantId.eq(ctx.tenant_id().0))
                 .filter(alarm::Column::Active.eq(true))
                 .filter(alarm::Column::Severity.eq(a.severity.clone()))
                 .exec(db)
@@ -362,6 +377,7 @@ pub async fn raise(
             };
             add_history(
                 db,
+                ctx,
                 &alarm,
                 "severity_changed",
                 "rule",
@@ -374,7 +390,7 @@ pub async fn raise(
         }
         let new = alarm::Model {
             id: Uuid::new_v4(),
-            tenant_id: tenant.0,
+            tenant_id: ctx.tenant_id().0,
             device_id: device.0,
             alarm_type: alarm_type.to_owned(),
             rule_id: Some(rule_id),
@@ -394,7 +410,7 @@ pub async fn raise(
         match alarm::ActiveModel::from(new.clone()).insert(&sp).await {
             Ok(_) => {
                 sp.commit().await?;
-                add_history(db, &new, "raised", "rule", None, Some(details), at).await?;
+                add_history(db, ctx, &new, "raised", "rule", None, Some(details), at).await?;
                 return Ok(Raised::New(new));
             }
             Err(e)
@@ -415,6 +431,7 @@ pub async fn raise(
 /// Clears the active alarm (by the rule or by a person); `None` when none was active.
 pub async fn clear(
     db: &impl ConnectionTrait,
+    ctx: &TenantCtx,
     a: &alarm::Model,
     actor: &str,
     values: Option<serde_json::Value>,
@@ -427,6 +444,7 @@ pub async fn clear(
         .col_expr(alarm::Column::UpdatedAt, Expr::value(at))
         .col_expr(alarm::Column::EndedAt, Expr::value(ended))
         .filter(alarm::Column::Id.eq(a.id))
+        .filter(alarm::Column::TenantId.eq(ctx.tenant_id().0))
         .filter(alarm::Column::Active.eq(true))
         .exec(db)
         .await?;
@@ -440,13 +458,14 @@ pub async fn clear(
         ended_at: ended,
         ..a.clone()
     };
-    add_history(db, &cleared, "cleared", actor, None, values, at).await?;
+    add_history(db, ctx, &cleared, "cleared", actor, None, values, at).await?;
     Ok(Some(cleared))
 }
 
 /// Acknowledges it; `None` when it already was.
 pub async fn acknowledge(
     db: &impl ConnectionTrait,
+    ctx: &TenantCtx,
     a: &alarm::Model,
     actor: &str,
     at: DateTime<Utc>,
@@ -458,6 +477,7 @@ pub async fn acknowledge(
         .col_expr(alarm::Column::UpdatedAt, Expr::value(at))
         .col_expr(alarm::Column::EndedAt, Expr::value(ended))
         .filter(alarm::Column::Id.eq(a.id))
+        .filter(alarm::Column::TenantId.eq(ctx.tenant_id().0))
         .filter(alarm::Column::Acknowledged.eq(false))
         .exec(db)
         .await?;
@@ -471,12 +491,13 @@ pub async fn acknowledge(
         ended_at: ended,
         ..a.clone()
     };
-    add_history(db, &acked, "acknowledged", actor, None, None, at).await?;
+    add_history(db, ctx, &acked, "acknowledged", actor, None, None, at).await?;
     Ok(Some(acked))
 }
 
 pub async fn assign(
     db: &impl ConnectionTrait,
+    ctx: &TenantCtx,
     a: &alarm::Model,
     user: Option<Uuid>,
     actor: &str,
@@ -486,6 +507,7 @@ pub async fn assign(
         .col_expr(alarm::Column::AssigneeId, Expr::value(user))
         .col_expr(alarm::Column::UpdatedAt, Expr::value(at))
         .filter(alarm::Column::Id.eq(a.id))
+        .filter(alarm::Column::TenantId.eq(ctx.tenant_id().0))
         .exec(db)
         .await?;
     let changed = alarm::Model {
@@ -498,6 +520,6 @@ pub async fn assign(
     } else {
         "unassigned"
     };
-    add_history(db, &changed, kind, actor, None, None, at).await?;
+    add_history(db, ctx, &changed, kind, actor, None, None, at).await?;
     Ok(changed)
 }

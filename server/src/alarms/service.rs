@@ -194,20 +194,21 @@ pub async fn act(
     let txn = audit::begin(&state.db, Some(ctx.tenant_id())).await?;
     let (changed, change) = match action {
         AlarmAction::Acknowledge => (
-            repo::acknowledge(&txn, &a, who, now).await?,
+            repo::acknowledge(&txn, ctx, &a, who, now).await?,
             Change::Acknowledged,
         ),
         AlarmAction::Clear => (
-            repo::clear(&txn, &a, who, None, now).await?,
+            repo::clear(&txn, ctx, &a, who, None, now).await?,
             Change::Cleared,
         ),
         AlarmAction::Assign { user_id } => (
-            Some(repo::assign(&txn, &a, *user_id, who, now).await?),
+            Some(repo::assign(&txn, ctx, &a, *user_id, who, now).await?),
             Change::Assigned,
         ),
         AlarmAction::Comment { text } => {
             repo::add_history(
                 &txn,
+                ctx,
                 &a,
                 "commented",
                 who,
