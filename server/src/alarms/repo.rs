@@ -283,6 +283,7 @@ pub async fn to_api(
 // ---------------------------------------------------------------------------------------------
 // Changes (inside the caller's transaction)
 
+#[allow(clippy::too_many_arguments)]
 pub async fn add_history(
     db: &impl ConnectionTrait,
     _: &TenantCtx,

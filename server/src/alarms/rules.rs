@@ -127,10 +127,10 @@ impl Rule {
 
     /// The no-data conditions (severity, seconds, key), which the worker's sweep evaluates.
     pub fn no_data(&self) -> impl Iterator<Item = (AlarmSeverity, i64, Option<&str>)> {
-        self.create.iter().filter_map(|(s, c)| {
-            (c.kind == ConditionKind::NoData)
-                .then(|| (*s, i64::from(c.secs.unwrap_or(0)) * 1000, c.key.as_deref()))
-        })
+        self.create
+            .iter()
+            .filter(|(_, c)| c.kind == ConditionKind::NoData)
+            .map(|(s, c)| (*s, i64::from(c.secs.unwrap_or(0)) * 1000, c.key.as_deref()))
     }
 }
 
