@@ -3,10 +3,12 @@
 //! to alarms (acknowledge, clear, assign, comment, in bulk), and bad input.
 
 use serde_json::{Value, json};
+use std::future::Future;
 use stead_api_types::{
     Alarm, AlarmCounts, AlarmDetail, AlarmPage, AlarmRule, AlarmSeverity, Device, Role,
 };
 use stead_e2e::Client;
+
 use uuid::Uuid;
 
 use crate::harness::{Backend, TestServer};
@@ -18,6 +20,7 @@ on_both_backends!(
     duration_repeating_and_dynamic_thresholds,
     people_acknowledge_clear_assign_and_comment,
     bad_rules_name_their_field_and_other_tenants_see_nothing,
+    no_data_and_schedules,
 );
 
 fn publish(server: &TestServer, token: &str, payload: Value) {
@@ -505,4 +508,253 @@ async fn bad_rules_name_their_field_and_other_tenants_see_nothing(backend: Backe
         .unwrap();
     assert_eq!(r.status, 400, "{}", r.body);
     assert_eq!(r.code(), "unknown_device");
+}
+
+async fn node_of(first: &TestServer) -> TestServer {
+    TestServer::start_with(
+        Backend::Postgres,
+        crate::harness::Options {
+            join: Some(first.shared()),
+            ..crate::harness::Options::default()
+        },
+    )
+    .await
+}
+
+fn http_telemetry(server: &TestServer, token: &str, values: Value) -> impl Future<Output = ()> {
+    let client = server.client();
+    let path = format!("/api/v1/{token}/telemetry");
+    async move {
+        let r = client.post(&path, &values).await.unwrap();
+        assert!(r.status.is_success(), "{}", r.body);
+    }
+}
+
+/// Two nodes evaluate the same device at once (HTTP device API on both): one active alarm, raised
+/// once, whatever the timing; the database's unique index decides.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_raising_at_once_make_one_alarm() {
+    let a = TestServer::start(Backend::Postgres).await;
+    let acme = a.tenant("Acme").await;
+    let c = &acme.admin;
+    let (id, token) = device(c, "burst").await;
+    rule(
+        c,
+        json!({"alarm_type": "burst", "device_id": id,
+               "create": {"critical": {"expr": {"test": {"key": "v", "op": ">", "value": 10}}}}}),
+    )
+    .await;
+    // Started after the rule exists, so both nodes know it.
+    let b = node_of(&a).await;
+    for round in 0..5 {
+        let mut sends = Vec::new();
+        for i in 0..10 {
+            let node = if i % 2 == 0 { &a } else { &b };
+            sends.push(http_telemetry(node, &token, json!({"v": 11 + i + round})));
+        }
+        futures_util::future::join_all(sends).await;
+        let alarm = wait_alarm(c, id, "raised", |al| al.active).await;
+        // Let both engines finish what they were handed.
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let all = alarms_of(c, id).await;
+        assert_eq!(all.iter().filter(|x| x.active).count(), 1, "{all:?}");
+        let raised = detail(c, alarm.id)
+            .await
+            .history
+            .iter()
+            .filter(|h| h.kind == "raised")
+            .count();
+        assert_eq!(raised, 1);
+        // Cleared by a person: the next round raises a new one, again once.
+        let r = c
+            .post(
+                &format!("/api/v1/alarms/{}/actions", alarm.id),
+                &json!({"action": "clear"}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    assert_eq!(alarms_of(c, id).await.len(), 5, "one alarm per round");
+}
+
+/// A duration rule's progress is in Redis: the device moves to another node halfway, and the
+/// first node is killed and started again; the alarm still raises when the time is up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duration_continues_on_another_node_and_across_a_restart() {
+    let mut a = TestServer::start(Backend::Postgres).await;
+    let acme = a.tenant("Acme").await;
+    let c = acme.admin.clone();
+    let (id, token) = device(&c, "mover").await;
+    rule(
+        &c,
+        json!({"alarm_type": "long_high", "device_id": id,
+               "create": {"major": {"kind": "duration", "secs": 20,
+                                    "expr": {"test": {"key": "p", "op": ">", "value": 50}}}}}),
+    )
+    .await;
+    let b = node_of(&a).await;
+    // People ask node B: node A's address changes when it starts again.
+    let c = b.client().with_token(c.token().unwrap());
+    let base = now_ms() - 120_000;
+    publish(&a, &token, json!({"ts": base, "values": {"p": 60}}));
+    publish(
+        &b,
+        &token,
+        json!({"ts": base + 10_000, "values": {"p": 61}}),
+    );
+    a.kill9();
+    a.restart().await;
+    publish(
+        &a,
+        &token,
+        json!({"ts": base + 15_000, "values": {"p": 62}}),
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    assert!(alarms_of(&c, id).await.is_empty(), "15 s of 20: too early");
+    publish(
+        &b,
+        &token,
+        json!({"ts": base + 20_000, "values": {"p": 63}}),
+    );
+    let alarm = wait_alarm(&c, id, "raised after 20 s of messages", |al| al.active).await;
+    assert_eq!(alarm.severity, AlarmSeverity::Major);
+}
+
+/// No data: a device silent for the rule's time raises (swept by the worker); data clears it.
+/// A schedule that excludes now raises nothing.
+async fn no_data_and_schedules(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let acme = server.tenant("Acme").await;
+    let c = &acme.admin;
+    let (id, token) = device(c, "quiet").await;
+    rule(
+        c,
+        json!({"alarm_type": "silent", "device_id": id,
+               "create": {"warning": {"kind": "no_data", "secs": 2, "key": "heartbeat"}}}),
+    )
+    .await;
+    publish(&server, &token, json!({"heartbeat": 1}));
+    let silent = wait_alarm_within(c, id, 15, |a| a.active && a.alarm_type == "silent").await;
+    assert_eq!(silent.severity, AlarmSeverity::Warning);
+    publish(&server, &token, json!({"heartbeat": 2}));
+    wait_alarm(c, id, "data cleared it", |a| a.id == silent.id && !a.active).await;
+
+    // A rule limited to hours that exclude now (in UTC) does not raise.
+    let hour = chrono::Timelike::hour(&chrono::Utc::now()) as u8;
+    let (from, to) = ((hour + 2) % 24, (hour + 3) % 24);
+    let (id2, token2) = device(c, "office-hours").await;
+    rule(
+        c,
+        json!({"alarm_type": "after_hours", "device_id": id2,
+               "schedule": {"timezone": "UTC", "from_hour": from, "to_hour": if to == 0 { 24 } else { to }},
+               "create": {"minor": {"expr": {"test": {"key": "door", "op": "equals", "value": "open"}}}}}),
+    )
+    .await;
+    publish(&server, &token2, json!({"door": "open"}));
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    assert!(
+        alarms_of(c, id2).await.is_empty(),
+        "raised outside its schedule"
+    );
+}
+
+/// As `wait_alarm`, for up to `secs` seconds.
+async fn wait_alarm_within(
+    c: &Client,
+    device: Uuid,
+    secs: u64,
+    f: impl Fn(&Alarm) -> bool,
+) -> Alarm {
+    let started = std::time::Instant::now();
+    while started.elapsed() < std::time::Duration::from_secs(secs) {
+        if let Some(a) = alarms_of(c, device).await.into_iter().find(|a| f(a)) {
+            return a;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    panic!(
+        "no such alarm within {secs} s: {:?}",
+        alarms_of(c, device).await
+    );
+}
+
+/// The console's live stream: the counts first, then each change and the new counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stream_tells_of_every_change() {
+    use futures_util::StreamExt as _;
+    let server = TestServer::start(Backend::Sqlite).await;
+    let acme = server.tenant("Acme").await;
+    let c = &acme.admin;
+    let (id, token) = device(c, "streamed").await;
+    rule(
+        c,
+        json!({"alarm_type": "hot", "device_id": id,
+               "create": {"major": {"expr": {"test": {"key": "t", "op": ">", "value": 80}}}}}),
+    )
+    .await;
+    let mut body = reqwest::Client::new()
+        .get(format!("{}/api/v1/alarms/stream", server.base))
+        .bearer_auth(c.token().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .bytes_stream();
+    let mut text = String::new();
+    let mut next_event = async || -> (String, Value) {
+        loop {
+            if let Some(end) = text.find("\n\n") {
+                let block: String = text.drain(..end + 2).collect();
+                if block.starts_with(':') {
+                    continue;
+                }
+                let name = block
+                    .lines()
+                    .find_map(|l| l.strip_prefix("event: "))
+                    .unwrap_or_default()
+                    .to_owned();
+                let data = block
+                    .lines()
+                    .find_map(|l| l.strip_prefix("data: "))
+                    .unwrap_or("null");
+                return (name, serde_json::from_str(data).unwrap());
+            }
+            let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), body.next())
+                .await
+                .expect("an event within 10 s")
+                .expect("the stream is open")
+                .unwrap();
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    };
+    let (name, counts) = next_event().await;
+    assert_eq!(
+        (name.as_str(), counts["major"].as_u64()),
+        ("counts", Some(0))
+    );
+    publish(&server, &token, json!({"t": 90}));
+    let (name, alarm) = next_event().await;
+    assert_eq!(name, "alarm");
+    assert_eq!(alarm["alarm_type"], "hot");
+    assert_eq!(alarm["active"], true);
+    let (name, counts) = next_event().await;
+    assert_eq!(
+        (name.as_str(), counts["major"].as_u64()),
+        ("counts", Some(1))
+    );
+    let r = c
+        .post(
+            &format!("/api/v1/alarms/{}/actions", alarm["id"].as_str().unwrap()),
+            &json!({"action": "acknowledge"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    let (name, alarm) = next_event().await;
+    assert_eq!(
+        (name.as_str(), alarm["acknowledged"].as_bool()),
+        ("alarm", Some(true))
+    );
+    let (_, counts) = next_event().await;
+    assert_eq!(counts["unacknowledged"].as_u64(), Some(0));
 }

@@ -21,6 +21,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/alarms", web::get().to(list))
         .route("/alarms/counts", web::get().to(counts))
         .route("/alarms/bulk", web::post().to(bulk))
+        .route("/alarms/stream", web::get().to(stream))
         .route("/alarms/{id}", web::get().to(get))
         .route("/alarms/{id}/actions", web::post().to(act))
         .route("/alarm-rules", web::get().to(list_rules))
@@ -309,4 +310,154 @@ async fn delete_rule(
 ) -> ApiResult<HttpResponse> {
     service::delete_rule(&state, &scope.ctx, &scope.actor, *id).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// How often the live stream looks for changed alarms.
+const STREAM_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+/// A comment line after this long without an event keeps proxies from closing the stream.
+const STREAM_KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// The live stream's state between events.
+struct Stream {
+    state: web::Data<AppState>,
+    actor: crate::auth::Actor,
+    ctx: crate::auth::TenantCtx,
+    /// The newest change sent, and the alarms sent with exactly that time.
+    cursor: chrono::DateTime<chrono::Utc>,
+    at_cursor: Vec<Uuid>,
+    pending: std::collections::VecDeque<web::Bytes>,
+    recheck: tokio::time::Interval,
+    quiet_since: std::time::Instant,
+    ended: bool,
+}
+
+fn event(name: &str, data: &impl serde::Serialize) -> web::Bytes {
+    web::Bytes::from(format!(
+        "event: {name}\ndata: {}\n\n",
+        serde_json::to_string(data).unwrap_or_default()
+    ))
+}
+
+impl Stream {
+    /// Reads what changed since the cursor; queues an `alarm` event each, then the counts.
+    async fn poll(&mut self) -> crate::error::Result<()> {
+        let changed = repo::changed_since(&self.state.db, &self.ctx, self.cursor, 200).await?;
+        let fresh: Vec<_> = changed
+            .into_iter()
+            .filter(|a| !(a.updated_at == self.cursor && self.at_cursor.contains(&a.id)))
+            .collect();
+        if fresh.is_empty() {
+            return Ok(());
+        }
+        for a in &fresh {
+            if a.updated_at > self.cursor {
+                self.cursor = a.updated_at;
+                self.at_cursor.clear();
+            }
+            self.at_cursor.push(a.id);
+        }
+        for alarm in repo::to_api(&self.state.db, &self.ctx, fresh).await? {
+            self.pending.push_back(event("alarm", &alarm));
+        }
+        let counts = repo::counts(&self.state.db, &self.ctx, None, None).await?;
+        self.pending.push_back(event("counts", &counts));
+        Ok(())
+    }
+
+    /// `Err` with a reason when the viewer may no longer see alarms.
+    async fn still_allowed(&mut self) -> Result<(), String> {
+        let actor = match crate::auth::service::recheck(&self.state, &self.actor).await {
+            Ok(actor) => actor,
+            Err(crate::error::Error::Unauthenticated { code, .. })
+            | Err(crate::error::Error::Forbidden { code, .. }) => return Err(code.to_owned()),
+            Err(e) => {
+                tracing::warn!(error = %e, "re-checking an alarm stream's access failed");
+                return Ok(());
+            }
+        };
+        match (
+            actor.tenant_id,
+            actor.access.reach(crate::auth::Permission::AlarmsRead),
+        ) {
+            (Some(tenant), Some(reach)) => {
+                self.ctx = crate::auth::TenantCtx::reaching(tenant, reach);
+                Ok(())
+            }
+            _ => Err("permission_denied".to_owned()),
+        }
+    }
+}
+
+#[utoipa::path(
+    get,
+    path = "/alarms/stream",
+    tag = "alarms",
+    operation_id = "alarm_stream",
+    summary = "Alarm changes as server-sent events (`alarms.read`)",
+    description = "Server-sent events: `counts` first (active alarms by severity, an `AlarmCounts`), then for every change an `alarm` event (an `Alarm`) followed by the new `counts`. Access is read again every `STEAD_LIVE_RECHECK_SECS`; when the viewer may no longer see alarms the stream sends `ended` and closes.",
+    responses(
+        (status = 200, description = "Server-sent events: `counts`, `alarm`, `ended`", body = String, content_type = "text/event-stream"),
+        Denied,
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
+async fn stream(
+    state: web::Data<AppState>,
+    scope: TenantScope<AlarmsRead>,
+) -> ApiResult<HttpResponse> {
+    let counts = repo::counts(&state.db, &scope.ctx, None, None).await?;
+    let mut recheck = tokio::time::interval(std::time::Duration::from_secs(
+        state.config.live_recheck_secs,
+    ));
+    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    recheck.reset();
+    let first = Stream {
+        state: state.clone(),
+        actor: scope.actor,
+        ctx: scope.ctx,
+        cursor: chrono::Utc::now(),
+        at_cursor: Vec::new(),
+        pending: std::collections::VecDeque::from([event("counts", &counts)]),
+        recheck,
+        quiet_since: std::time::Instant::now(),
+        ended: false,
+    };
+    let closing = Box::pin(state.bus.closing());
+    let body = futures_util::stream::unfold((first, closing), |(mut s, mut closing)| async move {
+        loop {
+            if let Some(next) = s.pending.pop_front() {
+                s.quiet_since = std::time::Instant::now();
+                return Some((Ok::<_, actix_web::Error>(next), (s, closing)));
+            }
+            if s.ended {
+                return None;
+            }
+            if s.quiet_since.elapsed() >= STREAM_KEEP_ALIVE {
+                s.quiet_since = std::time::Instant::now();
+                return Some((
+                    Ok(web::Bytes::from_static(b": keep-alive\n\n")),
+                    (s, closing),
+                ));
+            }
+            tokio::select! {
+                _ = &mut closing => return None,
+                _ = s.recheck.tick() => {
+                    if let Err(reason) = s.still_allowed().await {
+                        s.pending.push_back(event("ended", &serde_json::json!({"reason": reason})));
+                        s.ended = true;
+                    }
+                }
+                _ = tokio::time::sleep(STREAM_POLL) => {
+                    if let Err(e) = s.poll().await {
+                        tracing::warn!(error = %e, "reading alarm changes for a stream failed");
+                    }
+                }
+            }
+        }
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("Cache-Control", "no-cache"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(body))
 }

@@ -195,6 +195,23 @@ pub async fn counts(
     Ok(counts)
 }
 
+/// Alarms changed at or after `since` (oldest change first), for the live stream.
+pub async fn changed_since(
+    db: &impl ConnectionTrait,
+    ctx: &TenantCtx,
+    since: DateTime<Utc>,
+    limit: u64,
+) -> Result<Vec<alarm::Model>> {
+    Ok(alarm::Entity::find()
+        .filter(device_in_reach(ctx))
+        .filter(alarm::Column::UpdatedAt.gte(since))
+        .order_by_asc(alarm::Column::UpdatedAt)
+        .order_by_asc(alarm::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await?)
+}
+
 pub async fn history_of(
     db: &impl ConnectionTrait,
     ctx: &TenantCtx,

@@ -345,6 +345,7 @@ impl Modify for Security {
         crate::alarms::http::get,
         crate::alarms::http::act,
         crate::alarms::http::bulk,
+        crate::alarms::http::stream,
         crate::alarms::http::list_rules,
         crate::alarms::http::create_rule,
         crate::alarms::http::get_rule,
