@@ -296,6 +296,39 @@ async fn people_acknowledge_clear_assign_and_comment(backend: Backend) {
     }
     let (_, first) = ids[0];
 
+    // Someone who sees one group's devices sees their alarms only.
+    let group: Value = c
+        .post("/api/v1/groups", &json!({"name": "north"}))
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    let r = c
+        .post(
+            &format!("/api/v1/groups/{}/devices", group["id"].as_str().unwrap()),
+            &json!({"device_ids": [ids[0].0]}),
+        )
+        .await
+        .unwrap();
+    assert!(r.status.is_success(), "{}", r.body);
+    let (_, north) = crate::access::member(
+        &server,
+        &acme,
+        json!([{"role": {"builtin": "viewer"}, "groups": [group["id"]]}]),
+    )
+    .await;
+    let theirs: AlarmPage = north.get("/api/v1/alarms").await.unwrap().ok().unwrap();
+    assert_eq!(
+        theirs.items.iter().map(|a| a.id).collect::<Vec<_>>(),
+        [first],
+        "only the group's device's alarm"
+    );
+    let r = north
+        .get(&format!("/api/v1/alarms/{}", ids[1].1))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 404, "{}", r.body);
+
     // A viewer reads but may not acknowledge.
     let seen: AlarmPage = viewer
         .get("/api/v1/alarms?status=active")

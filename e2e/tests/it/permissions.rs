@@ -483,6 +483,62 @@ async fn permission_matrix(backend: Backend) {
             Some(json!({"enabled": false})),
             [200, 403, 403, 403, 401, 403, 403, 403],
         ),
+        // Alarms: whoever holds alarms.read (acknowledging: alarms.ack), tenant-wide or over
+        // groups; rules: read tenant-wide, changed with alarms.manage.
+        (
+            Method::GET,
+            "/api/v1/alarms".into(),
+            None,
+            [403, 200, 200, 200, 401, 403, 200, 403],
+        ),
+        (
+            Method::GET,
+            "/api/v1/alarms/counts".into(),
+            None,
+            [403, 200, 200, 200, 401, 403, 200, 403],
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/alarms/{}", uuid::Uuid::nil()),
+            None,
+            [403, 404, 404, 404, 401, 403, 404, 403],
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/alarms/{}/actions", uuid::Uuid::nil()),
+            Some(json!({"action": "acknowledge"})),
+            [403, 404, 404, 403, 401, 403, 404, 403],
+        ),
+        (
+            Method::POST,
+            "/api/v1/alarms/bulk".into(),
+            Some(json!({"ids": [uuid::Uuid::nil()], "action": "acknowledge"})),
+            [403, 200, 200, 403, 401, 403, 200, 403],
+        ),
+        (
+            Method::GET,
+            "/api/v1/alarm-rules".into(),
+            None,
+            [403, 200, 200, 200, 401, 403, 403, 403],
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/alarm-rules/{}", uuid::Uuid::nil()),
+            None,
+            [403, 404, 404, 404, 401, 403, 403, 403],
+        ),
+        (
+            Method::POST,
+            "/api/v1/alarm-rules".into(),
+            Some(json!({"alarm_type": "x", "create": {}})),
+            [403, 400, 403, 403, 401, 403, 403, 403],
+        ),
+        (
+            Method::DELETE,
+            format!("/api/v1/alarm-rules/{}", uuid::Uuid::nil()),
+            None,
+            [403, 404, 403, 403, 401, 403, 403, 403],
+        ),
         // One's own second factor: any person (the password is wrong here), never a key.
         (
             Method::POST,

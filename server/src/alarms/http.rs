@@ -1,5 +1,6 @@
-//! `/api/v1/alarms` (read: `alarms.read`; acknowledge, clear, assign, comment: `alarms.ack`) and
-//! `/api/v1/alarm-rules` (read: `alarms.read`; change: `alarms.manage`).
+//! `/api/v1/alarms` (read: `alarms.read`; acknowledge, clear, assign, comment: `alarms.ack`; both
+//! tenant-wide or over device groups, whose devices' alarms they reach) and `/api/v1/alarm-rules`
+//! (read: `alarms.read` tenant-wide; change: `alarms.manage`).
 
 use actix_web::{HttpResponse, web};
 use stead_api_types::{
@@ -12,7 +13,7 @@ use super::{repo, service};
 use crate::app::AppState;
 use crate::auth::perm::{AlarmsAck, AlarmsManage, AlarmsRead};
 use crate::http::openapi::{BadQuery, Denied, JsonBody, NotFound};
-use crate::http::{ApiResult, Json, TenantScope};
+use crate::http::{ApiResult, DeviceScope, Json, TenantScope};
 
 /// Most alarms one bulk action takes.
 const MAX_BULK: usize = 500;
@@ -47,7 +48,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 )]
 async fn list(
     state: web::Data<AppState>,
-    scope: TenantScope<AlarmsRead>,
+    scope: DeviceScope<AlarmsRead>,
     query: web::Query<AlarmQuery>,
 ) -> ApiResult<web::Json<AlarmPage>> {
     let q = query.into_inner();
@@ -77,7 +78,7 @@ async fn list(
 )]
 async fn counts(
     state: web::Data<AppState>,
-    scope: TenantScope<AlarmsRead>,
+    scope: DeviceScope<AlarmsRead>,
     query: web::Query<AlarmCountQuery>,
 ) -> ApiResult<web::Json<AlarmCounts>> {
     Ok(web::Json(
@@ -101,7 +102,7 @@ async fn counts(
 )]
 async fn get(
     state: web::Data<AppState>,
-    scope: TenantScope<AlarmsRead>,
+    scope: DeviceScope<AlarmsRead>,
     id: web::Path<Uuid>,
 ) -> ApiResult<web::Json<AlarmDetail>> {
     let a = repo::get(&state.db, &scope.ctx, *id).await?;
@@ -139,7 +140,7 @@ async fn one(
 )]
 async fn act(
     state: web::Data<AppState>,
-    scope: TenantScope<AlarmsAck>,
+    scope: DeviceScope<AlarmsAck>,
     id: web::Path<Uuid>,
     Json(action): Json<AlarmAction>,
 ) -> ApiResult<web::Json<Alarm>> {
@@ -163,7 +164,7 @@ async fn act(
 )]
 async fn bulk(
     state: web::Data<AppState>,
-    scope: TenantScope<AlarmsAck>,
+    scope: DeviceScope<AlarmsAck>,
     Json(body): Json<AlarmBulk>,
 ) -> ApiResult<web::Json<AlarmBulkResult>> {
     if body.ids.is_empty() || body.ids.len() > MAX_BULK {
