@@ -17,6 +17,7 @@ mod m20261203_000008_people;
 mod m20261206_000009_integrations;
 mod m20261207_000010_gateways;
 mod m20261207_000011_alarms;
+mod m20261207_000012_notifications;
 
 pub struct Migrator;
 
@@ -78,6 +79,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000009_integrations::Migration),
             Box::new(m20261207_000010_gateways::Migration),
             Box::new(m20261207_000011_alarms::Migration),
+            Box::new(m20261207_000012_notifications::Migration),
         ]
     }
 }

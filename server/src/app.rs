@@ -254,6 +254,7 @@ pub async fn run(
                 crate::webhooks::deliver::run(state.clone()),
                 crate::events::nats::run(state.clone()),
                 crate::alarms::engine::run_no_data(state.clone()),
+                crate::notifications::dispatch::run(state.clone()),
             );
         })
     });

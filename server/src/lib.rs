@@ -26,6 +26,7 @@ pub mod ingress;
 pub mod invitations;
 pub mod live;
 pub mod mail;
+pub mod notifications;
 pub mod observability;
 pub mod ops;
 pub mod profiles;

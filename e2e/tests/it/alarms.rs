@@ -21,6 +21,7 @@ on_both_backends!(
     people_acknowledge_clear_assign_and_comment,
     bad_rules_name_their_field_and_other_tenants_see_nothing,
     no_data_and_schedules,
+    notifications_by_mail_in_app_and_webhook,
 );
 
 fn publish(server: &TestServer, token: &str, payload: Value) {
@@ -790,4 +791,259 @@ async fn the_stream_tells_of_every_change() {
     );
     let (_, counts) = next_event().await;
     assert_eq!(counts["unacknowledged"].as_u64(), Some(0));
+}
+
+/// A person's id and e-mail, through `/me`.
+async fn whoami(c: &Client) -> (Uuid, String) {
+    let me: Value = c.get("/api/v1/me").await.unwrap().ok().unwrap();
+    (
+        serde_json::from_value(me["id"].clone()).unwrap(),
+        me["email"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn bell(c: &Client) -> stead_api_types::NotificationPage {
+    c.get("/api/v1/notifications").await.unwrap().ok().unwrap()
+}
+
+/// Notifications on changes only: e-mail (a real SMTP server), in-app with read and unread, and
+/// the alarm's event to a webhook endpoint verified with the Standard Webhooks library; repeated
+/// messages of an active alarm send nothing.
+async fn notifications_by_mail_in_app_and_webhook(backend: Backend) {
+    let mailbox = crate::mail::Mailbox::start().await;
+    let mut extra: Vec<(String, String)> = mailbox.env();
+    extra.push((
+        "STEAD_WEBHOOK_ALLOW_PRIVATE_ADDRESSES".into(),
+        "true".into(),
+    ));
+    let extra: Vec<(&str, &str)> = extra
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let server = crate::webhooks::server(backend, &extra).await;
+    let acme = server.tenant("Acme").await;
+    let c = &acme.admin;
+    let operator = server.user(&acme, Role::Operator).await;
+    let (op_id, op_email) = whoami(&operator).await;
+    let receiver = crate::webhooks::Receiver::start().await;
+    let hook = receiver
+        .hook(
+            c,
+            "alarms",
+            json!({"event_types": ["device.deleted"]}),
+            json!({}),
+        )
+        .await;
+    let (id, token) = device(c, "pump-7").await;
+    rule(
+        c,
+        json!({"alarm_type": "overheat", "device_id": id,
+               "create": {"major": {"expr": {"test": {"key": "t", "op": ">", "value": 80}}}}}),
+    )
+    .await;
+    let r = c
+        .post(
+            "/api/v1/notification-rules",
+            &json!({"name": "Overheat to the floor", "channels": ["in_app", "email", "webhook"],
+                    "webhook_id": hook.endpoint.id, "alarm_types": ["overheat"],
+                    "recipients": {"users": [op_id], "roles": ["tenant_admin"]}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201, "{}", r.body);
+
+    publish(&server, &token, json!({"t": 85}));
+    let mail = mailbox.wait_for(&op_email).await;
+    assert!(
+        mail.subject.contains("overheat raised on pump-7"),
+        "{}",
+        mail.subject
+    );
+    assert!(mail.subject.starts_with("[MAJOR]"), "{}", mail.subject);
+    mailbox.wait_for("admin@acme.example.com").await;
+    let got = receiver
+        .wait("alarms", 15, "the alarm's event", |r| {
+            r.iter().any(|r| r.event_type() == "alarm.raised")
+        })
+        .await;
+    assert!(got.iter().all(|r| r.verified), "{got:?}");
+    let inbox = bell(&operator).await;
+    assert_eq!((inbox.total, inbox.unread), (1, 1), "{inbox:?}");
+    assert!(inbox.items[0].title.contains("pump-7"));
+
+    // Repeated messages of the active alarm: nothing more.
+    publish(&server, &token, json!({"t": 86}));
+    publish(&server, &token, json!({"t": 87}));
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert_eq!(mailbox.to(&op_email).len(), 1);
+    assert_eq!(bell(&operator).await.total, 1);
+
+    // Acknowledged: said once more.
+    let alarm = wait_alarm(c, id, "raised", |a| a.active).await;
+    let r = c
+        .post(
+            &format!("/api/v1/alarms/{}/actions", alarm.id),
+            &json!({"action": "acknowledge"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    let mail = mailbox.wait_for_nth(&op_email, 2).await;
+    assert!(mail.subject.contains("acknowledged"), "{}", mail.subject);
+    let inbox = bell(&operator).await;
+    assert_eq!((inbox.total, inbox.unread), (2, 2));
+    let r = operator
+        .post(
+            &format!("/api/v1/notifications/{}/read", inbox.items[0].id),
+            &json!({}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_eq!(bell(&operator).await.unread, 1);
+    // Someone else's notification is not found.
+    let r = c
+        .post(
+            &format!("/api/v1/notifications/{}/read", inbox.items[1].id),
+            &json!({}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 404, "{}", r.body);
+    operator
+        .post("/api/v1/notifications/read", &json!({}))
+        .await
+        .unwrap();
+    assert_eq!(bell(&operator).await.unread, 0);
+
+    // Bad rules name their field.
+    for (body, field) in [
+        (
+            json!({"name": "x", "channels": [], "recipients": {"roles": ["operator"]}}),
+            "channels",
+        ),
+        (
+            json!({"name": "x", "channels": ["webhook"], "recipients": {"roles": ["operator"]}}),
+            "webhook_id",
+        ),
+        (
+            json!({"name": "x", "channels": ["in_app"], "recipients": {}}),
+            "recipients",
+        ),
+        (
+            json!({"name": "x", "channels": ["in_app"], "recipients": {"users": [Uuid::new_v4()]}}),
+            "recipients",
+        ),
+        (
+            json!({"name": "x", "channels": ["in_app"], "recipients": {"roles": ["operator"]}, "escalate_after_secs": 60}),
+            "escalate_to",
+        ),
+    ] {
+        let r = c.post("/api/v1/notification-rules", &body).await.unwrap();
+        assert_eq!(r.status, 400, "{body}: {}", r.body);
+        assert_eq!(r.body["field"], field, "{body}: {}", r.body);
+    }
+}
+
+/// Many devices raising one type within a rule's window make one notification naming them all;
+/// a silenced device is left out (its alarm still recorded); an alarm left unacknowledged past the
+/// rule's time is escalated, once, and an acknowledged one is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grouping_silences_and_escalation() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let acme = server.tenant("Acme").await;
+    let c = &acme.admin;
+    let operator = server.user(&acme, Role::Operator).await;
+    let (op_id, _) = whoami(&operator).await;
+    let (admin_id, _) = whoami(c).await;
+    let mut devices = Vec::new();
+    for i in 0..6 {
+        devices.push(device(c, &format!("fridge-{i}")).await);
+    }
+    let profile = profile_of(c, devices[0].0).await;
+    rule(
+        c,
+        json!({"alarm_type": "warm", "profile_id": profile,
+               "create": {"minor": {"expr": {"test": {"key": "t", "op": ">", "value": 8}}}}}),
+    )
+    .await;
+    for body in [
+        json!({"name": "Grouped", "channels": ["in_app"], "changes": ["raised"],
+               "recipients": {"users": [admin_id]}, "group_window_secs": 3}),
+        json!({"name": "Escalation", "channels": ["in_app"], "changes": ["cleared"],
+               "recipients": {"users": [admin_id]},
+               "escalate_after_secs": 3, "escalate_to": {"users": [op_id]}}),
+    ] {
+        let r = c.post("/api/v1/notification-rules", &body).await.unwrap();
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+    let until = chrono::Utc::now() + chrono::Duration::hours(1);
+    let r = c
+        .post(
+            "/api/v1/silences",
+            &json!({"device_id": devices[5].0, "ends_at": until, "reason": "being repaired"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201, "{}", r.body);
+
+    for (_, token) in &devices {
+        publish(&server, token, json!({"t": 12}));
+    }
+    for (id, _) in &devices {
+        wait_alarm(c, *id, "raised", |a| a.active).await;
+    }
+    // The first device's alarm is acknowledged at once: it is not escalated.
+    let first = alarms_of(c, devices[0].0).await.remove(0);
+    let r = c
+        .post(
+            &format!("/api/v1/alarms/{}/actions", first.id),
+            &json!({"action": "acknowledge"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+
+    let mut grouped = None;
+    for _ in 0..100 {
+        let inbox = bell(c).await;
+        if let Some(n) = inbox.items.iter().find(|n| n.title.contains("devices")) {
+            grouped = Some((inbox.total, n.clone()));
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (total, n) = grouped.expect("a grouped notification within 10 s");
+    assert_eq!(total, 1, "one notification for the burst");
+    assert!(n.title.contains("warm raised on 5 devices"), "{}", n.title);
+    for i in 0..5 {
+        assert!(n.body.contains(&format!("fridge-{i}")), "{}", n.body);
+    }
+    assert!(
+        !n.body.contains("fridge-5"),
+        "the silenced device: {}",
+        n.body
+    );
+    assert_eq!(alarms_of(c, devices[5].0).await.len(), 1, "still recorded");
+
+    // Escalated after 3 s: the four unacknowledged, unsilenced alarms, each once.
+    let mut escalated = Vec::new();
+    for _ in 0..100 {
+        escalated = bell(&operator).await.items;
+        if escalated.len() >= 4 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(2000)).await;
+    let escalated = bell(&operator).await.items;
+    let mut names: Vec<String> = escalated
+        .iter()
+        .map(|n| {
+            assert!(n.title.contains("not acknowledged in time"), "{}", n.title);
+            n.title.rsplit(' ').next().unwrap().to_owned()
+        })
+        .collect();
+    names.sort();
+    assert_eq!(names, ["fridge-1", "fridge-2", "fridge-3", "fridge-4"]);
 }

@@ -539,6 +539,43 @@ async fn permission_matrix(backend: Backend) {
             None,
             [403, 404, 403, 403, 401, 403, 403, 403],
         ),
+        (
+            Method::GET,
+            "/api/v1/notification-rules".into(),
+            None,
+            [403, 200, 403, 403, 401, 403, 403, 403],
+        ),
+        (
+            Method::POST,
+            "/api/v1/notification-rules".into(),
+            Some(json!({"name": "x", "channels": [], "recipients": {}})),
+            [403, 400, 403, 403, 401, 403, 403, 403],
+        ),
+        (
+            Method::GET,
+            "/api/v1/silences".into(),
+            None,
+            [403, 200, 403, 403, 401, 403, 403, 403],
+        ),
+        (
+            Method::DELETE,
+            format!("/api/v1/silences/{}", uuid::Uuid::nil()),
+            None,
+            [403, 404, 403, 403, 401, 403, 403, 403],
+        ),
+        // One's own notifications: any person of a tenant, never a key.
+        (
+            Method::GET,
+            "/api/v1/notifications".into(),
+            None,
+            [403, 200, 200, 200, 401, 200, 200, 403],
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/notifications/{}/read", uuid::Uuid::nil()),
+            Some(json!({})),
+            [403, 404, 404, 404, 401, 404, 404, 403],
+        ),
         // One's own second factor: any person (the password is wrong here), never a key.
         (
             Method::POST,

@@ -118,6 +118,7 @@ fn system_proofs_are_built_only_where_the_platform_acts_for_itself() {
                 "events/",
                 "webhooks/deliver.rs",
                 "alarms/engine.rs",
+                "notifications/dispatch.rs",
             ],
         ),
         ("System::cli()", &["app.rs", "main.rs", "ops/"]),

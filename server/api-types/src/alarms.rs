@@ -460,3 +460,195 @@ pub struct AlarmCountQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<Uuid>,
 }
+
+// ---------------------------------------------------------------------------------------------
+// Notifications
+
+/// Where a notification goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum NotifyChannel {
+    /// The console's bell, per person, read or unread.
+    InApp,
+    /// E-mail over the platform's SMTP server.
+    Email,
+    /// The alarm's event to one of the tenant's webhook endpoints (signed, retried).
+    Webhook,
+}
+
+/// The changes of an alarm a notification rule speaks of (never a repeated message).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum AlarmChangeKind {
+    Raised,
+    SeverityChanged,
+    Acknowledged,
+    Cleared,
+}
+
+impl AlarmChangeKind {
+    pub const ALL: [AlarmChangeKind; 4] = [
+        AlarmChangeKind::Raised,
+        AlarmChangeKind::SeverityChanged,
+        AlarmChangeKind::Acknowledged,
+        AlarmChangeKind::Cleared,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlarmChangeKind::Raised => "raised",
+            AlarmChangeKind::SeverityChanged => "severity_changed",
+            AlarmChangeKind::Acknowledged => "acknowledged",
+            AlarmChangeKind::Cleared => "cleared",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<AlarmChangeKind> {
+        AlarmChangeKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// Who is told: people of the tenant by id, and everyone holding a built-in role.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Recipients {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<Uuid>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<crate::Role>,
+}
+
+fn all_changes() -> Vec<AlarmChangeKind> {
+    AlarmChangeKind::ALL.to_vec()
+}
+
+fn least_severe() -> AlarmSeverity {
+    AlarmSeverity::Indeterminate
+}
+
+/// `POST /api/v1/notification-rules`, `PUT /api/v1/notification-rules/{id}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NotificationRuleSpec {
+    pub name: String,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// The alarm types it speaks of; every type when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alarm_types: Vec<String>,
+    /// The least severity it speaks of.
+    #[serde(default = "least_severe")]
+    pub min_severity: AlarmSeverity,
+    /// Which changes (all four when absent).
+    #[serde(default = "all_changes")]
+    pub changes: Vec<AlarmChangeKind>,
+    pub channels: Vec<NotifyChannel>,
+    pub recipients: Recipients,
+    /// The endpoint of the `webhook` channel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_id: Option<Uuid>,
+    /// Changes of one alarm type within this many seconds of the first make one notification
+    /// naming every device ("312 devices: offline raised"); 0 sends each alone.
+    #[serde(default)]
+    pub group_window_secs: u32,
+    /// Not acknowledged within this many seconds: `escalate_to` are told.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalate_after_secs: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalate_to: Option<Recipients>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NotificationRule {
+    pub id: Uuid,
+    #[serde(flatten)]
+    pub spec: NotificationRuleSpec,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// `POST /api/v1/silences`: notifications about a device, a group's devices or an alarm type
+/// (any combination; at least one) held back until `ends_at`. Alarms are still recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateSilence {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alarm_type: Option<String>,
+    /// Now when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starts_at: Option<DateTime<Utc>>,
+    pub ends_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Silence {
+    pub id: Uuid,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alarm_type: Option<String>,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One in-app notification of the signed-in person.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Notification {
+    pub id: Uuid,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alarm_id: Option<Uuid>,
+    pub title: String,
+    pub body: String,
+    pub severity: AlarmSeverity,
+    pub created_at: DateTime<Utc>,
+    pub read: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NotificationPage {
+    pub items: Vec<Notification>,
+    pub total: u64,
+    /// Unread, of all (not only this page).
+    pub unread: u64,
+    pub page: u64,
+    pub per_page: u64,
+}
+
+/// Query of `GET /api/v1/notifications`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::IntoParams),
+    into_params(parameter_in = Query)
+)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationQuery {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unread: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(minimum = 1))]
+    pub page: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 200))]
+    pub per_page: Option<u64>,
+}

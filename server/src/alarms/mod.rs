@@ -55,7 +55,7 @@ pub async fn notify_change(
     alarm: &model::alarm::Model,
     change: Change,
 ) -> Result<()> {
-    crate::events::record(
+    let event = crate::events::record(
         db,
         TenantId(alarm.tenant_id),
         change.event_type(),
@@ -72,6 +72,16 @@ pub async fn notify_change(
         }),
     )
     .await?;
+    let kind = match change {
+        Change::Raised => Some(stead_api_types::AlarmChangeKind::Raised),
+        Change::Stepped(_) => Some(stead_api_types::AlarmChangeKind::SeverityChanged),
+        Change::Acknowledged => Some(stead_api_types::AlarmChangeKind::Acknowledged),
+        Change::Cleared => Some(stead_api_types::AlarmChangeKind::Cleared),
+        Change::Assigned | Change::Commented => None,
+    };
+    if let Some(kind) = kind {
+        crate::notifications::record_notice(db, alarm, kind, &event).await?;
+    }
     Ok(())
 }
 
