@@ -101,7 +101,8 @@ impl MigrationTrait for Migration {
             "silences",
             "notification_rules",
         ] {
-            db.execute_unprepared(&format!("DROP TABLE {table}")).await?;
+            db.execute_unprepared(&format!("DROP TABLE {table}"))
+                .await?;
         }
         Ok(())
     }
