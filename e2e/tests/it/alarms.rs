@@ -1047,3 +1047,74 @@ async fn grouping_silences_and_escalation() {
     names.sort();
     assert_eq!(names, ["fridge-1", "fridge-2", "fridge-3", "fridge-4"]);
 }
+
+/// The rule editor's preview: a rule run over a device's stored data says when it would have
+/// raised, stepped and cleared, before it exists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_preview_replays_stored_data() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let acme = server.tenant("Acme").await;
+    let c = &acme.admin;
+    let (id, token) = device(c, "history").await;
+    let base = now_ms() - 3_600_000;
+    let series = [70, 85, 95, 85, 78, 70, 88];
+    for (i, t) in series.iter().enumerate() {
+        publish(
+            &server,
+            &token,
+            json!({"ts": base + i as i64 * 60_000, "values": {"temperature": t}}),
+        );
+    }
+    crate::mqtt::eventually("all stored", || async {
+        crate::mqtt::count_stored(c, id, "temperature").await == series.len() as u64
+    })
+    .await;
+    let rule = json!({
+        "alarm_type": "overheat",
+        "create": {
+            "critical": {"expr": {"test": {"key": "temperature", "op": ">", "value": 90}}},
+            "major": {"expr": {"test": {"key": "temperature", "op": ">", "value": 80}}}
+        },
+        "clear": {"expr": {"test": {"key": "temperature", "op": "<", "value": 75}}}
+    });
+    let r = c
+        .post(
+            "/api/v1/alarm-rules/preview",
+            &json!({"rule": rule, "device_id": id}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let preview: stead_api_types::AlarmPreview = r.ok().unwrap();
+    assert_eq!(preview.messages, 7);
+    let steps: Vec<(i64, &str, Option<AlarmSeverity>)> = preview
+        .steps
+        .iter()
+        .map(|s| ((s.ts - base) / 60_000, s.change.as_str(), s.severity))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            (1, "raised", Some(AlarmSeverity::Major)),
+            (2, "severity_changed", Some(AlarmSeverity::Critical)),
+            (3, "severity_changed", Some(AlarmSeverity::Major)),
+            (5, "cleared", None),
+            (6, "raised", Some(AlarmSeverity::Major)),
+        ]
+    );
+    assert_eq!(preview.active_at_end, Some(AlarmSeverity::Major));
+    assert!(
+        alarms_of(c, id).await.is_empty(),
+        "a preview raises nothing"
+    );
+
+    let r = c
+        .post(
+            "/api/v1/alarm-rules/preview",
+            &json!({"rule": {"alarm_type": "x", "create": {"major": {"kind": "repeating", "expr": {"test": {"key": "t", "op": ">", "value": 1}}}}}, "device_id": id}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.body["field"], "rule.create.major.count");
+}

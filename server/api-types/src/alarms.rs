@@ -652,3 +652,41 @@ pub struct NotificationQuery {
     #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 200))]
     pub per_page: Option<u64>,
 }
+
+/// `POST /api/v1/alarm-rules/preview`: what a rule would have done on a device's stored data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct AlarmPreviewRequest {
+    pub rule: AlarmRuleSpec,
+    pub device_id: Uuid,
+    /// How far back (1–168 hours, default 24).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hours: Option<u32>,
+}
+
+/// One thing the rule would have done.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PreviewStep {
+    /// The message's time (ms).
+    pub ts: i64,
+    /// `raised`, `severity_changed` or `cleared`.
+    pub change: AlarmChangeKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<AlarmSeverity>,
+    pub values: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AlarmPreview {
+    /// Stored messages the rule was run over, oldest first.
+    pub messages: u64,
+    /// More messages were stored than a preview reads (the newest were left out).
+    pub truncated: bool,
+    pub steps: Vec<PreviewStep>,
+    /// The severity active at the end, if the alarm would still be active.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_at_end: Option<AlarmSeverity>,
+}

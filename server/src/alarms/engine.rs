@@ -223,6 +223,58 @@ pub fn decide(rule: &Rule, state: &mut RuleState, facts: &Facts<'_>, ts: i64) ->
     Decision::Nothing
 }
 
+/// Runs a rule over stored messages (oldest first) from a fresh start: what it would have done.
+pub fn preview(
+    rule: &Rule,
+    messages: &[(i64, serde_json::Map<String, serde_json::Value>)],
+    attributes: &BTreeMap<(ValueSource, String), serde_json::Value>,
+) -> (Vec<stead_api_types::PreviewStep>, Option<AlarmSeverity>) {
+    use stead_api_types::{AlarmChangeKind, PreviewStep};
+    let mut state = RuleState::default();
+    let mut steps = Vec::new();
+    for (ts, values) in messages {
+        let before = state.active;
+        let facts = Facts {
+            telemetry: values,
+            attributes,
+        };
+        let (change, severity) = match decide(rule, &mut state, &facts, *ts) {
+            Decision::Nothing => continue,
+            Decision::Raise(s) if before.is_some() => (AlarmChangeKind::SeverityChanged, Some(s)),
+            Decision::Raise(s) => (AlarmChangeKind::Raised, Some(s)),
+            Decision::Clear => (AlarmChangeKind::Cleared, None),
+        };
+        steps.push(PreviewStep {
+            ts: *ts,
+            change,
+            severity,
+            values: serde_json::Value::Object(values.clone()),
+        });
+    }
+    (steps, state.active)
+}
+
+/// The device's attributes as rules read them.
+pub async fn attributes_of(
+    db: &impl ConnectionTrait,
+    ctx: &crate::auth::TenantCtx,
+    device: DeviceId,
+) -> crate::error::Result<BTreeMap<(ValueSource, String), serde_json::Value>> {
+    use stead_api_types::AttributeScope;
+    let mut attributes = BTreeMap::new();
+    for (scope, source) in [
+        (AttributeScope::Client, ValueSource::Client),
+        (AttributeScope::Shared, ValueSource::Shared),
+        (AttributeScope::Server, ValueSource::Server),
+    ] {
+        let values = crate::attributes::values_of(db, ctx, &[device.0], scope).await?;
+        for (k, v) in values.into_values().flatten() {
+            attributes.insert((source, k), v);
+        }
+    }
+    Ok(attributes)
+}
+
 /// What the engine needs of a device, read once per `DEVICE_TTL`.
 struct DeviceFacts {
     profile: Uuid,
@@ -357,26 +409,11 @@ async fn device_facts<'a>(
             cache.remove(&device);
             return Ok(None);
         };
-        let mut attributes = BTreeMap::new();
-        if with_attributes {
-            let ctx_t = crate::auth::TenantCtx::new(tenant);
-            for scope in [
-                stead_api_types::AttributeScope::Client,
-                stead_api_types::AttributeScope::Shared,
-                stead_api_types::AttributeScope::Server,
-            ] {
-                let source = match scope {
-                    stead_api_types::AttributeScope::Client => ValueSource::Client,
-                    stead_api_types::AttributeScope::Shared => ValueSource::Shared,
-                    stead_api_types::AttributeScope::Server => ValueSource::Server,
-                };
-                let values =
-                    crate::attributes::values_of(&ctx.db, &ctx_t, &[device.0], scope).await?;
-                for (k, v) in values.into_values().flatten() {
-                    attributes.insert((source, k), v);
-                }
-            }
-        }
+        let attributes = if with_attributes {
+            attributes_of(&ctx.db, &crate::auth::TenantCtx::new(tenant), device).await?
+        } else {
+            BTreeMap::new()
+        };
         cache.insert(
             device,
             DeviceFacts {

@@ -5,7 +5,8 @@
 use actix_web::{HttpResponse, web};
 use stead_api_types::{
     Alarm, AlarmAction, AlarmBulk, AlarmBulkResult, AlarmCountQuery, AlarmCounts, AlarmDetail,
-    AlarmPage, AlarmQuery, AlarmRule, AlarmRuleQuery, AlarmRuleSpec, ApiErrorBody,
+    AlarmPage, AlarmPreview, AlarmPreviewRequest, AlarmQuery, AlarmRule, AlarmRuleQuery,
+    AlarmRuleSpec, ApiErrorBody,
 };
 use uuid::Uuid;
 
@@ -27,6 +28,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/alarms/{id}/actions", web::post().to(act))
         .route("/alarm-rules", web::get().to(list_rules))
         .route("/alarm-rules", web::post().to(create_rule))
+        .route("/alarm-rules/preview", web::post().to(preview))
         .route("/alarm-rules/{id}", web::get().to(get_rule))
         .route("/alarm-rules/{id}", web::put().to(update_rule))
         .route("/alarm-rules/{id}", web::delete().to(delete_rule));
@@ -461,4 +463,77 @@ async fn stream(
         .insert_header(("Cache-Control", "no-cache"))
         .insert_header(("X-Accel-Buffering", "no"))
         .streaming(body))
+}
+
+/// Most stored messages one preview reads.
+const PREVIEW_MESSAGES: u64 = 50_000;
+
+#[utoipa::path(
+    post,
+    path = "/alarm-rules/preview",
+    tag = "alarms",
+    operation_id = "preview_alarm_rule",
+    summary = "Run a rule over a device's stored data: when it would have raised, stepped and cleared (`alarms.manage`)",
+    request_body = AlarmPreviewRequest,
+    responses(
+        (status = 200, description = "What the rule would have done, oldest first", body = AlarmPreview),
+        JsonBody,
+        Denied,
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
+async fn preview(
+    state: web::Data<AppState>,
+    scope: TenantScope<AlarmsManage>,
+    Json(body): Json<AlarmPreviewRequest>,
+) -> ApiResult<web::Json<AlarmPreview>> {
+    use crate::error::Error;
+    let rule = super::rules::Rule::parse(&body.rule).map_err(|e| match e {
+        Error::Invalid {
+            code,
+            field,
+            detail,
+        } => Error::Invalid {
+            code,
+            field: field.map(|f| format!("rule.{f}").into()),
+            detail,
+        },
+        other => other,
+    })?;
+    let hours = body.hours.unwrap_or(24);
+    if !(1..=168).contains(&hours) {
+        return Err(Error::invalid("invalid_field", "hours", "between 1 and 168 hours").into());
+    }
+    let device = crate::ids::DeviceId(body.device_id);
+    crate::devices::repo::get(&state.db, &scope.ctx, device)
+        .await
+        .map_err(|_| {
+            Error::invalid(
+                "unknown_device",
+                "device_id",
+                format!("there is no device {} in this tenant", body.device_id),
+            )
+        })?;
+    let to = chrono::Utc::now().timestamp_millis() + 1;
+    let from = to - i64::from(hours) * 3_600_000;
+    let messages = crate::telemetry::repo::rows(
+        &state.db,
+        &scope.ctx,
+        device,
+        from,
+        to,
+        PREVIEW_MESSAGES + 1,
+        true,
+    )
+    .await?;
+    let truncated = messages.len() as u64 > PREVIEW_MESSAGES;
+    let messages = &messages[..messages.len().min(PREVIEW_MESSAGES as usize)];
+    let attributes = super::engine::attributes_of(&state.db, &scope.ctx, device).await?;
+    let (steps, active_at_end) = super::engine::preview(&rule, messages, &attributes);
+    Ok(web::Json(AlarmPreview {
+        messages: messages.len() as u64,
+        truncated,
+        steps,
+        active_at_end,
+    }))
 }

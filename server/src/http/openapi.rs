@@ -348,6 +348,7 @@ impl Modify for Security {
         crate::alarms::http::stream,
         crate::alarms::http::list_rules,
         crate::alarms::http::create_rule,
+        crate::alarms::http::preview,
         crate::alarms::http::get_rule,
         crate::alarms::http::update_rule,
         crate::alarms::http::delete_rule,
