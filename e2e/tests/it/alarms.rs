@@ -22,6 +22,7 @@ on_both_backends!(
     bad_rules_name_their_field_and_other_tenants_see_nothing,
     no_data_and_schedules,
     notifications_by_mail_in_app_and_webhook,
+    the_device_list_shows_status_and_worst_alarm,
 );
 
 fn publish(server: &TestServer, token: &str, payload: Value) {
@@ -67,13 +68,11 @@ async fn alarms_of(c: &Client, device: Uuid) -> Vec<Alarm> {
     page.items
 }
 
-/// Waits until the device's newest alarm of `alarm_type` satisfies `f`; answers it.
+/// Waits until one of the device's alarms satisfies `f`; answers it.
 async fn wait_alarm(c: &Client, device: Uuid, what: &str, f: impl Fn(&Alarm) -> bool) -> Alarm {
     let mut found = None;
     for _ in 0..200 {
-        if let Some(a) = alarms_of(c, device).await.into_iter().next()
-            && f(&a)
-        {
+        if let Some(a) = alarms_of(c, device).await.into_iter().find(|a| f(a)) {
             found = Some(a);
             break;
         }
@@ -1117,4 +1116,72 @@ async fn a_preview_replays_stored_data() {
         .unwrap();
     assert_eq!(r.status, 400, "{}", r.body);
     assert_eq!(r.body["field"], "rule.create.major.count");
+}
+
+/// The device list shows each device's status (online, last seen, its most severe active alarm),
+/// sorts by the alarm and filters by it.
+async fn the_device_list_shows_status_and_worst_alarm(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let acme = server.tenant("Acme").await;
+    let c = &acme.admin;
+    let (a, ta) = device(c, "a-calm").await;
+    let (b, tb) = device(c, "b-hot").await;
+    let (d, td) = device(c, "c-warm").await;
+    let _never = device(c, "d-never-seen").await;
+    let profile = profile_of(c, a).await;
+    rule(
+        c,
+        json!({"alarm_type": "heat", "profile_id": profile, "create": {
+            "critical": {"expr": {"test": {"key": "t", "op": ">", "value": 90}}},
+            "minor": {"expr": {"test": {"key": "t", "op": ">", "value": 50}}}}}),
+    )
+    .await;
+    rule(
+        c,
+        json!({"alarm_type": "battery", "profile_id": profile, "create": {
+            "warning": {"expr": {"test": {"key": "battery", "op": "<", "value": 10}}}}}),
+    )
+    .await;
+    publish(&server, &ta, json!({"t": 20}));
+    publish(&server, &tb, json!({"t": 95, "battery": 5}));
+    publish(&server, &td, json!({"t": 60}));
+    wait_alarm(c, b, "critical", |x| x.severity == AlarmSeverity::Critical).await;
+    wait_alarm(c, d, "minor", |x| x.active).await;
+    let list = |q: &'static str| async move {
+        let page: stead_api_types::Page<Device> = c
+            .get(&format!("/api/v1/devices?{q}"))
+            .await
+            .unwrap()
+            .ok()
+            .unwrap();
+        page.items
+    };
+    let by_alarm = list("sort=-alarm_severity").await;
+    let names: Vec<&str> = by_alarm.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(names, ["b-hot", "c-warm", "a-calm", "d-never-seen"]);
+    let status = |name: &str| {
+        by_alarm
+            .iter()
+            .find(|d| d.name == name)
+            .and_then(|d| d.status.clone())
+            .unwrap()
+    };
+    assert_eq!(
+        status("b-hot").alarm_severity,
+        Some(AlarmSeverity::Critical)
+    );
+    assert_eq!(status("c-warm").alarm_severity, Some(AlarmSeverity::Minor));
+    assert_eq!(status("a-calm").alarm_severity, None);
+    assert!(status("a-calm").last_activity.is_some(), "seen");
+    assert!(status("d-never-seen").last_activity.is_none());
+    assert!(!status("d-never-seen").online);
+    let at_least_minor = list("alarm_severity=minor").await;
+    let mut names: Vec<&str> = at_least_minor.iter().map(|d| d.name.as_str()).collect();
+    names.sort();
+    assert_eq!(names, ["b-hot", "c-warm"]);
+    let critical = list("alarm_severity=critical").await;
+    assert_eq!(critical.len(), 1);
+    assert_eq!(critical[0].id, b);
+    let r = c.get("/api/v1/devices?sort=mood").await.unwrap();
+    assert_eq!(r.status, 400, "{}", r.body);
 }

@@ -835,6 +835,22 @@ pub struct Device {
     pub gateway_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// In device lists: online now, last seen, the most severe active alarm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<DeviceStatus>,
+}
+
+/// How a device is doing, as the device list shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DeviceStatus {
+    pub online: bool,
+    /// Its last message or ping (ms), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_activity: Option<i64>,
+    /// The severity of its most severe active alarm, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alarm_severity: Option<AlarmSeverity>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -1014,7 +1030,8 @@ pub struct DeviceListQuery {
     /// Case-insensitive substring of the name or the label.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub search: Option<String>,
-    /// `name`, `label`, `created_at` or `updated_at`; a leading `-` sorts descending.
+    /// `name`, `label`, `created_at`, `updated_at`, `online` or `alarm_severity` (the most
+    /// severe active alarm); a leading `-` sorts descending.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sort: Option<String>,
     /// Only devices of this profile.
@@ -1032,6 +1049,9 @@ pub struct DeviceListQuery {
     /// Only the sub-devices of this gateway.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<Uuid>,
+    /// Only devices with an active alarm at least this severe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alarm_severity: Option<AlarmSeverity>,
 }
 
 /// Query of the other listings (`/users`, `/tenants`).

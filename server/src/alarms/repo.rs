@@ -297,6 +297,67 @@ pub async fn to_api(
         .collect())
 }
 
+/// A severity as a number, most severe highest (for sorting and "at least").
+const RANK: &str = "CASE severity WHEN 'critical' THEN 5 WHEN 'major' THEN 4 WHEN 'minor' THEN 3 WHEN 'warning' THEN 2 ELSE 1 END";
+
+/// The rank of a device's most severe active alarm, 0 without one (to sort the device list by).
+pub fn worst_active_rank() -> sea_orm::sea_query::SimpleExpr {
+    Expr::cust(format!(
+        "COALESCE((SELECT MAX({RANK}) FROM alarms WHERE alarms.device_id = devices.id AND alarms.active), 0)"
+    ))
+}
+
+/// Devices (of `ctx`'s tenant) with an active alarm at least as severe as `least`.
+pub fn devices_alarmed_at_least(ctx: &TenantCtx, least: AlarmSeverity) -> sea_orm::Condition {
+    use sea_orm::sea_query::Query;
+    let severities: Vec<&str> = AlarmSeverity::ALL
+        .into_iter()
+        .filter(|s| *s >= least)
+        .map(AlarmSeverity::as_str)
+        .collect();
+    sea_orm::Condition::all().add(
+        device::Column::Id.in_subquery(
+            Query::select()
+                .column(alarm::Column::DeviceId)
+                .from(alarm::Entity)
+                .and_where(alarm::Column::TenantId.eq(ctx.tenant_id().0))
+                .and_where(alarm::Column::Active.eq(true))
+                .and_where(alarm::Column::Severity.is_in(severities))
+                .to_owned(),
+        ),
+    )
+}
+
+/// The most severe active alarm of each of these devices that has one.
+pub async fn worst_active(
+    db: &impl ConnectionTrait,
+    ctx: &TenantCtx,
+    devices: &[Uuid],
+) -> Result<HashMap<Uuid, AlarmSeverity>> {
+    if devices.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(Uuid, String)> = alarm::Entity::find()
+        .select_only()
+        .column(alarm::Column::DeviceId)
+        .column(alarm::Column::Severity)
+        .filter(alarm::Column::TenantId.eq(ctx.tenant_id().0))
+        .filter(alarm::Column::Active.eq(true))
+        .filter(alarm::Column::DeviceId.is_in(devices.to_vec()))
+        .into_tuple()
+        .all(db)
+        .await?;
+    let mut worst: HashMap<Uuid, AlarmSeverity> = HashMap::new();
+    for (d, s) in rows {
+        let s = severity_of(&s);
+        worst
+            .entry(d)
+            .and_modify(|w| *w = (*w).max(s))
+            .or_insert(s);
+    }
+    Ok(worst)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Changes (inside the caller's transaction)
 

@@ -66,15 +66,45 @@ async fn list(
             label: query.label,
             online: query.online,
             gateway: query.gateway,
+            alarm_severity: query.alarm_severity,
         },
     )
     .await?;
     Ok(web::Json(Page {
-        items: items.into_iter().map(repo::to_api).collect(),
+        items: with_status(&state, &scope.ctx, items).await?,
         total,
         page,
         per_page,
     }))
+}
+
+/// Devices as lists show them: each with whether it is online, when it was last seen and its
+/// most severe active alarm (the live state and one alarm query for the page).
+async fn with_status(
+    state: &AppState,
+    ctx: &crate::auth::TenantCtx,
+    items: Vec<super::model::Model>,
+) -> ApiResult<Vec<Device>> {
+    let ids: Vec<Uuid> = items.iter().map(|d| d.id).collect();
+    let presence = state
+        .live
+        .presence_of(&ids.iter().copied().map(DeviceId).collect::<Vec<_>>())
+        .await?;
+    let worst = crate::alarms::repo::worst_active(&state.db, ctx, &ids).await?;
+    Ok(items
+        .into_iter()
+        .zip(presence)
+        .map(|(d, p)| {
+            let id = d.id;
+            let mut device = repo::to_api(d);
+            device.status = Some(stead_api_types::DeviceStatus {
+                online: p.online,
+                last_activity: p.last_activity,
+                alarm_severity: worst.get(&id).copied(),
+            });
+            device
+        })
+        .collect())
 }
 
 /// `GET /devices/{id}/sub-devices`: the devices behind a gateway (the list's filters apply).

@@ -41,6 +41,7 @@ pub fn to_api(d: model::Model) -> stead_api_types::Device {
         gateway_id: d.gateway_id,
         created_at: d.created_at,
         updated_at: d.updated_at,
+        status: None,
     }
 }
 
@@ -256,6 +257,8 @@ pub struct ListQuery {
     pub online: Option<bool>,
     /// Only the sub-devices of this gateway.
     pub gateway: Option<Uuid>,
+    /// Only devices with an active alarm at least this severe.
+    pub alarm_severity: Option<stead_api_types::AlarmSeverity>,
 }
 
 pub async fn list(
@@ -293,6 +296,9 @@ pub async fn list(
     if let Some(gateway) = q.gateway {
         select = select.filter(model::Column::GatewayId.eq(gateway));
     }
+    if let Some(least) = q.alarm_severity {
+        select = select.filter(crate::alarms::repo::devices_alarmed_at_least(ctx, least));
+    }
     if let Some(group) = q.group {
         use crate::groups::model::member;
         use sea_orm::sea_query::Query;
@@ -312,26 +318,30 @@ pub async fn list(
         Some(key) => (true, key),
         None => (false, sort),
     };
-    let column = match key {
-        "name" => model::Column::Name,
-        "label" => model::Column::Label,
-        "created_at" => model::Column::CreatedAt,
-        "updated_at" => model::Column::UpdatedAt,
+    let order = sea_orm::sea_query::SimpleExpr::from;
+    let by = match key {
+        "name" => order(Expr::col(model::Column::Name)),
+        "label" => order(Expr::col(model::Column::Label)),
+        "created_at" => order(Expr::col(model::Column::CreatedAt)),
+        "updated_at" => order(Expr::col(model::Column::UpdatedAt)),
+        "online" => order(Expr::col(model::Column::Online)),
+        "alarm_severity" => crate::alarms::repo::worst_active_rank(),
         _ => {
             return Err(Error::invalid(
                 "invalid_query",
                 "sort",
                 format!(
-                    "cannot sort by {key:?}: use name, label, created_at or updated_at, with a leading - for descending"
+                    "cannot sort by {key:?}: use name, label, created_at, updated_at, online or alarm_severity, with a leading - for descending"
                 ),
             ));
         }
     };
     select = if desc {
-        select.order_by_desc(column)
+        select.order_by_desc(by)
     } else {
-        select.order_by_asc(column)
+        select.order_by_asc(by)
     }
+    .order_by_asc(model::Column::Name)
     .order_by_asc(model::Column::Id);
     let paginator = select.paginate(db, q.per_page);
     let total = paginator.num_items().await?;
