@@ -1,6 +1,7 @@
 //! Alarm notifications: rules (which changes, to whom, by which channels, grouped, escalated),
 //! silences, the people's in-app notifications, and `alarm_notices`, the outbox of alarm changes
-//! the notifier works through (written in the change's own transaction, like `events`).
+//! the notifier works through (written in the change's own transaction, like `events`); and an
+//! index for the fleet page's latest refused connects.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::DatabaseBackend;
@@ -78,6 +79,9 @@ impl MigrationTrait for Migration {
             ),
             "CREATE INDEX idx_alarm_notices_pending ON alarm_notices (id) WHERE processed = false"
                 .into(),
+            // The fleet page's latest refused connects of a tenant.
+            "CREATE INDEX idx_device_events_tenant_kind ON device_events (tenant_id, kind, id)"
+                .into(),
             format!(
                 "CREATE TABLE alarm_escalations (
                     alarm_id {id} NOT NULL REFERENCES alarms(id) ON DELETE CASCADE,
@@ -94,6 +98,8 @@ impl MigrationTrait for Migration {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let db = manager.get_connection();
+        db.execute_unprepared("DROP INDEX idx_device_events_tenant_kind")
+            .await?;
         for table in [
             "alarm_escalations",
             "alarm_notices",

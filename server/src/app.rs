@@ -87,6 +87,7 @@ impl AppState {
                 metrics.clone(),
                 telemetry_events,
                 alarms.clone(),
+                crate::fleet::Activity::start(live.clone()),
             ),
         );
         let mailer = Arc::new(crate::mail::Mailer::from_config(&config)?);
@@ -117,6 +118,7 @@ fn committed_telemetry(
     metrics: Metrics,
     events: crate::events::telemetry::EventWriter,
     alarms: crate::alarms::engine::Engine,
+    activity: crate::fleet::Activity,
 ) -> OnCommit {
     Arc::new(move |rows: Vec<Row>, took: std::time::Duration| {
         metrics.telemetry_rows.inc_by(rows.len() as u64);
@@ -125,6 +127,7 @@ fn committed_telemetry(
         latest.add(rows.iter().map(|r| (r.device_id, r.ts, &r.values)));
         events.add(&rows);
         alarms.add(&rows);
+        activity.add(&rows);
         for row in rows {
             if bus.is_watched(row.device_id) {
                 bus.publish(

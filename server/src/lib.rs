@@ -16,6 +16,7 @@ pub mod db;
 pub mod devices;
 pub mod error;
 pub mod events;
+pub mod fleet;
 pub mod groups;
 pub mod healthcheck;
 pub mod http;

@@ -273,6 +273,44 @@ async fn writer(
     }
 }
 
+/// The tenant's newest entries of one kind, newest first, as (device, entry); the caller keeps
+/// those of devices it reaches.
+pub async fn latest_of_kind(
+    db: &DatabaseConnection,
+    ctx: &TenantCtx,
+    kind: EventKind,
+    limit: u64,
+) -> Result<Vec<(Uuid, TimelineEvent)>> {
+    let b = db.get_database_backend();
+    let sql = format!(
+        "SELECT device_id, ts, kind, detail FROM device_events WHERE tenant_id = {} AND kind = {} ORDER BY id DESC LIMIT {}",
+        p(b, 1),
+        p(b, 2),
+        p(b, 3)
+    );
+    let values: Vec<Value> = vec![
+        Uuid::from(ctx.tenant_id()).into(),
+        kind.as_str().into(),
+        (limit as i64).into(),
+    ];
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(b, sql, values))
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        out.push((
+            r.try_get("", "device_id")?,
+            TimelineEvent {
+                ts: r.try_get("", "ts")?,
+                kind: r.try_get("", "kind")?,
+                detail: r.try_get("", "detail")?,
+                data: serde_json::Value::Null,
+            },
+        ));
+    }
+    Ok(out)
+}
+
 /// The newest entries of a device the caller's tenant owns, newest first.
 pub async fn list(
     db: &DatabaseConnection,

@@ -23,6 +23,7 @@ on_both_backends!(
     no_data_and_schedules,
     notifications_by_mail_in_app_and_webhook,
     the_device_list_shows_status_and_worst_alarm,
+    fleet_health_at_a_glance,
 );
 
 fn publish(server: &TestServer, token: &str, payload: Value) {
@@ -1184,4 +1185,97 @@ async fn the_device_list_shows_status_and_worst_alarm(backend: Backend) {
     assert_eq!(critical[0].id, b);
     let r = c.get("/api/v1/devices?sort=mood").await.unwrap();
     assert_eq!(r.status, 400, "{}", r.body);
+}
+
+/// The console's home page: devices online, messages per minute, active alarms, the busiest
+/// devices, credentials expiring soon, refused connects.
+async fn fleet_health_at_a_glance(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let acme = server.tenant("Acme").await;
+    let c = &acme.admin;
+    let (busy, busy_token) = device(c, "chatty").await;
+    let (quiet, quiet_token) = device(c, "quiet").await;
+    let (blocked, blocked_token) = device(c, "blocked").await;
+    rule(
+        c,
+        json!({"alarm_type": "hot", "device_id": busy,
+               "create": {"major": {"expr": {"test": {"key": "t", "op": ">", "value": 50}}}}}),
+    )
+    .await;
+    let expires = chrono::Utc::now() + chrono::Duration::days(2);
+    let r = c
+        .send(
+            reqwest::Method::PUT,
+            &format!("/api/v1/devices/{quiet}/credentials"),
+            Some(&json!({"type": "access_token", "token": quiet_token, "expires_at": expires})),
+        )
+        .await
+        .unwrap();
+    assert!(r.status.is_success(), "{}", r.body);
+    let r = c
+        .post(
+            &format!("/api/v1/devices/{blocked}/disable"),
+            &json!({"reason": "stolen"}),
+        )
+        .await
+        .unwrap();
+    assert!(r.status.is_success(), "{}", r.body);
+    assert_eq!(
+        crate::mqtt_raw::Raw::connect(&server.mqtt, &blocked_token, 30, None)
+            .await
+            .1,
+        5
+    );
+    // A persistent connection keeps the chatty device online.
+    let (mut online, code) =
+        crate::mqtt_raw::Raw::connect(&server.mqtt, &busy_token, 30, None).await;
+    assert_eq!(code, 0);
+    for i in 0..12 {
+        crate::gateway::publish_acked(
+            &mut online,
+            i + 1,
+            "v1/devices/me/telemetry",
+            json!({"t": 40 + i}),
+        )
+        .await;
+    }
+    publish(&server, &quiet_token, json!({"t": 1}));
+    wait_alarm(c, busy, "raised", |a| a.active).await;
+
+    let mut health = None;
+    for _ in 0..60 {
+        let h: stead_api_types::FleetHealth =
+            c.get("/api/v1/fleet/health").await.unwrap().ok().unwrap();
+        if h.messages_per_minute
+            .iter()
+            .map(|m| m.messages)
+            .sum::<u64>()
+            >= 13
+            && !h.refused_connects.is_empty()
+        {
+            health = Some(h);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let h = health.expect("the counts arrive within 12 s");
+    assert_eq!((h.devices, h.online, h.offline), (3, 1, 2), "{h:?}");
+    assert_eq!(h.messages_per_minute.len(), 180, "3 hours of minutes");
+    assert_eq!(
+        h.messages_per_minute
+            .iter()
+            .map(|m| m.messages)
+            .sum::<u64>(),
+        13
+    );
+    assert_eq!(h.alarms.major, 1);
+    assert_eq!(h.noisiest[0].name, "chatty");
+    assert_eq!(h.noisiest[0].messages, 12);
+    assert_eq!(h.noisiest.len(), 2);
+    assert_eq!(h.expiring.len(), 1);
+    assert_eq!(h.expiring[0].device_id, quiet);
+    assert_eq!(h.refused_connects[0].device_id, blocked);
+    let r = c.get("/api/v1/fleet/health?hours=48").await.unwrap();
+    assert_eq!(r.status, 400, "{}", r.body);
+    online.disconnect().await;
 }

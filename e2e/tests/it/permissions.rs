@@ -563,6 +563,12 @@ async fn permission_matrix(backend: Backend) {
             None,
             [403, 404, 403, 403, 401, 403, 403, 403],
         ),
+        (
+            Method::GET,
+            "/api/v1/fleet/health".into(),
+            None,
+            [403, 200, 200, 200, 401, 200, 200, 200],
+        ),
         // One's own notifications: any person of a tenant, never a key.
         (
             Method::GET,

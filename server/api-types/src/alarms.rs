@@ -690,3 +690,74 @@ pub struct AlarmPreview {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub active_at_end: Option<AlarmSeverity>,
 }
+
+// ---------------------------------------------------------------------------------------------
+// Fleet health (the console's home page)
+
+/// Acknowledged (stored) messages in one minute.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MinuteCount {
+    /// The minute's start (ms).
+    pub minute: i64,
+    pub messages: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BusyDevice {
+    pub device_id: Uuid,
+    pub name: String,
+    /// Messages stored in the last 10–20 minutes.
+    pub messages: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ExpiringCredentials {
+    pub device_id: Uuid,
+    pub name: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RefusedConnect {
+    pub device_id: Uuid,
+    pub name: String,
+    pub ts: i64,
+    pub detail: String,
+}
+
+/// `GET /api/v1/fleet/health`: the tenant's fleet at a glance (what the caller reaches).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FleetHealth {
+    pub devices: u64,
+    pub online: u64,
+    pub offline: u64,
+    /// Every minute of the last `hours`, oldest first (the whole tenant's traffic).
+    pub messages_per_minute: Vec<MinuteCount>,
+    pub alarms: AlarmCounts,
+    /// The busiest devices of the last minutes.
+    pub noisiest: Vec<BusyDevice>,
+    /// Credentials that expire within 7 days (or have), soonest first.
+    pub expiring: Vec<ExpiringCredentials>,
+    /// The latest refused connects of known devices, newest first.
+    pub refused_connects: Vec<RefusedConnect>,
+}
+
+/// Query of `GET /api/v1/fleet/health`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::IntoParams),
+    into_params(parameter_in = Query)
+)]
+#[serde(deny_unknown_fields)]
+pub struct FleetHealthQuery {
+    /// How many hours of messages per minute (1–24, default 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 24))]
+    pub hours: Option<u32>,
+}

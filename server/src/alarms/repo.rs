@@ -350,10 +350,7 @@ pub async fn worst_active(
     let mut worst: HashMap<Uuid, AlarmSeverity> = HashMap::new();
     for (d, s) in rows {
         let s = severity_of(&s);
-        worst
-            .entry(d)
-            .and_modify(|w| *w = (*w).max(s))
-            .or_insert(s);
+        worst.entry(d).and_modify(|w| *w = (*w).max(s)).or_insert(s);
     }
     Ok(worst)
 }

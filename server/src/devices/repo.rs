@@ -715,6 +715,39 @@ pub async fn set_disabled(
 
 /// Devices whose credentials expire within `within_days` days, expired ones included, soonest
 /// first (at most 1,000).
+/// How many devices `ctx` reaches, and how many of them are online.
+pub async fn count_online(db: &impl crate::db::Db, ctx: &TenantCtx) -> Result<(u64, u64)> {
+    let total = Devices::find().filter(in_reach(ctx)).count(db).await?;
+    let online = Devices::find()
+        .filter(in_reach(ctx))
+        .filter(model::Column::Online.eq(true))
+        .count(db)
+        .await?;
+    Ok((total, online))
+}
+
+/// The names of those of `ids` that `ctx` reaches.
+pub async fn names_of(
+    db: &impl crate::db::Db,
+    ctx: &TenantCtx,
+    ids: &[Uuid],
+) -> Result<std::collections::HashMap<Uuid, String>> {
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    Ok(Devices::find()
+        .select_only()
+        .column(model::Column::Id)
+        .column(model::Column::Name)
+        .filter(in_reach(ctx))
+        .filter(model::Column::Id.is_in(ids.to_vec()))
+        .into_tuple::<(Uuid, String)>()
+        .all(db)
+        .await?
+        .into_iter()
+        .collect())
+}
+
 pub async fn expiring(
     db: &impl crate::db::Db,
     ctx: &TenantCtx,

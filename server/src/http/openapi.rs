@@ -352,6 +352,7 @@ impl Modify for Security {
         crate::alarms::http::get_rule,
         crate::alarms::http::update_rule,
         crate::alarms::http::delete_rule,
+        crate::fleet::http::health,
         crate::notifications::http::list_rules,
         crate::notifications::http::create_rule,
         crate::notifications::http::get_rule,

@@ -18,6 +18,8 @@ pub struct MemoryState {
     latest: Arc<Mutex<HashMap<DeviceId, BTreeMap<String, TsValue>>>>,
     presence: Arc<Mutex<HashMap<DeviceId, PresenceEntry>>>,
     alarm_state: Arc<Mutex<HashMap<DeviceId, HashMap<String, String>>>>,
+    /// Score sets (the fleet page's busiest devices), with when each expires.
+    scores: Arc<Mutex<HashMap<String, (HashMap<String, f64>, std::time::Instant)>>>,
 }
 
 /// A presence record and the session it belongs to.
@@ -185,6 +187,115 @@ impl RedisStore {
 
     fn alarm_state_key(&self, device: DeviceId) -> String {
         self.key(&format!("alarmstate:{device}"))
+    }
+}
+
+impl LiveStore {
+    /// Adds to several counters and to members' scores in score sets, each key expiring `ttl`
+    /// after its creation: one Redis round trip.
+    pub async fn add_many(
+        &self,
+        counters: &[(String, u64)],
+        scores: &[(String, String, u64)],
+        ttl: std::time::Duration,
+    ) -> anyhow::Result<()> {
+        match self {
+            LiveStore::Memory(m) => {
+                for (key, n) in counters {
+                    m.add(key, *n, ttl);
+                }
+                let now = std::time::Instant::now();
+                let mut sets = lock(&m.state.scores);
+                sets.retain(|_, (_, until)| *until > now);
+                for (key, member, n) in scores {
+                    let (set, _) = sets
+                        .entry(key.clone())
+                        .or_insert_with(|| (HashMap::new(), now + ttl));
+                    *set.entry(member.clone()).or_default() += *n as f64;
+                }
+                Ok(())
+            }
+            LiveStore::Redis(r) => {
+                let ms = ttl.as_millis().max(1) as u64;
+                let mut pipe = redis::pipe();
+                for (key, n) in counters {
+                    let key = r.key(key);
+                    pipe.incr(&key, *n).ignore();
+                    pipe.cmd("PEXPIRE").arg(&key).arg(ms).arg("NX").ignore();
+                }
+                for (key, member, n) in scores {
+                    let key = r.key(key);
+                    pipe.zincr(&key, member, *n).ignore();
+                    pipe.cmd("PEXPIRE").arg(&key).arg(ms).arg("NX").ignore();
+                }
+                let _: () = pipe
+                    .query_async(&mut r.conn.clone())
+                    .instrument(redis_span("INCRBY"))
+                    .await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Several counters' values (0 for a missing one), in the order asked.
+    pub async fn counts(&self, keys: &[String]) -> anyhow::Result<Vec<u64>> {
+        match self {
+            LiveStore::Memory(m) => Ok(keys.iter().map(|k| m.count(k).0).collect()),
+            LiveStore::Redis(r) => {
+                if keys.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let keys: Vec<String> = keys.iter().map(|k| r.key(k)).collect();
+                let values: Vec<Option<u64>> = r
+                    .conn
+                    .clone()
+                    .mget(keys)
+                    .instrument(redis_span("MGET"))
+                    .await?;
+                Ok(values.into_iter().map(Option::unwrap_or_default).collect())
+            }
+        }
+    }
+
+    /// The `n` highest-scored members of some score sets taken together.
+    pub async fn top_scores(
+        &self,
+        keys: &[String],
+        n: usize,
+    ) -> anyhow::Result<Vec<(String, u64)>> {
+        let mut total: HashMap<String, f64> = HashMap::new();
+        match self {
+            LiveStore::Memory(m) => {
+                let now = std::time::Instant::now();
+                let sets = lock(&m.state.scores);
+                for key in keys {
+                    if let Some((set, until)) = sets.get(key)
+                        && *until > now
+                    {
+                        for (member, score) in set {
+                            *total.entry(member.clone()).or_default() += score;
+                        }
+                    }
+                }
+            }
+            LiveStore::Redis(r) => {
+                for key in keys {
+                    let top: Vec<(String, f64)> = r
+                        .conn
+                        .clone()
+                        .zrevrange_withscores(r.key(key), 0, (n as isize * 4).max(1) - 1)
+                        .instrument(redis_span("ZREVRANGE"))
+                        .await?;
+                    for (member, score) in top {
+                        *total.entry(member).or_default() += score;
+                    }
+                }
+            }
+        }
+        let mut all: Vec<(String, u64)> = total.into_iter().map(|(m, s)| (m, s as u64)).collect();
+        all.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        all.truncate(n);
+        Ok(all)
     }
 }
 
