@@ -1024,7 +1024,10 @@ async fn grouping_silences_and_escalation() {
         "the silenced device: {}",
         n.body
     );
-    assert_eq!(alarms_of(c, devices[5].0).await.len(), 1, "still recorded");
+    let recorded = alarms_of(c, devices[5].0).await;
+    assert_eq!(recorded.len(), 1, "still recorded");
+    assert!(recorded[0].silenced, "shown as silenced");
+    assert!(!alarms_of(c, devices[1].0).await[0].silenced);
 
     // Escalated after 3 s: the four unacknowledged, unsilenced alarms, each once.
     let mut escalated = Vec::new();

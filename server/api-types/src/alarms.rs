@@ -301,6 +301,9 @@ pub struct Alarm {
     pub assignee_id: Option<Uuid>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assignee_email: Option<String>,
+    /// A silence holds its notifications back now (it is still recorded and shown).
+    #[serde(default)]
+    pub silenced: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

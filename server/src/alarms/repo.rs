@@ -274,9 +274,11 @@ pub async fn to_api(
             .into_iter()
             .collect()
     };
+    let silenced = crate::notifications::repo::silenced(db, ctx, &alarms).await?;
     Ok(alarms
         .into_iter()
         .map(|a| Alarm {
+            silenced: silenced.contains(&a.id),
             id: a.id,
             device_id: a.device_id,
             device_name: names.get(&a.device_id).cloned().unwrap_or_default(),

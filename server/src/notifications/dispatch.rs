@@ -103,13 +103,7 @@ impl Silences {
     }
 
     fn hold(&self, a: &alarm::Model) -> bool {
-        self.list.iter().any(|s| {
-            s.tenant_id == a.tenant_id
-                && s.device_id.is_none_or(|d| d == a.device_id)
-                && s.alarm_type.as_ref().is_none_or(|t| *t == a.alarm_type)
-                && s.group_id
-                    .is_none_or(|g| self.members.contains(&(g, a.device_id)))
-        })
+        self.list.iter().any(|s| repo::holds(s, a, &self.members))
     }
 }
 

@@ -96,6 +96,60 @@ pub async fn silences_at(
         .await?)
 }
 
+/// Which of these alarms a silence in force now holds back.
+pub async fn silenced(
+    db: &impl ConnectionTrait,
+    ctx: &TenantCtx,
+    alarms: &[crate::alarms::model::alarm::Model],
+) -> Result<std::collections::HashSet<Uuid>> {
+    let now = Utc::now();
+    let silences: Vec<silence::Model> = silence::Entity::find()
+        .filter(silence::Column::TenantId.eq(ctx.tenant_id().0))
+        .filter(silence::Column::StartsAt.lte(now))
+        .filter(silence::Column::EndsAt.gt(now))
+        .all(db)
+        .await?;
+    if silences.is_empty() || alarms.is_empty() {
+        return Ok(Default::default());
+    }
+    let groups: Vec<Uuid> = silences.iter().filter_map(|s| s.group_id).collect();
+    let members: std::collections::HashSet<(Uuid, Uuid)> = if groups.is_empty() {
+        Default::default()
+    } else {
+        use crate::groups::model::member;
+        use sea_orm::QuerySelect;
+        member::Entity::find()
+            .select_only()
+            .column(member::Column::GroupId)
+            .column(member::Column::DeviceId)
+            .filter(member::Column::TenantId.eq(ctx.tenant_id().0))
+            .filter(member::Column::GroupId.is_in(groups))
+            .into_tuple::<(Uuid, Uuid)>()
+            .all(db)
+            .await?
+            .into_iter()
+            .collect()
+    };
+    Ok(alarms
+        .iter()
+        .filter(|a| silences.iter().any(|s| holds(s, a, &members)))
+        .map(|a| a.id)
+        .collect())
+}
+
+/// Whether the silence holds back the alarm's notifications (`members`: (group, device)).
+pub fn holds(
+    s: &silence::Model,
+    a: &crate::alarms::model::alarm::Model,
+    members: &std::collections::HashSet<(Uuid, Uuid)>,
+) -> bool {
+    s.tenant_id == a.tenant_id
+        && s.device_id.is_none_or(|d| d == a.device_id)
+        && s.alarm_type.as_ref().is_none_or(|t| *t == a.alarm_type)
+        && s.group_id
+            .is_none_or(|g| members.contains(&(g, a.device_id)))
+}
+
 pub async fn get_silence(
     db: &impl ConnectionTrait,
     ctx: &TenantCtx,
