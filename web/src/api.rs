@@ -13,6 +13,10 @@ use stead_api_types::{
     Usage, User,
 };
 use stead_api_types::{
+    Alarm, AlarmAction, AlarmBulk, AlarmBulkResult, AlarmCounts, AlarmDetail, AlarmPage,
+    AlarmQuery, AlarmStatusFilter,
+};
+use stead_api_types::{
     CreateWebhook, CreatedWebhook, DeliveryStatus, EventType, NatsSink, ReplayWebhook, Replayed,
     RotateWebhookSecret, UpdateWebhook, WebhookDelivery, WebhookDeliveryDetail,
     WebhookDeliveryPage, WebhookEndpoint, WebhookSecret,
@@ -656,4 +660,78 @@ pub async fn replay_delivery(
 /// The tenant's NATS JetStream sink, as the platform admin set it.
 pub async fn nats_sink(s: Session) -> Result<NatsSink, ApiError> {
     s.get("/api/v1/integrations/nats").await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Alarms: the alarms rules raise, what people do with them, and the rules
+
+/// The wire name of a status filter (`status=` of `GET /alarms`).
+pub fn alarm_status_name(status: AlarmStatusFilter) -> &'static str {
+    match status {
+        AlarmStatusFilter::Active => "active",
+        AlarmStatusFilter::Cleared => "cleared",
+        AlarmStatusFilter::Unacknowledged => "unacknowledged",
+        AlarmStatusFilter::Acknowledged => "acknowledged",
+    }
+}
+
+/// A page of alarms, newest first; `q.page` counts from 1, `q.per_page` is always `PER_PAGE`.
+pub async fn list_alarms(s: Session, q: &AlarmQuery) -> Result<AlarmPage, ApiError> {
+    let mut query = page_query(q.page.unwrap_or(1));
+    if let Some(status) = q.status {
+        query.push(("status", alarm_status_name(status).to_owned()));
+    }
+    if let Some(severity) = q.severity {
+        query.push(("severity", severity.as_str().to_owned()));
+    }
+    if let Some(t) = q
+        .alarm_type
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
+        query.push(("alarm_type", t.to_owned()));
+    }
+    if let Some(device) = q.device {
+        query.push(("device", device.to_string()));
+    }
+    if let Some(group) = q.group {
+        query.push(("group", group.to_string()));
+    }
+    s.get_query("/api/v1/alarms", &query).await
+}
+
+/// Active alarms by severity (and how many are not acknowledged), of the tenant or one device.
+pub async fn alarm_counts(s: Session, device: Option<Uuid>) -> Result<AlarmCounts, ApiError> {
+    let query: Vec<_> = device
+        .map(|d| ("device", d.to_string()))
+        .into_iter()
+        .collect();
+    s.get_query("/api/v1/alarms/counts", &query).await
+}
+
+/// The alarm with its history, oldest change first.
+pub async fn get_alarm(s: Session, id: Uuid) -> Result<AlarmDetail, ApiError> {
+    s.get(&format!("/api/v1/alarms/{id}")).await
+}
+
+/// Acknowledges, clears, assigns or comments on one alarm.
+pub async fn alarm_action(s: Session, id: Uuid, action: &AlarmAction) -> Result<Alarm, ApiError> {
+    s.post(&format!("/api/v1/alarms/{id}/actions"), action)
+        .await
+}
+
+/// The same action on a selection; the answer says which were refused and why.
+pub async fn alarm_bulk(s: Session, body: &AlarmBulk) -> Result<AlarmBulkResult, ApiError> {
+    s.post("/api/v1/alarms/bulk", body).await
+}
+
+/// The tenant's people, as many as one page holds (200), for pickers such as an alarm's
+/// assignee.
+pub async fn all_users(s: Session) -> Result<Page<User>, ApiError> {
+    s.get_query(
+        "/api/v1/users",
+        &[("page", "1".to_owned()), ("per_page", "200".to_owned())],
+    )
+    .await
 }

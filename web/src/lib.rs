@@ -22,6 +22,7 @@ use wasm_bindgen::prelude::wasm_bindgen;
 
 use crate::pages::{
     account::AccountPage,
+    alarms::{AlarmPage, AlarmsPage},
     api_keys::ApiKeysPage,
     audit::AuditPage,
     device::DevicePage,
@@ -70,6 +71,8 @@ pub fn App() -> impl IntoView {
                 <ParentRoute path=path!("") view=Shell>
                     <Route path=path!("/devices") view=DevicesPage/>
                     <Route path=path!("/devices/:id") view=DevicePage/>
+                    <Route path=path!("/alarms") view=AlarmsPage/>
+                    <Route path=path!("/alarms/:id") view=AlarmPage/>
                     <Route path=path!("/import") view=ImportPage/>
                     <Route path=path!("/groups") view=GroupsPage/>
                     <Route path=path!("/profiles") view=ProfilesPage/>

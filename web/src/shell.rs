@@ -7,6 +7,7 @@ use leptos_router::components::{A, Outlet, Redirect};
 use leptos_router::hooks::use_location;
 use stead_api_types::{Permission, Role};
 
+use crate::pages::alarms::{AlarmBell, AlarmsChanged};
 use crate::session::{SessionState, use_session};
 
 #[component]
@@ -44,6 +45,7 @@ fn initials(name: &str, email: &str) -> String {
 #[component]
 pub fn Shell() -> impl IntoView {
     let session = use_session();
+    AlarmsChanged::provide();
     // Re-render the frame only when the phase changes, not on every session update.
     let phase = Memo::new(move |_| match session.state() {
         SessionState::Restoring => 0,
@@ -139,9 +141,13 @@ fn Sidebar() -> impl IntoView {
             <div class="brand">
                 <Logo/>
                 <span class="brand-name">"Stead"</span>
+                <Show when=move || has_tenant() && session.can(Permission::AlarmsRead)>
+                    <AlarmBell/>
+                </Show>
             </div>
             <nav class="nav" aria-label="Main">
                 <NavLink href="/devices" icon="▣" label="Devices" test="nav-devices" when=Signal::derive(has_tenant)/>
+                <NavLink href="/alarms" icon="△" label="Alarms" test="nav-alarms" when=in_tenant(Permission::AlarmsRead)/>
                 <NavLink href="/groups" icon="◇" label="Groups" test="nav-groups" when=Signal::derive(has_tenant)/>
                 <NavLink href="/profiles" icon="☰" label="Profiles" test="nav-profiles" when=Signal::derive(has_tenant)/>
                 <NavLink href="/import" icon="⇪" label="Import" test="nav-import" when=tenant_wide(Permission::DevicesWrite)/>

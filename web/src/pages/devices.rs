@@ -156,7 +156,7 @@ fn plural(n: u64, one: &str, many: &str) -> String {
 }
 
 /// Runs `debounced` `SEARCH_DEBOUNCE_MS` after the last call, with the last value.
-fn debouncer(debounced: impl Fn(String) + Copy + 'static) -> impl Fn(String) + Copy + 'static {
+pub fn debouncer(debounced: impl Fn(String) + Copy + 'static) -> impl Fn(String) + Copy + 'static {
     let seq = RwSignal::new(0u64);
     move |value: String| {
         let mine = seq.get_untracked() + 1;

@@ -1,9 +1,11 @@
 //! One module per screen of the console (`account` is the signed-in person's own, `two_factor` its
 //! two-factor card; `login`, `password_reset` and `invite` are reached signed out);
 //! `attribute_form` is the attribute dialog several of them share, `bindings` the role bindings
-//! editor; `integrations` is a directory (the endpoint list, an endpoint's page, its delivery log).
+//! editor; `integrations` is a directory (the endpoint list, an endpoint's page, its delivery log),
+//! and so is `alarms` (the alarm list, an alarm's page, the bell, the table a device's tab shares).
 
 pub mod account;
+pub mod alarms;
 pub mod api_keys;
 pub mod attribute_form;
 pub mod audit;

@@ -1,8 +1,10 @@
 //! `/devices/:id`: a device's life (presence, latest values, charts, timeline, all live) and
 //! its management, in tabs kept in the URL (`?tab=`): the overview (the live view, details,
-//! editing, groups, connection instructions, deletion), attributes, commands and credentials.
+//! editing, groups, connection instructions, deletion), attributes, commands, credentials and
+//! alarms (for holders of `alarms.read`).
 
 mod activity;
+mod alarms;
 mod attributes;
 mod charts;
 mod commands;
@@ -20,6 +22,7 @@ use stead_api_types::{Device, Permission, UpdateDevice};
 use uuid::Uuid;
 
 use self::activity::{DeviceLive, LatestValues, LiveIndicator, PresenceBadge, PresenceCard};
+use self::alarms::AlarmsTab;
 use self::attributes::AttributesTab;
 use self::charts::TelemetryCharts;
 use self::commands::CommandsTab;
@@ -37,11 +40,12 @@ use crate::ui::{
     use_clock, use_toasts,
 };
 
-const TABS: [(&str, &str); 4] = [
+const TABS: [(&str, &str); 5] = [
     ("overview", "Overview"),
     ("attributes", "Attributes"),
     ("commands", "Commands"),
     ("credentials", "Credentials"),
+    ("alarms", "Alarms"),
 ];
 
 #[component]
@@ -131,10 +135,16 @@ fn DeviceView(
 
     let query = use_query_map();
     let navigate = use_navigate();
+    let can_see_alarms = session.can(Permission::AlarmsRead);
+    let tabs: Vec<_> = TABS
+        .into_iter()
+        .filter(|(key, _)| *key != "alarms" || can_see_alarms)
+        .collect();
+    let shown_tabs = tabs.clone();
     let tab = Memo::new(move |_| {
         query
             .with(|q| q.get("tab"))
-            .filter(|t| TABS.iter().any(|(key, _)| key == t))
+            .filter(|t| shown_tabs.iter().any(|(key, _)| key == t))
             .unwrap_or_else(|| "overview".to_string())
     });
     let select_tab = Callback::new(move |key: &'static str| {
@@ -194,12 +204,13 @@ fn DeviceView(
             </div>
         </header>
 
-        <Tabs tabs=TABS.to_vec() active=tab.into() on_select=select_tab/>
+        <Tabs tabs=tabs active=tab.into() on_select=select_tab/>
 
         {move || match tab.get().as_str() {
             "attributes" => view! { <AttributesTab id=id now=now/> }.into_any(),
             "commands" => view! { <CommandsTab id=id now=now/> }.into_any(),
             "credentials" => view! { <CredentialsTab device=device fresh_token=fresh_token/> }.into_any(),
+            "alarms" => view! { <AlarmsTab id=id/> }.into_any(),
             _ => view! { <Overview id=id device=device live=live fresh_token=fresh_token on_delete=Callback::new(move |_| delete_confirm.set(true))/> }.into_any(),
         }}
 
