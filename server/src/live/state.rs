@@ -19,8 +19,11 @@ pub struct MemoryState {
     presence: Arc<Mutex<HashMap<DeviceId, PresenceEntry>>>,
     alarm_state: Arc<Mutex<HashMap<DeviceId, HashMap<String, String>>>>,
     /// Score sets (the fleet page's busiest devices), with when each expires.
-    scores: Arc<Mutex<HashMap<String, (HashMap<String, f64>, std::time::Instant)>>>,
+    scores: Arc<Mutex<HashMap<String, ScoreSet>>>,
 }
+
+/// A score set's members and when it expires.
+type ScoreSet = (HashMap<String, f64>, std::time::Instant);
 
 /// A presence record and the session it belongs to.
 type PresenceEntry = (Presence, Option<SessionRef>);

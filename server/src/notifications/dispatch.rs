@@ -131,7 +131,7 @@ async fn notices(
         .map(|a| (a.id, a))
         .collect();
     // Which rules each notice is for, and the first time of each (rule, type, change) group.
-    let mut first: HashMap<(Uuid, String, AlarmChangeKind), DateTime<Utc>> = HashMap::new();
+    let mut first: HashMap<GroupKey, DateTime<Utc>> = HashMap::new();
     let mut matched: Vec<(
         &notice::Model,
         Option<&alarm::Model>,
@@ -153,8 +153,7 @@ async fn notices(
         matched.push((n, a, change, for_rules));
     }
     // Ready: every group the notice is in has waited its window.
-    let mut groups: HashMap<(Uuid, String, AlarmChangeKind), Vec<(&notice::Model, &alarm::Model)>> =
-        HashMap::new();
+    let mut groups: HashMap<GroupKey, Vec<(&notice::Model, &alarm::Model)>> = HashMap::new();
     for (n, a, change, for_rules) in matched {
         let due = for_rules.iter().all(|r| {
             let started = first[&(r.id, type_of(a), change)];
@@ -208,6 +207,9 @@ async fn notices(
     }
     Ok(())
 }
+
+/// A rule's group of changes: the rule, the alarm type, the change.
+type GroupKey = (Uuid, String, AlarmChangeKind);
 
 fn type_of(a: Option<&alarm::Model>) -> String {
     a.map(|a| a.alarm_type.clone()).unwrap_or_default()
