@@ -275,10 +275,15 @@ pub async fn attributes_of(
     Ok(attributes)
 }
 
+/// A device's attributes as rules read them.
+type Attributes = BTreeMap<(ValueSource, String), serde_json::Value>;
+
 /// What the engine needs of a device, read once per `DEVICE_TTL`.
 struct DeviceFacts {
     profile: Uuid,
-    attributes: BTreeMap<(ValueSource, String), serde_json::Value>,
+    attributes: Arc<Attributes>,
+    /// Whether `attributes` were read (only for devices whose rules need them).
+    with_attributes: bool,
     read: Instant,
 }
 
@@ -363,38 +368,37 @@ fn shard_of(device: DeviceId, n: usize) -> usize {
     (device.0.as_u128() % n as u128) as usize
 }
 
+/// Most rows one shard evaluates at once (queued batches are taken together).
+const SHARD_BATCH: usize = 5_000;
+
 async fn run_shard(ctx: Ctx, mut rx: mpsc::Receiver<Vec<Row>>) {
     let mut devices: HashMap<DeviceId, DeviceFacts> = HashMap::new();
-    while let Some(rows) = rx.recv().await {
+    while let Some(mut rows) = rx.recv().await {
+        while rows.len() < SHARD_BATCH {
+            match rx.try_recv() {
+                Ok(more) => rows.extend(more),
+                Err(_) => break,
+            }
+        }
         if devices.len() > 50_000 {
             devices.retain(|_, f| f.read.elapsed() < DEVICE_TTL);
         }
-        // Rows of one device together, in their order.
-        let mut by_device: Vec<(DeviceId, TenantId, Vec<Row>)> = Vec::new();
-        for row in rows {
-            match by_device.iter_mut().find(|(d, _, _)| *d == row.device_id) {
-                Some((_, _, list)) => list.push(row),
-                None => by_device.push((row.device_id, row.tenant_id, vec![row])),
-            }
-        }
-        for (device, tenant, rows) in by_device {
-            if let Err(e) = evaluate_device(&ctx, &mut devices, tenant, device, rows).await {
-                tracing::warn!(device = %device, error = %e, "alarm rule evaluation failed");
-            }
+        if let Err(e) = evaluate(&ctx, &mut devices, rows).await {
+            tracing::warn!(error = %e, "alarm rule evaluation failed");
         }
     }
 }
 
-async fn device_facts<'a>(
+async fn device_facts(
     ctx: &Ctx,
-    cache: &'a mut HashMap<DeviceId, DeviceFacts>,
+    cache: &mut HashMap<DeviceId, DeviceFacts>,
     tenant: TenantId,
     device: DeviceId,
     with_attributes: bool,
-) -> crate::error::Result<Option<&'a DeviceFacts>> {
+) -> crate::error::Result<Option<(Uuid, Arc<Attributes>)>> {
     let fresh = cache
         .get(&device)
-        .is_some_and(|f| f.read.elapsed() < DEVICE_TTL);
+        .is_some_and(|f| f.read.elapsed() < DEVICE_TTL && (f.with_attributes || !with_attributes));
     if !fresh {
         use crate::devices::model as d;
         use sea_orm::{ColumnTrait, QueryFilter};
@@ -418,88 +422,139 @@ async fn device_facts<'a>(
             device,
             DeviceFacts {
                 profile,
-                attributes,
+                attributes: Arc::new(attributes),
+                with_attributes,
                 read: Instant::now(),
             },
         );
     }
-    Ok(cache.get(&device))
+    Ok(cache
+        .get(&device)
+        .map(|f| (f.profile, f.attributes.clone())))
 }
 
-async fn evaluate_device(
+/// One device's part of a batch, and what it needs.
+struct DeviceWork {
+    device: DeviceId,
+    tenant: TenantId,
+    rows: Vec<Row>,
+    rules: Vec<Arc<Compiled>>,
+    attributes: Arc<Attributes>,
+}
+
+/// Evaluates a batch: each device's rows in order against its rules, their progress read and
+/// written back in one live-store round trip each; raising and clearing go to the database.
+async fn evaluate(
     ctx: &Ctx,
     cache: &mut HashMap<DeviceId, DeviceFacts>,
-    tenant: TenantId,
-    device: DeviceId,
     rows: Vec<Row>,
 ) -> crate::error::Result<()> {
-    let tenant_rules = ctx.rules.of_tenant(tenant);
-    if tenant_rules.is_empty() {
-        return Ok(());
-    }
-    // The profile first (cheap), then attributes only if a rule of this device reads them.
-    let Some(facts) = device_facts(ctx, cache, tenant, device, false).await? else {
-        return Ok(());
-    };
-    let rules = rules_for(&tenant_rules, device.0, facts.profile);
-    if rules.is_empty() {
-        return Ok(());
-    }
-    let facts = if rules.iter().any(|r| r.needs_attributes) && facts.attributes.is_empty() {
-        cache.remove(&device);
-        match device_facts(ctx, cache, tenant, device, true).await? {
-            Some(f) => f,
-            None => return Ok(()),
-        }
-    } else {
-        facts
-    };
-    let stored = ctx.live.alarm_state(device).await?;
-    let mut states: HashMap<Uuid, RuleState> = rules
-        .iter()
-        .map(|r| {
-            let s = stored
-                .get(&r.id.to_string())
-                .and_then(|s| serde_json::from_str(s).ok())
-                .unwrap_or_default();
-            (r.id, s)
-        })
-        .collect();
-    let before = states.clone();
-    let mut decisions: Vec<(Arc<Compiled>, Decision, serde_json::Value, i64)> = Vec::new();
-    for row in &rows {
-        let f = Facts {
-            telemetry: &row.values,
-            attributes: &facts.attributes,
-        };
-        for r in &rules {
-            let Some(state) = states.get_mut(&r.id) else {
-                continue;
-            };
-            let d = decide(&r.rule, state, &f, row.ts);
-            if d != Decision::Nothing {
-                decisions.push((
-                    r.clone(),
-                    d,
-                    serde_json::Value::Object(row.values.clone()),
-                    row.ts,
-                ));
+    // Rows of one device together, in their order.
+    let mut index: HashMap<DeviceId, usize> = HashMap::new();
+    let mut by_device: Vec<(DeviceId, TenantId, Vec<Row>)> = Vec::new();
+    for row in rows {
+        match index.get(&row.device_id) {
+            Some(i) => by_device[*i].2.push(row),
+            None => {
+                index.insert(row.device_id, by_device.len());
+                by_device.push((row.device_id, row.tenant_id, vec![row]));
             }
         }
     }
-    for (rule, decision, values, ts) in decisions {
+    let mut work = Vec::new();
+    for (device, tenant, rows) in by_device {
+        let tenant_rules = ctx.rules.of_tenant(tenant);
+        if tenant_rules.is_empty() {
+            continue;
+        }
+        // The profile first (cheap), then attributes only if a rule of this device reads them.
+        let Some((profile, _)) = device_facts(ctx, cache, tenant, device, false).await? else {
+            continue;
+        };
+        let rules = rules_for(&tenant_rules, device.0, profile);
+        if rules.is_empty() {
+            continue;
+        }
+        let attributes = if rules.iter().any(|r| r.needs_attributes) {
+            match device_facts(ctx, cache, tenant, device, true).await? {
+                Some((_, a)) => a,
+                None => continue,
+            }
+        } else {
+            Arc::default()
+        };
+        work.push(DeviceWork {
+            device,
+            tenant,
+            rows,
+            rules,
+            attributes,
+        });
+    }
+    if work.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<DeviceId> = work.iter().map(|w| w.device).collect();
+    let stored = ctx.live.alarm_states(&ids).await?;
+    let mut decisions: Vec<(
+        TenantId,
+        DeviceId,
+        Arc<Compiled>,
+        Decision,
+        serde_json::Value,
+        i64,
+    )> = Vec::new();
+    let mut changes = Vec::new();
+    for (w, stored) in work.iter().zip(stored) {
+        let mut states: HashMap<Uuid, RuleState> = w
+            .rules
+            .iter()
+            .map(|r| {
+                let s = stored
+                    .get(&r.id.to_string())
+                    .and_then(|s| serde_json::from_str(s).ok())
+                    .unwrap_or_default();
+                (r.id, s)
+            })
+            .collect();
+        let before = states.clone();
+        for row in &w.rows {
+            let f = Facts {
+                telemetry: &row.values,
+                attributes: &w.attributes,
+            };
+            for r in &w.rules {
+                let Some(state) = states.get_mut(&r.id) else {
+                    continue;
+                };
+                let d = decide(&r.rule, state, &f, row.ts);
+                if d != Decision::Nothing {
+                    decisions.push((
+                        w.tenant,
+                        w.device,
+                        r.clone(),
+                        d,
+                        serde_json::Value::Object(row.values.clone()),
+                        row.ts,
+                    ));
+                }
+            }
+        }
+        let changed: Vec<(String, Option<String>)> = states
+            .into_iter()
+            .filter(|(id, s)| before.get(id) != Some(s))
+            .map(|(id, s)| {
+                let value = (s != RuleState::default())
+                    .then(|| serde_json::to_string(&s).unwrap_or_default());
+                (id.to_string(), value)
+            })
+            .collect();
+        changes.push((w.device, changed));
+    }
+    for (tenant, device, rule, decision, values, ts) in decisions {
         apply(ctx, tenant, device, &rule, decision, values, ts).await?;
     }
-    let changes = states
-        .into_iter()
-        .filter(|(id, s)| before.get(id) != Some(s))
-        .map(|(id, s)| {
-            let value =
-                (s != RuleState::default()).then(|| serde_json::to_string(&s).unwrap_or_default());
-            (id.to_string(), value)
-        })
-        .collect();
-    ctx.live.save_alarm_state(device, changes).await?;
+    ctx.live.save_alarm_states(changes).await?;
     Ok(())
 }
 

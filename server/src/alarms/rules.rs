@@ -530,14 +530,21 @@ impl Progress {
             *self = Progress::default();
             return false;
         }
-        self.since = Some(self.since.map_or(ts, |s| s.min(ts)));
-        self.count = self.count.saturating_add(1);
+        // Only what the kind needs is kept, so that a message that changes nothing writes nothing
+        // back to the live store (an immediate condition keeps no progress at all).
         match c.kind {
             ConditionKind::Immediate => true,
             ConditionKind::Duration => {
-                ts - self.since.unwrap_or(ts) >= i64::from(c.secs.unwrap_or(0)) * 1000
+                let since = self.since.map_or(ts, |s| s.min(ts));
+                self.since = Some(since);
+                ts - since >= i64::from(c.secs.unwrap_or(0)) * 1000
             }
-            ConditionKind::Repeating => self.count >= c.count.unwrap_or(1),
+            ConditionKind::Repeating => {
+                let needed = c.count.unwrap_or(1);
+                // Counting past the threshold would change the state on every message.
+                self.count = self.count.saturating_add(1).min(needed);
+                self.count >= needed
+            }
             ConditionKind::NoData => false,
         }
     }

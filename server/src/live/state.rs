@@ -307,56 +307,75 @@ impl LiveStore {
 const ALARM_STATE_TTL_SECS: i64 = 30 * 24 * 3600;
 
 impl LiveStore {
-    /// A device's alarm-rule progress, by rule (each value the engine's own JSON).
-    pub async fn alarm_state(&self, device: DeviceId) -> anyhow::Result<HashMap<String, String>> {
+    /// The alarm-rule progress of several devices, by rule (each value the engine's own JSON),
+    /// in the order asked: one Redis round trip.
+    pub async fn alarm_states(
+        &self,
+        devices: &[DeviceId],
+    ) -> anyhow::Result<Vec<HashMap<String, String>>> {
         match self {
-            LiveStore::Memory(m) => Ok(lock(&m.state.alarm_state)
-                .get(&device)
-                .cloned()
-                .unwrap_or_default()),
-            LiveStore::Redis(r) => Ok(r
-                .conn
-                .clone()
-                .hgetall(r.alarm_state_key(device))
-                .instrument(redis_span("HGETALL"))
-                .await?),
+            LiveStore::Memory(m) => {
+                let all = lock(&m.state.alarm_state);
+                Ok(devices
+                    .iter()
+                    .map(|d| all.get(d).cloned().unwrap_or_default())
+                    .collect())
+            }
+            LiveStore::Redis(r) => {
+                if devices.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut pipe = redis::pipe();
+                for d in devices {
+                    pipe.hgetall(r.alarm_state_key(*d));
+                }
+                Ok(pipe
+                    .query_async(&mut r.conn.clone())
+                    .instrument(redis_span("HGETALL"))
+                    .await?)
+            }
         }
     }
 
-    /// Writes (`Some`) or forgets (`None`) the progress of some rules of a device.
-    pub async fn save_alarm_state(
+    /// Writes (`Some`) or forgets (`None`) the progress of some rules of some devices: one Redis
+    /// round trip.
+    pub async fn save_alarm_states(
         &self,
-        device: DeviceId,
-        changes: Vec<(String, Option<String>)>,
+        changes: Vec<(DeviceId, Vec<(String, Option<String>)>)>,
     ) -> anyhow::Result<()> {
+        let changes: Vec<_> = changes.into_iter().filter(|(_, c)| !c.is_empty()).collect();
         if changes.is_empty() {
             return Ok(());
         }
         match self {
             LiveStore::Memory(m) => {
                 let mut all = lock(&m.state.alarm_state);
-                let entry = all.entry(device).or_default();
-                for (rule, value) in changes {
-                    match value {
-                        Some(v) => entry.insert(rule, v),
-                        None => entry.remove(&rule),
-                    };
-                }
-                if entry.is_empty() {
-                    all.remove(&device);
+                for (device, rules) in changes {
+                    let entry = all.entry(device).or_default();
+                    for (rule, value) in rules {
+                        match value {
+                            Some(v) => entry.insert(rule, v),
+                            None => entry.remove(&rule),
+                        };
+                    }
+                    if entry.is_empty() {
+                        all.remove(&device);
+                    }
                 }
                 Ok(())
             }
             LiveStore::Redis(r) => {
-                let key = r.alarm_state_key(device);
                 let mut pipe = redis::pipe();
-                for (rule, value) in changes {
-                    match value {
-                        Some(v) => pipe.hset(&key, rule, v).ignore(),
-                        None => pipe.hdel(&key, rule).ignore(),
-                    };
+                for (device, rules) in changes {
+                    let key = r.alarm_state_key(device);
+                    for (rule, value) in rules {
+                        match value {
+                            Some(v) => pipe.hset(&key, rule, v).ignore(),
+                            None => pipe.hdel(&key, rule).ignore(),
+                        };
+                    }
+                    pipe.expire(&key, ALARM_STATE_TTL_SECS).ignore();
                 }
-                pipe.expire(&key, ALARM_STATE_TTL_SECS).ignore();
                 let _: () = pipe
                     .query_async(&mut r.conn.clone())
                     .instrument(redis_span("HSET"))
@@ -364,6 +383,24 @@ impl LiveStore {
                 Ok(())
             }
         }
+    }
+
+    /// One device's progress (`alarm_states` of one).
+    pub async fn alarm_state(&self, device: DeviceId) -> anyhow::Result<HashMap<String, String>> {
+        Ok(self
+            .alarm_states(&[device])
+            .await?
+            .pop()
+            .unwrap_or_default())
+    }
+
+    /// `save_alarm_states` of one device.
+    pub async fn save_alarm_state(
+        &self,
+        device: DeviceId,
+        changes: Vec<(String, Option<String>)>,
+    ) -> anyhow::Result<()> {
+        self.save_alarm_states(vec![(device, changes)]).await
     }
 }
 
