@@ -306,6 +306,9 @@ impl LiveStore {
 /// forgets half-run durations, never an active alarm (that is in the database).
 const ALARM_STATE_TTL_SECS: i64 = 30 * 24 * 3600;
 
+/// A device's rule progress to write (`Some`) or forget (`None`), by rule id.
+pub type RuleChanges = Vec<(String, Option<String>)>;
+
 impl LiveStore {
     /// The alarm-rule progress of several devices, by rule (each value the engine's own JSON),
     /// in the order asked: one Redis round trip.
@@ -341,7 +344,7 @@ impl LiveStore {
     /// round trip.
     pub async fn save_alarm_states(
         &self,
-        changes: Vec<(DeviceId, Vec<(String, Option<String>)>)>,
+        changes: Vec<(DeviceId, RuleChanges)>,
     ) -> anyhow::Result<()> {
         let changes: Vec<_> = changes.into_iter().filter(|(_, c)| !c.is_empty()).collect();
         if changes.is_empty() {
@@ -398,7 +401,7 @@ impl LiveStore {
     pub async fn save_alarm_state(
         &self,
         device: DeviceId,
-        changes: Vec<(String, Option<String>)>,
+        changes: RuleChanges,
     ) -> anyhow::Result<()> {
         self.save_alarm_states(vec![(device, changes)]).await
     }
