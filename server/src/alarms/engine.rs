@@ -671,81 +671,87 @@ pub async fn run_no_data(state: crate::app::AppState) {
     }
 }
 
+/// Devices the sweep reads from the live store at once.
+const SWEEP_CHUNK: usize = 1_000;
+
 async fn sweep_no_data(state: &crate::app::AppState) -> crate::error::Result<()> {
     use crate::devices::model as d;
     use sea_orm::{ColumnTrait, QueryFilter};
-    let now = Utc::now();
+    let now = Utc::now().timestamp_millis();
     for rule in state.alarms.rules.all() {
         let conditions: Vec<(AlarmSeverity, i64, Option<String>)> = rule
             .rule
             .no_data()
             .map(|(s, ms, k)| (s, ms, k.map(str::to_owned)))
             .collect();
-        if conditions.is_empty() || !rule.rule.in_schedule(now.timestamp_millis()) {
+        if conditions.is_empty() || !rule.rule.in_schedule(now) {
             continue;
         }
         // The devices the rule covers.
-        let mut q = d::Entity::find()
+        let q = d::Entity::find()
             .select_only()
             .column(d::Column::Id)
             .filter(d::Column::TenantId.eq(rule.tenant.0));
-        q = match (rule.device, rule.profile) {
+        let q = match (rule.device, rule.profile) {
             (Some(dev), _) => q.filter(d::Column::Id.eq(dev)),
             (None, Some(p)) => q.filter(d::Column::ProfileId.eq(p)),
             (None, None) => continue,
         };
         let ids: Vec<Uuid> = q.into_tuple().all(&state.db).await?;
-        for id in ids {
-            let device = DeviceId(id);
-            let known: RuleState = state
-                .live
-                .alarm_state(device)
-                .await?
-                .get(&rule.id.to_string())
-                .and_then(|s| serde_json::from_str(s).ok())
-                .unwrap_or_default();
-            let latest = state.live.latest(device).await.unwrap_or_default();
-            let presence = state.live.presence(device).await.ok();
-            for (severity, ms, key) in &conditions {
-                if known.active == Some(*severity) {
-                    break;
-                }
-                let last = match key {
-                    Some(k) => latest.get(k).map(|v| v.ts),
-                    None => latest.values().map(|v| v.ts).max(),
-                }
-                .or_else(|| presence.as_ref().and_then(|p| p.last_activity));
-                let Some(last) = last else { continue };
-                if now.timestamp_millis() - last < *ms {
-                    continue;
-                }
-                apply(
-                    state,
-                    rule.tenant,
-                    device,
-                    &rule,
-                    Decision::Raise(*severity),
-                    serde_json::json!({"silent_since": DateTime::from_timestamp_millis(last), "key": key}),
-                    now.timestamp_millis(),
-                )
-                .await?;
-                let mut s = RuleState {
-                    active: Some(*severity),
-                    ..Default::default()
-                };
-                s.last_met = Some(now.timestamp_millis());
-                state
-                    .live
-                    .save_alarm_state(
-                        device,
+        for chunk in ids.chunks(SWEEP_CHUNK) {
+            let devices: Vec<DeviceId> = chunk.iter().copied().map(DeviceId).collect();
+            let known = state.live.alarm_states(&devices).await?;
+            let presence = state.live.presence_of(&devices).await?;
+            let mut per_key: HashMap<String, Vec<Option<i64>>> = HashMap::new();
+            for key in conditions.iter().filter_map(|(_, _, k)| k.clone()) {
+                let ts = state.live.latest_ts_of(&devices, &key).await?;
+                per_key.insert(key, ts);
+            }
+            let mut raised = Vec::new();
+            for (i, device) in devices.iter().enumerate() {
+                let known: RuleState = known[i]
+                    .get(&rule.id.to_string())
+                    .and_then(|s| serde_json::from_str(s).ok())
+                    .unwrap_or_default();
+                for (severity, ms, key) in &conditions {
+                    if known.active == Some(*severity) {
+                        break;
+                    }
+                    let last = key
+                        .as_ref()
+                        .and_then(|k| per_key.get(k).and_then(|t| t[i]))
+                        .or(presence[i].last_activity);
+                    // A device never heard from has not gone silent.
+                    let Some(last) = last else { continue };
+                    if now - last < *ms {
+                        continue;
+                    }
+                    apply(
+                        state,
+                        rule.tenant,
+                        *device,
+                        &rule,
+                        Decision::Raise(*severity),
+                        serde_json::json!({"silent_since": DateTime::from_timestamp_millis(last), "key": key}),
+                        now,
+                    )
+                    .await?;
+                    let s = RuleState {
+                        active: Some(*severity),
+                        last_met: Some(now),
+                        ..Default::default()
+                    };
+                    raised.push((
+                        *device,
                         vec![(
                             rule.id.to_string(),
                             Some(serde_json::to_string(&s).unwrap_or_default()),
                         )],
-                    )
-                    .await?;
-                break;
+                    ));
+                    break;
+                }
             }
+            state.live.save_alarm_states(raised).await?;
         }
     }
     Ok(())

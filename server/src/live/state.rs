@@ -675,6 +675,44 @@ impl LiveStore {
     }
 
     /// The presence of many devices at once (one round trip on Redis), in the same order.
+    /// The time (ms) of the newest value of `key` of each device, in the order asked: one Redis
+    /// round trip.
+    pub async fn latest_ts_of(
+        &self,
+        devices: &[DeviceId],
+        key: &str,
+    ) -> anyhow::Result<Vec<Option<i64>>> {
+        match self {
+            LiveStore::Memory(m) => {
+                let all = lock(&m.state.latest);
+                Ok(devices
+                    .iter()
+                    .map(|d| all.get(d).and_then(|k| k.get(key)).map(|v| v.ts))
+                    .collect())
+            }
+            LiveStore::Redis(r) => {
+                if devices.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut pipe = redis::pipe();
+                for device in devices {
+                    pipe.hget(r.latest_key(*device), key);
+                }
+                let raws: Vec<Option<String>> = pipe
+                    .query_async(&mut r.conn.clone())
+                    .instrument(redis_span("HGET"))
+                    .await?;
+                Ok(raws
+                    .into_iter()
+                    .map(|v| {
+                        v.and_then(|v| serde_json::from_str::<TsValue>(&v).ok())
+                            .map(|v| v.ts)
+                    })
+                    .collect())
+            }
+        }
+    }
+
     pub async fn presence_of(&self, devices: &[DeviceId]) -> anyhow::Result<Vec<Presence>> {
         match self {
             LiveStore::Memory(m) => {
