@@ -13,6 +13,7 @@ mod backup;
 mod bad_input;
 mod browser;
 mod browser_account;
+mod browser_alarms;
 mod browser_audit;
 mod browser_fleet;
 mod browser_gateways;
