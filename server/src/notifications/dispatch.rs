@@ -27,6 +27,11 @@ use crate::app::AppState;
 use crate::auth::System;
 use crate::error::Result;
 
+/// Notices read per tick: a whole burst, so that one grouped notification names it all.
+const PENDING: u64 = 20_000;
+/// Notices claimed per statement.
+const CLAIM_CHUNK: usize = 500;
+
 /// Devices a grouped notification names before "and N more".
 const NAMED: usize = 100;
 
@@ -116,7 +121,7 @@ async fn notices(
     let pending = notice::Entity::find()
         .filter(notice::Column::Processed.eq(false))
         .order_by_asc(notice::Column::Id)
-        .limit(1000)
+        .limit(PENDING)
         .all(&state.db)
         .await?;
     if pending.is_empty() {
@@ -153,26 +158,31 @@ async fn notices(
         matched.push((n, a, change, for_rules));
     }
     // Ready: every group the notice is in has waited its window.
-    let mut groups: HashMap<GroupKey, Vec<(&notice::Model, &alarm::Model)>> = HashMap::new();
-    for (n, a, change, for_rules) in matched {
-        let due = for_rules.iter().all(|r| {
-            let started = first[&(r.id, type_of(a), change)];
-            now >= started + chrono::Duration::seconds(i64::from(r.spec.group_window_secs))
-        });
-        if !due {
-            continue;
-        }
-        // Claimed here; a notice another worker took is left to it.
-        let claimed = notice::Entity::update_many()
+    let ready: Vec<_> = matched
+        .into_iter()
+        .filter(|(n, a, change, for_rules)| {
+            for_rules.iter().all(|r| {
+                let started = first[&(r.id, type_of(*a), *change)];
+                now >= started + chrono::Duration::seconds(i64::from(r.spec.group_window_secs))
+            }) && n.at <= now
+        })
+        .collect();
+    // Claimed here, a chunk per statement; what another worker took is left to it.
+    let mut claimed: HashSet<i64> = HashSet::new();
+    let ids: Vec<i64> = ready.iter().map(|(n, ..)| n.id).collect();
+    for chunk in ids.chunks(CLAIM_CHUNK) {
+        let taken = notice::Entity::update_many()
             .col_expr(notice::Column::Processed, Expr::value(true))
-            .filter(notice::Column::Id.eq(n.id))
+            .filter(notice::Column::Id.is_in(chunk.to_vec()))
             .filter(notice::Column::Processed.eq(false))
-            .exec(&state.db)
-            .await?
-            .rows_affected
-            == 1;
+            .exec_with_returning(&state.db)
+            .await?;
+        claimed.extend(taken.into_iter().map(|n| n.id));
+    }
+    let mut groups: HashMap<GroupKey, Vec<(&notice::Model, &alarm::Model)>> = HashMap::new();
+    for (n, a, change, for_rules) in ready {
         let Some(a) = a else { continue };
-        if !claimed || silences.hold(a) {
+        if !claimed.contains(&n.id) || silences.hold(a) {
             continue;
         }
         for r in for_rules {
@@ -329,12 +339,12 @@ async fn send(
         .max()
         .unwrap_or(AlarmSeverity::Indeterminate);
     let devices: BTreeSet<Uuid> = batch.iter().map(|(_, a)| a.device_id).collect();
+    // Names of those a notification lists (the count says how many there are).
+    let named: Vec<Uuid> = devices.iter().copied().take(NAMED).collect();
     let names: Vec<String> = crate::devices::model::Entity::find()
         .select_only()
         .column(crate::devices::model::Column::Name)
-        .filter(
-            crate::devices::model::Column::Id.is_in(devices.iter().copied().collect::<Vec<_>>()),
-        )
+        .filter(crate::devices::model::Column::Id.is_in(named))
         .order_by_asc(crate::devices::model::Column::Name)
         .into_tuple()
         .all(&state.db)
@@ -346,7 +356,7 @@ async fn send(
     };
     let sev = severity.as_str().to_uppercase();
     let url = crate::mail::public_url(&state.config);
-    let (title, body) = if names.len() == 1 {
+    let (title, body) = if devices.len() == 1 && names.len() == 1 {
         (
             format!("[{sev}] {alarm_type} {what} on {}", names[0]),
             format!(
@@ -355,20 +365,15 @@ async fn send(
             ),
         )
     } else {
-        let mut listed = names
-            .iter()
-            .take(NAMED)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n  ");
-        if names.len() > NAMED {
-            listed.push_str(&format!("\n  … and {} more", names.len() - NAMED));
+        let mut listed = names.join("\n  ");
+        if devices.len() > names.len() {
+            listed.push_str(&format!("\n  … and {} more", devices.len() - names.len()));
         }
         (
-            format!("[{sev}] {alarm_type} {what} on {} devices", names.len()),
+            format!("[{sev}] {alarm_type} {what} on {} devices", devices.len()),
             format!(
                 "Alarm {alarm_type} is {what} on {} devices:\n  {listed}\n\n{url}/alarms?alarm_type={alarm_type}",
-                names.len()
+                devices.len()
             ),
         )
     };
@@ -397,10 +402,15 @@ async fn send(
         && let Some(endpoint) = rule.spec.webhook_id
     {
         let seqs: Vec<i64> = batch.iter().map(|(n, _)| n.event_seq).collect();
-        let events = crate::events::model::Entity::find()
-            .filter(crate::events::model::Column::Seq.is_in(seqs))
-            .all(&state.db)
-            .await?;
+        let mut events = Vec::new();
+        for chunk in seqs.chunks(CLAIM_CHUNK) {
+            events.extend(
+                crate::events::model::Entity::find()
+                    .filter(crate::events::model::Column::Seq.is_in(chunk.to_vec()))
+                    .all(&state.db)
+                    .await?,
+            );
+        }
         for e in &events {
             crate::events::dispatch::new_delivery(
                 e,
