@@ -14,7 +14,7 @@ use stead_api_types::{
 };
 use stead_api_types::{
     Alarm, AlarmAction, AlarmBulk, AlarmBulkResult, AlarmCounts, AlarmDetail, AlarmPage,
-    AlarmQuery, AlarmStatusFilter,
+    AlarmQuery, AlarmRule, AlarmRuleSpec, AlarmStatusFilter,
 };
 use stead_api_types::{
     CreateWebhook, CreatedWebhook, DeliveryStatus, EventType, NatsSink, ReplayWebhook, Replayed,
@@ -724,6 +724,28 @@ pub async fn alarm_action(s: Session, id: Uuid, action: &AlarmAction) -> Result<
 /// The same action on a selection; the answer says which were refused and why.
 pub async fn alarm_bulk(s: Session, body: &AlarmBulk) -> Result<AlarmBulkResult, ApiError> {
     s.post("/api/v1/alarms/bulk", body).await
+}
+
+/// The profile's alarm rules, by type.
+pub async fn profile_alarm_rules(s: Session, profile: Uuid) -> Result<Vec<AlarmRule>, ApiError> {
+    s.get_query("/api/v1/alarm-rules", &[("profile", profile.to_string())])
+        .await
+}
+
+pub async fn create_alarm_rule(s: Session, body: &AlarmRuleSpec) -> Result<AlarmRule, ApiError> {
+    s.post("/api/v1/alarm-rules", body).await
+}
+
+pub async fn update_alarm_rule(
+    s: Session,
+    id: Uuid,
+    body: &AlarmRuleSpec,
+) -> Result<AlarmRule, ApiError> {
+    s.put(&format!("/api/v1/alarm-rules/{id}"), body).await
+}
+
+pub async fn delete_alarm_rule(s: Session, id: Uuid) -> Result<(), ApiError> {
+    s.delete(&format!("/api/v1/alarm-rules/{id}")).await
 }
 
 /// The tenant's people, as many as one page holds (200), for pickers such as an alarm's

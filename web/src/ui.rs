@@ -324,6 +324,9 @@ pub fn FormActions(
 pub struct Action {
     pub busy: RwSignal<bool>,
     pub error: RwSignal<Option<String>>,
+    /// The field the server named with its refusal (`create.major.expr.test.value`), for a form
+    /// to mark where the fault is.
+    pub field: RwSignal<Option<String>>,
 }
 
 impl Action {
@@ -331,6 +334,7 @@ impl Action {
         Action {
             busy: RwSignal::new(false),
             error: RwSignal::new(None),
+            field: RwSignal::new(None),
         }
     }
 
@@ -347,6 +351,7 @@ impl Action {
 
     /// A refusal found before asking the server.
     pub fn refuse(&self, why: impl Into<String>) {
+        self.field.set(None);
         self.error.set(Some(why.into()));
     }
 
@@ -361,10 +366,12 @@ impl Action {
         }
         self.busy.set(true);
         self.error.set(None);
+        self.field.set(None);
         spawn_local(async move {
             match fut.await {
                 Ok(value) => done(value),
                 Err(e) => {
+                    self.field.try_set(e.field);
                     self.error.try_set(Some(e.detail));
                 }
             }

@@ -2,11 +2,12 @@
 //! (`mosquitto_pub`) sends a temperature above it; the alarm list and the bell show it without a
 //! reload; a person acknowledges it from the list, comments on it, assigns it and clears it from
 //! its page, and finds it on the device's Alarms tab. A second alarm is acknowledged and cleared as
-//! a selection. Every step is checked through the API too.
+//! a selection. A profile's rule is made, refused (the field named), edited and deleted in the
+//! profile's rule dialog. Every step is checked through the API too.
 
 use fantoccini::Client as Browser;
 use serde_json::json;
-use stead_api_types::{Alarm, AlarmDetail, AlarmPage, AlarmSeverity, Me};
+use stead_api_types::{Alarm, AlarmDetail, AlarmPage, AlarmRule, AlarmSeverity, Device, Me};
 use stead_e2e::Client;
 use uuid::Uuid;
 
@@ -266,4 +267,154 @@ async fn an_alarm_is_raised_acknowledged_commented_and_cleared_in_the_console() 
     wait_text(&b, "[data-test=no-alarms]", "No active alarms").await;
     let second = detail(c, second.id).await.alarm;
     assert!(!second.active && second.acknowledged, "{second:?}");
+}
+
+/// A field of a condition row of the rule form (`critical`, `major` … or the clear row).
+fn field(row: &str, css: &str) -> String {
+    match row {
+        "clear" => format!("[data-test=rule-clear] {css}"),
+        severity => format!("[data-test=rule-condition][data-severity={severity}] {css}"),
+    }
+}
+
+async fn fill(b: &Browser, css: &str, text: &str) {
+    let input = wait_css(b, css).await;
+    input.clear().await.unwrap();
+    input.send_keys(text).await.unwrap();
+}
+
+async fn rules_of(c: &Client, profile: Uuid) -> Vec<AlarmRule> {
+    c.get(&format!("/api/v1/alarm-rules?profile={profile}"))
+        .await
+        .unwrap()
+        .ok()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_profile_alarm_rule_is_made_edited_and_deleted_in_the_console() {
+    let console = Console::start().await;
+    let (server, c) = (&console.server, &console.acme.admin);
+    let (id, token) = device(c, "pump-1").await;
+    let d: Device = c
+        .get(&format!("/api/v1/devices/{id}"))
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    let profile = d.profile_id;
+
+    let b = console.sign_in().await;
+    click(&b, "[data-test=nav-profiles]").await;
+    click(&b, "[data-test=profile-alarm-rules]").await;
+    wait_css(&b, "[data-test=no-alarm-rules]").await;
+
+    // A rule with two severities and a clear condition, from the form.
+    click(&b, "[data-test=new-alarm-rule]").await;
+    fill(&b, "input[name=alarm_type]", "over heat").await;
+    fill(&b, &field("major", "input[name=key]"), "temperature").await;
+    fill(&b, &field("major", "input[name=value]"), "80").await;
+    click(&b, "[data-test=add-condition]").await;
+    click(
+        &b,
+        &field("critical", "select[name=kind] option[value=repeating]"),
+    )
+    .await;
+    fill(&b, &field("critical", "input[name=amount]"), "1").await;
+    fill(&b, &field("critical", "input[name=key]"), "temperature").await;
+    fill(&b, &field("critical", "input[name=value]"), "90").await;
+    click(&b, "[data-test=rule-has-clear]").await;
+    fill(&b, &field("clear", "input[name=key]"), "temperature").await;
+    fill(&b, &field("clear", "input[name=value]"), "75").await;
+    screenshot(&b, "alarm-rule-form").await;
+
+    // The server refuses, naming the field; the form says where.
+    click(&b, "[data-test=save-alarm-rule]").await;
+    wait_text(&b, "[data-test=error-field]", "alarm_type").await;
+    wait_text(&b, "[data-test=error]", "Alarm type:").await;
+    fill(&b, "input[name=alarm_type]", "overheat").await;
+    click(&b, "[data-test=save-alarm-rule]").await;
+    wait_text(&b, "[data-test=error-field]", "create.critical.count").await;
+    wait_text(&b, "[data-test=error]", "Critical condition:").await;
+    wait_css(
+        &b,
+        "[data-test=rule-condition][data-severity=critical].field-invalid",
+    )
+    .await;
+    screenshot(&b, "alarm-rule-refused").await;
+    assert!(rules_of(c, profile).await.is_empty());
+    fill(&b, &field("critical", "input[name=amount]"), "3").await;
+    click(&b, "[data-test=save-alarm-rule]").await;
+
+    // Listed, and stored as the form said.
+    let row = "[data-test=alarm-rule-row][data-type=overheat]";
+    wait_text(
+        &b,
+        &format!("{row} [data-test=rule-raises][data-severity=critical]"),
+        "temperature > 90, 3 in a row",
+    )
+    .await;
+    wait_text(
+        &b,
+        &format!("{row} [data-test=rule-raises][data-severity=major]"),
+        "temperature > 80",
+    )
+    .await;
+    wait_text(
+        &b,
+        &format!("{row} [data-test=rule-clears]"),
+        "when temperature < 75",
+    )
+    .await;
+    screenshot(&b, "alarm-rules").await;
+    let rules = rules_of(c, profile).await;
+    assert_eq!(rules.len(), 1);
+    let spec = serde_json::to_value(&rules[0].spec).unwrap();
+    assert_eq!(
+        spec["create"],
+        json!({
+            "critical": {"kind": "repeating", "count": 3,
+                         "expr": {"test": {"source": "telemetry", "key": "temperature", "op": ">", "value": 90}}},
+            "major": {"kind": "immediate",
+                      "expr": {"test": {"source": "telemetry", "key": "temperature", "op": ">", "value": 80}}}
+        })
+    );
+    assert_eq!(
+        spec["clear"]["expr"]["test"],
+        json!({"source": "telemetry", "key": "temperature", "op": "<", "value": 75})
+    );
+
+    // Edited: the critical condition goes, major moves to 85.
+    click(&b, &format!("{row} [data-test=edit-alarm-rule]")).await;
+    click(&b, &field("critical", "[data-test=remove-condition]")).await;
+    fill(&b, &field("major", "input[name=value]"), "85").await;
+    click(&b, "[data-test=save-alarm-rule]").await;
+    wait_text(
+        &b,
+        &format!("{row} [data-test=rule-raises][data-severity=major]"),
+        "temperature > 85",
+    )
+    .await;
+    wait_count(&b, &format!("{row} [data-test=rule-raises]"), 1).await;
+    let spec = rules_of(c, profile).await.remove(0).spec;
+    assert!(
+        spec.create.critical.is_none() && spec.clear.is_some(),
+        "{spec:?}"
+    );
+
+    // The rule made in the console raises alarms on the profile's devices.
+    publish(server, &token, 86);
+    crate::mqtt::eventually("the console's rule raises an alarm", || async {
+        alarms(c)
+            .await
+            .iter()
+            .any(|a| a.device_id == id && a.alarm_type == "overheat" && a.active)
+    })
+    .await;
+
+    // Deleted.
+    click(&b, &format!("{row} [data-test=delete-alarm-rule]")).await;
+    click(&b, "[data-test=confirm-delete-alarm-rule]").await;
+    wait_css(&b, "[data-test=no-alarm-rules]").await;
+    assert!(rules_of(c, profile).await.is_empty());
 }

@@ -1,6 +1,7 @@
 //! `/profiles`: device profiles, the settings a kind of device shares: how it may provision
 //! itself (key and secret, the secret shown once), when it counts as inactive, and rate-limit
-//! overrides. One profile is the tenant's default; a profile in use cannot be deleted.
+//! overrides. One profile is the tenant's default; a profile in use cannot be deleted. Each
+//! profile's alarm rules open in a dialog of their own (`alarms::rules`).
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -10,6 +11,7 @@ use stead_api_types::{
     UpdateProfile,
 };
 
+use super::alarms::ProfileAlarmRules;
 use crate::api;
 use crate::session::use_session;
 use crate::shell::RequireTenant;
@@ -80,7 +82,9 @@ fn ProfileList() -> impl IntoView {
     let session = use_session();
     let toasts = use_toasts();
     let can_manage = Memo::new(move |_| session.can(Permission::ProfilesManage));
+    let can_see_rules = Memo::new(move |_| session.can(Permission::AlarmsRead));
     let profiles = Loader::new(move || api::list_profiles(session));
+    let rules_of = RwSignal::new(None::<DeviceProfile>);
 
     let editing = RwSignal::new(None::<Editing>);
     let revealed = RwSignal::new(None::<SavedProfile>);
@@ -135,7 +139,7 @@ fn ProfileList() -> impl IntoView {
                             <TableHead columns=&["Name", "Devices", "Provisioning", "Inactive after", "Rate limits"] actions=true/>
                             <tbody>
                                 {list.into_iter().map(|p| {
-                                    let (for_edit, for_default, for_delete) = (p.clone(), p.clone(), p.clone());
+                                    let (for_edit, for_default, for_delete, for_rules) = (p.clone(), p.clone(), p.clone(), p.clone());
                                     let pid = p.id;
                                     let is_default = p.is_default;
                                     let limits = [
@@ -173,6 +177,17 @@ fn ProfileList() -> impl IntoView {
                                                 }}
                                             </td>
                                             <td class="actions-col">
+                                                <Show when=move || can_see_rules.get()>
+                                                    {
+                                                        let for_rules = for_rules.clone();
+                                                        view! {
+                                                            <button type="button" class="button button-ghost button-small" data-test="profile-alarm-rules"
+                                                                on:click=move |_| rules_of.set(Some(for_rules.clone()))>
+                                                                "Alarm rules"
+                                                            </button>
+                                                        }
+                                                    }
+                                                </Show>
                                                 <Show when=move || can_manage.get()>
                                                     {
                                                         let (for_edit, for_default, for_delete) = (for_edit.clone(), for_default.clone(), for_delete.clone());
@@ -220,6 +235,10 @@ fn ProfileList() -> impl IntoView {
                         }
                     })
                 />
+            })}
+
+            {move || rules_of.get().map(|p| view! {
+                <ProfileAlarmRules profile=p on_close=Callback::new(move |_| rules_of.set(None))/>
             })}
 
             {move || revealed.get().map(|saved| {

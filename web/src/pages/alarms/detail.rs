@@ -344,6 +344,7 @@ fn AssignBox(id: Uuid, assignee: Signal<Option<(Uuid, String)>>) -> impl IntoVie
         }
     });
     let people = Memo::new(move |_| {
+        let me = session.me().map(|m| m.id);
         let mut people: Vec<(Uuid, String)> = users
             .data
             .get()
@@ -351,11 +352,14 @@ fn AssignBox(id: Uuid, assignee: Signal<Option<(Uuid, String)>>) -> impl IntoVie
             .into_iter()
             .filter(|u| u.active)
             .map(|u| {
-                let label = if u.name.trim().is_empty() {
+                let mut label = if u.name.trim().is_empty() {
                     u.email
                 } else {
                     format!("{} ({})", u.name, u.email)
                 };
+                if Some(u.id) == me {
+                    label.push_str(" · you");
+                }
                 (u.id, label)
             })
             .collect();
@@ -363,7 +367,7 @@ fn AssignBox(id: Uuid, assignee: Signal<Option<(Uuid, String)>>) -> impl IntoVie
             .me()
             .filter(|m| !people.iter().any(|(id, _)| *id == m.id))
         {
-            people.insert(0, (me.id, format!("{} (you)", me.email)));
+            people.insert(0, (me.id, format!("{} · you", me.email)));
         }
         if let Some((u, email)) = assignee
             .get()

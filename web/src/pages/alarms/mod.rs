@@ -6,12 +6,14 @@
 //!
 //! `look` holds the badges and counts every alarm view shares, `actions` what people do to
 //! alarms, `table` the table the list and a device's Alarms tab share, `detail` the alarm's page,
-//! `bell` the header's count of alarms waiting for someone.
+//! `bell` the header's count of alarms waiting for someone, `rules` a profile's alarm rules (the
+//! profiles page opens them).
 
 mod actions;
 mod bell;
 mod detail;
 mod look;
+mod rules;
 mod table;
 
 use std::collections::BTreeSet;
@@ -26,6 +28,7 @@ use self::actions::AlarmActions;
 pub use self::bell::AlarmBell;
 pub use self::detail::AlarmPage;
 pub use self::look::{AlarmsChanged, SeverityCounts};
+pub use self::rules::ProfileAlarmRules;
 pub use self::table::AlarmTable;
 use super::devices::debouncer;
 use crate::api;
@@ -261,9 +264,7 @@ fn AlarmList() -> impl IntoView {
                         "Clear filters"
                     </button>
                 </Show>
-                <Show when=move || alarms.loading.get() && data.with(|d| d.is_some())>
-                    <span class="spinner spinner-small" aria-label="Loading"></span>
-                </Show>
+                <span class="live live-on filters-end" title="The list is read again every 4 seconds">"Live"</span>
             </div>
 
             <Show when=move || can_ack.get() && (n_selected() > 0)>
@@ -316,7 +317,7 @@ fn AlarmList() -> impl IntoView {
                     <div class="card empty-state" data-test="no-alarms">
                         <div class="empty-icon" aria-hidden="true"><bell::BellIcon/></div>
                         <h2>"No alarms yet"</h2>
-                        <p class="muted">"An alarm shows here as soon as a rule raises one: say, a temperature above 80 °C. Rules are set on a device profile, for every device of it."</p>
+                        <p class="muted">"An alarm shows here as soon as a rule raises one: say, a temperature above 80 °C. Rules are set under a profile's Alarm rules, on the Profiles page, for every device of the profile."</p>
                         <Show when=move || can_manage.get()>
                             <A href="/profiles" attr:class="button button-primary" attr:data-test="empty-alarm-rules">"Set up alarm rules"</A>
                         </Show>
