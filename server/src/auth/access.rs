@@ -129,7 +129,9 @@ mod tests {
             vec![
                 Permission::DevicesRead,
                 Permission::DevicesWrite,
-                Permission::CommandsSend
+                Permission::CommandsSend,
+                Permission::AlarmsRead,
+                Permission::AlarmsAck
             ]
         );
         assert_eq!(

@@ -727,6 +727,10 @@ impl LiveStore {
                     .collect())
             }
             LiveStore::Redis(r) => {
+                // Redis refuses an empty pipeline.
+                if devices.is_empty() {
+                    return Ok(Vec::new());
+                }
                 let mut pipe = redis::pipe();
                 for device in devices {
                     pipe.hgetall(r.presence_key(*device));
