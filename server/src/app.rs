@@ -214,6 +214,7 @@ pub async fn run(
     if roles.contains(&Role::Api) {
         crate::imports::fail_abandoned(&state.db).await;
     }
+    crate::alarms::progress::restore(&state.live, &state.config.data_dir);
     // The api role serves the HTTP API and console; the other roles still answer health checks
     // and metrics on the same listener.
     let server = crate::http::server(state.clone(), http, roles.contains(&Role::Api))?;
@@ -351,6 +352,18 @@ async fn drain(
     .await;
     if committed.is_err() {
         tracing::warn!("shutdown: storage did not commit the last writes before the deadline");
+    }
+    // The alarm engine evaluates what committed; the embedded store's rule progress is then
+    // saved for the next start.
+    if state.live.is_in_process() {
+        let left = deadline.saturating_duration_since(std::time::Instant::now())
+            + std::time::Duration::from_secs(1);
+        if !state.alarms.settle(left).await {
+            tracing::warn!(
+                "shutdown: the alarm engine had not evaluated everything by the deadline"
+            );
+        }
+        crate::alarms::progress::save(&state.live, &state.config.data_dir);
     }
     tracing::info!(
         rows = state.metrics.telemetry_rows.get() - rows_before,

@@ -9,6 +9,7 @@
 //! with the history, the outbox event and the device's timeline.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -292,6 +293,8 @@ pub struct Engine {
     shards: Arc<Vec<mpsc::Sender<Vec<Row>>>>,
     pub rules: Arc<RuleCache>,
     dropped: prometheus::IntCounter,
+    /// Batches handed to the shards and not yet evaluated (`settle` waits for none).
+    queued: Arc<AtomicUsize>,
 }
 
 /// What the shards share.
@@ -301,6 +304,7 @@ struct Ctx {
     live: LiveStore,
     timeline: TimelineWriter,
     rules: Arc<RuleCache>,
+    queued: Arc<AtomicUsize>,
 }
 
 impl Engine {
@@ -316,11 +320,13 @@ impl Engine {
             "Telemetry rows not evaluated against alarm rules because the engine's queue was full",
         )?;
         registry.register(Box::new(dropped.clone()))?;
+        let queued = Arc::new(AtomicUsize::new(0));
         let ctx = Ctx {
             db,
             live,
             timeline,
             rules: rules.clone(),
+            queued: queued.clone(),
         };
         let shards = (0..shard_count())
             .map(|_| {
@@ -333,7 +339,21 @@ impl Engine {
             shards: Arc::new(shards),
             rules,
             dropped,
+            queued,
         })
+    }
+
+    /// Waits (at most `within`) until every batch handed over has been evaluated: a graceful
+    /// shutdown saves the progress only after that.
+    pub async fn settle(&self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while self.queued.load(Ordering::Acquire) > 0 {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        true
     }
 
     /// Takes a committed batch; never waits.
@@ -350,7 +370,9 @@ impl Engine {
                 continue;
             }
             let count = rows.len() as u64;
+            self.queued.fetch_add(1, Ordering::AcqRel);
             if self.shards[shard].try_send(rows).is_err() {
+                self.queued.fetch_sub(1, Ordering::AcqRel);
                 self.dropped.inc_by(count);
             }
         }
@@ -374,9 +396,13 @@ const SHARD_BATCH: usize = 5_000;
 async fn run_shard(ctx: Ctx, mut rx: mpsc::Receiver<Vec<Row>>) {
     let mut devices: HashMap<DeviceId, DeviceFacts> = HashMap::new();
     while let Some(mut rows) = rx.recv().await {
+        let mut batches = 1;
         while rows.len() < SHARD_BATCH {
             match rx.try_recv() {
-                Ok(more) => rows.extend(more),
+                Ok(more) => {
+                    rows.extend(more);
+                    batches += 1;
+                }
                 Err(_) => break,
             }
         }
@@ -386,6 +412,7 @@ async fn run_shard(ctx: Ctx, mut rx: mpsc::Receiver<Vec<Row>>) {
         if let Err(e) = evaluate(&ctx, &mut devices, rows).await {
             tracing::warn!(error = %e, "alarm rule evaluation failed");
         }
+        ctx.queued.fetch_sub(batches, Ordering::AcqRel);
     }
 }
 
@@ -496,14 +523,7 @@ async fn evaluate(
     }
     let ids: Vec<DeviceId> = work.iter().map(|w| w.device).collect();
     let stored = ctx.live.alarm_states(&ids).await?;
-    let mut decisions: Vec<(
-        TenantId,
-        DeviceId,
-        Arc<Compiled>,
-        Decision,
-        serde_json::Value,
-        i64,
-    )> = Vec::new();
+    let mut decisions: Vec<Decided> = Vec::new();
     let mut changes = Vec::new();
     for (w, stored) in work.iter().zip(stored) {
         let mut states: HashMap<Uuid, RuleState> = w
@@ -529,14 +549,14 @@ async fn evaluate(
                 };
                 let d = decide(&r.rule, state, &f, row.ts);
                 if d != Decision::Nothing {
-                    decisions.push((
-                        w.tenant,
-                        w.device,
-                        r.clone(),
-                        d,
-                        serde_json::Value::Object(row.values.clone()),
-                        row.ts,
-                    ));
+                    decisions.push(Decided {
+                        tenant: w.tenant,
+                        device: w.device,
+                        rule: r.clone(),
+                        decision: d,
+                        values: serde_json::Value::Object(row.values.clone()),
+                        ts: row.ts,
+                    });
                 }
             }
         }
@@ -551,9 +571,7 @@ async fn evaluate(
             .collect();
         changes.push((w.device, changed));
     }
-    for (tenant, device, rule, decision, values, ts) in decisions {
-        apply(ctx, tenant, device, &rule, decision, values, ts).await?;
-    }
+    apply_all(ctx, decisions).await?;
     ctx.live.save_alarm_states(changes).await?;
     Ok(())
 }
@@ -566,67 +584,106 @@ fn at_of(ts: i64) -> DateTime<Utc> {
         .unwrap_or(now)
 }
 
-/// Raises, steps or clears the rule's alarm on the device.
-pub async fn apply(
-    ctx_db: &impl AlarmSink,
-    tenant: TenantId,
-    device: DeviceId,
-    rule: &Compiled,
-    decision: Decision,
-    values: serde_json::Value,
-    ts: i64,
-) -> crate::error::Result<()> {
-    let db = ctx_db.db();
-    let at = at_of(ts);
-    // The tenant's own rule acts for the tenant as a whole.
-    let ctx = crate::auth::TenantCtx::new(tenant);
-    let txn = crate::db::begin_write(db).await?;
-    let change = match decision {
-        Decision::Nothing => None,
-        Decision::Raise(severity) => {
-            match repo::raise(
-                &txn,
-                &ctx,
-                device,
-                &rule.rule.alarm_type,
-                rule.id,
-                severity,
-                values,
-                at,
-            )
-            .await?
-            {
-                repo::Raised::New(a) => Some((a, super::Change::Raised)),
-                repo::Raised::Stepped { alarm, from } => {
-                    Some((alarm, super::Change::Stepped(from)))
+/// A rule's decision about one device, with the values and time that made it.
+pub struct Decided {
+    pub tenant: TenantId,
+    pub device: DeviceId,
+    pub rule: Arc<Compiled>,
+    pub decision: Decision,
+    pub values: serde_json::Value,
+    pub ts: i64,
+}
+
+/// Decisions written per transaction: a burst of raises (10,000 devices going silent) costs a
+/// commit per hundred, not one each.
+const APPLY_CHUNK: usize = 100;
+
+/// Raises, steps or clears the rules' alarms, in order, a transaction per chunk. A chunk that
+/// fails (a device deleted meanwhile) is written again one decision per transaction, so that
+/// one bad decision does not lose the others.
+pub async fn apply_all(sink: &impl AlarmSink, decisions: Vec<Decided>) -> crate::error::Result<()> {
+    for chunk in decisions.chunks(APPLY_CHUNK) {
+        let written = match apply_chunk(sink, chunk).await {
+            Ok(written) => written,
+            Err(e) if chunk.len() > 1 => {
+                tracing::debug!(error = %e, "an alarm chunk failed; writing its decisions one by one");
+                let mut written = Vec::new();
+                for one in chunk.chunks(1) {
+                    match apply_chunk(sink, one).await {
+                        Ok(w) => written.extend(w),
+                        Err(e) => {
+                            tracing::warn!(error = %e, device = %one[0].device, alarm_type = one[0].rule.rule.alarm_type.as_str(), "writing an alarm change failed")
+                        }
+                    }
                 }
-                repo::Raised::Unchanged => None,
+                written
             }
+            Err(e) => return Err(e),
+        };
+        for (d, alarm, change) in written {
+            sink.timeline().record_for(
+                d.tenant,
+                d.device,
+                crate::timeline::EventKind::Alarm,
+                super::timeline_text(&alarm, change),
+                serde_json::json!({"alarm_id": alarm.id, "type": alarm.alarm_type, "severity": alarm.severity}),
+            );
         }
-        Decision::Clear => match repo::active(&txn, &ctx, device, &rule.rule.alarm_type).await? {
-            Some(a) => repo::clear(&txn, &ctx, &a, "rule", Some(values), at)
-                .await?
-                .map(|a| (a, super::Change::Cleared)),
-            None => None,
-        },
-    };
-    if let Some((alarm, change)) = &change {
-        notify_change(&txn, alarm, *change).await?;
-    }
-    txn.commit().await?;
-    if let Some((alarm, change)) = change {
-        ctx_db.timeline().record_for(
-            tenant,
-            device,
-            crate::timeline::EventKind::Alarm,
-            super::timeline_text(&alarm, change),
-            serde_json::json!({"alarm_id": alarm.id, "type": alarm.alarm_type, "severity": alarm.severity}),
-        );
     }
     Ok(())
 }
 
-/// Where `apply` writes: the engine's shards and the no-data sweep.
+/// One transaction: the chunk's changes, with their history, outbox events and notices.
+async fn apply_chunk<'a>(
+    sink: &impl AlarmSink,
+    chunk: &'a [Decided],
+) -> crate::error::Result<Vec<(&'a Decided, super::model::alarm::Model, super::Change)>> {
+    let txn = crate::db::begin_write(sink.db()).await?;
+    let mut written = Vec::new();
+    for d in chunk {
+        let at = at_of(d.ts);
+        // The tenant's own rule acts for the tenant as a whole.
+        let ctx = crate::auth::TenantCtx::new(d.tenant);
+        let alarm_type = &d.rule.rule.alarm_type;
+        let change = match d.decision {
+            Decision::Nothing => None,
+            Decision::Raise(severity) => {
+                match repo::raise(
+                    &txn,
+                    &ctx,
+                    d.device,
+                    alarm_type,
+                    d.rule.id,
+                    severity,
+                    d.values.clone(),
+                    at,
+                )
+                .await?
+                {
+                    repo::Raised::New(a) => Some((a, super::Change::Raised)),
+                    repo::Raised::Stepped { alarm, from } => {
+                        Some((alarm, super::Change::Stepped(from)))
+                    }
+                    repo::Raised::Unchanged => None,
+                }
+            }
+            Decision::Clear => match repo::active(&txn, &ctx, d.device, alarm_type).await? {
+                Some(a) => repo::clear(&txn, &ctx, &a, "rule", Some(d.values.clone()), at)
+                    .await?
+                    .map(|a| (a, super::Change::Cleared)),
+                None => None,
+            },
+        };
+        if let Some((alarm, change)) = change {
+            notify_change(&txn, &alarm, change).await?;
+            written.push((d, alarm, change));
+        }
+    }
+    txn.commit().await?;
+    Ok(written)
+}
+
+/// Where `apply_all` writes: the engine's shards and the no-data sweep.
 pub trait AlarmSink {
     fn db(&self) -> &DatabaseConnection;
     fn timeline(&self) -> &TimelineWriter;
@@ -708,6 +765,7 @@ async fn sweep_no_data(state: &crate::app::AppState) -> crate::error::Result<()>
                 per_key.insert(key, ts);
             }
             let mut raised = Vec::new();
+            let mut decisions = Vec::new();
             for (i, device) in devices.iter().enumerate() {
                 let known: RuleState = known[i]
                     .get(&rule.id.to_string())
@@ -726,16 +784,14 @@ async fn sweep_no_data(state: &crate::app::AppState) -> crate::error::Result<()>
                     if now - last < *ms {
                         continue;
                     }
-                    apply(
-                        state,
-                        rule.tenant,
-                        *device,
-                        &rule,
-                        Decision::Raise(*severity),
-                        serde_json::json!({"silent_since": DateTime::from_timestamp_millis(last), "key": key}),
-                        now,
-                    )
-                    .await?;
+                    decisions.push(Decided {
+                        tenant: rule.tenant,
+                        device: *device,
+                        rule: rule.clone(),
+                        decision: Decision::Raise(*severity),
+                        values: serde_json::json!({"silent_since": DateTime::from_timestamp_millis(last), "key": key}),
+                        ts: now,
+                    });
                     let s = RuleState {
                         active: Some(*severity),
                         last_met: Some(now),
@@ -751,6 +807,7 @@ async fn sweep_no_data(state: &crate::app::AppState) -> crate::error::Result<()>
                     break;
                 }
             }
+            apply_all(state, decisions).await?;
             state.live.save_alarm_states(raised).await?;
         }
     }

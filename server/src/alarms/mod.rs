@@ -7,6 +7,7 @@
 pub mod engine;
 pub mod http;
 pub mod model;
+pub mod progress;
 pub mod repo;
 pub mod rules;
 pub mod service;

@@ -68,6 +68,11 @@ impl LiveStore {
         }
     }
 
+    /// Whether the store lives in this process (the embedded default) and ends with it.
+    pub fn is_in_process(&self) -> bool {
+        matches!(self, LiveStore::Memory(_))
+    }
+
     /// For `/readyz`: `None` when the store is not a separate service.
     pub async fn ping(&self) -> Option<anyhow::Result<()>> {
         match self {

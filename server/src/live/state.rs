@@ -388,6 +388,22 @@ impl LiveStore {
         }
     }
 
+    /// Every device's progress held in process (`None` on Redis, which keeps its own): what a
+    /// graceful shutdown of the embedded server saves.
+    pub fn alarm_state_snapshot(&self) -> Option<HashMap<DeviceId, HashMap<String, String>>> {
+        match self {
+            LiveStore::Memory(m) => Some(lock(&m.state.alarm_state).clone()),
+            LiveStore::Redis(_) => None,
+        }
+    }
+
+    /// Puts saved progress back into the in-process store (nothing on Redis).
+    pub fn restore_alarm_states(&self, all: HashMap<DeviceId, HashMap<String, String>>) {
+        if let LiveStore::Memory(m) = self {
+            lock(&m.state.alarm_state).extend(all);
+        }
+    }
+
     /// One device's progress (`alarm_states` of one).
     pub async fn alarm_state(&self, device: DeviceId) -> anyhow::Result<HashMap<String, String>> {
         Ok(self
