@@ -14,7 +14,7 @@ use stead_api_types::{
 };
 use stead_api_types::{
     Alarm, AlarmAction, AlarmBulk, AlarmBulkResult, AlarmCounts, AlarmDetail, AlarmPage,
-    AlarmQuery, AlarmRule, AlarmRuleSpec, AlarmStatusFilter,
+    AlarmQuery, AlarmRule, AlarmRuleSpec, AlarmStatusFilter, FleetHealth,
 };
 use stead_api_types::{
     CreateWebhook, CreatedWebhook, DeliveryStatus, EventType, NatsSink, ReplayWebhook, Replayed,
@@ -756,4 +756,13 @@ pub async fn all_users(s: Session) -> Result<Page<User>, ApiError> {
         &[("page", "1".to_owned()), ("per_page", "200".to_owned())],
     )
     .await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fleet health (the home page)
+
+/// The fleet at a glance, with `hours` of messages per minute (1–24).
+pub async fn fleet_health(s: Session, hours: u32) -> Result<FleetHealth, ApiError> {
+    s.get_query("/api/v1/fleet/health", &[("hours", hours.to_string())])
+        .await
 }

@@ -231,6 +231,10 @@ pub fn LineChart(
     /// What the values are, for the tooltip and the screen-reader label.
     #[prop(into)]
     label: String,
+    /// Counts: the axis starts at 0 and reaches at least 1, so a quiet stretch lies on the
+    /// floor rather than in the middle of a range around it.
+    #[prop(optional)]
+    from_zero: bool,
 ) -> impl IntoView {
     let hover = RwSignal::new(None::<usize>);
     let plot = NodeRef::<leptos::svg::Svg>::new();
@@ -282,6 +286,8 @@ pub fn LineChart(
         );
         let (ticks, step) = if visible.is_empty() {
             nice_ticks(0.0, 1.0, 4)
+        } else if from_zero {
+            nice_ticks(lo.min(0.0), hi.max(1.0), 4)
         } else {
             nice_ticks(lo, hi, 4)
         };

@@ -28,6 +28,7 @@ use crate::pages::{
     device::DevicePage,
     devices::DevicesPage,
     groups::GroupsPage,
+    home::HomePage,
     import::ImportPage,
     integrations::{EndpointPage, IntegrationsPage},
     invitations::InvitationsPage,
@@ -41,7 +42,7 @@ use crate::pages::{
     users::UsersPage,
 };
 use crate::session::{Session, SessionState};
-use crate::shell::{Home, NotFound, Shell};
+use crate::shell::{NotFound, Shell};
 use crate::ui::{ToastHost, Toasts};
 
 #[component]
@@ -86,7 +87,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/tenants") view=TenantsPage/>
                     <Route path=path!("/audit") view=AuditPage/>
                     <Route path=path!("/account") view=AccountPage/>
-                    <Route path=path!("") view=Home/>
+                    <Route path=path!("") view=HomePage/>
                 </ParentRoute>
             </Routes>
         </Router>

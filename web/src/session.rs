@@ -146,6 +146,14 @@ pub struct Session {
     return_to: RwSignal<Option<(String, String)>>,
 }
 
+/// Whether the person's start page is the fleet health dashboard: people of a tenant who may
+/// read devices.
+pub fn sees_dashboard(me: &Me) -> bool {
+    me.tenant.is_some()
+        && me.role != Role::PlatformAdmin
+        && me.permissions.contains(&Permission::DevicesRead)
+}
+
 pub fn use_session() -> Session {
     expect_context::<Session>()
 }
@@ -279,12 +287,14 @@ impl Session {
         }
     }
 
-    /// Where a person lands after signing in: tenants for the platform admin, devices otherwise.
+    /// Where a person lands after signing in: tenants for the platform admin, the fleet health
+    /// dashboard for those who may read devices, devices otherwise.
     pub fn home(&self) -> &'static str {
         self.state.with(|s| match s {
             SessionState::SignedIn(me) if me.tenant.is_none() || me.role == Role::PlatformAdmin => {
                 "/tenants"
             }
+            SessionState::SignedIn(me) if sees_dashboard(me) => "/",
             _ => "/devices",
         })
     }

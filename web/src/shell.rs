@@ -8,7 +8,7 @@ use leptos_router::hooks::use_location;
 use stead_api_types::{Permission, Role};
 
 use crate::pages::alarms::{AlarmBell, AlarmsChanged};
-use crate::session::{SessionState, use_session};
+use crate::session::{SessionState, sees_dashboard, use_session};
 
 #[component]
 pub fn Logo() -> impl IntoView {
@@ -101,10 +101,13 @@ fn NavLink(
     label: &'static str,
     test: &'static str,
     when: Signal<bool>,
+    /// Marked current only on exactly its own address (`/` is the start of every address).
+    #[prop(optional)]
+    exact: bool,
 ) -> impl IntoView {
     view! {
         <Show when=move || when.get()>
-            <A href=href attr:class="nav-link" attr:data-test=test>
+            <A href=href exact=exact attr:class="nav-link" attr:data-test=test>
                 <span class="nav-icon" aria-hidden="true">{icon}</span>
                 {label}
             </A>
@@ -146,6 +149,8 @@ fn Sidebar() -> impl IntoView {
                 </Show>
             </div>
             <nav class="nav" aria-label="Main">
+                <NavLink href="/" icon="◔" label="Fleet health" test="nav-home" exact=true
+                    when=Signal::derive(move || me().is_some_and(|m| sees_dashboard(&m)))/>
                 <NavLink href="/devices" icon="▣" label="Devices" test="nav-devices" when=Signal::derive(has_tenant)/>
                 <NavLink href="/alarms" icon="△" label="Alarms" test="nav-alarms" when=in_tenant(Permission::AlarmsRead)/>
                 <NavLink href="/groups" icon="◇" label="Groups" test="nav-groups" when=Signal::derive(has_tenant)/>
@@ -201,13 +206,6 @@ fn Sidebar() -> impl IntoView {
             </div>
         </aside>
     }
-}
-
-/// `/`: each person's landing page.
-#[component]
-pub fn Home() -> impl IntoView {
-    let session = use_session();
-    view! { <Redirect path=session.home()/> }
 }
 
 /// Renders its children only for people in a tenant; the platform admin goes to Tenants.

@@ -244,6 +244,10 @@ impl Console {
             .unwrap();
         submit_login(&b, "admin@acme.example.com", "tenant-admin-password").await;
         wait_text(&b, "[data-test=current-user]", "admin@acme.example.com").await;
+        // Signing in lands on the fleet health page.
+        wait_text(&b, "h1", "Fleet health").await;
+        click(&b, "[data-test=nav-devices]").await;
+        wait_text(&b, "h1", "Devices").await;
         b
     }
 }
@@ -270,6 +274,8 @@ async fn log_in_create_a_device_reload_and_log_out() {
         .await
         .unwrap();
     wait_text(&b, "[data-test=current-user]", "admin@acme.example.com").await;
+    wait_css(&b, "[data-test=fleet-health]").await;
+    click(&b, "[data-test=nav-devices]").await;
     screenshot(&b, "devices-empty").await;
 
     wait_css(&b, "[data-test=new-device]")

@@ -121,6 +121,8 @@ async fn telemetry_from_mosquitto_appears_live_on_the_device_page() {
     // Sign in through the form, then open the device from the list.
     b.goto(&format!("{}/devices", server.base)).await.unwrap();
     submit_login(&b, "admin@acme.example.com", "tenant-admin-password").await;
+    wait_css(&b, "[data-test=fleet-health]").await;
+    crate::browser::click(&b, "[data-test=nav-devices]").await;
     wait_text(&b, "[data-test=device-row]", "boiler-7").await;
     wait_css(&b, "[data-test=device-row]")
         .await

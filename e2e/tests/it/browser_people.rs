@@ -148,8 +148,10 @@ async fn an_invited_person_with_a_custom_role_sees_only_what_it_allows() {
     type_into(&b, "input[name=repeat_password]", INVITEE_PASSWORD).await;
     click(&b, "[data-test=accept-invitation]").await;
 
-    // Signed in: the devices, read-only, and no people pages.
+    // Signed in, on the fleet's health: the devices, read-only, and no people pages.
     wait_text(&b, "[data-test=current-user]", INVITEE).await;
+    wait_text(&b, "[data-test=fleet-devices]", "2").await;
+    click(&b, "[data-test=nav-devices]").await;
     wait_count(&b, "[data-test=device-row]", 2).await;
     wait_text(&b, "[data-test=device-row]", "pump-1").await;
     screenshot(&b, "invitee-devices").await;

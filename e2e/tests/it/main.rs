@@ -17,6 +17,7 @@ mod browser_alarms;
 mod browser_audit;
 mod browser_fleet;
 mod browser_gateways;
+mod browser_home;
 mod browser_import;
 mod browser_integrations;
 mod browser_live;

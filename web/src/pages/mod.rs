@@ -1,5 +1,6 @@
-//! One module per screen of the console (`account` is the signed-in person's own, `two_factor` its
-//! two-factor card; `login`, `password_reset` and `invite` are reached signed out);
+//! One module per screen of the console (`home` is the fleet health dashboard at `/`, `account`
+//! the signed-in person's own page, `two_factor` its two-factor card; `login`, `password_reset`
+//! and `invite` are reached signed out);
 //! `attribute_form` is the attribute dialog several of them share, `bindings` the role bindings
 //! editor; `integrations` is a directory (the endpoint list, an endpoint's page, its delivery log),
 //! and so is `alarms` (the alarm list, an alarm's page, the bell, the table a device's tab shares).
@@ -13,6 +14,7 @@ pub mod bindings;
 pub mod device;
 pub mod devices;
 pub mod groups;
+pub mod home;
 pub mod import;
 pub mod integrations;
 pub mod invitations;
