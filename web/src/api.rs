@@ -14,7 +14,7 @@ use stead_api_types::{
 };
 use stead_api_types::{
     Alarm, AlarmAction, AlarmBulk, AlarmBulkResult, AlarmCounts, AlarmDetail, AlarmPage,
-    AlarmQuery, AlarmRule, AlarmRuleSpec, AlarmStatusFilter, FleetHealth,
+    AlarmQuery, AlarmRule, AlarmRuleSpec, AlarmStatusFilter, FleetHealth, NotificationPage,
 };
 use stead_api_types::{
     CreateWebhook, CreatedWebhook, DeliveryStatus, EventType, NatsSink, ReplayWebhook, Replayed,
@@ -756,6 +756,32 @@ pub async fn all_users(s: Session) -> Result<Page<User>, ApiError> {
         &[("page", "1".to_owned()), ("per_page", "200".to_owned())],
     )
     .await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Notifications: one's own in-app notifications, the tenant's notification rules and silences
+
+/// The newest `per_page` of one's notifications (only the unread ones with `unread`), with the
+/// unread count.
+pub async fn notifications(
+    s: Session,
+    unread: bool,
+    per_page: u64,
+) -> Result<NotificationPage, ApiError> {
+    let mut query = vec![("page", "1".to_owned()), ("per_page", per_page.to_string())];
+    if unread {
+        query.push(("unread", "true".to_owned()));
+    }
+    s.get_query("/api/v1/notifications", &query).await
+}
+
+/// Marks one notification read, or (without `id`) all of them.
+pub async fn read_notifications(s: Session, id: Option<Uuid>) -> Result<(), ApiError> {
+    let path = match id {
+        Some(id) => format!("/api/v1/notifications/{id}/read"),
+        None => "/api/v1/notifications/read".to_owned(),
+    };
+    s.post_unit(&path, &serde_json::json!({})).await
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ use leptos_router::hooks::use_location;
 use stead_api_types::{Permission, Role};
 
 use crate::pages::alarms::{AlarmBell, AlarmsChanged};
+use crate::pages::notifications::NotificationBell;
 use crate::session::{SessionState, sees_dashboard, use_session};
 
 #[component]
@@ -144,9 +145,14 @@ fn Sidebar() -> impl IntoView {
             <div class="brand">
                 <Logo/>
                 <span class="brand-name">"Stead"</span>
-                <Show when=move || has_tenant() && session.can(Permission::AlarmsRead)>
-                    <AlarmBell/>
-                </Show>
+                <div class="brand-bells">
+                    <Show when=move || has_tenant() && session.can(Permission::AlarmsRead)>
+                        <AlarmBell/>
+                    </Show>
+                    <Show when=has_tenant>
+                        <NotificationBell/>
+                    </Show>
+                </div>
             </div>
             <nav class="nav" aria-label="Main">
                 <NavLink href="/" icon="◔" label="Fleet health" test="nav-home" exact=true

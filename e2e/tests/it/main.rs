@@ -21,6 +21,7 @@ mod browser_home;
 mod browser_import;
 mod browser_integrations;
 mod browser_live;
+mod browser_notifications;
 mod browser_people;
 mod browser_roles;
 mod credentials;

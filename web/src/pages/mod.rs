@@ -20,6 +20,7 @@ pub mod integrations;
 pub mod invitations;
 pub mod invite;
 pub mod login;
+pub mod notifications;
 pub mod password_reset;
 pub mod profiles;
 pub mod roles;

@@ -25,7 +25,7 @@ use leptos_router::hooks::{use_navigate, use_query_map};
 use stead_api_types::{AlarmAction, AlarmQuery, AlarmSeverity, AlarmStatusFilter, Permission};
 
 use self::actions::AlarmActions;
-pub use self::bell::AlarmBell;
+pub use self::bell::{AlarmBell, BellIcon};
 pub use self::detail::AlarmPage;
 pub use self::look::{AlarmsChanged, SeverityCounts};
 pub use self::rules::ProfileAlarmRules;
