@@ -135,6 +135,26 @@ impl Client {
         self.finish(request).await
     }
 
+    /// A GET whose answer is bytes (a download), with an optional `Range` header: the status,
+    /// the headers and the body as sent.
+    pub async fn download(
+        &self,
+        path: &str,
+        range: Option<&str>,
+    ) -> anyhow::Result<(StatusCode, reqwest::header::HeaderMap, Vec<u8>)> {
+        let mut request = self.http.get(format!("{}{path}", self.base));
+        if let Some(range) = range {
+            request = request.header(reqwest::header::RANGE, range);
+        }
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        Ok((status, headers, response.bytes().await?.to_vec()))
+    }
+
     async fn finish(&self, mut request: reqwest::RequestBuilder) -> anyhow::Result<Reply> {
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);

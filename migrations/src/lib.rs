@@ -18,6 +18,7 @@ mod m20261206_000009_integrations;
 mod m20261207_000010_gateways;
 mod m20261207_000011_alarms;
 mod m20261207_000012_notifications;
+mod m20261207_000013_ota;
 
 pub struct Migrator;
 
@@ -80,6 +81,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000010_gateways::Migration),
             Box::new(m20261207_000011_alarms::Migration),
             Box::new(m20261207_000012_notifications::Migration),
+            Box::new(m20261207_000013_ota::Migration),
         ]
     }
 }

@@ -40,6 +40,8 @@ pub struct AppState {
     pub deliveries: Arc<tokio::sync::Notify>,
     /// Alarm rule evaluation of committed telemetry, and the node's view of the rules.
     pub alarms: crate::alarms::engine::Engine,
+    /// OTA images: a local directory or an S3-compatible bucket.
+    pub blobs: crate::blobs::Blobs,
 }
 
 impl AppState {
@@ -91,8 +93,10 @@ impl AppState {
             ),
         );
         let mailer = Arc::new(crate::mail::Mailer::from_config(&config)?);
+        let blobs = crate::blobs::Blobs::from_config(&config)?;
         Ok(AppState {
             alarms,
+            blobs,
             subscriptions,
             deliveries: Arc::default(),
             mailer,

@@ -81,6 +81,15 @@ pub struct Config {
     pub quota_api_keys: u64,
     /// Telemetry data points a tenant may send per UTC day (MQTT and HTTP together).
     pub quota_data_points_per_day: u64,
+    /// Bytes of OTA packages a tenant may store.
+    pub quota_ota_bytes: u64,
+    /// Largest OTA package, in bytes.
+    pub ota_max_package_bytes: u64,
+    /// Where OTA images are kept: none, a directory `blobs` in the data directory; or an
+    /// S3-compatible bucket, `s3://bucket[/prefix]`, with the usual `AWS_*` variables
+    /// (`AWS_ENDPOINT`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+    /// `AWS_ALLOW_HTTP`).
+    pub blob_url: Option<String>,
     /// Where people reach the console, for the links in e-mails (`STEAD_PUBLIC_URL`, e.g.
     /// `https://iot.example.com`); default: the HTTP address.
     pub public_url: Option<String>,
@@ -189,6 +198,9 @@ impl Default for Config {
             quota_users: 1_000,
             quota_api_keys: 100,
             quota_data_points_per_day: 1_000_000_000,
+            quota_ota_bytes: 10 * 1024 * 1024 * 1024,
+            ota_max_package_bytes: 512 * 1024 * 1024,
+            blob_url: None,
             public_url: None,
             smtp_url: None,
             mail_from: "Stead <stead@localhost>".into(),
@@ -352,6 +364,7 @@ impl Config {
                 "STEAD_QUOTA_DATA_POINTS_PER_DAY",
                 self.quota_data_points_per_day,
             ),
+            ("STEAD_OTA_MAX_PACKAGE_BYTES", self.ota_max_package_bytes),
             ("STEAD_INVITATION_TTL_SECS", self.invitation_ttl_secs),
             ("STEAD_WEBHOOK_TIMEOUT_SECS", self.webhook_timeout_secs),
             (
@@ -370,6 +383,13 @@ impl Config {
             if value == 0 {
                 problems.push(format!("{name} must be at least 1"));
             }
+        }
+        if let Some(url) = &self.blob_url
+            && crate::blobs::BlobUrl::parse(url).is_err()
+        {
+            problems.push(format!(
+                "STEAD_BLOB_URL must be s3://bucket or s3://bucket/prefix, not {url:?}"
+            ));
         }
         if let Some(url) = &self.nats_url
             && !(url.expose().starts_with("nats://") || url.expose().starts_with("tls://"))

@@ -26,6 +26,9 @@ pub enum Error {
     /// It existed, and is over for good (an expired or revoked one-time link).
     #[error("{detail}")]
     Gone { code: &'static str, detail: String },
+    /// A body larger than allowed (an OTA package over the size limit).
+    #[error("{detail}")]
+    TooLarge { code: &'static str, detail: String },
     /// A part of the platform this needs is not set up (no SMTP server, say).
     #[error("{detail}")]
     Unavailable { code: &'static str, detail: String },

@@ -64,7 +64,7 @@ async fn doctor_passes_a_healthy_deployment(backend: Backend) {
     assert!(line(&report, "database").starts_with("ok"), "{report}");
     assert_eq!(
         line(&report, "migrations"),
-        "ok    migrations: 12 applied, up to date"
+        "ok    migrations: 13 applied, up to date"
     );
     assert!(line(&report, "http address").contains("is free to bind"));
     assert!(line(&report, "mqtt address").contains("is free to bind"));

@@ -43,6 +43,7 @@ mod mqtt_raw;
 mod multinode;
 mod observability;
 mod openapi;
+mod ota;
 mod people;
 mod permissions;
 mod quotas;

@@ -569,6 +569,37 @@ async fn permission_matrix(backend: Backend) {
             None,
             [403, 200, 200, 200, 401, 200, 200, 200],
         ),
+        // OTA: read by operators and viewers (tenant-wide only), changed with ota.manage.
+        (
+            Method::GET,
+            "/api/v1/ota/packages".into(),
+            None,
+            [403, 200, 200, 200, 401, 403, 403, 403],
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/ota/packages/{}", uuid::Uuid::nil()),
+            None,
+            [403, 404, 404, 404, 401, 403, 403, 403],
+        ),
+        (
+            Method::POST,
+            "/api/v1/ota/packages".into(),
+            Some(json!({})),
+            [403, 400, 403, 403, 401, 403, 403, 403],
+        ),
+        (
+            Method::DELETE,
+            format!("/api/v1/ota/packages/{}", uuid::Uuid::nil()),
+            None,
+            [403, 404, 403, 403, 401, 403, 403, 403],
+        ),
+        (
+            Method::GET,
+            "/api/v1/ota/signing-keys".into(),
+            None,
+            [403, 200, 200, 200, 401, 403, 403, 403],
+        ),
         // One's own notifications: any person of a tenant, never a key.
         (
             Method::GET,

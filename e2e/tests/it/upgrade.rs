@@ -29,7 +29,7 @@ on_both_backends!(
 /// The earlier release the fixture was made with (`d573a81^`: migrations 1 and 2 only).
 const FIXTURE_COMMIT: &str = "7ee8bc0";
 /// The migrations that came after it, which the upgrade applies.
-const LATER_MIGRATIONS: [&str; 10] = [
+const LATER_MIGRATIONS: [&str; 11] = [
     "m20261126_000003_device_management",
     "m20261127_000004_import_heartbeat",
     "m20261202_000005_audit_chain",
@@ -40,6 +40,7 @@ const LATER_MIGRATIONS: [&str; 10] = [
     "m20261207_000010_gateways",
     "m20261207_000011_alarms",
     "m20261207_000012_notifications",
+    "m20261207_000013_ota",
 ];
 
 #[derive(Debug, Deserialize)]
@@ -196,7 +197,7 @@ async fn an_earlier_release_upgrades_with_all_its_data(backend: Backend) {
         &storage_env(&server.data_dir, server.database.as_deref()),
     );
     assert!(
-        text(&out).contains("ok    migrations: 12 applied, up to date"),
+        text(&out).contains("ok    migrations: 13 applied, up to date"),
         "{}",
         text(&out)
     );

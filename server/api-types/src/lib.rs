@@ -12,8 +12,10 @@ use uuid::Uuid;
 
 mod alarms;
 mod integrations;
+mod ota;
 pub use alarms::*;
 pub use integrations::*;
+pub use ota::*;
 
 /// Every error the API answers, whatever the status: a stable snake_case `code` for programs and
 /// a human `detail`. `field` names the offending request field when there is one.
@@ -141,10 +143,16 @@ pub enum Permission {
     AlarmsAck,
     #[serde(rename = "alarms.manage")]
     AlarmsManage,
+    #[serde(rename = "ota.read")]
+    OtaRead,
+    #[serde(rename = "ota.manage")]
+    OtaManage,
+    #[serde(rename = "ota.approve")]
+    OtaApprove,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 15] = [
+    pub const ALL: [Permission; 18] = [
         Permission::TenantsManage,
         Permission::UsersRead,
         Permission::UsersManage,
@@ -160,6 +168,9 @@ impl Permission {
         Permission::AlarmsRead,
         Permission::AlarmsAck,
         Permission::AlarmsManage,
+        Permission::OtaRead,
+        Permission::OtaManage,
+        Permission::OtaApprove,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -179,6 +190,9 @@ impl Permission {
             Permission::AlarmsRead => "alarms.read",
             Permission::AlarmsAck => "alarms.ack",
             Permission::AlarmsManage => "alarms.manage",
+            Permission::OtaRead => "ota.read",
+            Permission::OtaManage => "ota.manage",
+            Permission::OtaApprove => "ota.approve",
         }
     }
 
@@ -200,6 +214,9 @@ impl Permission {
             Permission::AlarmsRead => "See alarms",
             Permission::AlarmsAck => "Acknowledge, clear, assign and comment on alarms",
             Permission::AlarmsManage => "Manage alarm rules",
+            Permission::OtaRead => "See firmware packages and update campaigns",
+            Permission::OtaManage => "Upload packages and prepare update campaigns",
+            Permission::OtaApprove => "Start update campaigns",
         }
     }
 
@@ -239,13 +256,16 @@ impl Permission {
                         | AlarmsRead
                         | AlarmsAck
                         | AlarmsManage
+                        | OtaRead
+                        | OtaManage
+                        | OtaApprove
                 )
             }
             Role::Operator => matches!(
                 self,
-                DevicesRead | DevicesWrite | CommandsSend | AlarmsRead | AlarmsAck
+                DevicesRead | DevicesWrite | CommandsSend | AlarmsRead | AlarmsAck | OtaRead
             ),
-            Role::Viewer => matches!(self, DevicesRead | AlarmsRead),
+            Role::Viewer => matches!(self, DevicesRead | AlarmsRead | OtaRead),
             Role::Member => false,
         }
     }
@@ -557,6 +577,9 @@ pub struct TenantQuotas {
     /// Telemetry data points accepted per UTC day, over MQTT and HTTP together.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_points_per_day: Option<u64>,
+    /// Bytes of OTA packages stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ota_bytes: Option<u64>,
 }
 
 /// One quota: what is used against what is allowed.
@@ -577,6 +600,8 @@ pub struct Usage {
     pub api_keys: QuotaUse,
     /// Data points accepted since 00:00 UTC.
     pub data_points_today: QuotaUse,
+    /// Bytes of OTA packages stored.
+    pub ota_bytes: QuotaUse,
 }
 
 /// Per-tenant rate limits as rate strings `count:seconds[,count:seconds…]` (e.g. `200:1,6000:60`).

@@ -60,7 +60,10 @@ pub mod perm {
         WebhooksManage,
         AlarmsRead,
         AlarmsAck,
-        AlarmsManage
+        AlarmsManage,
+        OtaRead,
+        OtaManage,
+        OtaApprove
     );
 }
 

@@ -91,6 +91,9 @@ impl From<Error> for ApiError {
             }
             Error::Forbidden { code, detail } => ApiError::new(StatusCode::FORBIDDEN, code, detail),
             Error::Gone { code, detail } => ApiError::new(StatusCode::GONE, code, detail),
+            Error::TooLarge { code, detail } => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, code, detail)
+            }
             Error::Unavailable { code, detail } => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, detail)
             }

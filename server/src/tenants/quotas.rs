@@ -37,6 +37,7 @@ pub struct Defaults {
     users: u64,
     api_keys: u64,
     data_points_per_day: u64,
+    ota_bytes: u64,
 }
 
 impl Defaults {
@@ -46,7 +47,13 @@ impl Defaults {
             users: cfg.quota_users,
             api_keys: cfg.quota_api_keys,
             data_points_per_day: cfg.quota_data_points_per_day,
+            ota_bytes: cfg.quota_ota_bytes,
         }
+    }
+
+    /// Bytes of OTA packages the tenant may store.
+    pub fn ota_bytes_of(&self, overrides: &TenantQuotas) -> u64 {
+        overrides.ota_bytes.unwrap_or(self.ota_bytes)
     }
 
     fn limit(&self, overrides: &TenantQuotas, quota: Quota) -> u64 {
@@ -154,6 +161,10 @@ pub async fn usage(
             limit: overrides
                 .data_points_per_day
                 .unwrap_or(defaults.data_points_per_day),
+        },
+        ota_bytes: QuotaUse {
+            used: crate::ota::repo::stored_bytes(db, &crate::auth::TenantCtx::new(id)).await?,
+            limit: defaults.ota_bytes_of(overrides),
         },
     })
 }

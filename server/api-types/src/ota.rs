@@ -1,0 +1,184 @@
+//! Over-the-air updates: firmware and software packages, the tenant's signing keys.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// What a package updates: the device's firmware (`fw_*` attributes, `v2/fw/…`) or its software
+/// (`sw_*`, `v2/sw/…`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum PackageKind {
+    Firmware,
+    Software,
+}
+
+impl PackageKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PackageKind::Firmware => "firmware",
+            PackageKind::Software => "software",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<PackageKind> {
+        match s {
+            "firmware" => Some(PackageKind::Firmware),
+            "software" => Some(PackageKind::Software),
+            _ => None,
+        }
+    }
+
+    /// The prefix of the device protocol's attributes and topics: `fw` or `sw`.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            PackageKind::Firmware => "fw",
+            PackageKind::Software => "sw",
+        }
+    }
+}
+
+/// The checksum algorithms ThingsBoard's device SDKs verify, by their protocol names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum ChecksumAlgorithm {
+    #[serde(rename = "SHA256")]
+    Sha256,
+    #[serde(rename = "SHA384")]
+    Sha384,
+    #[serde(rename = "SHA512")]
+    Sha512,
+    #[serde(rename = "MD5")]
+    Md5,
+    #[serde(rename = "CRC32")]
+    Crc32,
+    #[serde(rename = "MURMUR3_32")]
+    Murmur3_32,
+    #[serde(rename = "MURMUR3_128")]
+    Murmur3_128,
+}
+
+impl ChecksumAlgorithm {
+    pub const ALL: [ChecksumAlgorithm; 7] = [
+        ChecksumAlgorithm::Sha256,
+        ChecksumAlgorithm::Sha384,
+        ChecksumAlgorithm::Sha512,
+        ChecksumAlgorithm::Md5,
+        ChecksumAlgorithm::Crc32,
+        ChecksumAlgorithm::Murmur3_32,
+        ChecksumAlgorithm::Murmur3_128,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChecksumAlgorithm::Sha256 => "SHA256",
+            ChecksumAlgorithm::Sha384 => "SHA384",
+            ChecksumAlgorithm::Sha512 => "SHA512",
+            ChecksumAlgorithm::Md5 => "MD5",
+            ChecksumAlgorithm::Crc32 => "CRC32",
+            ChecksumAlgorithm::Murmur3_32 => "MURMUR3_32",
+            ChecksumAlgorithm::Murmur3_128 => "MURMUR3_128",
+        }
+    }
+
+    /// By protocol name, in any case (`sha256`, `SHA256`).
+    pub fn parse(s: &str) -> Option<ChecksumAlgorithm> {
+        ChecksumAlgorithm::ALL
+            .into_iter()
+            .find(|a| a.as_str().eq_ignore_ascii_case(s.trim()))
+    }
+}
+
+/// A package: an image with its title and version, checksums and where it may go.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Package {
+    pub id: Uuid,
+    pub kind: PackageKind,
+    pub title: String,
+    pub version: String,
+    pub description: String,
+    /// The device profile it ships to; `None`: any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile_id: Option<Uuid>,
+    /// Bytes.
+    pub size: u64,
+    /// Lowercase hex digests as the device SDKs verify them (CRC32 and MURMUR3 as the integer's
+    /// little-endian bytes), by algorithm.
+    pub checksums: BTreeMap<ChecksumAlgorithm, String>,
+    /// The signing key whose Ed25519 signature was checked on upload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_key_id: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The query of `POST /ota/packages`, whose body is the image itself
+/// (`application/octet-stream`, streamed).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::IntoParams),
+    into_params(parameter_in = Query)
+)]
+#[serde(deny_unknown_fields)]
+pub struct UploadPackage {
+    pub kind: PackageKind,
+    /// 1–64 characters: what the device compares with its `current_fw_title`.
+    pub title: String,
+    /// 1–64 characters, no spaces.
+    pub version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile_id: Option<Uuid>,
+    /// The SHA-256 the uploader expects (hex); a mismatch refuses the upload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// An Ed25519 signature (base64) of the image's SHA-256 digest (its 32 bytes), by one of the
+    /// tenant's signing keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+}
+
+/// Query of `GET /ota/packages`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::IntoParams),
+    into_params(parameter_in = Query)
+)]
+#[serde(deny_unknown_fields)]
+pub struct PackageQuery {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<PackageKind>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile_id: Option<Uuid>,
+}
+
+/// A public key that signs the tenant's packages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SigningKey {
+    pub id: Uuid,
+    pub name: String,
+    /// The Ed25519 public key, base64 of its 32 bytes.
+    pub public_key: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// `POST /ota/signing-keys`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateSigningKey {
+    pub name: String,
+    /// Base64 of the 32-byte Ed25519 public key.
+    pub public_key: String,
+}

@@ -1,0 +1,53 @@
+//! The OTA tables: packages and the tenants' signing keys.
+
+pub mod package {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "ota_packages")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub tenant_id: Uuid,
+        /// `firmware` or `software`.
+        pub kind: String,
+        pub title: String,
+        pub version: String,
+        pub description: String,
+        pub profile_id: Option<Uuid>,
+        pub size: i64,
+        /// Hex; the image is the blob `tenants/<tenant>/sha256/<sha256>`.
+        pub sha256: String,
+        /// Every checksum by algorithm name (`SHA256`, `CRC32`, …), as the device SDKs verify.
+        pub checksums: Json,
+        pub signing_key_id: Option<Uuid>,
+        pub created_by: Option<Uuid>,
+        pub created_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod signing_key {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "ota_signing_keys")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub tenant_id: Uuid,
+        pub name: String,
+        /// Base64 of the 32-byte Ed25519 public key.
+        pub public_key: String,
+        pub created_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

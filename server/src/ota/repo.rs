@@ -1,0 +1,165 @@
+//! OTA queries, each scoped to the caller's tenant.
+
+use std::collections::BTreeMap;
+
+use sea_orm::entity::prelude::*;
+use sea_orm::{ActiveModelTrait, ConnectionTrait, PaginatorTrait, QueryOrder, QuerySelect};
+use stead_api_types::{ChecksumAlgorithm, Package, PackageKind, PackageQuery, SigningKey};
+
+use super::model::{package, signing_key};
+use crate::auth::TenantCtx;
+use crate::error::{Error, Result};
+
+pub fn to_api(p: package::Model) -> Package {
+    let checksums: BTreeMap<ChecksumAlgorithm, String> =
+        serde_json::from_value(p.checksums).unwrap_or_default();
+    Package {
+        id: p.id,
+        kind: PackageKind::parse(&p.kind).unwrap_or(PackageKind::Firmware),
+        title: p.title,
+        version: p.version,
+        description: p.description,
+        profile_id: p.profile_id,
+        size: p.size.max(0) as u64,
+        checksums,
+        signing_key_id: p.signing_key_id,
+        created_by: p.created_by,
+        created_at: p.created_at,
+    }
+}
+
+pub fn key_to_api(k: signing_key::Model) -> SigningKey {
+    SigningKey {
+        id: k.id,
+        name: k.name,
+        public_key: k.public_key,
+        created_at: k.created_at,
+    }
+}
+
+pub async fn list(
+    db: &impl ConnectionTrait,
+    ctx: &TenantCtx,
+    q: &PackageQuery,
+) -> Result<Vec<Package>> {
+    let mut find = package::Entity::find().filter(package::Column::TenantId.eq(ctx.tenant_id().0));
+    if let Some(kind) = q.kind {
+        find = find.filter(package::Column::Kind.eq(kind.as_str()));
+    }
+    if let Some(title) = &q.title {
+        find = find.filter(package::Column::Title.eq(title.as_str()));
+    }
+    if let Some(profile) = q.profile_id {
+        find = find.filter(package::Column::ProfileId.eq(profile));
+    }
+    Ok(find
+        .order_by_asc(package::Column::Title)
+        .order_by_desc(package::Column::CreatedAt)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(to_api)
+        .collect())
+}
+
+pub async fn get(db: &impl ConnectionTrait, ctx: &TenantCtx, id: Uuid) -> Result<package::Model> {
+    package::Entity::find_by_id(id)
+        .filter(package::Column::TenantId.eq(ctx.tenant_id().0))
+        .one(db)
+        .await?
+        .ok_or(Error::NotFound("package"))
+}
+
+pub async fn insert(
+    db: &impl ConnectionTrait,
+    ctx: &TenantCtx,
+    p: package::Model,
+) -> Result<package::Model> {
+    debug_assert_eq!(p.tenant_id, ctx.tenant_id().0);
+    package::ActiveModel::from(p).insert(db).await.map_err(|e| {
+        Error::on_unique_violation(
+            e,
+            "package_exists",
+            "a package of this kind, title and version exists: give the new one another version",
+        )
+    })
+}
+
+pub async fn delete(db: &impl ConnectionTrait, ctx: &TenantCtx, id: Uuid) -> Result<()> {
+    package::Entity::delete_many()
+        .filter(package::Column::Id.eq(id))
+        .filter(package::Column::TenantId.eq(ctx.tenant_id().0))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Bytes the tenant's packages take (each package counted, even when two share an image).
+pub async fn stored_bytes(db: &impl ConnectionTrait, ctx: &TenantCtx) -> Result<u64> {
+    let sum: Option<i64> = package::Entity::find()
+        .select_only()
+        .column_as(package::Column::Size.sum(), "total")
+        .filter(package::Column::TenantId.eq(ctx.tenant_id().0))
+        .into_tuple::<Option<i64>>()
+        .one(db)
+        .await?
+        .flatten();
+    Ok(sum.unwrap_or(0).max(0) as u64)
+}
+
+/// Whether another package of the tenant holds the image with this SHA-256.
+pub async fn image_in_use(
+    db: &impl ConnectionTrait,
+    ctx: &TenantCtx,
+    sha256: &str,
+) -> Result<bool> {
+    Ok(package::Entity::find()
+        .filter(package::Column::TenantId.eq(ctx.tenant_id().0))
+        .filter(package::Column::Sha256.eq(sha256))
+        .count(db)
+        .await?
+        > 0)
+}
+
+pub async fn keys(db: &impl ConnectionTrait, ctx: &TenantCtx) -> Result<Vec<signing_key::Model>> {
+    Ok(signing_key::Entity::find()
+        .filter(signing_key::Column::TenantId.eq(ctx.tenant_id().0))
+        .order_by_asc(signing_key::Column::Name)
+        .all(db)
+        .await?)
+}
+
+pub async fn key(
+    db: &impl ConnectionTrait,
+    ctx: &TenantCtx,
+    id: Uuid,
+) -> Result<signing_key::Model> {
+    signing_key::Entity::find_by_id(id)
+        .filter(signing_key::Column::TenantId.eq(ctx.tenant_id().0))
+        .one(db)
+        .await?
+        .ok_or(Error::NotFound("signing key"))
+}
+
+pub async fn insert_key(
+    db: &impl ConnectionTrait,
+    ctx: &TenantCtx,
+    k: signing_key::Model,
+) -> Result<signing_key::Model> {
+    debug_assert_eq!(k.tenant_id, ctx.tenant_id().0);
+    signing_key::ActiveModel::from(k)
+        .insert(db)
+        .await
+        .map_err(|e| {
+            Error::on_unique_violation(e, "name_taken", "the tenant has a signing key of that name")
+        })
+}
+
+pub async fn delete_key(db: &impl ConnectionTrait, ctx: &TenantCtx, id: Uuid) -> Result<()> {
+    signing_key::Entity::delete_many()
+        .filter(signing_key::Column::Id.eq(id))
+        .filter(signing_key::Column::TenantId.eq(ctx.tenant_id().0))
+        .exec(db)
+        .await?;
+    Ok(())
+}
