@@ -1,5 +1,6 @@
-//! Over-the-air updates, first part: the tenants' packages (the image itself is in the blob store,
-//! addressed by its SHA-256 under the tenant) and the public keys that sign them.
+//! Over-the-air updates: the tenants' packages (the image itself is in the blob store, addressed
+//! by its SHA-256 under the tenant), the public keys that sign them, and each device's target
+//! package per kind with the state of its update.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::DatabaseBackend;
@@ -49,6 +50,27 @@ impl MigrationTrait for Migration {
             "CREATE UNIQUE INDEX idx_ota_packages_version ON ota_packages (tenant_id, kind, title, version)"
                 .into(),
             "CREATE INDEX idx_ota_packages_blob ON ota_packages (tenant_id, sha256)".into(),
+            format!(
+                "CREATE TABLE ota_device_targets (
+                    device_id {id} NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+                    kind varchar(16) NOT NULL,
+                    tenant_id {id} NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+                    package_id {id} NOT NULL REFERENCES ota_packages(id),
+                    state varchar(24) NOT NULL,
+                    reason text,
+                    attempts integer NOT NULL,
+                    previous_title varchar(64),
+                    previous_version varchar(64),
+                    assigned_by {id},
+                    assigned_at {ts} NOT NULL,
+                    state_at {ts} NOT NULL,
+                    PRIMARY KEY (device_id, kind)
+                )"
+            ),
+            "CREATE INDEX idx_ota_device_targets_package ON ota_device_targets (tenant_id, package_id)"
+                .into(),
+            "CREATE INDEX idx_ota_device_targets_state ON ota_device_targets (state, state_at)"
+                .into(),
         ] {
             db.execute_unprepared(&sql).await?;
         }
@@ -57,7 +79,7 @@ impl MigrationTrait for Migration {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let db = manager.get_connection();
-        for table in ["ota_packages", "ota_signing_keys"] {
+        for table in ["ota_device_targets", "ota_packages", "ota_signing_keys"] {
             db.execute_unprepared(&format!("DROP TABLE {table}"))
                 .await?;
         }

@@ -42,6 +42,8 @@ pub struct AppState {
     pub alarms: crate::alarms::engine::Engine,
     /// OTA images: a local directory or an S3-compatible bucket.
     pub blobs: crate::blobs::Blobs,
+    /// The node's bound on bytes of packages sent to devices.
+    pub ota_bandwidth: Arc<crate::ota::delivery::Bandwidth>,
 }
 
 impl AppState {
@@ -79,6 +81,7 @@ impl AppState {
             &metrics.registry,
         )?;
         alarms.rules.refresh(&db).await?;
+        let (ota_tracker, ota_reports) = crate::ota::tracker::Tracker::new();
         let telemetry = TelemetryStore::start(
             crate::db::writer_pool(&config, &db, config.telemetry_writers).await?,
             config.telemetry_writers,
@@ -90,13 +93,18 @@ impl AppState {
                 telemetry_events,
                 alarms.clone(),
                 crate::fleet::Activity::start(live.clone()),
+                ota_tracker,
             ),
         );
         let mailer = Arc::new(crate::mail::Mailer::from_config(&config)?);
         let blobs = crate::blobs::Blobs::from_config(&config)?;
-        Ok(AppState {
+        let ota_bandwidth = Arc::new(crate::ota::delivery::Bandwidth::new(
+            config.ota_bytes_per_sec,
+        ));
+        let state = AppState {
             alarms,
             blobs,
+            ota_bandwidth,
             subscriptions,
             deliveries: Arc::default(),
             mailer,
@@ -109,7 +117,10 @@ impl AppState {
             keys: Arc::new(keys),
             config: Arc::new(config),
             metrics,
-        })
+        };
+        // Update reports from committed telemetry, in order, for as long as the process runs.
+        tokio::spawn(crate::ota::tracker::run(state.clone(), ota_reports));
+        Ok(state)
     }
 }
 
@@ -123,6 +134,7 @@ fn committed_telemetry(
     events: crate::events::telemetry::EventWriter,
     alarms: crate::alarms::engine::Engine,
     activity: crate::fleet::Activity,
+    ota: crate::ota::tracker::Tracker,
 ) -> OnCommit {
     Arc::new(move |rows: Vec<Row>, took: std::time::Duration| {
         metrics.telemetry_rows.inc_by(rows.len() as u64);
@@ -132,6 +144,7 @@ fn committed_telemetry(
         events.add(&rows);
         alarms.add(&rows);
         activity.add(&rows);
+        ota.add(&rows);
         for row in rows {
             if bus.is_watched(row.device_id) {
                 bus.publish(
@@ -263,6 +276,7 @@ pub async fn run(
                 crate::events::nats::run(state.clone()),
                 crate::alarms::engine::run_no_data(state.clone()),
                 crate::notifications::dispatch::run(state.clone()),
+                crate::ota::tracker::run_timeouts(state.clone()),
             );
         })
     });

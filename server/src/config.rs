@@ -90,6 +90,12 @@ pub struct Config {
     /// (`AWS_ENDPOINT`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
     /// `AWS_ALLOW_HTTP`).
     pub blob_url: Option<String>,
+    /// Bytes per second a node sends of packages to devices (MQTT chunks and HTTP together).
+    pub ota_bytes_per_sec: u64,
+    /// How long a device may stay in one step of an update before it is `TIMED_OUT`.
+    pub ota_step_timeout_secs: u64,
+    /// Failed downloads of one target before it is withdrawn (the device stops trying).
+    pub ota_max_attempts: u32,
     /// Where people reach the console, for the links in e-mails (`STEAD_PUBLIC_URL`, e.g.
     /// `https://iot.example.com`); default: the HTTP address.
     pub public_url: Option<String>,
@@ -201,6 +207,9 @@ impl Default for Config {
             quota_ota_bytes: 10 * 1024 * 1024 * 1024,
             ota_max_package_bytes: 512 * 1024 * 1024,
             blob_url: None,
+            ota_bytes_per_sec: 50 * 1024 * 1024,
+            ota_step_timeout_secs: 1800,
+            ota_max_attempts: 3,
             public_url: None,
             smtp_url: None,
             mail_from: "Stead <stead@localhost>".into(),
@@ -365,6 +374,9 @@ impl Config {
                 self.quota_data_points_per_day,
             ),
             ("STEAD_OTA_MAX_PACKAGE_BYTES", self.ota_max_package_bytes),
+            ("STEAD_OTA_BYTES_PER_SEC", self.ota_bytes_per_sec),
+            ("STEAD_OTA_STEP_TIMEOUT_SECS", self.ota_step_timeout_secs),
+            ("STEAD_OTA_MAX_ATTEMPTS", u64::from(self.ota_max_attempts)),
             ("STEAD_INVITATION_TTL_SECS", self.invitation_ttl_secs),
             ("STEAD_WEBHOOK_TIMEOUT_SECS", self.webhook_timeout_secs),
             (

@@ -33,6 +33,8 @@ pub enum EventKind {
     Provisioned,
     /// An alarm was raised, stepped or cleared.
     Alarm,
+    /// An update: a package assigned, each step the device reported, a failure or time-out.
+    Ota,
 }
 
 impl EventKind {
@@ -48,6 +50,7 @@ impl EventKind {
             EventKind::Credentials => "credentials",
             EventKind::Provisioned => "provisioned",
             EventKind::Alarm => "alarm",
+            EventKind::Ota => "ota",
         }
     }
 }

@@ -10,7 +10,9 @@ use ed25519_dalek::Signer as _;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use stead_api_types::{ChecksumAlgorithm, Package, Role, SigningKey, Tenant};
+use stead_api_types::{
+    ChecksumAlgorithm, DeviceOtaTarget, OtaState, Package, Role, SigningKey, Tenant,
+};
 
 use crate::harness::{Backend, Options, TestServer};
 use stead_e2e::Client;
@@ -416,5 +418,362 @@ async fn packages_in_an_s3_compatible_bucket() {
     assert!(
         !s3.keys("firmware").await.contains(&key),
         "deleted from the bucket"
+    );
+}
+
+async fn assign(c: &Client, device: uuid::Uuid, package: uuid::Uuid) -> DeviceOtaTarget {
+    let r = c
+        .put(
+            &format!("/api/v1/devices/{device}/ota/firmware"),
+            &json!({"package_id": package}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.ok().unwrap()
+}
+
+async fn target_of(c: &Client, device: uuid::Uuid) -> Option<DeviceOtaTarget> {
+    let all: Vec<DeviceOtaTarget> = c
+        .get(&format!("/api/v1/devices/{device}/ota"))
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    all.into_iter().next()
+}
+
+async fn wait_state(c: &Client, device: uuid::Uuid, state: OtaState) -> DeviceOtaTarget {
+    for _ in 0..300 {
+        if let Some(t) = target_of(c, device).await
+            && t.state == state
+        {
+            return t;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "the target never reached {state:?}: {:?}",
+        target_of(c, device).await
+    );
+}
+
+/// ThingsBoard's Python SDK, its `get_firmware_update` flow unchanged, against the server.
+async fn run_sdk_firmware(server: &TestServer, token: &str, chunk: usize) -> serde_json::Value {
+    let python = crate::sdk::python();
+    let script = crate::harness::workspace_root().join("e2e/python/tb_sdk_firmware.py");
+    let child = tokio::process::Command::new(&python)
+        .arg(&script)
+        .args([
+            "127.0.0.1",
+            &server.mqtt_port().to_string(),
+            token,
+            &chunk.to_string(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the SDK script");
+    let out = tokio::time::timeout(Duration::from_secs(75), child.wait_with_output())
+        .await
+        .expect("the SDK script ended within 75 s")
+        .expect("the SDK script ran");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the SDK session failed ({}):\nstdout: {stdout}\nstderr: {}\nserver log:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        server.log_tail(40)
+    );
+    serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("the SDK script printed no JSON line ({e}): {stdout}"))
+}
+
+/// The SDK downloads a 1 MB image in 32 KiB chunks over MQTT, verifies it and reports UPDATED;
+/// the platform shows each step and the device on the new version. An image damaged in storage
+/// fails the SDK's check: after three failed downloads the target is withdrawn and the SDK stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_thingsboard_sdk_updates_its_firmware() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let acme = server.tenant("Acme").await;
+    let c = &acme.admin;
+    let fw = image(1 << 20, 31);
+    let sha = sha256_hex(&fw);
+    let p: Package = upload(c, "kind=firmware&title=pump-fw&version=1.2.0", fw.clone())
+        .await
+        .ok()
+        .unwrap();
+    let (id, token) = crate::mqtt::device(c, "pump-1").await;
+    let t = assign(c, id, p.id).await;
+    assert_eq!(t.state, OtaState::Notified);
+    // The five attributes, as one push would carry them.
+    let shared = crate::mqtt::attribute_values(c, id, "shared").await;
+    assert_eq!(shared["fw_title"], "pump-fw");
+    assert_eq!(shared["fw_version"], "1.2.0");
+    assert_eq!(shared["fw_size"], 1 << 20);
+    assert_eq!(shared["fw_checksum"], sha.as_str());
+    assert_eq!(shared["fw_checksum_algorithm"], "SHA256");
+
+    let out = run_sdk_firmware(&server, &token, 32 * 1024).await;
+    assert_eq!(out["state"], "UPDATED", "{out}");
+    assert_eq!(out["sha256"], sha.as_str(), "{out}");
+    assert_eq!(out["failures"], 0, "{out}");
+    let done = wait_state(c, id, OtaState::Updated).await;
+    assert_eq!(
+        done.previous_version.as_deref(),
+        None,
+        "nothing reported before"
+    );
+    crate::mqtt::eventually("the device shows the new version", || async {
+        let latest = c
+            .get(&format!("/api/v1/devices/{id}/telemetry/latest"))
+            .await
+            .unwrap()
+            .body;
+        latest["current_fw_version"]["value"] == "1.2.0"
+    })
+    .await;
+    let steps: Vec<String> = crate::mqtt::timeline(c, id)
+        .await
+        .into_iter()
+        .filter(|e| e.kind == "ota")
+        .map(|e| e.detail)
+        .collect();
+    for step in [
+        "assigned",
+        "DOWNLOADING",
+        "DOWNLOADED",
+        "VERIFIED",
+        "UPDATING",
+        "UPDATED",
+    ] {
+        assert!(
+            steps.iter().any(|s| s.contains(step)),
+            "{step} on the timeline: {steps:?}"
+        );
+    }
+    // The same package again: already running it.
+    let again = assign(c, id, p.id).await;
+    assert_eq!(again.state, OtaState::Skipped);
+
+    // Damaged in storage: the SDK's SHA-256 check fails; three times, then the target goes.
+    let bad = image(300_000, 32);
+    let q: Package = upload(c, "kind=firmware&title=pump-fw&version=1.3.0", bad.clone())
+        .await
+        .ok()
+        .unwrap();
+    let blob = server.data_dir.join(format!(
+        "blobs/tenants/{}/sha256/{}",
+        acme.tenant.id,
+        sha256_hex(&bad)
+    ));
+    let mut damaged = bad.clone();
+    damaged[1000] ^= 0xff;
+    std::fs::write(&blob, &damaged).unwrap();
+    let (id2, token2) = crate::mqtt::device(c, "pump-2").await;
+    assign(c, id2, q.id).await;
+    let out = run_sdk_firmware(&server, &token2, 32 * 1024).await;
+    assert_eq!(out["withdrawn"], true, "{out}");
+    assert!(out["failures"].as_u64().unwrap() >= 3, "{out}");
+    let failed = wait_state(c, id2, OtaState::Failed).await;
+    assert_eq!(failed.attempts, 3);
+    assert_eq!(
+        failed.reason.as_deref(),
+        Some("Checksum verification failed!")
+    );
+    let shared = crate::mqtt::attribute_values(c, id2, "shared").await;
+    assert!(shared.get("fw_version").is_none(), "withdrawn: {shared}");
+
+    // A package that is a device's target stays until the target goes.
+    let r = c
+        .delete(&format!("/api/v1/ota/packages/{}", q.id))
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status.as_u16(), r.code()),
+        (409, "package_in_use".into())
+    );
+    let r = c
+        .delete(&format!("/api/v1/devices/{id2}/ota/firmware"))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 204);
+    let r = c
+        .delete(&format!("/api/v1/ota/packages/{}", q.id))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 204, "{}", r.body);
+}
+
+/// `mosquitto_rr`: one request on `topic` and the first message the device gets back, as
+/// (topic, payload).
+fn request(port: u16, token: &str, topic: &str, payload: &str) -> (String, Vec<u8>) {
+    let out = std::process::Command::new("mosquitto_rr")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-u", token])
+        .args(["-i", &format!("rr-{}", uuid::Uuid::new_v4().simple())])
+        // Any answer ends it: the chunk comes whatever the client subscribed to.
+        .args(["-q", "1", "-t", topic, "-e", "v2/fw/error", "-m", payload])
+        .args(["-W", "10", "-N", "-F", "%t %l %p"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("mosquitto_rr is installed (Debian package mosquitto-clients)");
+    assert!(
+        out.status.success(),
+        "mosquitto_rr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // "topic length payload"
+    let mut parts = out.stdout.splitn(3, |b| *b == b' ');
+    let topic = String::from_utf8_lossy(parts.next().unwrap_or_default()).into_owned();
+    let length: usize = String::from_utf8_lossy(parts.next().unwrap_or_default())
+        .parse()
+        .unwrap_or_else(|_| {
+            panic!(
+                "mosquitto_rr printed {:?}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        });
+    let payload = parts.next().unwrap_or_default().to_vec();
+    assert_eq!(payload.len(), length, "the whole payload");
+    (topic, payload)
+}
+
+/// Chunk requests that cannot be served get a reason on `v2/fw/error`, the session goes on;
+/// past the end, an empty chunk. The HTTP device API serves the image whole, by chunk and by
+/// Range. A device that stops progressing is TIMED_OUT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunk_requests_http_downloads_and_time_outs() {
+    let server = TestServer::start_with(
+        Backend::Sqlite,
+        Options::default().env("STEAD_OTA_STEP_TIMEOUT_SECS", "3"),
+    )
+    .await;
+    let port = server.mqtt_port();
+    let acme = server.tenant("Acme").await;
+    let c = &acme.admin;
+    let fw = image(100_000, 41);
+    let p: Package = upload(c, "kind=firmware&title=valve&version=7", fw.clone())
+        .await
+        .ok()
+        .unwrap();
+    let (id, token) = crate::mqtt::device(c, "valve-1").await;
+
+    let (topic, why) = request(port, &token, "v2/fw/request/1/chunk/0", "1000");
+    assert_eq!(topic, "v2/fw/error");
+    assert!(
+        String::from_utf8_lossy(&why).contains("no firmware package is assigned"),
+        "{}",
+        String::from_utf8_lossy(&why)
+    );
+    assign(c, id, p.id).await;
+    let (topic, chunk) = request(port, &token, "v2/fw/request/1/chunk/3", "1000");
+    assert_eq!(topic, "v2/fw/response/1/chunk/3");
+    assert_eq!(chunk, fw[3000..4000]);
+    let (topic, last) = request(port, &token, "v2/fw/request/2/chunk/1", "60000");
+    assert_eq!(topic, "v2/fw/response/2/chunk/1");
+    assert_eq!(last, fw[60000..]);
+    let (topic, past) = request(port, &token, "v2/fw/request/2/chunk/9", "60000");
+    assert_eq!(topic, "v2/fw/response/2/chunk/9");
+    assert!(past.is_empty(), "past the end: empty");
+    for (size, says) in [
+        ("70000", "larger than the largest message"),
+        ("abc", "decimal text"),
+    ] {
+        let (topic, why) = request(port, &token, "v2/fw/request/3/chunk/0", size);
+        assert_eq!(topic, "v2/fw/error", "{size}");
+        assert!(
+            String::from_utf8_lossy(&why).contains(says),
+            "{size}: {why:?}"
+        );
+    }
+    // A negative index is not a topic of ours: refused, on the timeline.
+    // (mosquitto_pub may or may not see its connection end: the refusal is what counts.)
+    let _ = crate::mqtt::mosquitto_pub(
+        port,
+        &[
+            "-u",
+            &token,
+            "-q",
+            "1",
+            "-t",
+            "v2/fw/request/1/chunk/-1",
+            "-m",
+            "10",
+        ],
+    );
+    crate::mqtt::eventually("the bad topic on the timeline", || async {
+        crate::mqtt::timeline(c, id)
+            .await
+            .iter()
+            .any(|e| e.kind == "message_rejected" && e.detail.contains("chunk/-1"))
+    })
+    .await;
+
+    // HTTP: whole, by chunk, resumed with Range; another version or token is refused.
+    let anon = server.client();
+    let path = format!("/api/v1/{token}/firmware?title=valve&version=7");
+    let (status, _, whole) = anon.download(&path, None).await.unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(whole, fw);
+    let (_, _, piece) = anon
+        .download(&format!("{path}&size=4096&chunk=2"), None)
+        .await
+        .unwrap();
+    assert_eq!(piece, fw[8192..12288]);
+    let (status, _, rest) = anon.download(&path, Some("bytes=99000-")).await.unwrap();
+    assert_eq!(status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(rest, fw[99000..]);
+    let (status, ..) = anon
+        .download(
+            &format!("/api/v1/{token}/firmware?title=valve&version=8"),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, ..) = anon
+        .download("/api/v1/not-a-token/firmware?title=valve&version=7", None)
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // Nobody reports progress: after 3 s in NOTIFIED, TIMED_OUT (swept every 5 s).
+    let timed_out = wait_state(c, id, OtaState::TimedOut).await;
+    assert!(
+        timed_out
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("no progress from NOTIFIED"),
+        "{timed_out:?}"
+    );
+    // Another tenant's device and package: not found.
+    let other = server.tenant("Other").await;
+    let r = other
+        .admin
+        .put(
+            &format!("/api/v1/devices/{id}/ota/firmware"),
+            &json!({"package_id": p.id}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 404, "{}", r.body);
+    let (other_device, _) = crate::mqtt::device(&other.admin, "theirs").await;
+    let r = other
+        .admin
+        .put(
+            &format!("/api/v1/devices/{other_device}/ota/firmware"),
+            &json!({"package_id": p.id}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status.as_u16(), r.error().field.as_deref()),
+        (400, Some("package_id")),
+        "{}",
+        r.body
     );
 }

@@ -600,6 +600,18 @@ async fn permission_matrix(backend: Backend) {
             None,
             [403, 200, 200, 200, 401, 403, 403, 403],
         ),
+        (
+            Method::GET,
+            format!("/api/v1/devices/{}/ota", uuid::Uuid::nil()),
+            None,
+            [403, 404, 404, 404, 401, 403, 403, 403],
+        ),
+        (
+            Method::PUT,
+            format!("/api/v1/devices/{}/ota/firmware", uuid::Uuid::nil()),
+            Some(json!({"package_id": uuid::Uuid::nil()})),
+            [403, 404, 403, 403, 401, 403, 403, 403],
+        ),
         // One's own notifications: any person of a tenant, never a key.
         (
             Method::GET,

@@ -182,3 +182,121 @@ pub struct CreateSigningKey {
     /// Base64 of the 32-byte Ed25519 public key.
     pub public_key: String,
 }
+
+/// Where a device's update stands. The device reports `DOWNLOADING` … `UPDATED` or `FAILED` in
+/// its `fw_state` (`sw_state`) telemetry; the platform sets the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OtaState {
+    /// Waiting for its turn (a campaign's wave or window).
+    Queued,
+    /// The target was pushed to the device (the `fw_*` shared attributes).
+    Notified,
+    Downloading,
+    Downloaded,
+    Verified,
+    Updating,
+    Updated,
+    /// Updated; its health is watched before it counts as succeeded.
+    VerifyingHealth,
+    Succeeded,
+    Failed,
+    /// A step took longer than allowed.
+    TimedOut,
+    Canceled,
+    /// Already on the target when it was set.
+    Skipped,
+    RolledBack,
+}
+
+impl OtaState {
+    pub const ALL: [OtaState; 14] = [
+        OtaState::Queued,
+        OtaState::Notified,
+        OtaState::Downloading,
+        OtaState::Downloaded,
+        OtaState::Verified,
+        OtaState::Updating,
+        OtaState::Updated,
+        OtaState::VerifyingHealth,
+        OtaState::Succeeded,
+        OtaState::Failed,
+        OtaState::TimedOut,
+        OtaState::Canceled,
+        OtaState::Skipped,
+        OtaState::RolledBack,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OtaState::Queued => "QUEUED",
+            OtaState::Notified => "NOTIFIED",
+            OtaState::Downloading => "DOWNLOADING",
+            OtaState::Downloaded => "DOWNLOADED",
+            OtaState::Verified => "VERIFIED",
+            OtaState::Updating => "UPDATING",
+            OtaState::Updated => "UPDATED",
+            OtaState::VerifyingHealth => "VERIFYING_HEALTH",
+            OtaState::Succeeded => "SUCCEEDED",
+            OtaState::Failed => "FAILED",
+            OtaState::TimedOut => "TIMED_OUT",
+            OtaState::Canceled => "CANCELED",
+            OtaState::Skipped => "SKIPPED",
+            OtaState::RolledBack => "ROLLED_BACK",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<OtaState> {
+        OtaState::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+
+    /// Whether the update is over (nothing more happens without a new target).
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            OtaState::Updated
+                | OtaState::Succeeded
+                | OtaState::Failed
+                | OtaState::TimedOut
+                | OtaState::Canceled
+                | OtaState::Skipped
+                | OtaState::RolledBack
+        )
+    }
+}
+
+/// A device's target package of one kind and where its update stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DeviceOtaTarget {
+    pub device_id: Uuid,
+    pub kind: PackageKind,
+    pub package_id: Uuid,
+    pub title: String,
+    pub version: String,
+    pub state: OtaState,
+    /// Why it failed or timed out (the device's `fw_error`, or the platform's reason).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Downloads that ended in `FAILED`.
+    pub attempts: u32,
+    /// What the device ran when the target was set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_version: Option<String>,
+    pub assigned_at: DateTime<Utc>,
+    pub state_at: DateTime<Utc>,
+}
+
+/// `PUT /devices/{id}/ota/{kind}`: the package the device should run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct AssignPackage {
+    pub package_id: Uuid,
+    /// The checksum the device is given to verify (default `SHA256`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum_algorithm: Option<ChecksumAlgorithm>,
+}

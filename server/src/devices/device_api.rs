@@ -3,7 +3,7 @@
 //! as MQTT apply: a 200 means the data is stored.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use stead_api_types::ApiErrorBody;
 use utoipa::IntoResponses;
@@ -26,7 +26,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/{token}/attributes", web::post().to(post_attributes))
         .route("/{token}/attributes", web::get().to(get_attributes))
         .route("/{token}/rpc", web::get().to(poll_rpc))
-        .route("/{token}/rpc/{id}", web::post().to(answer_rpc));
+        .route("/{token}/rpc/{id}", web::post().to(answer_rpc))
+        .route("/{token}/firmware", web::get().to(firmware))
+        .route("/{token}/software", web::get().to(software));
 }
 
 /// What any route with a device's token in the path answers when the token does not admit it.
@@ -547,4 +549,122 @@ mod thingsboard {
             }
         }
     }
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct PackageQuery {
+    /// The target's title, as in the `fw_title` (`sw_title`) attribute.
+    title: String,
+    /// The target's version, as in `fw_version` (`sw_version`).
+    version: String,
+    /// Bytes per chunk; with `chunk`, the answer is bytes `[size·chunk, size·(chunk+1))`.
+    size: Option<u64>,
+    /// The chunk's index, from 0.
+    chunk: Option<u64>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/{token}/firmware",
+    tag = "device-api",
+    operation_id = "device_firmware",
+    summary = "Device: download its target firmware, whole, by chunk or by Range",
+    params(
+        ("token" = String, Path, description = "The device's access token", min_length = 1),
+        PackageQuery,
+        ("Range" = Option<String>, Header, description = "`bytes=first-` to resume an interrupted download"),
+    ),
+    responses(
+        (status = 200, description = "The image, or the chunk asked for (empty past the end)", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 206, description = "The range asked for", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 416, description = "The range lies past the end", body = ApiErrorBody),
+        DeviceDenied,
+        NotFound,
+        BadQuery,
+    ),
+)]
+async fn firmware(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    token: web::Path<String>,
+    q: web::Query<PackageQuery>,
+) -> ApiResult<HttpResponse> {
+    package(
+        &state,
+        &req,
+        &token,
+        stead_api_types::PackageKind::Firmware,
+        &q,
+    )
+    .await
+}
+
+#[utoipa::path(
+    get,
+    path = "/{token}/software",
+    tag = "device-api",
+    operation_id = "device_software",
+    summary = "Device: download its target software, whole, by chunk or by Range",
+    params(
+        ("token" = String, Path, description = "The device's access token", min_length = 1),
+        PackageQuery,
+        ("Range" = Option<String>, Header, description = "`bytes=first-` to resume an interrupted download"),
+    ),
+    responses(
+        (status = 200, description = "The image, or the chunk asked for (empty past the end)", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 206, description = "The range asked for", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 416, description = "The range lies past the end", body = ApiErrorBody),
+        DeviceDenied,
+        NotFound,
+        BadQuery,
+    ),
+)]
+async fn software(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    token: web::Path<String>,
+    q: web::Query<PackageQuery>,
+) -> ApiResult<HttpResponse> {
+    package(
+        &state,
+        &req,
+        &token,
+        stead_api_types::PackageKind::Software,
+        &q,
+    )
+    .await
+}
+
+/// The device's target package, if `title` and `version` name it: a chunk (`size` and `chunk`),
+/// else the image (whole or the `Range` asked for).
+async fn package(
+    state: &AppState,
+    req: &HttpRequest,
+    token: &str,
+    kind: stead_api_types::PackageKind,
+    q: &PackageQuery,
+) -> ApiResult<HttpResponse> {
+    let device = identify(state, token).await?;
+    let p = crate::ota::delivery::named_target(state, &device, kind, &q.title, &q.version)
+        .await
+        .map_err(|why| ApiError::new(StatusCode::NOT_FOUND, "not_found", why))?;
+    if let (Some(size), Some(n)) = (q.size, q.chunk) {
+        let total = p.size.max(0) as u64;
+        let range = size
+            .checked_mul(n)
+            .filter(|start| size > 0 && *start < total)
+            .map(|start| start..(start + size).min(total));
+        let bytes = match range {
+            Some(range) => crate::ota::delivery::read(state, device.tenant_id, &p, range)
+                .await
+                .map_err(|e| crate::error::Error::from(anyhow::anyhow!(e)))?,
+            None => bytes::Bytes::new(),
+        };
+        return Ok(HttpResponse::Ok()
+            .content_type("application/octet-stream")
+            .body(bytes));
+    }
+    crate::ota::http::serve_image(state, req, device.tenant_id, &p).await
 }

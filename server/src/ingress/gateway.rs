@@ -479,6 +479,7 @@ impl Gateway {
             payload: attribute_response(request.id, &name, found)
                 .to_string()
                 .into(),
+            qos1: false,
         }))
     }
 

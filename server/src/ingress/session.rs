@@ -247,6 +247,7 @@ impl ProvisioningSession {
         Ok(Reply {
             topic: crate::provisioning::RESPONSE_TOPIC.to_owned(),
             payload: Bytes::from(answer.to_string()),
+            qos1: false,
         })
     }
 }
@@ -471,6 +472,13 @@ async fn deliver_command<O: Outbound>(
 pub struct Reply {
     pub topic: String,
     pub payload: Bytes,
+    /// At QoS 1 (a firmware chunk, which the device may not have subscribed to); else QoS 0.
+    pub qos1: bool,
+}
+
+/// Sends a reply at its QoS (a QoS 1 send is not waited for).
+pub fn send_reply<O: Outbound>(out: &O, reply: Reply) {
+    send_subscribed(out, Some(u8::from(reply.qos1)), reply.topic, reply.payload);
 }
 
 /// After this many refused messages within a minute, an MQTT 3.1.1 connection is closed.
@@ -493,6 +501,8 @@ pub struct DeviceSession {
     pub gateway: Option<Rc<Gateway>>,
     limiter: RefCell<Limiter>,
     rejections: Cell<(i64, u32)>,
+    /// The chunk size each recent package download asked for (an empty request repeats it).
+    chunk_sizes: RefCell<Vec<((stead_api_types::PackageKind, u32), u64)>>,
 }
 
 impl DeviceSession {
@@ -521,6 +531,7 @@ impl DeviceSession {
             subs: Rc::default(),
             limiter: RefCell::new(limiter),
             rejections: Cell::new((0, 0)),
+            chunk_sizes: RefCell::default(),
         }
     }
 
@@ -737,6 +748,7 @@ impl DeviceSession {
                 Ok(Some(Reply {
                     topic: format!("v1/devices/me/attributes/response/{id}"),
                     payload: Bytes::from(answer.to_string()),
+                    qos1: false,
                 }))
             }
             PublishTopic::RpcRequest(id) => {
@@ -757,6 +769,7 @@ impl DeviceSession {
                 Ok(Some(Reply {
                     topic: format!("v1/devices/me/rpc/response/{id}"),
                     payload: Bytes::from(answer.to_string()),
+                    qos1: false,
                 }))
             }
             PublishTopic::RpcResponse(id) => {
@@ -781,6 +794,13 @@ impl DeviceSession {
                     )))
                 }
             }
+            PublishTopic::PackageChunk {
+                kind,
+                request,
+                chunk,
+            } => Ok(Some(
+                self.package_chunk(kind, request, chunk, &payload).await?,
+            )),
             PublishTopic::Claim => Err(Rejection::NotSupported(
                 "device claiming comes with customer accounts and is not supported yet".into(),
             )),
@@ -792,6 +812,90 @@ impl DeviceSession {
                 ))),
             },
         }
+    }
+
+    /// A chunk of the device's target package: the raw bytes on
+    /// `v2/fw/response/{request}/chunk/{chunk}` at QoS 1 whatever the device subscribed to (SDK
+    /// 1.x subscribes to `v2/fw/response/+`, which does not match), or why not on `v2/fw/error`.
+    /// The payload is the chunk size as decimal text; empty: the size last used for this request,
+    /// or the whole image.
+    async fn package_chunk(
+        &self,
+        kind: stead_api_types::PackageKind,
+        request: u32,
+        chunk: u32,
+        payload: &[u8],
+    ) -> Result<Reply, Rejection> {
+        let x = kind.prefix();
+        let text = std::str::from_utf8(payload).unwrap_or("").trim();
+        let asked = if text.is_empty() {
+            None
+        } else {
+            match text.parse::<u64>() {
+                Ok(n) => Some(n),
+                Err(_) => {
+                    return Ok(Reply {
+                        topic: format!("v2/{x}/error"),
+                        payload: Bytes::from(format!(
+                            "the chunk size must be a whole number of bytes as decimal text, not {:?}",
+                            text.chars().take(40).collect::<String>()
+                        )),
+                        qos1: false,
+                    });
+                }
+            }
+        };
+        let size = {
+            let mut sizes = self.chunk_sizes.borrow_mut();
+            match asked {
+                Some(n) => {
+                    sizes.retain(|(k, _)| *k != (kind, request));
+                    if sizes.len() >= 8 {
+                        sizes.remove(0);
+                    }
+                    sizes.push(((kind, request), n));
+                    Some(n)
+                }
+                None => sizes
+                    .iter()
+                    .find(|(k, _)| *k == (kind, request))
+                    .map(|(_, n)| *n),
+            }
+        };
+        let max = self.ctx.state.config.mqtt_max_payload_bytes as u64;
+        let ctx = self.ctx.clone();
+        let identity = self.identity.clone();
+        let answer = self
+            .ctx
+            .on_main(async move {
+                Ok(
+                    crate::ota::delivery::chunk(&ctx.state, &identity, kind, size, chunk, max)
+                        .await,
+                )
+            })
+            .await
+            .map_err(|e| Rejection::Unavailable(e.to_string()))?;
+        Ok(match answer {
+            Ok(bytes) => Reply {
+                topic: format!("v2/{x}/response/{request}/chunk/{chunk}"),
+                payload: Bytes::copy_from_slice(&bytes),
+                qos1: true,
+            },
+            Err(why) => {
+                timeline::record(
+                    &self.ctx.state.timeline,
+                    &self.identity,
+                    EventKind::Ota,
+                    format!("Chunk {chunk} of request {request} refused: {why}"),
+                    serde_json::json!({"kind": kind.as_str(), "request": request, "chunk": chunk}),
+                );
+                Reply {
+                    topic: format!("v2/{x}/error"),
+                    payload: Bytes::from(why),
+                    qos1: false,
+                }
+            }
+        })
     }
 
     /// Counts activity into the node's tally, which the live state gets once a second.

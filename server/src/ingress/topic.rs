@@ -14,6 +14,13 @@ pub enum PublishTopic {
     Claim,
     /// `v1/gateway/...`: only a gateway may publish here.
     Gateway(GatewayTopic),
+    /// `v2/fw/request/{request}/chunk/{chunk}` (or `v2/sw/…`): a piece of the device's target
+    /// package, answered on `v2/fw/response/{request}/chunk/{chunk}`.
+    PackageChunk {
+        kind: stead_api_types::PackageKind,
+        request: u32,
+        chunk: u32,
+    },
 }
 
 /// A topic of ThingsBoard's Gateway API a gateway publishes to.
@@ -93,6 +100,22 @@ impl PublishTopic {
             "v1/gateway/claim" => return Ok(PublishTopic::Gateway(GatewayTopic::Claim)),
             _ => {}
         }
+        for (prefix, kind) in [
+            ("v2/fw/request/", stead_api_types::PackageKind::Firmware),
+            ("v2/sw/request/", stead_api_types::PackageKind::Software),
+        ] {
+            if let Some(rest) = topic.strip_prefix(prefix) {
+                let (request, chunk) = rest.split_once("/chunk/").ok_or_else(unknown)?;
+                return match (request_id(request), request_id(chunk)) {
+                    (Some(request), Some(chunk)) => Ok(PublishTopic::PackageChunk {
+                        kind,
+                        request,
+                        chunk,
+                    }),
+                    _ => Err(unknown()),
+                };
+            }
+        }
         if let Some(id) = topic.strip_prefix("v1/devices/me/attributes/request/") {
             return request_id(id)
                 .map(PublishTopic::AttributeRequest)
@@ -122,6 +145,10 @@ pub fn subscription_allowed(filter: &str) -> bool {
             | "v1/devices/me/rpc/response/+"
             | "v2/fw/response/+"
             | "v2/fw/response/+/chunk/+"
+            | "v2/fw/error"
+            | "v2/sw/response/+"
+            | "v2/sw/response/+/chunk/+"
+            | "v2/sw/error"
     ) || [
         "v1/devices/me/attributes/response/",
         "v1/devices/me/rpc/request/",
@@ -292,6 +319,39 @@ mod tests {
             fn wildcards_never_pass(topic in "[a-z/]{0,20}[+#][a-z/]{0,20}") {
                 prop_assert!(PublishTopic::parse(&topic).is_err());
             }
+        }
+    }
+
+    #[test]
+    fn parses_package_chunk_requests() {
+        use stead_api_types::PackageKind;
+        assert_eq!(
+            PublishTopic::parse("v2/fw/request/3/chunk/17"),
+            Ok(PublishTopic::PackageChunk {
+                kind: PackageKind::Firmware,
+                request: 3,
+                chunk: 17
+            })
+        );
+        assert_eq!(
+            PublishTopic::parse("v2/sw/request/1/chunk/0"),
+            Ok(PublishTopic::PackageChunk {
+                kind: PackageKind::Software,
+                request: 1,
+                chunk: 0
+            })
+        );
+        for bad in [
+            "v2/fw/request/1/chunk/-1",
+            "v2/fw/request/1/chunk/99999999999",
+            "v2/fw/request/x/chunk/1",
+            "v2/fw/request/1",
+            "v2/fw/request/1/chunk/",
+        ] {
+            assert!(
+                matches!(PublishTopic::parse(bad), Err(TopicError::Unknown(_))),
+                "{bad}"
+            );
         }
     }
 }

@@ -231,10 +231,7 @@ async fn publish_v3(session: &V3Session, publish: &v3::Publish) -> Result<(), Cl
     };
     match result {
         Ok(Some(reply)) => {
-            let _ = session
-                .sink
-                .publish(reply.topic)
-                .send_at_most_once(reply.payload);
+            super::session::send_reply(&session.sink, reply);
             Ok(())
         }
         Ok(None) => Ok(()),

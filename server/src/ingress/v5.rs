@@ -270,10 +270,7 @@ async fn publish_v5(
     };
     Ok(result.map(|reply| {
         if let Some(reply) = reply {
-            let _ = session
-                .sink
-                .publish(reply.topic)
-                .send_at_most_once(reply.payload);
+            super::session::send_reply(&session.sink, reply);
         }
     }))
 }

@@ -4,7 +4,8 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt as _;
 use stead_api_types::{
-    ApiErrorBody, CreateSigningKey, Package, PackageQuery, SigningKey, UploadPackage,
+    ApiErrorBody, AssignPackage, CreateSigningKey, DeviceOtaTarget, Package, PackageKind,
+    PackageQuery, SigningKey, UploadPackage,
 };
 use uuid::Uuid;
 
@@ -15,6 +16,7 @@ use crate::blobs::Blobs;
 use crate::error::Error;
 use crate::http::openapi::{BadQuery, Denied, JsonBody, NotFound};
 use crate::http::{ApiResult, Json, TenantScope};
+use crate::ids::DeviceId;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/ota/packages", web::get().to(list))
@@ -24,7 +26,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/ota/packages/{id}/image", web::get().to(image))
         .route("/ota/signing-keys", web::get().to(list_keys))
         .route("/ota/signing-keys", web::post().to(create_key))
-        .route("/ota/signing-keys/{id}", web::delete().to(delete_key));
+        .route("/ota/signing-keys/{id}", web::delete().to(delete_key))
+        .route("/devices/{id}/ota", web::get().to(targets))
+        .route("/devices/{id}/ota/{kind}", web::put().to(assign))
+        .route("/devices/{id}/ota/{kind}", web::delete().to(unassign));
+}
+
+fn kind_of(raw: &str) -> Result<PackageKind, Error> {
+    PackageKind::parse(raw).ok_or(Error::NotFound("update kind"))
 }
 
 #[utoipa::path(
@@ -218,8 +227,18 @@ pub async fn serve_image(
         .blobs
         .get(&key, range.clone())
         .await
-        .map_err(|e| Error::from(anyhow::anyhow!("blob store: {e}")))?
-        .map(|chunk| chunk.map_err(|e| actix_web::error::ErrorInternalServerError(e.to_string())));
+        .map_err(|e| Error::from(anyhow::anyhow!("blob store: {e}")))?;
+    // The node's delivery bandwidth bounds downloads too.
+    let bandwidth = state.ota_bandwidth.clone();
+    let stream = stream.then(move |chunk| {
+        let bandwidth = bandwidth.clone();
+        async move {
+            let chunk =
+                chunk.map_err(|e| actix_web::error::ErrorInternalServerError(e.to_string()))?;
+            bandwidth.take(chunk.len() as u64).await;
+            Ok::<_, actix_web::Error>(chunk)
+        }
+    });
     let file = format!("{}-{}.bin", p.title, p.version)
         .chars()
         .map(|c| {
@@ -345,6 +364,89 @@ async fn delete_key(
     id: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
     service::delete_key(&state, &scope.ctx, &scope.actor, *id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[utoipa::path(
+    get,
+    path = "/devices/{id}/ota",
+    tag = "ota",
+    operation_id = "device_ota_targets",
+    summary = "A device's target packages and where each update stands (`ota.read`)",
+    params(("id" = Uuid, Path, description = "The device")),
+    responses((status = 200, description = "One per kind that has a target", body = Vec<DeviceOtaTarget>), Denied, NotFound),
+    security(("bearer" = []), ("api_key" = [])),
+)]
+async fn targets(
+    state: web::Data<AppState>,
+    scope: TenantScope<OtaRead>,
+    id: web::Path<Uuid>,
+) -> ApiResult<web::Json<Vec<DeviceOtaTarget>>> {
+    let device = DeviceId(*id);
+    crate::devices::repo::get(&state.db, &scope.ctx, device).await?;
+    Ok(web::Json(
+        repo::targets_of(&state.db, &scope.ctx, device)
+            .await?
+            .into_iter()
+            .map(|(t, p)| repo::target_to_api(t, &p))
+            .collect(),
+    ))
+}
+
+#[utoipa::path(
+    put,
+    path = "/devices/{id}/ota/{kind}",
+    tag = "ota",
+    operation_id = "assign_package",
+    summary = "Set the package a device should run (`ota.manage`)",
+    description = "Writes and pushes the target's shared attributes (`fw_title`, `fw_version`, `fw_size`, `fw_checksum`, `fw_checksum_algorithm`, or `sw_*`) in one message; the device's SDK downloads it. A device that already runs it is `SKIPPED`.",
+    params(
+        ("id" = Uuid, Path, description = "The device"),
+        ("kind" = PackageKind, Path, description = "`firmware` or `software`"),
+    ),
+    request_body = AssignPackage,
+    responses(
+        (status = 200, description = "The target", body = DeviceOtaTarget),
+        JsonBody,
+        Denied,
+        NotFound,
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
+async fn assign(
+    state: web::Data<AppState>,
+    scope: TenantScope<OtaManage>,
+    path: web::Path<(Uuid, String)>,
+    Json(body): Json<AssignPackage>,
+) -> ApiResult<web::Json<DeviceOtaTarget>> {
+    let (id, kind) = path.into_inner();
+    let kind = kind_of(&kind)?;
+    Ok(web::Json(
+        service::assign(&state, &scope.ctx, &scope.actor, DeviceId(id), kind, body).await?,
+    ))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/devices/{id}/ota/{kind}",
+    tag = "ota",
+    operation_id = "unassign_package",
+    summary = "Remove a device's target (`ota.manage`)",
+    params(
+        ("id" = Uuid, Path, description = "The device"),
+        ("kind" = PackageKind, Path, description = "`firmware` or `software`"),
+    ),
+    responses((status = 204, description = "Removed, with its shared attributes"), Denied, NotFound),
+    security(("bearer" = []), ("api_key" = [])),
+)]
+async fn unassign(
+    state: web::Data<AppState>,
+    scope: TenantScope<OtaManage>,
+    path: web::Path<(Uuid, String)>,
+) -> ApiResult<HttpResponse> {
+    let (id, kind) = path.into_inner();
+    let kind = kind_of(&kind)?;
+    service::unassign(&state, &scope.ctx, &scope.actor, DeviceId(id), kind).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -1,4 +1,4 @@
-//! The OTA tables: packages and the tenants' signing keys.
+//! The OTA tables: packages, the tenants' signing keys, and each device's target per kind.
 
 pub mod package {
     use sea_orm::entity::prelude::*;
@@ -48,6 +48,51 @@ pub mod signing_key {
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
     pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod target {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "ota_device_targets")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub device_id: Uuid,
+        /// `firmware` or `software`.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub kind: String,
+        pub tenant_id: Uuid,
+        pub package_id: Uuid,
+        /// An `OtaState` name (`NOTIFIED`, `DOWNLOADING`, …).
+        pub state: String,
+        pub reason: Option<String>,
+        /// Downloads that ended in `FAILED` for this target.
+        pub attempts: i32,
+        /// What the device ran when the target was set (for the record, and a roll-back).
+        pub previous_title: Option<String>,
+        pub previous_version: Option<String>,
+        pub assigned_by: Option<Uuid>,
+        pub assigned_at: DateTimeUtc,
+        pub state_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {
+        #[sea_orm(
+            belongs_to = "super::package::Entity",
+            from = "Column::PackageId",
+            to = "super::package::Column::Id"
+        )]
+        Package,
+    }
+
+    impl Related<super::package::Entity> for Entity {
+        fn to() -> RelationDef {
+            Relation::Package.def()
+        }
+    }
 
     impl ActiveModelBehavior for ActiveModel {}
 }

@@ -4,11 +4,14 @@ use std::collections::BTreeMap;
 
 use sea_orm::entity::prelude::*;
 use sea_orm::{ActiveModelTrait, ConnectionTrait, PaginatorTrait, QueryOrder, QuerySelect};
-use stead_api_types::{ChecksumAlgorithm, Package, PackageKind, PackageQuery, SigningKey};
+use stead_api_types::{
+    ChecksumAlgorithm, DeviceOtaTarget, OtaState, Package, PackageKind, PackageQuery, SigningKey,
+};
 
-use super::model::{package, signing_key};
+use super::model::{package, signing_key, target};
 use crate::auth::TenantCtx;
 use crate::error::{Error, Result};
+use crate::ids::DeviceId;
 
 pub fn to_api(p: package::Model) -> Package {
     let checksums: BTreeMap<ChecksumAlgorithm, String> =
@@ -162,4 +165,149 @@ pub async fn delete_key(db: &impl ConnectionTrait, ctx: &TenantCtx, id: Uuid) ->
         .exec(db)
         .await?;
     Ok(())
+}
+
+pub fn target_to_api(t: target::Model, p: &package::Model) -> DeviceOtaTarget {
+    DeviceOtaTarget {
+        device_id: t.device_id,
+        kind: PackageKind::parse(&t.kind).unwrap_or(PackageKind::Firmware),
+        package_id: t.package_id,
+        title: p.title.clone(),
+        version: p.version.clone(),
+        state: OtaState::parse(&t.state).unwrap_or(OtaState::Notified),
+        reason: t.reason,
+        attempts: t.attempts.max(0) as u32,
+        previous_title: t.previous_title,
+        previous_version: t.previous_version,
+        assigned_at: t.assigned_at,
+        state_at: t.state_at,
+    }
+}
+
+/// A device's targets (one per kind), with their packages.
+pub async fn targets_of(
+    db: &impl ConnectionTrait,
+    ctx: &TenantCtx,
+    device: DeviceId,
+) -> Result<Vec<(target::Model, package::Model)>> {
+    Ok(target::Entity::find()
+        .filter(target::Column::TenantId.eq(ctx.tenant_id().0))
+        .filter(target::Column::DeviceId.eq(device.0))
+        .order_by_asc(target::Column::Kind)
+        .find_also_related(package::Entity)
+        .all(db)
+        .await?
+        .into_iter()
+        .filter_map(|(t, p)| p.map(|p| (t, p)))
+        .collect())
+}
+
+/// A device's target of one kind, with its package.
+pub async fn target(
+    db: &impl ConnectionTrait,
+    ctx: &TenantCtx,
+    device: DeviceId,
+    kind: PackageKind,
+) -> Result<Option<(target::Model, package::Model)>> {
+    Ok(targets_of(db, ctx, device)
+        .await?
+        .into_iter()
+        .find(|(t, _)| t.kind == kind.as_str()))
+}
+
+/// Sets (or replaces) a device's target of one kind.
+pub async fn put_target(
+    db: &impl ConnectionTrait,
+    ctx: &TenantCtx,
+    t: target::Model,
+) -> Result<()> {
+    debug_assert_eq!(t.tenant_id, ctx.tenant_id().0);
+    target::Entity::delete_many()
+        .filter(target::Column::TenantId.eq(ctx.tenant_id().0))
+        .filter(target::Column::DeviceId.eq(t.device_id))
+        .filter(target::Column::Kind.eq(t.kind.clone()))
+        .exec(db)
+        .await?;
+    target::ActiveModel::from(t).insert(db).await?;
+    Ok(())
+}
+
+pub async fn delete_target(
+    db: &impl ConnectionTrait,
+    ctx: &TenantCtx,
+    device: DeviceId,
+    kind: PackageKind,
+) -> Result<bool> {
+    Ok(target::Entity::delete_many()
+        .filter(target::Column::TenantId.eq(ctx.tenant_id().0))
+        .filter(target::Column::DeviceId.eq(device.0))
+        .filter(target::Column::Kind.eq(kind.as_str()))
+        .exec(db)
+        .await?
+        .rows_affected
+        > 0)
+}
+
+/// Moves a target to `state` only from `from` (a conditional update: two nodes reporting the
+/// same step change it once). Answers whether it moved.
+pub async fn move_target(
+    db: &impl ConnectionTrait,
+    ctx: &TenantCtx,
+    t: &target::Model,
+    state: OtaState,
+    reason: Option<String>,
+    attempts: i32,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<bool> {
+    use sea_orm::sea_query::Expr;
+    Ok(target::Entity::update_many()
+        .col_expr(target::Column::State, Expr::value(state.as_str()))
+        .col_expr(target::Column::Reason, Expr::value(reason))
+        .col_expr(target::Column::Attempts, Expr::value(attempts))
+        .col_expr(target::Column::StateAt, Expr::value(at))
+        .filter(target::Column::TenantId.eq(ctx.tenant_id().0))
+        .filter(target::Column::DeviceId.eq(t.device_id))
+        .filter(target::Column::Kind.eq(t.kind.clone()))
+        .filter(target::Column::PackageId.eq(t.package_id))
+        .filter(target::Column::State.eq(t.state.clone()))
+        .exec(db)
+        .await?
+        .rows_affected
+        > 0)
+}
+
+/// How many devices have this package as their target.
+pub async fn devices_targeting(
+    db: &impl ConnectionTrait,
+    ctx: &TenantCtx,
+    package: Uuid,
+) -> Result<u64> {
+    Ok(target::Entity::find()
+        .filter(target::Column::TenantId.eq(ctx.tenant_id().0))
+        .filter(target::Column::PackageId.eq(package))
+        .count(db)
+        .await?)
+}
+
+/// Targets of every tenant stuck in a step since before `before` (the worker's time-out sweep).
+pub async fn stale_targets(
+    db: &impl ConnectionTrait,
+    _: crate::auth::System,
+    before: chrono::DateTime<chrono::Utc>,
+    limit: u64,
+) -> Result<Vec<target::Model>> {
+    let waiting = [
+        OtaState::Notified,
+        OtaState::Downloading,
+        OtaState::Downloaded,
+        OtaState::Verified,
+        OtaState::Updating,
+    ]
+    .map(OtaState::as_str);
+    Ok(target::Entity::find()
+        .filter(target::Column::State.is_in(waiting))
+        .filter(target::Column::StateAt.lt(before))
+        .limit(limit)
+        .all(db)
+        .await?)
 }

@@ -7,17 +7,21 @@ use base64::Engine as _;
 use bytes::Bytes;
 use chrono::Utc;
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
-use stead_api_types::{ChecksumAlgorithm, CreateSigningKey, Package, SigningKey, UploadPackage};
+use stead_api_types::{
+    AssignPackage, AttributeScope, ChecksumAlgorithm, CreateSigningKey, DeviceOtaTarget, OtaState,
+    Package, PackageKind, SigningKey, UploadPackage,
+};
 use uuid::Uuid;
 
 use super::checksums::Checksummer;
-use super::model::{package, signing_key};
+use super::model::{package, signing_key, target};
 use super::repo;
 use crate::app::AppState;
 use crate::audit;
 use crate::auth::{Actor, TenantCtx};
 use crate::blobs::{Blobs, UploadError};
 use crate::error::{Error, Result};
+use crate::ids::DeviceId;
 
 const MAX_DESCRIPTION: usize = 1_000;
 const MAX_KEYS: usize = 20;
@@ -333,6 +337,13 @@ where
 pub async fn delete(state: &AppState, ctx: &TenantCtx, actor: &Actor, id: Uuid) -> Result<()> {
     let txn = audit::begin(&state.db, Some(ctx.tenant_id())).await?;
     let p = repo::get(&txn, ctx, id).await?;
+    let using = repo::devices_targeting(&txn, ctx, id).await?;
+    if using > 0 {
+        return Err(Error::conflict(
+            "package_in_use",
+            format!("{using} device(s) have this package as their target: give them another first"),
+        ));
+    }
     repo::delete(&txn, ctx, id).await?;
     audit::record(
         &txn,
@@ -405,5 +416,209 @@ pub async fn delete_key(state: &AppState, ctx: &TenantCtx, actor: &Actor, id: Uu
     )
     .await?;
     txn.commit().await?;
+    Ok(())
+}
+
+/// The shared attributes that tell a device its target (`fw_*` or `sw_*`), all in one push: a
+/// split push makes SDK 1.x start a download of size 0.
+fn target_attributes(
+    p: &package::Model,
+    algorithm: ChecksumAlgorithm,
+) -> serde_json::Map<String, serde_json::Value> {
+    let kind = PackageKind::parse(&p.kind).unwrap_or(PackageKind::Firmware);
+    let checksums: std::collections::BTreeMap<ChecksumAlgorithm, String> =
+        serde_json::from_value(p.checksums.clone()).unwrap_or_default();
+    let x = kind.prefix();
+    let mut m = serde_json::Map::new();
+    m.insert(format!("{x}_title"), p.title.clone().into());
+    m.insert(format!("{x}_version"), p.version.clone().into());
+    m.insert(format!("{x}_size"), p.size.into());
+    m.insert(
+        format!("{x}_checksum"),
+        checksums
+            .get(&algorithm)
+            .cloned()
+            .unwrap_or_default()
+            .into(),
+    );
+    m.insert(format!("{x}_checksum_algorithm"), algorithm.as_str().into());
+    m
+}
+
+/// The keys of `target_attributes`.
+pub fn target_keys(kind: PackageKind) -> Vec<String> {
+    let x = kind.prefix();
+    ["title", "version", "size", "checksum", "checksum_algorithm"]
+        .iter()
+        .map(|k| format!("{x}_{k}"))
+        .collect()
+}
+
+/// What the device last reported running (`current_fw_title`, `current_fw_version`).
+async fn running(
+    state: &AppState,
+    device: DeviceId,
+    kind: PackageKind,
+) -> (Option<String>, Option<String>) {
+    let latest = state.live.latest(device).await.unwrap_or_default();
+    let text = |k: String| {
+        latest
+            .get(&k)
+            .and_then(|v| v.value.as_str().map(str::to_owned))
+    };
+    let x = kind.prefix();
+    (
+        text(format!("current_{x}_title")),
+        text(format!("current_{x}_version")),
+    )
+}
+
+/// `PUT /devices/{id}/ota/{kind}`: the device should run this package. The target's shared
+/// attributes are written and pushed (the device's SDK starts the download); a device that
+/// already runs it is `SKIPPED`.
+pub async fn assign(
+    state: &AppState,
+    ctx: &TenantCtx,
+    actor: &Actor,
+    device: DeviceId,
+    kind: PackageKind,
+    body: AssignPackage,
+) -> Result<DeviceOtaTarget> {
+    let algorithm = body.checksum_algorithm.unwrap_or(ChecksumAlgorithm::Sha256);
+    let txn = audit::begin(&state.db, Some(ctx.tenant_id())).await?;
+    let d = crate::devices::repo::get(&txn, ctx, device).await?;
+    let p = repo::get(&txn, ctx, body.package_id).await.map_err(|_| {
+        Error::invalid(
+            "unknown_package",
+            "package_id",
+            format!("there is no package {} in this tenant", body.package_id),
+        )
+    })?;
+    if p.kind != kind.as_str() {
+        return Err(Error::invalid(
+            "wrong_kind",
+            "package_id",
+            format!("this is a {} package, not {}", p.kind, kind.as_str()),
+        ));
+    }
+    if let Some(profile) = p.profile_id
+        && Some(profile) != d.profile_id
+    {
+        return Err(Error::invalid(
+            "wrong_profile",
+            "package_id",
+            "the package ships to another device profile",
+        ));
+    }
+    let (title, version) = running(state, device, kind).await;
+    let skipped = title.as_deref() == Some(p.title.as_str())
+        && version.as_deref() == Some(p.version.as_str());
+    let now = Utc::now();
+    let t = target::Model {
+        device_id: device.0,
+        kind: kind.as_str().to_owned(),
+        tenant_id: ctx.tenant_id().0,
+        package_id: p.id,
+        state: if skipped {
+            OtaState::Skipped
+        } else {
+            OtaState::Notified
+        }
+        .as_str()
+        .to_owned(),
+        reason: skipped.then(|| "the device already runs this version".to_owned()),
+        attempts: 0,
+        previous_title: title,
+        previous_version: version,
+        assigned_by: Some(actor.user_id.0),
+        assigned_at: now,
+        state_at: now,
+    };
+    repo::put_target(&txn, ctx, t.clone()).await?;
+    let values = target_attributes(&p, algorithm);
+    if !skipped {
+        crate::attributes::set(
+            &txn,
+            ctx,
+            &[device.0],
+            AttributeScope::Shared,
+            &values,
+            crate::telemetry::now_ms(),
+        )
+        .await?;
+    }
+    audit::record(
+        &txn,
+        Some(ctx.tenant_id()),
+        actor,
+        "ota.assign",
+        "device",
+        Some(device.0),
+        serde_json::json!({"kind": kind.as_str(), "package_id": p.id, "title": p.title,
+                           "version": p.version, "skipped": skipped}),
+    )
+    .await?;
+    txn.commit().await?;
+    if !skipped {
+        crate::attributes::http::push(state, &[device.0], AttributeScope::Shared, &values);
+    }
+    state.timeline.record_for(
+        ctx.tenant_id(),
+        device,
+        crate::timeline::EventKind::Ota,
+        if skipped {
+            format!(
+                "{} {} {} assigned: already running it, skipped",
+                kind.as_str(),
+                p.title,
+                p.version
+            )
+        } else {
+            format!("{} {} {} assigned", kind.as_str(), p.title, p.version)
+        },
+        serde_json::json!({"package_id": p.id, "state": t.state}),
+    );
+    Ok(repo::target_to_api(t, &p))
+}
+
+/// `DELETE /devices/{id}/ota/{kind}`: no target any more (an update under way is canceled);
+/// the target's shared attributes are removed.
+pub async fn unassign(
+    state: &AppState,
+    ctx: &TenantCtx,
+    actor: &Actor,
+    device: DeviceId,
+    kind: PackageKind,
+) -> Result<()> {
+    let txn = audit::begin(&state.db, Some(ctx.tenant_id())).await?;
+    crate::devices::repo::get(&txn, ctx, device).await?;
+    if !repo::delete_target(&txn, ctx, device, kind).await? {
+        return Err(Error::NotFound("update target"));
+    }
+    let deleted = crate::attributes::delete(
+        &txn,
+        ctx,
+        device,
+        AttributeScope::Shared,
+        &target_keys(kind),
+    )
+    .await?;
+    audit::record(
+        &txn,
+        Some(ctx.tenant_id()),
+        actor,
+        "ota.unassign",
+        "device",
+        Some(device.0),
+        serde_json::json!({"kind": kind.as_str()}),
+    )
+    .await?;
+    txn.commit().await?;
+    if !deleted.is_empty() {
+        state.sessions.deliver(
+            device,
+            crate::ingress::Delivery::Attributes(serde_json::json!({"deleted": deleted})),
+        );
+    }
     Ok(())
 }
