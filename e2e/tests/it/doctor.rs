@@ -66,6 +66,10 @@ async fn doctor_passes_a_healthy_deployment(backend: Backend) {
         line(&report, "migrations"),
         "ok    migrations: 13 applied, up to date"
     );
+    assert!(
+        line(&report, "blob store").starts_with("ok    blob store: directory"),
+        "{report}"
+    );
     assert!(line(&report, "http address").contains("is free to bind"));
     assert!(line(&report, "mqtt address").contains("is free to bind"));
     assert!(line(&report, "mqtt tls address").contains("is free to bind"));
@@ -120,6 +124,16 @@ async fn doctor_names_each_problem() {
             dir.path().join("cert.pem").display().to_string(),
         ),
         ("STEAD_MQTT_TLS_KEY".to_string(), key),
+        // A bucket behind an address where nothing listens.
+        ("STEAD_BLOB_URL".to_string(), "s3://firmware".to_string()),
+        ("AWS_ENDPOINT".to_string(), "http://127.0.0.1:1".to_string()),
+        ("AWS_ALLOW_HTTP".to_string(), "true".to_string()),
+        ("AWS_REGION".to_string(), "us-east-1".to_string()),
+        ("AWS_ACCESS_KEY_ID".to_string(), "doctor".to_string()),
+        (
+            "AWS_SECRET_ACCESS_KEY".to_string(),
+            "doctor-secret".to_string(),
+        ),
     ];
     let out = run_stead(dir.path(), &["doctor"], &env);
     let report = text(&out);
@@ -141,6 +155,12 @@ async fn doctor_names_each_problem() {
         redis.starts_with("fail") && redis.contains("cannot reach Redis"),
         "{redis}"
     );
+    let blobs = line(&report, "blob store");
+    assert!(
+        blobs.starts_with("fail  blob store: s3://firmware/"),
+        "{blobs}"
+    );
+    assert!(!report.contains("doctor-secret"), "{report}");
     let http = line(&report, "http address");
     assert!(http.starts_with("fail"), "{http}");
     assert!(
@@ -157,7 +177,7 @@ async fn doctor_names_each_problem() {
         report
             .lines()
             .last()
-            .is_some_and(|l| l.contains("4 failed")),
+            .is_some_and(|l| l.contains("5 failed")),
         "{report}"
     );
     drop(taken);

@@ -124,6 +124,7 @@ pub async fn run(roles: &[String]) -> Vec<Check> {
     let db = database(&config, &mut checks).await;
     let redis_ms = redis(&config, &mut checks).await;
     checks.push(data_dir(&config));
+    checks.push(blob_store(&config).await);
     checks.push(address("http address", "STEAD_HTTP_ADDR", config.http_addr));
     if parsed.contains(&Role::Ingress) {
         checks.push(address("mqtt address", "STEAD_MQTT_ADDR", config.mqtt_addr));
@@ -369,6 +370,55 @@ fn data_dir(config: &Config) -> Check {
         check(Level::Warn, NAME, format!("{detail}: running low"))
     } else {
         check(Level::Ok, NAME, detail)
+    }
+}
+
+/// Where OTA images go answers (a directory that can be made, or a bucket that answers).
+async fn blob_store(config: &Config) -> Check {
+    if config.blob_url.is_none() {
+        // The doctor changes nothing: a directory that is not there yet is made at start.
+        let dir = config.data_dir.join("blobs");
+        return if dir.is_dir() {
+            match probe_write(&dir) {
+                Ok(()) => check(
+                    Level::Ok,
+                    "blob store",
+                    format!("directory {}, writable", dir.display()),
+                ),
+                Err(e) => check(
+                    Level::Fail,
+                    "blob store",
+                    format!("directory {} is not writable: {e}", dir.display()),
+                ),
+            }
+        } else {
+            check(
+                Level::Ok,
+                "blob store",
+                format!("directory {} (made at start)", dir.display()),
+            )
+        };
+    }
+    let blobs = match crate::blobs::Blobs::from_config(config) {
+        Ok(b) => b,
+        Err(e) => return check(Level::Fail, "blob store", format!("{e:#}")),
+    };
+    match tokio::time::timeout(std::time::Duration::from_secs(10), blobs.check()).await {
+        Ok(Ok(())) => check(
+            Level::Ok,
+            "blob store",
+            format!("{}, reachable", blobs.describe),
+        ),
+        Ok(Err(e)) => check(
+            Level::Fail,
+            "blob store",
+            format!("{}: {e} (STEAD_BLOB_URL, AWS_*)", blobs.describe),
+        ),
+        Err(_) => check(
+            Level::Fail,
+            "blob store",
+            format!("{}: no answer within 10 s", blobs.describe),
+        ),
     }
 }
 
