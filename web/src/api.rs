@@ -14,7 +14,8 @@ use stead_api_types::{
 };
 use stead_api_types::{
     Alarm, AlarmAction, AlarmBulk, AlarmBulkResult, AlarmCounts, AlarmDetail, AlarmPage,
-    AlarmQuery, AlarmRule, AlarmRuleSpec, AlarmStatusFilter, FleetHealth, NotificationPage,
+    AlarmQuery, AlarmRule, AlarmRuleSpec, AlarmStatusFilter, CreateSilence, FleetHealth,
+    NotificationPage, NotificationRule, NotificationRuleSpec, Silence,
 };
 use stead_api_types::{
     CreateWebhook, CreatedWebhook, DeliveryStatus, EventType, NatsSink, ReplayWebhook, Replayed,
@@ -782,6 +783,44 @@ pub async fn read_notifications(s: Session, id: Option<Uuid>) -> Result<(), ApiE
         None => "/api/v1/notifications/read".to_owned(),
     };
     s.post_unit(&path, &serde_json::json!({})).await
+}
+
+pub async fn notification_rules(s: Session) -> Result<Vec<NotificationRule>, ApiError> {
+    s.get("/api/v1/notification-rules").await
+}
+
+pub async fn create_notification_rule(
+    s: Session,
+    body: &NotificationRuleSpec,
+) -> Result<NotificationRule, ApiError> {
+    s.post("/api/v1/notification-rules", body).await
+}
+
+pub async fn update_notification_rule(
+    s: Session,
+    id: Uuid,
+    body: &NotificationRuleSpec,
+) -> Result<NotificationRule, ApiError> {
+    s.put(&format!("/api/v1/notification-rules/{id}"), body)
+        .await
+}
+
+pub async fn delete_notification_rule(s: Session, id: Uuid) -> Result<(), ApiError> {
+    s.delete(&format!("/api/v1/notification-rules/{id}")).await
+}
+
+/// The silences in force or to come, newest first.
+pub async fn silences(s: Session) -> Result<Vec<Silence>, ApiError> {
+    s.get("/api/v1/silences").await
+}
+
+pub async fn create_silence(s: Session, body: &CreateSilence) -> Result<Silence, ApiError> {
+    s.post("/api/v1/silences", body).await
+}
+
+/// Ends a silence now.
+pub async fn end_silence(s: Session, id: Uuid) -> Result<(), ApiError> {
+    s.delete(&format!("/api/v1/silences/{id}")).await
 }
 
 // ---------------------------------------------------------------------------------------------

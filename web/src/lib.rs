@@ -34,6 +34,7 @@ use crate::pages::{
     invitations::InvitationsPage,
     invite::InvitePage,
     login::LoginPage,
+    notifications::NotificationsPage,
     password_reset::{ForgotPasswordPage, ResetPasswordPage},
     profiles::ProfilesPage,
     roles::RolesPage,
@@ -74,6 +75,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/devices/:id") view=DevicePage/>
                     <Route path=path!("/alarms") view=AlarmsPage/>
                     <Route path=path!("/alarms/:id") view=AlarmPage/>
+                    <Route path=path!("/notifications") view=NotificationsPage/>
                     <Route path=path!("/import") view=ImportPage/>
                     <Route path=path!("/groups") view=GroupsPage/>
                     <Route path=path!("/profiles") view=ProfilesPage/>

@@ -159,6 +159,7 @@ fn Sidebar() -> impl IntoView {
                     when=Signal::derive(move || me().is_some_and(|m| sees_dashboard(&m)))/>
                 <NavLink href="/devices" icon="▣" label="Devices" test="nav-devices" when=Signal::derive(has_tenant)/>
                 <NavLink href="/alarms" icon="△" label="Alarms" test="nav-alarms" when=in_tenant(Permission::AlarmsRead)/>
+                <NavLink href="/notifications" icon="✆" label="Notifications" test="nav-notifications" when=tenant_wide(Permission::AlarmsManage)/>
                 <NavLink href="/groups" icon="◇" label="Groups" test="nav-groups" when=Signal::derive(has_tenant)/>
                 <NavLink href="/profiles" icon="☰" label="Profiles" test="nav-profiles" when=Signal::derive(has_tenant)/>
                 <NavLink href="/import" icon="⇪" label="Import" test="nav-import" when=tenant_wide(Permission::DevicesWrite)/>

@@ -380,6 +380,26 @@ impl Action {
     }
 }
 
+/// An action's refusal, with the field the server named: "`place`: why" and the field's wire
+/// name (`data-test=error-field`), so a form can say where the fault is.
+#[component]
+pub fn Refusal(action: Action, place: fn(&str) -> String) -> impl IntoView {
+    move || {
+        action.error.get().map(|detail| {
+            let field = action.field.get();
+            view! {
+                <div class="alert alert-error" role="alert" data-test="error">
+                    {match &field {
+                        Some(f) => format!("{}: {detail}", place(f)),
+                        None => detail,
+                    }}
+                    {field.map(|f| view! { " " <code class="error-field" data-test="error-field">{f}</code> })}
+                </div>
+            }
+        })
+    }
+}
+
 impl Default for Action {
     fn default() -> Self {
         Self::new()
@@ -1017,7 +1037,7 @@ pub fn CheckPicker<T>(
     name: &'static str,
     test: &'static str,
     chosen: RwSignal<std::collections::BTreeSet<T>>,
-    #[prop(into)] offered: Signal<Vec<(T, String, &'static str)>>,
+    #[prop(into)] offered: Signal<Vec<(T, String, String)>>,
     /// Lets each label take a whole line's half (long labels).
     #[prop(optional)]
     wide: bool,
@@ -1032,7 +1052,7 @@ where
             <div class="check-list" class:check-list-wide=wide>
                 {move || offered.get().into_iter().map(|(choice, label, wire)| view! {
                     <label class="checkbox">
-                        <input type="checkbox" name=name value=wire data-test=test
+                        <input type="checkbox" name=name value=wire.clone() data-test=test
                             prop:checked=move || chosen.with(|s| s.contains(&choice))
                             on:change=move |ev| {
                                 let on = event_target_checked(&ev);
@@ -1058,7 +1078,7 @@ pub fn PermissionPicker(
         offered
             .get()
             .into_iter()
-            .map(|p| (p, p.label().to_owned(), p.as_str()))
+            .map(|p| (p, p.label().to_owned(), p.as_str().to_owned()))
             .collect::<Vec<_>>()
     });
     view! { <CheckPicker legend="Permissions" name="permissions" test="permission" chosen=chosen offered=offered/> }

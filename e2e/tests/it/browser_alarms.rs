@@ -53,7 +53,7 @@ async fn path_of(b: &Browser) -> String {
 }
 
 /// Closes the toasts, which may cover a button at the bottom right.
-async fn dismiss_toasts(b: &Browser) {
+pub async fn dismiss_toasts(b: &Browser) {
     b.execute(
         "document.querySelectorAll('.toast-close').forEach(x => x.click()); return true;",
         vec![],

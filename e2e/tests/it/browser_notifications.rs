@@ -10,6 +10,7 @@ use stead_api_types::{Me, NotificationPage};
 use stead_e2e::Client;
 
 use crate::browser::{Console, click, screenshot, wait_count, wait_css, wait_text};
+use crate::browser_alarms::dismiss_toasts;
 use crate::browser_home::must;
 use crate::mqtt::device;
 use crate::mqtt_raw::Raw;
@@ -141,4 +142,170 @@ async fn an_alarm_reaches_the_home_page_the_list_and_the_notification_bell() {
     wait_text(&b, "[data-test=fleet-alarms]", "0").await;
     wait_text(&b, "[data-test=fleet-online]", "1").await;
     online.disconnect().await;
+}
+
+async fn fill(b: &fantoccini::Client, css: &str, text: &str) {
+    let input = wait_css(b, css).await;
+    input.clear().await.unwrap();
+    input.send_keys(text).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notification_rules_and_silences_are_set_in_the_console() {
+    let console = Console::start().await;
+    let c = &console.acme.admin;
+    let (boiler, _) = device(c, "boiler-1").await;
+    let me: Me = c.get("/api/v1/me").await.unwrap().ok().unwrap();
+    let b = console.sign_in().await;
+    click(&b, "[data-test=nav-notifications]").await;
+    wait_text(&b, "h1", "Notifications").await;
+    wait_css(&b, "[data-test=no-notification-rules]").await;
+    wait_css(&b, "[data-test=no-silences]").await;
+
+    // A rule without anyone to tell is refused, the field named; then made for operators,
+    // escalated to the admin.
+    click(&b, "[data-test=new-notification-rule]").await;
+    fill(&b, "input[name=name]", "Overheat to the night shift").await;
+    fill(&b, "input[name=alarm_types]", "overheat").await;
+    click(&b, "select[name=min_severity] option[value=major]").await;
+    click(&b, "[data-test=save-notification-rule]").await;
+    wait_text(&b, "[data-test=error-field]", "recipients").await;
+    wait_text(&b, "[data-test=error]", "Who:").await;
+    wait_css(&b, "[data-test=rule-recipients].field-invalid").await;
+    screenshot(&b, "notification-rule-refused").await;
+    click(
+        &b,
+        "[data-test=rule-recipients] input[data-test=recipient-role][value=operator]",
+    )
+    .await;
+    click(&b, "[data-test=rule-escalate]").await;
+    fill(&b, "input[name=escalate_after]", "15").await;
+    click(
+        &b,
+        &format!(
+            "[data-test=rule-escalate-to] input[data-test=recipient-user][value='{}']",
+            me.email
+        ),
+    )
+    .await;
+    click(&b, "[data-test=save-notification-rule]").await;
+    let row = "[data-test=notification-rule-row][data-name='Overheat to the night shift']";
+    wait_text(
+        &b,
+        &format!("{row} [data-test=rule-alarms]"),
+        "and above · overheat",
+    )
+    .await;
+    wait_css(
+        &b,
+        &format!("{row} [data-test=rule-alarms] [data-severity=major]"),
+    )
+    .await;
+    wait_text(
+        &b,
+        &format!("{row} [data-test=rule-recipients]"),
+        "every Operator",
+    )
+    .await;
+    wait_text(
+        &b,
+        &format!("{row} [data-test=rule-channels]"),
+        "In the console",
+    )
+    .await;
+    wait_text(
+        &b,
+        &format!("{row} [data-test=rule-extra]"),
+        "after 15 min to admin@acme.example.com",
+    )
+    .await;
+    screenshot(&b, "notification-rules").await;
+    let rules: Vec<stead_api_types::NotificationRule> = c
+        .get("/api/v1/notification-rules")
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    assert_eq!(rules.len(), 1);
+    let spec = &rules[0].spec;
+    assert_eq!(spec.alarm_types, ["overheat"]);
+    assert_eq!(spec.min_severity, stead_api_types::AlarmSeverity::Major);
+    assert_eq!(spec.channels, [stead_api_types::NotifyChannel::InApp]);
+    assert_eq!(spec.recipients.roles, [stead_api_types::Role::Operator]);
+    assert_eq!(spec.escalate_after_secs, Some(900));
+    assert_eq!(spec.escalate_to.as_ref().unwrap().users, [me.id]);
+    assert!(spec.enabled);
+
+    // Turned off, then deleted.
+    dismiss_toasts(&b).await;
+    click(&b, &format!("{row} [data-test=edit-notification-rule]")).await;
+    click(&b, "[data-test=rule-enabled]").await;
+    click(&b, "[data-test=save-notification-rule]").await;
+    wait_css(&b, &format!("{row} [data-test=rule-off]")).await;
+    let rules: Vec<stead_api_types::NotificationRule> = c
+        .get("/api/v1/notification-rules")
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    assert!(!rules[0].spec.enabled);
+    assert_eq!(
+        rules[0].spec.escalate_after_secs,
+        Some(900),
+        "the rest is kept"
+    );
+    dismiss_toasts(&b).await;
+    click(&b, &format!("{row} [data-test=delete-notification-rule]")).await;
+    click(&b, "[data-test=confirm]").await;
+    wait_css(&b, "[data-test=no-notification-rules]").await;
+
+    // A silence of nothing is refused; one of the boiler's overheat alarms for 4 hours is set.
+    dismiss_toasts(&b).await;
+    click(&b, "[data-test=new-silence]").await;
+    click(&b, "[data-test=save-silence]").await;
+    wait_text(&b, "[data-test=error-field]", "device_id").await;
+    fill(&b, "input[name=device]", "boiler-1").await;
+    wait_css(&b, "#silence-devices option[value='boiler-1']").await;
+    fill(&b, "input[name=alarm_type]", "overheat").await;
+    fill(&b, "input[name=reason]", "Boiler maintenance").await;
+    click(&b, "[data-test=silence-for-4]").await;
+    click(&b, "[data-test=save-silence]").await;
+    wait_text(
+        &b,
+        "[data-test=silence-row] [data-test=silence-device]",
+        "boiler-1",
+    )
+    .await;
+    wait_text(
+        &b,
+        "[data-test=silence-row] [data-test=silence-type]",
+        "overheat",
+    )
+    .await;
+    wait_text(
+        &b,
+        "[data-test=silence-row] [data-test=silence-reason]",
+        "Boiler maintenance",
+    )
+    .await;
+    screenshot(&b, "silences").await;
+    let silences: Vec<stead_api_types::Silence> =
+        c.get("/api/v1/silences").await.unwrap().ok().unwrap();
+    assert_eq!(silences.len(), 1);
+    let s = &silences[0];
+    assert_eq!(
+        (s.device_id, s.alarm_type.as_deref()),
+        (Some(boiler), Some("overheat"))
+    );
+    let hours = (s.ends_at - chrono::Utc::now()).num_minutes();
+    assert!((235..=240).contains(&hours), "ends in 4 hours: {hours} min");
+
+    // Ended now.
+    dismiss_toasts(&b).await;
+    click(&b, "[data-test=end-silence]").await;
+    click(&b, "[data-test=confirm]").await;
+    wait_css(&b, "[data-test=no-silences]").await;
+    let silences: Vec<stead_api_types::Silence> =
+        c.get("/api/v1/silences").await.unwrap().ok().unwrap();
+    assert!(silences.is_empty(), "{silences:?}");
 }

@@ -27,7 +27,7 @@ use stead_api_types::{AlarmAction, AlarmQuery, AlarmSeverity, AlarmStatusFilter,
 use self::actions::AlarmActions;
 pub use self::bell::{AlarmBell, BellIcon};
 pub use self::detail::AlarmPage;
-pub use self::look::{AlarmsChanged, SeverityCounts};
+pub use self::look::{AlarmsChanged, SeverityBadge, SeverityCounts, severity_words};
 pub use self::rules::ProfileAlarmRules;
 pub use self::table::AlarmTable;
 use super::devices::debouncer;

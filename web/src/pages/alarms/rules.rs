@@ -20,7 +20,7 @@ use crate::api;
 use crate::pages::profiles::format_secs;
 use crate::session::use_session;
 use crate::ui::{
-    Action, ErrorMessage, Loader, Modal, Spinner, compact_json, non_empty, use_toasts,
+    Action, ErrorMessage, Loader, Modal, Refusal, Spinner, compact_json, non_empty, use_toasts,
 };
 
 /// The comparisons the form offers, with their words.
@@ -684,18 +684,7 @@ fn RuleForm(profile: Uuid, rule: Option<AlarmRule>, on_done: Callback<()>) -> im
                     on:change=move |ev| enabled.set(event_target_checked(&ev))/>
                 <span>"On " <small class="hint">"(a rule turned off raises nothing)"</small></span>
             </label>
-            {move || action.error.get().map(|detail| {
-                let field = action.field.get();
-                view! {
-                    <div class="alert alert-error" role="alert" data-test="error">
-                        {match &field {
-                            Some(f) => format!("{}: {detail}", field_place(f)),
-                            None => detail,
-                        }}
-                        {field.map(|f| view! { " " <code class="error-field" data-test="error-field">{f}</code> })}
-                    </div>
-                }
-            })}
+            <Refusal action=action place=field_place/>
             <div class="modal-actions">
                 <button type="button" class="button button-secondary" disabled=move || action.busy.get() on:click=move |_| on_done.run(())>"Back"</button>
                 <button type="submit" class="button button-primary" data-test="save-alarm-rule" disabled=move || action.busy.get()>

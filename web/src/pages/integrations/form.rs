@@ -58,7 +58,7 @@ pub fn EndpointForm(
             .unwrap_or_default()
             .into_iter()
             .filter(|t| t.event_type != EventType::WebhookTest)
-            .map(|t| (t.event_type, t.label, t.event_type.as_str()))
+            .map(|t| (t.event_type, t.label, t.event_type.as_str().to_owned()))
             .collect::<Vec<_>>()
     });
     let action = Action::new();

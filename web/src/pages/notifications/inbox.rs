@@ -4,7 +4,7 @@
 
 use leptos::prelude::*;
 use leptos_router::components::A;
-use stead_api_types::Notification;
+use stead_api_types::{Notification, Permission};
 use uuid::Uuid;
 
 use crate::api;
@@ -60,6 +60,7 @@ pub fn NotificationBell() -> impl IntoView {
         }
     });
     on_cleanup(move || escape.remove());
+    let can_manage = Memo::new(move |_| session.can_tenant_wide(Permission::AlarmsManage));
     let clock = use_clock();
 
     view! {
@@ -107,6 +108,13 @@ pub fn NotificationBell() -> impl IntoView {
                             </ul>
                         }.into_any()
                     }}
+                    <Show when=move || can_manage.get()>
+                        <div class="inbox-foot">
+                            <A href="/notifications" attr:data-test="notification-settings-link" on:click=move |_| close.run(())>
+                                "Notification settings"
+                            </A>
+                        </div>
+                    </Show>
                 </div>
             </Show>
         </div>
