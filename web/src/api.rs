@@ -64,6 +64,9 @@ pub async fn list_devices(s: Session, q: &DeviceListQuery) -> Result<Page<Device
     if let Some(online) = q.online {
         query.push(("online", online.to_string()));
     }
+    if let Some(severity) = q.alarm_severity {
+        query.push(("alarm_severity", severity.as_str().to_owned()));
+    }
     if let Some(gateway) = q.gateway {
         query.push(("gateway", gateway.to_string()));
     }

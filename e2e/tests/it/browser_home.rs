@@ -123,3 +123,121 @@ async fn the_home_page_follows_the_fleet_live() {
     assert_eq!(url.query(), Some("status=active&severity=major"));
     online.disconnect().await;
 }
+
+/// The device list: each device's online status, last seen and most severe active alarm, sorted
+/// by alarm severity and filtered by it (kept in the URL).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_device_list_shows_status_last_seen_and_alarms() {
+    let console = Console::start().await;
+    let (server, c) = (&console.server, &console.acme.admin);
+    let (hot, hot_token) = device(c, "hot").await;
+    let (calm, calm_token) = device(c, "calm").await;
+    device(c, "never-seen").await;
+    must(
+        c,
+        Method::POST,
+        "/api/v1/alarm-rules",
+        json!({"alarm_type": "overheat", "device_id": hot,
+               "create": {"major": {"expr": {"test": {"key": "t", "op": ">", "value": 50}}}}}),
+    )
+    .await;
+    // The hot device stays connected and too hot; the calm one sends once and leaves.
+    let (mut online, code) = Raw::connect(&server.mqtt, &hot_token, 60, None).await;
+    assert_eq!(code, 0);
+    crate::gateway::publish_acked(&mut online, 1, "v1/devices/me/telemetry", json!({"t": 60}))
+        .await;
+    let (mut once, code) = Raw::connect(&server.mqtt, &calm_token, 60, None).await;
+    assert_eq!(code, 0);
+    crate::gateway::publish_acked(&mut once, 1, "v1/devices/me/telemetry", json!({"t": 20})).await;
+    once.disconnect().await;
+    crate::mqtt::eventually(
+        "the hot device is online with its alarm, the calm one has left",
+        || async {
+            let page: stead_api_types::Page<stead_api_types::Device> =
+                c.get("/api/v1/devices").await.unwrap().ok().unwrap();
+            page.items.iter().any(|d| {
+                d.id == hot
+                    && d.status
+                        .as_ref()
+                        .is_some_and(|s| s.online && s.alarm_severity.is_some())
+            }) && page
+                .items
+                .iter()
+                .any(|d| d.id == calm && d.status.as_ref().is_some_and(|s| !s.online))
+        },
+    )
+    .await;
+
+    let b = console.sign_in().await;
+    let row = |name: &str| format!("[data-test=device-row][data-name='{name}']");
+    wait_count(&b, "[data-test=device-row]", 3).await;
+    wait_css(
+        &b,
+        &format!("{} [data-test=device-online][data-online=true]", row("hot")),
+    )
+    .await;
+    wait_css(
+        &b,
+        &format!(
+            "{} [data-test=device-alarm] [data-test=alarm-severity][data-severity=major]",
+            row("hot")
+        ),
+    )
+    .await;
+    wait_text(
+        &b,
+        &format!("{} [data-test=device-last-seen]", row("hot")),
+        "ago",
+    )
+    .await;
+    wait_css(
+        &b,
+        &format!(
+            "{} [data-test=device-online][data-online=false]",
+            row("calm")
+        ),
+    )
+    .await;
+    wait_text(
+        &b,
+        &format!("{} [data-test=device-alarm]", row("calm")),
+        "—",
+    )
+    .await;
+    wait_text(
+        &b,
+        &format!("{} [data-test=device-last-seen]", row("calm")),
+        "ago",
+    )
+    .await;
+    wait_text(
+        &b,
+        &format!("{} [data-test=device-last-seen]", row("never-seen")),
+        "Never",
+    )
+    .await;
+    screenshot(&b, "devices-status").await;
+
+    // Sorted by name, then by the worst alarm: the hot device comes first.
+    let first = "tbody tr[data-test=device-row]:first-child";
+    click(&b, "[data-test=device-sort] option[value=name]").await;
+    wait_css(&b, &format!("{first}[data-name=calm]")).await;
+    click(
+        &b,
+        "[data-test=device-sort] option[value='-alarm_severity']",
+    )
+    .await;
+    wait_css(&b, &format!("{first}[data-name=hot]")).await;
+
+    // Filtered to major alarms or worse, in the URL; none critical.
+    click(&b, "[data-test=filter-alarm] option[value=major]").await;
+    wait_count(&b, "[data-test=device-row]", 1).await;
+    wait_css(&b, &row("hot")).await;
+    let url = b.current_url().await.unwrap();
+    assert_eq!(url.query(), Some("alarm_severity=major"));
+    click(&b, "[data-test=filter-alarm] option[value=critical]").await;
+    wait_text(&b, "h2", "No matching devices").await;
+    click(&b, "[data-test=clear-filters]").await;
+    wait_count(&b, "[data-test=device-row]", 3).await;
+    online.disconnect().await;
+}

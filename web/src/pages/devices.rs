@@ -1,4 +1,5 @@
-//! `/devices`: the device list with search, sorting, filters (profile, group, label, online, the
+//! `/devices`: the device list (each device's online status, last seen and most severe active
+//! alarm) with search, sorting, filters (profile, group, label, online, least alarm severity, the
 //! gateway a device is behind; kept
 //! in the URL query so that a filtered list can be linked to) and pages; a selection with bulk
 //! actions; creating a device (its credentials are shown once) and deleting one.
@@ -12,30 +13,35 @@ use leptos_router::NavigateOptions;
 use leptos_router::components::A;
 use leptos_router::hooks::{use_navigate, use_query_map};
 use stead_api_types::{
-    AttributeScope, BulkAction, BulkOperation, CreateDevice, Device, DeviceCredentials,
-    DeviceGroup, DeviceListQuery, DeviceProfile, Permission, SetCredentials,
+    AlarmSeverity, AttributeScope, BulkAction, BulkOperation, CreateDevice, Device,
+    DeviceCredentials, DeviceGroup, DeviceListQuery, DeviceProfile, DeviceStatus, Permission,
+    SetCredentials,
 };
 use uuid::Uuid;
 
 use super::attribute_form::{AttributeDialog, Draft, Values};
 use crate::api;
 use crate::connect::ConnectCommands;
+use crate::pages::alarms::{SeverityBadge, severity_words};
 use crate::session::use_session;
 use crate::shell::RequireTenant;
 use crate::ui::{
     Action, ConfirmDialog, ErrorMessage, FormActions, Loader, Modal, Pagination, Secret,
-    SecretReveal, Spinner, TokenReveal, format_time, format_time_title, non_empty, use_toasts,
+    SecretReveal, Spinner, StatusBadge, TokenReveal, Tone, format_age, format_ms_title, non_empty,
+    use_clock, use_toasts,
 };
 
 const SEARCH_DEBOUNCE_MS: u32 = 300;
 
-const SORTS: [(&str, &str); 6] = [
+const SORTS: [(&str, &str); 8] = [
     ("-created_at", "Newest first"),
     ("created_at", "Oldest first"),
     ("name", "Name A–Z"),
     ("-name", "Name Z–A"),
     ("label", "Label"),
     ("-updated_at", "Recently updated"),
+    ("-online", "Online first"),
+    ("-alarm_severity", "Worst alarm first"),
 ];
 
 #[component]
@@ -54,6 +60,8 @@ pub struct Filters {
     pub group: Option<Uuid>,
     pub label: String,
     pub online: Option<bool>,
+    /// Only devices with an active alarm at least this severe.
+    pub alarm_severity: Option<AlarmSeverity>,
     /// Only the sub-devices of this gateway.
     pub gateway: Option<Uuid>,
 }
@@ -71,6 +79,7 @@ impl Filters {
             group: get("group").and_then(|v| Uuid::parse_str(&v).ok()),
             label: get("label").unwrap_or_default(),
             online: get("online").and_then(|v| v.parse().ok()),
+            alarm_severity: get("alarm_severity").and_then(|v| AlarmSeverity::parse(&v)),
             gateway: get("gateway").and_then(|v| Uuid::parse_str(&v).ok()),
         };
         (!f.is_empty()).then_some(f)
@@ -93,6 +102,9 @@ impl Filters {
         }
         if let Some(o) = self.online {
             parts.push(format!("online={o}"));
+        }
+        if let Some(s) = self.alarm_severity {
+            parts.push(format!("alarm_severity={}", s.as_str()));
         }
         if let Some(g) = self.gateway {
             parts.push(format!("gateway={g}"));
@@ -174,6 +186,7 @@ pub fn debouncer(debounced: impl Fn(String) + Copy + 'static) -> impl Fn(String)
 fn DeviceList() -> impl IntoView {
     crate::ui::set_title("Devices");
     let session = use_session();
+    let clock = use_clock();
     let toasts = use_toasts();
     let navigate = use_navigate();
     let query = use_query_map();
@@ -230,6 +243,7 @@ fn DeviceList() -> impl IntoView {
             group: f.group,
             label: non_empty(&f.label),
             online: f.online,
+            alarm_severity: f.alarm_severity,
             gateway: f.gateway,
             ..Default::default()
         };
@@ -483,6 +497,23 @@ fn DeviceList() -> impl IntoView {
                     <option value="true" selected=move || filters.with(|f| f.online == Some(true))>"Online now"</option>
                     <option value="false" selected=move || filters.with(|f| f.online == Some(false))>"Offline"</option>
                 </select>
+                <select
+                    class="select-small"
+                    aria-label="Active alarms"
+                    data-test="filter-alarm"
+                    class:filter-on=move || filters.with(|f| f.alarm_severity.is_some())
+                    on:change=move |ev| {
+                        let v = AlarmSeverity::parse(&event_target_value(&ev));
+                        set_filter(&|f| f.alarm_severity = v);
+                    }
+                >
+                    <option value="" selected=move || filters.with(|f| f.alarm_severity.is_none())>"Any alarm state"</option>
+                    {AlarmSeverity::ALL.into_iter().rev().map(|s| view! {
+                        <option value=s.as_str() selected=move || filters.with(|f| f.alarm_severity == Some(s))>
+                            {if s == AlarmSeverity::Indeterminate { "Any active alarm".to_owned() } else { format!("{} alarm or worse", severity_words(s)) }}
+                        </option>
+                    }).collect_view()}
+                </select>
                 {move || filters.with(|f| f.gateway).map(|gid| {
                     let name = gateway_filter.data.with(|g| g.iter().flatten().map(|g| g.name.clone()).next())
                         .unwrap_or_else(|| "a gateway".into());
@@ -573,7 +604,9 @@ fn DeviceList() -> impl IntoView {
                                         <th>"Label"</th>
                                         <th>"Type"</th>
                                         <th>"Profile"</th>
-                                        <th>"Created"</th>
+                                        <th>"Status"</th>
+                                        <th>"Last seen"</th>
+                                        <th>"Alarm"</th>
                                         <th class="actions-col"><span class="sr-only">"Actions"</span></th>
                                     </tr>
                                 </thead>
@@ -585,7 +618,7 @@ fn DeviceList() -> impl IntoView {
                                         let profile_id = d.profile_id;
                                         let disabled = d.disabled_reason.clone();
                                         view! {
-                                            <tr data-test="device-row" class="clickable" class:inactive=disabled.is_some() on:click=move |_| open(id)>
+                                            <tr data-test="device-row" data-name=d.name.clone() class="clickable" class:inactive=disabled.is_some() on:click=move |_| open(id)>
                                                 <Show when=move || can_write.get()>
                                                     <td class="check-col" on:click=|ev| ev.stop_propagation()>
                                                         <input
@@ -610,7 +643,7 @@ fn DeviceList() -> impl IntoView {
                                                 <td>{d.label.clone().unwrap_or_else(|| "—".into())}</td>
                                                 <td>{d.device_type.clone().map(|t| view! { <span class="badge">{t}</span> }.into_any()).unwrap_or_else(|| "—".into_any())}</td>
                                                 <td class="muted">{move || profile_name(profile_id).unwrap_or_default()}</td>
-                                                <td title=format_time_title(&d.created_at)>{format_time(&d.created_at)}</td>
+                                                <DeviceStatusCells status=d.status.clone() clock=clock/>
                                                 <td class="actions-col">
                                                     <Show when=move || can_write.get()>
                                                         {
@@ -782,6 +815,33 @@ const EXPIRING_DAYS: u32 = 30;
 const EXPIRING_NAMED: usize = 5;
 
 /// A notice naming the devices whose credentials expire soon (or have expired), if any.
+/// A device's status in the list: online or not, when it was last heard from, and its most
+/// severe active alarm (the list answers carry them).
+#[component]
+fn DeviceStatusCells(status: Option<DeviceStatus>, clock: ReadSignal<f64>) -> impl IntoView {
+    let online = status.as_ref().is_some_and(|s| s.online);
+    let seen = status.as_ref().and_then(|s| s.last_activity);
+    let severity = status.and_then(|s| s.alarm_severity);
+    view! {
+        <td data-test="device-online" data-online=online.to_string()>
+            {if online {
+                view! { <StatusBadge tone=Tone::Good text="Online" status="online"/> }
+            } else {
+                view! { <StatusBadge tone=Tone::Neutral text="Offline" status="offline"/> }
+            }}
+        </td>
+        <td class="muted" data-test="device-last-seen" title=seen.map(format_ms_title).unwrap_or_default()>
+            {move || seen.map_or_else(|| "Never".to_owned(), |ms| format_age(ms, clock.get()))}
+        </td>
+        <td data-test="device-alarm">
+            {match severity {
+                Some(s) => view! { <SeverityBadge severity=s/> }.into_any(),
+                None => view! { <span class="muted">"—"</span> }.into_any(),
+            }}
+        </td>
+    }
+}
+
 #[component]
 fn ExpiringCredentials() -> impl IntoView {
     let session = use_session();
@@ -1100,19 +1160,25 @@ mod tests {
         let f = Filters::from_query(|k| match k {
             "group" => Some(g.to_string()),
             "online" => Some("false".into()),
+            "alarm_severity" => Some("major".into()),
             _ => None,
         })
         .unwrap();
         assert_eq!(f.group, Some(g));
         assert_eq!(f.online, Some(false));
+        assert_eq!(f.alarm_severity, Some(AlarmSeverity::Major));
         assert_eq!(f.profile, None);
         assert_eq!(Filters::default().to_query(), "");
         let f = Filters {
             group: Some(g),
             online: Some(true),
+            alarm_severity: Some(AlarmSeverity::Critical),
             gateway: Some(g),
             ..Default::default()
         };
-        assert_eq!(f.to_query(), format!("?group={g}&online=true&gateway={g}"));
+        assert_eq!(
+            f.to_query(),
+            format!("?group={g}&online=true&alarm_severity=critical&gateway={g}")
+        );
     }
 }
