@@ -235,6 +235,9 @@ pub fn LineChart(
     /// floor rather than in the middle of a range around it.
     #[prop(optional)]
     from_zero: bool,
+    /// A stretch of time shaded behind the line (an alarm's active time), in ms.
+    #[prop(optional, into)]
+    shade: Option<Signal<Option<(i64, i64)>>>,
 ) -> impl IntoView {
     let hover = RwSignal::new(None::<usize>);
     let plot = NodeRef::<leptos::svg::Svg>::new();
@@ -407,7 +410,13 @@ pub fn LineChart(
                             "No data in this range"
                         </text>
                     });
+                    let shaded = shade.and_then(|s| s.get()).map(|(a, b)| {
+                        let x1 = scale.x(a.max(from) as f64);
+                        let x2 = scale.x(b.min(to) as f64);
+                        view! { <rect class="chart-shade" data-test="chart-shade" x=x1 y=TOP width=(x2 - x1).max(1.0) height=H - TOP - BOTTOM/> }
+                    });
                     view! {
+                        {shaded}
                         <g>{grid_y}</g>
                         <g>{grid_x}</g>
                         <line class="chart-axis" x1=LEFT x2=w - RIGHT y1=H - BOTTOM y2=H - BOTTOM/>

@@ -104,6 +104,11 @@ async fn an_alarm_reaches_the_home_page_the_list_and_the_notification_bell() {
     screenshot(&b, "notifications-panel").await;
     click(&b, &format!("{item} [data-test=notification-link]")).await;
     wait_text(&b, "[data-test=alarm-title]", "overheat").await;
+    // Its page charts the temperature around it, its active time shaded.
+    let chart = "[data-test=alarm-chart] [data-test=chart][data-key=temperature]";
+    wait_css(&b, &format!("{chart} circle.chart-dot")).await;
+    wait_css(&b, &format!("{chart} [data-test=chart-shade]")).await;
+    screenshot(&b, "alarm-chart").await;
     crate::browser::wait_gone(&b, "[data-test=notification-panel]").await;
     bell_says(&b, 0).await;
     assert_eq!(inbox(c).await.unread, 0);

@@ -13,11 +13,16 @@ use super::POLL;
 use super::actions::AlarmActions;
 use super::look::{AlarmStatus, AlarmsChanged, SeverityBadge};
 use crate::api;
+use crate::chart::LineChart;
+use crate::pages::device::interval_for;
 use crate::session::{ApiError, use_session};
 use crate::shell::{RequirePermission, RequireTenant};
 use crate::ui::{
     Action, ErrorMessage, Loader, Spinner, compact_json, format_time, format_time_title, non_empty,
 };
+
+/// How often the chart of an active alarm is read again.
+const CHART_POLL: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The longest comment the server takes.
 const MAX_COMMENT: usize = 2000;
@@ -144,6 +149,8 @@ fn AlarmView(id: Uuid, detail: Signal<AlarmDetail>) -> impl IntoView {
             </div>
         </Show>
 
+        <AlarmChart detail=detail/>
+
         <div class="grid">
             <div class="stack">
                 <section class="card" aria-labelledby="history-title">
@@ -202,6 +209,93 @@ fn AlarmView(id: Uuid, detail: Signal<AlarmDetail>) -> impl IntoView {
                 </Show>
             </div>
         </div>
+    }
+}
+
+/// The numeric values among those that raised the alarm: the keys worth a chart.
+fn numeric_keys(values: &serde_json::Value) -> Vec<String> {
+    values
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter(|(_, v)| v.is_number())
+                .map(|(k, _)| k.clone())
+                .take(api::MAX_KEYS)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The keys that raised the alarm, from a while before it started until a while after it
+/// cleared (or now, read again every 10 s while it is active), its active time shaded.
+#[component]
+fn AlarmChart(detail: Signal<AlarmDetail>) -> impl IntoView {
+    let session = use_session();
+    let keys = Memo::new(move |_| detail.with(|d| numeric_keys(&d.alarm.details)));
+    let span = Memo::new(move |_| {
+        detail.with(|d| {
+            (
+                d.alarm.device_id,
+                d.alarm.started_at.timestamp_millis(),
+                d.alarm.cleared_at.map(|t| t.timestamp_millis()),
+            )
+        })
+    });
+    let series = Loader::new(move || {
+        let keys = keys.get();
+        let (device, start, end) = span.get();
+        async move {
+            let now = crate::ui::now().timestamp_millis();
+            let until = end.unwrap_or(now);
+            let margin = ((until - start) / 4).max(5 * 60_000);
+            let (from, to) = (start - margin, (until + margin).min(now).max(until));
+            let interval = interval_for(to - from);
+            if keys.is_empty() {
+                return Ok(None);
+            }
+            api::aggregate_telemetry(session, device, &keys, (from, to), interval, "avg")
+                .await
+                .map(|s| Some((s, (from, to))))
+        }
+    });
+    series.poll(
+        CHART_POLL,
+        move || span.with_untracked(|s| s.2.is_none()),
+        || {},
+    );
+    let shade = Signal::derive(move || {
+        let (_, start, end) = span.get();
+        Some((
+            start,
+            end.unwrap_or_else(|| crate::ui::now().timestamp_millis()),
+        ))
+    });
+    let no_band = Signal::derive(Vec::new);
+    view! {
+        <section class="card" data-test="alarm-chart" aria-labelledby="alarm-chart-title">
+            <h2 id="alarm-chart-title">"Around the alarm"</h2>
+            <p class="muted small">"The values that raised it, from before it started until after it cleared (or now); the shaded stretch is while it was active."</p>
+            <ErrorMessage error=series.error_text()/>
+            {move || match series.data.get() {
+                None => view! { <Spinner label="Loading the values…"/> }.into_any(),
+                Some(None) => view! { <p class="empty-inline muted" data-test="no-alarm-chart">"No numeric values raised it: nothing to chart."</p> }.into_any(),
+                Some(Some((s, domain))) => view! {
+                    <div class="chart-grid-wrap">
+                        {keys.get().into_iter().map(|key| {
+                            let points = s.series.get(&key).cloned().unwrap_or_default();
+                            let label = format!("Chart of {key}");
+                            view! {
+                                <figure class="chart" data-test="chart" data-key=key.clone()>
+                                    <figcaption class="chart-head"><span class="chart-key">{key.clone()}</span></figcaption>
+                                    <LineChart points=points lows=no_band highs=no_band domain=domain
+                                        interval_ms=s.interval_ms label=label shade=shade/>
+                                </figure>
+                            }
+                        }).collect_view()}
+                    </div>
+                }.into_any(),
+            }}
+        </section>
     }
 }
 

@@ -7,6 +7,7 @@ mod activity;
 mod alarms;
 mod attributes;
 mod charts;
+pub use self::charts::interval_for;
 mod commands;
 mod credentials;
 mod gateway;
