@@ -1,6 +1,6 @@
 //! Over-the-air updates: the tenants' packages (the image itself is in the blob store, addressed
-//! by its SHA-256 under the tenant), the public keys that sign them, and each device's target
-//! package per kind with the state of its update.
+//! by its SHA-256 under the tenant), the public keys that sign them, each device's target
+//! package per kind with the state of its update, and what each device last said it runs.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::DatabaseBackend;
@@ -71,6 +71,19 @@ impl MigrationTrait for Migration {
                 .into(),
             "CREATE INDEX idx_ota_device_targets_state ON ota_device_targets (state, state_at)"
                 .into(),
+            format!(
+                "CREATE TABLE ota_device_versions (
+                    device_id {id} NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+                    kind varchar(16) NOT NULL,
+                    tenant_id {id} NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+                    title varchar(64) NOT NULL,
+                    version varchar(64) NOT NULL,
+                    reported_at {ts} NOT NULL,
+                    PRIMARY KEY (device_id, kind)
+                )"
+            ),
+            "CREATE INDEX idx_ota_device_versions_tenant ON ota_device_versions (tenant_id, kind, title, version)"
+                .into(),
         ] {
             db.execute_unprepared(&sql).await?;
         }
@@ -79,7 +92,12 @@ impl MigrationTrait for Migration {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let db = manager.get_connection();
-        for table in ["ota_device_targets", "ota_packages", "ota_signing_keys"] {
+        for table in [
+            "ota_device_versions",
+            "ota_device_targets",
+            "ota_packages",
+            "ota_signing_keys",
+        ] {
             db.execute_unprepared(&format!("DROP TABLE {table}"))
                 .await?;
         }

@@ -555,6 +555,21 @@ async fn the_thingsboard_sdk_updates_its_firmware() {
             "{step} on the timeline: {steps:?}"
         );
     }
+    // What the fleet runs, from what the devices report.
+    let versions: Vec<stead_api_types::VersionCount> = c
+        .get("/api/v1/ota/versions?kind=firmware")
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    assert_eq!(
+        versions,
+        [stead_api_types::VersionCount {
+            title: "pump-fw".into(),
+            version: "1.2.0".into(),
+            devices: 1
+        }]
+    );
     // The same package again: already running it.
     let again = assign(c, id, p.id).await;
     assert_eq!(again.state, OtaState::Skipped);

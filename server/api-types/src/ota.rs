@@ -300,3 +300,24 @@ pub struct AssignPackage {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checksum_algorithm: Option<ChecksumAlgorithm>,
 }
+
+/// How many devices report running one title and version (`GET /ota/versions`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct VersionCount {
+    pub title: String,
+    pub version: String,
+    pub devices: u64,
+}
+
+/// Query of `GET /ota/versions`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::IntoParams),
+    into_params(parameter_in = Query)
+)]
+#[serde(deny_unknown_fields)]
+pub struct VersionQuery {
+    pub kind: PackageKind,
+}

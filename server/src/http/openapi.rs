@@ -373,6 +373,7 @@ impl Modify for Security {
         crate::ota::http::list_keys,
         crate::ota::http::create_key,
         crate::ota::http::delete_key,
+        crate::ota::http::versions,
         crate::ota::http::targets,
         crate::ota::http::assign,
         crate::ota::http::unassign,

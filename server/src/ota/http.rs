@@ -5,7 +5,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt as _;
 use stead_api_types::{
     ApiErrorBody, AssignPackage, CreateSigningKey, DeviceOtaTarget, Package, PackageKind,
-    PackageQuery, SigningKey, UploadPackage,
+    PackageQuery, SigningKey, UploadPackage, VersionCount, VersionQuery,
 };
 use uuid::Uuid;
 
@@ -27,6 +27,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/ota/signing-keys", web::get().to(list_keys))
         .route("/ota/signing-keys", web::post().to(create_key))
         .route("/ota/signing-keys/{id}", web::delete().to(delete_key))
+        .route("/ota/versions", web::get().to(versions))
         .route("/devices/{id}/ota", web::get().to(targets))
         .route("/devices/{id}/ota/{kind}", web::put().to(assign))
         .route("/devices/{id}/ota/{kind}", web::delete().to(unassign));
@@ -365,6 +366,28 @@ async fn delete_key(
 ) -> ApiResult<HttpResponse> {
     service::delete_key(&state, &scope.ctx, &scope.actor, *id).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// What the fleet runs: devices per reported title and version.
+#[utoipa::path(
+    get,
+    path = "/ota/versions",
+    tag = "ota",
+    operation_id = "ota_versions",
+    summary = "How many devices run each title and version (`ota.read`)",
+    description = "From what devices report (`current_fw_title` and `current_fw_version` with their `fw_state`, or the `sw_` ones).",
+    params(VersionQuery),
+    responses((status = 200, description = "Devices per title and version, most first", body = Vec<VersionCount>), Denied, BadQuery),
+    security(("bearer" = []), ("api_key" = [])),
+)]
+async fn versions(
+    state: web::Data<AppState>,
+    scope: TenantScope<OtaRead>,
+    query: web::Query<VersionQuery>,
+) -> ApiResult<web::Json<Vec<VersionCount>>> {
+    Ok(web::Json(
+        repo::versions(&state.db, &scope.ctx, query.kind).await?,
+    ))
 }
 
 #[utoipa::path(

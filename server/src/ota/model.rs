@@ -1,4 +1,5 @@
-//! The OTA tables: packages, the tenants' signing keys, and each device's target per kind.
+//! The OTA tables: packages, the tenants' signing keys, each device's target per kind, and what
+//! each device last reported running.
 
 pub mod package {
     use sea_orm::entity::prelude::*;
@@ -93,6 +94,29 @@ pub mod target {
             Relation::Package.def()
         }
     }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod version {
+    use sea_orm::entity::prelude::*;
+
+    /// What a device last reported running (`current_fw_title`, `current_fw_version`).
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "ota_device_versions")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub device_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub kind: String,
+        pub tenant_id: Uuid,
+        pub title: String,
+        pub version: String,
+        pub reported_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
 
     impl ActiveModelBehavior for ActiveModel {}
 }

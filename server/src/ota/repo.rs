@@ -6,9 +6,10 @@ use sea_orm::entity::prelude::*;
 use sea_orm::{ActiveModelTrait, ConnectionTrait, PaginatorTrait, QueryOrder, QuerySelect};
 use stead_api_types::{
     ChecksumAlgorithm, DeviceOtaTarget, OtaState, Package, PackageKind, PackageQuery, SigningKey,
+    VersionCount,
 };
 
-use super::model::{package, signing_key, target};
+use super::model::{package, signing_key, target, version};
 use crate::auth::TenantCtx;
 use crate::error::{Error, Result};
 use crate::ids::DeviceId;
@@ -310,4 +311,71 @@ pub async fn stale_targets(
         .limit(limit)
         .all(db)
         .await?)
+}
+
+/// Records what a device reports running (one row per device and kind, replaced).
+pub async fn note_version(
+    db: &impl ConnectionTrait,
+    ctx: &TenantCtx,
+    device: DeviceId,
+    kind: PackageKind,
+    title: &str,
+    running: &str,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<()> {
+    use sea_orm::sea_query::OnConflict;
+    version::Entity::insert(version::ActiveModel::from(version::Model {
+        device_id: device.0,
+        kind: kind.as_str().to_owned(),
+        tenant_id: ctx.tenant_id().0,
+        title: title.to_owned(),
+        version: running.to_owned(),
+        reported_at: at,
+    }))
+    .on_conflict(
+        OnConflict::columns([version::Column::DeviceId, version::Column::Kind])
+            .update_columns([
+                version::Column::Title,
+                version::Column::Version,
+                version::Column::ReportedAt,
+            ])
+            .to_owned(),
+    )
+    .exec(db)
+    .await?;
+    Ok(())
+}
+
+/// How many of the tenant's devices report each title and version, most devices first.
+pub async fn versions(
+    db: &impl ConnectionTrait,
+    ctx: &TenantCtx,
+    kind: PackageKind,
+) -> Result<Vec<VersionCount>> {
+    let rows: Vec<(String, String, i64)> = version::Entity::find()
+        .select_only()
+        .column(version::Column::Title)
+        .column(version::Column::Version)
+        .column_as(version::Column::DeviceId.count(), "devices")
+        .filter(version::Column::TenantId.eq(ctx.tenant_id().0))
+        .filter(version::Column::Kind.eq(kind.as_str()))
+        .group_by(version::Column::Title)
+        .group_by(version::Column::Version)
+        .into_tuple()
+        .all(db)
+        .await?;
+    let mut out: Vec<VersionCount> = rows
+        .into_iter()
+        .map(|(title, version, n)| VersionCount {
+            title,
+            version,
+            devices: n.max(0) as u64,
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        b.devices
+            .cmp(&a.devices)
+            .then_with(|| a.title.cmp(&b.title))
+    });
+    Ok(out)
 }

@@ -95,6 +95,14 @@ pub async fn run(state: AppState, mut rx: mpsc::Receiver<Report>) {
 }
 
 async fn apply(state: &AppState, r: Report) -> Result<()> {
+    let ctx = TenantCtx::new(r.tenant);
+    let at = DateTime::from_timestamp_millis(r.ts)
+        .filter(|at| (*at - Utc::now()).num_seconds().abs() < 86_400)
+        .unwrap_or_else(Utc::now);
+    // What it runs, whatever the state (IDLE included): the fleet's version distribution.
+    if let (Some(title), Some(version)) = (&r.title, &r.version) {
+        repo::note_version(&state.db, &ctx, r.device, r.kind, title, version, at).await?;
+    }
     let reported = match r.state.as_str() {
         "DOWNLOADING" => OtaState::Downloading,
         "DOWNLOADED" => OtaState::Downloaded,
@@ -105,7 +113,6 @@ async fn apply(state: &AppState, r: Report) -> Result<()> {
         // IDLE and anything else: nothing under way.
         _ => return Ok(()),
     };
-    let ctx = TenantCtx::new(r.tenant);
     let Some((t, p)) = repo::target(&state.db, &ctx, r.device, r.kind).await? else {
         return Ok(());
     };
@@ -147,9 +154,6 @@ async fn apply(state: &AppState, r: Report) -> Result<()> {
         ),
         other => (other, None, t.attempts),
     };
-    let at = DateTime::from_timestamp_millis(r.ts)
-        .filter(|at| (*at - Utc::now()).num_seconds().abs() < 86_400)
-        .unwrap_or_else(Utc::now);
     if !repo::move_target(&state.db, &ctx, &t, next, reason.clone(), attempts, at).await? {
         return Ok(());
     }
