@@ -118,11 +118,11 @@ pub struct Args {
 
 /// One device's credentials: an access token, or an MQTT user name (`token`) with a password.
 #[derive(Debug, Clone)]
-struct DeviceSpec {
-    token: String,
-    id: Option<Uuid>,
-    name: Option<String>,
-    password: Option<String>,
+pub(crate) struct DeviceSpec {
+    pub(crate) token: String,
+    pub(crate) id: Option<Uuid>,
+    pub(crate) name: Option<String>,
+    pub(crate) password: Option<String>,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -248,7 +248,7 @@ fn credentials(args: &Args) -> anyhow::Result<(&str, &str)> {
 // ---------------------------------------------------------------------------------------------
 // Devices
 
-fn read_token_file(path: &PathBuf) -> anyhow::Result<Vec<DeviceSpec>> {
+pub(crate) fn read_token_file(path: &PathBuf) -> anyhow::Result<Vec<DeviceSpec>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut devices = Vec::new();
@@ -988,7 +988,7 @@ async fn reporter(
 /// The process's peak resident memory, from /proc (Linux only).
 /// Each device is one socket: refuse to start a run that would die of EMFILE halfway through, and
 /// warn when the ephemeral port range is smaller than the fleet (Linux only; silent elsewhere).
-fn check_os_limits(devices: usize) -> anyhow::Result<()> {
+pub(crate) fn check_os_limits(devices: usize) -> anyhow::Result<()> {
     let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
     let soft = limits
         .lines()

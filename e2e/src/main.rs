@@ -1,10 +1,12 @@
 //! `stead-e2e`: drives Stead from the outside the way a fleet of devices would. `loadgen` connects
 //! many devices over MQTT and measures what the ingress accepts and stores; `simulate` is one
-//! interactive device for demos and manual testing. Both speak the ThingsBoard-compatible device
-//! API (`/work/shared/DEVICE_API.md`) and only ever connect to the addresses they are given.
+//! interactive device for demos and manual testing; `simulate-ota` a fleet taking firmware
+//! updates with scripted outcomes. All speak the ThingsBoard-compatible device API
+//! (`/work/shared/DEVICE_API.md`) and only ever connect to the addresses they are given.
 
 mod loadgen;
 mod sim;
+mod sim_ota;
 mod sink;
 
 use std::process::ExitCode;
@@ -29,6 +31,9 @@ enum Command {
     Loadgen(Box<loadgen::Args>),
     /// One device: publishes telemetry, prints what the platform sends, answers RPCs by echo.
     Simulate(sim::Args),
+    /// Many devices taking firmware updates: each downloads, verifies and reports like a
+    /// ThingsBoard SDK, and succeeds, fails, hangs or reboot-loops as told (percentages).
+    SimulateOta(Box<sim_ota::Args>),
     /// A fast webhook receiver for the benchmarks: verifies every signature, counts what came.
     WebhookSink(sink::Args),
 }
@@ -39,6 +44,7 @@ async fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Loadgen(args) => loadgen::run(*args).await,
         Command::Simulate(args) => sim::run(args).await,
+        Command::SimulateOta(args) => sim_ota::run(*args).await,
         Command::WebhookSink(args) => sink::run(args).await,
     };
     match outcome {
