@@ -102,7 +102,11 @@ pub async fn delete(db: &impl ConnectionTrait, ctx: &TenantCtx, id: Uuid) -> Res
 pub async fn stored_bytes(db: &impl ConnectionTrait, ctx: &TenantCtx) -> Result<u64> {
     let sum: Option<i64> = package::Entity::find()
         .select_only()
-        .column_as(package::Column::Size.sum(), "total")
+        // PostgreSQL's SUM of a bigint is a numeric: cast back to bigint on both backends.
+        .column_as(
+            sea_orm::sea_query::Expr::cust("CAST(SUM(size) AS BIGINT)"),
+            "total",
+        )
         .filter(package::Column::TenantId.eq(ctx.tenant_id().0))
         .into_tuple::<Option<i64>>()
         .one(db)

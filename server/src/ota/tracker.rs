@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use stead_api_types::{AttributeScope, OtaState, PackageKind};
 use tokio::sync::mpsc;
 
@@ -36,7 +36,6 @@ pub struct Report {
     error: Option<String>,
     title: Option<String>,
     version: Option<String>,
-    ts: i64,
 }
 
 #[derive(Clone)]
@@ -78,7 +77,6 @@ impl Tracker {
                     error: text(&format!("{x}_error")),
                     title: text(&format!("current_{x}_title")),
                     version: text(&format!("current_{x}_version")),
-                    ts: row.ts,
                 });
             }
         }
@@ -96,9 +94,8 @@ pub async fn run(state: AppState, mut rx: mpsc::Receiver<Report>) {
 
 async fn apply(state: &AppState, r: Report) -> Result<()> {
     let ctx = TenantCtx::new(r.tenant);
-    let at = DateTime::from_timestamp_millis(r.ts)
-        .filter(|at| (*at - Utc::now()).num_seconds().abs() < 86_400)
-        .unwrap_or_else(Utc::now);
+    // The platform's clock: step time-outs are measured against it, whatever the device's says.
+    let at = Utc::now();
     // What it runs, whatever the state (IDLE included): the fleet's version distribution.
     if let (Some(title), Some(version)) = (&r.title, &r.version) {
         repo::note_version(&state.db, &ctx, r.device, r.kind, title, version, at).await?;
@@ -124,7 +121,8 @@ async fn apply(state: &AppState, r: Report) -> Result<()> {
         OtaState::Canceled | OtaState::Skipped | OtaState::RolledBack
     ) || (current == OtaState::Failed && t.attempts >= max)
         || (current == OtaState::Updated && reported != OtaState::Updated)
-        || current == reported
+        // A repeated step changes nothing; a repeated failure is another attempt.
+        || (current == reported && reported != OtaState::Failed)
     {
         return Ok(());
     }
