@@ -18,6 +18,9 @@ use stead_api_types::{
     NotificationPage, NotificationRule, NotificationRuleSpec, Silence,
 };
 use stead_api_types::{
+    CreateSigningKey, Package, PackageKind, SigningKey, UploadPackage, VersionCount,
+};
+use stead_api_types::{
     CreateWebhook, CreatedWebhook, DeliveryStatus, EventType, NatsSink, ReplayWebhook, Replayed,
     RotateWebhookSecret, UpdateWebhook, WebhookDelivery, WebhookDeliveryDetail,
     WebhookDeliveryPage, WebhookEndpoint, WebhookSecret,
@@ -833,4 +836,88 @@ pub async fn end_silence(s: Session, id: Uuid) -> Result<(), ApiError> {
 pub async fn fleet_health(s: Session, hours: u32) -> Result<FleetHealth, ApiError> {
     s.get_query("/api/v1/fleet/health", &[("hours", hours.to_string())])
         .await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Over-the-air updates: packages, signing keys, what the fleet runs, a device's targets
+
+/// The tenant's packages (of one kind, when given), by title, newest first.
+pub async fn list_packages(
+    s: Session,
+    kind: Option<PackageKind>,
+) -> Result<Vec<Package>, ApiError> {
+    let query: Vec<(&str, String)> = kind
+        .map(|k| ("kind", k.as_str().to_owned()))
+        .into_iter()
+        .collect();
+    s.get_query("/api/v1/ota/packages", &query).await
+}
+
+/// The upload's query: everything but the image, which is the body.
+pub fn upload_query(u: &UploadPackage) -> Vec<(&'static str, String)> {
+    let mut query = vec![
+        ("kind", u.kind.as_str().to_owned()),
+        ("title", u.title.clone()),
+        ("version", u.version.clone()),
+    ];
+    let optional = [
+        ("description", u.description.clone()),
+        ("profile_id", u.profile_id.map(|p| p.to_string())),
+        ("sha256", u.sha256.clone()),
+        ("signature", u.signature.clone()),
+    ];
+    query.extend(optional.into_iter().filter_map(|(k, v)| Some((k, v?))));
+    query
+}
+
+/// Streams `image` up as a new package; `progress` hears (bytes sent, bytes in all).
+pub async fn upload_package(
+    s: Session,
+    u: &UploadPackage,
+    image: &web_sys::Blob,
+    progress: impl Fn(f64, f64) + 'static,
+    started: impl FnOnce(web_sys::XmlHttpRequest),
+) -> Result<Package, ApiError> {
+    s.upload(
+        "/api/v1/ota/packages",
+        &upload_query(u),
+        image,
+        progress,
+        started,
+    )
+    .await
+}
+
+pub async fn delete_package(s: Session, id: Uuid) -> Result<(), ApiError> {
+    s.delete(&format!("/api/v1/ota/packages/{id}")).await
+}
+
+/// The package's image, as a file to hand to the browser.
+pub async fn package_image(s: Session, id: Uuid) -> Result<web_sys::Blob, ApiError> {
+    s.get_blob(&format!("/api/v1/ota/packages/{id}/image"), &[])
+        .await
+}
+
+pub async fn signing_keys(s: Session) -> Result<Vec<SigningKey>, ApiError> {
+    s.get("/api/v1/ota/signing-keys").await
+}
+
+pub async fn create_signing_key(
+    s: Session,
+    body: &CreateSigningKey,
+) -> Result<SigningKey, ApiError> {
+    s.post("/api/v1/ota/signing-keys", body).await
+}
+
+pub async fn delete_signing_key(s: Session, id: Uuid) -> Result<(), ApiError> {
+    s.delete(&format!("/api/v1/ota/signing-keys/{id}")).await
+}
+
+/// Devices per reported title and version of `kind`, most first.
+pub async fn ota_versions(s: Session, kind: PackageKind) -> Result<Vec<VersionCount>, ApiError> {
+    s.get_query(
+        "/api/v1/ota/versions",
+        &[("kind", kind.as_str().to_owned())],
+    )
+    .await
 }

@@ -1,5 +1,6 @@
-//! A hand-drawn SVG line chart of one aggregated series over a time range: axes with rounded
-//! ticks, gridlines, the minimum and maximum marked, and a tooltip that follows the pointer.
+//! Hand-drawn SVG charts: a line chart of one aggregated series over a time range (axes with
+//! rounded ticks, gridlines, the minimum and maximum marked, and a tooltip that follows the
+//! pointer), and horizontal bars of counts sharing its ticks and measured width.
 //! No chart library: the console loads nothing from elsewhere.
 
 use leptos::prelude::*;
@@ -210,6 +211,28 @@ impl Drawn {
     }
 }
 
+/// The width of the box `frame`, measured once it is drawn and again on every resize of the
+/// window, so that a drawing's text keeps its size.
+fn measured_width(frame: NodeRef<leptos::html::Div>) -> RwSignal<f64> {
+    let width = RwSignal::new(DEFAULT_W);
+    let measure = move || {
+        if let Some(el) = frame.get_untracked() {
+            let w = f64::from(el.client_width());
+            if w > 100.0 {
+                width.set(w);
+            }
+        }
+    };
+    Effect::new(move |_| {
+        if frame.get().is_some() {
+            measure();
+        }
+    });
+    let resize = window_event_listener(leptos::ev::resize, move |_| measure());
+    on_cleanup(move || resize.remove());
+    width
+}
+
 /// The value of the bucket starting at `ts` in `series` (sorted by time), if any.
 fn bucket_value(series: &[AggregatePoint], ts: i64) -> Option<f64> {
     series
@@ -242,22 +265,7 @@ pub fn LineChart(
     let hover = RwSignal::new(None::<usize>);
     let plot = NodeRef::<leptos::svg::Svg>::new();
     let frame = NodeRef::<leptos::html::Div>::new();
-    let width = RwSignal::new(DEFAULT_W);
-    let measure = move || {
-        if let Some(el) = frame.get_untracked() {
-            let w = f64::from(el.client_width());
-            if w > 100.0 {
-                width.set(w);
-            }
-        }
-    };
-    Effect::new(move |_| {
-        if frame.get().is_some() {
-            measure();
-        }
-    });
-    let resize = window_event_listener(leptos::ev::resize, move |_| measure());
-    on_cleanup(move || resize.remove());
+    let width = measured_width(frame);
 
     let geometry = Memo::new(move |_| {
         let w = width.get();
@@ -459,6 +467,89 @@ pub fn LineChart(
                     </div>
                 }
             })}
+        </div>
+    }
+}
+
+/// One bar of a `BarChart`: what it counts and how many.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Bar {
+    pub label: String,
+    pub value: f64,
+}
+
+/// A bar's height and the room around it.
+const BAR_ROW: f64 = 30.0;
+const BAR_THICKNESS: f64 = 18.0;
+/// Labels longer than this are cut, with "…".
+const BAR_LABEL_CHARS: usize = 30;
+
+/// Horizontal bars of counts (devices per version), the longest first as given, on a value axis
+/// from zero with the line chart's round ticks. Each bar is `data-test=chart-bar` with its
+/// `data-label` and `data-value`.
+#[component]
+pub fn BarChart(
+    #[prop(into)] bars: Signal<Vec<Bar>>,
+    /// What the values are, for the screen-reader label.
+    #[prop(into)]
+    label: String,
+    /// Shown where there are no bars.
+    #[prop(into)]
+    empty: String,
+) -> impl IntoView {
+    let frame = NodeRef::<leptos::html::Div>::new();
+    let width = measured_width(frame);
+    // The labels' column: a third of the width, between 120 and 220 px.
+    let label_w = move || (width.get() / 3.0).clamp(120.0, 220.0);
+    let height = move || TOP + BAR_ROW * bars.with(Vec::len).max(1) as f64 + BOTTOM;
+    let geometry = Memo::new(move |_| {
+        let hi = bars.with(|b| b.iter().map(|b| b.value).fold(0.0, f64::max));
+        // Counts: whole steps only (no "0.25 devices").
+        let step = nice_ticks(0.0, hi.max(1.0), 4).1.ceil().max(1.0);
+        let n = (hi.max(1.0) / step).ceil() as usize;
+        let ticks: Vec<f64> = (0..=n).map(|i| i as f64 * step).collect();
+        let top = n as f64 * step;
+        (ticks, step, top)
+    });
+    view! {
+        <div class="chart-plot" node_ref=frame>
+            <svg class="chart-svg" role="img" aria-label=label
+                viewBox=move || format!("0 0 {} {}", width.get(), height())>
+                {move || geometry.with(|(ticks, step, top)| {
+                    let (w, left, h) = (width.get(), label_w(), height());
+                    // Room on the right for the longest bar's count.
+                    let right = w - RIGHT - 36.0;
+                    let x = move |v: f64| left + v / top * (right - left);
+                    let grid = ticks.iter().map(|v| view! {
+                        <line class="chart-grid chart-grid-x" x1=x(*v) x2=x(*v) y1=TOP y2=h - BOTTOM/>
+                        <text class="chart-tick" x=x(*v) y=h - BOTTOM + 17.0 text-anchor="middle">{format_tick(*v, *step)}</text>
+                    }).collect_view();
+                    let drawn = bars.get().into_iter().enumerate().map(|(i, b)| {
+                        let y = TOP + i as f64 * BAR_ROW + (BAR_ROW - BAR_THICKNESS) / 2.0;
+                        let shown = if b.label.chars().count() > BAR_LABEL_CHARS {
+                            format!("{}…", b.label.chars().take(BAR_LABEL_CHARS - 1).collect::<String>())
+                        } else {
+                            b.label.clone()
+                        };
+                        view! {
+                            <g data-test="chart-bar" data-label=b.label.clone() data-value=b.value.to_string()>
+                                <text class="chart-bar-label" x=left - 8.0 y=y + BAR_THICKNESS / 2.0 + 4.0 text-anchor="end">{shown}</text>
+                                <rect class="chart-bar" x=left y=y width=(x(b.value) - left).max(2.0) height=BAR_THICKNESS rx="3"/>
+                                <text class="chart-bar-value" x=x(b.value) + 6.0 y=y + BAR_THICKNESS / 2.0 + 4.0>{format_number(b.value)}</text>
+                            </g>
+                        }
+                    }).collect_view();
+                    let none = bars.with(Vec::is_empty).then(|| view! {
+                        <text class="chart-empty" x=(left + right) / 2.0 y=TOP + BAR_ROW / 2.0 + 4.0 text-anchor="middle">{empty.clone()}</text>
+                    });
+                    view! {
+                        <g>{grid}</g>
+                        <line class="chart-axis" x1=left x2=left y1=TOP y2=h - BOTTOM/>
+                        {drawn}
+                        {none}
+                    }
+                })}
+            </svg>
         </div>
     }
 }

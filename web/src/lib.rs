@@ -27,6 +27,7 @@ use crate::pages::{
     audit::AuditPage,
     device::DevicePage,
     devices::DevicesPage,
+    firmware::FirmwarePage,
     groups::GroupsPage,
     home::HomePage,
     import::ImportPage,
@@ -76,6 +77,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/alarms") view=AlarmsPage/>
                     <Route path=path!("/alarms/:id") view=AlarmPage/>
                     <Route path=path!("/notifications") view=NotificationsPage/>
+                    <Route path=path!("/firmware") view=FirmwarePage/>
                     <Route path=path!("/import") view=ImportPage/>
                     <Route path=path!("/groups") view=GroupsPage/>
                     <Route path=path!("/profiles") view=ProfilesPage/>

@@ -79,7 +79,15 @@ impl ApiError {
 
     async fn from_response(resp: Response) -> Self {
         let status = resp.status();
-        match resp.json::<ApiErrorBody>().await {
+        let status_text = resp.status_text();
+        let body = resp.text().await.unwrap_or_default();
+        ApiError::from_body(status, &status_text, &body)
+    }
+
+    /// The server's refusal from its status and body (`ApiErrorBody` as JSON, or anything else
+    /// from a proxy on the way).
+    fn from_body(status: u16, status_text: &str, body: &str) -> Self {
+        match serde_json::from_str::<ApiErrorBody>(body) {
             Ok(body) => ApiError {
                 status,
                 code: body.code,
@@ -89,10 +97,7 @@ impl ApiError {
             Err(_) => ApiError {
                 status,
                 code: format!("http_{status}"),
-                detail: format!(
-                    "The server answered {status} {}. Please try again.",
-                    resp.status_text()
-                ),
+                detail: format!("The server answered {status} {status_text}. Please try again."),
                 field: None,
             },
         }
@@ -541,6 +546,47 @@ impl Session {
             .ok_or_else(ApiError::session_expired)
     }
 
+    /// A POST of a file (a package's image) through `XMLHttpRequest`, whose upload reports its
+    /// progress (fetch's does not): `progress` hears (bytes sent, bytes in all), `started` gets
+    /// the request to abort it. Authenticated as `call` is, retried once after a 401.
+    pub async fn upload<T: DeserializeOwned>(
+        self,
+        path: &str,
+        query: &[(&str, String)],
+        file: &web_sys::Blob,
+        progress: impl Fn(f64, f64) + 'static,
+        started: impl FnOnce(web_sys::XmlHttpRequest),
+    ) -> Result<T, ApiError> {
+        let url = with_query(path, query);
+        let progress = std::rc::Rc::new(progress);
+        let mut started = Some(started);
+        let mut renew = false;
+        loop {
+            let token = self.bearer(renew).await?;
+            let xhr = web_sys::XmlHttpRequest::new()
+                .map_err(|_| ApiError::unexpected("The browser cannot upload files."))?;
+            if let Some(started) = started.take() {
+                started(xhr.clone());
+            }
+            let (status, body) = xhr_send(&xhr, &url, &token, file, progress.clone()).await?;
+            if status == 401 && !renew {
+                renew = true;
+                continue;
+            }
+            if status == 401 {
+                self.expire();
+                return Err(ApiError::session_expired());
+            }
+            if !(200..300).contains(&status) {
+                let text = xhr.status_text().unwrap_or_default();
+                return Err(ApiError::from_body(status, &text, &body));
+            }
+            return serde_json::from_str(&body).map_err(|e| {
+                ApiError::unexpected(format!("The server sent an unexpected answer: {e}"))
+            });
+        }
+    }
+
     /// A GET whose answer is a file (CSV export): the body as a `Blob`, to hand to the browser's
     /// download. A link cannot carry the Authorization header, hence the detour.
     pub async fn get_blob(
@@ -637,6 +683,75 @@ impl Session {
         self.call(Method::DELETE, path, query, None)
             .await
             .map(|_| ())
+    }
+}
+
+/// `path?k=v&…`, each part encoded.
+fn with_query(path: &str, query: &[(&str, String)]) -> String {
+    let encoded: Vec<String> = query
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "{}={}",
+                js_sys::encode_uri_component(k),
+                js_sys::encode_uri_component(v)
+            )
+        })
+        .collect();
+    if encoded.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}?{}", encoded.join("&"))
+    }
+}
+
+/// Sends `file` with `xhr` and waits for the answer: its status and body. Status 0 (no answer:
+/// the network, or an abort) is an error here.
+async fn xhr_send(
+    xhr: &web_sys::XmlHttpRequest,
+    url: &str,
+    token: &str,
+    file: &web_sys::Blob,
+    progress: std::rc::Rc<dyn Fn(f64, f64)>,
+) -> Result<(u16, String), ApiError> {
+    use wasm_bindgen::JsCast as _;
+    use wasm_bindgen::closure::Closure;
+
+    let fail = |_| ApiError::unexpected("The upload could not be started.");
+    xhr.open_with_async("POST", url, true).map_err(fail)?;
+    xhr.set_request_header("Authorization", &format!("Bearer {token}"))
+        .map_err(fail)?;
+    xhr.set_request_header("Content-Type", "application/octet-stream")
+        .map_err(fail)?;
+    let on_progress =
+        Closure::<dyn Fn(web_sys::ProgressEvent)>::new(move |ev: web_sys::ProgressEvent| {
+            if ev.length_computable() {
+                progress(ev.loaded(), ev.total());
+            }
+        });
+    let upload = xhr.upload().map_err(fail)?;
+    upload.set_onprogress(Some(on_progress.as_ref().unchecked_ref()));
+    // Settled by whichever of load, error, abort and timeout comes first.
+    let mut settle = None;
+    let done = js_sys::Promise::new(&mut |resolve, _| settle = Some(resolve));
+    let settle = settle.ok_or_else(|| ApiError::unexpected("The upload could not be started."))?;
+    let on_end = Closure::<dyn Fn()>::new(move || {
+        let _ = settle.call0(&wasm_bindgen::JsValue::NULL);
+    });
+    xhr.set_onloadend(Some(on_end.as_ref().unchecked_ref()));
+    xhr.send_with_opt_blob(Some(file)).map_err(fail)?;
+    let _ = wasm_bindgen_futures::JsFuture::from(done).await;
+    upload.set_onprogress(None);
+    xhr.set_onloadend(None);
+    drop((on_progress, on_end));
+    match xhr.status().unwrap_or(0) {
+        0 => Err(ApiError {
+            status: 0,
+            code: "upload_interrupted".into(),
+            detail: "The upload stopped before the server answered (cancelled, or the connection broke).".into(),
+            field: None,
+        }),
+        status => Ok((status, xhr.response_text().ok().flatten().unwrap_or_default())),
     }
 }
 

@@ -162,6 +162,7 @@ fn Sidebar() -> impl IntoView {
                 <NavLink href="/notifications" icon="✆" label="Notifications" test="nav-notifications" when=tenant_wide(Permission::AlarmsManage)/>
                 <NavLink href="/groups" icon="◇" label="Groups" test="nav-groups" when=Signal::derive(has_tenant)/>
                 <NavLink href="/profiles" icon="☰" label="Profiles" test="nav-profiles" when=Signal::derive(has_tenant)/>
+                <NavLink href="/firmware" icon="⬆" label="Firmware" test="nav-firmware" when=in_tenant(Permission::OtaRead)/>
                 <NavLink href="/import" icon="⇪" label="Import" test="nav-import" when=tenant_wide(Permission::DevicesWrite)/>
                 <NavLink href="/users" icon="◉" label="Users" test="nav-users" when=in_tenant(Permission::UsersRead)/>
                 <NavLink href="/invitations" icon="✉" label="Invitations" test="nav-invitations" when=in_tenant(Permission::UsersManage)/>

@@ -642,7 +642,11 @@ pub fn StatusBadge(
 pub fn ProgressBar(
     #[prop(into)] done: Signal<u64>,
     #[prop(into)] total: Signal<u64>,
+    /// How the amounts are written (bytes as "1.2 MiB"); plain numbers by default.
+    #[prop(optional)]
+    unit: Option<fn(u64) -> String>,
 ) -> impl IntoView {
+    let amount = unit.unwrap_or(|n| n.to_string());
     let percent = move || {
         let total = total.get();
         (done.get().min(total) * 100)
@@ -661,7 +665,7 @@ pub fn ProgressBar(
                 <div class="progress-fill" style=move || format!("width: {}%", percent())></div>
             </div>
             <span class="progress-text" data-test="progress-text">
-                {move || format!("{} % · {} of {}", percent(), done.get(), total.get())}
+                {move || format!("{} % · {} of {}", percent(), amount(done.get()), amount(total.get()))}
             </span>
         </div>
     }
@@ -905,6 +909,21 @@ pub fn from_local_input(value: &str) -> Option<DateTime<Utc>> {
         .flatten()
 }
 
+/// A size for people: "512 B", "1.5 KiB", "20 MiB", "1.02 GiB".
+pub fn format_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{} {}", format_significant(v, 3), UNITS[unit])
+}
+
 /// Trims a form value; empty means absent.
 pub fn non_empty(value: &str) -> Option<String> {
     let v = value.trim();
@@ -1098,4 +1117,18 @@ pub fn PermissionBadges(permissions: Vec<Permission>) -> impl IntoView {
         </span>
     }
     .into_any()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::format_bytes;
+
+    #[test]
+    fn sizes_are_written_in_binary_units() {
+        assert_eq!(format_bytes(0), "0 B");
+        assert_eq!(format_bytes(1023), "1023 B");
+        assert_eq!(format_bytes(1536), "1.5 KiB");
+        assert_eq!(format_bytes(20 << 20), "20 MiB");
+        assert_eq!(format_bytes((1 << 30) + (20 << 20)), "1.02 GiB");
+    }
 }

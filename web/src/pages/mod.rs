@@ -3,7 +3,8 @@
 //! and `invite` are reached signed out);
 //! `attribute_form` is the attribute dialog several of them share, `bindings` the role bindings
 //! editor; `integrations` is a directory (the endpoint list, an endpoint's page, its delivery log),
-//! and so is `alarms` (the alarm list, an alarm's page, the bell, the table a device's tab shares).
+//! and so is `alarms` (the alarm list, an alarm's page, the bell, the table a device's tab shares)
+//! and `firmware` (the package library, its upload dialog, the signing keys).
 
 pub mod account;
 pub mod alarms;
@@ -13,6 +14,7 @@ pub mod audit;
 pub mod bindings;
 pub mod device;
 pub mod devices;
+pub mod firmware;
 pub mod groups;
 pub mod home;
 pub mod import;
