@@ -18,7 +18,8 @@ use stead_api_types::{
     NotificationPage, NotificationRule, NotificationRuleSpec, Silence,
 };
 use stead_api_types::{
-    CreateSigningKey, Package, PackageKind, SigningKey, UploadPackage, VersionCount,
+    AssignPackage, CreateSigningKey, DeviceOtaTarget, Package, PackageKind, SigningKey,
+    UploadPackage, VersionCount,
 };
 use stead_api_types::{
     CreateWebhook, CreatedWebhook, DeliveryStatus, EventType, NatsSink, ReplayWebhook, Replayed,
@@ -920,4 +921,25 @@ pub async fn ota_versions(s: Session, kind: PackageKind) -> Result<Vec<VersionCo
         &[("kind", kind.as_str().to_owned())],
     )
     .await
+}
+
+/// The device's target per kind, with where each update stands.
+pub async fn device_ota(s: Session, id: Uuid) -> Result<Vec<DeviceOtaTarget>, ApiError> {
+    s.get(&format!("/api/v1/devices/{id}/ota")).await
+}
+
+pub async fn assign_package(
+    s: Session,
+    id: Uuid,
+    kind: PackageKind,
+    body: &AssignPackage,
+) -> Result<DeviceOtaTarget, ApiError> {
+    s.put(&format!("/api/v1/devices/{id}/ota/{}", kind.as_str()), body)
+        .await
+}
+
+/// Withdraws the device's target of `kind` (and its shared attributes).
+pub async fn unassign_package(s: Session, id: Uuid, kind: PackageKind) -> Result<(), ApiError> {
+    s.delete(&format!("/api/v1/devices/{id}/ota/{}", kind.as_str()))
+        .await
 }

@@ -1,7 +1,7 @@
 //! `/devices/:id`: a device's life (presence, latest values, charts, timeline, all live) and
 //! its management, in tabs kept in the URL (`?tab=`): the overview (the live view, details,
-//! editing, groups, connection instructions, deletion), attributes, commands, credentials and
-//! alarms (for holders of `alarms.read`).
+//! editing, groups, connection instructions, deletion), attributes, commands, credentials,
+//! alarms (for holders of `alarms.read`) and firmware (over-the-air updates, for `ota.read`).
 
 mod activity;
 mod alarms;
@@ -10,6 +10,7 @@ mod charts;
 pub use self::charts::interval_for;
 mod commands;
 mod credentials;
+mod firmware;
 mod gateway;
 mod membership;
 mod timeline;
@@ -28,6 +29,7 @@ use self::attributes::AttributesTab;
 use self::charts::TelemetryCharts;
 use self::commands::CommandsTab;
 use self::credentials::CredentialsTab;
+use self::firmware::FirmwareTab;
 use self::gateway::{GatewayLink, SubDevices};
 use self::membership::DeviceGroups;
 use self::timeline::Timeline;
@@ -41,12 +43,13 @@ use crate::ui::{
     use_clock, use_toasts,
 };
 
-const TABS: [(&str, &str); 5] = [
+const TABS: [(&str, &str); 6] = [
     ("overview", "Overview"),
     ("attributes", "Attributes"),
     ("commands", "Commands"),
     ("credentials", "Credentials"),
     ("alarms", "Alarms"),
+    ("firmware", "Firmware"),
 ];
 
 #[component]
@@ -137,9 +140,14 @@ fn DeviceView(
     let query = use_query_map();
     let navigate = use_navigate();
     let can_see_alarms = session.can(Permission::AlarmsRead);
+    let can_see_ota = session.can(Permission::OtaRead);
     let tabs: Vec<_> = TABS
         .into_iter()
-        .filter(|(key, _)| *key != "alarms" || can_see_alarms)
+        .filter(|(key, _)| match *key {
+            "alarms" => can_see_alarms,
+            "firmware" => can_see_ota,
+            _ => true,
+        })
         .collect();
     let shown_tabs = tabs.clone();
     let tab = Memo::new(move |_| {
@@ -212,6 +220,7 @@ fn DeviceView(
             "commands" => view! { <CommandsTab id=id now=now/> }.into_any(),
             "credentials" => view! { <CredentialsTab device=device fresh_token=fresh_token/> }.into_any(),
             "alarms" => view! { <AlarmsTab id=id/> }.into_any(),
+            "firmware" => view! { <FirmwareTab id=id device=device/> }.into_any(),
             _ => view! { <Overview id=id device=device live=live fresh_token=fresh_token on_delete=Callback::new(move |_| delete_confirm.set(true))/> }.into_any(),
         }}
 
