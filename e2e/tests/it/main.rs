@@ -22,6 +22,7 @@ mod browser_import;
 mod browser_integrations;
 mod browser_live;
 mod browser_notifications;
+mod browser_ota;
 mod browser_people;
 mod browser_roles;
 mod credentials;
