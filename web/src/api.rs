@@ -14,8 +14,8 @@ use stead_api_types::{
 };
 use stead_api_types::{
     Alarm, AlarmAction, AlarmBulk, AlarmBulkResult, AlarmCounts, AlarmDetail, AlarmPage,
-    AlarmQuery, AlarmRule, AlarmRuleSpec, AlarmStatusFilter, CreateSilence, FleetHealth,
-    NotificationPage, NotificationRule, NotificationRuleSpec, Silence,
+    AlarmPreview, AlarmPreviewRequest, AlarmQuery, AlarmRule, AlarmRuleSpec, AlarmStatusFilter,
+    CreateSilence, FleetHealth, NotificationPage, NotificationRule, NotificationRuleSpec, Silence,
 };
 use stead_api_types::{
     AssignPackage, CreateSigningKey, DeviceOtaTarget, Package, PackageKind, SigningKey,
@@ -754,6 +754,14 @@ pub async fn update_alarm_rule(
 
 pub async fn delete_alarm_rule(s: Session, id: Uuid) -> Result<(), ApiError> {
     s.delete(&format!("/api/v1/alarm-rules/{id}")).await
+}
+
+/// What a rule (saved or not) would have done on a device's stored telemetry.
+pub async fn preview_alarm_rule(
+    s: Session,
+    body: &AlarmPreviewRequest,
+) -> Result<AlarmPreview, ApiError> {
+    s.post("/api/v1/alarm-rules/preview", body).await
 }
 
 /// The tenant's people, as many as one page holds (200), for pickers such as an alarm's

@@ -3,7 +3,8 @@
 //! reload; a person acknowledges it from the list, comments on it, assigns it and clears it from
 //! its page, and finds it on the device's Alarms tab. A second alarm is acknowledged and cleared as
 //! a selection. A profile's rule is made, refused (the field named), edited and deleted in the
-//! profile's rule dialog. Every step is checked through the API too.
+//! profile's rule dialog. An unsaved rule is previewed on a device's stored telemetry (when it
+//! would have raised, stepped up and cleared). Every step is checked through the API too.
 
 use fantoccini::Client as Browser;
 use serde_json::json;
@@ -16,7 +17,12 @@ use crate::harness::TestServer;
 use crate::mqtt::{device, mosquitto_pub};
 
 fn publish(server: &TestServer, token: &str, temperature: u32) {
-    let payload = json!({ "temperature": temperature }).to_string();
+    publish_json(server, token, &json!({ "temperature": temperature }));
+}
+
+/// Telemetry as the device sends it: values, or `{"ts": …, "values": …}` with its own time.
+fn publish_json(server: &TestServer, token: &str, payload: &serde_json::Value) {
+    let payload = payload.to_string();
     let args = [
         "-u",
         token,
@@ -417,4 +423,130 @@ async fn a_profile_alarm_rule_is_made_edited_and_deleted_in_the_console() {
     click(&b, "[data-test=confirm-delete-alarm-rule]").await;
     wait_css(&b, "[data-test=no-alarm-rules]").await;
     assert!(rules_of(c, profile).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unsaved_rule_is_previewed_on_a_device_s_stored_telemetry() {
+    let console = Console::start().await;
+    let (server, c) = (&console.server, &console.acme.admin);
+    let (id, token) = device(c, "boiler-1").await;
+    device(c, "boiler-2").await;
+
+    // Two hours ago: 70, then 85 (major), 95 (critical), 70 (clear), a minute apart.
+    let base = chrono::Utc::now().timestamp_millis() - 2 * 3_600_000;
+    let series = [70, 85, 95, 70];
+    for (i, t) in series.iter().enumerate() {
+        let ts = base + i as i64 * 60_000;
+        publish_json(
+            server,
+            &token,
+            &json!({"ts": ts, "values": {"temperature": t}}),
+        );
+    }
+    let d: Device = c
+        .get(&format!("/api/v1/devices/{id}"))
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    let rule = json!({
+        "alarm_type": "overheat", "profile_id": d.profile_id,
+        "create": {"major": {"kind": "immediate", "expr": {"test": {"key": "temperature", "op": ">", "value": 80}}}}
+    });
+    crate::mqtt::eventually("the four messages are stored", || async {
+        let reply = c
+            .post(
+                "/api/v1/alarm-rules/preview",
+                &json!({"rule": rule, "device_id": id}),
+            )
+            .await
+            .unwrap();
+        reply.status == 200 && reply.body["messages"] == 4
+    })
+    .await;
+
+    let b = console.sign_in().await;
+    click(&b, "[data-test=nav-profiles]").await;
+    click(&b, "[data-test=profile-alarm-rules]").await;
+    click(&b, "[data-test=new-alarm-rule]").await;
+    fill(&b, "input[name=alarm_type]", "overheat").await;
+    fill(&b, &field("major", "input[name=key]"), "temperature").await;
+    fill(&b, &field("major", "input[name=value]"), "80").await;
+    click(&b, "[data-test=add-condition]").await;
+    click(
+        &b,
+        &field("critical", "select[name=kind] option[value=repeating]"),
+    )
+    .await;
+    fill(&b, &field("critical", "input[name=amount]"), "1").await;
+    fill(&b, &field("critical", "input[name=key]"), "temperature").await;
+    fill(&b, &field("critical", "input[name=value]"), "90").await;
+
+    // The profile's devices are offered; the one with the data is chosen.
+    wait_count(&b, "[data-test=preview-device] option", 2).await;
+    click(
+        &b,
+        &format!("[data-test=preview-device] option[value='{id}']"),
+    )
+    .await;
+
+    // The server refuses the unsaved rule as it would refuse saving it, naming the field.
+    click(&b, "[data-test=preview-rule]").await;
+    wait_text(&b, "[data-test=error-field]", "rule.create.critical.count").await;
+    wait_text(&b, "[data-test=error]", "Critical condition:").await;
+    wait_css(
+        &b,
+        "[data-test=rule-condition][data-severity=critical].field-invalid",
+    )
+    .await;
+    click(
+        &b,
+        &field("critical", "select[name=kind] option[value=immediate]"),
+    )
+    .await;
+
+    // Raised as major, stepped up to critical, cleared: at the messages' own times.
+    click(&b, "[data-test=preview-rule]").await;
+    wait_text(&b, "[data-test=preview-messages]", "4 messages evaluated").await;
+    wait_count(&b, "[data-test=preview-step]", 3).await;
+    screenshot(&b, "alarm-rule-preview").await;
+    let steps = b
+        .execute(
+            "return [...document.querySelectorAll('[data-test=preview-step]')].map(s => \
+             [s.dataset.change, s.dataset.severity || null, Number(s.dataset.ts)]);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        steps,
+        json!([
+            ["raised", "major", base + 60_000],
+            ["severity_changed", "critical", base + 120_000],
+            ["cleared", null, base + 180_000]
+        ])
+    );
+    wait_css(
+        &b,
+        "[data-test=preview-step][data-change=raised] [data-test=alarm-severity][data-severity=major]",
+    )
+    .await;
+    wait_text(
+        &b,
+        "[data-test=preview-step][data-change=severity_changed] [data-test=preview-values]",
+        "95",
+    )
+    .await;
+    assert!(
+        b.find(fantoccini::Locator::Css("[data-test=error]"))
+            .await
+            .is_err()
+    );
+
+    // Above everything the device sent: it would not have raised. Nothing was saved.
+    fill(&b, &field("major", "input[name=value]"), "200").await;
+    fill(&b, &field("critical", "input[name=value]"), "300").await;
+    click(&b, "[data-test=preview-rule]").await;
+    wait_text(&b, "[data-test=preview-none]", "Would not have raised").await;
+    assert!(rules_of(c, d.profile_id).await.is_empty());
 }

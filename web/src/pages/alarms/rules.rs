@@ -5,13 +5,18 @@
 //! data for some seconds) and an optional clear condition. The server checks the rule and names
 //! the field it refuses; the form shows it on the row it belongs to.
 //!
+//! Before saving, the form's rule can be previewed on a device of the profile: the server runs it
+//! over the device's stored telemetry of the last 24 hours and answers when it would have raised,
+//! changed severity and cleared.
+//!
 //! The form shows one test per condition; a rule made through the API with combined tests or
 //! thresholds read from attributes is listed, and can be deleted, but is changed through the API.
 
 use leptos::prelude::*;
 use stead_api_types::{
-    AlarmRule, AlarmRuleSpec, AlarmSeverity, Condition, ConditionKind, CreateConditions,
-    DeviceProfile, Expr, Operator, Permission, Predicate, ValueSource,
+    AlarmChangeKind, AlarmPreview, AlarmPreviewRequest, AlarmRule, AlarmRuleSpec, AlarmSeverity,
+    Condition, ConditionKind, CreateConditions, DeviceListQuery, DeviceProfile, Expr, Operator,
+    Permission, Predicate, ValueSource,
 };
 use uuid::Uuid;
 
@@ -20,7 +25,8 @@ use crate::api;
 use crate::pages::profiles::format_secs;
 use crate::session::use_session;
 use crate::ui::{
-    Action, ErrorMessage, Loader, Modal, Refusal, Spinner, compact_json, non_empty, use_toasts,
+    Action, ErrorMessage, Loader, Modal, Refusal, Spinner, compact_json, format_ms_title,
+    non_empty, use_toasts,
 };
 
 /// The comparisons the form offers, with their words.
@@ -546,7 +552,17 @@ fn RuleForm(profile: Uuid, rule: Option<AlarmRule>, on_done: Callback<()>) -> im
     );
     // The refusal, and the field the server named.
     let action = Action::new();
-    let bad_row = Memo::new(move |_| action.field.with(|f| f.as_deref().and_then(field_row)));
+    let preview = Action::new();
+    let bad_row = Memo::new(move |_| {
+        let saved = action.field.with(|f| f.as_deref().and_then(field_row));
+        saved.or_else(|| {
+            preview.field.with(|f| {
+                f.as_deref()
+                    .and_then(|f| f.strip_prefix("rule."))
+                    .and_then(field_row)
+            })
+        })
+    });
 
     let all_used = move || rows.with(|r| r.len() >= AlarmSeverity::ALL.len());
     let add_row = move |_| {
@@ -560,39 +576,33 @@ fn RuleForm(profile: Uuid, rule: Option<AlarmRule>, on_done: Callback<()>) -> im
         rows.update(|r| r.push(row));
     };
 
-    let submit = move |ev: leptos::ev::SubmitEvent| {
-        ev.prevent_default();
-        let refuse = |why: String| action.refuse(why);
+    // The rule as the form says it now, or why it cannot be said yet.
+    let spec_of_form = move || -> Result<AlarmRuleSpec, String> {
         let Some(t) = non_empty(&alarm_type.get_untracked()) else {
-            refuse("Give the alarm a type, such as overheat.".into());
-            return;
+            return Err("Give the alarm a type, such as overheat.".into());
         };
         let mut create = CreateConditions::default();
         let mut seen = Vec::new();
         for row in rows.get_untracked() {
             let severity = row.severity.get_untracked();
             if seen.contains(&severity) {
-                refuse(format!(
+                return Err(format!(
                     "{} has two conditions: one per severity.",
                     severity_words(severity)
                 ));
-                return;
             }
             seen.push(severity);
-            match condition_of(&row.draft(), severity_words(severity)) {
-                Ok(c) => set_condition(&mut create, severity, c),
-                Err(why) => return refuse(why),
-            }
+            set_condition(
+                &mut create,
+                severity,
+                condition_of(&row.draft(), severity_words(severity))?,
+            );
         }
         if create.is_empty() {
-            refuse("Add a condition for at least one severity.".into());
-            return;
+            return Err("Add a condition for at least one severity.".into());
         }
         let clear_condition = if has_clear.get_untracked() {
-            match condition_of(&clear.draft(), "The clear condition") {
-                Ok(c) => Some(c),
-                Err(why) => return refuse(why),
-            }
+            Some(condition_of(&clear.draft(), "The clear condition")?)
         } else {
             None
         };
@@ -600,9 +610,7 @@ fn RuleForm(profile: Uuid, rule: Option<AlarmRule>, on_done: Callback<()>) -> im
             None => None,
             Some(t) => match t.parse::<u32>() {
                 Ok(s) if s > 0 => Some(s),
-                _ => {
-                    return refuse("Clear after is a whole number of seconds, such as 600.".into());
-                }
+                _ => return Err("Clear after is a whole number of seconds, such as 600.".into()),
             },
         };
         let mut spec = base.clone().unwrap_or(AlarmRuleSpec {
@@ -622,6 +630,19 @@ fn RuleForm(profile: Uuid, rule: Option<AlarmRule>, on_done: Callback<()>) -> im
         spec.create = create;
         spec.clear = clear_condition;
         spec.clear_after_secs = clear_after_secs;
+        Ok(spec)
+    };
+    let spec_for_preview = Callback::new({
+        let spec_of_form = spec_of_form.clone();
+        move |()| spec_of_form()
+    });
+
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let spec = match spec_of_form() {
+            Ok(spec) => spec,
+            Err(why) => return action.refuse(why),
+        };
         let fut = async move {
             match id {
                 Some(id) => api::update_alarm_rule(session, id, &spec).await,
@@ -685,6 +706,7 @@ fn RuleForm(profile: Uuid, rule: Option<AlarmRule>, on_done: Callback<()>) -> im
                 <span>"On " <small class="hint">"(a rule turned off raises nothing)"</small></span>
             </label>
             <Refusal action=action place=field_place/>
+            <RulePreview profile=profile spec=spec_for_preview action=preview/>
             <div class="modal-actions">
                 <button type="button" class="button button-secondary" disabled=move || action.busy.get() on:click=move |_| on_done.run(())>"Back"</button>
                 <button type="submit" class="button button-primary" data-test="save-alarm-rule" disabled=move || action.busy.get()>
@@ -756,6 +778,162 @@ fn ConditionRow(
             {on_remove.map(|remove| view! {
                 <button type="button" class="icon-button" aria-label="Remove this condition" data-test="remove-condition"
                     on:click=move |_| remove.run(())>"×"</button>
+            })}
+        </div>
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The preview
+
+/// Where a refused field of a preview is: the rule's fields come back as `rule.…`.
+fn preview_place(field: &str) -> String {
+    match field {
+        "device_id" => "Device".to_owned(),
+        "hours" => "Hours".to_owned(),
+        f => field_place(f.strip_prefix("rule.").unwrap_or(f)),
+    }
+}
+
+fn change_words(change: AlarmChangeKind) -> &'static str {
+    match change {
+        AlarmChangeKind::Raised => "Raised",
+        AlarmChangeKind::SeverityChanged => "Severity changed",
+        AlarmChangeKind::Acknowledged => "Acknowledged",
+        AlarmChangeKind::Cleared => "Cleared",
+    }
+}
+
+/// The rule as the form holds it (unsaved), run over a device's last 24 hours of stored
+/// telemetry: when it would have raised, changed severity and cleared.
+#[component]
+fn RulePreview(
+    profile: Uuid,
+    spec: Callback<(), Result<AlarmRuleSpec, String>>,
+    action: Action,
+) -> impl IntoView {
+    let session = use_session();
+    let search = RwSignal::new(String::new());
+    let devices = Loader::new(move || {
+        let q = DeviceListQuery {
+            profile: Some(profile),
+            search: non_empty(&search.get()),
+            sort: Some("name".into()),
+            ..DeviceListQuery::default()
+        };
+        async move { api::list_devices(session, &q).await }
+    });
+    let device = RwSignal::new(None::<Uuid>);
+    // The first device found, unless the chosen one is still among those found.
+    Effect::new(move |_| {
+        devices.data.with(|page| {
+            let Some(page) = page else { return };
+            let chosen = device.get_untracked();
+            if chosen.is_none_or(|id| page.items.iter().all(|d| d.id != id)) {
+                device.set(page.items.first().map(|d| d.id));
+            }
+        });
+    });
+    let result = RwSignal::new(None::<AlarmPreview>);
+    let run = move |_| {
+        let rule = match spec.run(()) {
+            Ok(rule) => rule,
+            Err(why) => return action.refuse(why),
+        };
+        let Some(device_id) = device.get_untracked() else {
+            return action.refuse("Choose a device of this profile to run the rule over.");
+        };
+        let body = AlarmPreviewRequest {
+            rule,
+            device_id,
+            hours: Some(24),
+        };
+        result.set(None);
+        action.run(
+            async move { api::preview_alarm_rule(session, &body).await },
+            move |p| result.set(Some(p)),
+        );
+    };
+    let no_devices = move || {
+        devices
+            .data
+            .with(|p| p.as_ref().is_some_and(|p| p.items.is_empty()))
+    };
+    view! {
+        <fieldset class="fieldset rule-preview" data-test="rule-preview">
+            <legend>"Preview"</legend>
+            <p class="hint">"Runs the rule as the form says it now (unsaved) over a device's stored telemetry of the last 24 hours."</p>
+            <div class="preview-controls">
+                <input type="search" name="preview_search" aria-label="Find a device" placeholder="Find a device…"
+                    autocomplete="off" bind:value=search/>
+                <select name="preview_device" aria-label="Device" data-test="preview-device"
+                    disabled=no_devices
+                    on:change=move |ev| device.set(Uuid::parse_str(&event_target_value(&ev)).ok())>
+                    {move || devices.data.with(|page| match page {
+                        None => view! { <option value="">"Loading devices…"</option> }.into_any(),
+                        Some(p) if p.items.is_empty() => view! { <option value="">"No device of this profile found"</option> }.into_any(),
+                        Some(p) => p.items.iter().map(|d| {
+                            let id = d.id;
+                            view! { <option value=id.to_string() selected=move || device.get() == Some(id)>{d.name.clone()}</option> }
+                        }).collect_view().into_any(),
+                    })}
+                </select>
+                <button type="button" class="button button-secondary" data-test="preview-rule"
+                    disabled=move || action.busy.get() || device.get().is_none()
+                    on:click=run>
+                    {move || if action.busy.get() { "Running…" } else { "Preview (last 24 h)" }}
+                </button>
+            </div>
+            <ErrorMessage error=devices.error_text()/>
+            <Refusal action=action place=preview_place/>
+            {move || result.get().map(|p| view! { <PreviewResult preview=p/> })}
+        </fieldset>
+    }
+}
+
+#[component]
+fn PreviewResult(preview: AlarmPreview) -> impl IntoView {
+    let evaluated = match preview.messages {
+        1 => "1 message evaluated".to_owned(),
+        n => format!("{n} messages evaluated"),
+    };
+    let truncated = preview
+        .truncated
+        .then_some(" (the newest were left out: more were stored than a preview reads)");
+    view! {
+        <div class="preview-result" data-test="preview-result">
+            <p class="small">
+                <span data-test="preview-messages" data-count=preview.messages.to_string()>{evaluated}</span>
+                {truncated}
+            </p>
+            {if preview.steps.is_empty() {
+                view! {
+                    <div class="empty-inline" data-test="preview-none">
+                        <p class="strong">"Would not have raised"</p>
+                        <p class="muted">"No condition of the rule held on this device's messages."</p>
+                    </div>
+                }.into_any()
+            } else {
+                view! {
+                    <ol class="preview-steps">
+                        {preview.steps.into_iter().map(|step| view! {
+                            <li class="preview-step" data-test="preview-step" data-change=step.change.as_str()
+                                data-severity=step.severity.map(|s| s.as_str()) data-ts=step.ts.to_string()>
+                                <time class="preview-time" data-test="preview-time">{format_ms_title(step.ts)}</time>
+                                <span class="preview-change" class:cleared=step.change == AlarmChangeKind::Cleared>
+                                    {change_words(step.change)}
+                                </span>
+                                {step.severity.map(|s| view! { <SeverityBadge severity=s/> })}
+                                <code class="preview-values muted" data-test="preview-values">{compact_json(&step.values)}</code>
+                            </li>
+                        }).collect_view()}
+                    </ol>
+                }.into_any()
+            }}
+            {preview.active_at_end.map(|s| view! {
+                <p class="small" data-test="preview-active-at-end">
+                    "Still active at the end, " <SeverityBadge severity=s/>
+                </p>
             })}
         </div>
     }
