@@ -1,6 +1,7 @@
 //! Over-the-air updates: the tenants' packages (the image itself is in the blob store, addressed
 //! by its SHA-256 under the tenant), the public keys that sign them, each device's target
-//! package per kind with the state of its update, and what each device last said it runs.
+//! package per kind with the state of its update, what each device last said it runs, and
+//! campaigns: their devices with each one's execution state, and their progress over time.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::DatabaseBackend;
@@ -84,6 +85,60 @@ impl MigrationTrait for Migration {
             ),
             "CREATE INDEX idx_ota_device_versions_tenant ON ota_device_versions (tenant_id, kind, title, version)"
                 .into(),
+            format!(
+                "CREATE TABLE ota_campaigns (
+                    id {id} PRIMARY KEY,
+                    tenant_id {id} NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+                    name varchar(100) NOT NULL,
+                    package_id {id} NOT NULL REFERENCES ota_packages(id),
+                    kind varchar(16) NOT NULL,
+                    spec {json} NOT NULL,
+                    status varchar(16) NOT NULL,
+                    reason text,
+                    wave integer NOT NULL,
+                    enrolled boolean NOT NULL,
+                    created_by {id},
+                    approved_by {id},
+                    created_at {ts} NOT NULL,
+                    started_at {ts},
+                    finished_at {ts},
+                    lease_owner {id},
+                    lease_until {ts},
+                    progress_at {ts}
+                )"
+            ),
+            "CREATE INDEX idx_ota_campaigns_tenant ON ota_campaigns (tenant_id, created_at)".into(),
+            "CREATE INDEX idx_ota_campaigns_status ON ota_campaigns (status)".into(),
+            format!(
+                "CREATE TABLE ota_campaign_devices (
+                    campaign_id {id} NOT NULL REFERENCES ota_campaigns(id) ON DELETE CASCADE,
+                    device_id {id} NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+                    tenant_id {id} NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+                    position bigint NOT NULL,
+                    state varchar(24) NOT NULL,
+                    reason text,
+                    attempts integer NOT NULL,
+                    next_at {ts},
+                    notified_at {ts},
+                    updated_at {ts},
+                    previous_title varchar(64),
+                    previous_version varchar(64),
+                    state_at {ts} NOT NULL,
+                    history {json} NOT NULL,
+                    PRIMARY KEY (campaign_id, device_id)
+                )"
+            ),
+            "CREATE INDEX idx_ota_campaign_devices_state ON ota_campaign_devices (campaign_id, state, position)"
+                .into(),
+            "CREATE INDEX idx_ota_campaign_devices_device ON ota_campaign_devices (device_id)".into(),
+            format!(
+                "CREATE TABLE ota_campaign_progress (
+                    campaign_id {id} NOT NULL REFERENCES ota_campaigns(id) ON DELETE CASCADE,
+                    at {ts} NOT NULL,
+                    counts {json} NOT NULL,
+                    PRIMARY KEY (campaign_id, at)
+                )"
+            ),
         ] {
             db.execute_unprepared(&sql).await?;
         }
@@ -93,6 +148,9 @@ impl MigrationTrait for Migration {
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let db = manager.get_connection();
         for table in [
+            "ota_campaign_progress",
+            "ota_campaign_devices",
+            "ota_campaigns",
             "ota_device_versions",
             "ota_device_targets",
             "ota_packages",

@@ -277,6 +277,7 @@ pub async fn run(
                 crate::alarms::engine::run_no_data(state.clone()),
                 crate::notifications::dispatch::run(state.clone()),
                 crate::ota::tracker::run_timeouts(state.clone()),
+                crate::campaigns::engine::run(state.clone()),
             );
         })
     });

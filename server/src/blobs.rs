@@ -25,6 +25,14 @@ pub struct BlobUrl {
     pub prefix: String,
 }
 
+/// `STEAD_BLOB_URL=file:///srv/stead-blobs`: a directory, shared by every node that mounts it
+/// (the default directory is each node's own).
+pub fn directory_of(raw: &str) -> Option<std::path::PathBuf> {
+    raw.strip_prefix("file://")
+        .filter(|p| p.starts_with('/'))
+        .map(std::path::PathBuf::from)
+}
+
 impl BlobUrl {
     pub fn parse(raw: &str) -> Result<BlobUrl, String> {
         let rest = raw
@@ -70,31 +78,31 @@ pub enum UploadError {
 
 impl Blobs {
     pub fn from_config(cfg: &Config) -> anyhow::Result<Blobs> {
-        match &cfg.blob_url {
-            None => {
-                let dir = cfg.data_dir.join("blobs");
-                std::fs::create_dir_all(&dir).map_err(|e| {
-                    anyhow::anyhow!("creating the blob directory {}: {e}", dir.display())
-                })?;
-                let store = object_store::local::LocalFileSystem::new_with_prefix(&dir)?;
-                Ok(Blobs {
-                    store: Arc::new(store),
-                    prefix: String::new(),
-                    describe: format!("directory {}", dir.display()),
-                })
-            }
-            Some(raw) => {
-                let url = BlobUrl::parse(raw).map_err(|e| anyhow::anyhow!("STEAD_BLOB_URL {e}"))?;
-                let store = object_store::aws::AmazonS3Builder::from_env()
-                    .with_bucket_name(&url.bucket)
-                    .build()?;
-                Ok(Blobs {
-                    store: Arc::new(store),
-                    prefix: url.prefix.clone(),
-                    describe: format!("s3://{}/{}", url.bucket, url.prefix),
-                })
-            }
+        let dir = match &cfg.blob_url {
+            None => Some(cfg.data_dir.join("blobs")),
+            Some(raw) => directory_of(raw),
+        };
+        if let Some(dir) = dir {
+            std::fs::create_dir_all(&dir).map_err(|e| {
+                anyhow::anyhow!("creating the blob directory {}: {e}", dir.display())
+            })?;
+            let store = object_store::local::LocalFileSystem::new_with_prefix(&dir)?;
+            return Ok(Blobs {
+                store: Arc::new(store),
+                prefix: String::new(),
+                describe: format!("directory {}", dir.display()),
+            });
         }
+        let raw = cfg.blob_url.as_deref().unwrap_or_default();
+        let url = BlobUrl::parse(raw).map_err(|e| anyhow::anyhow!("STEAD_BLOB_URL {e}"))?;
+        let store = object_store::aws::AmazonS3Builder::from_env()
+            .with_bucket_name(&url.bucket)
+            .build()?;
+        Ok(Blobs {
+            store: Arc::new(store),
+            prefix: url.prefix.clone(),
+            describe: format!("s3://{}/{}", url.bucket, url.prefix),
+        })
     }
 
     fn path(&self, key: &str) -> Path {

@@ -398,9 +398,10 @@ impl Config {
         }
         if let Some(url) = &self.blob_url
             && crate::blobs::BlobUrl::parse(url).is_err()
+            && crate::blobs::directory_of(url).is_none()
         {
             problems.push(format!(
-                "STEAD_BLOB_URL must be s3://bucket or s3://bucket/prefix, not {url:?}"
+                "STEAD_BLOB_URL must be s3://bucket, s3://bucket/prefix or file:///absolute/directory, not {url:?}"
             ));
         }
         if let Some(url) = &self.nats_url

@@ -12,6 +12,7 @@ pub mod attributes;
 pub mod audit;
 pub mod auth;
 pub mod blobs;
+pub mod campaigns;
 pub mod config;
 pub mod db;
 pub mod devices;

@@ -25,6 +25,7 @@ mod browser_notifications;
 mod browser_ota;
 mod browser_people;
 mod browser_roles;
+mod campaigns;
 mod credentials;
 mod deploy;
 mod device_http;

@@ -18,7 +18,7 @@ use crate::harness::{Backend, Options, TestServer};
 use stead_e2e::Client;
 
 /// `n` bytes that do not compress and are the same on every run.
-fn image(n: usize, seed: u64) -> Vec<u8> {
+pub fn image(n: usize, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;
     (0..n)
         .map(|_| {

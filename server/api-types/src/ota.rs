@@ -321,3 +321,307 @@ pub struct VersionCount {
 pub struct VersionQuery {
     pub kind: PackageKind,
 }
+
+// ---------------------------------------------------------------------------------------------
+// Campaigns
+
+/// Where a campaign stands. `draft` until someone with `ota.approve` starts it; `running` (before
+/// its start time it waits); `paused` by a person or by its auto-stop; then `completed`,
+/// `aborted` (its auto-stop) or `canceled` (a person).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum CampaignStatus {
+    Draft,
+    Running,
+    Paused,
+    Completed,
+    Aborted,
+    Canceled,
+}
+
+impl CampaignStatus {
+    pub const ALL: [CampaignStatus; 6] = [
+        CampaignStatus::Draft,
+        CampaignStatus::Running,
+        CampaignStatus::Paused,
+        CampaignStatus::Completed,
+        CampaignStatus::Aborted,
+        CampaignStatus::Canceled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CampaignStatus::Draft => "draft",
+            CampaignStatus::Running => "running",
+            CampaignStatus::Paused => "paused",
+            CampaignStatus::Completed => "completed",
+            CampaignStatus::Aborted => "aborted",
+            CampaignStatus::Canceled => "canceled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<CampaignStatus> {
+        CampaignStatus::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+
+    /// Nothing more happens.
+    pub fn is_over(self) -> bool {
+        matches!(
+            self,
+            CampaignStatus::Completed | CampaignStatus::Aborted | CampaignStatus::Canceled
+        )
+    }
+}
+
+/// Which devices a campaign updates: members of any of the groups, devices of the profile, and
+/// the devices named (at least one of the three; together, their union).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CampaignTarget {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub group_ids: Vec<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile_id: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_ids: Vec<Uuid>,
+    /// Devices that match later (joining a group) are updated too; otherwise the target is the
+    /// devices that match when the campaign starts.
+    #[serde(default)]
+    pub dynamic: bool,
+}
+
+/// How fast a campaign goes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Rollout {
+    /// Cumulative shares of the target, e.g. `[1, 10, 50, 100]`: a wave starts when the one
+    /// before it is over and the gate holds.
+    Waves { percents: Vec<u8> },
+    /// `per_minute` devices a minute, times `growth` after every `grow_after` successes.
+    Rate {
+        per_minute: u32,
+        #[serde(default = "one")]
+        growth: f64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        grow_after: Option<u32>,
+    },
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// Between waves: at least `min_success_percent` of the devices done so far succeeded, over at
+/// least `min_devices` of them (or all of them, when fewer are done).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CampaignGate {
+    pub min_success_percent: u8,
+    #[serde(default = "one_device")]
+    pub min_devices: u32,
+}
+
+fn one_device() -> u32 {
+    1
+}
+
+/// A device counts as succeeded only when, for `secs` after it reported `UPDATED`, it stays
+/// connected and sends telemetry again, raises no alarm at or above `alarm_severity`, and
+/// reconnects at most `max_reconnects` times.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct HealthGate {
+    pub secs: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alarm_severity: Option<crate::AlarmSeverity>,
+    #[serde(default = "two")]
+    pub max_reconnects: u32,
+}
+
+fn two() -> u32 {
+    2
+}
+
+/// What the auto-stop does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum StopAction {
+    /// No new devices until a person resumes it.
+    Pause,
+    /// Over: devices waiting are canceled.
+    Abort,
+}
+
+/// More than `max_failure_percent` of the devices done failed, once at least `min_devices` are
+/// done: the campaign pauses or aborts, its people are told, and optionally the devices that
+/// took the new package are given their previous one again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct AutoStop {
+    pub max_failure_percent: u8,
+    #[serde(default = "one_device")]
+    pub min_devices: u32,
+    pub action: StopAction,
+    #[serde(default)]
+    pub rollback: bool,
+}
+
+/// `POST /ota/campaigns`: a campaign, made as a draft.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CampaignSpec {
+    /// 1–100 characters.
+    pub name: String,
+    pub package_id: Uuid,
+    pub target: CampaignTarget,
+    /// Not before this time (default: when it is started).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_at: Option<DateTime<Utc>>,
+    /// Devices are notified only within this window (days, hours, time zone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<crate::AlarmSchedule>,
+    pub rollout: Rollout,
+    /// Devices being updated at once, at most (1–10,000).
+    pub max_in_flight: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<CampaignGate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthGate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_stop: Option<AutoStop>,
+    /// A device that fails is tried again this many times (0–10)…
+    #[serde(default)]
+    pub max_retries: u32,
+    /// …after this many seconds, doubled each time.
+    #[serde(default = "minute")]
+    pub retry_backoff_secs: u32,
+    /// Starting it needs a second person: someone other than its author with `ota.approve`.
+    #[serde(default)]
+    pub four_eyes: bool,
+}
+
+fn minute() -> u32 {
+    60
+}
+
+/// A campaign with where it stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Campaign {
+    pub id: Uuid,
+    /// As it was made.
+    pub spec: CampaignSpec,
+    pub kind: PackageKind,
+    pub title: String,
+    pub version: String,
+    pub status: CampaignStatus,
+    /// Why it paused, aborted or was canceled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The wave under way (from 1), with waves.
+    pub wave: u32,
+    /// Devices in the campaign so far.
+    pub devices: u64,
+    /// Devices per state (states with none left out).
+    pub counts: BTreeMap<OtaState, u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_by: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// Query of `GET /ota/campaigns`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::IntoParams),
+    into_params(parameter_in = Query)
+)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignQuery {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<CampaignStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_page: Option<u64>,
+}
+
+/// One step of a device in a campaign.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CampaignStep {
+    pub state: OtaState,
+    pub at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// A device in a campaign: its execution state, why, and every step with its time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CampaignDevice {
+    pub device_id: Uuid,
+    pub device_name: String,
+    pub state: OtaState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Times it was notified (retries included).
+    pub attempts: u32,
+    pub state_at: DateTime<Utc>,
+    pub history: Vec<CampaignStep>,
+}
+
+/// Query of `GET /ota/campaigns/{id}/devices`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::IntoParams),
+    into_params(parameter_in = Query)
+)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignDeviceQuery {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<OtaState>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_page: Option<u64>,
+}
+
+/// The devices per state at one time (a campaign's progress chart: one a minute).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CampaignProgress {
+    pub at: DateTime<Utc>,
+    pub counts: BTreeMap<OtaState, u64>,
+}
+
+/// `POST /ota/campaigns/{id}/pause` and `/cancel`: why, for the record.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CampaignAction {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// `POST /ota/campaigns/target-count`: how many devices a target matches now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TargetCount {
+    pub devices: u64,
+}

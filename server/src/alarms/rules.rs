@@ -86,7 +86,7 @@ impl Rule {
         }
         let schedule = match &spec.schedule {
             None => None,
-            Some(s) => Some((check_schedule(s)?, s.clone())),
+            Some(s) => Some((check_schedule(s, "invalid_rule", "schedule")?, s.clone())),
         };
         if let Some(d) = &spec.description
             && d.chars().count() > 500
@@ -107,21 +107,9 @@ impl Rule {
 
     /// Whether the rule may raise at `ts` (ms since the epoch).
     pub fn in_schedule(&self, ts: i64) -> bool {
-        let Some((tz, s)) = &self.schedule else {
-            return true;
-        };
-        let Some(t) = tz.timestamp_millis_opt(ts).single() else {
-            return true;
-        };
-        let day = t.weekday().number_from_monday() as u8;
-        if !s.days.is_empty() && !s.days.contains(&day) {
-            return false;
-        }
-        let hour = t.hour() as u8;
-        if s.from_hour <= s.to_hour {
-            (s.from_hour..s.to_hour).contains(&hour)
-        } else {
-            hour >= s.from_hour || hour < s.to_hour
+        match &self.schedule {
+            None => true,
+            Some((tz, s)) => schedule_allows(tz, s, ts),
         }
     }
 
@@ -134,10 +122,14 @@ impl Rule {
     }
 }
 
-fn check_schedule(s: &AlarmSchedule) -> Result<chrono_tz::Tz> {
+/// A schedule's time zone, or the field (under `at`) that is wrong. Alarm rules' schedules and
+/// campaigns' maintenance windows are checked alike.
+pub fn check_schedule(s: &AlarmSchedule, code: &'static str, at: &str) -> Result<chrono_tz::Tz> {
+    let bad =
+        |field: &str, detail: String| Error::invalid_at(code, format!("{at}.{field}"), detail);
     let tz: chrono_tz::Tz = s.timezone.parse().map_err(|_| {
         bad(
-            "schedule.timezone".into(),
+            "timezone",
             format!(
                 "{:?} is not an IANA time zone such as Europe/Berlin",
                 s.timezone
@@ -146,20 +138,37 @@ fn check_schedule(s: &AlarmSchedule) -> Result<chrono_tz::Tz> {
     })?;
     if let Some(d) = s.days.iter().find(|d| !(1..=7).contains(*d)) {
         return Err(bad(
-            "schedule.days".into(),
+            "days",
             format!("{d} is not a day: 1 is Monday, 7 is Sunday"),
         ));
     }
     if s.from_hour > 23 {
-        return Err(bad("schedule.from_hour".into(), "an hour from 0 to 23"));
+        return Err(bad("from_hour", "an hour from 0 to 23".into()));
     }
     if s.to_hour > 24 || s.to_hour == s.from_hour {
         return Err(bad(
-            "schedule.to_hour".into(),
-            "an hour from 1 to 24, other than from_hour",
+            "to_hour",
+            "an hour from 1 to 24, other than from_hour".into(),
         ));
     }
     Ok(tz)
+}
+
+/// Whether `ts` (ms since the epoch) falls within the schedule.
+pub fn schedule_allows(tz: &chrono_tz::Tz, s: &AlarmSchedule, ts: i64) -> bool {
+    let Some(t) = tz.timestamp_millis_opt(ts).single() else {
+        return true;
+    };
+    let day = t.weekday().number_from_monday() as u8;
+    if !s.days.is_empty() && !s.days.contains(&day) {
+        return false;
+    }
+    let hour = t.hour() as u8;
+    if s.from_hour <= s.to_hour {
+        (s.from_hour..s.to_hour).contains(&hour)
+    } else {
+        hour >= s.from_hour || hour < s.to_hour
+    }
 }
 
 fn check_condition(c: &Condition, at: &str) -> Result<()> {

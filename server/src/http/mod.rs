@@ -42,6 +42,7 @@ fn api(cfg: &mut web::ServiceConfig) {
         .configure(crate::notifications::http::routes)
         .configure(crate::fleet::http::routes)
         .configure(crate::ota::http::routes)
+        .configure(crate::campaigns::http::routes)
         // The OpenAPI document and its reference page; before `/{token}/…`, which `/docs/x` fits.
         .configure(openapi::routes)
         // Last: its `/{token}/…` patterns are the most general.

@@ -7,6 +7,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use chrono::Utc;
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
+use sea_orm::ConnectionTrait;
 use stead_api_types::{
     AssignPackage, AttributeScope, ChecksumAlgorithm, CreateSigningKey, DeviceOtaTarget, OtaState,
     Package, PackageKind, SigningKey, UploadPackage,
@@ -344,6 +345,12 @@ pub async fn delete(state: &AppState, ctx: &TenantCtx, actor: &Actor, id: Uuid) 
             format!("{using} device(s) have this package as their target: give them another first"),
         ));
     }
+    if crate::campaigns::repo::package_in_campaign(&txn, ctx, id).await? {
+        return Err(Error::conflict(
+            "package_in_use",
+            "a campaign updates devices to this package: delete the campaign first",
+        ));
+    }
     repo::delete(&txn, ctx, id).await?;
     audit::record(
         &txn,
@@ -473,6 +480,105 @@ async fn running(
     )
 }
 
+/// A target set in a transaction: what to tell the device once it commits.
+pub struct TargetSet {
+    pub target: target::Model,
+    pub skipped: bool,
+    device: DeviceId,
+    kind: PackageKind,
+    title: String,
+    version: String,
+    values: serde_json::Map<String, serde_json::Value>,
+}
+
+impl TargetSet {
+    /// After the commit: the attributes pushed to the device (its SDK starts the download) and
+    /// the step on its timeline.
+    pub fn announce(&self, state: &AppState, ctx: &TenantCtx) {
+        if !self.skipped {
+            crate::attributes::http::push(
+                state,
+                &[self.device.0],
+                AttributeScope::Shared,
+                &self.values,
+            );
+        }
+        let what = format!("{} {} {}", self.kind.as_str(), self.title, self.version);
+        state.timeline.record_for(
+            ctx.tenant_id(),
+            self.device,
+            crate::timeline::EventKind::Ota,
+            if self.skipped {
+                format!("{what} assigned: already running it, skipped")
+            } else {
+                format!("{what} assigned")
+            },
+            serde_json::json!({"package_id": self.target.package_id, "state": self.target.state}),
+        );
+    }
+}
+
+/// Makes `p` the device's target of its kind inside `txn` (a person's assignment or a
+/// campaign's): the target row, and the shared attributes that tell the device, unless it
+/// already runs the package (`SKIPPED`).
+pub async fn set_target(
+    state: &AppState,
+    txn: &impl ConnectionTrait,
+    ctx: &TenantCtx,
+    device: DeviceId,
+    p: &package::Model,
+    algorithm: ChecksumAlgorithm,
+    assigned_by: Option<Uuid>,
+) -> Result<TargetSet> {
+    let kind = PackageKind::parse(&p.kind).unwrap_or(PackageKind::Firmware);
+    let (title, version) = running(state, device, kind).await;
+    let skipped = title.as_deref() == Some(p.title.as_str())
+        && version.as_deref() == Some(p.version.as_str());
+    let now = Utc::now();
+    let t = target::Model {
+        device_id: device.0,
+        kind: kind.as_str().to_owned(),
+        tenant_id: ctx.tenant_id().0,
+        package_id: p.id,
+        state: if skipped {
+            OtaState::Skipped
+        } else {
+            OtaState::Notified
+        }
+        .as_str()
+        .to_owned(),
+        reason: skipped.then(|| "the device already runs this version".to_owned()),
+        attempts: 0,
+        previous_title: title,
+        previous_version: version,
+        assigned_by,
+        assigned_at: now,
+        state_at: now,
+    };
+    repo::put_target(txn, ctx, t.clone()).await?;
+    let values = target_attributes(p, algorithm);
+    if !skipped {
+        crate::attributes::set(
+            txn,
+            ctx,
+            &[device.0],
+            AttributeScope::Shared,
+            &values,
+            crate::telemetry::now_ms(),
+        )
+        .await?;
+    }
+    Ok(TargetSet {
+        target: t,
+        skipped,
+        device,
+        kind,
+        title: p.title.clone(),
+        version: p.version.clone(),
+        values,
+    })
+}
+
 /// `PUT /devices/{id}/ota/{kind}`: the device should run this package. The target's shared
 /// attributes are written and pushed (the device's SDK starts the download); a device that
 /// already runs it is `SKIPPED`.
@@ -510,43 +616,17 @@ pub async fn assign(
             "the package ships to another device profile",
         ));
     }
-    let (title, version) = running(state, device, kind).await;
-    let skipped = title.as_deref() == Some(p.title.as_str())
-        && version.as_deref() == Some(p.version.as_str());
-    let now = Utc::now();
-    let t = target::Model {
-        device_id: device.0,
-        kind: kind.as_str().to_owned(),
-        tenant_id: ctx.tenant_id().0,
-        package_id: p.id,
-        state: if skipped {
-            OtaState::Skipped
-        } else {
-            OtaState::Notified
-        }
-        .as_str()
-        .to_owned(),
-        reason: skipped.then(|| "the device already runs this version".to_owned()),
-        attempts: 0,
-        previous_title: title,
-        previous_version: version,
-        assigned_by: Some(actor.user_id.0),
-        assigned_at: now,
-        state_at: now,
-    };
-    repo::put_target(&txn, ctx, t.clone()).await?;
-    let values = target_attributes(&p, algorithm);
-    if !skipped {
-        crate::attributes::set(
-            &txn,
-            ctx,
-            &[device.0],
-            AttributeScope::Shared,
-            &values,
-            crate::telemetry::now_ms(),
-        )
-        .await?;
-    }
+    let set = set_target(
+        state,
+        &txn,
+        ctx,
+        device,
+        &p,
+        algorithm,
+        Some(actor.user_id.0),
+    )
+    .await?;
+    let (t, skipped) = (set.target.clone(), set.skipped);
     audit::record(
         &txn,
         Some(ctx.tenant_id()),
@@ -559,26 +639,50 @@ pub async fn assign(
     )
     .await?;
     txn.commit().await?;
-    if !skipped {
-        crate::attributes::http::push(state, &[device.0], AttributeScope::Shared, &values);
-    }
-    state.timeline.record_for(
-        ctx.tenant_id(),
-        device,
-        crate::timeline::EventKind::Ota,
-        if skipped {
-            format!(
-                "{} {} {} assigned: already running it, skipped",
-                kind.as_str(),
-                p.title,
-                p.version
-            )
-        } else {
-            format!("{} {} {} assigned", kind.as_str(), p.title, p.version)
-        },
-        serde_json::json!({"package_id": p.id, "state": t.state}),
-    );
+    set.announce(state, ctx);
     Ok(repo::target_to_api(t, &p))
+}
+
+/// A target withdrawn in a transaction: the attributes to remove on the device once it commits.
+pub struct Withdrawn {
+    device: DeviceId,
+    deleted: Vec<String>,
+}
+
+impl Withdrawn {
+    pub fn announce(&self, state: &AppState) {
+        if !self.deleted.is_empty() {
+            state.sessions.deliver(
+                self.device,
+                crate::ingress::Delivery::Attributes(serde_json::json!({"deleted": self.deleted})),
+            );
+        }
+    }
+}
+
+/// Removes a device's target of a kind (only if it is `package`, when given) and its shared
+/// attributes inside `txn`. `None` when there was no such target.
+pub async fn withdraw(
+    txn: &impl ConnectionTrait,
+    ctx: &TenantCtx,
+    device: DeviceId,
+    kind: PackageKind,
+    package: Option<Uuid>,
+) -> Result<Option<Withdrawn>> {
+    if let Some(package) = package
+        && repo::target(txn, ctx, device, kind)
+            .await?
+            .is_none_or(|(t, _)| t.package_id != package)
+    {
+        return Ok(None);
+    }
+    if !repo::delete_target(txn, ctx, device, kind).await? {
+        return Ok(None);
+    }
+    let deleted =
+        crate::attributes::delete(txn, ctx, device, AttributeScope::Shared, &target_keys(kind))
+            .await?;
+    Ok(Some(Withdrawn { device, deleted }))
 }
 
 /// `DELETE /devices/{id}/ota/{kind}`: no target any more (an update under way is canceled);
@@ -592,17 +696,9 @@ pub async fn unassign(
 ) -> Result<()> {
     let txn = audit::begin(&state.db, Some(ctx.tenant_id())).await?;
     crate::devices::repo::get(&txn, ctx, device).await?;
-    if !repo::delete_target(&txn, ctx, device, kind).await? {
-        return Err(Error::NotFound("update target"));
-    }
-    let deleted = crate::attributes::delete(
-        &txn,
-        ctx,
-        device,
-        AttributeScope::Shared,
-        &target_keys(kind),
-    )
-    .await?;
+    let withdrawn = withdraw(&txn, ctx, device, kind, None)
+        .await?
+        .ok_or(Error::NotFound("update target"))?;
     audit::record(
         &txn,
         Some(ctx.tenant_id()),
@@ -614,11 +710,6 @@ pub async fn unassign(
     )
     .await?;
     txn.commit().await?;
-    if !deleted.is_empty() {
-        state.sessions.deliver(
-            device,
-            crate::ingress::Delivery::Attributes(serde_json::json!({"deleted": deleted})),
-        );
-    }
+    withdrawn.announce(state);
     Ok(())
 }
