@@ -316,7 +316,8 @@ async fn waves_gate_health_watch_auto_stop_and_roll_back() {
 
 /// On the embedded default: four eyes, a gate that pauses after a failed first wave, a person
 /// who resumes (the next wave starts) and cancels (what waits is canceled, what is under way
-/// withdrawn); bad campaigns, people without the permission, another tenant.
+/// withdrawn); a retry after a backoff; bad campaigns, people without the permission, another
+/// tenant.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_gate_pauses_and_people_steer() {
     let server = TestServer::start(Backend::Sqlite).await;
@@ -333,6 +334,7 @@ async fn a_failed_gate_pauses_and_people_steer() {
         "name": "canary", "package_id": new.id, "target": {"device_ids": ids},
         "rollout": {"kind": "waves", "percents": [25, 100]}, "max_in_flight": 1,
         "gate": {"min_success_percent": 100}, "four_eyes": true,
+        "max_retries": 1, "retry_backoff_secs": 1,
         "start_at": chrono::Utc::now() + chrono::Duration::seconds(5)
     });
     for (patch, field) in [
@@ -464,6 +466,15 @@ async fn a_failed_gate_pauses_and_people_steer() {
         Some("simulated flash failure"),
         "the device's own fw_error: {failed:?}"
     );
+    // Tried again once after its backoff, then failed for good.
+    assert_eq!(failed.attempts, 2, "{failed:?}");
+    assert!(
+        failed.history.iter().any(|s| s.state == OtaState::Queued
+            && s.reason
+                .as_deref()
+                .is_some_and(|r| r.contains("retry 1 of 1"))),
+        "{failed:?}"
+    );
 
     // Resumed by a person: the second wave runs, one device at a time.
     let r = c
@@ -525,8 +536,9 @@ async fn approver_id(c: &Client) -> Uuid {
     me.id
 }
 
-/// Two workers run one campaign; one is killed (`kill -9`) midway. Every device is notified
-/// exactly once (its history and its timeline say so) and every one succeeds.
+/// Two workers run one dynamic campaign at a rate; one is killed (`kill -9`) midway, and a device
+/// joins the group after. Every device, the late one too, is notified exactly once (its history
+/// and its timeline say so) and succeeds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_workers_and_a_crash_notify_each_device_once() {
     // The nodes share the packages' directory (each would otherwise have its own).
@@ -552,14 +564,18 @@ async fn two_workers_and_a_crash_notify_each_device_once() {
     upload(c, "1.0", 1).await;
     let new = upload(c, "2.0", 2).await;
     let (group, tokens) = fleet(c, 12).await;
-    let all: Vec<String> = tokens.values().cloned().collect();
+    // A device that joins the group later: the campaign is dynamic.
+    let (late, late_token) = device(c, "late").await;
+    let mut all: Vec<String> = tokens.values().cloned().collect();
+    all.push(late_token);
     // The devices talk to the node that stays.
     let _fleet = simulate(&b, &all, "succeed");
     let (made, _) = started(
         c,
         &approver,
         json!({
-            "name": "rate", "package_id": new.id, "target": {"group_ids": [group]},
+            "name": "rate", "package_id": new.id,
+            "target": {"group_ids": [group], "dynamic": true},
             "rollout": {"kind": "rate", "per_minute": 120},
             "max_in_flight": 3
         }),
@@ -571,11 +587,28 @@ async fn two_workers_and_a_crash_notify_each_device_once() {
     .await;
     a.kill9();
     let cb = Client::new(&b.base).with_token(c.token().unwrap());
-    let done = until(&cb, made.id, 120, "the campaign completed", |x| {
-        x.status == CampaignStatus::Completed
-    })
+    let r = cb
+        .post(
+            &format!("/api/v1/groups/{group}/devices"),
+            &json!({"device_ids": [late]}),
+        )
+        .await
+        .unwrap();
+    assert!(r.status.is_success(), "{}", r.body);
+    let done = until(
+        &cb,
+        made.id,
+        120,
+        "every device, the late one too, updated",
+        |x| n(x, OtaState::Succeeded) == 13,
+    )
     .await;
-    assert_eq!(n(&done, OtaState::Succeeded), 12, "{done:?}");
+    assert_eq!(done.devices, 13, "{done:?}");
+    assert_eq!(
+        done.status,
+        CampaignStatus::Running,
+        "a dynamic campaign goes on"
+    );
     for d in devices_of(&cb, made.id).await {
         assert_eq!(d.attempts, 1, "{d:?}");
         let notified = d

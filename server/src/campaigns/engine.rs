@@ -2,7 +2,7 @@
 //! it holds (a campaign is run by one worker at a time; another takes over when a lease lapses):
 //!
 //! 1. enrolls the target's devices (`QUEUED`, in one statement; a dynamic target again every
-//!    minute, for devices that joined);
+//!    15 s, for devices that joined);
 //! 2. follows the devices being updated: their target's state as the device reports it, then the
 //!    health watch of `UPDATED` devices (`VERIFYING_HEALTH` until `SUCCEEDED`, or `FAILED` on an
 //!    alarm, a reconnect loop, silence or being offline); a failure is queued again with backoff
@@ -42,36 +42,61 @@ use crate::ota::model::{package, target};
 const TICK: Duration = Duration::from_secs(2);
 /// How long a lease lasts without being renewed.
 const LEASE_SECS: i64 = 20;
+/// How often a dynamic campaign looks for devices that joined its target.
+const DYNAMIC_ENROLL_EVERY: Duration = Duration::from_secs(15);
 /// Devices read per page when canceling or rolling back.
 const PAGE: u64 = 500;
 
 pub async fn run(state: AppState) {
-    // This worker's name on the leases it takes.
-    let me = Uuid::new_v4();
+    let mut worker = Worker {
+        me: Uuid::new_v4(),
+        enrolled_at: HashMap::new(),
+    };
     loop {
         tokio::time::sleep(TICK).await;
-        if let Err(e) = tick(&state, me).await {
+        if let Err(e) = tick(&state, &mut worker).await {
             tracing::warn!(error = %e, "running the OTA campaigns failed; trying again");
         }
     }
 }
 
+/// One worker's engine.
+pub struct Worker {
+    /// Its name on the leases it takes.
+    me: Uuid,
+    /// When it last looked for devices that joined each dynamic campaign's target.
+    enrolled_at: HashMap<Uuid, std::time::Instant>,
+}
+
 /// One pass over every campaign with work.
-pub async fn tick(state: &AppState, me: Uuid) -> Result<()> {
+async fn tick(state: &AppState, worker: &mut Worker) -> Result<()> {
     for id in repo::live_campaigns(&state.db, System::worker()).await? {
         let now = Utc::now();
         let until = now + chrono::Duration::seconds(LEASE_SECS);
-        let Some(c) = repo::lease(&state.db, System::worker(), id, me, now, until).await? else {
+        let Some(c) = repo::lease(&state.db, System::worker(), id, worker.me, now, until).await?
+        else {
             continue;
         };
-        if let Err(e) = step(state, &c, now).await {
+        let enroll_due = worker
+            .enrolled_at
+            .get(&id)
+            .is_none_or(|at| at.elapsed() >= DYNAMIC_ENROLL_EVERY);
+        if enroll_due {
+            worker.enrolled_at.insert(id, std::time::Instant::now());
+        }
+        if let Err(e) = step(state, &c, enroll_due, now).await {
             tracing::warn!(error = %e, campaign = %c.id, "a campaign step failed; trying again");
         }
     }
     Ok(())
 }
 
-async fn step(state: &AppState, c: &campaign::Model, now: DateTime<Utc>) -> Result<()> {
+async fn step(
+    state: &AppState,
+    c: &campaign::Model,
+    enroll_due: bool,
+    now: DateTime<Utc>,
+) -> Result<()> {
     let ctx = TenantCtx::new(TenantId(c.tenant_id));
     let spec = repo::spec_of(c)?;
     let status = repo::status_of(c);
@@ -82,9 +107,7 @@ async fn step(state: &AppState, c: &campaign::Model, now: DateTime<Utc>) -> Resu
         return Ok(());
     }
     // 1. Enrollment.
-    let enroll_again = spec.target.dynamic
-        && c.progress_at
-            .is_none_or(|at| now - at >= chrono::Duration::seconds(60));
+    let enroll_again = spec.target.dynamic && enroll_due;
     if !c.enrolled || enroll_again {
         let added = repo::enroll(&state.db, &ctx, c, &spec.target, now).await?;
         if !c.enrolled {
