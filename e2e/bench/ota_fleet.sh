@@ -7,8 +7,9 @@
 # package, connects every device with `stead-e2e simulate-ota` (all succeeding: each downloads in
 # CHUNK-byte chunks over MQTT, verifies the SHA-256, reports DOWNLOADED … UPDATING, reboots and
 # reports UPDATED, telemetry every TELEMETRY_MS), then assigns the package to every device through
-# the API, ASSIGN_CONCURRENCY (default 32) requests at once. Prints how long the assignments took,
-# the time from the first assignment (and from the first target a device saw) until the last
+# the API, ASSIGN_CONCURRENCY (default 32) requests at once (or, with VIA=campaign, through one
+# campaign over their profile, every device at once, notified by the worker's engine). Prints how
+# long the assignments took, the time from the first assignment (and from the first target a device saw) until the last
 # UPDATED was acknowledged, the server's CPU seconds over that span and its peak resident memory,
 # and how many devices the API then shows on the new version. The server's delivery bandwidth
 # bound stays at its default unless BYTES_PER_SEC is set; TIMEOUT (default 900 s) bounds the run.
@@ -55,11 +56,34 @@ sleep 2 # every device's IDLE report (what it runs) is stored
 
 cpu0=$(cpu "$SERVER")
 rss0=$(awk '/^VmRSS/ {print $2}' "/proc/$SERVER/status")
-python3 - "$HTTP" "$JWT" "$PACKAGE" "$WORK/tokens.txt" "$ASSIGN_CONCURRENCY" "$WORK/assign.json" <<'PY'
+python3 - "$HTTP" "$JWT" "$PACKAGE" "$WORK/tokens.txt" "$ASSIGN_CONCURRENCY" "$WORK/assign.json" "${VIA:-api}" <<'PY'
 import json, sys, time, urllib.request
 from concurrent.futures import ThreadPoolExecutor
-http, jwt, package, tokens, workers, out = sys.argv[1:7]
+http, jwt, package, tokens, workers, out, via = sys.argv[1:8]
 ids = [l.split()[1] for l in open(tokens) if l.strip() and not l.startswith("#")]
+def call(method, path, body=None):
+    req = urllib.request.Request(f"http://{http}/api/v1{path}", method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"authorization": f"Bearer {jwt}", "content-type": "application/json"})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        return json.load(r)
+if via == "campaign":
+    # One campaign over the devices' profile, all of them at once: the engine notifies them.
+    profile = call("GET", f"/devices/{ids[0]}")["profile_id"]
+    c = call("POST", "/ota/campaigns", {"name": "bench", "package_id": package,
+        "target": {"profile_id": profile}, "rollout": {"kind": "waves", "percents": [100]},
+        "max_in_flight": min(len(ids), 10000)})
+    t0 = time.time()
+    call("POST", f"/ota/campaigns/{c['id']}/start", {})
+    while True:
+        got = call("GET", f"/ota/campaigns/{c['id']}")
+        if got["counts"].get("QUEUED", 0) == 0 and got["devices"] >= len(ids):
+            break
+        time.sleep(0.2)
+    t1 = time.time()
+    json.dump({"start": t0, "end": t1}, open(out, "w"))
+    print(f"campaign: {got['devices']} devices notified by the engine {t1 - t0:.2f} s after the start")
+    sys.exit(0)
 def assign(device):
     body = json.dumps({"package_id": package}).encode()
     req = urllib.request.Request(f"http://{http}/api/v1/devices/{device}/ota/firmware", data=body,

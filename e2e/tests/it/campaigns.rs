@@ -316,13 +316,24 @@ async fn waves_gate_health_watch_auto_stop_and_roll_back() {
 
 /// On the embedded default: four eyes, a gate that pauses after a failed first wave, a person
 /// who resumes (the next wave starts) and cancels (what waits is canceled, what is under way
-/// withdrawn); a retry after a backoff; bad campaigns, people without the permission, another
+/// withdrawn); a retry after a backoff; each step as an `ota.execution.updated` webhook; bad
+/// campaigns, people without the permission, another
 /// tenant.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_gate_pauses_and_people_steer() {
-    let server = TestServer::start(Backend::Sqlite).await;
+    let server = crate::webhooks::server(Backend::Sqlite, &[]).await;
     let acme = server.tenant("Acme").await;
     let c = &acme.admin;
+    // Each device's steps reach integrations as `ota.execution.updated` events.
+    let receiver = crate::webhooks::Receiver::start().await;
+    receiver
+        .hook(
+            c,
+            "ota",
+            json!({"event_types": ["ota.execution.updated"]}),
+            json!({}),
+        )
+        .await;
     let approver = server.user(&acme, Role::TenantAdmin).await;
     upload(c, "1.0", 1).await;
     let new = upload(c, "2.0", 2).await;
@@ -466,6 +477,28 @@ async fn a_failed_gate_pauses_and_people_steer() {
         Some("simulated flash failure"),
         "the device's own fw_error: {failed:?}"
     );
+    let failed_id = failed.device_id.to_string();
+    let got = receiver
+        .wait("ota", 30, "the failed device's steps as events", |got| {
+            got.iter().any(|r| {
+                r.body["data"]["device_id"] == failed_id.as_str()
+                    && r.body["data"]["state"] == "FAILED"
+            })
+        })
+        .await;
+    assert!(
+        got.iter()
+            .all(|r| r.verified && r.event_type() == "ota.execution.updated")
+    );
+    let steps: Vec<&str> = got
+        .iter()
+        .filter(|r| r.body["data"]["device_id"] == failed_id.as_str())
+        .filter_map(|r| r.body["data"]["state"].as_str())
+        .collect();
+    assert!(
+        steps.contains(&"NOTIFIED") && steps.contains(&"QUEUED"),
+        "{steps:?}"
+    );
     // Tried again once after its backoff, then failed for good.
     assert_eq!(failed.attempts, 2, "{failed:?}");
     assert!(
@@ -536,8 +569,8 @@ async fn approver_id(c: &Client) -> Uuid {
     me.id
 }
 
-/// Two workers run one dynamic campaign at a rate; one is killed (`kill -9`) midway, and a device
-/// joins the group after. Every device, the late one too, is notified exactly once (its history
+/// Two workers run one dynamic campaign at a rate; one is killed (`kill -9`) midway and started
+/// again, and a device joins the group meanwhile. Every device, the late one too, is notified exactly once (its history
 /// and its timeline say so) and succeeds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_workers_and_a_crash_notify_each_device_once() {
@@ -595,6 +628,8 @@ async fn two_workers_and_a_crash_notify_each_device_once() {
         .await
         .unwrap();
     assert!(r.status.is_success(), "{}", r.body);
+    // The killed node comes back: two workers again.
+    a.restart().await;
     let done = until(
         &cb,
         made.id,

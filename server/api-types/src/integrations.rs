@@ -44,10 +44,13 @@ pub enum EventType {
     AlarmUpdated,
     #[serde(rename = "alarm.cleared")]
     AlarmCleared,
+    /// A device's execution state in an OTA campaign changed.
+    #[serde(rename = "ota.execution.updated")]
+    OtaExecutionUpdated,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 15] = [
+    pub const ALL: [EventType; 16] = [
         EventType::DeviceCreated,
         EventType::DeviceUpdated,
         EventType::DeviceDeleted,
@@ -63,6 +66,7 @@ impl EventType {
         EventType::AlarmRaised,
         EventType::AlarmUpdated,
         EventType::AlarmCleared,
+        EventType::OtaExecutionUpdated,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -82,6 +86,7 @@ impl EventType {
             EventType::AlarmRaised => "alarm.raised",
             EventType::AlarmUpdated => "alarm.updated",
             EventType::AlarmCleared => "alarm.cleared",
+            EventType::OtaExecutionUpdated => "ota.execution.updated",
         }
     }
 
@@ -109,6 +114,9 @@ impl EventType {
                 "An alarm changed (severity, acknowledged, assigned, comment)"
             }
             EventType::AlarmCleared => "An alarm was cleared",
+            EventType::OtaExecutionUpdated => {
+                "A device's update in a campaign changed state (queued, notified, downloading … succeeded, failed, rolled back)"
+            }
         }
     }
 

@@ -23,8 +23,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use sea_orm::QuerySelect;
 use sea_orm::entity::prelude::*;
-use sea_orm::{QuerySelect, TransactionTrait};
 use stead_api_types::{
     AlarmSeverity, CampaignSpec, CampaignStatus, ChecksumAlgorithm, OtaState, PackageKind, Rollout,
     StopAction,
@@ -534,7 +534,7 @@ async fn dispatch(
     }
     let algorithm = ChecksumAlgorithm::Sha256;
     for d in repo::due(&state.db, c.id, now, up_to, room.min(PAGE)).await? {
-        let txn = state.db.begin().await?;
+        let txn = crate::db::begin_write(&state.db).await?;
         let moved = repo::move_device(
             &txn,
             &d,
@@ -726,7 +726,7 @@ async fn roll_back(
             let Some(previous) = previous else {
                 continue;
             };
-            let txn = state.db.begin().await?;
+            let txn = crate::db::begin_write(&state.db).await?;
             if !repo::move_device(
                 &txn,
                 &d,
@@ -782,7 +782,7 @@ async fn wind_down(
         let Some(last) = rows.last() else { break };
         after = last.position;
         for d in rows {
-            let txn = state.db.begin().await?;
+            let txn = crate::db::begin_write(&state.db).await?;
             if !repo::move_device(
                 &txn,
                 &d,

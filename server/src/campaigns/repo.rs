@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use sea_orm::TransactionSession as _;
 use sea_orm::entity::prelude::*;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -443,9 +444,10 @@ pub struct Move {
 }
 
 /// Moves a campaign's device from the state it was read in to `to`, adding the step to its
-/// history (a conditional update: answers false when someone else moved it first).
+/// history (a conditional update: answers false when someone else moved it first), with its
+/// `ota.execution.updated` event in the same transaction.
 pub async fn move_device(
-    db: &impl ConnectionTrait,
+    db: &impl crate::db::Db,
     d: &device::Model,
     to: OtaState,
     m: Move,
@@ -458,6 +460,7 @@ pub async fn move_device(
         at,
         reason: m.reason.clone(),
     });
+    let reason = m.reason.clone();
     let mut update = device::Entity::update_many()
         .col_expr(device::Column::State, Expr::value(to.as_str()))
         .col_expr(device::Column::Reason, Expr::value(m.reason))
@@ -483,15 +486,36 @@ pub async fn move_device(
             .col_expr(device::Column::PreviousTitle, Expr::value(title))
             .col_expr(device::Column::PreviousVersion, Expr::value(version));
     }
-    Ok(update
+    let txn = crate::db::begin_write(db).await?;
+    let moved = update
         .filter(device::Column::CampaignId.eq(d.campaign_id))
         .filter(device::Column::DeviceId.eq(d.device_id))
         .filter(device::Column::State.eq(d.state.clone()))
         .filter(device::Column::StateAt.eq(d.state_at))
-        .exec(db)
+        .exec(&txn)
         .await?
         .rows_affected
-        > 0)
+        > 0;
+    if moved {
+        crate::events::record(
+            &txn,
+            crate::ids::TenantId(d.tenant_id),
+            stead_api_types::EventType::OtaExecutionUpdated,
+            Some(crate::ids::DeviceId(d.device_id)),
+            serde_json::json!({
+                "campaign_id": d.campaign_id,
+                "device_id": d.device_id,
+                "state": to.as_str(),
+                "previous_state": d.state,
+                "reason": reason,
+                "attempts": m.attempts.unwrap_or(d.attempts),
+                "at": at,
+            }),
+        )
+        .await?;
+    }
+    txn.commit().await?;
+    Ok(moved)
 }
 
 /// Every queued device of a campaign canceled at once (a person canceled it, or it aborted).
