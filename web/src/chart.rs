@@ -539,15 +539,17 @@ pub fn BarChart(
                             </g>
                         }
                     }).collect_view();
-                    let none = bars.with(Vec::is_empty).then(|| view! {
-                        <text class="chart-empty" x=(left + right) / 2.0 y=TOP + BAR_ROW / 2.0 + 4.0 text-anchor="middle">{empty.clone()}</text>
-                    });
+                    // No bars: the message alone, without an axis of nothing.
+                    if bars.with(Vec::is_empty) {
+                        return view! {
+                            <text class="chart-empty" x=w / 2.0 y=h / 2.0 + 4.0 text-anchor="middle">{empty.clone()}</text>
+                        }.into_any();
+                    }
                     view! {
                         <g>{grid}</g>
                         <line class="chart-axis" x1=left x2=left y1=TOP y2=h - BOTTOM/>
                         {drawn}
-                        {none}
-                    }
+                    }.into_any()
                 })}
             </svg>
         </div>

@@ -4,7 +4,8 @@
 //! a device's Firmware tab, where the update is followed as the device reports it with
 //! `mosquitto_pub` (downloading, updated; another device's failure with its error, withdrawn); the
 //! version chart showing what the devices report; deleting a package in use refused with the
-//! server's message. Every step is checked through the API too.
+//! server's message. A signing key added and removed, and a package signed by it marked signed
+//! (a forged signature refused on its field). Every step is checked through the API too.
 
 use fantoccini::Client as Browser;
 use serde_json::json;
@@ -274,4 +275,104 @@ async fn a_package_is_uploaded_assigned_followed_and_kept_while_in_use() {
     click(&b, "[data-test=cancel]").await;
     assert_eq!(packages(c).await.len(), 1);
     wait_css(&b, row).await;
+}
+
+/// A signing key added in the console (a malformed one refused on its field); a software package
+/// signed by another key refused on its Signature field, then signed by the tenant's key and
+/// marked signed; the kind filter; the key removed, the package still marked signed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signing_key_marks_packages_signed_in_the_console() {
+    use base64::Engine as _;
+    use ed25519_dalek::Signer as _;
+
+    let console = Console::start().await;
+    let c = &console.acme.admin;
+    let files = tempfile::tempdir().unwrap();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let signer = ed25519_dalek::SigningKey::from_bytes(&[42; 32]);
+    let sw = image(200_000, 11);
+    let digest = Sha256::digest(&sw);
+    let good = b64.encode(signer.sign(&digest).to_bytes());
+    let forged = b64.encode(
+        ed25519_dalek::SigningKey::from_bytes(&[43; 32])
+            .sign(&digest)
+            .to_bytes(),
+    );
+
+    let b = console.sign_in().await;
+    click(&b, "[data-test=nav-firmware]").await;
+    wait_css(&b, "[data-test=no-signing-keys]").await;
+    click(&b, "[data-test=add-signing-key]").await;
+    fill(&b, "input[name=key_name]", "release").await;
+    fill(&b, "input[name=public_key]", "not-a-key").await;
+    click(&b, "[data-test=save-signing-key]").await;
+    wait_text(&b, ".modal [data-test=error-field]", "public_key").await;
+    fill(
+        &b,
+        "input[name=public_key]",
+        &b64.encode(signer.verifying_key().as_bytes()),
+    )
+    .await;
+    click(&b, "[data-test=save-signing-key]").await;
+    wait_css(&b, "[data-test=signing-key-row][data-name=release]").await;
+    let keys: Vec<stead_api_types::SigningKey> = c
+        .get("/api/v1/ota/signing-keys")
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+
+    // Signed by a key the tenant does not have: refused on the signature, which unfolds.
+    upload_form(&b, files.path(), &sw, "agent", "2.0").await;
+    click(&b, "select[name=kind] option[value=software]").await;
+    click(&b, "[data-test=upload-verification]").await;
+    fill(&b, "input[name=signature]", &forged).await;
+    click(&b, "[data-test=submit-upload]").await;
+    wait_text(
+        &b,
+        "[data-test=upload-form] [data-test=error-field]",
+        "signature",
+    )
+    .await;
+    wait_text(
+        &b,
+        "[data-test=upload-form] [data-test=error]",
+        "Signature:",
+    )
+    .await;
+    screenshot(&b, "ota-signature-refused").await;
+    fill(&b, "input[name=signature]", &good).await;
+    click(&b, "[data-test=submit-upload]").await;
+    let row = "[data-test=package-row][data-title=agent]";
+    wait_text(&b, &format!("{row} [data-test=package-signed]"), "Signed").await;
+    wait_text(&b, &format!("{row} [data-test=package-kind]"), "Software").await;
+    let stored = packages(c).await;
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(stored[0].signing_key_id, Some(keys[0].id));
+    assert_eq!(stored[0].kind, stead_api_types::PackageKind::Software);
+
+    // The kind filter.
+    click(&b, "[data-test=packages-firmware]").await;
+    wait_css(&b, "[data-test=no-packages]").await;
+    click(&b, "[data-test=packages-software]").await;
+    wait_css(&b, row).await;
+
+    // The key goes; what it signed stays signed.
+    click(
+        &b,
+        "[data-test=signing-key-row][data-name=release] [data-test=delete-signing-key]",
+    )
+    .await;
+    click(&b, "[data-test=confirm]").await;
+    wait_css(&b, "[data-test=no-signing-keys]").await;
+    wait_text(&b, &format!("{row} [data-test=package-signed]"), "Signed").await;
+    screenshot(&b, "ota-signed").await;
+    let keys: Vec<stead_api_types::SigningKey> = c
+        .get("/api/v1/ota/signing-keys")
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    assert!(keys.is_empty());
 }

@@ -62,6 +62,16 @@ pub fn UploadDialog(
     let action = Action::new();
     let busy = action.busy;
     let invalid = move |name: &str| action.field.with(|f| f.as_deref() == Some(name));
+    // The verification fields fold away; a refusal that names one of them unfolds them (and
+    // nothing folds them back while the person works in them).
+    let verification = NodeRef::<leptos::html::Details>::new();
+    Effect::new(move |_| {
+        if (invalid("sha256") || invalid("signature"))
+            && let Some(details) = verification.get()
+        {
+            details.set_open(true);
+        }
+    });
 
     let on_file = move |ev: leptos::ev::Event| {
         let picked = ev
@@ -181,8 +191,8 @@ pub fn UploadDialog(
                     </select>
                     <small class="hint">"Only devices of this profile may be given the package."</small>
                 </label>
-                <details class="form-details" open=move || invalid("sha256") || invalid("signature")>
-                    <summary>"Verification (optional)"</summary>
+                <details class="form-details" node_ref=verification>
+                    <summary data-test="upload-verification">"Verification (optional)"</summary>
                     <label class="field" class:field-invalid=move || invalid("sha256")>
                         <span>"Expected SHA-256"</span>
                         <input type="text" name="sha256" class="mono" autocomplete="off" spellcheck="false"
