@@ -612,6 +612,40 @@ async fn permission_matrix(backend: Backend) {
             Some(json!({"package_id": uuid::Uuid::nil()})),
             [403, 404, 403, 403, 401, 403, 403, 403],
         ),
+        // Campaigns: read with ota.read, made and steered with ota.manage, started with
+        // ota.approve (tenant admins).
+        (
+            Method::GET,
+            "/api/v1/ota/campaigns".into(),
+            None,
+            [403, 200, 200, 200, 401, 403, 403, 403],
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/ota/campaigns/{}", uuid::Uuid::nil()),
+            None,
+            [403, 404, 404, 404, 401, 403, 403, 403],
+        ),
+        (
+            Method::POST,
+            "/api/v1/ota/campaigns".into(),
+            Some(json!({"name": "matrix", "package_id": uuid::Uuid::nil(),
+                        "target": {"device_ids": [uuid::Uuid::nil()]},
+                        "rollout": {"kind": "waves", "percents": [100]}, "max_in_flight": 1})),
+            [403, 400, 403, 403, 401, 403, 403, 403],
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/ota/campaigns/{}/start", uuid::Uuid::nil()),
+            Some(json!({})),
+            [403, 404, 403, 403, 401, 403, 403, 403],
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/ota/campaigns/{}/pause", uuid::Uuid::nil()),
+            Some(json!({})),
+            [403, 404, 403, 403, 401, 403, 403, 403],
+        ),
         // One's own notifications: any person of a tenant, never a key.
         (
             Method::GET,

@@ -119,6 +119,9 @@ fn system_proofs_are_built_only_where_the_platform_acts_for_itself() {
                 "webhooks/deliver.rs",
                 "alarms/engine.rs",
                 "notifications/dispatch.rs",
+                // Update progress from every tenant's devices, and the campaigns' engine.
+                "ota/tracker.rs",
+                "campaigns/engine.rs",
             ],
         ),
         ("System::cli()", &["app.rs", "main.rs", "ops/"]),

@@ -103,7 +103,7 @@ async fn step(
     if status.is_over() {
         let reason = c.reason.clone().unwrap_or_else(|| "canceled".into());
         wind_down(state, &ctx, c, &reason, now).await?;
-        repo::set_finished(&state.db, c, now).await?;
+        repo::set_finished(&state.db, &ctx, c, now).await?;
         return Ok(());
     }
     // 1. Enrollment.
@@ -111,7 +111,7 @@ async fn step(
     if !c.enrolled || enroll_again {
         let added = repo::enroll(&state.db, &ctx, c, &spec.target, now).await?;
         if !c.enrolled {
-            repo::set_enrolled(&state.db, c).await?;
+            repo::set_enrolled(&state.db, &ctx, c).await?;
             tracing::info!(campaign = %c.id, devices = added, "campaign enrolled its target");
         } else if added > 0 {
             tracing::info!(campaign = %c.id, devices = added, "devices joined a dynamic campaign");
@@ -124,7 +124,7 @@ async fn step(
     let p = crate::ota::repo::get(&state.db, &ctx, c.package_id).await?;
     // 2. The devices under way.
     follow(state, &ctx, c, &spec, &p, now).await?;
-    let counts = repo::counts(&state.db, c.id).await?;
+    let counts = repo::counts(&state.db, &ctx, c.id).await?;
     // 3. The auto-stop.
     if let Some(stop) = &spec.auto_stop {
         let failed = count(&counts, &[OtaState::Failed, OtaState::TimedOut]);
@@ -145,8 +145,8 @@ async fn step(
         dispatch(state, &ctx, c, &spec, &p, &counts, now).await?;
     }
     // 5. Progress, and the end.
-    let counts = repo::counts(&state.db, c.id).await?;
-    repo::record_progress(&state.db, c, &counts, now).await?;
+    let counts = repo::counts(&state.db, &ctx, c.id).await?;
+    repo::record_progress(&state.db, &ctx, c, &counts, now).await?;
     let open = count(&counts, &[OtaState::Queued]) + count(&counts, &repo::IN_FLIGHT);
     if status == CampaignStatus::Running && open == 0 && c.enrolled && !spec.target.dynamic {
         let moved = repo::set_status(
@@ -184,7 +184,7 @@ async fn follow(
     p: &package::Model,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    let rows = repo::devices_in(&state.db, c.id, &repo::IN_FLIGHT, 0, 10_000).await?;
+    let rows = repo::devices_in(&state.db, ctx, c.id, &repo::IN_FLIGHT, 0, 10_000).await?;
     if rows.is_empty() {
         return Ok(());
     }
@@ -212,6 +212,7 @@ async fn follow(
             // Someone gave the device another target, or withdrew it.
             repo::move_device(
                 &state.db,
+                ctx,
                 &d,
                 OtaState::Canceled,
                 Move {
@@ -234,6 +235,7 @@ async fn follow(
                 };
                 repo::move_device(
                     &state.db,
+                    ctx,
                     &d,
                     to,
                     Move {
@@ -249,6 +251,7 @@ async fn follow(
             OtaState::Skipped => {
                 repo::move_device(
                     &state.db,
+                    ctx,
                     &d,
                     OtaState::Skipped,
                     Move {
@@ -264,11 +267,12 @@ async fn follow(
                     .reason
                     .clone()
                     .unwrap_or_else(|| reported.as_str().to_lowercase());
-                fail(state, spec, &d, reported, reason, previous, now).await?;
+                fail(state, ctx, spec, &d, reported, reason, previous, now).await?;
             }
             other if other != current && !other.is_final() => {
                 repo::move_device(
                     &state.db,
+                    ctx,
                     &d,
                     other,
                     Move {
@@ -287,8 +291,10 @@ async fn follow(
 
 /// A device failed: queued again after its backoff while retries are left, otherwise `FAILED`
 /// (or `TIMED_OUT`) for good.
+#[allow(clippy::too_many_arguments)]
 async fn fail(
     state: &AppState,
+    ctx: &TenantCtx,
     spec: &CampaignSpec,
     d: &device::Model,
     how: OtaState,
@@ -302,6 +308,7 @@ async fn fail(
         let next = now + chrono::Duration::seconds(backoff.min(7 * 86_400) as i64);
         repo::move_device(
             &state.db,
+            ctx,
             d,
             OtaState::Queued,
             Move {
@@ -320,6 +327,7 @@ async fn fail(
     } else {
         repo::move_device(
             &state.db,
+            ctx,
             d,
             how,
             Move {
@@ -423,6 +431,7 @@ async fn watch_health(
     if let Some((to, reason)) = verdict {
         repo::move_device(
             &state.db,
+            ctx,
             d,
             to,
             Move {
@@ -487,7 +496,7 @@ async fn dispatch(
             // The wave is over: nothing of it waits and nothing is under way.
             if in_flight == 0
                 && wave < percents.len()
-                && repo::queued_within(&state.db, c.id, up_to).await? == 0
+                && repo::queued_within(&state.db, ctx, c.id, up_to).await? == 0
             {
                 if let Some(gate) = &spec.gate {
                     let succeeded = count(counts, &[OtaState::Succeeded, OtaState::Skipped]);
@@ -502,12 +511,12 @@ async fn dispatch(
                             "gate after wave {wave}: {succeeded} of {done} devices succeeded, {} % needed",
                             gate.min_success_percent
                         );
-                        repo::set_wave(&state.db, c, wave as i32 + 1).await?;
+                        repo::set_wave(&state.db, ctx, c, wave as i32 + 1).await?;
                         return stop(state, ctx, c, spec, StopAction::Pause, false, &reason, now)
                             .await;
                     }
                 }
-                if repo::set_wave(&state.db, c, wave as i32 + 1).await? {
+                if repo::set_wave(&state.db, ctx, c, wave as i32 + 1).await? {
                     tracing::info!(campaign = %c.id, wave = wave + 1, "next wave");
                     up_to = Some(limit(wave + 1));
                 }
@@ -525,7 +534,8 @@ async fn dispatch(
             let rate = (f64::from(*per_minute) * growth.powi(steps.min(64) as i32)).min(1_000_000.0)
                 as u64;
             let recent =
-                repo::notified_since(&state.db, c.id, now - chrono::Duration::seconds(60)).await?;
+                repo::notified_since(&state.db, ctx, c.id, now - chrono::Duration::seconds(60))
+                    .await?;
             room = room.min(rate.saturating_sub(recent));
         }
     }
@@ -533,10 +543,11 @@ async fn dispatch(
         return Ok(());
     }
     let algorithm = ChecksumAlgorithm::Sha256;
-    for d in repo::due(&state.db, c.id, now, up_to, room.min(PAGE)).await? {
+    for d in repo::due(&state.db, ctx, c.id, now, up_to, room.min(PAGE)).await? {
         let txn = crate::db::begin_write(&state.db).await?;
         let moved = repo::move_device(
             &txn,
+            ctx,
             &d,
             OtaState::Notified,
             Move {
@@ -705,7 +716,7 @@ async fn roll_back(
     let mut rolled = 0;
     let mut after = 0;
     loop {
-        let rows = repo::devices_in(&state.db, c.id, &took, after, PAGE).await?;
+        let rows = repo::devices_in(&state.db, ctx, c.id, &took, after, PAGE).await?;
         let Some(last) = rows.last() else { break };
         after = last.position;
         for d in rows {
@@ -729,6 +740,7 @@ async fn roll_back(
             let txn = crate::db::begin_write(&state.db).await?;
             if !repo::move_device(
                 &txn,
+                ctx,
                 &d,
                 OtaState::RolledBack,
                 Move {
@@ -767,7 +779,7 @@ async fn wind_down(
     reason: &str,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    repo::cancel_queued(&state.db, c.id, reason, now).await?;
+    repo::cancel_queued(&state.db, ctx, c.id, reason, now).await?;
     let kind = PackageKind::parse(&c.kind).unwrap_or(PackageKind::Firmware);
     let under_way = [
         OtaState::Notified,
@@ -778,13 +790,14 @@ async fn wind_down(
     ];
     let mut after = 0;
     loop {
-        let rows = repo::devices_in(&state.db, c.id, &under_way, after, PAGE).await?;
+        let rows = repo::devices_in(&state.db, ctx, c.id, &under_way, after, PAGE).await?;
         let Some(last) = rows.last() else { break };
         after = last.position;
         for d in rows {
             let txn = crate::db::begin_write(&state.db).await?;
             if !repo::move_device(
                 &txn,
+                ctx,
                 &d,
                 OtaState::Canceled,
                 Move {

@@ -82,7 +82,8 @@ pub fn device_to_api(d: device::Model, name: String) -> CampaignDevice {
     }
 }
 
-pub async fn insert(db: &impl ConnectionTrait, c: campaign::Model) -> Result<()> {
+pub async fn insert(db: &impl ConnectionTrait, ctx: &TenantCtx, c: campaign::Model) -> Result<()> {
+    debug_assert_eq!(c.tenant_id, ctx.tenant_id().0);
     campaign::ActiveModel::from(c).insert(db).await?;
     Ok(())
 }
@@ -134,11 +135,16 @@ pub async fn set_status(
 }
 
 /// Devices per state of a campaign.
-pub async fn counts(db: &impl ConnectionTrait, campaign: Uuid) -> Result<BTreeMap<OtaState, u64>> {
+pub async fn counts(
+    db: &impl ConnectionTrait,
+    ctx: &TenantCtx,
+    campaign: Uuid,
+) -> Result<BTreeMap<OtaState, u64>> {
     let rows: Vec<(String, i64)> = device::Entity::find()
         .select_only()
         .column(device::Column::State)
         .column_as(device::Column::DeviceId.count(), "n")
+        .filter(device::Column::TenantId.eq(ctx.tenant_id().0))
         .filter(device::Column::CampaignId.eq(campaign))
         .group_by(device::Column::State)
         .into_tuple()
@@ -362,12 +368,14 @@ pub async fn lease(
 /// `max_in_flight`; other callers page with `after`).
 pub async fn devices_in(
     db: &impl ConnectionTrait,
+    ctx: &TenantCtx,
     campaign: Uuid,
     states: &[OtaState],
     after: i64,
     limit: u64,
 ) -> Result<Vec<device::Model>> {
     Ok(device::Entity::find()
+        .filter(device::Column::TenantId.eq(ctx.tenant_id().0))
         .filter(device::Column::CampaignId.eq(campaign))
         .filter(device::Column::State.is_in(states.iter().map(|s| s.as_str())))
         .filter(device::Column::Position.gt(after))
@@ -381,12 +389,14 @@ pub async fn devices_in(
 /// `up_to` positions (a wave), in rollout order.
 pub async fn due(
     db: &impl ConnectionTrait,
+    ctx: &TenantCtx,
     campaign: Uuid,
     now: DateTime<Utc>,
     up_to: Option<i64>,
     limit: u64,
 ) -> Result<Vec<device::Model>> {
     let mut find = device::Entity::find()
+        .filter(device::Column::TenantId.eq(ctx.tenant_id().0))
         .filter(device::Column::CampaignId.eq(campaign))
         .filter(device::Column::State.eq(OtaState::Queued.as_str()))
         .filter(
@@ -407,10 +417,12 @@ pub async fn due(
 /// Queued devices within the first `up_to` positions, due or not (a wave is over without any).
 pub async fn queued_within(
     db: &impl ConnectionTrait,
+    ctx: &TenantCtx,
     campaign: Uuid,
     up_to: Option<i64>,
 ) -> Result<u64> {
     let mut find = device::Entity::find()
+        .filter(device::Column::TenantId.eq(ctx.tenant_id().0))
         .filter(device::Column::CampaignId.eq(campaign))
         .filter(device::Column::State.eq(OtaState::Queued.as_str()));
     if let Some(up_to) = up_to {
@@ -422,10 +434,12 @@ pub async fn queued_within(
 /// Devices notified since `since` (the rate of a `rate` rollout).
 pub async fn notified_since(
     db: &impl ConnectionTrait,
+    ctx: &TenantCtx,
     campaign: Uuid,
     since: DateTime<Utc>,
 ) -> Result<u64> {
     Ok(device::Entity::find()
+        .filter(device::Column::TenantId.eq(ctx.tenant_id().0))
         .filter(device::Column::CampaignId.eq(campaign))
         .filter(device::Column::NotifiedAt.gt(since))
         .count(db)
@@ -448,6 +462,7 @@ pub struct Move {
 /// `ota.execution.updated` event in the same transaction.
 pub async fn move_device(
     db: &impl crate::db::Db,
+    ctx: &TenantCtx,
     d: &device::Model,
     to: OtaState,
     m: Move,
@@ -488,6 +503,7 @@ pub async fn move_device(
     }
     let txn = crate::db::begin_write(db).await?;
     let moved = update
+        .filter(device::Column::TenantId.eq(ctx.tenant_id().0))
         .filter(device::Column::CampaignId.eq(d.campaign_id))
         .filter(device::Column::DeviceId.eq(d.device_id))
         .filter(device::Column::State.eq(d.state.clone()))
@@ -499,7 +515,7 @@ pub async fn move_device(
     if moved {
         crate::events::record(
             &txn,
-            crate::ids::TenantId(d.tenant_id),
+            ctx.tenant_id(),
             stead_api_types::EventType::OtaExecutionUpdated,
             Some(crate::ids::DeviceId(d.device_id)),
             serde_json::json!({
@@ -521,6 +537,7 @@ pub async fn move_device(
 /// Every queued device of a campaign canceled at once (a person canceled it, or it aborted).
 pub async fn cancel_queued(
     db: &impl ConnectionTrait,
+    ctx: &TenantCtx,
     campaign: Uuid,
     reason: &str,
     at: DateTime<Utc>,
@@ -532,6 +549,7 @@ pub async fn cancel_queued(
         )
         .col_expr(device::Column::Reason, Expr::value(reason))
         .col_expr(device::Column::StateAt, Expr::value(at))
+        .filter(device::Column::TenantId.eq(ctx.tenant_id().0))
         .filter(device::Column::CampaignId.eq(campaign))
         .filter(device::Column::State.eq(OtaState::Queued.as_str()))
         .exec(db)
@@ -539,9 +557,15 @@ pub async fn cancel_queued(
         .rows_affected)
 }
 
-pub async fn set_wave(db: &impl ConnectionTrait, c: &campaign::Model, wave: i32) -> Result<bool> {
+pub async fn set_wave(
+    db: &impl ConnectionTrait,
+    ctx: &TenantCtx,
+    c: &campaign::Model,
+    wave: i32,
+) -> Result<bool> {
     Ok(campaign::Entity::update_many()
         .col_expr(campaign::Column::Wave, Expr::value(wave))
+        .filter(campaign::Column::TenantId.eq(ctx.tenant_id().0))
         .filter(campaign::Column::Id.eq(c.id))
         .filter(campaign::Column::Wave.eq(c.wave))
         .exec(db)
@@ -550,9 +574,14 @@ pub async fn set_wave(db: &impl ConnectionTrait, c: &campaign::Model, wave: i32)
         > 0)
 }
 
-pub async fn set_enrolled(db: &impl ConnectionTrait, c: &campaign::Model) -> Result<()> {
+pub async fn set_enrolled(
+    db: &impl ConnectionTrait,
+    ctx: &TenantCtx,
+    c: &campaign::Model,
+) -> Result<()> {
     campaign::Entity::update_many()
         .col_expr(campaign::Column::Enrolled, Expr::value(true))
+        .filter(campaign::Column::TenantId.eq(ctx.tenant_id().0))
         .filter(campaign::Column::Id.eq(c.id))
         .exec(db)
         .await?;
@@ -561,11 +590,13 @@ pub async fn set_enrolled(db: &impl ConnectionTrait, c: &campaign::Model) -> Res
 
 pub async fn set_finished(
     db: &impl ConnectionTrait,
+    ctx: &TenantCtx,
     c: &campaign::Model,
     at: DateTime<Utc>,
 ) -> Result<()> {
     campaign::Entity::update_many()
         .col_expr(campaign::Column::FinishedAt, Expr::value(at))
+        .filter(campaign::Column::TenantId.eq(ctx.tenant_id().0))
         .filter(campaign::Column::Id.eq(c.id))
         .filter(campaign::Column::FinishedAt.is_null())
         .exec(db)
@@ -577,6 +608,7 @@ pub async fn set_finished(
 /// `progress_at` decides which worker writes it).
 pub async fn record_progress(
     db: &impl ConnectionTrait,
+    ctx: &TenantCtx,
     c: &campaign::Model,
     counts: &BTreeMap<OtaState, u64>,
     now: DateTime<Utc>,
@@ -588,6 +620,7 @@ pub async fn record_progress(
     }
     let claimed = campaign::Entity::update_many()
         .col_expr(campaign::Column::ProgressAt, Expr::value(now))
+        .filter(campaign::Column::TenantId.eq(ctx.tenant_id().0))
         .filter(campaign::Column::Id.eq(c.id))
         .filter(match c.progress_at {
             Some(at) => campaign::Column::ProgressAt.eq(at),

@@ -173,7 +173,7 @@ async fn present(state: &AppState, ctx: &TenantCtx, c: campaign::Model) -> Resul
         Ok(p) => (p.title, p.version),
         Err(_) => (String::new(), String::new()),
     };
-    let counts = repo::counts(&state.db, c.id).await?;
+    let counts = repo::counts(&state.db, ctx, c.id).await?;
     repo::to_api(c, title, version, counts)
 }
 
@@ -206,7 +206,7 @@ pub async fn create(
         progress_at: None,
     };
     let txn = audit::begin(&state.db, Some(ctx.tenant_id())).await?;
-    repo::insert(&txn, c.clone()).await?;
+    repo::insert(&txn, ctx, c.clone()).await?;
     audit::record(
         &txn,
         Some(ctx.tenant_id()),
