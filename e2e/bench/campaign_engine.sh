@@ -9,8 +9,8 @@
 # a cap of IN_FLIGHT (default 1000) updates at once. Nobody answers (no device is connected), so
 # after the first minute the engine works at its cap: following the devices in flight, counting
 # states, and notifying no more. Reports the time to enroll the fleet, then, over WINDOW seconds
-# (default 60) of steady running, the CPU seconds of the stead process and of PostgreSQL and
-# PostgreSQL's transactions and rows read, per minute.
+# (default 60) without a campaign and again of steady running, the CPU seconds of the stead
+# process and of PostgreSQL and PostgreSQL's transactions and rows read, per minute.
 set -euo pipefail
 
 source "$(dirname "$0")/lib.sh" # and common.sh
@@ -44,6 +44,23 @@ head -c 1048576 /dev/urandom >"$WORK/fw.bin"
 PACKAGE=$(curl -sf -H "authorization: Bearer $JWT" -H 'content-type: application/octet-stream' \
   --data-binary @"$WORK/fw.bin" "http://$HTTP/api/v1/ota/packages?kind=firmware&title=bench-fw&version=2.0" |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+stats() { sql "SELECT xact_commit + xact_rollback, tup_returned + tup_fetched FROM pg_stat_database WHERE datname = '$DB'" | tr '|' ' '; }
+PG_PIDS=$(procs postgres)
+# What the server costs without a campaign (its other workers' sweeps), over the same window.
+measure() {
+  read -r x0 r0 < <(stats)
+  c0=$(cpu "$SERVER")
+  p0=$(cpu $PG_PIDS)
+  sleep "$WINDOW"
+  read -r x1 r1 < <(stats)
+  c1=$(cpu "$SERVER")
+  p1=$(cpu $PG_PIDS)
+  python3 -c "
+w = $WINDOW / 60
+print(f'   $1, per minute: stead {($c1 - $c0) / w:.1f} CPU s, PostgreSQL {($p1 - $p0) / w:.1f} CPU s, '
+      f'{($x1 - $x0) / w:.0f} transactions, {($r1 - $r0) / w / 1e6:.2f} M rows read')"
+}
+measure "no campaign"
 CAMPAIGN=$(auth "http://$HTTP/api/v1/ota/campaigns" -d "{\"name\":\"large\",\"package_id\":\"$PACKAGE\",
   \"target\":{\"profile_id\":\"$PROFILE\"},\"rollout\":{\"kind\":\"rate\",\"per_minute\":$RATE},
   \"max_in_flight\":$IN_FLIGHT}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
@@ -66,17 +83,5 @@ while :; do
 done
 echo "   $notified devices notified $(python3 -c "print(round($(date +%s.%N) - $t0, 1))") s after the start: at the cap"
 
-stats() { sql "SELECT xact_commit + xact_rollback, tup_returned + tup_fetched FROM pg_stat_database WHERE datname = '$DB'" | tr '|' ' '; }
-PG_PIDS=$(procs postgres)
-read -r x0 r0 < <(stats)
-c0=$(cpu "$SERVER")
-p0=$(cpu $PG_PIDS)
-sleep "$WINDOW"
-read -r x1 r1 < <(stats)
-c1=$(cpu "$SERVER")
-p1=$(cpu $PG_PIDS)
-python3 -c "
-w = $WINDOW / 60
-print(f'   steady, per minute: stead {($c1 - $c0) / w:.1f} CPU s, PostgreSQL {($p1 - $p0) / w:.1f} CPU s, '
-      f'{($x1 - $x0) / w:.0f} transactions, {($r1 - $r0) / w / 1e6:.2f} M rows read')"
+measure "campaign at its cap"
 echo "   stead RSS $(awk '/^VmRSS/ {printf "%d MB", $2 / 1024}' "/proc/$SERVER/status")"

@@ -141,11 +141,14 @@ async fn step(
         }
     }
     // 4. The next devices.
-    if status == CampaignStatus::Running {
-        dispatch(state, &ctx, c, &spec, &p, &counts, now).await?;
-    }
-    // 5. Progress, and the end.
-    let counts = repo::counts(&state.db, &ctx, c.id).await?;
+    let dispatched = status == CampaignStatus::Running
+        && dispatch(state, &ctx, c, &spec, &p, &counts, now).await?;
+    // 5. Progress, and the end (counted again only when something moved since).
+    let counts = if dispatched {
+        repo::counts(&state.db, &ctx, c.id).await?
+    } else {
+        counts
+    };
     repo::record_progress(&state.db, &ctx, c, &counts, now).await?;
     let open = count(&counts, &[OtaState::Queued]) + count(&counts, &repo::IN_FLIGHT);
     if status == CampaignStatus::Running && open == 0 && c.enrolled && !spec.target.dynamic {
@@ -468,7 +471,8 @@ async fn reconnects_since(state: &AppState, device: Uuid, since: DateTime<Utc>) 
         .max(0) as u64)
 }
 
-/// Notifies the next devices the rollout allows now.
+/// Notifies the next devices the rollout allows now. Answers whether anything changed (a device
+/// notified, a wave begun, the campaign paused).
 async fn dispatch(
     state: &AppState,
     ctx: &TenantCtx,
@@ -477,17 +481,18 @@ async fn dispatch(
     p: &package::Model,
     counts: &BTreeMap<OtaState, u64>,
     now: DateTime<Utc>,
-) -> Result<()> {
+) -> Result<bool> {
     if let Some(w) = &spec.window
         && let Ok(tz) = w.timezone.parse::<chrono_tz::Tz>()
         && !crate::alarms::rules::schedule_allows(&tz, w, now.timestamp_millis())
     {
-        return Ok(());
+        return Ok(false);
     }
     let in_flight = count(counts, &repo::IN_FLIGHT);
     let mut room = u64::from(spec.max_in_flight).saturating_sub(in_flight);
     let total: u64 = counts.values().sum();
     let mut up_to = None;
+    let mut changed = false;
     match &spec.rollout {
         Rollout::Waves { percents } if total > 0 => {
             let wave = (c.wave.max(1) as usize).min(percents.len());
@@ -512,18 +517,19 @@ async fn dispatch(
                             gate.min_success_percent
                         );
                         repo::set_wave(&state.db, ctx, c, wave as i32 + 1).await?;
-                        return stop(state, ctx, c, spec, StopAction::Pause, false, &reason, now)
-                            .await;
+                        stop(state, ctx, c, spec, StopAction::Pause, false, &reason, now).await?;
+                        return Ok(true);
                     }
                 }
                 if repo::set_wave(&state.db, ctx, c, wave as i32 + 1).await? {
+                    changed = true;
                     tracing::info!(campaign = %c.id, wave = wave + 1, "next wave");
                     up_to = Some(limit(wave + 1));
                 }
             }
         }
         // An empty target: nothing to notify, the campaign completes.
-        Rollout::Waves { .. } => return Ok(()),
+        Rollout::Waves { .. } => return Ok(false),
         Rollout::Rate {
             per_minute,
             growth,
@@ -540,7 +546,7 @@ async fn dispatch(
         }
     }
     if room == 0 {
-        return Ok(());
+        return Ok(changed);
     }
     let algorithm = ChecksumAlgorithm::Sha256;
     for d in repo::due(&state.db, ctx, c.id, now, up_to, room.min(PAGE)).await? {
@@ -582,8 +588,9 @@ async fn dispatch(
         };
         txn.commit().await?;
         set.announce(state, ctx);
+        changed = true;
     }
-    Ok(())
+    Ok(changed)
 }
 
 /// The auto-stop: pause or abort, tell the campaign's people, roll back if asked.
