@@ -22,6 +22,10 @@ use stead_api_types::{
     UploadPackage, VersionCount,
 };
 use stead_api_types::{
+    Campaign, CampaignAction, CampaignDevice, CampaignProgress, CampaignSpec, CampaignStatus,
+    CampaignTarget, OtaState, TargetCount,
+};
+use stead_api_types::{
     CreateWebhook, CreatedWebhook, DeliveryStatus, EventType, NatsSink, ReplayWebhook, Replayed,
     RotateWebhookSecret, UpdateWebhook, WebhookDelivery, WebhookDeliveryDetail,
     WebhookDeliveryPage, WebhookEndpoint, WebhookSecret,
@@ -950,4 +954,74 @@ pub async fn assign_package(
 pub async fn unassign_package(s: Session, id: Uuid, kind: PackageKind) -> Result<(), ApiError> {
     s.delete(&format!("/api/v1/devices/{id}/ota/{}", kind.as_str()))
         .await
+}
+
+// Campaigns: a package rolled out to many devices
+
+/// A page of the tenant's campaigns (of one status, when given), newest first.
+pub async fn list_campaigns(
+    s: Session,
+    status: Option<CampaignStatus>,
+    page: u64,
+) -> Result<Page<Campaign>, ApiError> {
+    let mut query = page_query(page);
+    if let Some(status) = status {
+        query.push(("status", status.as_str().to_owned()));
+    }
+    s.get_query("/api/v1/ota/campaigns", &query).await
+}
+
+/// Makes a campaign, as a draft.
+pub async fn create_campaign(s: Session, body: &CampaignSpec) -> Result<Campaign, ApiError> {
+    s.post("/api/v1/ota/campaigns", body).await
+}
+
+/// How many devices `target` matches now.
+pub async fn campaign_target_count(
+    s: Session,
+    target: &CampaignTarget,
+) -> Result<TargetCount, ApiError> {
+    s.post("/api/v1/ota/campaigns/target-count", target).await
+}
+
+pub async fn get_campaign(s: Session, id: Uuid) -> Result<Campaign, ApiError> {
+    s.get(&format!("/api/v1/ota/campaigns/{id}")).await
+}
+
+/// A page of the campaign's devices (in one state, when given), in rollout order.
+pub async fn campaign_devices(
+    s: Session,
+    id: Uuid,
+    state: Option<OtaState>,
+    page: u64,
+) -> Result<Page<CampaignDevice>, ApiError> {
+    let mut query = page_query(page);
+    if let Some(state) = state {
+        query.push(("state", state.as_str().to_owned()));
+    }
+    s.get_query(&format!("/api/v1/ota/campaigns/{id}/devices"), &query)
+        .await
+}
+
+/// The campaign's devices per state, one point a minute, oldest first.
+pub async fn campaign_progress(s: Session, id: Uuid) -> Result<Vec<CampaignProgress>, ApiError> {
+    s.get(&format!("/api/v1/ota/campaigns/{id}/progress")).await
+}
+
+/// `start`, `pause`, `resume` or `cancel` (the reason, for pause and cancel).
+pub async fn campaign_action(
+    s: Session,
+    id: Uuid,
+    action: &str,
+    reason: Option<String>,
+) -> Result<Campaign, ApiError> {
+    s.post(
+        &format!("/api/v1/ota/campaigns/{id}/{action}"),
+        &CampaignAction { reason },
+    )
+    .await
+}
+
+pub async fn delete_campaign(s: Session, id: Uuid) -> Result<(), ApiError> {
+    s.delete(&format!("/api/v1/ota/campaigns/{id}")).await
 }

@@ -27,7 +27,7 @@ use crate::pages::{
     audit::AuditPage,
     device::DevicePage,
     devices::DevicesPage,
-    firmware::FirmwarePage,
+    firmware::{CampaignPage, CampaignsPage, FirmwarePage, NewCampaignPage},
     groups::GroupsPage,
     home::HomePage,
     import::ImportPage,
@@ -78,6 +78,9 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/alarms/:id") view=AlarmPage/>
                     <Route path=path!("/notifications") view=NotificationsPage/>
                     <Route path=path!("/firmware") view=FirmwarePage/>
+                    <Route path=path!("/firmware/campaigns") view=CampaignsPage/>
+                    <Route path=path!("/firmware/campaigns/new") view=NewCampaignPage/>
+                    <Route path=path!("/firmware/campaigns/:id") view=CampaignPage/>
                     <Route path=path!("/import") view=ImportPage/>
                     <Route path=path!("/groups") view=GroupsPage/>
                     <Route path=path!("/profiles") view=ProfilesPage/>

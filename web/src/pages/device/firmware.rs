@@ -32,7 +32,7 @@ const STEPS: [OtaState; 6] = [
     OtaState::Updated,
 ];
 
-fn state_label(state: OtaState) -> &'static str {
+pub fn state_label(state: OtaState) -> &'static str {
     match state {
         OtaState::Queued => "Queued",
         OtaState::Notified => "Notified",
@@ -51,7 +51,7 @@ fn state_label(state: OtaState) -> &'static str {
     }
 }
 
-fn state_tone(state: OtaState) -> Tone {
+pub fn state_tone(state: OtaState) -> Tone {
     match state {
         OtaState::Updated | OtaState::Succeeded | OtaState::Skipped => Tone::Good,
         OtaState::Failed | OtaState::TimedOut | OtaState::RolledBack => Tone::Bad,

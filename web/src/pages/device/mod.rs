@@ -11,6 +11,7 @@ pub use self::charts::interval_for;
 mod commands;
 mod credentials;
 mod firmware;
+pub use self::firmware::{state_label, state_tone};
 mod gateway;
 mod membership;
 mod timeline;

@@ -3,10 +3,19 @@
 //! signature, downloaded or deleted (`ota.manage`; the server refuses a package some device
 //! still has as its target, and the dialog says so); a chart of what the fleet runs, per title
 //! and version, from what devices report; `upload.rs` the upload dialog with its progress,
-//! `keys.rs` the signing keys. A device's own updates are its page's Firmware tab.
+//! `keys.rs` the signing keys. A device's own updates are its page's Firmware tab. Campaigns
+//! (a package rolled out to many devices) have their own tab: `campaigns.rs` the list,
+//! `wizard.rs` the form that makes one, `campaign.rs` one campaign followed as it runs.
 
+mod campaign;
+mod campaigns;
 mod keys;
 mod upload;
+mod wizard;
+
+pub use self::campaign::CampaignPage;
+pub use self::campaigns::CampaignsPage;
+pub use self::wizard::NewCampaignPage;
 
 use std::time::Duration;
 
@@ -14,6 +23,7 @@ use leptos::prelude::*;
 use stead_api_types::{DeviceProfile, Package, PackageKind, Permission};
 use uuid::Uuid;
 
+use self::campaigns::FirmwareTabs;
 use self::keys::SigningKeys;
 use self::upload::UploadDialog;
 use crate::api;
@@ -157,6 +167,7 @@ fn Library() -> impl IntoView {
             <PageHeader title="Firmware" intro="Packages your devices update to over the air, what the fleet runs, and the keys that sign packages. A device is given its target on its page's Firmware tab.">
                 <HeaderButton when=can_manage label="+ Upload package" test="upload-package" on_click=Callback::new(move |_| uploading.set(true))/>
             </PageHeader>
+            <FirmwareTabs/>
 
             <VersionChart changed=versions_changed/>
 
