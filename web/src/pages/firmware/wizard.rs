@@ -459,7 +459,7 @@ fn Wizard() -> impl IntoView {
                             <div class="waves" data-test="waves">
                                 {wave_boxes}
                                 <button type="button" class="button button-ghost button-small" data-test="add-wave"
-                                    disabled=move || wave_count.get() >= 10
+                                    disabled=move || { wave_count.get() >= 10 }
                                     on:click=move |_| waves.update(|w| w.push("100".into()))>"+ Wave"</button>
                             </div>
                         </div>
