@@ -15,6 +15,7 @@ mod browser;
 mod browser_account;
 mod browser_alarms;
 mod browser_audit;
+mod browser_campaigns;
 mod browser_fleet;
 mod browser_gateways;
 mod browser_home;
