@@ -462,7 +462,7 @@ fn Failures(id: Uuid, counts: Memo<BTreeMap<OtaState, u64>>) -> impl IntoView {
                     .await?
                     .items,
             );
-            all.sort_by(|a, b| b.state_at.cmp(&a.state_at));
+            all.sort_by_key(|d| std::cmp::Reverse(d.state_at));
             Ok(all)
         }
     });
