@@ -652,6 +652,18 @@ async fn two_workers_and_a_crash_notify_each_device_once() {
             .filter(|s| s.state == OtaState::Notified)
             .count();
         assert_eq!(notified, 1, "{d:?}");
+        // Every step the device reported, with its time, not only those a tick saw.
+        let steps: Vec<OtaState> = d.history.iter().map(|s| s.state).collect();
+        for step in [
+            OtaState::Notified,
+            OtaState::Downloading,
+            OtaState::Downloaded,
+            OtaState::Verified,
+            OtaState::Updating,
+            OtaState::Succeeded,
+        ] {
+            assert!(steps.contains(&step), "{step:?} in {steps:?}");
+        }
         let timeline = cb
             .get(&format!(
                 "/api/v1/devices/{}/timeline?limit=200",

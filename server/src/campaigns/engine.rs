@@ -292,6 +292,33 @@ async fn follow(
     Ok(())
 }
 
+/// A device's download step as the tracker records it (`DOWNLOADING` … `UPDATING`), at once, so
+/// that a campaign device's history holds every step with its time even when several come
+/// between two ticks. `UPDATED`, failures and time-outs stay the tick's: they decide health
+/// watches and retries.
+pub async fn follow_report(
+    state: &AppState,
+    ctx: &TenantCtx,
+    device: DeviceId,
+    package: Uuid,
+    step: OtaState,
+) -> Result<()> {
+    let order = |s: OtaState| repo::IN_FLIGHT.iter().position(|x| *x == s);
+    if !matches!(
+        step,
+        OtaState::Downloading | OtaState::Downloaded | OtaState::Verified | OtaState::Updating
+    ) {
+        return Ok(());
+    }
+    for d in repo::updating_to(&state.db, ctx, device.0, package).await? {
+        // Forward only: a late report never moves a device back.
+        if order(step) > order(repo::state_of(&d)) {
+            repo::move_device(&state.db, ctx, &d, step, Move::default(), Utc::now()).await?;
+        }
+    }
+    Ok(())
+}
+
 /// A device failed: queued again after its backoff while retries are left, otherwise `FAILED`
 /// (or `TIMED_OUT`) for good.
 #[allow(clippy::too_many_arguments)]

@@ -385,6 +385,30 @@ pub async fn devices_in(
         .await?)
 }
 
+/// A device's rows in the campaigns that update it to `package` and have not seen it updated
+/// yet (notified, or reporting its download steps).
+pub async fn updating_to(
+    db: &impl ConnectionTrait,
+    ctx: &TenantCtx,
+    device_id: Uuid,
+    package: Uuid,
+) -> Result<Vec<device::Model>> {
+    let rows = device::Entity::find()
+        .filter(device::Column::TenantId.eq(ctx.tenant_id().0))
+        .filter(device::Column::DeviceId.eq(device_id))
+        .filter(device::Column::State.is_in(IN_FLIGHT[..5].iter().map(|s| s.as_str())))
+        .all(db)
+        .await?;
+    let mut mine = Vec::new();
+    for r in rows {
+        let c = get(db, ctx, r.campaign_id).await?;
+        if c.package_id == package {
+            mine.push(r);
+        }
+    }
+    Ok(mine)
+}
+
 /// The next devices to notify: queued, due (a retry waits for its time), within the first
 /// `up_to` positions (a wave), in rollout order.
 pub async fn due(

@@ -155,6 +155,10 @@ async fn apply(state: &AppState, r: Report) -> Result<()> {
     if !repo::move_target(&state.db, &ctx, &t, next, reason.clone(), attempts, at).await? {
         return Ok(());
     }
+    if let Err(e) = crate::campaigns::engine::follow_report(state, &ctx, r.device, p.id, next).await
+    {
+        tracing::warn!(error = %e, "recording a step in the device's campaign failed");
+    }
     let mut detail = format!(
         "{} {} {}: {}",
         r.kind.as_str(),
