@@ -408,7 +408,7 @@ async fn custom_roles_grant_exactly_their_permissions_and_nobody_grants_what_the
     let role_admin: CustomRole = admin
         .post(
             "/api/v1/roles",
-            &json!({"name": "Role admin", "permissions": ["roles.manage", "users.read", "devices.read", "alarms.read"]}),
+            &json!({"name": "Role admin", "permissions": ["roles.manage", "users.read", "devices.read", "alarms.read", "ota.read"]}),
         )
         .await
         .unwrap()

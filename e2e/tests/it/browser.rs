@@ -178,7 +178,8 @@ pub async fn wait_count(b: &Browser, css: &str, n: usize) {
 }
 
 /// Clicks the element, brought to the middle of the window first, as a person would scroll to
-/// it (at the edge, a toast may cover it).
+/// it (at the edge, a toast may cover it). A toast still in the way is closed, as a person would,
+/// and the click tried once more.
 pub async fn click(b: &Browser, css: &str) {
     let element = wait_css(b, css).await;
     let arg = serde_json::to_value(&element).unwrap();
@@ -188,7 +189,23 @@ pub async fn click(b: &Browser, css: &str) {
     )
     .await
     .unwrap();
-    element.click().await.unwrap();
+    if let Err(first) = element.click().await {
+        dismiss_toasts(b).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        if let Err(again) = element.click().await {
+            panic!("clicking {css}: {first}; with the toasts closed: {again}");
+        }
+    }
+}
+
+/// Closes the toasts, which may cover a button at the bottom right.
+pub async fn dismiss_toasts(b: &Browser) {
+    b.execute(
+        "document.querySelectorAll('.toast-close').forEach(x => x.click()); return true;",
+        vec![],
+    )
+    .await
+    .unwrap();
 }
 
 /// Asserts, through the API, that the device has the shared attribute `key` = `value`.

@@ -12,7 +12,7 @@ use stead_api_types::{Alarm, AlarmDetail, AlarmPage, AlarmRule, AlarmSeverity, D
 use stead_e2e::Client;
 use uuid::Uuid;
 
-use crate::browser::{Console, click, screenshot, wait_count, wait_css, wait_text};
+use crate::browser::{Console, click, dismiss_toasts, screenshot, wait_count, wait_css, wait_text};
 use crate::harness::TestServer;
 use crate::mqtt::{device, mosquitto_pub};
 
@@ -56,16 +56,6 @@ async fn path_of(b: &Browser) -> String {
         Some(q) => format!("{}?{q}", url.path()),
         None => url.path().to_owned(),
     }
-}
-
-/// Closes the toasts, which may cover a button at the bottom right.
-pub async fn dismiss_toasts(b: &Browser) {
-    b.execute(
-        "document.querySelectorAll('.toast-close').forEach(x => x.click()); return true;",
-        vec![],
-    )
-    .await
-    .unwrap();
 }
 
 /// The row of the alarm, and something in it.

@@ -9,8 +9,8 @@ use serde_json::json;
 use stead_api_types::{Me, NotificationPage};
 use stead_e2e::Client;
 
+use crate::browser::dismiss_toasts;
 use crate::browser::{Console, click, screenshot, wait_count, wait_css, wait_text};
-use crate::browser_alarms::dismiss_toasts;
 use crate::browser_home::must;
 use crate::mqtt::device;
 use crate::mqtt_raw::Raw;
