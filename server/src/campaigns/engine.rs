@@ -410,7 +410,7 @@ async fn watch_health(
         }
     }
     if verdict.is_none() {
-        let connects = reconnects_since(state, d.device_id, since).await?;
+        let connects = reconnects_since(state, ctx, d.device_id, since).await?;
         if connects > u64::from(h.max_reconnects) {
             verdict = Some((
                 OtaState::Failed,
@@ -476,7 +476,12 @@ async fn watch_health(
 }
 
 /// Connects on the device's timeline since `since`.
-async fn reconnects_since(state: &AppState, device: Uuid, since: DateTime<Utc>) -> Result<u64> {
+async fn reconnects_since(
+    state: &AppState,
+    ctx: &TenantCtx,
+    device: Uuid,
+    since: DateTime<Utc>,
+) -> Result<u64> {
     use sea_orm::{ConnectionTrait, Statement};
     let b = state.db.get_database_backend();
     let p = crate::db::placeholder;
@@ -485,11 +490,16 @@ async fn reconnects_since(state: &AppState, device: Uuid, since: DateTime<Utc>) 
         .query_one_raw(Statement::from_sql_and_values(
             b,
             format!(
-                "SELECT COUNT(*) AS n FROM device_events WHERE device_id = {} AND kind = 'connected' AND ts > {}",
+                "SELECT COUNT(*) AS n FROM device_events WHERE tenant_id = {} AND device_id = {} AND kind = 'connected' AND ts > {}",
                 p(b, 1),
-                p(b, 2)
+                p(b, 2),
+                p(b, 3)
             ),
-            [device.into(), since.timestamp_millis().into()],
+            [
+                ctx.tenant_id().0.into(),
+                device.into(),
+                since.timestamp_millis().into(),
+            ],
         ))
         .await?;
     Ok(row

@@ -181,6 +181,7 @@ pub async fn devices(
         .select_only()
         .column(crate::devices::model::Column::Id)
         .column(crate::devices::model::Column::Name)
+        .filter(crate::devices::model::Column::TenantId.eq(ctx.tenant_id().0))
         .filter(crate::devices::model::Column::Id.is_in(ids))
         .into_tuple::<(Uuid, String)>()
         .all(db)
