@@ -248,7 +248,16 @@ pub async fn run(
                 .live
                 .node_heartbeat(state.sessions.node_id, ttl_ms)
                 .await?;
-            let heartbeat = tokio::spawn(crate::devices::lost::run_heartbeat(state.clone()));
+            let heartbeat = tokio::spawn({
+                let state = state.clone();
+                async move {
+                    tokio::join!(
+                        crate::devices::lost::run_heartbeat(state.clone()),
+                        // After a Redis outage: what this node's sessions missed.
+                        crate::ingress::resync::run(state),
+                    );
+                }
+            });
             Some((Ingress::start(state.clone(), listener, mqtts)?, heartbeat))
         }
         _ => None,

@@ -146,6 +146,9 @@ pub struct Config {
     pub telemetry_writers: usize,
     /// Days telemetry is kept, unless a tenant says otherwise.
     pub telemetry_retention_days: u32,
+    /// How far ahead of the server's clock a point's `ts` may be (a device with a wrong clock
+    /// is refused, with the reason on its timeline); at most 3 days, the partitions made ahead.
+    pub telemetry_max_future_secs: u64,
     /// Days audit entries are kept, unless a tenant says otherwise.
     pub audit_retention_days: u32,
     /// Seconds between retention passes (partitions ahead, expired data out).
@@ -238,6 +241,7 @@ impl Default for Config {
             telemetry_queue: 4096,
             telemetry_writers: 2,
             telemetry_retention_days: 30,
+            telemetry_max_future_secs: 86_400,
             audit_retention_days: 365,
             retention_interval_secs: 3600,
             webhook_allow_private_addresses: false,
@@ -493,6 +497,13 @@ impl Config {
         }
         if self.retention_interval_secs == 0 {
             problems.push("STEAD_RETENTION_INTERVAL_SECS must be at least 1".to_string());
+        }
+        if self.telemetry_max_future_secs > 3 * 86_400 {
+            problems.push(
+                "STEAD_TELEMETRY_MAX_FUTURE_SECS must be at most 259200 (3 days: telemetry \
+                 partitions are made 4 days ahead)"
+                    .to_string(),
+            );
         }
         if self.telemetry_retention_days == 0 {
             problems.push("STEAD_TELEMETRY_RETENTION_DAYS must be at least 1".to_string());

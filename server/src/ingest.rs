@@ -2,6 +2,7 @@
 //! and attribute values, and the refusals with their reasons. The transports map a `Rejection` to
 //! their own answer (an MQTT 5 reason code, an HTTP status) once.
 
+use crate::config::Config;
 use crate::devices::repo::DeviceIdentity;
 use crate::telemetry::{Row, decode};
 
@@ -80,16 +81,53 @@ pub fn check_size(len: usize, max: usize) -> Result<(), Rejection> {
 /// Telemetry rows of `device` from a payload in any of the three forms; answers the rows and the
 /// number of data points (for the rate limits).
 pub fn telemetry_rows(
+    cfg: &Config,
     device: &DeviceIdentity,
     payload: &[u8],
     now: i64,
 ) -> Result<(Vec<Row>, u64), Rejection> {
     let points = decode::telemetry(payload, now).map_err(|e| Rejection::Payload(e.to_string()))?;
-    Ok(rows_of(device, points))
+    rows_of(cfg, device, points, now)
 }
 
+const DAY_MS: i64 = 86_400_000;
+
 /// Decoded points as rows of `device`, with the number of data points (for the rate limits).
-pub fn rows_of(device: &DeviceIdentity, points: Vec<decode::Point>) -> (Vec<Row>, u64) {
+/// A point stamped further ahead of the server's clock than `STEAD_TELEMETRY_MAX_FUTURE_SECS`
+/// (a device whose clock is wrong) is refused, and the whole message with it: stored, it would
+/// sit beyond every partition made so far (PostgreSQL) and hide from every recent query. So is a
+/// point older than the tenant's retention, which would be deleted at the next pass.
+pub fn rows_of(
+    cfg: &Config,
+    device: &DeviceIdentity,
+    points: Vec<decode::Point>,
+    now: i64,
+) -> Result<(Vec<Row>, u64), Rejection> {
+    let latest = now.saturating_add(cfg.telemetry_max_future_secs.saturating_mul(1000) as i64);
+    let retention_days = device
+        .telemetry_retention_days
+        .map_or(i64::from(cfg.telemetry_retention_days), i64::from);
+    let earliest = now.saturating_sub(retention_days.saturating_mul(DAY_MS));
+    for p in &points {
+        if p.ts > latest {
+            return Err(Rejection::Payload(format!(
+                "`ts` {} ({}) is {} s ahead of the server's clock; at most {} s ahead is accepted \
+                 (is the device's clock set?)",
+                p.ts,
+                time_of(p.ts),
+                (p.ts - now) / 1000,
+                cfg.telemetry_max_future_secs
+            )));
+        }
+        if p.ts < earliest {
+            return Err(Rejection::Payload(format!(
+                "`ts` {} ({}) is older than the telemetry retention of {retention_days} days: \
+                 it would be deleted at once (is the device's clock set?)",
+                p.ts,
+                time_of(p.ts)
+            )));
+        }
+    }
     let values: usize = points.iter().map(|p| p.values.len()).sum();
     let rows = points
         .into_iter()
@@ -100,7 +138,12 @@ pub fn rows_of(device: &DeviceIdentity, points: Vec<decode::Point>) -> (Vec<Row>
             values: p.values,
         })
         .collect();
-    (rows, values as u64)
+    Ok((rows, values as u64))
+}
+
+fn time_of(ts: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ts)
+        .map_or_else(|| "out of range".into(), |t| t.to_rfc3339())
 }
 
 pub fn attributes(payload: &[u8]) -> Result<serde_json::Map<String, serde_json::Value>, Rejection> {

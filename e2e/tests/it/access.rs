@@ -87,7 +87,7 @@ fn names(page: &Page<Device>) -> Vec<String> {
 }
 
 /// Reads a live view until `needle` shows, or gives up after `within`.
-async fn read_until(
+pub async fn read_until(
     live: &mut (impl futures_util::Stream<Item = reqwest::Result<impl AsRef<[u8]>>> + Unpin),
     needle: &str,
     within: Duration,
@@ -785,4 +785,115 @@ async fn a_revoked_key_is_refused_on_every_node_at_once() {
         (401, "api_key_revoked".into())
     );
     eprintln!("revocation seen on node B after {:?}", started.elapsed());
+}
+
+type Events = std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<Vec<u8>>> + Send>>;
+
+/// A server-sent event stream at `path`, read as `client`.
+async fn stream_of(server: &TestServer, client: &Client, path: &str) -> Events {
+    let r = reqwest::Client::new()
+        .get(format!("{}{path}", server.base))
+        .bearer_auth(client.token().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{path}");
+    Box::pin(r.bytes_stream().map(|chunk| chunk.map(|b| b.to_vec())))
+}
+
+/// Reads `live` until it says `ended` with `reason`, then checks that it closes.
+async fn ends_with(live: &mut Events, reason: &str) {
+    let seen = read_until(live, "event: ended", Duration::from_secs(6)).await;
+    assert!(seen.contains(reason), "ended, but not for {reason}: {seen}");
+    assert!(
+        tokio::time::timeout(Duration::from_secs(5), live.next())
+            .await
+            .expect("the stream closes")
+            .is_none(),
+        "the stream closed after saying why"
+    );
+}
+
+/// Live streams (a device's, and the alarm stream) end, saying why, once their viewer loses
+/// access: the role loses the permission, the person is deactivated, the tenant is suspended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_streams_end_when_access_ends() {
+    let server = TestServer::start_with(
+        Backend::Sqlite,
+        Options::default().env("STEAD_LIVE_RECHECK_SECS", "1"),
+    )
+    .await;
+    let acme = server.tenant("Acme").await;
+    let admin = &acme.admin;
+    let (d, _) = device(admin, "pump").await;
+    let watcher: CustomRole = admin
+        .post(
+            "/api/v1/roles",
+            &json!({"name": "Watcher", "permissions": ["devices.read", "alarms.read"]}),
+        )
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    let live = format!("/api/v1/devices/{d}/live");
+    let (_, by_role) = member(&server, &acme, json!([{"role": {"custom": watcher.id}}])).await;
+    let (deactivated, by_person) =
+        member(&server, &acme, json!([{"role": {"builtin": "viewer"}}])).await;
+    let (_, by_tenant) = member(&server, &acme, json!([{"role": {"builtin": "viewer"}}])).await;
+    let mut role_live = stream_of(&server, &by_role, &live).await;
+    let mut role_alarms = stream_of(&server, &by_role, "/api/v1/alarms/stream").await;
+    let mut person_live = stream_of(&server, &by_person, &live).await;
+    let mut tenant_live = stream_of(&server, &by_tenant, &live).await;
+    let mut tenant_alarms = stream_of(&server, &by_tenant, "/api/v1/alarms/stream").await;
+    for s in [&mut role_live, &mut person_live, &mut tenant_live] {
+        read_until(s, "event: presence", Duration::from_secs(5)).await;
+    }
+    for s in [&mut role_alarms, &mut tenant_alarms] {
+        read_until(s, "event: counts", Duration::from_secs(5)).await;
+    }
+
+    // The role loses `devices.read`: the device stream ends, the alarm stream goes on.
+    admin
+        .patch(
+            &format!("/api/v1/roles/{}", watcher.id),
+            &json!({"permissions": ["alarms.read"]}),
+        )
+        .await
+        .unwrap()
+        .ok::<CustomRole>()
+        .unwrap();
+    ends_with(&mut role_live, "permission_denied").await;
+    assert!(
+        tokio::time::timeout(Duration::from_secs(2), role_alarms.next())
+            .await
+            .map_or(true, |next| next.is_some()),
+        "the alarm stream ended although alarms.read stayed"
+    );
+
+    // The person is deactivated.
+    admin
+        .patch(
+            &format!("/api/v1/users/{deactivated}"),
+            &json!({"active": false}),
+        )
+        .await
+        .unwrap()
+        .ok::<User>()
+        .unwrap();
+    ends_with(&mut person_live, "").await;
+
+    // The tenant is suspended: every stream of its people ends.
+    let platform = server.admin().await;
+    platform
+        .patch(
+            &format!("/api/v1/tenants/{}", acme.tenant.id),
+            &json!({"status": "suspended"}),
+        )
+        .await
+        .unwrap()
+        .ok::<serde_json::Value>()
+        .unwrap();
+    ends_with(&mut tenant_live, "").await;
+    ends_with(&mut tenant_alarms, "").await;
+    ends_with(&mut role_alarms, "").await;
 }

@@ -30,7 +30,7 @@ on_both_backends!(
 );
 
 /// An MQTT-basic device; answers its id and the credentials shown once.
-async fn basic_device(
+pub async fn basic_device(
     c: &Client,
     name: &str,
     credentials: serde_json::Value,
@@ -421,10 +421,19 @@ async fn expired_credentials_are_refused_and_listed(backend: Backend) {
     .unwrap();
     assert!(set.expires_at.is_some());
     let token = set.access_token.unwrap();
-    assert_eq!(Raw::connect(&server.mqtt, &token, 30, None).await.1, 0);
+    let (mut session, code) = Raw::connect(&server.mqtt, &token, 30, None).await;
+    assert_eq!(code, 0);
     assert_eq!(http_telemetry(&server, &token).await.status, 200);
+    // The session open when they expire ends then, not at its next CONNECT.
     let wait = soon - chrono::Utc::now() + chrono::Duration::milliseconds(300);
-    tokio::time::sleep(wait.to_std().unwrap_or_default()).await;
+    assert!(
+        session
+            .closed_within(wait.to_std().unwrap_or_default() + Duration::from_secs(2))
+            .await
+            .is_some(),
+        "the session outlived its credentials"
+    );
+    on_timeline(c, id, "disconnected", "credentials_expired").await;
     assert_eq!(Raw::connect(&server.mqtt, &token, 30, None).await.1, 4);
     let r = http_telemetry(&server, &token).await;
     assert_eq!(

@@ -35,6 +35,7 @@ mod dist;
 mod doctor;
 mod durability;
 mod embedded;
+mod faults;
 mod gateway;
 mod graceful;
 mod imports;

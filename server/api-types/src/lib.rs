@@ -1248,6 +1248,8 @@ pub enum DisconnectReason {
     NodeLost,
     /// A device behind a gateway: the gateway's own connection ended.
     GatewayDisconnected,
+    /// Its credentials reached their expiry while it was connected.
+    CredentialsExpired,
 }
 
 /// `GET /api/v1/devices/{id}/presence`.

@@ -178,7 +178,7 @@ async fn telemetry(
     let now = now_ms();
     let stored = async {
         ingest::check_size(body.len(), state.config.mqtt_max_payload_bytes)?;
-        let (rows, points) = ingest::telemetry_rows(&device, &body, now)?;
+        let (rows, points) = ingest::telemetry_rows(&state.config, &device, &body, now)?;
         state
             .sessions
             .http_admit(&state.config, &device, now, points)?;

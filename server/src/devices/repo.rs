@@ -568,6 +568,11 @@ pub struct DeviceIdentity {
     pub profile_limits: stead_api_types::ProfileLimits,
     /// May speak for the devices behind it (`v1/gateway/...`).
     pub gateway: bool,
+    /// A digest of the credentials it proved (`stamp_of`): a session whose stamp no longer
+    /// matches the device's row was revoked, even if this node missed the word.
+    pub stamp: String,
+    /// The tenant's telemetry retention (days), when it has its own.
+    pub telemetry_retention_days: Option<i32>,
 }
 
 impl DeviceIdentity {
@@ -585,6 +590,72 @@ impl DeviceIdentity {
 }
 
 /// The identity of a device whose tenant is active (a suspended tenant's devices are unknown).
+/// A digest of a device's credentials: any change to them (a new token, user name, password,
+/// client id or type) changes it.
+fn stamp_of(device: &model::Model) -> String {
+    tokens::hash_token(&format!(
+        "{}\n{}\n{:?}\n{:?}\n{:?}",
+        device.credentials_type,
+        device.token_hash,
+        device.mqtt_username,
+        device.mqtt_client_id,
+        device.mqtt_password_hash
+    ))
+}
+
+/// Why sessions held on this node should end now, checked against the database after the node
+/// missed the other nodes' word (see `ingress::resync`): the device is gone, disabled, its
+/// tenant suspended, its credentials changed (`stamp`, for its own connection) or expired.
+/// Sessions still valid are not in the answer.
+pub async fn no_longer_admitted(
+    _: System,
+    db: &impl crate::db::Db,
+    held: &[(DeviceId, Option<String>)],
+) -> Result<Vec<(DeviceId, stead_api_types::DisconnectReason)>> {
+    use stead_api_types::DisconnectReason as Why;
+    let now = Utc::now().timestamp_millis();
+    let mut ended = Vec::new();
+    for chunk in held.chunks(1000) {
+        let rows: std::collections::HashMap<Uuid, model::Model> = Devices::find()
+            .filter(model::Column::Id.is_in(chunk.iter().map(|(d, _)| d.0)))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|d| (d.id, d))
+            .collect();
+        let tenants: std::collections::HashSet<Uuid> = rows.values().map(|d| d.tenant_id).collect();
+        let mut suspended = std::collections::HashSet::new();
+        for tenant in tenants {
+            let active = crate::tenants::repo::find(db, TenantId(tenant))
+                .await?
+                .is_some_and(|t| crate::tenants::repo::status(&t) != TenantStatus::Suspended);
+            if !active {
+                suspended.insert(tenant);
+            }
+        }
+        for (device, stamp) in chunk {
+            let why = match rows.get(&device.0) {
+                None => Some(Why::CredentialsRevoked),
+                Some(d) if suspended.contains(&d.tenant_id) => Some(Why::CredentialsRevoked),
+                Some(d) if d.disabled_reason.is_some() => Some(Why::Disabled),
+                Some(d) if stamp.as_ref().is_some_and(|s| *s != stamp_of(d)) => {
+                    Some(Why::CredentialsRevoked)
+                }
+                Some(d)
+                    if stamp.is_some() && d.credentials_expire_at.is_some_and(|at| at <= now) =>
+                {
+                    Some(Why::CredentialsExpired)
+                }
+                Some(_) => None,
+            };
+            if let Some(why) = why {
+                ended.push((*device, why));
+            }
+        }
+    }
+    Ok(ended)
+}
+
 async fn identity_of(
     db: &impl crate::db::Db,
     device: model::Model,
@@ -603,7 +674,10 @@ async fn identity_of(
             .unwrap_or_default(),
         None => Default::default(),
     };
+    let stamp = stamp_of(&device);
     Ok(Some(DeviceIdentity {
+        stamp,
+        telemetry_retention_days: tenant.telemetry_retention_days,
         device_id: DeviceId(device.id),
         tenant_id: TenantId(device.tenant_id),
         name: device.name,

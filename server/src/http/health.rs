@@ -23,15 +23,28 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             checks.insert("database".into(), format!("unreachable: {e}"))
         }
     };
-    if let Some(result) = state.live.ping().await {
-        match result {
-            Ok(()) => checks.insert("redis".into(), "ok".into()),
-            Err(e) => {
-                ready = false;
-                tracing::warn!(error = %e, "readiness: redis unreachable");
-                checks.insert("redis".into(), format!("unreachable: {e}"))
-            }
-        };
+    match tokio::time::timeout(PING_TIMEOUT, state.live.ping()).await {
+        Ok(None) => {}
+        Ok(Some(Ok(()))) if state.bus.linked() => {
+            checks.insert("redis".into(), "ok".into());
+        }
+        Ok(Some(Ok(()))) => {
+            ready = false;
+            checks.insert(
+                "redis".into(),
+                "answers, but the subscription to the other nodes is being made again".into(),
+            );
+        }
+        Ok(Some(Err(e))) => {
+            ready = false;
+            tracing::warn!(error = %e, "readiness: redis unreachable");
+            checks.insert("redis".into(), format!("unreachable: {e}"));
+        }
+        Err(_) => {
+            ready = false;
+            tracing::warn!("readiness: redis did not answer within 2 s");
+            checks.insert("redis".into(), "unreachable: no answer within 2 s".into());
+        }
     }
     let body = Readiness {
         status: if ready { "ready" } else { "not_ready" }.into(),

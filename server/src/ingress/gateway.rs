@@ -364,7 +364,9 @@ impl Gateway {
             let part = async {
                 let points = points.map_err(|why| self.refuse_named(topic, &name, why))?;
                 let identity = self.hold(topic, &name, None, subs).await?;
-                let (part_rows, n) = ingest::rows_of(&identity, points);
+                let (part_rows, n) =
+                    ingest::rows_of(&self.ctx.state.config, &identity, points, now)
+                        .map_err(|why| self.refuse_named(topic, &name, why))?;
                 self.admit(topic, &name, &identity, now, n)?;
                 Ok::<_, Rejection>((identity.device_id, part_rows))
             };

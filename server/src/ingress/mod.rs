@@ -10,6 +10,7 @@ pub mod daily;
 pub mod gateway;
 mod limits;
 mod registry;
+pub mod resync;
 pub mod session;
 pub mod topic;
 mod v3;
@@ -23,7 +24,7 @@ use std::time::{Duration, Instant};
 use stead_api_types::DisconnectReason;
 
 pub use limits::{Limiter, Rate};
-pub use registry::{Registry, SessionMsg};
+pub use registry::{Held, Registry, SessionMsg};
 
 use crate::app::AppState;
 use crate::devices::credentials::{Denied, MqttLogin, Why, admissible, verify_mqtt_password};
@@ -260,6 +261,7 @@ pub fn describe(reason: DisconnectReason) -> &'static str {
             "the server node holding its session was lost (crashed or killed)"
         }
         DisconnectReason::GatewayDisconnected => "the connection of its gateway ended",
+        DisconnectReason::CredentialsExpired => "its credentials expired while it was connected",
     }
 }
 
@@ -297,6 +299,9 @@ pub struct Sessions {
     /// Ended sessions whose end (activity, presence, Last Will) is still being written: shutdown
     /// waits for them before the process goes.
     ending: std::sync::atomic::AtomicUsize,
+    /// False while this node does not hear the other nodes (the Redis subscription is lost): a
+    /// revocation made elsewhere meanwhile would not reach the login cache, so it is not used.
+    linked: std::sync::atomic::AtomicBool,
 }
 
 /// One session's end being written; see `Sessions::ending`.
@@ -327,6 +332,7 @@ impl Default for Sessions {
             remote: std::sync::OnceLock::new(),
             waits: crate::rpc::Waits::default(),
             ending: std::sync::atomic::AtomicUsize::new(0),
+            linked: std::sync::atomic::AtomicBool::new(true),
         }
     }
 }
@@ -618,7 +624,18 @@ impl Sessions {
             .map_err(crate::ingest::Rejection::RateLimited)
     }
 
+    /// Whether this node hears the other nodes. Both ways the cached logins are forgotten: what
+    /// was revoked elsewhere while the link was down is checked again against the database.
+    pub fn set_linked(&self, linked: bool) {
+        locked(&self.auth_cache).retain(|_, _| false);
+        self.linked
+            .store(linked, std::sync::atomic::Ordering::Release);
+    }
+
     fn cached(&self, key: &str) -> Option<DeviceIdentity> {
+        if !self.linked.load(std::sync::atomic::Ordering::Acquire) {
+            return None;
+        }
         let now = Instant::now();
         locked(&self.auth_cache)
             .entries
@@ -634,7 +651,8 @@ impl Sessions {
     /// Keeps an authentication for `ttl`, unless a revocation happened since `generation`.
     fn cache(&self, key: String, identity: DeviceIdentity, ttl: Duration, generation: u64) {
         let mut cache = locked(&self.auth_cache);
-        if cache.generation != generation {
+        if cache.generation != generation || !self.linked.load(std::sync::atomic::Ordering::Acquire)
+        {
             return;
         }
         let now = Instant::now();

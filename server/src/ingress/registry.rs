@@ -38,6 +38,9 @@ pub enum SessionMsg {
 struct Entry {
     conn_id: u64,
     tenant_id: TenantId,
+    /// When the session began (ms), and the credentials it proved (`DeviceIdentity::stamp`).
+    connected_at: i64,
+    stamp: String,
     tx: mpsc::UnboundedSender<SessionMsg>,
 }
 
@@ -46,6 +49,18 @@ struct SubEntry {
     gateway: DeviceId,
     conn_id: u64,
     name: String,
+    connected_at: i64,
+}
+
+/// A device this node holds, for the catch-up after an outage (`ingress::resync`).
+#[derive(Debug, Clone)]
+pub struct Held {
+    pub device: DeviceId,
+    /// Its own connection, or its gateway's.
+    pub conn_id: u64,
+    pub connected_at: i64,
+    /// The credentials its own connection proved; `None` behind a gateway.
+    pub stamp: Option<String>,
 }
 
 #[derive(Default)]
@@ -97,6 +112,7 @@ impl Registry {
         &self,
         device: DeviceId,
         tenant_id: TenantId,
+        stamp: String,
     ) -> Option<(u64, mpsc::UnboundedReceiver<SessionMsg>)> {
         let conn_id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
         let (tx, rx) = mpsc::unbounded_channel();
@@ -112,6 +128,8 @@ impl Registry {
             Entry {
                 conn_id,
                 tenant_id,
+                connected_at: crate::telemetry::now_ms(),
+                stamp,
                 tx,
             },
         );
@@ -165,6 +183,7 @@ impl Registry {
                 gateway,
                 conn_id,
                 name: name.to_owned(),
+                connected_at: crate::telemetry::now_ms(),
             },
         );
         true
@@ -186,6 +205,37 @@ impl Registry {
     /// it, the gateway's session stays).
     pub fn kick(&self, device: DeviceId, reason: DisconnectReason) -> bool {
         self.maps().end(device, reason)
+    }
+
+    /// Ends the device's session on this node only while it is still connection `conn_id` (its
+    /// own, or its gateway's): a late verdict on an old session never ends a newer one.
+    pub fn kick_conn(&self, device: DeviceId, conn_id: u64, reason: DisconnectReason) -> bool {
+        let maps = self.maps();
+        let current = maps.sessions.get(&device).map(|e| e.conn_id).or_else(|| {
+            maps.subs
+                .get(&device)
+                .filter(|s| maps.gateway_of(s).is_some())
+                .map(|s| s.conn_id)
+        });
+        current == Some(conn_id) && maps.end(device, reason)
+    }
+
+    /// Every device this node holds now.
+    pub fn held(&self) -> Vec<Held> {
+        let maps = self.maps();
+        let own = maps.sessions.iter().map(|(device, e)| Held {
+            device: *device,
+            conn_id: e.conn_id,
+            connected_at: e.connected_at,
+            stamp: Some(e.stamp.clone()),
+        });
+        let subs = maps.subs.iter().map(|(device, s)| Held {
+            device: *device,
+            conn_id: s.conn_id,
+            connected_at: s.connected_at,
+            stamp: None,
+        });
+        own.chain(subs).collect()
     }
 
     /// Hands a message to the device's session on this node (its own, or its gateway's); false
@@ -253,7 +303,7 @@ mod tests {
     fn a_device_behind_a_gateway_is_reached_and_ended_through_it() {
         let registry = Registry::default();
         let (gateway, sub, tenant) = (id(), id(), TenantId(uuid::Uuid::new_v4()));
-        let (conn, mut rx) = registry.register(gateway, tenant).unwrap();
+        let (conn, mut rx) = registry.register(gateway, tenant, String::new()).unwrap();
         assert!(registry.register_sub(sub, gateway, conn, "thermo-1"));
         assert!(!registry.register_sub(sub, gateway, conn + 1, "thermo-1"));
         assert!(registry.holds(sub));
@@ -281,9 +331,9 @@ mod tests {
     fn a_direct_connection_takes_a_device_over_from_its_gateway() {
         let registry = Registry::default();
         let (gateway, sub, tenant) = (id(), id(), TenantId(uuid::Uuid::new_v4()));
-        let (conn, mut rx) = registry.register(gateway, tenant).unwrap();
+        let (conn, mut rx) = registry.register(gateway, tenant, String::new()).unwrap();
         assert!(registry.register_sub(sub, gateway, conn, "s"));
-        let (_, _own) = registry.register(sub, tenant).unwrap();
+        let (_, _own) = registry.register(sub, tenant, String::new()).unwrap();
         assert!(matches!(
             rx.try_recv().unwrap(),
             SessionMsg::EndSub {

@@ -174,10 +174,11 @@ async fn admit_in_span(
         "stead.tenant.id",
         tracing::field::display(identity.tenant_id),
     );
-    let Some((conn_id, kick)) = ctx
-        .registry
-        .register(identity.device_id, identity.tenant_id)
-    else {
+    let Some((conn_id, kick)) = ctx.registry.register(
+        identity.device_id,
+        identity.tenant_id,
+        identity.stamp.clone(),
+    ) else {
         // The node is shutting down: the device should connect to another one.
         ctx.connect_refused(peer, "the server is shutting down", Some(&identity));
         return Err(Refusal::Unavailable);
@@ -318,8 +319,20 @@ pub fn pump<O: Outbound>(
     subs: Rc<Subscriptions>,
     gateway: Option<Rc<Gateway>>,
     mut rx: tokio::sync::mpsc::UnboundedReceiver<SessionMsg>,
+    credentials_expire_at: Option<i64>,
 ) {
     ntex::rt::spawn(async move {
+        // Credentials that expire while the device is connected end its session then, not only
+        // its next CONNECT.
+        let mut expiry = std::pin::pin!(async move {
+            match credentials_expire_at {
+                Some(at) => {
+                    let left = (at - crate::telemetry::now_ms()).max(0) as u64;
+                    tokio::time::sleep(std::time::Duration::from_millis(left)).await;
+                }
+                None => std::future::pending().await,
+            }
+        });
         // Commands go out one at a time, in the order they came: each waits for its
         // acknowledgement. The queue and its task start with the first command: most sessions
         // never get one, and each costs memory for as long as the device stays connected.
@@ -337,7 +350,12 @@ pub fn pump<O: Outbound>(
             });
             let _ = queue.send((qos, command, via));
         };
-        while let Some(msg) = rx.recv().await {
+        loop {
+            let msg = tokio::select! {
+                msg = rx.recv() => msg,
+                () = &mut expiry => Some(SessionMsg::End(DisconnectReason::CredentialsExpired)),
+            };
+            let Some(msg) = msg else { break };
             match msg {
                 SessionMsg::End(reason) => {
                     ended.set(Some(reason));
@@ -651,7 +669,8 @@ impl DeviceSession {
 
     async fn telemetry(&self, wait: bool, payload: Bytes) -> Result<Option<Reply>, Rejection> {
         let now = telemetry::now_ms();
-        let (rows, points) = ingest::telemetry_rows(&self.identity, &payload, now)?;
+        let (rows, points) =
+            ingest::telemetry_rows(&self.ctx.state.config, &self.identity, &payload, now)?;
         self.limiter
             .borrow_mut()
             .admit(now, points)
@@ -714,22 +733,7 @@ impl DeviceSession {
                 Ok(None)
             }
             PublishTopic::AttributeRequest(id) => {
-                let request: serde_json::Value = if payload.is_empty() {
-                    serde_json::json!({})
-                } else {
-                    serde_json::from_slice(&payload).map_err(|e| {
-                        Rejection::Payload(format!("the attribute request is not valid JSON: {e}"))
-                    })?
-                };
-                let keys = |name: &str| -> Option<Vec<String>> {
-                    request.get(name).and_then(|v| v.as_str()).map(|s| {
-                        s.split(',')
-                            .map(|k| k.trim().to_owned())
-                            .filter(|k| !k.is_empty())
-                            .collect()
-                    })
-                };
-                let (client_keys, shared_keys) = (keys("clientKeys"), keys("sharedKeys"));
+                let (client_keys, shared_keys) = attribute_request_keys(&payload)?;
                 let ctx = self.ctx.clone();
                 let identity = self.identity.clone();
                 let answer = self
@@ -752,14 +756,8 @@ impl DeviceSession {
                 }))
             }
             PublishTopic::RpcRequest(id) => {
-                let request: serde_json::Value = serde_json::from_slice(&payload).map_err(|e| {
-                    Rejection::Payload(format!("the RPC request is not valid JSON: {e}"))
-                })?;
-                let method = request
-                    .get("method")
-                    .and_then(|m| m.as_str())
-                    .unwrap_or_default();
-                let answer = match method {
+                let method = rpc_request_method(&payload)?;
+                let answer = match method.as_str() {
                     "getSessionLimits" => self.ctx.session_limits(&self.identity),
                     "getCurrentTime" | "getTime" => {
                         serde_json::json!({"time": telemetry::now_ms()})
@@ -773,10 +771,7 @@ impl DeviceSession {
                 }))
             }
             PublishTopic::RpcResponse(id) => {
-                let response: serde_json::Value =
-                    serde_json::from_slice(&payload).unwrap_or_else(|_| {
-                        serde_json::Value::String(String::from_utf8_lossy(&payload).into_owned())
-                    });
+                let response = rpc_response(&payload);
                 let ctx = self.ctx.clone();
                 let device = self.identity.device_id;
                 let known = self
@@ -827,22 +822,14 @@ impl DeviceSession {
         payload: &[u8],
     ) -> Result<Reply, Rejection> {
         let x = kind.prefix();
-        let text = std::str::from_utf8(payload).unwrap_or("").trim();
-        let asked = if text.is_empty() {
-            None
-        } else {
-            match text.parse::<u64>() {
-                Ok(n) => Some(n),
-                Err(_) => {
-                    return Ok(Reply {
-                        topic: format!("v2/{x}/error"),
-                        payload: Bytes::from(format!(
-                            "the chunk size must be a whole number of bytes as decimal text, not {:?}",
-                            text.chars().take(40).collect::<String>()
-                        )),
-                        qos1: false,
-                    });
-                }
+        let asked = match chunk_size(payload) {
+            Ok(asked) => asked,
+            Err(why) => {
+                return Ok(Reply {
+                    topic: format!("v2/{x}/error"),
+                    payload: Bytes::from(why),
+                    qos1: false,
+                });
             }
         };
         let size = {
@@ -911,6 +898,70 @@ impl DeviceSession {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// What a device's message asks for, read without touching any state (`route_other` calls these;
+// so do the fuzz targets in server/fuzz).
+
+/// The keys an attribute request asks for: `clientKeys` and `sharedKeys`, each a comma-separated
+/// list (`None`: that scope is not named).
+pub type RequestedKeys = (Option<Vec<String>>, Option<Vec<String>>);
+
+/// Reads an attribute request (`v1/devices/me/attributes/request/{id}`); an empty payload names
+/// no scope.
+pub fn attribute_request_keys(payload: &[u8]) -> Result<RequestedKeys, Rejection> {
+    let request: serde_json::Value = if payload.is_empty() {
+        serde_json::json!({})
+    } else {
+        serde_json::from_slice(payload).map_err(|e| {
+            Rejection::Payload(format!("the attribute request is not valid JSON: {e}"))
+        })?
+    };
+    let keys = |name: &str| -> Option<Vec<String>> {
+        request.get(name).and_then(|v| v.as_str()).map(|s| {
+            s.split(',')
+                .map(|k| k.trim().to_owned())
+                .filter(|k| !k.is_empty())
+                .collect()
+        })
+    };
+    Ok((keys("clientKeys"), keys("sharedKeys")))
+}
+
+/// The method a device's request to the platform names (`v1/devices/me/rpc/request/{id}`),
+/// empty when it names none.
+pub fn rpc_request_method(payload: &[u8]) -> Result<String, Rejection> {
+    let request: serde_json::Value = serde_json::from_slice(payload)
+        .map_err(|e| Rejection::Payload(format!("the RPC request is not valid JSON: {e}")))?;
+    Ok(request
+        .get("method")
+        .and_then(|m| m.as_str())
+        .unwrap_or_default()
+        .to_owned())
+}
+
+/// A device's answer to a command (`v1/devices/me/rpc/response/{id}`): its JSON, or its text as
+/// a string when it is not JSON.
+pub fn rpc_response(payload: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(payload).unwrap_or_else(|_| {
+        serde_json::Value::String(String::from_utf8_lossy(payload).into_owned())
+    })
+}
+
+/// The chunk size a package chunk request asks for, as decimal text (`None`: empty, the size
+/// last used for the request); the error is the text the device gets on `v2/{fw,sw}/error`.
+pub fn chunk_size(payload: &[u8]) -> Result<Option<u64>, String> {
+    let text = std::str::from_utf8(payload).unwrap_or("").trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse::<u64>().map(Some).map_err(|_| {
+        format!(
+            "the chunk size must be a whole number of bytes as decimal text, not {:?}",
+            text.chars().take(40).collect::<String>()
+        )
+    })
+}
+
 impl Drop for DeviceSession {
     /// The connection is gone, however it ended: record why, flush the counters, publish the
     /// Last Will when the client did not say goodbye, and free the device's registration.
@@ -976,7 +1027,9 @@ impl Drop for DeviceSession {
             }
             if let Some((topic, payload)) = will {
                 if topic == "v1/devices/me/telemetry" {
-                    if let Ok((rows, _)) = ingest::telemetry_rows(&identity, &payload, now) {
+                    if let Ok((rows, _)) =
+                        ingest::telemetry_rows(&ctx.state.config, &identity, &payload, now)
+                    {
                         let _ = ctx.state.telemetry.write(identity.device_id, rows).await;
                     }
                 } else if topic == "v1/devices/me/attributes"

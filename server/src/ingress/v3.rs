@@ -63,6 +63,7 @@ async fn handshake(
         session.subs.clone(),
         session.gateway.clone(),
         kick,
+        session.identity.credentials_expire_at,
     );
     let timeout = keep_alive_timeout(&ctx, keep_alive);
     Ok(hs

@@ -24,9 +24,9 @@ pub type V5State = State<v5::MqttSink>;
 fn disconnect_code(reason: DisconnectReason) -> codec::DisconnectReasonCode {
     match reason {
         DisconnectReason::TakenOver => codec::DisconnectReasonCode::SessionTakenOver,
-        DisconnectReason::CredentialsRevoked | DisconnectReason::Disabled => {
-            codec::DisconnectReasonCode::NotAuthorized
-        }
+        DisconnectReason::CredentialsRevoked
+        | DisconnectReason::CredentialsExpired
+        | DisconnectReason::Disabled => codec::DisconnectReasonCode::NotAuthorized,
         DisconnectReason::ServerShutdown => codec::DisconnectReasonCode::ServerShuttingDown,
         DisconnectReason::KeepAliveTimeout => codec::DisconnectReasonCode::KeepAliveTimeout,
         _ => codec::DisconnectReasonCode::UnspecifiedError,
@@ -68,6 +68,7 @@ async fn handshake(
         session.subs.clone(),
         session.gateway.clone(),
         kick,
+        session.identity.credentials_expire_at,
     );
     let ka = super::v3::keep_alive_timeout(&ctx, keep_alive).0;
     let max_inflight = ctx.state.config.mqtt_max_inflight;

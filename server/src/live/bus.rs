@@ -33,6 +33,176 @@ pub struct LiveBus {
     redis: Option<RedisBus>,
     /// Set at shutdown: open live views end, so that they do not hold up the HTTP drain.
     closing: Arc<tokio::sync::watch::Sender<bool>>,
+    /// Whether this node hears the other nodes (always, without Redis).
+    link: Arc<Link>,
+}
+
+/// The state of the node's subscription to the other nodes' messages.
+pub struct Link {
+    up: std::sync::atomic::AtomicBool,
+    /// Counts the subscriptions made again after one was lost: each time, what the node may
+    /// have missed meanwhile (revocations, take-overs, commands) is caught up on
+    /// (`ingress::resync`).
+    relinked: tokio::sync::watch::Sender<u64>,
+}
+
+impl Link {
+    fn set_up(&self, up: bool) {
+        self.up.store(up, std::sync::atomic::Ordering::Release);
+    }
+}
+
+impl Default for Link {
+    fn default() -> Link {
+        Link {
+            up: std::sync::atomic::AtomicBool::new(true),
+            relinked: tokio::sync::watch::Sender::new(0),
+        }
+    }
+}
+
+/// Subscribes to the live-event and session-control channels.
+async fn subscribe(
+    client: &redis::Client,
+    live: &str,
+    control: &str,
+) -> anyhow::Result<redis::aio::PubSub> {
+    let mut pubsub = tokio::time::timeout(Duration::from_secs(5), client.get_async_pubsub())
+        .await
+        .map_err(|_| anyhow::anyhow!("no answer within 5 s"))??;
+    pubsub.subscribe(live).await?;
+    pubsub.subscribe(control).await?;
+    Ok(pubsub)
+}
+
+/// Hands what the other nodes say to this node's live views and sessions. When the
+/// subscription drops (Redis restarted, the network cut), the node stops trusting what it
+/// cached from before (`Sessions::set_linked`), subscribes again as soon as Redis answers, and
+/// then catches up (`Link::relinked`).
+async fn listen(
+    client: redis::Client,
+    mut pubsub: redis::aio::PubSub,
+    [live, control]: [String; 2],
+    local: broadcast::Sender<Arc<(DeviceId, LiveEvent)>>,
+    sessions: Arc<crate::ingress::Sessions>,
+    link: Arc<Link>,
+) {
+    let node = sessions.node_id;
+    loop {
+        {
+            let mut messages = pubsub.on_message();
+            while let Some(msg) = messages.next().await {
+                let Ok(payload) = msg.get_payload::<Vec<u8>>() else {
+                    continue;
+                };
+                if let Ok(wire) = serde_json::from_slice::<Wire>(&payload) {
+                    let _ = local.send(Arc::new((wire.device, wire.event)));
+                } else if let Ok(control) = serde_json::from_slice::<ControlWire>(&payload)
+                    && control.from != node
+                {
+                    sessions.apply(control.control);
+                }
+            }
+        }
+        link.set_up(false);
+        sessions.set_linked(false);
+        tracing::error!(
+            "the Redis subscription for live events and session control was lost; \
+             subscribing again (meanwhile this node trusts no cached device login)"
+        );
+        let mut wait = Duration::from_millis(200);
+        pubsub = loop {
+            tokio::time::sleep(wait).await;
+            match subscribe(&client, &live, &control).await {
+                Ok(pubsub) => break pubsub,
+                Err(e) => {
+                    tracing::warn!(error = %e, "subscribing to Redis again failed; retrying");
+                    wait = (wait * 2).min(Duration::from_secs(2));
+                }
+            }
+        };
+        sessions.set_linked(true);
+        link.set_up(true);
+        link.relinked.send_modify(|n| *n += 1);
+        tracing::info!("subscribed to Redis again: catching up on what this node missed");
+    }
+}
+
+/// Controls that could not be published wait here, in order, for Redis to answer again; beyond
+/// this many the oldest go (the catch-up after the outage covers them).
+const CONTROLS_WAITING: usize = 10_000;
+
+/// How long a take-over announcement stays worth sending: a late one could end a newer session,
+/// and the catch-up after an outage settles take-overs from the presence records instead.
+const TAKE_OVER_FRESH: Duration = Duration::from_secs(5);
+
+/// Publishes this node's session control for the other nodes. What cannot be published (Redis
+/// down) is kept and published, in order, once Redis answers again: a revocation made during
+/// an outage reaches every node.
+async fn tell(
+    mut conn: redis::aio::ConnectionManager,
+    channel: String,
+    node: uuid::Uuid,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<(crate::ingress::Control, tracing::Span)>,
+) {
+    let mut waiting: std::collections::VecDeque<(Vec<u8>, bool, std::time::Instant)> =
+        std::collections::VecDeque::new();
+    while let Some((control, sent_in)) = rx.recv().await {
+        let take_over = matches!(control, crate::ingress::Control::Connected(_));
+        let payload = serde_json::to_vec(&ControlWire {
+            from: node,
+            control,
+        })
+        .unwrap_or_default();
+        let span = sent_in.in_scope(|| redis_span("PUBLISH"));
+        if waiting.is_empty()
+            && conn
+                .publish::<_, _, ()>(&channel, &payload)
+                .instrument(span)
+                .await
+                .is_ok()
+        {
+            continue;
+        }
+        waiting.push_back((payload, take_over, std::time::Instant::now()));
+        // Publishes the waiting controls in order until Redis takes them all, while taking in
+        // new ones.
+        let mut wait = Duration::from_millis(200);
+        while !waiting.is_empty() {
+            while let Ok((control, _)) = rx.try_recv() {
+                let take_over = matches!(control, crate::ingress::Control::Connected(_));
+                let payload = serde_json::to_vec(&ControlWire {
+                    from: node,
+                    control,
+                })
+                .unwrap_or_default();
+                waiting.push_back((payload, take_over, std::time::Instant::now()));
+            }
+            if waiting.len() > CONTROLS_WAITING {
+                let dropped = waiting.len() - CONTROLS_WAITING;
+                waiting.drain(..dropped);
+                tracing::warn!(
+                    dropped,
+                    "session control for other nodes dropped while Redis is down"
+                );
+            }
+            waiting.retain(|(_, take_over, at)| !*take_over || at.elapsed() < TAKE_OVER_FRESH);
+            let Some((payload, _, _)) = waiting.front() else {
+                break;
+            };
+            match conn.publish::<_, _, ()>(&channel, payload).await {
+                Ok(()) => {
+                    waiting.pop_front();
+                    wait = Duration::from_millis(200);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, waiting = waiting.len(), "telling the other nodes failed; retrying");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -66,6 +236,7 @@ impl LiveBus {
             local_watchers: Arc::default(),
             redis: None,
             closing: Arc::new(tokio::sync::watch::Sender::new(false)),
+            link: Arc::default(),
         };
         if let LiveStore::Redis(r) = live {
             let redis = RedisBus {
@@ -74,49 +245,27 @@ impl LiveBus {
                 watch_key: r.key("watched"),
             };
             let control_channel = r.key("control");
-            let mut pubsub = r.client.get_async_pubsub().await?;
-            pubsub.subscribe(&redis.channel).await?;
-            pubsub.subscribe(&control_channel).await?;
-            let local = bus.local.clone();
-            let node = sessions.node_id;
-            let receiver = sessions.clone();
-            tokio::spawn(async move {
-                let mut messages = pubsub.into_on_message();
-                while let Some(msg) = messages.next().await {
-                    let Ok(payload) = msg.get_payload::<Vec<u8>>() else {
-                        continue;
-                    };
-                    if let Ok(wire) = serde_json::from_slice::<Wire>(&payload) {
-                        let _ = local.send(Arc::new((wire.device, wire.event)));
-                    } else if let Ok(control) = serde_json::from_slice::<ControlWire>(&payload)
-                        && control.from != node
-                    {
-                        receiver.apply(control.control);
-                    }
-                }
-                tracing::error!("the Redis subscription for live events and session control ended");
-            });
+            // The first subscription is made here, so that a node that cannot subscribe does not
+            // start; later ones are made again by the task below whenever the link drops.
+            let pubsub = subscribe(&r.client, &redis.channel, &control_channel).await?;
+            bus.link.set_up(true);
+            tokio::spawn(listen(
+                r.client.clone(),
+                pubsub,
+                [redis.channel.clone(), control_channel.clone()],
+                bus.local.clone(),
+                sessions.clone(),
+                bus.link.clone(),
+            ));
             // Session control for the other nodes: revocations and take-overs.
-            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
             sessions.set_remote(tx);
-            let mut conn = redis.conn.clone();
-            tokio::spawn(async move {
-                while let Some((control, sent_in)) = rx.recv().await {
-                    let payload = serde_json::to_vec(&ControlWire {
-                        from: node,
-                        control,
-                    })
-                    .unwrap_or_default();
-                    let span = sent_in.in_scope(|| redis_span("PUBLISH"));
-                    if let Err(e) = conn
-                        .publish::<_, _, ()>(&control_channel, payload)
-                        .instrument(span)
-                        .await
-                    {
-                        tracing::warn!(error = %e, "telling the other nodes failed");
-                    }
-                }
-            });
+            tokio::spawn(tell(
+                redis.conn.clone(),
+                control_channel,
+                sessions.node_id,
+                rx,
+            ));
             let watched = bus.watched.clone();
             let (mut conn, key) = (redis.conn.clone(), redis.watch_key.clone());
             tokio::spawn(async move {
@@ -138,6 +287,16 @@ impl LiveBus {
             bus.redis = Some(redis);
         }
         Ok(bus)
+    }
+
+    /// Whether this node hears the other nodes now (always true without Redis).
+    pub fn linked(&self) -> bool {
+        self.link.up.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Changes each time the subscription to the other nodes is made again after a loss.
+    pub fn relinked(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.link.relinked.subscribe()
     }
 
     /// Whether anyone, on any node, watches this device.

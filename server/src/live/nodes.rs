@@ -18,10 +18,15 @@ use super::{LiveStore, RedisStore};
 use crate::ids::DeviceId;
 
 /// For each presence hash in KEYS: when its session belongs to the node (ARGV[1] is `"{id}:"`)
-/// and it says online, marks it offline at ARGV[2] with reason ARGV[3]. Answers 1 or 0 per key.
+/// and it says online, marks it offline at ARGV[2] with reason ARGV[3]. Answers 1 or 0 per key,
+/// or nothing when the node's liveness key (ARGV[4]) exists again: a node that was only cut off
+/// from Redis for a while is back, and its devices are still connected.
 static NODE_LOST_SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
     redis::Script::new(
         r#"
+if redis.call('EXISTS', ARGV[4]) == 1 then
+  return {}
+end
 local out = {}
 for i = 1, #KEYS do
   local s = redis.call('HGET', KEYS[i], 'session')
@@ -144,7 +149,11 @@ impl LiveStore {
             for device in chunk {
                 invocation.key(r.presence_key(*device));
             }
-            invocation.arg(&prefix).arg(ts).arg(&reason);
+            invocation
+                .arg(&prefix)
+                .arg(ts)
+                .arg(&reason)
+                .arg(r.node_key(node));
             let changed: Vec<i64> = invocation.invoke_async(&mut r.conn.clone()).await?;
             marked.extend(
                 chunk

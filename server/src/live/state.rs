@@ -179,6 +179,36 @@ return 0
     )
 });
 
+/// The catch-up after an outage (`ingress::resync`): for each presence hash in KEYS, a session
+/// this node holds claims the record when it is already its own, unclaimed, or older (by
+/// `last_connect`) than its own connect; it is then online, and in the node's set (ARGV[1]).
+/// ARGV holds, per key, the session, its connect time and the device. Answers 1 (the session is
+/// the device's current one) or 0 (a newer session elsewhere holds it) per key.
+static REASSERT_SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r#"
+local out = {}
+for i = 1, #KEYS do
+  local a = 2 + (i - 1) * 3
+  local mine, at, device = ARGV[a], tonumber(ARGV[a + 1]), ARGV[a + 2]
+  local current = redis.call('HGET', KEYS[i], 'session')
+  local last = tonumber(redis.call('HGET', KEYS[i], 'last_connect') or '0') or 0
+  if current == mine or not current or last <= at then
+    redis.call('HSET', KEYS[i], 'online', 1, 'session', mine)
+    if current ~= mine then
+      redis.call('HSET', KEYS[i], 'last_connect', at)
+    end
+    redis.call('SADD', ARGV[1], device)
+    out[i] = 1
+  else
+    out[i] = 0
+  end
+end
+return out
+"#,
+    )
+});
+
 impl RedisStore {
     fn latest_key(&self, device: DeviceId) -> String {
         self.key(&format!("latest:{device}"))
@@ -641,6 +671,37 @@ impl LiveStore {
                 self.presence(device).await
             }
         }
+    }
+
+    /// After an outage of the live state: the sessions this node holds (device, session,
+    /// connect time) claim their presence records again (see `REASSERT_SCRIPT`). Answers, per
+    /// session, whether it is still the device's current one. In process there is no outage.
+    pub async fn reassert_presence(
+        &self,
+        node: uuid::Uuid,
+        held: &[(DeviceId, SessionRef, i64)],
+    ) -> anyhow::Result<Vec<bool>> {
+        let LiveStore::Redis(r) = self else {
+            return Ok(vec![true; held.len()]);
+        };
+        let mut current = Vec::with_capacity(held.len());
+        for chunk in held.chunks(LATEST_DEVICES_PER_CALL) {
+            let mut invocation = REASSERT_SCRIPT.prepare_invoke();
+            invocation.arg(r.node_devices_key(node));
+            for (device, session, at) in chunk {
+                invocation
+                    .key(r.presence_key(*device))
+                    .arg(session.to_string())
+                    .arg(*at)
+                    .arg(device.to_string());
+            }
+            let ours: Vec<i64> = invocation
+                .invoke_async(&mut r.conn.clone())
+                .instrument(redis_span("EVALSHA"))
+                .await?;
+            current.extend(ours.into_iter().map(|o| o == 1));
+        }
+        Ok(current)
     }
 
     /// Adds the activity of many devices to their presence: one lock, or one Redis round trip

@@ -343,11 +343,20 @@ pub async fn send(
 
 /// Hands the device's queued commands to its session (called when it subscribes to commands).
 pub async fn deliver_pending(state: &AppState, device: DeviceId) -> Result<()> {
-    for command in repo::queued(crate::auth::System::worker(), &state.db, device, now_ms()).await? {
-        state.sessions.deliver(
-            device,
-            crate::ingress::Delivery::Rpc(repo::outgoing(&command)),
-        );
+    deliver_pending_to(state, &[device]).await
+}
+
+/// Hands the queued commands of these devices to their sessions, 500 devices per query.
+pub async fn deliver_pending_to(state: &AppState, devices: &[DeviceId]) -> Result<()> {
+    for chunk in devices.chunks(500) {
+        let queued =
+            repo::queued(crate::auth::System::worker(), &state.db, chunk, now_ms()).await?;
+        for command in queued {
+            state.sessions.deliver(
+                DeviceId(command.device_id),
+                crate::ingress::Delivery::Rpc(repo::outgoing(&command)),
+            );
+        }
     }
     Ok(())
 }
@@ -443,8 +452,13 @@ pub async fn next_for_http(
     let notify = state.sessions.waits.device(device);
     let deadline = tokio::time::Instant::now() + timeout;
     wait_for(&notify, deadline, || async {
-        for command in
-            repo::queued(crate::auth::System::worker(), &state.db, device, now_ms()).await?
+        for command in repo::queued(
+            crate::auth::System::worker(),
+            &state.db,
+            &[device],
+            now_ms(),
+        )
+        .await?
         {
             if claim(state, command.id).await? {
                 // The HTTP answer carries it: delivered as soon as it is claimed.

@@ -143,11 +143,11 @@ pub async fn history(
 pub async fn queued(
     _: System,
     db: &impl ConnectionTrait,
-    device: DeviceId,
+    devices: &[DeviceId],
     now: i64,
 ) -> Result<Vec<model::Model>> {
     Ok(Commands::find()
-        .filter(model::Column::DeviceId.eq(device.0))
+        .filter(model::Column::DeviceId.is_in(devices.iter().map(|d| d.0)))
         .filter(model::Column::Status.eq(RpcStatus::Queued.as_str()))
         .filter(model::Column::ExpiresAt.gt(now))
         .order_by_asc(model::Column::CreatedAt)

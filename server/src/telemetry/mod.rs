@@ -112,6 +112,13 @@ impl TelemetryStore {
             .contains(&device)
     }
 
+    /// Forgets which devices' latest values were merged with storage: the live state lost or
+    /// missed writes (Redis restarted or was unreachable), so each is merged again on its next
+    /// read.
+    pub fn forget_warm(&self) {
+        self.warm.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
     pub fn mark_warm(&self, device: DeviceId) {
         let mut warm = self.warm.lock().unwrap_or_else(|p| p.into_inner());
         if warm.len() > 1_000_000 {

@@ -248,6 +248,7 @@ pub fn reason_words(reason: DisconnectReason) -> String {
         DisconnectReason::ConnectionLost => "connection lost".into(),
         DisconnectReason::NodeLost => "its server node was lost".into(),
         DisconnectReason::GatewayDisconnected => "its gateway disconnected".into(),
+        DisconnectReason::CredentialsExpired => "credentials expired".into(),
         // A reason added after this list: its wire name in words ("rate_limited" → "rate
         // limited"), until it gets a sentence of its own.
         #[allow(unreachable_patterns)]
