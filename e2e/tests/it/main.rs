@@ -28,6 +28,7 @@ mod browser_people;
 mod browser_roles;
 mod campaigns;
 mod credentials;
+mod data;
 mod deploy;
 mod device_http;
 mod devices;

@@ -1194,14 +1194,15 @@ pub struct TsValue {
 pub type LatestTelemetry = std::collections::BTreeMap<String, TsValue>;
 
 /// `GET /api/v1/devices/{id}/telemetry?keys=a,b&from=&to=&limit=&order=`: raw points per key,
-/// newest first unless `order=asc`. When more points exist, `next_cursor` is the bound for the
-/// next page: pass it as `to` (descending) or `from` (ascending).
+/// newest first unless `order=asc`. When more points exist, `next_cursor` says where the next
+/// page begins: pass it as `cursor`, with the same `from`, `to` and `order`. Points that share a
+/// timestamp are neither skipped nor repeated across pages.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TelemetrySeries {
     pub series: std::collections::BTreeMap<String, Vec<TsValue>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<i64>,
+    pub next_cursor: Option<String>,
 }
 
 /// One bucket of an aggregated series.

@@ -152,6 +152,9 @@ struct SeriesQuery {
     /// `desc` (newest first, the default) or `asc`.
     #[param(pattern = "^(asc|desc)$")]
     order: Option<String>,
+    /// The previous page's `next_cursor`: this page begins right after it.
+    #[param(pattern = "^[0-9]+\\.[0-9]+$")]
+    cursor: Option<String>,
 }
 
 #[utoipa::path(
@@ -187,39 +190,28 @@ async fn series(
         Some("asc") => true,
         Some(_) => return Err(bad("order", "`order` is asc or desc")),
     };
-    let rows = repo::rows(
-        &state.db,
-        &scope.ctx,
-        device,
-        from,
-        to,
-        limit + 1,
-        ascending,
+    let after = match q.cursor.as_deref() {
+        None => None,
+        Some(c) => Some(repo::Position::decode(c).ok_or_else(|| {
+            bad(
+                "cursor",
+                "`cursor` is a `next_cursor` from an earlier page (`<ms>.<n>`)",
+            )
+        })?),
+    };
+    let (rows, next) = repo::page(
+        &state.db, &scope.ctx, device, from, to, after, limit, ascending,
     )
     .await?;
-    let more = rows.len() as u64 > limit;
     let mut series: BTreeMap<String, Vec<TsValue>> = BTreeMap::new();
-    let mut last_ts = None;
-    for (ts, data) in rows.into_iter().take(limit as usize) {
-        last_ts = Some(ts);
+    for (ts, data) in rows {
         for (key, value) in data {
             if keys.as_ref().is_none_or(|keys| keys.contains(&key)) {
                 series.entry(key).or_default().push(TsValue { ts, value });
             }
         }
     }
-    // The next page continues past the last point returned.
-    let next_cursor = if more {
-        last_ts.and_then(|ts| {
-            if ascending {
-                ts.checked_add(1)
-            } else {
-                Some(ts)
-            }
-        })
-    } else {
-        None
-    };
+    let next_cursor = next.map(repo::Position::encode);
     Ok(web::Json(TelemetrySeries {
         series,
         next_cursor,
@@ -326,6 +318,9 @@ fn csv_field(value: Option<&serde_json::Value>) -> String {
     }
 }
 
+/// Points per page of a CSV export.
+const CSV_PAGE: u64 = 5000;
+
 /// The range as CSV (`ts,time,<keys…>`), streamed page by page: never built in memory.
 #[utoipa::path(
     get,
@@ -367,30 +362,39 @@ async fn csv(
     );
     let db = state.db.clone();
     let ctx = scope.ctx;
-    let stream = futures_util::stream::unfold(Some((from, Some(header))), move |cursor| {
+    // Each page goes on from the last point of the one before (`repo::Position`). A failure
+    // midway ends the response with an error, not a clean end: the client sees the transfer
+    // break instead of a short file that looks complete.
+    let start = (None, Some(header));
+    let stream = futures_util::stream::unfold(Some(start), move |state| {
         let db = db.clone();
         let keys = keys.clone();
         let ctx = ctx.clone();
         async move {
-            let (cursor, header) = cursor?;
+            let (after, header) = state?;
             if let Some(header) = header {
                 return Some((
                     Ok::<_, actix_web::Error>(web::Bytes::from(header)),
-                    Some((cursor, None)),
+                    Some((after, None)),
                 ));
             }
-            let rows = match repo::rows(&db, &ctx, device, cursor, to, 5000, true).await {
-                Ok(rows) => rows,
+            let (rows, next) = match repo::page(&db, &ctx, device, from, to, after, CSV_PAGE, true)
+                .await
+            {
+                Ok(page) => page,
                 Err(e) => {
-                    tracing::warn!(error = %e, "CSV export stopped");
-                    return None;
+                    tracing::warn!(error = %e, %device, "CSV export failed midway; the response is cut off");
+                    return Some((
+                        Err(actix_web::error::ErrorServiceUnavailable(
+                            "the export failed midway",
+                        )),
+                        None,
+                    ));
                 }
             };
             if rows.is_empty() {
                 return None;
             }
-            let next = rows.last().and_then(|(ts, _)| ts.checked_add(1));
-            let full = rows.len() == 5000;
             let mut chunk = String::new();
             for (ts, data) in &rows {
                 if !keys.iter().any(|k| data.contains_key(k)) {
@@ -406,7 +410,7 @@ async fn csv(
                 }
                 chunk.push('\n');
             }
-            let state = if full { next.map(|n| (n, None)) } else { None };
+            let state = next.map(|n| (Some(n), None));
             Some((Ok(web::Bytes::from(chunk)), state))
         }
     });

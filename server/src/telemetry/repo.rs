@@ -68,6 +68,112 @@ pub async fn rows(
         .collect()
 }
 
+/// Where a page of a device's points stops: the timestamp of its last point, and how many
+/// points at that timestamp were read so far. Points that share a timestamp (two messages in
+/// the same millisecond, or one message's array) are ordered by their values, so that the
+/// next page goes on exactly after the last point read, never skipping or repeating one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    pub ts: i64,
+    pub seen: u64,
+}
+
+impl Position {
+    /// `"{ts}.{seen}"`, as the API hands it out.
+    pub fn encode(self) -> String {
+        format!("{}.{}", self.ts, self.seen)
+    }
+
+    pub fn decode(cursor: &str) -> Option<Position> {
+        let (ts, seen) = cursor.split_once('.')?;
+        Some(Position {
+            ts: ts.parse().ok()?,
+            seen: seen.parse().ok()?,
+        })
+    }
+}
+
+/// One page of a device's points in `[from, to)`: at most `limit` after `after` (oldest or
+/// newest first), and the position to read the next page from, when more exist.
+#[allow(clippy::too_many_arguments)]
+pub async fn page(
+    db: &DatabaseConnection,
+    ctx: &TenantCtx,
+    device: DeviceId,
+    from: i64,
+    to: i64,
+    after: Option<Position>,
+    limit: u64,
+    ascending: bool,
+) -> Result<(
+    Vec<(i64, serde_json::Map<String, serde_json::Value>)>,
+    Option<Position>,
+)> {
+    let b = db.get_database_backend();
+    let (dir, beyond) = if ascending {
+        ("ASC", ">=")
+    } else {
+        ("DESC", "<=")
+    };
+    let skip = after.map_or(0, |a| a.seen);
+    let sql = format!(
+        "SELECT ts, {} AS data FROM telemetry WHERE device_id = {} AND tenant_id = {} AND ts >= {} AND ts < {} AND ts {beyond} {} ORDER BY ts {dir}, data {dir} LIMIT {}",
+        data_text(b),
+        p(b, 1),
+        p(b, 2),
+        p(b, 3),
+        p(b, 4),
+        p(b, 5),
+        p(b, 6),
+    );
+    let bound = after.map_or(if ascending { from } else { to - 1 }, |a| a.ts);
+    let values: Vec<Value> = vec![
+        Uuid::from(device).into(),
+        Uuid::from(ctx.tenant_id()).into(),
+        from.into(),
+        to.into(),
+        bound.into(),
+        (limit
+            .saturating_add(skip)
+            .saturating_add(1)
+            .min(i64::MAX as u64) as i64)
+            .into(),
+    ];
+    let found = db
+        .query_all_raw(Statement::from_sql_and_values(b, sql, values))
+        .await?;
+    let mut rows = Vec::with_capacity(found.len().min(limit as usize + 1));
+    let mut skipped = 0;
+    for r in found {
+        let ts: i64 = r.try_get("", "ts")?;
+        // The points at the cursor's timestamp that earlier pages returned.
+        if after.is_some_and(|a| a.ts == ts) && skipped < skip {
+            skipped += 1;
+            continue;
+        }
+        let data: String = r.try_get("", "data")?;
+        rows.push((ts, parse_data(&data)));
+    }
+    let more = rows.len() as u64 > limit;
+    rows.truncate(limit as usize);
+    let next = match rows.last() {
+        Some(&(last, _)) if more => {
+            let here = rows.iter().rev().take_while(|(ts, _)| *ts == last).count() as u64;
+            let before = if after.is_some_and(|a| a.ts == last) {
+                skipped
+            } else {
+                0
+            };
+            Some(Position {
+                ts: last,
+                seen: before + here,
+            })
+        }
+        _ => None,
+    };
+    Ok((rows, next))
+}
+
 /// The latest value of every key seen in the device's most recent points (a bounded scan, for
 /// when the live state does not know the device, e.g. after an embedded restart).
 pub async fn latest_from_storage(
