@@ -232,6 +232,12 @@ pub async fn run(
         crate::imports::fail_abandoned(&state.db).await;
     }
     crate::alarms::progress::restore(&state.live, &state.config.data_dir);
+    crate::live::snapshot::restore(&state.live, &state.config.data_dir).await;
+    let snapshots = tokio::spawn(crate::live::snapshot::run(
+        state.live.clone(),
+        state.config.data_dir.clone(),
+        std::time::Duration::from_secs(state.config.latest_snapshot_secs),
+    ));
     // The api role serves the HTTP API and console; the other roles still answer health checks
     // and metrics on the same listener.
     let server = crate::http::server(state.clone(), http, roles.contains(&Role::Api))?;
@@ -298,6 +304,7 @@ pub async fn run(
     let drained = drain(state.clone(), ingress, worker, handle, http_task).await;
     // What was admitted since the last flush counts towards the day on every node.
     daily.abort();
+    snapshots.abort();
     subscriptions.abort();
     alarm_rules.abort();
     state.sessions.daily.flush(&state.live).await;
@@ -392,6 +399,9 @@ async fn drain(
             );
         }
         crate::alarms::progress::save(&state.live, &state.config.data_dir);
+        if crate::live::snapshot::save(&state.live, &state.config.data_dir).is_some() {
+            tracing::info!("shutdown: latest values saved");
+        }
     }
     tracing::info!(
         rows = state.metrics.telemetry_rows.get() - rows_before,

@@ -146,6 +146,9 @@ pub struct Config {
     pub telemetry_writers: usize,
     /// Days telemetry is kept, unless a tenant says otherwise.
     pub telemetry_retention_days: u32,
+    /// Embedded default: how often the latest values are saved to `<data dir>/latest.json` (when
+    /// they changed), so that a restart keeps the keys a device sends rarely.
+    pub latest_snapshot_secs: u64,
     /// How far ahead of the server's clock a point's `ts` may be (a device with a wrong clock
     /// is refused, with the reason on its timeline); at most 3 days, the partitions made ahead.
     pub telemetry_max_future_secs: u64,
@@ -242,6 +245,7 @@ impl Default for Config {
             telemetry_writers: 2,
             telemetry_retention_days: 30,
             telemetry_max_future_secs: 86_400,
+            latest_snapshot_secs: 30,
             audit_retention_days: 365,
             retention_interval_secs: 3600,
             webhook_allow_private_addresses: false,
@@ -370,6 +374,7 @@ impl Config {
                 self.api_key_requests_per_minute,
             ),
             ("STEAD_LIVE_RECHECK_SECS", self.live_recheck_secs),
+            ("STEAD_LATEST_SNAPSHOT_SECS", self.latest_snapshot_secs),
             ("STEAD_QUOTA_DEVICES", self.quota_devices),
             ("STEAD_QUOTA_USERS", self.quota_users),
             ("STEAD_QUOTA_API_KEYS", self.quota_api_keys),

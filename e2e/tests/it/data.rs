@@ -18,6 +18,67 @@ on_both_backends!(
     pages_and_csv_neither_skip_nor_repeat_points_that_share_a_timestamp,
 );
 
+/// The embedded default keeps the keys a device sends rarely in its latest values across a
+/// graceful restart and across `kill -9`, though 1,500 newer points hold none of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latest_values_keep_rare_keys_across_embedded_restarts() {
+    let mut server = TestServer::start_with(
+        Backend::Sqlite,
+        Options::default().env("STEAD_LATEST_SNAPSHOT_SECS", "1"),
+    )
+    .await;
+    let acme = server.tenant("Acme").await;
+    let token = acme.admin.token().unwrap().to_owned();
+    let (id, device_token) = device(&acme.admin, "rarely").await;
+    let send_rare = |server: &TestServer, key: &'static str| {
+        let (client, path) = (server.client(), format!("/api/v1/{device_token}/telemetry"));
+        let ts = chrono::Utc::now().timestamp_millis() - 600_000;
+        async move {
+            let r = client
+                .post(&path, &json!({"ts": ts, "values": {key: 42}}))
+                .await
+                .unwrap();
+            assert_eq!(r.status, 200, "{:?}", r.body);
+        }
+    };
+    let latest = |server: &TestServer| {
+        let c = stead_e2e::Client::new(&server.base).with_token(token.clone());
+        async move {
+            c.get(&format!("/api/v1/devices/{id}/telemetry/latest"))
+                .await
+                .unwrap()
+                .ok::<stead_api_types::LatestTelemetry>()
+                .unwrap()
+        }
+    };
+
+    send_rare(&server, "rare").await;
+    store_points(&server, acme.tenant.id, id, 1500, 1);
+    assert!(latest(&server).await.contains_key("rare"));
+    server.sigterm();
+    assert!(server.wait_exit(Duration::from_secs(30)).is_some());
+    server.restart().await;
+    let after = latest(&server).await;
+    assert_eq!(
+        after.get("rare").map(|v| v.value.clone()),
+        Some(json!(42)),
+        "{after:?}"
+    );
+    assert!(after.contains_key("v"));
+
+    // Killed: the snapshot taken every second holds what came before.
+    send_rare(&server, "seldom").await;
+    store_points(&server, acme.tenant.id, id, 1500, 1);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    server.kill9();
+    server.restart().await;
+    let after = latest(&server).await;
+    assert!(
+        after.contains_key("rare") && after.contains_key("seldom"),
+        "{after:?}"
+    );
+}
+
 async fn timestamps_from_a_wrong_clock_are_refused_with_the_reason(backend: Backend) {
     let server = TestServer::start_with(
         backend,

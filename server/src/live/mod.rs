@@ -6,6 +6,7 @@ pub mod bus;
 mod memory;
 mod nodes;
 mod redis_store;
+pub mod snapshot;
 pub mod state;
 
 use std::time::Duration;

@@ -20,6 +20,9 @@ pub struct MemoryState {
     alarm_state: Arc<Mutex<HashMap<DeviceId, HashMap<String, String>>>>,
     /// Score sets (the fleet page's busiest devices), with when each expires.
     scores: Arc<Mutex<HashMap<String, ScoreSet>>>,
+    /// Counts changes to `latest`, so that its snapshot (`live::snapshot`) is written only when
+    /// something changed.
+    latest_changes: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// A score set's members and when it expires.
@@ -427,6 +430,37 @@ impl LiveStore {
         }
     }
 
+    /// The in-process store's latest values, with its change count (`None` on Redis, which
+    /// outlives the process).
+    pub fn latest_snapshot(&self) -> Option<(u64, Newest)> {
+        match self {
+            LiveStore::Memory(m) => {
+                let changes = m
+                    .state
+                    .latest_changes
+                    .load(std::sync::atomic::Ordering::Relaxed);
+                let all = lock(&m.state.latest)
+                    .iter()
+                    .map(|(d, keys)| (*d, keys.clone()))
+                    .collect();
+                Some((changes, all))
+            }
+            LiveStore::Redis(_) => None,
+        }
+    }
+
+    /// The in-process store's change count of latest values.
+    pub fn latest_changes(&self) -> Option<u64> {
+        match self {
+            LiveStore::Memory(m) => Some(
+                m.state
+                    .latest_changes
+                    .load(std::sync::atomic::Ordering::Relaxed),
+            ),
+            LiveStore::Redis(_) => None,
+        }
+    }
+
     /// Puts saved progress back into the in-process store (nothing on Redis).
     pub fn restore_alarm_states(&self, all: HashMap<DeviceId, HashMap<String, String>>) {
         if let LiveStore::Memory(m) = self {
@@ -513,8 +547,19 @@ impl LatestWriter {
                 if newest.is_empty() {
                     continue;
                 }
-                if let Err(e) = live.update_latest(newest).await {
-                    tracing::warn!(error = %e, "updating latest values failed");
+                if let Err(e) = live.update_latest(newest.clone()).await {
+                    // Kept for the next round (Redis may be restarting): newer values that came
+                    // meanwhile win.
+                    tracing::warn!(error = %e, "updating latest values failed; retrying");
+                    let mut pending = lock(&pending);
+                    for (device, keys) in newest {
+                        let entry = pending.entry(device).or_default();
+                        for (key, v) in keys {
+                            if entry.get(&key).is_none_or(|newer| newer.ts < v.ts) {
+                                entry.insert(key, v);
+                            }
+                        }
+                    }
                 }
             }
         });
@@ -542,6 +587,9 @@ impl LiveStore {
     pub async fn update_latest(&self, newest: Newest) -> anyhow::Result<()> {
         match self {
             LiveStore::Memory(m) => {
+                m.state
+                    .latest_changes
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let mut all = lock(&m.state.latest);
                 for (device, keys) in newest {
                     let entry = all.entry(device).or_default();
