@@ -22,6 +22,10 @@ import sys
 import threading
 import time
 
+# The time the test stamps its points with (recent: the server refuses points older than
+# the retention); the start of yesterday, UTC, unless the test says.
+TS0 = int(os.environ.get("STEAD_TEST_TS0", "0")) or (int(time.time()) // 86400 - 1) * 86400000
+
 DEADLINE_S = 30.0
 STEP_TIMEOUT_S = 10.0
 
@@ -117,15 +121,15 @@ def main():
     out["server_time_window"] = [before, int(time.time() * 1000)]
     # 2. A dict with ts and values.
     out["publishes"]["ts_values"] = acked(
-        client.send_telemetry({"ts": 1700000000000, "values": {"temperature": 19.25, "humidity": 40}}),
+        client.send_telemetry({"ts": TS0, "values": {"temperature": 19.25, "humidity": 40}}),
         "telemetry with ts/values",
     )
     # 3. A list, of ts/values and of a plain dict.
     out["publishes"]["list"] = acked(
         client.send_telemetry(
             [
-                {"ts": 1700000001000, "values": {"temperature": 19.5}},
-                {"ts": 1700000002000, "values": {"temperature": 20.0, "config": {"a": 1}}},
+                {"ts": TS0 + 1000, "values": {"temperature": 19.5}},
+                {"ts": TS0 + 2000, "values": {"temperature": 20.0, "config": {"a": 1}}},
             ]
         ),
         "telemetry as a list",

@@ -269,7 +269,15 @@ pub async fn run(
         _ => None,
     };
     // Every role that takes telemetry (MQTT, the HTTP device API) shares its daily counts.
-    let daily = tokio::spawn(crate::ingress::daily::run(state.clone()));
+    let daily = tokio::spawn({
+        let state = state.clone();
+        async move {
+            tokio::join!(
+                crate::ingress::daily::run(state.clone()),
+                crate::ingress::run_tenant_sync(state),
+            );
+        }
+    });
     // Every node writes events (ingress: telemetry and presence): each keeps its view of who
     // subscribes to what.
     let subscriptions = tokio::spawn(crate::events::run_refresh(state.clone()));

@@ -146,6 +146,9 @@ pub struct Config {
     pub telemetry_writers: usize,
     /// Days telemetry is kept, unless a tenant says otherwise.
     pub telemetry_retention_days: u32,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (login throttling, provisioning
+    /// limits, the audit log's addresses count per client, not per proxy).
+    pub trusted_proxies: crate::http::TrustedProxies,
     /// Embedded default: how often the latest values are saved to `<data dir>/latest.json` (when
     /// they changed), so that a restart keeps the keys a device sends rarely.
     pub latest_snapshot_secs: u64,
@@ -246,6 +249,7 @@ impl Default for Config {
             telemetry_retention_days: 30,
             telemetry_max_future_secs: 86_400,
             latest_snapshot_secs: 30,
+            trusted_proxies: Default::default(),
             audit_retention_days: 365,
             retention_interval_secs: 3600,
             webhook_allow_private_addresses: false,

@@ -60,7 +60,7 @@ async fn a_gateway_shows_the_devices_behind_it() {
         &mut g,
         3,
         "v1/gateway/telemetry",
-        json!({"sensor-a": [{"ts": 1_700_000_000_000_i64, "values": {"t": 21.5}}]}),
+        json!({"sensor-a": [{"ts": crate::mqtt::ts0(), "values": {"t": 21.5}}]}),
     )
     .await;
     // Read again by itself: no reload.

@@ -23,10 +23,14 @@ async fn http_devices_send_telemetry_and_attributes(backend: Backend) {
     let anon = server.client();
     let json = "application/json";
 
+    let t0 = crate::mqtt::ts0();
     for body in [
-        r#"{"temperature":20.5}"#,
-        r#"{"ts":1700000000000,"values":{"temperature":18}}"#,
-        r#"[{"ts":1700000001000,"values":{"temperature":18.5}},{"humidity":33}]"#,
+        r#"{"temperature":20.5}"#.to_owned(),
+        format!(r#"{{"ts":{t0},"values":{{"temperature":18}}}}"#),
+        format!(
+            r#"[{{"ts":{},"values":{{"temperature":18.5}}}},{{"humidity":33}}]"#,
+            t0 + 1000
+        ),
     ] {
         let r = anon
             .raw(
@@ -64,7 +68,7 @@ async fn http_devices_send_telemetry_and_attributes(backend: Backend) {
         .ok()
         .unwrap();
     let ts: Vec<i64> = series.series["temperature"].iter().map(|p| p.ts).collect();
-    assert_eq!(&ts[..2], &[1700000000000, 1700000001000]);
+    assert_eq!(&ts[..2], &[t0, t0 + 1000]);
     assert_eq!(ts.len(), 3);
     let latest: LatestTelemetry = c
         .get(&format!("/api/v1/devices/{id}/telemetry/latest"))

@@ -85,6 +85,7 @@ async fn next_event(lines: &mut Lines, server: &TestServer) -> serde_json::Value
 }
 
 async fn thingsboard_gateway_client_speaks_for_its_devices(backend: Backend) {
+    let t0 = crate::mqtt::ts0();
     let server = TestServer::start(backend).await;
     let acme = server.tenant("Acme").await;
     let c = &acme.admin;
@@ -102,6 +103,7 @@ async fn thingsboard_gateway_client_speaks_for_its_devices(backend: Backend) {
     let mut child = tokio::process::Command::new(&python)
         .arg(workspace_root().join("e2e/python/tb_sdk_gateway.py"))
         .args(["127.0.0.1", &server.mqtt_port().to_string(), &token])
+        .env("STEAD_TEST_TS0", t0.to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -196,11 +198,7 @@ async fn thingsboard_gateway_client_speaks_for_its_devices(backend: Backend) {
         .iter()
         .map(|p| (p.ts, p.value.as_f64().unwrap()))
         .collect();
-    assert_eq!(
-        temps,
-        [(1700000000000, 21.5), (1700000001000, 21.75)],
-        "{series:?}"
-    );
+    assert_eq!(temps, [(t0, 21.5), (t0 + 1000, 21.75)], "{series:?}");
     assert_eq!(series.series["humidity"].len(), 1);
     let series: TelemetrySeries = c
         .get(&format!(
@@ -470,9 +468,9 @@ async fn bad_input_on_gateway_topics_is_refused_per_device(backend: Backend) {
         4,
         telemetry,
         json!({
-            "s1": [{"ts": 1000, "values": {"t": 1}}],
-            "s2": [{"ts": 1000, "values": {"t": 2}}],
-            "broken": [{"ts": 1000, "values": {"t": null}}],
+            "s1": [{"ts": crate::mqtt::ts0(), "values": {"t": 1}}],
+            "s2": [{"ts": crate::mqtt::ts0(), "values": {"t": 2}}],
+            "broken": [{"ts": crate::mqtt::ts0(), "values": {"t": null}}],
             "direct": [{"t": 3}],
             "gw": [{"t": 4}],
             "their-meter": [{"t": 5}],
@@ -522,7 +520,7 @@ async fn bad_input_on_gateway_topics_is_refused_per_device(backend: Backend) {
             &mut raw,
             10 + i,
             telemetry,
-            json!({"s1": [{"ts": 2000 + i64::from(i), "values": {"flood": i}}]}),
+            json!({"s1": [{"ts": crate::mqtt::ts0() + i64::from(i), "values": {"flood": i}}]}),
         )
         .await;
         if i % 7 == 0 {
@@ -530,7 +528,7 @@ async fn bad_input_on_gateway_topics_is_refused_per_device(backend: Backend) {
                 &mut raw,
                 30 + i,
                 telemetry,
-                json!({"s2": [{"ts": 2000 + i64::from(i), "values": {"calm": i}}]}),
+                json!({"s2": [{"ts": crate::mqtt::ts0() + i64::from(i), "values": {"calm": i}}]}),
             )
             .await;
         }
@@ -614,7 +612,7 @@ async fn bad_input_on_gateway_topics_is_refused_per_device(backend: Backend) {
             v5.publish(
                 10 + i,
                 telemetry,
-                json!({"s2": [{"ts": 5000 + i64::from(i), "values": {"burst": i}}]}),
+                json!({"s2": [{"ts": crate::mqtt::ts0() + 5000 + i64::from(i), "values": {"burst": i}}]}),
             )
             .await,
         );

@@ -40,6 +40,7 @@ mod faults;
 mod gateway;
 mod graceful;
 mod imports;
+mod limits;
 mod loadgen;
 mod mail;
 mod management;

@@ -21,6 +21,13 @@ on_both_backends!(
     session_limits_attribute_requests_and_last_will,
 );
 
+/// A fixed recent time for points stamped by the test (the start of yesterday, UTC): within
+/// the retention, so the server takes them, and the same for the whole test.
+pub fn ts0() -> i64 {
+    let day = 86_400_000;
+    (chrono::Utc::now().timestamp_millis() / day - 1) * day
+}
+
 pub async fn device(client: &Client, name: &str) -> (uuid::Uuid, String) {
     let created: CreatedDevice = client
         .post("/api/v1/devices", &serde_json::json!({"name": name}))
@@ -118,15 +125,22 @@ async fn third_party_clients_store_telemetry_and_attributes(backend: Backend) {
     let (id, token) = device(c, "sensor-1").await;
     let port = server.mqtt_port();
 
+    let t0 = ts0();
     for (version, payload) in [
-        ("mqttv311", r#"{"temperature":21.5,"on":true,"mode":"eco"}"#),
+        (
+            "mqttv311",
+            r#"{"temperature":21.5,"on":true,"mode":"eco"}"#.to_owned(),
+        ),
         (
             "mqttv5",
-            r#"{"ts":1700000000000,"values":{"temperature":19.25,"count":7}}"#,
+            format!(r#"{{"ts":{t0},"values":{{"temperature":19.25,"count":7}}}}"#),
         ),
         (
             "mqttv311",
-            r#"[{"ts":1700000001000,"values":{"temperature":19.5}},{"humidity":40,"config":{"a":1}}]"#,
+            format!(
+                r#"[{{"ts":{},"values":{{"temperature":19.5}}}},{{"humidity":40,"config":{{"a":1}}}}]"#,
+                t0 + 1000
+            ),
         ),
     ] {
         let (ok, out) = mosquitto_pub(
@@ -141,7 +155,7 @@ async fn third_party_clients_store_telemetry_and_attributes(backend: Backend) {
                 "-t",
                 "v1/devices/me/telemetry",
                 "-m",
-                payload,
+                &payload,
             ],
         );
         assert!(ok, "{version}: {out}");
@@ -177,8 +191,8 @@ async fn third_party_clients_store_telemetry_and_attributes(backend: Backend) {
         .map(|p| (p.ts, p.value.as_f64().unwrap()))
         .collect();
     assert_eq!(temps.len(), 3);
-    assert_eq!(temps[0], (1700000000000, 19.25));
-    assert_eq!(temps[1], (1700000001000, 19.5));
+    assert_eq!(temps[0], (t0, 19.25));
+    assert_eq!(temps[1], (t0 + 1000, 19.5));
     assert_eq!(temps[2].1, 21.5);
 
     let latest: LatestTelemetry = c
@@ -217,7 +231,12 @@ async fn third_party_clients_store_telemetry_and_attributes(backend: Backend) {
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines[0], "ts,time,temperature,mode");
     assert!(
-        lines[1].starts_with("1700000000000,2023-11-14T22:13:20") && lines[1].ends_with(",19.25,"),
+        lines[1].starts_with(&format!(
+            "{t0},{}",
+            chrono::DateTime::from_timestamp_millis(t0)
+                .unwrap()
+                .to_rfc3339()
+        )) && lines[1].ends_with(",19.25,"),
         "{csv}"
     );
     assert_eq!(lines.len(), 4, "{csv}");

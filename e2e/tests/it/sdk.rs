@@ -52,12 +52,14 @@ pub async fn require_sdk(python: &str) {
 
 /// Runs the SDK script against the server; answers its JSON line.
 async fn run_sdk_device(server: &TestServer, token: &str) -> serde_json::Value {
+    let t0 = crate::mqtt::ts0();
     let python = python();
     require_sdk(&python).await;
     let script = workspace_root().join("e2e/python/tb_sdk_device.py");
     let child = tokio::process::Command::new(&python)
         .arg(&script)
         .args(["127.0.0.1", &server.mqtt_port().to_string(), token])
+        .env("STEAD_TEST_TS0", t0.to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -83,6 +85,7 @@ async fn run_sdk_device(server: &TestServer, token: &str) -> serde_json::Value {
 }
 
 async fn thingsboard_python_sdk_session(backend: Backend) {
+    let t0 = crate::mqtt::ts0();
     let server = TestServer::start(backend).await;
     let acme = server.tenant("Acme").await;
     let c = &acme.admin;
@@ -149,11 +152,7 @@ async fn thingsboard_python_sdk_session(backend: Backend) {
     assert_eq!(temps.len(), 4, "{series:?}");
     assert_eq!(
         temps[..3],
-        [
-            (1700000000000, 19.25),
-            (1700000001000, 19.5),
-            (1700000002000, 20.0)
-        ]
+        [(t0, 19.25), (t0 + 1000, 19.5), (t0 + 2000, 20.0)]
     );
     let (server_ts, value) = temps[3];
     assert_eq!(value, 21.5);
@@ -163,13 +162,13 @@ async fn thingsboard_python_sdk_session(backend: Backend) {
     );
     let humidity = &series.series["humidity"];
     assert_eq!(humidity.len(), 1);
-    assert_eq!(humidity[0].ts, 1700000000000);
+    assert_eq!(humidity[0].ts, t0);
     assert!(humidity[0].value.is_i64() && humidity[0].value == 40);
     let config = &series.series["config"];
     assert_eq!(config.len(), 1);
     assert_eq!(
         (config[0].ts, &config[0].value),
-        (1700000002000, &serde_json::json!({"a": 1}))
+        (t0 + 2000, &serde_json::json!({"a": 1}))
     );
     for key in ["on", "mode", "count"] {
         let points = &series.series[key];
@@ -190,9 +189,9 @@ async fn thingsboard_python_sdk_session(backend: Backend) {
     assert_eq!(latest["mode"].value, serde_json::json!("eco"));
     assert!(latest["count"].value.is_i64() && latest["count"].value == 7);
     assert!(latest["humidity"].value.is_i64() && latest["humidity"].value == 40);
-    assert_eq!(latest["humidity"].ts, 1700000000000);
+    assert_eq!(latest["humidity"].ts, t0);
     assert_eq!(latest["config"].value, serde_json::json!({"a": 1}));
-    assert_eq!(latest["config"].ts, 1700000002000);
+    assert_eq!(latest["config"].ts, t0 + 2000);
 
     let attrs = crate::mqtt::attribute_values(c, id, "client").await;
     assert_eq!(

@@ -246,7 +246,9 @@ fn strip_position(message: &str) -> String {
     }
 }
 
-/// The address of the peer that sent the request.
+/// The address of the client that sent the request: the peer's, or, when the peer is a trusted
+/// reverse proxy (`STEAD_TRUSTED_PROXIES`), the nearest address in `X-Forwarded-For` that is not
+/// one. Login throttling and provisioning limits count per this address.
 pub struct ClientIp(pub IpAddr);
 
 impl FromRequest for ClientIp {
@@ -254,11 +256,132 @@ impl FromRequest for ClientIp {
     type Future = std::future::Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let ip = req
+        let peer = req
             .peer_addr()
             .map(|a| a.ip())
             .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let trusted = req
+            .app_data::<web::Data<AppState>>()
+            .map(|s| &s.config.trusted_proxies);
+        let ip = match trusted {
+            Some(trusted) => trusted.client_of(
+                peer,
+                req.headers()
+                    .get_all("x-forwarded-for")
+                    .filter_map(|v| v.to_str().ok()),
+            ),
+            None => peer,
+        };
         std::future::ready(Ok(ClientIp(ip)))
+    }
+}
+
+/// Reverse proxies whose `X-Forwarded-For` is believed: addresses and ranges
+/// (`10.0.0.0/8,127.0.0.1`); none by default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustedProxies(Vec<ipnet::IpNet>);
+
+impl TrustedProxies {
+    pub fn parse(s: &str) -> std::result::Result<TrustedProxies, String> {
+        s.split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                p.parse::<ipnet::IpNet>()
+                    .or_else(|_| p.parse::<IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| format!("{p:?} is not an address or a range such as 10.0.0.0/8"))
+            })
+            .collect::<std::result::Result<_, _>>()
+            .map(TrustedProxies)
+    }
+
+    fn trusts(&self, ip: IpAddr) -> bool {
+        self.0.iter().any(|net| net.contains(&ip))
+    }
+
+    /// The client behind `peer`: from the right of `X-Forwarded-For` (each proxy appends the
+    /// address it saw), the first address that is not a trusted proxy. A header from an untrusted
+    /// peer, or one that cannot be read, is ignored: anyone can write one.
+    pub fn client_of<'a>(&self, peer: IpAddr, forwarded: impl Iterator<Item = &'a str>) -> IpAddr {
+        if !self.trusts(peer) {
+            return peer;
+        }
+        let hops: Vec<&str> = forwarded
+            .flat_map(|h| h.split(','))
+            .map(str::trim)
+            .collect();
+        let mut client = peer;
+        for hop in hops.iter().rev() {
+            match hop.parse::<IpAddr>() {
+                Ok(ip) => {
+                    client = ip;
+                    if !self.trusts(ip) {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        client
+    }
+}
+
+impl std::fmt::Display for TrustedProxies {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = self.0.iter().map(|n| n.to_string()).collect();
+        f.write_str(&parts.join(","))
+    }
+}
+
+impl serde::Serialize for TrustedProxies {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for TrustedProxies {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(deserializer)?;
+        TrustedProxies::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod proxy_tests {
+    use super::*;
+
+    #[test]
+    fn the_client_is_the_nearest_untrusted_forwarded_address() {
+        let trusted = TrustedProxies::parse("10.0.0.0/8, 127.0.0.1").unwrap();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        // Behind one proxy.
+        assert_eq!(
+            trusted.client_of(ip("10.1.2.3"), ["203.0.113.7"].into_iter()),
+            ip("203.0.113.7")
+        );
+        // A client's own forged entry on the left is not believed.
+        assert_eq!(
+            trusted.client_of(
+                ip("127.0.0.1"),
+                ["1.1.1.1, 203.0.113.7, 10.0.0.9"].into_iter()
+            ),
+            ip("203.0.113.7")
+        );
+        // From an untrusted peer the header is ignored.
+        assert_eq!(
+            trusted.client_of(ip("198.51.100.1"), ["1.1.1.1"].into_iter()),
+            ip("198.51.100.1")
+        );
+        assert_eq!(
+            TrustedProxies::default().client_of(ip("127.0.0.1"), ["1.1.1.1"].into_iter()),
+            ip("127.0.0.1")
+        );
+        assert!(TrustedProxies::parse("nonsense").is_err());
     }
 }
 

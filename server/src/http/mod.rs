@@ -15,7 +15,7 @@ pub use console::Console;
 pub use error::{ApiError, ApiResult};
 pub use extract::{
     Authenticated, Body, BodyUpTo, ClientIp, DeviceScope, Json, Person, PlatformScope, TenantScope,
-    decode,
+    TrustedProxies, decode,
 };
 
 use crate::app::AppState;

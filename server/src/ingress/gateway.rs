@@ -278,7 +278,7 @@ fn refused<T>(
 /// A device the gateway's session holds, with its own rate limiter.
 struct Held {
     identity: DeviceIdentity,
-    limiter: Limiter,
+    limiter: std::sync::Arc<std::sync::Mutex<Limiter>>,
 }
 
 /// A name refused lately: until when, whose timeline says so, and why.
@@ -658,7 +658,11 @@ impl Gateway {
         points: u64,
     ) -> Result<(), Rejection> {
         let own = match self.held.borrow_mut().get_mut(name) {
-            Some(held) => held.limiter.admit(now, points),
+            Some(held) => held
+                .limiter
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .admit(now, points),
             // Let go of meanwhile (disconnected): counted with the tenant's only.
             None => Ok(()),
         };

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use stead_api_types::DisconnectReason;
 
-pub use limits::{Limiter, Rate};
+pub use limits::{DeviceLimiters, Limiter, Rate, TenantRates, run_tenant_sync};
 pub use registry::{Held, Registry, SessionMsg};
 
 use crate::app::AppState;
@@ -103,9 +103,14 @@ impl IngressCtx {
         identity.limits(&self.state.config)
     }
 
-    pub fn device_limiter(&self, identity: &DeviceIdentity) -> Limiter {
+    /// The device's limiter on this node (the one its last session used, if it still counts).
+    pub fn device_limiter(&self, identity: &DeviceIdentity) -> Arc<Mutex<Limiter>> {
         let limits = self.limits(identity);
-        Limiter::new(limits.device_messages, limits.device_points)
+        self.state.sessions.limiters.get(
+            identity.device_id,
+            &limits.device_messages,
+            &limits.device_points,
+        )
     }
 
     /// The answer to the built-in `getSessionLimits` RPC: the limits really enforced. A
@@ -278,9 +283,11 @@ pub struct Sessions {
     /// One argon2 verification per core at a time: a reconnect storm queues here, and the
     /// runtime's other work (telemetry, the API) keeps its share of the CPU.
     verify_permits: tokio::sync::Semaphore,
-    tenant_limiters: Mutex<HashMap<TenantId, Limiter>>,
-    /// Devices using the HTTP device API (an MQTT session has its own limiter).
-    http_limiters: Mutex<HashMap<crate::ids::DeviceId, Limiter>>,
+    /// The tenants' rates, shared between nodes (`TenantRates`).
+    pub tenant_rates: TenantRates,
+    /// Each device's rate limiter, shared by its sessions one after another and the HTTP device
+    /// API: a reconnect does not start the counts again.
+    pub limiters: DeviceLimiters,
     /// The tenants' data points today, against their daily quota (shared once a second).
     pub daily: daily::DailyPoints,
     /// What this node's sessions did and the live state does not know yet: written for all of
@@ -325,8 +332,8 @@ impl Default for Sessions {
             verify_permits: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             ),
-            tenant_limiters: Mutex::default(),
-            http_limiters: Mutex::default(),
+            tenant_rates: TenantRates::default(),
+            limiters: DeviceLimiters::default(),
             activity: Mutex::default(),
             online_dirty: Mutex::default(),
             remote: std::sync::OnceLock::new(),
@@ -579,7 +586,7 @@ impl Sessions {
         }
     }
 
-    /// The tenant-wide limit, counted on this node.
+    /// The tenant-wide limit, counted across nodes (`TenantRates`), and its daily quota.
     pub fn tenant_admit(
         &self,
         cfg: &crate::config::Config,
@@ -587,13 +594,15 @@ impl Sessions {
         now: i64,
         points: u64,
     ) -> Result<(), crate::ingest::Rejection> {
-        locked(&self.tenant_limiters)
-            .entry(device.tenant_id)
-            .or_insert_with(|| {
-                let limits = device.limits(cfg);
-                Limiter::new(limits.tenant_messages, limits.tenant_points)
-            })
-            .admit(now, points)
+        let limits = device.limits(cfg);
+        self.tenant_rates
+            .admit(
+                device.tenant_id,
+                &limits.tenant_messages,
+                &limits.tenant_points,
+                now,
+                points,
+            )
             .map_err(|e| crate::ingest::Rejection::RateLimited(format!("tenant limit: {e}")))?;
         let quota = device
             .tenant_quotas
@@ -602,7 +611,8 @@ impl Sessions {
         self.daily.admit(device.tenant_id, now, points, quota)
     }
 
-    /// The per-device limit for the HTTP device API.
+    /// The per-device limit for the HTTP device API (the same counts as the device's MQTT
+    /// sessions on this node).
     pub fn http_admit(
         &self,
         cfg: &crate::config::Config,
@@ -610,16 +620,13 @@ impl Sessions {
         now: i64,
         points: u64,
     ) -> Result<(), crate::ingest::Rejection> {
-        let mut limiters = locked(&self.http_limiters);
-        if limiters.len() > 100_000 {
-            limiters.clear();
-        }
-        limiters
-            .entry(device.device_id)
-            .or_insert_with(|| {
-                let limits = device.limits(cfg);
-                Limiter::new(limits.device_messages, limits.device_points)
-            })
+        let limits = device.limits(cfg);
+        let limiter = self.limiters.get(
+            device.device_id,
+            &limits.device_messages,
+            &limits.device_points,
+        );
+        locked(&limiter)
             .admit(now, points)
             .map_err(crate::ingest::Rejection::RateLimited)
     }
@@ -691,8 +698,7 @@ impl Sessions {
             }
             Control::ForgetTenant(tenant) => {
                 locked(&self.auth_cache).retain(|_, (identity, _)| identity.tenant_id != tenant);
-                locked(&self.tenant_limiters).remove(&tenant);
-                locked(&self.http_limiters).clear();
+                self.tenant_rates.forget(tenant);
             }
             Control::Connected(device) => {
                 self.registry.kick(device, DisconnectReason::TakenOver);

@@ -517,7 +517,7 @@ pub struct DeviceSession {
     pub subs: Rc<Subscriptions>,
     /// Set for a device marked as gateway: the devices behind it that it speaks for.
     pub gateway: Option<Rc<Gateway>>,
-    limiter: RefCell<Limiter>,
+    limiter: std::sync::Arc<std::sync::Mutex<Limiter>>,
     rejections: Cell<(i64, u32)>,
     /// The chunk size each recent package download asked for (an empty request repeats it).
     chunk_sizes: RefCell<Vec<((stead_api_types::PackageKind, u32), u64)>>,
@@ -531,7 +531,7 @@ impl DeviceSession {
         peer: String,
         client_id: String,
         protocol: &'static str,
-        limiter: Limiter,
+        limiter: std::sync::Arc<std::sync::Mutex<Limiter>>,
     ) -> DeviceSession {
         let gateway = identity
             .gateway
@@ -547,7 +547,7 @@ impl DeviceSession {
             end_reason: Cell::new(None),
             will: RefCell::new(None),
             subs: Rc::default(),
-            limiter: RefCell::new(limiter),
+            limiter,
             rejections: Cell::new((0, 0)),
             chunk_sizes: RefCell::default(),
         }
@@ -672,7 +672,8 @@ impl DeviceSession {
         let (rows, points) =
             ingest::telemetry_rows(&self.ctx.state.config, &self.identity, &payload, now)?;
         self.limiter
-            .borrow_mut()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
             .admit(now, points)
             .map_err(Rejection::RateLimited)?;
         self.ctx.state.sessions.tenant_admit(
@@ -712,7 +713,8 @@ impl DeviceSession {
                 let now = telemetry::now_ms();
                 let values = ingest::attributes(&payload)?;
                 self.limiter
-                    .borrow_mut()
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
                     .admit(now, values.len() as u64)
                     .map_err(Rejection::RateLimited)?;
                 let ctx = self.ctx.clone();

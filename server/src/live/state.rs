@@ -227,6 +227,36 @@ impl RedisStore {
 }
 
 impl LiveStore {
+    /// Adds `n` to each counter (created with its expiry) and answers each counter's new value:
+    /// one Redis round trip.
+    pub async fn add_and_read(
+        &self,
+        counters: &[(String, u64, std::time::Duration)],
+    ) -> anyhow::Result<Vec<u64>> {
+        match self {
+            LiveStore::Memory(m) => Ok(counters
+                .iter()
+                .map(|(key, n, ttl)| m.add(key, *n, *ttl).0)
+                .collect()),
+            LiveStore::Redis(r) => {
+                let mut pipe = redis::pipe();
+                for (key, n, ttl) in counters {
+                    let key = r.key(key);
+                    pipe.incr(&key, *n);
+                    pipe.cmd("PEXPIRE")
+                        .arg(&key)
+                        .arg(ttl.as_millis().max(1) as u64)
+                        .arg("NX")
+                        .ignore();
+                }
+                Ok(pipe
+                    .query_async(&mut r.conn.clone())
+                    .instrument(redis_span("INCRBY"))
+                    .await?)
+            }
+        }
+    }
+
     /// Adds to several counters and to members' scores in score sets, each key expiring `ttl`
     /// after its creation: one Redis round trip.
     pub async fn add_many(
