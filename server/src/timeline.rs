@@ -96,9 +96,15 @@ impl TimelineWriter {
         tenant_id: TenantId,
         device_id: DeviceId,
         kind: EventKind,
-        detail: String,
-        data: serde_json::Value,
+        mut detail: String,
+        mut data: serde_json::Value,
     ) {
+        // Entries quote what clients sent (a refused device name, a topic): PostgreSQL cannot
+        // store U+0000, and one such entry would fail the whole batch it is written in.
+        if detail.contains('\0') {
+            detail = detail.replace('\0', "\\u0000");
+        }
+        crate::text::escape_nul(&mut data);
         let entry = Entry {
             tenant_id,
             device_id,
