@@ -220,7 +220,8 @@ pub fn parse(file: &[u8]) -> std::result::Result<Vec<Line>, FileError> {
 }
 
 /// Counts lines up to a record's start. (The csv crate's own line numbers go wrong after a
-/// blank line; its byte offsets are right, but point at the blank lines a record skipped.)
+/// blank line; its byte offsets are right, but point at the blank lines a record skipped.) A line
+/// ends as the csv crate ends a record: with "\n", "\r\n", or a lone "\r" (old Mac files).
 #[derive(Default)]
 struct Lines {
     offset: usize,
@@ -234,8 +235,10 @@ impl Lines {
             start += 1;
         }
         if start >= self.offset {
-            let newlines = file[self.offset..start].iter().filter(|b| **b == b'\n');
-            self.line += newlines.count() as u64;
+            let ends = (self.offset..start).filter(|&i| {
+                file[i] == b'\n' || (file[i] == b'\r' && file.get(i + 1) != Some(&b'\n'))
+            });
+            self.line += ends.count() as u64;
             self.offset = start;
         }
         self.line + 1
@@ -278,9 +281,10 @@ fn header(record: &csv::ByteRecord) -> std::result::Result<Vec<Column>, FileErro
 
 fn row(columns: &[Column], record: &csv::ByteRecord, line: u64) -> Line {
     let name_at = columns.iter().position(|c| *c == Column::Name);
+    // Kept in the job's report (JSON in PostgreSQL, which cannot hold U+0000).
     let raw_name = name_at
         .and_then(|i| record.get(i))
-        .map(|f| String::from_utf8_lossy(f).trim().to_owned())
+        .map(|f| String::from_utf8_lossy(f).trim().replace('\0', "\\u0000"))
         .unwrap_or_default();
     let fail = |column: Option<&str>, reason: String| RowError {
         line,
@@ -305,6 +309,14 @@ fn row(columns: &[Column], record: &csv::ByteRecord, line: u64) -> Line {
     let mut cells = Vec::with_capacity(columns.len());
     for (column, raw) in columns.iter().zip(record) {
         match std::str::from_utf8(raw) {
+            // Refused on both backends alike, as the devices API refuses it (SQLite would keep
+            // it; PostgreSQL fails the row with an internal error).
+            Ok(text) if text.contains('\0') => {
+                return Err(fail(
+                    Some(&title(column)),
+                    "holds a NUL character (U+0000), which text may not".into(),
+                ));
+            }
             Ok(text) => cells.push(text.trim()),
             Err(_) => {
                 return Err(fail(
@@ -353,6 +365,12 @@ fn row(columns: &[Column], record: &csv::ByteRecord, line: u64) -> Line {
             // A cell that reads as JSON is that value; anything else is a string.
             let value = serde_json::from_str(text)
                 .unwrap_or_else(|_| serde_json::Value::String((*text).to_owned()));
+            if crate::text::nul_in(&value).is_some() {
+                return Err(fail(
+                    Some(&title(column)),
+                    "holds a NUL character (U+0000), which text may not".into(),
+                ));
+            }
             match scope {
                 AttributeScope::Shared => shared.insert(key.clone(), value),
                 _ => server.insert(key.clone(), value),

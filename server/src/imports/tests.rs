@@ -101,3 +101,48 @@ fn generated_credentials_are_csv() {
         "name,access_token\na,tok1\n\"b,\"\"c\"\"\",tok2\n"
     );
 }
+
+/// Found by the `csv_import` fuzz target (server/fuzz): a NUL byte in a cell (here the password,
+/// as the fuzzer wrote it) was accepted; PostgreSQL cannot store it, SQLite can, and the devices
+/// API refuses it. Now the line is an error naming the column, on both backends.
+#[test]
+fn regression_nul_in_a_cell_is_refused() {
+    let file = b"name,mqtt_username,mqtt_password,mqtt_client_id\n\
+                 m-1,m-user,m-p\0\0\0\0\0\0\0\x041,\n\
+                 n\0ul,,,\n\
+                 ok,,,\n";
+    let rows = parse(file).unwrap();
+    assert_eq!(
+        error_of(&rows[0]),
+        (
+            2,
+            Some("mqtt_password"),
+            "holds a NUL character (U+0000), which text may not"
+        )
+    );
+    // The name goes into the job's report, which is stored as JSON: written out, not kept.
+    let e = rows[1].as_ref().unwrap_err();
+    assert_eq!(
+        (e.line, e.column.as_deref(), e.name.as_str()),
+        (3, Some("name"), "n\\u0000ul")
+    );
+    assert!(rows[2].is_ok());
+    let rows = lines("name,shared:fw\nx,\"\"\"\\u0000\"\"\"\n");
+    assert_eq!(error_of(&rows[0]).1, Some("shared:fw"));
+}
+
+/// Found by the `csv_import` fuzz target's line-number check: a file whose lines end in a lone
+/// "\r" (classic Mac OS, which spreadsheets still offer) numbered every row line 1, the header's.
+#[test]
+fn regression_lines_ending_in_a_lone_cr_are_counted() {
+    let rows = lines("name,label\rpump-1,x\rpump-2,y\r\r\rbad\r");
+    let at: Vec<u64> = rows
+        .iter()
+        .map(|l| l.as_ref().map_or_else(|e| e.line, |r| r.line))
+        .collect();
+    assert_eq!(at, [2, 3, 6]);
+    // Mixed endings count each line once.
+    let rows = lines("name\r\na\rb\nc\r\n");
+    let at: Vec<u64> = rows.iter().map(|l| l.as_ref().unwrap().line).collect();
+    assert_eq!(at, [2, 3, 4]);
+}
