@@ -129,6 +129,13 @@ fn device_name(name: &str) -> Result<(), Rejection> {
             "device {name:?}: a device name has no leading or trailing spaces"
         )));
     }
+    // Looked up and created by name: PostgreSQL would fail the whole message (and a 3.1.1
+    // gateway's connection) instead of refusing this device's part.
+    if name.contains('\0') {
+        return Err(Rejection::Payload(format!(
+            "device {name:?}: a device name holds no NUL character (U+0000)"
+        )));
+    }
     Ok(())
 }
 
@@ -154,10 +161,18 @@ pub fn single<T: DeserializeOwned>(
             "the {what} must be a JSON object naming its device in `device`"
         )));
     };
-    let parsed = device_name(&name).and_then(|()| {
-        serde_json::from_value(value)
-            .map_err(|e| Rejection::Payload(format!("device {name:?}: invalid {what}: {e}")))
-    });
+    let parsed = device_name(&name)
+        .and_then(|()| match crate::text::nul_in(&value) {
+            // A device type, an attribute key or a command's answer: all stored or looked up.
+            Some(field) => Err(Rejection::Payload(format!(
+                "device {name:?}: `{field}` holds a NUL character (U+0000), which text may not"
+            ))),
+            None => Ok(()),
+        })
+        .and_then(|()| {
+            serde_json::from_value(value)
+                .map_err(|e| Rejection::Payload(format!("device {name:?}: invalid {what}: {e}")))
+        });
     Ok((name, parsed))
 }
 
@@ -1076,6 +1091,44 @@ mod tests {
             attributes_update("d", &json!({"target": 21})),
             json!({"device": "d", "data": {"target": 21}})
         );
+    }
+
+    /// Found by the `gateway_decode` fuzz target (server/fuzz; this is its input): a device name
+    /// with a NUL character was accepted, then looked up and created in PostgreSQL, which refuses
+    /// U+0000: the whole message failed as a storage error (a 3.1.1 gateway's connection closed,
+    /// and the gateway sent it again after reconnecting). Now only that device's part is refused.
+    #[test]
+    fn regression_a_nul_in_a_device_name_refuses_that_device_only() {
+        let payload = br#"{"thermo-1":[{"ts":1700000000000,"luva1s":{"t":21.5}},{"ts":1700000001000,"6alues":{"t":22}}],"4hermo-2\u0000":{"t":3,"on":true},"th]rmo-3":[{"ts":5,"vadues":{"t":1},"metadata":{"publisheeTs":4}}],"bad":[{"4s":1,"values":{"t":null}}],"":[{"t":1}],"also-bad":"hot"}"#;
+        let parts: HashMap<String, _> = telemetry(payload, 0).unwrap().into_iter().collect();
+        let why = parts["4hermo-2\0"].as_ref().unwrap_err();
+        assert_eq!(reason(why), "invalid_payload");
+        assert!(why.detail().contains("NUL"), "{why:?}");
+        assert_eq!(parts["thermo-1"].as_ref().unwrap().len(), 2);
+        assert!(parts["th]rmo-3"].is_ok());
+        assert!(attributes(br#"{"a\u0000":{"k":1}}"#).unwrap()[0].1.is_err());
+        assert!(claims(br#"{"a\u0000":{}}"#).is_err());
+        // Messages about one device: the name, and any text in them (a device type, an
+        // attribute key, a command's answer: all looked up or stored).
+        for bad in [
+            &br#"{"device": "a\u0000"}"#[..],
+            br#"{"device": "d", "type": "meter\u0000"}"#,
+        ] {
+            let (_, connect) = single::<Connect>(bad, "connect message").unwrap();
+            assert!(connect.unwrap_err().detail().contains("NUL"));
+        }
+        let (_, reply) = single::<RpcReply>(
+            br#"{"device": "d", "id": 1, "data": {"out": "x\u0000"}}"#,
+            "RPC answer",
+        )
+        .unwrap();
+        assert!(reply.unwrap_err().detail().contains("`data.out`"));
+        let (_, request) = single::<AttributeRequest>(
+            br#"{"id": 1, "device": "d", "keys": ["\u0000"]}"#,
+            "attribute request",
+        )
+        .unwrap();
+        assert!(request.is_err());
     }
 
     mod properties {

@@ -773,7 +773,7 @@ impl DeviceSession {
                 }))
             }
             PublishTopic::RpcResponse(id) => {
-                let response = rpc_response(&payload);
+                let response = rpc_response(&payload)?;
                 let ctx = self.ctx.clone();
                 let device = self.identity.device_id;
                 let known = self
@@ -942,11 +942,18 @@ pub fn rpc_request_method(payload: &[u8]) -> Result<String, Rejection> {
 }
 
 /// A device's answer to a command (`v1/devices/me/rpc/response/{id}`): its JSON, or its text as
-/// a string when it is not JSON.
-pub fn rpc_response(payload: &[u8]) -> serde_json::Value {
-    serde_json::from_slice(payload).unwrap_or_else(|_| {
+/// a string when it is not JSON. One with a NUL character is refused, as the HTTP device API
+/// refuses it: it cannot be stored.
+pub fn rpc_response(payload: &[u8]) -> Result<serde_json::Value, Rejection> {
+    let response = serde_json::from_slice(payload).unwrap_or_else(|_| {
         serde_json::Value::String(String::from_utf8_lossy(payload).into_owned())
-    })
+    });
+    if crate::text::nul_in(&response).is_some() {
+        return Err(Rejection::Payload(
+            "the answer holds a NUL character (U+0000), which text may not".into(),
+        ));
+    }
+    Ok(response)
 }
 
 /// The chunk size a package chunk request asks for, as decimal text (`None`: empty, the size
@@ -1048,5 +1055,54 @@ impl Drop for DeviceSession {
                 }
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the `mqtt_session` fuzz target (server/fuzz; this is the payload of its input): a
+    /// command's answer on `v1/devices/me/rpc/response/{id}` that is not JSON is kept as text,
+    /// NUL bytes included, and PostgreSQL refused to store it (a storage error: MQTT 3.1.1
+    /// closes the connection and the device sends it again). The HTTP device API already
+    /// refused such an answer; MQTT now does too.
+    #[test]
+    fn regression_an_answer_with_a_nul_is_refused() {
+        let mut payload = b"{\"".to_vec();
+        payload.extend([0xff; 20]);
+        payload.extend([0x01, 0x00, 0x00, 0x01]);
+        payload.extend([0xff; 13]);
+        payload.extend(br#"status":"ok"}"#);
+        let why = rpc_response(&payload).unwrap_err();
+        assert_eq!(why.reason(), "invalid_payload");
+        assert!(rpc_response(br#"{"out": "\u0000"}"#).is_err());
+        assert_eq!(
+            rpc_response(br#"{"status":"ok"}"#).unwrap(),
+            serde_json::json!({"status": "ok"})
+        );
+        assert_eq!(rpc_response(b"done").unwrap(), serde_json::json!("done"));
+    }
+
+    #[test]
+    fn payload_readers() {
+        assert_eq!(attribute_request_keys(b"").unwrap(), (None, None));
+        assert_eq!(
+            attribute_request_keys(br#"{"clientKeys":"fw, ,model","sharedKeys":""}"#).unwrap(),
+            (
+                Some(vec!["fw".to_owned(), "model".to_owned()]),
+                Some(vec![])
+            )
+        );
+        assert!(attribute_request_keys(b"{").is_err());
+        assert_eq!(
+            rpc_request_method(br#"{"method":"getTime"}"#).unwrap(),
+            "getTime"
+        );
+        assert_eq!(rpc_request_method(b"[1]").unwrap(), "");
+        assert!(rpc_request_method(b"nope").is_err());
+        assert_eq!(chunk_size(b" 1024 "), Ok(Some(1024)));
+        assert_eq!(chunk_size(b""), Ok(None));
+        assert!(chunk_size(b"-1").unwrap_err().contains("\"-1\""));
     }
 }
