@@ -134,6 +134,27 @@ pub struct Config {
     /// Bounds on the keep-alive a device may ask for.
     pub mqtt_keep_alive_min_secs: u16,
     pub mqtt_keep_alive_max_secs: u16,
+    /// Time a packet that has begun to arrive (after CONNECT) has to arrive whole: a client
+    /// that dribbles one is disconnected.
+    pub mqtt_packet_timeout_secs: u16,
+    /// MQTT connections open at once from one address (0: no bound); see
+    /// `connection_limit_exempt`.
+    pub mqtt_max_connections_per_address: usize,
+    /// New MQTT connections per address, `count:seconds[,count:seconds…]`.
+    pub mqtt_connect_rate_per_address: crate::ingress::Rate,
+    /// Topic filters one MQTT session may hold (a device needs a handful).
+    pub mqtt_max_subscriptions: usize,
+    /// Time an HTTP client has to send a request's head (every request of a connection).
+    pub http_request_timeout_secs: u64,
+    /// How long an idle HTTP connection is kept open for the next request (0: not at all).
+    pub http_keep_alive_secs: u64,
+    /// HTTP connections open at once, in all.
+    pub http_max_connections: usize,
+    /// HTTP connections open at once from one address (0: no bound).
+    pub http_max_connections_per_address: usize,
+    /// Addresses and ranges whose connections are not bounded per address (loopback by
+    /// default: load generators, sidecars); `trusted_proxies` are not either.
+    pub connection_limit_exempt: crate::http::TrustedProxies,
     /// Per-device rates, `count:seconds[,count:seconds…]`.
     pub device_rate_messages: crate::ingress::Rate,
     pub device_rate_points: crate::ingress::Rate,
@@ -240,6 +261,16 @@ impl Default for Config {
             mqtt_connect_timeout_secs: 10,
             mqtt_keep_alive_min_secs: 1,
             mqtt_keep_alive_max_secs: 3600,
+            mqtt_packet_timeout_secs: 20,
+            mqtt_max_connections_per_address: 1000,
+            mqtt_connect_rate_per_address: rate("100:1,1000:60"),
+            mqtt_max_subscriptions: 100,
+            http_request_timeout_secs: 5,
+            http_keep_alive_secs: 5,
+            http_max_connections: 25_000,
+            http_max_connections_per_address: 1000,
+            connection_limit_exempt: crate::http::TrustedProxies::parse("127.0.0.0/8,::1")
+                .unwrap_or_default(),
             device_rate_messages: rate("200:1,6000:60"),
             device_rate_points: rate("2000:1,60000:60"),
             tenant_rate_messages: rate("100000:1"),
@@ -497,6 +528,18 @@ impl Config {
             || self.mqtt_keep_alive_min_secs > self.mqtt_keep_alive_max_secs
         {
             problems.push("STEAD_MQTT_KEEP_ALIVE_MIN_SECS must be at least 1 and at most STEAD_MQTT_KEEP_ALIVE_MAX_SECS".to_string());
+        }
+        if self.mqtt_packet_timeout_secs == 0 {
+            problems.push("STEAD_MQTT_PACKET_TIMEOUT_SECS must be at least 1".to_string());
+        }
+        if self.mqtt_max_subscriptions == 0 {
+            problems.push("STEAD_MQTT_MAX_SUBSCRIPTIONS must be at least 1".to_string());
+        }
+        if self.http_request_timeout_secs == 0 {
+            problems.push("STEAD_HTTP_REQUEST_TIMEOUT_SECS must be at least 1".to_string());
+        }
+        if self.http_max_connections == 0 {
+            problems.push("STEAD_HTTP_MAX_CONNECTIONS must be at least 1".to_string());
         }
         if self.telemetry_writers == 0 || self.telemetry_writers > 64 {
             problems.push("STEAD_TELEMETRY_WRITERS must be between 1 and 64".to_string());

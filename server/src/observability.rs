@@ -126,6 +126,8 @@ pub struct Metrics {
     pub http_duration: HistogramVec,
     pub mqtt_connects: prometheus::IntCounter,
     pub mqtt_connect_refused: IntCounterVec,
+    /// HTTP connections shut at accept, by reason (over the per-address bound).
+    pub http_connections_refused: IntCounterVec,
     pub mqtt_rejected: IntCounterVec,
     pub telemetry_rows: prometheus::IntCounter,
     pub telemetry_batches: prometheus::Histogram,
@@ -174,6 +176,13 @@ impl Metrics {
             Opts::new(
                 "mqtt_connect_refused_total",
                 "MQTT connections refused, by reason",
+            ),
+            &["reason"],
+        )?;
+        let http_connections_refused = IntCounterVec::new(
+            Opts::new(
+                "http_connections_refused_total",
+                "HTTP connections refused, by reason",
             ),
             &["reason"],
         )?;
@@ -252,6 +261,7 @@ impl Metrics {
         registry.register(Box::new(http_duration.clone()))?;
         registry.register(Box::new(mqtt_connects.clone()))?;
         registry.register(Box::new(mqtt_connect_refused.clone()))?;
+        registry.register(Box::new(http_connections_refused.clone()))?;
         registry.register(Box::new(mqtt_rejected.clone()))?;
         registry.register(Box::new(telemetry_rows.clone()))?;
         registry.register(Box::new(telemetry_batches.clone()))?;
@@ -263,6 +273,7 @@ impl Metrics {
             http_duration,
             mqtt_connects,
             mqtt_connect_refused,
+            http_connections_refused,
             mqtt_rejected,
             telemetry_rows,
             telemetry_batches,

@@ -151,6 +151,17 @@ pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
             ));
         }
     }
+    // Before any parser walks it: see `nesting`.
+    if crate::nesting::depth_of_text(body) > crate::nesting::MAX_DEPTH {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!(
+                "the request body nests deeper than {} levels",
+                crate::nesting::MAX_DEPTH
+            ),
+        ));
+    }
     // Text with U+0000 cannot be stored (PostgreSQL refuses it): refused here, naming the field.
     if crate::text::may_hold_nul(body)
         && let Ok(value) = serde_json::from_slice::<serde_json::Value>(body)
@@ -297,6 +308,11 @@ impl TrustedProxies {
 
     fn trusts(&self, ip: IpAddr) -> bool {
         self.0.iter().any(|net| net.contains(&ip))
+    }
+
+    /// Whether `ip` is one of the addresses or in one of the ranges.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        self.trusts(ip)
     }
 
     /// The client behind `peer`: from the right of `X-Forwarded-For` (each proxy appends the

@@ -8,6 +8,8 @@ mod health;
 mod metrics;
 pub mod openapi;
 
+use std::time::Duration;
+
 use actix_web::http::StatusCode;
 use actix_web::{App, HttpRequest, HttpServer, web};
 
@@ -67,7 +69,20 @@ pub fn server(
             "this binary was built without the console (no web/dist at build time): `cargo xtask run` builds it; the API works without it"
         ),
     }
-    let shutdown_timeout = state.config.shutdown_timeout_secs;
+    let cfg = state.config.clone();
+    let shutdown_timeout = cfg.shutdown_timeout_secs;
+    // Bounds on what one address holds: a connection over them is shut at once, unread.
+    let limits = crate::guard::AddressLimits::new(
+        "HTTP",
+        cfg.http_max_connections_per_address,
+        None,
+        vec![
+            cfg.connection_limit_exempt.clone(),
+            cfg.trusted_proxies.clone(),
+        ],
+        Some(state.metrics.http_connections_refused.clone()),
+    );
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()
@@ -97,6 +112,33 @@ pub fn server(
             })
             .default_service(web::to(not_found))
     })
+    .on_connect(move |conn, extensions| {
+        let Some(stream) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() else {
+            return;
+        };
+        match limits.admit(stream.peer_addr().ok().map(|a| a.ip())) {
+            // Held by the connection's data: dropped when the connection ends.
+            Ok(permit) => {
+                extensions.insert(permit);
+            }
+            Err(_) => {
+                let _ = socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Both);
+            }
+        }
+    })
+    // Every request's head within the request timeout: the first one's by actix, the next ones'
+    // on a kept-alive connection by the patch in server/vendor/actix-http (a client dribbling a
+    // head one byte a second is answered 408 and closed).
+    .client_request_timeout(Duration::from_secs(cfg.http_request_timeout_secs))
+    // A closing connection whose client does not read is dropped after this.
+    .client_disconnect_timeout(Duration::from_secs(1))
+    .keep_alive(match cfg.http_keep_alive_secs {
+        0 => actix_web::http::KeepAlive::Disabled,
+        secs => actix_web::http::KeepAlive::Timeout(Duration::from_secs(secs)),
+    })
+    .workers(workers)
+    // actix counts per worker.
+    .max_connections(cfg.http_max_connections.div_ceil(workers))
     .listen(listener)?
     .disable_signals()
     .shutdown_timeout(shutdown_timeout)

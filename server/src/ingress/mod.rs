@@ -7,6 +7,7 @@
 //! `v5`) translate packets; what a message does is decided once, in `session`.
 
 pub mod daily;
+mod filters;
 pub mod gateway;
 mod limits;
 mod registry;
@@ -243,6 +244,35 @@ pub fn stop_reason(reason: &ntex_mqtt::Reason<Close>) -> Option<DisconnectReason
         ntex_mqtt::Reason::Protocol(_) => Some(DisconnectReason::ProtocolError),
         _ => None,
     }
+}
+
+/// Logs why the protocol layer ended a device's session, when the device broke the protocol (a
+/// malformed or oversized packet, one dribbled slower than the packet timeout). A keep-alive
+/// timeout is an ordinary end, on the timeline only.
+pub fn log_protocol_error(session: &session::DeviceSession, reason: &ntex_mqtt::Reason<Close>) {
+    if let ntex_mqtt::Reason::Protocol(e) = reason
+        && !matches!(
+            e.get_ref(),
+            ntex_mqtt::error::ProtocolError::KeepAliveTimeout
+        )
+    {
+        tracing::info!(
+            device = %session.identity.device_id,
+            peer = %session.peer,
+            error = %e.get_ref(),
+            "MQTT session ended: protocol error"
+        );
+    }
+}
+
+/// Logs that a device's session ends for breaking the protocol in a way the codec lets through.
+pub fn log_violation(session: &session::DeviceSession, what: &str) {
+    tracing::info!(
+        device = %session.identity.device_id,
+        peer = %session.peer,
+        error = what,
+        "MQTT session ended: protocol error"
+    );
 }
 
 /// A person-readable reason.
@@ -793,12 +823,22 @@ macro_rules! mqtt_server {
 
 /// The limits every MQTT listener applies.
 fn listener_config(cfg: &crate::config::Config) -> ntex::SharedCfg {
+    let packet = ntex::time::Seconds(cfg.mqtt_packet_timeout_secs);
     ntex::SharedCfg::new("MQTT")
-        .add(ntex::io::IoConfig::new())
+        .add(
+            // A packet that has begun to arrive must be whole within the packet timeout, however
+            // long the keep-alive (a client dribbling one byte a second is cut off). The step and
+            // the maximum are the same: ntex never extends the timer, so its rate is moot.
+            ntex::io::IoConfig::new().set_frame_read_rate(packet, packet, 0),
+        )
         .add(
             ntex_mqtt::MqttServiceConfig::new()
                 .set_max_size(cfg.mqtt_max_payload_bytes as u32 * 4 + 1024)
                 .set_max_receive(cfg.mqtt_max_inflight)
+                // The first bytes (up to the protocol level) within 5 s of the connection, the
+                // rest of CONNECT within the connect timeout: a connection that sends nothing, or
+                // dribbles its CONNECT, is closed.
+                .protocol_version_timeout(ntex::time::Seconds(cfg.mqtt_connect_timeout_secs.min(5)))
                 .set_connect_timeout(ntex::time::Seconds(cfg.mqtt_connect_timeout_secs))
                 // Publishes that arrive just before a DISCONNECT (a one-shot QoS 0 publisher) are
                 // still handled.
@@ -808,13 +848,80 @@ fn listener_config(cfg: &crate::config::Config) -> ntex::SharedCfg {
         .into()
 }
 
+/// A listener's MQTT service behind the per-address bounds (`guard::AddressLimits`): a
+/// connection over them is closed before any of it is read. A connection that breaks off before
+/// its session starts (no CONNECT in time, a malformed or oversized first packet) is counted and
+/// logged here, once per interval.
+macro_rules! guarded {
+    ($limits:expr, $inner:expr) => {{
+        let limits = $limits.clone();
+        ntex::service::apply_fn_factory::<
+            _,
+            ntex::io::Io,
+            ntex::SharedCfg,
+            _,
+            ntex::io::Io,
+            (),
+            ntex_mqtt::MqttError<Close>,
+            _,
+        >(
+            $inner,
+            async move |io: ntex::io::Io, svc| -> Result<(), ntex_mqtt::MqttError<Close>> {
+                let peer = io.query::<ntex::io::types::PeerAddr>().get().map(|p| p.0);
+                let Ok(_permit) = limits.admit(peer.map(|p| p.ip())) else {
+                    // Dropped unread: the connection closes.
+                    return Ok(());
+                };
+                let result = svc.call(io).await;
+                if let Err(e) = &result {
+                    broken_off(&limits, peer, e);
+                }
+                result
+            },
+        )
+    }};
+}
+
+/// Counts and logs (once per interval per reason) a connection that ended before its session
+/// started, for a reason of its own making.
+fn broken_off(
+    limits: &crate::guard::AddressLimits,
+    peer: Option<SocketAddr>,
+    error: &ntex_mqtt::MqttError<Close>,
+) {
+    use ntex_mqtt::error::HandshakeError;
+    let reason = match error {
+        ntex_mqtt::MqttError::Handshake(HandshakeError::Timeout) => {
+            "no CONNECT within the connect timeout"
+        }
+        ntex_mqtt::MqttError::Handshake(HandshakeError::Protocol(_)) => {
+            "malformed or oversized packet before the session"
+        }
+        // The client went away, or the handshake or session refused it (logged there).
+        _ => return,
+    };
+    limits.broken_off(peer.map(|p| p.ip()), reason, error);
+}
+
 fn build_server(
     ctx: &Arc<IngressCtx>,
     listener: std::net::TcpListener,
     tls: Option<(std::net::TcpListener, Arc<rustls::ServerConfig>)>,
 ) -> std::io::Result<ntex::server::ServerBuilder> {
     let cfg = ctx.state.config.clone();
+    // One table for every worker and both listeners: the bounds are per address, not per thread.
+    let limits = crate::guard::AddressLimits::new(
+        "MQTT",
+        cfg.mqtt_max_connections_per_address,
+        Some(cfg.mqtt_connect_rate_per_address.clone()),
+        vec![
+            cfg.connection_limit_exempt.clone(),
+            cfg.trusted_proxies.clone(),
+        ],
+        Some(ctx.state.metrics.mqtt_connect_refused.clone()),
+    );
     let plain = ctx.clone();
+    let plain_limits = limits.clone();
     let mut builder = ntex::server::build()
         .workers(cfg.mqtt_workers)
         .disable_signals()
@@ -823,15 +930,22 @@ fn build_server(
             cfg.shutdown_timeout_secs.min(u64::from(u16::MAX)) as u16,
         ))
         .maxconn(cfg.mqtt_max_connections)
-        .listen("mqtt", listener, async move |_| mqtt_server!(plain))?
+        .listen("mqtt", listener, async move |_| {
+            guarded!(plain_limits, mqtt_server!(plain))
+        })?
         .config("mqtt", listener_config(&cfg));
     if let Some((tls_listener, tls_config)) = tls {
         let secure = ctx.clone();
         builder = builder
             .listen("mqtts", tls_listener, async move |_| {
-                ntex::service::chain_factory(ntex_tls::rustls::TlsAcceptor::new(tls_config.clone()))
+                guarded!(
+                    limits,
+                    ntex::service::chain_factory(ntex_tls::rustls::TlsAcceptor::new(
+                        tls_config.clone()
+                    ))
                     .map_err(|_| ntex_mqtt::MqttError::Service(Close))
                     .and_then(mqtt_server!(secure))
+                )
             })?
             .config("mqtts", listener_config(&cfg));
     }

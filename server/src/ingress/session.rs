@@ -30,6 +30,8 @@ pub struct Connection<S> {
     pub inner: DeviceSession,
     pub sink: S,
     pub ended: Rc<Cell<Option<DisconnectReason>>>,
+    /// The topic filters it holds, within its quota.
+    pub filters: super::filters::Filters,
 }
 
 impl<S> Drop for Connection<S> {
@@ -645,6 +647,23 @@ impl DeviceSession {
             serde_json::json!({"topic": filter.chars().take(200).collect::<String>()}),
         );
         false
+    }
+
+    /// The device unsubscribed from `filter` (`held`: the filters it still holds): shared
+    /// attributes or commands stop coming unless another held filter asks for them.
+    pub fn unsubscribed(&self, filter: &str, held: &std::collections::HashSet<Box<str>>) {
+        const RPC: &str = "v1/devices/me/rpc/request/";
+        if filter.starts_with(RPC) {
+            if !held.iter().any(|f| f.starts_with(RPC)) {
+                self.subs.rpc.set(None);
+            }
+        } else if filter == "v1/devices/me/attributes" {
+            self.subs.attributes.set(None);
+        } else if self.gateway.is_some() && filter == topic::GATEWAY_ATTRIBUTES {
+            self.subs.gateway_attributes.set(None);
+        } else if self.gateway.is_some() && filter == topic::GATEWAY_RPC {
+            self.subs.gateway_rpc.set(None);
+        }
     }
 
     /// Whether this connection has been refused so often that it should be closed.

@@ -11,6 +11,7 @@ use ntex_mqtt::Control;
 use ntex_mqtt::v3::{self, codec};
 use stead_api_types::DisconnectReason;
 
+use super::filters::Verdict;
 use super::session::{
     Admitted, ConnectRequest, Connection, ProvisioningSession, Refusal, Rejection, State, admit,
     peer_of,
@@ -72,6 +73,7 @@ async fn handshake(
                 inner: session,
                 sink,
                 ended,
+                filters: super::filters::Filters::new(ctx.state.config.mqtt_max_subscriptions),
             }),
             false,
         )
@@ -148,16 +150,37 @@ pub fn protocol() -> impl ServiceFactory<
                 };
                 Ok::<_, Close>(match msg {
                     v3::ProtocolMessage::Subscribe(mut sub) => {
+                        let mut filters = 0;
                         for mut s in sub.iter_mut() {
+                            filters += 1;
                             let topic = s.topic().to_string();
                             let granted = codec::QoS::AtLeastOnce.min(s.qos());
-                            if session.inner.may_subscribe(&topic, granted as u8) {
+                            if session.filters.verdict(&topic, &session.inner) == Verdict::Over {
+                                s.fail();
+                            } else if session.inner.may_subscribe(&topic, granted as u8) {
+                                session.filters.held(&topic);
                                 s.confirm(granted);
                             } else {
+                                session.filters.refused();
                                 s.fail();
                             }
                         }
+                        if filters == 0 {
+                            // [MQTT-3.8.3-3]: a SUBSCRIBE names at least one filter.
+                            session.ended.set(Some(DisconnectReason::ProtocolError));
+                            super::log_violation(
+                                &session.inner,
+                                "a SUBSCRIBE without topic filters",
+                            );
+                            return Err(Close);
+                        }
                         sub.ack()
+                    }
+                    v3::ProtocolMessage::Unsubscribe(unsub) => {
+                        for topic in unsub.iter() {
+                            session.filters.released(topic, &session.inner);
+                        }
+                        unsub.ack()
                     }
                     v3::ProtocolMessage::Disconnect(d) => {
                         session.ended.set(Some(DisconnectReason::ClientDisconnect));
@@ -188,6 +211,7 @@ pub fn control() -> impl ServiceFactory<
                     && session.ended.get().is_none()
                 {
                     session.ended.set(super::stop_reason(reason));
+                    super::log_protocol_error(&session.inner, reason);
                 }
                 Ok::<_, Close>(None)
             }

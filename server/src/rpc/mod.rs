@@ -429,6 +429,13 @@ pub async fn answered(
     request_id: u32,
     response: serde_json::Value,
 ) -> Result<bool> {
+    // An answer nested too deep to send on inside other JSON (see `nesting`) is kept as its
+    // text, as an answer that is not JSON is.
+    let response = if crate::nesting::too_deep(&response) {
+        serde_json::Value::String(response.to_string())
+    } else {
+        response
+    };
     committed(state, async |txn| {
         let answered = repo::answer(
             crate::auth::System::worker(),

@@ -106,6 +106,13 @@ pub fn checked(values: Map<String, Value>) -> Result<Map<String, Value>, DecodeE
                 key.replace('\0', "\\u0000")
             )));
         }
+        // Kept, and later sent inside other JSON: see `nesting`.
+        if crate::nesting::too_deep(value) {
+            return Err(shape(format!(
+                "`{key}` nests deeper than {} levels",
+                crate::nesting::MAX_DEPTH
+            )));
+        }
         match value {
             Value::Null => return Err(shape(format!("`{key}` is null"))),
             Value::Array(_) => {
