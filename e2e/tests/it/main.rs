@@ -4,6 +4,7 @@
 
 mod harness;
 
+mod abuse;
 mod access;
 mod account;
 mod alarms;

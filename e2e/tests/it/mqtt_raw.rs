@@ -68,6 +68,11 @@ impl Raw {
         (raw, code)
     }
 
+    /// The connection, to write to and read from byte by byte.
+    pub fn into_stream(self) -> TcpStream {
+        self.stream
+    }
+
     pub async fn send(&mut self, bytes: &[u8]) {
         let _ = self.stream.write_all(bytes).await;
     }
