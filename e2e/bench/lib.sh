@@ -6,6 +6,10 @@
 # STEAD_TEST_REDIS_URL override the service addresses.
 
 PG=${STEAD_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432}
+# The server's connection options: no TLS to the PostgreSQL on this machine by default (over
+# loopback it only costs CPU on both sides); PG_OPTIONS= keeps the client's default (TLS when
+# the server offers it).
+PG_OPTIONS=${PG_OPTIONS-?sslmode=disable}
 REDIS=${STEAD_TEST_REDIS_URL:-redis://127.0.0.1:6379}
 DB=stead_bench_$RANDOM$RANDOM
 WORK=$(mktemp -d)
@@ -42,7 +46,7 @@ start_server() {
     echo "something already answers on $HTTP (a server left from an earlier run?): stop it first" >&2
     return 1
   fi
-  env STEAD_DATABASE_URL="$PG/$DB" STEAD_REDIS_URL="$REDIS" STEAD_REDIS_PREFIX="bench-$DB:" \
+  env STEAD_DATABASE_URL="$PG/$DB$PG_OPTIONS" STEAD_REDIS_URL="$REDIS" STEAD_REDIS_PREFIX="bench-$DB:" \
     STEAD_HTTP_ADDR=$HTTP STEAD_MQTT_ADDR=$MQTT STEAD_DATA_DIR="$WORK/data" STEAD_LOG=warn \
     STEAD_TENANT_RATE_MESSAGES=1000000:1 STEAD_TENANT_RATE_POINTS=10000000:1 \
     STEAD_BOOTSTRAP_ADMIN_EMAIL=admin@bench.local STEAD_BOOTSTRAP_ADMIN_PASSWORD=$ADMIN_PW \

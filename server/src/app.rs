@@ -140,22 +140,23 @@ fn committed_telemetry(
         metrics.telemetry_rows.inc_by(rows.len() as u64);
         metrics.telemetry_batches.observe(rows.len() as f64);
         metrics.telemetry_commit.observe(took.as_secs_f64());
-        latest.add(rows.iter().map(|r| (r.device_id, r.ts, &r.values)));
         events.add(&rows);
         alarms.add(&rows);
         activity.add(&rows);
         ota.add(&rows);
-        for row in rows {
+        // Last: the values move into the latest values (copied only for a watched device).
+        latest.add_owned(rows.into_iter().map(|row| {
             if bus.is_watched(row.device_id) {
                 bus.publish(
                     row.device_id,
                     LiveEvent::Telemetry {
                         ts: row.ts,
-                        values: row.values,
+                        values: row.values.clone(),
                     },
                 );
             }
-        }
+            (row.device_id, row.ts, row.values)
+        }));
     })
 }
 

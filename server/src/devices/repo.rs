@@ -660,52 +660,92 @@ async fn identity_of(
     db: &impl crate::db::Db,
     device: model::Model,
 ) -> Result<Option<DeviceIdentity>> {
-    let Some(tenant) = crate::tenants::repo::find(db, TenantId(device.tenant_id)).await? else {
-        return Ok(None);
-    };
-    if crate::tenants::repo::status(&tenant) == TenantStatus::Suspended {
-        return Ok(None);
-    }
-    let profile_limits = match device.profile_id {
-        Some(id) => crate::profiles::model::Entity::find_by_id(id)
-            .one(db)
-            .await?
-            .map(|p| crate::profiles::repo::limits_of(&p))
-            .unwrap_or_default(),
-        None => Default::default(),
-    };
-    let stamp = stamp_of(&device);
-    Ok(Some(DeviceIdentity {
-        stamp,
-        telemetry_retention_days: tenant.telemetry_retention_days,
-        device_id: DeviceId(device.id),
-        tenant_id: TenantId(device.tenant_id),
-        name: device.name,
-        tenant_limits: crate::tenants::repo::limits_of(&tenant),
-        tenant_quotas: crate::tenants::quotas::overrides_of(&tenant),
-        disabled_reason: device.disabled_reason,
-        credentials_expire_at: device.credentials_expire_at,
-        profile_limits,
-        gateway: device.gateway,
-    }))
+    Ok(identities_of(db, vec![device]).await?.pop())
 }
 
-/// The access-token device a token belongs to, if its tenant is active: one indexed hash
-/// lookup. Whether it may connect now (disabled, expired) is `credentials::admissible`.
-pub async fn authenticate(
+/// The identities of these devices, with their tenants and profiles read in one query each
+/// (whatever the number of devices); devices of a suspended tenant are left out.
+async fn identities_of(
+    db: &impl crate::db::Db,
+    devices: Vec<model::Model>,
+) -> Result<Vec<DeviceIdentity>> {
+    use std::collections::{HashMap, HashSet};
+    if devices.is_empty() {
+        return Ok(Vec::new());
+    }
+    let tenant_ids: HashSet<Uuid> = devices.iter().map(|d| d.tenant_id).collect();
+    let tenants: HashMap<Uuid, crate::tenants::model::Model> =
+        crate::tenants::model::Entity::find()
+            .filter(crate::tenants::model::Column::Id.is_in(tenant_ids))
+            .all(db)
+            .await?
+            .into_iter()
+            .filter(|t| crate::tenants::repo::status(t) != TenantStatus::Suspended)
+            .map(|t| (t.id, t))
+            .collect();
+    let profile_ids: HashSet<Uuid> = devices.iter().filter_map(|d| d.profile_id).collect();
+    let profiles: HashMap<Uuid, stead_api_types::ProfileLimits> = if profile_ids.is_empty() {
+        HashMap::new()
+    } else {
+        crate::profiles::model::Entity::find()
+            .filter(crate::profiles::model::Column::Id.is_in(profile_ids))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|p| (p.id, crate::profiles::repo::limits_of(&p)))
+            .collect()
+    };
+    Ok(devices
+        .into_iter()
+        .filter_map(|device| {
+            let tenant = tenants.get(&device.tenant_id)?;
+            let profile_limits = device
+                .profile_id
+                .and_then(|id| profiles.get(&id).cloned())
+                .unwrap_or_default();
+            Some(DeviceIdentity {
+                stamp: stamp_of(&device),
+                telemetry_retention_days: tenant.telemetry_retention_days,
+                device_id: DeviceId(device.id),
+                tenant_id: TenantId(device.tenant_id),
+                name: device.name,
+                tenant_limits: crate::tenants::repo::limits_of(tenant),
+                tenant_quotas: crate::tenants::quotas::overrides_of(tenant),
+                disabled_reason: device.disabled_reason,
+                credentials_expire_at: device.credentials_expire_at,
+                profile_limits,
+                gateway: device.gateway,
+            })
+        })
+        .collect())
+}
+
+/// The access-token devices behind these token hashes, as (hash, identity), in one query for
+/// all of them (a reconnect storm's lookups, gathered): devices of a suspended tenant are left
+/// out. Whether each may connect now is `credentials::admissible`.
+pub async fn authenticate_hashes(
     _: System,
     db: &impl crate::db::Db,
-    token: &str,
-) -> Result<Option<DeviceIdentity>> {
-    let Some(device) = Devices::find()
-        .filter(model::Column::TokenHash.eq(tokens::hash_token(token)))
+    hashes: &[String],
+) -> Result<Vec<(String, DeviceIdentity)>> {
+    let devices = Devices::find()
+        .filter(model::Column::TokenHash.is_in(hashes.iter().cloned()))
         .filter(model::Column::CredentialsType.eq("access_token"))
-        .one(db)
+        .all(db)
+        .await?;
+    let hash_of: std::collections::HashMap<Uuid, String> = devices
+        .iter()
+        .map(|d| (d.id, d.token_hash.clone()))
+        .collect();
+    Ok(identities_of(db, devices)
         .await?
-    else {
-        return Ok(None);
-    };
-    identity_of(db, device).await
+        .into_iter()
+        .filter_map(|identity| {
+            hash_of
+                .get(&identity.device_id.0)
+                .map(|hash| (hash.clone(), identity))
+        })
+        .collect())
 }
 
 /// An MQTT-basic device, found by its user name, with what its login is checked against.

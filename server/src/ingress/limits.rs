@@ -296,22 +296,36 @@ impl TenantRates {
         if counts.messages != *messages || counts.points != *points {
             *counts = TenantCounts::new(messages, points);
         }
-        let limits: Vec<_> = counts.limits().collect();
-        for ((what, limit, len), w) in limits.iter().zip(&mut counts.windows) {
-            let index = now.div_euclid(*len);
+        // Per message: no allocation, one pass to check and one to count.
+        let TenantCounts {
+            messages,
+            points,
+            windows,
+        } = counts;
+        let limits = messages
+            .windows
+            .iter()
+            .map(|(c, l)| (1, "messages", *c, *l))
+            .chain(
+                points
+                    .windows
+                    .iter()
+                    .map(|(c, l)| (n_points, "data points", *c, *l)),
+            );
+        for ((n, what, limit, len), w) in limits.clone().zip(windows.iter_mut()) {
+            let index = now.div_euclid(len);
             if w.index != index {
                 *w = SharedWindow {
                     index,
                     ..SharedWindow::default()
                 };
             }
-            let n = if *what == "messages" { 1 } else { n_points };
-            if w.shared + w.pending + n > *limit {
+            if w.shared + w.pending + n > limit {
                 return Err(format!("more than {limit} {what} in {} s", len / 1000));
             }
         }
-        for ((what, _, _), w) in limits.iter().zip(&mut counts.windows) {
-            w.pending += if *what == "messages" { 1 } else { n_points };
+        for ((n, ..), w) in limits.zip(windows.iter_mut()) {
+            w.pending += n;
         }
         Ok(())
     }

@@ -336,6 +336,8 @@ pub struct Sessions {
     /// Ended sessions whose end (activity, presence, Last Will) is still being written: shutdown
     /// waits for them before the process goes.
     ending: std::sync::atomic::AtomicUsize,
+    /// Token lookups waiting for their query (`run_lookups`), started with the first.
+    lookups: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Lookup>>,
     /// False while this node does not hear the other nodes (the Redis subscription is lost): a
     /// revocation made elsewhere meanwhile would not reach the login cache, so it is not used.
     linked: std::sync::atomic::AtomicBool,
@@ -370,6 +372,7 @@ impl Default for Sessions {
             waits: crate::rpc::Waits::default(),
             ending: std::sync::atomic::AtomicUsize::new(0),
             linked: std::sync::atomic::AtomicBool::new(true),
+            lookups: std::sync::OnceLock::new(),
         }
     }
 }
@@ -437,8 +440,7 @@ impl Sessions {
             return Ok(Some(identity));
         }
         let generation = self.cache_generation();
-        let found =
-            crate::devices::repo::authenticate(crate::auth::System::ingress(), db, token).await?;
+        let found = self.look_up(db, hash.clone()).await?;
         if let Some(identity) = &found {
             self.cache(hash, identity.clone(), AUTH_CACHE_TTL, generation);
         }
@@ -512,6 +514,30 @@ impl Sessions {
             generation,
         );
         Ok(admissible(found.identity))
+    }
+
+    /// The device behind a token hash, looked up together with the other lookups waiting at
+    /// the same moment: a reconnect storm of 10,000 devices is a few dozen queries, not 10,000
+    /// (each lookup also reads the device's tenant and profile).
+    async fn look_up(
+        &self,
+        db: &sea_orm::DatabaseConnection,
+        hash: String,
+    ) -> crate::error::Result<Option<DeviceIdentity>> {
+        let lookups = self.lookups.get_or_init(|| {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            tokio::spawn(run_lookups(db.clone(), rx));
+            tx
+        });
+        let (done, answer) = tokio::sync::oneshot::channel();
+        lookups
+            .send((hash, done))
+            .map_err(|_| anyhow::anyhow!("the token lookups stopped"))?;
+        match answer.await {
+            Ok(Ok(found)) => Ok(found),
+            Ok(Err(e)) => Err(anyhow::anyhow!("looking up a device token: {e}").into()),
+            Err(_) => Err(anyhow::anyhow!("the token lookups stopped").into()),
+        }
     }
 
     /// Counts a session's end as being written until the answer is dropped.
@@ -794,6 +820,54 @@ impl Sessions {
     /// This node now holds the device's session: other nodes end theirs.
     pub fn announce_connected(&self, device: crate::ids::DeviceId, _conn_id: u64) {
         self.tell_others(Control::Connected(device));
+    }
+}
+
+/// A token hash, and where its device (or none) goes.
+type Lookup = (
+    String,
+    tokio::sync::oneshot::Sender<Result<Option<DeviceIdentity>, String>>,
+);
+
+/// Token hashes looked up in one query at most.
+const LOOKUPS_PER_QUERY: usize = 500;
+
+/// Answers token lookups in batches: whatever queued while the previous query ran goes in the
+/// next (one query for a lone CONNECT, one per few hundred in a storm).
+async fn run_lookups(
+    db: sea_orm::DatabaseConnection,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Lookup>,
+) {
+    let mut batch = Vec::with_capacity(LOOKUPS_PER_QUERY);
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < LOOKUPS_PER_QUERY {
+            match rx.try_recv() {
+                Ok(lookup) => batch.push(lookup),
+                Err(_) => break,
+            }
+        }
+        let hashes: Vec<String> = batch.iter().map(|(hash, _)| hash.clone()).collect();
+        match crate::devices::repo::authenticate_hashes(
+            crate::auth::System::ingress(),
+            &db,
+            &hashes,
+        )
+        .await
+        {
+            Ok(found) => {
+                let found: HashMap<String, DeviceIdentity> = found.into_iter().collect();
+                for (hash, done) in batch.drain(..) {
+                    let _ = done.send(Ok(found.get(&hash).cloned()));
+                }
+            }
+            Err(e) => {
+                let e = e.to_string();
+                for (_, done) in batch.drain(..) {
+                    let _ = done.send(Err(e.clone()));
+                }
+            }
+        }
     }
 }
 

@@ -535,14 +535,23 @@ pub fn merge_newest<'a>(
     for (device, ts, values) in points {
         let keys = newest.entry(device).or_default();
         for (key, value) in values {
-            if keys.get(key).is_none_or(|v| v.ts <= ts) {
-                keys.insert(
-                    key.clone(),
-                    TsValue {
+            match keys.get_mut(key) {
+                Some(held) if held.ts <= ts => {
+                    *held = TsValue {
                         ts,
                         value: value.clone(),
-                    },
-                );
+                    }
+                }
+                Some(_) => {}
+                None => {
+                    keys.insert(
+                        key.clone(),
+                        TsValue {
+                            ts,
+                            value: value.clone(),
+                        },
+                    );
+                }
             }
         }
     }
@@ -607,6 +616,27 @@ impl LatestWriter {
         >,
     ) {
         merge_newest(&mut lock(&self.pending), points);
+    }
+
+    /// `add` for values the caller no longer needs: moved, not copied (committed telemetry, on
+    /// the hot path: no allocation for a key already pending).
+    pub fn add_owned(
+        &self,
+        points: impl IntoIterator<Item = (DeviceId, i64, serde_json::Map<String, serde_json::Value>)>,
+    ) {
+        let mut pending = lock(&self.pending);
+        for (device, ts, values) in points {
+            let keys = pending.entry(device).or_default();
+            for (key, value) in values {
+                match keys.get_mut(&key) {
+                    Some(held) if held.ts <= ts => *held = TsValue { ts, value },
+                    Some(_) => {}
+                    None => {
+                        keys.insert(key, TsValue { ts, value });
+                    }
+                }
+            }
+        }
     }
 }
 
