@@ -419,9 +419,10 @@ mod tests {
             a.admit(tenant, &m, &p, now, 1).unwrap();
         }
         a.sync(&live).await;
-        b.sync(&live).await;
-        // Node b sees node a's three: two more, not five.
+        // Node b counts the tenant from its first message on; its next sync brings node a's
+        // three: one more, not four.
         b.admit(tenant, &m, &p, now, 1).unwrap();
+        b.sync(&live).await;
         b.admit(tenant, &m, &p, now, 1).unwrap();
         assert_eq!(
             b.admit(tenant, &m, &p, now, 1).unwrap_err(),

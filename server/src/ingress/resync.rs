@@ -4,8 +4,8 @@
 //!
 //! 1. renews its liveness, so that no worker takes it for lost;
 //! 2. claims the presence records of the sessions it holds (`LiveStore::reassert_presence`):
-//!    a session that a newer one elsewhere took over ends, and one that is newer than the
-//!    record tells the other nodes, which end theirs;
+//!    a session that a newer one elsewhere took over ends, and one that replaced an older
+//!    session's record tells the other nodes, which end theirs;
 //! 3. checks every session it holds against the database (`no_longer_admitted`): a device
 //!    deleted, disabled, suspended, given new credentials or whose credentials expired is
 //!    disconnected;
@@ -16,7 +16,7 @@
 
 use crate::app::AppState;
 use crate::ids::DeviceId;
-use crate::live::state::SessionRef;
+use crate::live::state::{Claim, SessionRef};
 
 /// Catches up each time the link to the other nodes is made again, for as long as the node
 /// runs.
@@ -65,16 +65,21 @@ pub async fn catch_up(state: &AppState) -> anyhow::Result<CaughtUp> {
         .collect();
     let current = state.live.reassert_presence(node, &claims).await?;
     let mut ended = 0;
-    for (h, current) in held.iter().zip(current) {
-        if current {
-            // Another node may still hold an older session of the device.
-            sessions.announce_connected(h.device, h.conn_id);
-        } else if sessions.registry.kick_conn(
-            h.device,
-            h.conn_id,
-            stead_api_types::DisconnectReason::TakenOver,
-        ) {
-            ended += 1;
+    for (h, claim) in held.iter().zip(current) {
+        match claim {
+            Claim::Current => {}
+            // The older session it replaced, on another node, ends (told only then: a node
+            // that has not caught up yet may hold a newer one).
+            Claim::TookOver => sessions.announce_connected(h.device, h.conn_id),
+            Claim::Superseded => {
+                if sessions.registry.kick_conn(
+                    h.device,
+                    h.conn_id,
+                    stead_api_types::DisconnectReason::TakenOver,
+                ) {
+                    ended += 1;
+                }
+            }
         }
     }
     let checks: Vec<(DeviceId, Option<String>)> =

@@ -182,11 +182,23 @@ return 0
     )
 });
 
+/// What a held session's claim of its presence record became (`reassert_presence`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// It is the device's current session.
+    Current,
+    /// It is, and it replaced an older session on another node (or connection), which ends.
+    TookOver,
+    /// A newer session elsewhere holds the device: this one ends.
+    Superseded,
+}
+
 /// The catch-up after an outage (`ingress::resync`): for each presence hash in KEYS, a session
 /// this node holds claims the record when it is already its own, unclaimed, or older (by
 /// `last_connect`) than its own connect; it is then online, and in the node's set (ARGV[1]).
-/// ARGV holds, per key, the session, its connect time and the device. Answers 1 (the session is
-/// the device's current one) or 0 (a newer session elsewhere holds it) per key.
+/// ARGV holds, per key, the session, its connect time and the device. Answers per key 1 (the
+/// session is the device's current one), 2 (it is, and it replaced an older session, which its
+/// node must end) or 0 (a newer session elsewhere holds it).
 static REASSERT_SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
     redis::Script::new(
         r#"
@@ -202,7 +214,11 @@ for i = 1, #KEYS do
       redis.call('HSET', KEYS[i], 'last_connect', at)
     end
     redis.call('SADD', ARGV[1], device)
-    out[i] = 1
+    if current and current ~= mine then
+      out[i] = 2
+    else
+      out[i] = 1
+    end
   else
     out[i] = 0
   end
@@ -783,14 +799,14 @@ impl LiveStore {
 
     /// After an outage of the live state: the sessions this node holds (device, session,
     /// connect time) claim their presence records again (see `REASSERT_SCRIPT`). Answers, per
-    /// session, whether it is still the device's current one. In process there is no outage.
+    /// session, what became of its claim. In process there is no outage.
     pub async fn reassert_presence(
         &self,
         node: uuid::Uuid,
         held: &[(DeviceId, SessionRef, i64)],
-    ) -> anyhow::Result<Vec<bool>> {
+    ) -> anyhow::Result<Vec<Claim>> {
         let LiveStore::Redis(r) = self else {
-            return Ok(vec![true; held.len()]);
+            return Ok(vec![Claim::Current; held.len()]);
         };
         let mut current = Vec::with_capacity(held.len());
         for chunk in held.chunks(LATEST_DEVICES_PER_CALL) {
@@ -807,7 +823,11 @@ impl LiveStore {
                 .invoke_async(&mut r.conn.clone())
                 .instrument(redis_span("EVALSHA"))
                 .await?;
-            current.extend(ours.into_iter().map(|o| o == 1));
+            current.extend(ours.into_iter().map(|o| match o {
+                2 => Claim::TookOver,
+                1 => Claim::Current,
+                _ => Claim::Superseded,
+            }));
         }
         Ok(current)
     }
