@@ -18,6 +18,7 @@ pub mod db;
 pub mod devices;
 pub mod error;
 pub mod events;
+pub mod files;
 pub mod fleet;
 pub mod groups;
 pub mod guard;

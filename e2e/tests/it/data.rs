@@ -54,7 +54,11 @@ async fn latest_values_keep_rare_keys_across_embedded_restarts() {
 
     send_rare(&server, "rare").await;
     store_points(&server, acme.tenant.id, id, 1500, 1);
-    assert!(latest(&server).await.contains_key("rare"));
+    // Latest values follow a commit within 200 ms.
+    eventually("the rare key in the latest values", || async {
+        latest(&server).await.contains_key("rare")
+    })
+    .await;
     server.sigterm();
     assert!(server.wait_exit(Duration::from_secs(30)).is_some());
     server.restart().await;

@@ -62,13 +62,7 @@ pub fn save(live: &LiveStore, data_dir: &Path) {
         return;
     }
     let path = path_in(data_dir);
-    let written = (|| -> std::io::Result<()> {
-        std::fs::create_dir_all(data_dir)?;
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec(&all)?)?;
-        std::fs::rename(&tmp, &path)
-    })();
-    match written {
+    match crate::files::write_json_atomically(&path, &all) {
         Ok(()) => {
             tracing::info!(devices = all.len(), path = %path.display(), "shutdown: alarm rules' progress saved")
         }

@@ -56,13 +56,7 @@ pub fn save(live: &LiveStore, data_dir: &Path) -> Option<u64> {
         return None;
     }
     let path = path_in(data_dir);
-    let written = (|| -> std::io::Result<()> {
-        std::fs::create_dir_all(data_dir)?;
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec(&all)?)?;
-        std::fs::rename(&tmp, &path)
-    })();
-    match written {
+    match crate::files::write_json_atomically(&path, &all) {
         Ok(()) => Some(changes),
         Err(e) => {
             tracing::warn!(path = %path.display(), error = %e, "saving the latest values' snapshot failed");
