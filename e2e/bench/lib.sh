@@ -3,7 +3,8 @@
 #
 # Needs BIN (the directory holding `stead` and `stead-e2e`). Sets PG, REDIS, DB, WORK, HTTP,
 # MQTT, SERVER; removes the database, the Redis keys and WORK on exit. STEAD_TEST_PG_URL /
-# STEAD_TEST_REDIS_URL override the service addresses.
+# STEAD_TEST_REDIS_URL override the service addresses. EMBEDDED=1 runs the server on the embedded
+# defaults instead (SQLite in WORK, the in-process live store): no database or Redis is used.
 
 PG=${STEAD_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432}
 # The server's connection options: no TLS to the PostgreSQL on this machine by default (over
@@ -46,7 +47,9 @@ start_server() {
     echo "something already answers on $HTTP (a server left from an earlier run?): stop it first" >&2
     return 1
   fi
-  env STEAD_DATABASE_URL="$PG/$DB$PG_OPTIONS" STEAD_REDIS_URL="$REDIS" STEAD_REDIS_PREFIX="bench-$DB:" \
+  local stores=(STEAD_DATABASE_URL="$PG/$DB$PG_OPTIONS" STEAD_REDIS_URL="$REDIS" STEAD_REDIS_PREFIX="bench-$DB:")
+  [[ -n ${EMBEDDED:-} ]] && stores=()
+  env "${stores[@]}" \
     STEAD_HTTP_ADDR=$HTTP STEAD_MQTT_ADDR=$MQTT STEAD_DATA_DIR="$WORK/data" STEAD_LOG=warn \
     STEAD_TENANT_RATE_MESSAGES=1000000:1 STEAD_TENANT_RATE_POINTS=10000000:1 \
     STEAD_BOOTSTRAP_ADMIN_EMAIL=admin@bench.local STEAD_BOOTSTRAP_ADMIN_PASSWORD=$ADMIN_PW \

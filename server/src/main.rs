@@ -7,6 +7,11 @@ use stead::app::{self, AppState};
 use stead::config::{Config, Role};
 use stead::users::Password;
 
+// Every allocation of the server goes through mimalloc: per message, the hot path allocates its
+// rows and futures, and neither glibc's nor musl's allocator is made for that across threads.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "stead",
