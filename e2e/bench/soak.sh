@@ -14,9 +14,10 @@
 # STEAD_TEST_PG_URL / STEAD_TEST_REDIS_URL override the service addresses.
 set -euo pipefail
 
+# Before run_args, whose default fleet is 1,000 devices.
+DEVICES=${DEVICES:-10000}
 source "$(dirname "$0")/lib.sh" # and common.sh
 run_args "$@"
-DEVICES=${DEVICES:-10000}
 RATE=${RATE:-1}
 MINUTES=${MINUTES:-60}
 SAMPLE=${SAMPLE:-60}
