@@ -56,18 +56,19 @@ loader=$!
 
 printf '%6s %7s %6s %7s %6s %6s %11s %8s %9s %9s %6s %6s %6s\n' \
   min rss_mb files threads tqueue tlqueue rows sessions refused conn_ref cpu_s cpu_pg cpu_rd
-pg=$(procs postgres) rd=$(procs redis-server)
-s0=$(cpu "$SERVER") p0=$(cpu $pg) r0=$(cpu $rd)
+s0=$(cpu "$SERVER")
+cpu_since "$WORK/pg.cpu" postgres >/dev/null
+cpu_since "$WORK/redis.cpu" redis-server >/dev/null
 sample 0 0 0 0 | tee "$WORK/samples"
 started=$(date +%s)
 while kill -0 "$loader" 2>/dev/null; do
   sleep "$SAMPLE"
   kill -0 "$loader" 2>/dev/null || break
-  s1=$(cpu "$SERVER") p1=$(cpu $pg) r1=$(cpu $rd)
+  s1=$(cpu "$SERVER")
   sample "$(python3 -c "print(round(($(date +%s) - $started) / 60, 1))")" \
-    "$(python3 -c "print(round($s1 - $s0, 1))")" "$(python3 -c "print(round($p1 - $p0, 1))")" \
-    "$(python3 -c "print(round($r1 - $r0, 1))")" | tee -a "$WORK/samples"
-  s0=$s1 p0=$p1 r0=$r1
+    "$(python3 -c "print(round($s1 - $s0, 1))")" "$(cpu_since "$WORK/pg.cpu" postgres)" \
+    "$(cpu_since "$WORK/redis.cpu" redis-server)" | tee -a "$WORK/samples"
+  s0=$s1
 done
 wait "$loader" || echo "(loadgen exited with an error; see below)"
 echo "== load generator"
