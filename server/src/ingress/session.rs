@@ -983,10 +983,13 @@ pub fn chunk_size(payload: &[u8]) -> Result<Option<u64>, String> {
         return Ok(None);
     }
     text.parse::<u64>().map(Some).map_err(|_| {
-        format!(
-            "the chunk size must be a whole number of bytes as decimal text, not {:?}",
-            text.chars().take(40).collect::<String>()
-        )
+        // Escaped first, then cut: a control character escapes to up to 10 characters, and the
+        // answer stays short whatever the device sent.
+        let mut shown: String = text.escape_debug().take(60).collect();
+        if text.escape_debug().nth(60).is_some() {
+            shown.push('…');
+        }
+        format!("the chunk size must be a whole number of bytes as decimal text, not \"{shown}\"")
     })
 }
 
@@ -1080,6 +1083,19 @@ impl Drop for DeviceSession {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn regression_a_chunk_size_of_control_characters_gets_a_short_answer() {
+        // Found by the mqtt_session fuzz target: 40 control characters were cut before they
+        // were escaped, and the answer grew to 380 characters.
+        let why = chunk_size(&[0x16; 400]).unwrap_err();
+        assert!(why.len() < 160, "{why}");
+        assert!(why.ends_with("\\u{16}…\""), "{why}");
+        assert_eq!(
+            chunk_size(b"12x").unwrap_err(),
+            "the chunk size must be a whole number of bytes as decimal text, not \"12x\""
+        );
+    }
 
     /// Found by the `mqtt_session` fuzz target (server/fuzz; this is the payload of its input): a
     /// command's answer on `v1/devices/me/rpc/response/{id}` that is not JSON is kept as text,
