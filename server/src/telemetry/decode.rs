@@ -90,6 +90,27 @@ fn point(value: Value, now_ms: i64) -> Result<Point, DecodeError> {
     }
 }
 
+/// Keys serde_json reads as its own markers: an object whose first key is
+/// `$serde_json::private::RawValue` is read back as a raw value, not as an object. Stored, such a
+/// key would make the device's values unreadable whenever it came first (PostgreSQL orders a
+/// `jsonb` object's keys by length), so it is refused where it comes in.
+const RESERVED_KEY_PREFIX: &str = "$serde_json::private::";
+
+fn reserved_key(key: &str) -> bool {
+    key.starts_with(RESERVED_KEY_PREFIX)
+}
+
+/// Whether a reserved key appears anywhere inside `value` (bounded: nesting is checked first).
+fn reserved_key_in(value: &Value) -> bool {
+    match value {
+        Value::Object(map) => map
+            .iter()
+            .any(|(k, v)| reserved_key(k) || reserved_key_in(v)),
+        Value::Array(items) => items.iter().any(reserved_key_in),
+        _ => false,
+    }
+}
+
 /// Checks keys and values of one object of values.
 pub fn checked(values: Map<String, Value>) -> Result<Map<String, Value>, DecodeError> {
     if values.is_empty() {
@@ -111,6 +132,12 @@ pub fn checked(values: Map<String, Value>) -> Result<Map<String, Value>, DecodeE
             return Err(shape(format!(
                 "`{key}` nests deeper than {} levels",
                 crate::nesting::MAX_DEPTH
+            )));
+        }
+        if reserved_key(key) || reserved_key_in(value) {
+            return Err(shape(format!(
+                "`{}` holds a key starting with `{RESERVED_KEY_PREFIX}`, which is reserved",
+                key.chars().take(MAX_KEY_LEN).collect::<String>()
             )));
         }
         match value {
@@ -197,6 +224,20 @@ mod tests {
             (br#"{"a":"x\u0000"}"#, "NUL in a value"),
             (br#"{"a":{"b":"\u0000"}}"#, "NUL in a nested value"),
             (br#"{"a\u0000":1}"#, "NUL in a key"),
+            // Found by the telemetry_decode fuzz target: accepted when not the first key, then
+            // unreadable once written out with it first.
+            (
+                br#"{"b":1,"$serde_json::private::RawValue":true}"#,
+                "serde_json's raw-value marker as a key",
+            ),
+            (
+                br#"{"o":{"x":1,"$serde_json::private::RawValue":"1"}}"#,
+                "the marker as a nested key",
+            ),
+            (
+                br#"{"$serde_json::private::Number":"1"}"#,
+                "serde_json's number marker as a key",
+            ),
         ] {
             assert!(telemetry(bad, 0).is_err(), "{what}");
         }
