@@ -136,8 +136,7 @@ pub fn checked(values: Map<String, Value>) -> Result<Map<String, Value>, DecodeE
         }
         if reserved_key(key) || reserved_key_in(value) {
             return Err(shape(format!(
-                "`{}` holds a key starting with `{RESERVED_KEY_PREFIX}`, which is reserved",
-                key.chars().take(MAX_KEY_LEN).collect::<String>()
+                "`{key}` holds a key starting with `{RESERVED_KEY_PREFIX}`, which is reserved"
             )));
         }
         match value {
