@@ -9,13 +9,35 @@
 # BROKER=HOST:PORT picks another broker; BROKER_PROCESS (default mosquitto) names the process
 # whose CPU is reported. The broker must accept any user name (Mosquitto's Debian default
 # listener does). DEVICES (default 1000) sets the fleet size.
+#
+# FLOOR=ack or FLOOR=commit measures the floor of Stead's own MQTT stack instead: the
+# `mqtt_floor` example (server/examples/mqtt_floor.rs, ntex-mqtt as Stead's ingress runs it,
+# doing nothing else; `commit` adds the group-commit wait without a database), started here from
+# BIN_DIR/examples. Build it with `cargo build --release -p stead --example mqtt_floor`.
 set -euo pipefail
 
 source "$(dirname "$0")/common.sh"
 run_args "$@"
+ulimit -n "$(ulimit -Hn)"
+if [[ -n ${FLOOR:-} ]]; then
+  floor_bin=$BIN/examples/mqtt_floor
+  [[ -x $floor_bin ]] || floor_bin=$BIN/mqtt_floor
+  if [[ ! -x $floor_bin ]]; then
+    echo "no mqtt_floor in $BIN/examples: cargo build --release -p stead --example mqtt_floor" >&2
+    exit 1
+  fi
+  BROKER=${BROKER:-127.0.0.1:28884}
+  BROKER_PROCESS=mqtt_floor
+  FLOOR_MODE=$FLOOR "$floor_bin" "$BROKER" &
+  floor_pid=$!
+  trap 'kill $floor_pid 2>/dev/null' EXIT
+  for _ in $(seq 50); do
+    (exec 3<>"/dev/tcp/${BROKER%:*}/${BROKER##*:}") 2>/dev/null && break
+    sleep 0.1
+  done
+fi
 BROKER=${BROKER:-127.0.0.1:1883}
 BROKER_PROCESS=${BROKER_PROCESS:-mosquitto}
-ulimit -n "$(ulimit -Hn)"
 
 broker=$(procs "$BROKER_PROCESS")
 if [[ -z $broker ]]; then
@@ -23,7 +45,7 @@ if [[ -z $broker ]]; then
   exit 1
 fi
 WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
+trap 'rm -rf "$WORK"; [[ -n ${floor_pid:-} ]] && kill "$floor_pid" 2>/dev/null; true' EXIT
 for i in $(seq "$DEVICES"); do echo "baseline-device-$i"; done >"$WORK/tokens.txt"
 
 echo "broker $BROKER ($BROKER_PROCESS, pid $broker), $DEVICES devices, loads: $LOADS (per-device msg/s, 0 = flat out)"
