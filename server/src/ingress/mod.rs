@@ -82,12 +82,16 @@ impl IngressCtx {
         }
     }
 
-    /// The device a CONNECT's credentials prove (see `Sessions::authenticate_connect`), looked
-    /// up on the main runtime.
+    /// The device a CONNECT's credentials prove (see `Sessions::authenticate_connect`): from
+    /// the login caches on the ingress thread, else looked up on the main runtime (a reconnect
+    /// storm of cached devices costs no hop between runtimes per CONNECT).
     pub async fn authenticate(
         &self,
         login: MqttLogin,
     ) -> anyhow::Result<Result<DeviceIdentity, Denied>> {
+        if let Some(identity) = self.state.sessions.cached_login(&login) {
+            return Ok(admissible(identity));
+        }
         let state = self.state.clone();
         self.on_main(async move { state.sessions.authenticate_connect(&state.db, &login).await })
             .await
@@ -447,6 +451,13 @@ impl Sessions {
         Ok(found)
     }
 
+    /// The device a CONNECT's login proves by the caches alone: the user name as a cached
+    /// access token, or a cached MQTT-basic login (user name, password and client id).
+    pub fn cached_login(&self, login: &MqttLogin) -> Option<DeviceIdentity> {
+        self.cached(&crate::auth::tokens::hash_token(&login.username))
+            .or_else(|| self.cached(&login.cache_key()))
+    }
+
     /// The device a CONNECT proves: the user name as an access token first (as before MQTT
     /// basic existed), else an MQTT-basic login: user name (one indexed lookup), the client id
     /// when the device requires one, and the password against its argon2id hash, verified on
@@ -461,13 +472,10 @@ impl Sessions {
     ) -> crate::error::Result<Result<DeviceIdentity, Denied>> {
         // Both caches before any query: a reconnecting MQTT-basic device costs no database
         // round trip.
-        let key = login.cache_key();
-        let cached = self
-            .cached(&crate::auth::tokens::hash_token(&login.username))
-            .or_else(|| self.cached(&key));
-        if let Some(identity) = cached {
+        if let Some(identity) = self.cached_login(login) {
             return Ok(admissible(identity));
         }
+        let key = login.cache_key();
         if let Some(identity) = self.authenticate(db, &login.username).await? {
             return Ok(admissible(identity));
         }
