@@ -90,21 +90,30 @@ pub async fn wait_css(b: &Browser, css: &str) -> fantoccini::elements::Element {
 
 /// Fills in and submits the login form.
 pub async fn submit_login(b: &Browser, email: &str, password: &str) {
-    wait_css(b, "input[name=email]")
-        .await
-        .send_keys(email)
-        .await
-        .unwrap();
-    wait_css(b, "input[name=password]")
-        .await
-        .send_keys(password)
-        .await
-        .unwrap();
-    wait_css(b, "button[type=submit]")
-        .await
-        .click()
-        .await
-        .unwrap();
+    fill(b, "input[name=email]", email).await;
+    fill(b, "input[name=password]", password).await;
+    click(b, "button[type=submit]").await;
+}
+
+/// How often an action on an element is tried: the console may render the element again
+/// between finding it and acting on it (a stale element), which a fresh lookup answers.
+const ATTEMPTS: u32 = 5;
+
+/// Replaces the text of the input matching `css` with `text`.
+pub async fn fill(b: &Browser, css: &str, text: &str) {
+    let mut last = None;
+    for _ in 0..ATTEMPTS {
+        let input = wait_css(b, css).await;
+        match input.clear().await {
+            Ok(()) => match input.send_keys(text).await {
+                Ok(()) => return,
+                Err(e) => last = Some(e),
+            },
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("typing into {css}: {}", last.expect("tried at least once"));
 }
 
 pub async fn wait_text(b: &Browser, css: &str, text: &str) {
@@ -181,21 +190,28 @@ pub async fn wait_count(b: &Browser, css: &str, n: usize) {
 /// it (at the edge, a toast may cover it). A toast still in the way is closed, as a person would,
 /// and the click tried once more.
 pub async fn click(b: &Browser, css: &str) {
-    let element = wait_css(b, css).await;
-    let arg = serde_json::to_value(&element).unwrap();
-    b.execute(
-        "arguments[0].scrollIntoView({block: 'center'}); return true;",
-        vec![arg],
-    )
-    .await
-    .unwrap();
-    if let Err(first) = element.click().await {
-        dismiss_toasts(b).await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        if let Err(again) = element.click().await {
-            panic!("clicking {css}: {first}; with the toasts closed: {again}");
+    let mut last = None;
+    for _ in 0..ATTEMPTS {
+        let element = wait_css(b, css).await;
+        let arg = serde_json::to_value(&element).unwrap();
+        let shown = b
+            .execute(
+                "arguments[0].scrollIntoView({block: 'center'}); return true;",
+                vec![arg],
+            )
+            .await;
+        match shown {
+            Ok(_) => match element.click().await {
+                Ok(()) => return,
+                Err(e) => last = Some(e),
+            },
+            Err(e) => last = Some(e),
         }
+        // A toast may cover it, or the page rendered it again: close the toasts, look again.
+        dismiss_toasts(b).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    panic!("clicking {css}: {}", last.expect("tried at least once"));
 }
 
 /// Closes the toasts, which may cover a button at the bottom right.

@@ -2,17 +2,13 @@
 //! out another session, and changes their password (a wrong current one is refused with its
 //! reason); the other session's tokens stop working, and the new password signs in.
 
-use crate::browser::{Console, click, screenshot, submit_login, wait_count, wait_css, wait_text};
+use crate::browser::{
+    Console, click, fill, screenshot, submit_login, wait_count, wait_css, wait_text,
+};
 
 const EMAIL: &str = "admin@acme.example.com";
 const PASSWORD: &str = "tenant-admin-password";
 const NEW: &str = "a-brand-new-password-42";
-
-async fn type_into(b: &fantoccini::Client, css: &str, text: &str) {
-    let field = wait_css(b, css).await;
-    field.clear().await.unwrap();
-    field.send_keys(text).await.unwrap();
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_ends_a_session_and_changes_their_password() {
@@ -54,9 +50,9 @@ async fn a_person_ends_a_session_and_changes_their_password() {
     assert_eq!(refused, 1, "exactly the session signed out is refused");
 
     // A wrong current password is refused with its reason; the right one changes it.
-    type_into(&b, "input[name=current_password]", "not-my-password").await;
-    type_into(&b, "input[name=new_password]", NEW).await;
-    type_into(&b, "input[name=repeat_password]", NEW).await;
+    fill(&b, "input[name=current_password]", "not-my-password").await;
+    fill(&b, "input[name=new_password]", NEW).await;
+    fill(&b, "input[name=repeat_password]", NEW).await;
     click(&b, "[data-test=change-password]").await;
     wait_text(
         &b,
@@ -64,7 +60,7 @@ async fn a_person_ends_a_session_and_changes_their_password() {
         "current password is not right",
     )
     .await;
-    type_into(&b, "input[name=current_password]", PASSWORD).await;
+    fill(&b, "input[name=current_password]", PASSWORD).await;
     click(&b, "[data-test=change-password]").await;
     wait_text(&b, ".toast", "Password changed").await;
     // Only this browser's session is left.
@@ -76,7 +72,7 @@ async fn a_person_ends_a_session_and_changes_their_password() {
     click(&b, "[data-test=logout]").await;
     submit_login(&b, EMAIL, PASSWORD).await;
     wait_css(&b, "[data-test=error]").await;
-    type_into(&b, "input[name=password]", NEW).await;
+    fill(&b, "input[name=password]", NEW).await;
     click(&b, "button[type=submit]").await;
     wait_text(&b, "[data-test=current-user]", EMAIL).await;
 }

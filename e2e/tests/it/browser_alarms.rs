@@ -12,7 +12,9 @@ use stead_api_types::{Alarm, AlarmDetail, AlarmPage, AlarmRule, AlarmSeverity, D
 use stead_e2e::Client;
 use uuid::Uuid;
 
-use crate::browser::{Console, click, dismiss_toasts, screenshot, wait_count, wait_css, wait_text};
+use crate::browser::{
+    Console, click, dismiss_toasts, fill, screenshot, wait_count, wait_css, wait_text,
+};
 use crate::harness::TestServer;
 use crate::mqtt::{device, mosquitto_pub};
 
@@ -271,12 +273,6 @@ fn field(row: &str, css: &str) -> String {
         "clear" => format!("[data-test=rule-clear] {css}"),
         severity => format!("[data-test=rule-condition][data-severity={severity}] {css}"),
     }
-}
-
-async fn fill(b: &Browser, css: &str, text: &str) {
-    let input = wait_css(b, css).await;
-    input.clear().await.unwrap();
-    input.send_keys(text).await.unwrap();
 }
 
 async fn rules_of(c: &Client, profile: Uuid) -> Vec<AlarmRule> {

@@ -20,19 +20,13 @@ use stead_e2e::Client;
 use uuid::Uuid;
 
 use crate::browser::{
-    Console, click, screenshot, submit_login, wait_count, wait_css, wait_gone, wait_text,
+    Console, click, fill, screenshot, submit_login, wait_count, wait_css, wait_gone, wait_text,
 };
 use crate::harness::TestServer;
 use crate::mqtt::device;
 
 const APPROVER: &str = "approver@acme.example.com";
 const APPROVER_PASSWORD: &str = "approver-password-123";
-
-async fn fill(b: &Browser, css: &str, text: &str) {
-    let input = wait_css(b, css).await;
-    input.clear().await.unwrap();
-    input.send_keys(text).await.unwrap();
-}
 
 /// Simulated devices that take every update well, running `pump-fw 1.0` at first.
 fn simulate(server: &TestServer, tokens: &[String]) -> tokio::process::Child {

@@ -7,8 +7,8 @@ use fantoccini::{Client as Browser, Locator};
 use stead_api_types::WebhookEndpoint;
 
 use crate::browser::{
-    Driver, browser, click, screenshot, shown_text, submit_login, text_of, wait_count, wait_css,
-    wait_text,
+    Driver, browser, click, fill, screenshot, shown_text, submit_login, text_of, wait_count,
+    wait_css, wait_text,
 };
 use crate::harness::Backend;
 use crate::mqtt::device;
@@ -17,10 +17,6 @@ use crate::webhooks::{Receiver, server};
 /// A delivery row of the log, of one event type and status.
 fn row(event: &str, status: &str) -> String {
     format!("[data-test=delivery-row][data-event='{event}'][data-status={status}]")
-}
-
-async fn fill(b: &Browser, css: &str, text: &str) {
-    wait_css(b, css).await.send_keys(text).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

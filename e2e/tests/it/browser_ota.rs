@@ -14,7 +14,7 @@ use stead_api_types::{ChecksumAlgorithm, DeviceOtaTarget, OtaState, Package};
 use stead_e2e::Client;
 use uuid::Uuid;
 
-use crate::browser::{Console, click, screenshot, wait_css, wait_gone, wait_text};
+use crate::browser::{Console, click, fill, screenshot, wait_css, wait_gone, wait_text};
 use crate::harness::{Options, TestServer};
 use crate::mqtt::{device, mosquitto_pub};
 
@@ -41,12 +41,6 @@ fn report(server: &TestServer, token: &str, payload: serde_json::Value) {
     ];
     let (ok, out) = mosquitto_pub(server.mqtt_port(), &args);
     assert!(ok, "mosquitto_pub failed: {out}");
-}
-
-async fn fill(b: &Browser, css: &str, text: &str) {
-    let input = wait_css(b, css).await;
-    input.clear().await.unwrap();
-    input.send_keys(text).await.unwrap();
 }
 
 async fn packages(c: &Client) -> Vec<Package> {

@@ -15,7 +15,7 @@ use stead_api_types::{
 use totp_rs::{Algorithm, Secret, TOTP};
 
 use crate::browser::{
-    Console, click, screenshot, shown_text, submit_login, wait_count, wait_css, wait_gone,
+    Console, click, fill, screenshot, shown_text, submit_login, wait_count, wait_css, wait_gone,
     wait_text,
 };
 use crate::harness::Options;
@@ -26,12 +26,6 @@ const ADMIN: &str = "admin@acme.example.com";
 const ADMIN_PASSWORD: &str = "tenant-admin-password";
 const INVITEE: &str = "invitee@acme.example.com";
 const INVITEE_PASSWORD: &str = "invitee-password-1";
-
-async fn type_into(b: &Browser, css: &str, text: &str) {
-    let field = wait_css(b, css).await;
-    field.clear().await.unwrap();
-    field.send_keys(text).await.unwrap();
-}
 
 /// The console with a mail server that the server sends through.
 async fn console_with_mail() -> (Console, Mailbox) {
@@ -66,7 +60,7 @@ async fn an_invited_person_with_a_custom_role_sees_only_what_it_allows() {
     // A custom role that only reads devices.
     click(&b, "[data-test=nav-roles]").await;
     click(&b, "[data-test=new-role]").await;
-    type_into(&b, "input[name=name]", "Device readers").await;
+    fill(&b, "input[name=name]", "Device readers").await;
     click(&b, "input[data-test=permission][value='devices.read']").await;
     click(&b, "[data-test=save-role]").await;
     wait_text(&b, "[data-test=role-row]", "Device readers").await;
@@ -79,8 +73,8 @@ async fn an_invited_person_with_a_custom_role_sees_only_what_it_allows() {
     wait_text(&b, "h1", "Invitations").await;
     wait_css(&b, "[data-test=no-invitations]").await;
     click(&b, "[data-test=new-invitation]").await;
-    type_into(&b, "input[name=email]", INVITEE).await;
-    type_into(&b, "input[name=name]", "Ivy Invitee").await;
+    fill(&b, "input[name=email]", INVITEE).await;
+    fill(&b, "input[name=name]", "Ivy Invitee").await;
     wait_css(&b, "select[name=role]")
         .await
         .select_by_value("member")
@@ -144,8 +138,8 @@ async fn an_invited_person_with_a_custom_role_sees_only_what_it_allows() {
         Some("Ivy Invitee")
     );
     screenshot(&b, "invitation-accept").await;
-    type_into(&b, "input[name=password]", INVITEE_PASSWORD).await;
-    type_into(&b, "input[name=repeat_password]", INVITEE_PASSWORD).await;
+    fill(&b, "input[name=password]", INVITEE_PASSWORD).await;
+    fill(&b, "input[name=repeat_password]", INVITEE_PASSWORD).await;
     click(&b, "[data-test=accept-invitation]").await;
 
     // Signed in, on the fleet's health: the devices, read-only, and no people pages.
@@ -260,22 +254,22 @@ async fn two_factor_sign_in_in_the_console() {
 
     // Set up: the password again, then the QR code and its key, then a code from the app.
     click(&b, "[data-test=setup-two-factor]").await;
-    type_into(&b, "input[name=two_factor_password]", "not-my-password").await;
+    fill(&b, "input[name=two_factor_password]", "not-my-password").await;
     click(&b, "[data-test=two-factor-continue]").await;
     wait_css(&b, "[data-test=two-factor-card] [data-test=error]").await;
-    type_into(&b, "input[name=two_factor_password]", ADMIN_PASSWORD).await;
+    fill(&b, "input[name=two_factor_password]", ADMIN_PASSWORD).await;
     click(&b, "[data-test=two-factor-continue]").await;
     let secret = shown_text(&b, "[data-test=two-factor-secret]").await;
     wait_css(&b, "[data-test=two-factor-qr] svg").await;
     screenshot(&b, "two-factor-setup").await;
     let app = authenticator(&secret);
 
-    type_into(&b, "input[name=two_factor_code]", &wrong_code(&app)).await;
+    fill(&b, "input[name=two_factor_code]", &wrong_code(&app)).await;
     click(&b, "[data-test=enable-two-factor]").await;
     wait_css(&b, "[data-test=two-factor-card] [data-test=error]").await;
     let now = now_secs();
     let enabled_step = now / 30;
-    type_into(&b, "input[name=two_factor_code]", &app.generate(now)).await;
+    fill(&b, "input[name=two_factor_code]", &app.generate(now)).await;
     click(&b, "[data-test=enable-two-factor]").await;
 
     // The recovery codes, once.
@@ -310,13 +304,13 @@ async fn two_factor_sign_in_in_the_console() {
     submit_login(&b, ADMIN, ADMIN_PASSWORD).await;
     wait_text(&b, "[data-test=two-factor-prompt]", "6-digit code").await;
     screenshot(&b, "two-factor-sign-in").await;
-    type_into(&b, "input[name=totp_code]", &wrong_code(&app)).await;
+    fill(&b, "input[name=totp_code]", &wrong_code(&app)).await;
     click(&b, "button[type=submit]").await;
     wait_text(&b, "[data-test=error]", "not right").await;
 
     // A recovery code instead.
     click(&b, "[data-test=use-recovery-code]").await;
-    type_into(&b, "input[name=recovery_code]", &codes[0]).await;
+    fill(&b, "input[name=recovery_code]", &codes[0]).await;
     click(&b, "button[type=submit]").await;
     wait_text(&b, "[data-test=current-user]", ADMIN).await;
 
@@ -325,7 +319,7 @@ async fn two_factor_sign_in_in_the_console() {
     submit_login(&b, ADMIN, ADMIN_PASSWORD).await;
     wait_css(&b, "input[name=totp_code]").await;
     let (code, _) = code_after(&app, enabled_step).await;
-    type_into(&b, "input[name=totp_code]", &code).await;
+    fill(&b, "input[name=totp_code]", &code).await;
     click(&b, "button[type=submit]").await;
     wait_text(&b, "[data-test=current-user]", ADMIN).await;
 
@@ -377,7 +371,7 @@ async fn a_forgotten_password_is_reset_from_the_mailed_link() {
 
     click(&b, "[data-test=forgot-password]").await;
     wait_text(&b, "h1", "Reset your password").await;
-    type_into(&b, "input[name=email]", ADMIN).await;
+    fill(&b, "input[name=email]", ADMIN).await;
     click(&b, "[data-test=send-reset-link]").await;
     wait_text(&b, "[data-test=reset-sent]", "If an account exists").await;
     screenshot(&b, "password-reset-sent").await;
@@ -390,11 +384,11 @@ async fn a_forgotten_password_is_reset_from_the_mailed_link() {
     );
     b.goto(&link).await.unwrap();
     wait_text(&b, "h1", "Choose a new password").await;
-    type_into(&b, "input[name=new_password]", new_password).await;
-    type_into(&b, "input[name=repeat_password]", "something-else-entirely").await;
+    fill(&b, "input[name=new_password]", new_password).await;
+    fill(&b, "input[name=repeat_password]", "something-else-entirely").await;
     click(&b, "[data-test=set-password]").await;
     wait_text(&b, "[data-test=error]", "differ").await;
-    type_into(&b, "input[name=repeat_password]", new_password).await;
+    fill(&b, "input[name=repeat_password]", new_password).await;
     click(&b, "[data-test=set-password]").await;
     wait_text(&b, "[data-test=password-reset-done]", "Password changed").await;
     screenshot(&b, "password-reset-done").await;
@@ -415,8 +409,8 @@ async fn a_forgotten_password_is_reset_from_the_mailed_link() {
     // The link works once.
     sign_out(&b).await;
     b.goto(&link).await.unwrap();
-    type_into(&b, "input[name=new_password]", "yet-another-password-9").await;
-    type_into(&b, "input[name=repeat_password]", "yet-another-password-9").await;
+    fill(&b, "input[name=new_password]", "yet-another-password-9").await;
+    fill(&b, "input[name=repeat_password]", "yet-another-password-9").await;
     click(&b, "[data-test=set-password]").await;
     wait_text(&b, "[data-test=error]", "already used").await;
 }
@@ -427,7 +421,7 @@ async fn without_a_mail_server_the_console_hands_over_the_link() {
     let b = console.sign_in().await;
     click(&b, "[data-test=nav-invitations]").await;
     click(&b, "[data-test=new-invitation]").await;
-    type_into(&b, "input[name=email]", INVITEE).await;
+    fill(&b, "input[name=email]", INVITEE).await;
     click(&b, "[data-test=send-invitation]").await;
     let link = shown_text(&b, "[data-test=invitation-link]").await;
     assert!(
@@ -459,7 +453,7 @@ async fn without_a_mail_server_the_console_hands_over_the_link() {
     // Nothing can mail a reset link: the form says so.
     sign_out(&b).await;
     click(&b, "[data-test=forgot-password]").await;
-    type_into(&b, "input[name=email]", ADMIN).await;
+    fill(&b, "input[name=email]", ADMIN).await;
     click(&b, "[data-test=send-reset-link]").await;
     wait_text(&b, "[data-test=error]", "cannot send e-mail").await;
 }
