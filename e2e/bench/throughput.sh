@@ -15,6 +15,8 @@
 # PROBE=1 also measures publish → live-view latency during each run: a probe device publishes
 # ten messages a second while e2e/python/live_latency.py watches its live stream (needs paho-mqtt
 # and requests, as in e2e/python/requirements.txt). DEVICES (default 1000) sets the fleet size.
+# RESTART=1 restarts the server after creating the devices, so that the first run connects to
+# a freshly started node (its first wave: no login cached).
 # STEAD_TEST_PG_URL / STEAD_TEST_REDIS_URL override the service addresses.
 set -euo pipefail
 
@@ -40,6 +42,12 @@ loadgen() {
 echo "stead at $HTTP / $MQTT, PostgreSQL database $DB, $DEVICES devices, loads: $LOADS (per-device msg/s, 0 = flat out)"
 loadgen --devices "$DEVICES" --write-tokens "$WORK/tokens.txt" --rate 1 --duration 1 >/dev/null 2>"$WORK/create.err"
 grep -E '^created ' "$WORK/create.err" || true
+if [[ -n ${RESTART:-} ]]; then
+  # The first run is then a freshly started node's first wave: no login cached, no warm pool.
+  kill -TERM "$SERVER" && wait "$SERVER" || true
+  start_server
+  echo "restarted stead: the first run is a fresh node's first wave"
+fi
 
 if [[ -n ${PROBE:-} ]]; then
   jwt=$(login "$TENANT_EMAIL" "$TENANT_PW")
