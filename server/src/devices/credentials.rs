@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 /// fastest here (about 20 ms on one core of this 2-core machine, against about 25 ms for
 /// 19 MiB / t = 2): a reconnect storm costs verifications, not weaker hashes. What bounds a
 /// storm's CPU is elsewhere: verifications run on the blocking pool, at most one per core at a
-/// time (`Sessions::authenticate_connect`), and a verified login is cached until the
+/// time (`Sessions::authenticate_mqtt_basic`), and a verified login is cached until the
 /// credentials change, so a fleet reconnecting after a network cut verifies nothing.
 /// Generated passwords carry 144 random bits, beyond any brute force whatever the cost.
 fn device_argon2() -> Result<argon2::Argon2<'static>> {

@@ -703,49 +703,95 @@ async fn identities_of(
                 .profile_id
                 .and_then(|id| profiles.get(&id).cloned())
                 .unwrap_or_default();
-            Some(DeviceIdentity {
-                stamp: stamp_of(&device),
-                telemetry_retention_days: tenant.telemetry_retention_days,
-                device_id: DeviceId(device.id),
-                tenant_id: TenantId(device.tenant_id),
-                name: device.name,
-                tenant_limits: crate::tenants::repo::limits_of(tenant),
-                tenant_quotas: crate::tenants::quotas::overrides_of(tenant),
-                disabled_reason: device.disabled_reason,
-                credentials_expire_at: device.credentials_expire_at,
-                profile_limits,
-                gateway: device.gateway,
-            })
+            Some(identity_from(device, tenant, profile_limits))
         })
         .collect())
 }
 
-/// The access-token devices behind these token hashes, as (hash, identity), in one query for
-/// all of them (a reconnect storm's lookups, gathered): devices of a suspended tenant are left
-/// out. Whether each may connect now is `credentials::admissible`.
+/// What a session needs to know of its device, from the device, its tenant and its profile.
+fn identity_from(
+    device: model::Model,
+    tenant: &crate::tenants::model::Model,
+    profile_limits: stead_api_types::ProfileLimits,
+) -> DeviceIdentity {
+    DeviceIdentity {
+        stamp: stamp_of(&device),
+        telemetry_retention_days: tenant.telemetry_retention_days,
+        device_id: DeviceId(device.id),
+        tenant_id: TenantId(device.tenant_id),
+        name: device.name,
+        tenant_limits: crate::tenants::repo::limits_of(tenant),
+        tenant_quotas: crate::tenants::quotas::overrides_of(tenant),
+        disabled_reason: device.disabled_reason,
+        credentials_expire_at: device.credentials_expire_at,
+        profile_limits,
+        gateway: device.gateway,
+    }
+}
+
+/// The access-token devices behind these token hashes, as (hash, identity): a reconnect
+/// storm's lookups, gathered, in one statement and one round trip, the tenant and profile
+/// joined (on PostgreSQL the hashes travel as one array: one statement, prepared once per
+/// connection, whatever the number). Devices of a suspended tenant are left out. Whether each
+/// may connect now is `credentials::admissible`.
 pub async fn authenticate_hashes(
     _: System,
     db: &impl crate::db::Db,
     hashes: &[String],
 ) -> Result<Vec<(String, DeviceIdentity)>> {
-    let devices = Devices::find()
-        .filter(model::Column::TokenHash.is_in(hashes.iter().cloned()))
-        .filter(model::Column::CredentialsType.eq("access_token"))
-        .all(db)
+    use sea_orm::{DatabaseBackend, FromQueryResult, Iterable, Statement, Value};
+    if hashes.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Each table's columns under a prefix, as `FromQueryResult` reads them back.
+    fn columns<C: Iterable + sea_orm::IdenStatic>(table: &str) -> String {
+        C::iter()
+            .map(|c| format!("{table}.\"{0}\" AS \"{table}_{0}\"", c.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+    let backend = db.get_database_backend();
+    let (matching, values) = if backend == DatabaseBackend::Postgres {
+        let hashes = hashes.iter().map(|h| Value::from(h.as_str())).collect();
+        (
+            "d.token_hash = ANY($1)".to_owned(),
+            vec![Value::Array(
+                sea_orm::sea_query::ArrayType::String,
+                Some(Box::new(hashes)),
+            )],
+        )
+    } else {
+        (
+            format!("d.token_hash IN ({})", vec!["?"; hashes.len()].join(",")),
+            hashes.iter().map(|h| Value::from(h.as_str())).collect(),
+        )
+    };
+    let sql = format!(
+        "SELECT {}, {}, {} FROM devices d \
+         JOIN tenants t ON t.id = d.tenant_id \
+         LEFT JOIN device_profiles p ON p.id = d.profile_id \
+         WHERE {matching} AND d.credentials_type = 'access_token'",
+        columns::<model::Column>("d"),
+        columns::<crate::tenants::model::Column>("t"),
+        columns::<crate::profiles::model::Column>("p"),
+    );
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
         .await?;
-    let hash_of: std::collections::HashMap<Uuid, String> = devices
-        .iter()
-        .map(|d| (d.id, d.token_hash.clone()))
-        .collect();
-    Ok(identities_of(db, devices)
-        .await?
-        .into_iter()
-        .filter_map(|identity| {
-            hash_of
-                .get(&identity.device_id.0)
-                .map(|hash| (hash.clone(), identity))
-        })
-        .collect())
+    let mut found = Vec::with_capacity(rows.len());
+    for row in rows {
+        let device = model::Model::from_query_result(&row, "d_")?;
+        let tenant = crate::tenants::model::Model::from_query_result(&row, "t_")?;
+        if crate::tenants::repo::status(&tenant) == TenantStatus::Suspended {
+            continue;
+        }
+        let profile_limits = crate::profiles::model::Model::from_query_result_optional(&row, "p_")?
+            .map(|p| crate::profiles::repo::limits_of(&p))
+            .unwrap_or_default();
+        let hash = device.token_hash.clone();
+        found.push((hash, identity_from(device, &tenant, profile_limits)));
+    }
+    Ok(found)
 }
 
 /// An MQTT-basic device, found by its user name, with what its login is checked against.

@@ -82,19 +82,34 @@ impl IngressCtx {
         }
     }
 
-    /// The device a CONNECT's credentials prove (see `Sessions::authenticate_connect`): from
-    /// the login caches on the ingress thread, else looked up on the main runtime (a reconnect
-    /// storm of cached devices costs no hop between runtimes per CONNECT).
+    /// The device a CONNECT's credentials prove: the user name as an access token first (as
+    /// before MQTT basic existed), else an MQTT-basic login (`Sessions::authenticate_mqtt_basic`,
+    /// on the main runtime). From the login caches on the ingress thread; an access token not
+    /// cached is looked up from here too, batched with the other lookups of the moment on the
+    /// main runtime: a reconnect storm costs no hop between runtimes per CONNECT.
     pub async fn authenticate(
         &self,
         login: MqttLogin,
     ) -> anyhow::Result<Result<DeviceIdentity, Denied>> {
-        if let Some(identity) = self.state.sessions.cached_login(&login) {
+        let sessions = &self.state.sessions;
+        if let Some(identity) = sessions.cached_login(&login) {
+            return Ok(admissible(identity));
+        }
+        let token = sessions
+            .authenticate(&self.state.db, &login.username)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if let Some(identity) = token {
             return Ok(admissible(identity));
         }
         let state = self.state.clone();
-        self.on_main(async move { state.sessions.authenticate_connect(&state.db, &login).await })
-            .await
+        self.on_main(async move {
+            state
+                .sessions
+                .authenticate_mqtt_basic(&state.db, &login)
+                .await
+        })
+        .await
     }
 
     pub fn session_ref(&self, conn_id: u64) -> SessionRef {
@@ -458,27 +473,19 @@ impl Sessions {
             .or_else(|| self.cached(&login.cache_key()))
     }
 
-    /// The device a CONNECT proves: the user name as an access token first (as before MQTT
-    /// basic existed), else an MQTT-basic login: user name (one indexed lookup), the client id
-    /// when the device requires one, and the password against its argon2id hash, verified on
-    /// the blocking pool, one per core at a time, and cached until the credentials change.
-    /// An unknown user name costs no hash at all (no dummy verification): the CPU is what a
-    /// storm attacks, and device user names are not secrets.
+    /// The device an MQTT-basic login proves (its caller, `IngressCtx::authenticate`, has
+    /// tried the caches and the user name as an access token): user name (one indexed lookup),
+    /// the client id when the device requires one, and the password against its argon2id hash,
+    /// verified on the blocking pool, one per core at a time, and cached until the credentials
+    /// change. An unknown user name costs no hash at all (no dummy verification): the CPU is
+    /// what a storm attacks, and device user names are not secrets.
     #[tracing::instrument(skip_all)]
-    pub async fn authenticate_connect(
+    pub async fn authenticate_mqtt_basic(
         &self,
         db: &sea_orm::DatabaseConnection,
         login: &MqttLogin,
     ) -> crate::error::Result<Result<DeviceIdentity, Denied>> {
-        // Both caches before any query: a reconnecting MQTT-basic device costs no database
-        // round trip.
-        if let Some(identity) = self.cached_login(login) {
-            return Ok(admissible(identity));
-        }
         let key = login.cache_key();
-        if let Some(identity) = self.authenticate(db, &login.username).await? {
-            return Ok(admissible(identity));
-        }
         let generation = self.cache_generation();
         let Some(found) = crate::devices::repo::find_mqtt_basic(
             crate::auth::System::ingress(),
@@ -532,13 +539,8 @@ impl Sessions {
         db: &sea_orm::DatabaseConnection,
         hash: String,
     ) -> crate::error::Result<Option<DeviceIdentity>> {
-        let lookups = self.lookups.get_or_init(|| {
-            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-            tokio::spawn(run_lookups(db.clone(), rx));
-            tx
-        });
         let (done, answer) = tokio::sync::oneshot::channel();
-        lookups
+        self.lookups(db)
             .send((hash, done))
             .map_err(|_| anyhow::anyhow!("the token lookups stopped"))?;
         match answer.await {
@@ -546,6 +548,19 @@ impl Sessions {
             Ok(Err(e)) => Err(anyhow::anyhow!("looking up a device token: {e}").into()),
             Err(_) => Err(anyhow::anyhow!("the token lookups stopped").into()),
         }
+    }
+
+    /// Where token lookups go, started on the runtime of the first caller: the main runtime
+    /// (`Ingress::start` asks first, so that the ingress threads only queue lookups and wait).
+    pub fn lookups(
+        &self,
+        db: &sea_orm::DatabaseConnection,
+    ) -> &tokio::sync::mpsc::UnboundedSender<Lookup> {
+        self.lookups.get_or_init(|| {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            tokio::spawn(run_lookups(db.clone(), rx));
+            tx
+        })
     }
 
     /// Counts a session's end as being written until the answer is dropped.
@@ -832,7 +847,7 @@ impl Sessions {
 }
 
 /// A token hash, and where its device (or none) goes.
-type Lookup = (
+pub type Lookup = (
     String,
     tokio::sync::oneshot::Sender<Result<Option<DeviceIdentity>, String>>,
 );
@@ -1080,6 +1095,8 @@ impl Ingress {
     ) -> anyhow::Result<Ingress> {
         let flusher_state = state.clone();
         let timeout = Duration::from_secs(state.config.shutdown_timeout_secs);
+        // Token lookups run on this (the main) runtime, whoever queues them.
+        state.sessions.lookups(&state.db);
         let ctx = Arc::new(IngressCtx {
             registry: state.sessions.registry.clone(),
             state,

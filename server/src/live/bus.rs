@@ -92,12 +92,12 @@ async fn listen(
         {
             let mut messages = pubsub.on_message();
             while let Some(msg) = messages.next().await {
-                let Ok(payload) = msg.get_payload::<Vec<u8>>() else {
-                    continue;
-                };
-                if let Ok(wire) = serde_json::from_slice::<Wire>(&payload) {
-                    let _ = local.send(Arc::new((wire.device, wire.event)));
-                } else if let Ok(control) = serde_json::from_slice::<ControlWire>(&payload)
+                let payload = msg.get_payload_bytes();
+                if msg.get_channel_name() == live {
+                    if let Ok(wire) = serde_json::from_slice::<Wire>(payload) {
+                        let _ = local.send(Arc::new((wire.device, wire.event)));
+                    }
+                } else if let Ok(control) = serde_json::from_slice::<ControlWire>(payload)
                     && control.from != node
                 {
                     sessions.apply(control.control);
@@ -132,6 +132,9 @@ async fn listen(
 /// this many the oldest go (the catch-up after the outage covers them).
 const CONTROLS_WAITING: usize = 10_000;
 
+/// Session controls published in one round trip at most.
+const CONTROLS_PER_ROUND_TRIP: usize = 256;
+
 /// How long a take-over announcement stays worth sending: a late one could end a newer session,
 /// and the catch-up after an outage settles take-overs from the presence records instead.
 const TAKE_OVER_FRESH: Duration = Duration::from_secs(5);
@@ -147,35 +150,54 @@ async fn tell(
 ) {
     let mut waiting: std::collections::VecDeque<(Vec<u8>, bool, std::time::Instant)> =
         std::collections::VecDeque::new();
-    while let Some((control, sent_in)) = rx.recv().await {
+    let wire = |control: crate::ingress::Control| {
         let take_over = matches!(control, crate::ingress::Control::Connected(_));
         let payload = serde_json::to_vec(&ControlWire {
             from: node,
             control,
         })
         .unwrap_or_default();
+        (payload, take_over)
+    };
+    while let Some((control, sent_in)) = rx.recv().await {
+        // What queued meanwhile goes in the same round trip (a reconnect storm's take-over
+        // announcements: one write per batch, not per device), in order; the batch's PUBLISH
+        // joins the trace of its first control.
+        let mut batch = vec![wire(control)];
+        while batch.len() < CONTROLS_PER_ROUND_TRIP {
+            match rx.try_recv() {
+                Ok((control, _)) => batch.push(wire(control)),
+                Err(_) => break,
+            }
+        }
         let span = sent_in.in_scope(|| redis_span("PUBLISH"));
-        if waiting.is_empty()
-            && conn
-                .publish::<_, _, ()>(&channel, &payload)
+        if waiting.is_empty() {
+            let mut pipe = redis::pipe();
+            for (payload, _) in &batch {
+                pipe.publish(&channel, payload).ignore();
+            }
+            if pipe
+                .query_async::<()>(&mut conn)
                 .instrument(span)
                 .await
                 .is_ok()
-        {
-            continue;
+            {
+                continue;
+            }
         }
-        waiting.push_back((payload, take_over, std::time::Instant::now()));
+        // (Some of the batch may have gone out: a control said twice does what it did once.)
+        let now = std::time::Instant::now();
+        waiting.extend(
+            batch
+                .into_iter()
+                .map(|(payload, take_over)| (payload, take_over, now)),
+        );
         // Publishes the waiting controls in order until Redis takes them all, while taking in
         // new ones.
         let mut wait = Duration::from_millis(200);
         while !waiting.is_empty() {
             while let Ok((control, _)) = rx.try_recv() {
-                let take_over = matches!(control, crate::ingress::Control::Connected(_));
-                let payload = serde_json::to_vec(&ControlWire {
-                    from: node,
-                    control,
-                })
-                .unwrap_or_default();
+                let (payload, take_over) = wire(control);
                 waiting.push_back((payload, take_over, std::time::Instant::now()));
             }
             if waiting.len() > CONTROLS_WAITING {
@@ -307,7 +329,12 @@ impl LiveBus {
             .contains(&device)
     }
 
+    /// Hands an event to the device's live views, on every node. Only for a device someone
+    /// watches (see the module's doc): a reconnect storm of unwatched devices publishes nothing.
     pub fn publish(&self, device: DeviceId, event: LiveEvent) {
+        if !self.is_watched(device) {
+            return;
+        }
         match &self.redis {
             Some(redis) => {
                 let mut conn = redis.conn.clone();

@@ -748,11 +748,16 @@ impl LiveStore {
                 match change {
                     PresenceChange::Connected { ts, session } => {
                         pipe.hset(&key, "online", 1)
+                            .ignore()
                             .hset(&key, "session", session.to_string())
+                            .ignore()
                             .hset(&key, "last_connect", ts)
+                            .ignore()
                             .hset(&key, "last_activity", ts)
+                            .ignore()
                             // Which devices the node holds, for when it is lost (`nodes`).
-                            .sadd(r.node_devices_key(session.node), device.to_string());
+                            .sadd(r.node_devices_key(session.node), device.to_string())
+                            .ignore();
                     }
                     PresenceChange::Disconnected {
                         ts,
@@ -775,24 +780,32 @@ impl LiveStore {
                     }
                     PresenceChange::Inactive { ts } => {
                         pipe.hset(&key, "online", 0)
+                            .ignore()
                             .hset(&key, "last_disconnect", ts)
+                            .ignore()
                             .hset(
                                 &key,
                                 "last_disconnect_reason",
                                 reason_str(DisconnectReason::Inactive),
-                            );
+                            )
+                            .ignore();
                     }
                     PresenceChange::Ended { ts, reason } => {
                         pipe.hset(&key, "online", 0)
+                            .ignore()
                             .hset(&key, "last_disconnect", ts)
-                            .hset(&key, "last_disconnect_reason", reason_str(reason));
+                            .ignore()
+                            .hset(&key, "last_disconnect_reason", reason_str(reason))
+                            .ignore();
                     }
                 }
-                let _: () = pipe
+                // The presence as it is now, in the same round trip.
+                let (raw,): (HashMap<String, String>,) = pipe
+                    .hgetall(&key)
                     .query_async(&mut r.conn.clone())
                     .instrument(redis_span("HSET"))
                     .await?;
-                self.presence(device).await
+                Ok(presence_from_hash(&raw))
             }
         }
     }
