@@ -3,7 +3,7 @@
 //! receiver, and watches the delivery of a new device appear in the endpoint's log without a
 //! reload; a replay carries the same `webhook-id` again, and "Send test event" arrives too.
 
-use fantoccini::{Client as Browser, Locator};
+use fantoccini::Locator;
 use stead_api_types::WebhookEndpoint;
 
 use crate::browser::{
