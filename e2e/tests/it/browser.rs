@@ -187,8 +187,9 @@ pub async fn wait_count(b: &Browser, css: &str, n: usize) {
 }
 
 /// Clicks the element, brought to the middle of the window first, as a person would scroll to
-/// it (at the edge, a toast may cover it). A toast still in the way is closed, as a person would,
-/// and the click tried once more.
+/// it (at the edge, a toast may cover it). When the click fails, the toasts are closed, as a
+/// person would, and the element looked up again (the console may have rendered it anew) for
+/// up to `ATTEMPTS` tries.
 pub async fn click(b: &Browser, css: &str) {
     let mut last = None;
     for _ in 0..ATTEMPTS {
