@@ -773,16 +773,12 @@ impl Gateway {
         subs: &Subscriptions,
     ) -> bool {
         let ctx = &self.ctx;
-        if !ctx
-            .registry
-            .register_sub(sub.device_id, self.identity.device_id, self.conn_id, name)
-        {
+        let Some(grant) =
+            ctx.registry
+                .register_sub(sub.device_id, self.identity.device_id, self.conn_id, name)
+        else {
             return false;
-        }
-        // A session that held it elsewhere (another node) lets go of it.
-        ctx.state
-            .sessions
-            .announce_connected(sub.device_id, self.conn_id);
+        };
         let created_note = if created {
             " (created on first sight)"
         } else {
@@ -798,26 +794,16 @@ impl Gateway {
             ),
             serde_json::json!({"gateway_id": self.identity.device_id, "gateway": self.identity.name, "created": created}),
         );
-        let state = ctx.state.clone();
-        let device = sub.device_id;
-        let session = ctx.session_ref(self.conn_id);
-        let deliver_commands = subs.gateway_rpc().is_some();
-        ctx.rt.spawn(async move {
-            let now = telemetry::now_ms();
-            if let Ok(p) = state
-                .live
-                .update_presence(device, PresenceChange::Connected { ts: now, session })
-                .await
-            {
-                state
-                    .bus
-                    .publish(device, stead_api_types::LiveEvent::Presence(p));
-            }
-            state.sessions.mirror_online(device);
-            if deliver_commands && let Err(e) = crate::rpc::deliver_pending(&state, device).await {
-                tracing::warn!(error = %e, "delivering queued commands failed");
-            }
-        });
+        ctx.record_connect(sub.device_id, grant);
+        if subs.gateway_rpc().is_some() {
+            let state = ctx.state.clone();
+            let device = sub.device_id;
+            ctx.rt.spawn(async move {
+                if let Err(e) = crate::rpc::deliver_pending(&state, device).await {
+                    tracing::warn!(error = %e, "delivering queued commands failed");
+                }
+            });
+        }
         true
     }
 

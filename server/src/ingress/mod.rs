@@ -25,13 +25,13 @@ use std::time::{Duration, Instant};
 use stead_api_types::DisconnectReason;
 
 pub use limits::{DeviceLimiters, Limiter, Rate, TenantRates, run_tenant_sync};
-pub use registry::{Held, Registry, SessionMsg};
+pub use registry::{Grant, Held, Registry, SessionMsg};
 
 use crate::app::AppState;
 use crate::devices::credentials::{Denied, MqttLogin, Why, admissible, verify_mqtt_password};
 use crate::devices::repo::DeviceIdentity;
 use crate::ids::TenantId;
-use crate::live::state::{Activity, PresenceChange, SessionRef};
+use crate::live::state::{Activity, Claim, Connect, SessionRef};
 use crate::tenants::repo::EffectiveLimits;
 use crate::timeline::EventKind;
 
@@ -215,13 +215,9 @@ impl IngressCtx {
         peer: &str,
         client_id: &str,
         protocol: &str,
-        conn_id: u64,
+        grant: Grant,
     ) {
         self.state.metrics.mqtt_connects.inc();
-        // Another node holding this device's session ends it (take-over across nodes).
-        self.state
-            .sessions
-            .announce_connected(identity.device_id, conn_id);
         crate::timeline::record(
             &self.state.timeline,
             identity,
@@ -229,23 +225,20 @@ impl IngressCtx {
             format!("Connected from {peer} over {protocol} (client id {client_id:?})"),
             serde_json::json!({"peer": peer, "client_id": client_id, "protocol": protocol}),
         );
-        let state = self.state.clone();
-        let device = identity.device_id;
-        let session = self.session_ref(conn_id);
-        self.rt.spawn(async move {
-            let now = crate::telemetry::now_ms();
-            if let Ok(p) = state
-                .live
-                .update_presence(device, PresenceChange::Connected { ts: now, session })
-                .await
-            {
-                state
-                    .bus
-                    .publish(device, stead_api_types::LiveEvent::Presence(p));
-            }
-            // The row follows the presence, updated just before.
-            state.sessions.mirror_online(device);
-        });
+        self.record_connect(identity.device_id, grant);
+    }
+
+    /// Queues the presence write of a session given a device (`Registry::register`,
+    /// `register_sub`), recorded with the other connects of the moment (`run_connects`).
+    pub fn record_connect(&self, device: crate::ids::DeviceId, grant: Grant) {
+        let connect = Connect {
+            device,
+            ts: grant.at,
+            session: self.session_ref(grant.conn_id),
+            seq: grant.seq,
+        };
+        // Fails only once the runtime is gone (the process is ending).
+        let _ = self.state.sessions.connects(&self.state).send(connect);
     }
 }
 
@@ -357,6 +350,8 @@ pub struct Sessions {
     ending: std::sync::atomic::AtomicUsize,
     /// Token lookups waiting for their query (`run_lookups`), started with the first.
     lookups: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Lookup>>,
+    /// Connects waiting for their presence write (`run_connects`), started with the first.
+    connects: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Connect>>,
     /// False while this node does not hear the other nodes (the Redis subscription is lost): a
     /// revocation made elsewhere meanwhile would not reach the login cache, so it is not used.
     linked: std::sync::atomic::AtomicBool,
@@ -392,6 +387,7 @@ impl Default for Sessions {
             ending: std::sync::atomic::AtomicUsize::new(0),
             linked: std::sync::atomic::AtomicBool::new(true),
             lookups: std::sync::OnceLock::new(),
+            connects: std::sync::OnceLock::new(),
         }
     }
 }
@@ -413,7 +409,8 @@ pub enum Control {
     RevokeDevice(crate::ids::DeviceId),
     RevokeTenant(TenantId),
     ForgetTenant(TenantId),
-    /// A device connected here; a session it holds elsewhere is taken over.
+    /// A device connected here, and its presence record was another node's session's: that
+    /// session is taken over (`run_connects`).
     Connected(crate::ids::DeviceId),
     /// Ends the device's session wherever it is, with this reason.
     End(crate::ids::DeviceId, DisconnectReason),
@@ -559,6 +556,16 @@ impl Sessions {
         self.lookups.get_or_init(|| {
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
             tokio::spawn(run_lookups(db.clone(), rx));
+            tx
+        })
+    }
+
+    /// Where connects go for their presence write, started on the runtime of the first caller:
+    /// the main runtime (`Ingress::start` asks first).
+    pub fn connects(&self, state: &AppState) -> &tokio::sync::mpsc::UnboundedSender<Connect> {
+        self.connects.get_or_init(|| {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            tokio::spawn(run_connects(state.clone(), rx));
             tx
         })
     }
@@ -840,9 +847,57 @@ impl Sessions {
         self.everywhere(Control::RevokeTenant(tenant));
     }
 
-    /// This node now holds the device's session: other nodes end theirs.
-    pub fn announce_connected(&self, device: crate::ids::DeviceId, _conn_id: u64) {
+    /// This node now holds the device's session, which another node held: the others end
+    /// theirs.
+    pub fn announce_connected(&self, device: crate::ids::DeviceId) {
         self.tell_others(Control::Connected(device));
+    }
+}
+
+/// Connects recorded in one call at most (`LiveStore::connected` splits them further for
+/// Redis).
+const CONNECTS_PER_WRITE: usize = 1024;
+
+/// Records connects in presence in batches: whatever queued while the previous batch was being
+/// written goes in the next (one write for a lone CONNECT, one per few hundred in a storm).
+/// What the records held settles take-overs across nodes: the node whose session a connect
+/// replaced is told to end it, and a connect that a newer session elsewhere already replaced
+/// ends here; a reconnect to the same node tells no one. A batch that fails is not retried:
+/// the catch-up after Redis comes back claims every session's record again (`resync`), and
+/// settles take-overs the same way.
+async fn run_connects(state: AppState, mut rx: tokio::sync::mpsc::UnboundedReceiver<Connect>) {
+    let mut batch = Vec::with_capacity(CONNECTS_PER_WRITE);
+    while rx.recv_many(&mut batch, CONNECTS_PER_WRITE).await > 0 {
+        let bus = &state.bus;
+        match state.live.connected(&batch, |d| bus.is_watched(d)).await {
+            Ok(recorded) => {
+                for (c, (claim, record)) in batch.iter().zip(recorded) {
+                    match claim {
+                        Claim::Current => {}
+                        // A session on another node held the device: that node ends it.
+                        Claim::TookOver => state.sessions.announce_connected(c.device),
+                        // A newer session (on another node) holds it: this one ends.
+                        Claim::Superseded => {
+                            state.sessions.registry.kick_conn(
+                                c.device,
+                                c.session.conn,
+                                DisconnectReason::TakenOver,
+                            );
+                        }
+                    }
+                    if let Some(p) = record {
+                        bus.publish(c.device, stead_api_types::LiveEvent::Presence(p));
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, devices = batch.len(), "recording connects in presence failed");
+            }
+        }
+        // Each row follows its presence, written just before.
+        for c in batch.drain(..) {
+            state.sessions.mirror_online(c.device);
+        }
     }
 }
 
@@ -1095,8 +1150,10 @@ impl Ingress {
     ) -> anyhow::Result<Ingress> {
         let flusher_state = state.clone();
         let timeout = Duration::from_secs(state.config.shutdown_timeout_secs);
-        // Token lookups run on this (the main) runtime, whoever queues them.
+        // Token lookups and connects' presence writes run on this (the main) runtime, whoever
+        // queues them.
         state.sessions.lookups(&state.db);
+        state.sessions.connects(&state);
         let ctx = Arc::new(IngressCtx {
             registry: state.sessions.registry.clone(),
             state,

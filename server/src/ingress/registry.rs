@@ -35,11 +35,23 @@ pub enum SessionMsg {
     },
 }
 
+/// What the registry gave a session for a device: its connection (a gateway's, for a device
+/// behind it), and when and in which order on this node it got the device. The order is what a
+/// presence record keeps (`PresenceChange::Connected`): of two sessions on one node, the one
+/// given the device later holds it, whichever presence write lands last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grant {
+    pub conn_id: u64,
+    /// When (ms).
+    pub at: i64,
+    /// This node's count of grants so far, this one included.
+    pub seq: u64,
+}
+
 struct Entry {
-    conn_id: u64,
+    grant: Grant,
     tenant_id: TenantId,
-    /// When the session began (ms), and the credentials it proved (`DeviceIdentity::stamp`).
-    connected_at: i64,
+    /// The credentials the session proved (`DeviceIdentity::stamp`).
     stamp: String,
     tx: mpsc::UnboundedSender<SessionMsg>,
 }
@@ -47,9 +59,9 @@ struct Entry {
 /// A device held through its gateway's session `conn_id`.
 struct SubEntry {
     gateway: DeviceId,
-    conn_id: u64,
+    /// The gateway's connection.
+    grant: Grant,
     name: String,
-    connected_at: i64,
 }
 
 /// A device this node holds, for the catch-up after an outage (`ingress::resync`).
@@ -57,8 +69,7 @@ struct SubEntry {
 pub struct Held {
     pub device: DeviceId,
     /// Its own connection, or its gateway's.
-    pub conn_id: u64,
-    pub connected_at: i64,
+    pub grant: Grant,
     /// The credentials its own connection proved; `None` behind a gateway.
     pub stamp: Option<String>,
 }
@@ -67,14 +78,25 @@ pub struct Held {
 struct Maps {
     sessions: HashMap<DeviceId, Entry>,
     subs: HashMap<DeviceId, SubEntry>,
+    /// Grants so far (`Grant::seq`).
+    grants: u64,
 }
 
 impl Maps {
+    fn grant(&mut self, conn_id: u64) -> Grant {
+        self.grants += 1;
+        Grant {
+            conn_id,
+            at: crate::telemetry::now_ms(),
+            seq: self.grants,
+        }
+    }
+
     /// The channel of the gateway session that holds `sub`, if that session is still current.
     fn gateway_of(&self, sub: &SubEntry) -> Option<&mpsc::UnboundedSender<SessionMsg>> {
         self.sessions
             .get(&sub.gateway)
-            .filter(|g| g.conn_id == sub.conn_id)
+            .filter(|g| g.grant.conn_id == sub.grant.conn_id)
             .map(|g| &g.tx)
     }
 
@@ -113,7 +135,7 @@ impl Registry {
         device: DeviceId,
         tenant_id: TenantId,
         stamp: String,
-    ) -> Option<(u64, mpsc::UnboundedReceiver<SessionMsg>)> {
+    ) -> Option<(Grant, mpsc::UnboundedReceiver<SessionMsg>)> {
         let conn_id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
         let (tx, rx) = mpsc::unbounded_channel();
         let mut maps = self.maps();
@@ -123,17 +145,17 @@ impl Registry {
         }
         maps.end(device, DisconnectReason::TakenOver);
         maps.subs.remove(&device);
+        let grant = maps.grant(conn_id);
         maps.sessions.insert(
             device,
             Entry {
-                conn_id,
+                grant,
                 tenant_id,
-                connected_at: crate::telemetry::now_ms(),
                 stamp,
                 tx,
             },
         );
-        Some((conn_id, rx))
+        Some((grant, rx))
     }
 
     /// Forgets the connection; answers whether it was still the device's current one.
@@ -142,7 +164,7 @@ impl Registry {
         if maps
             .sessions
             .get(&device)
-            .is_some_and(|e| e.conn_id == conn_id)
+            .is_some_and(|e| e.grant.conn_id == conn_id)
         {
             maps.sessions.remove(&device);
             true
@@ -152,7 +174,7 @@ impl Registry {
     }
 
     /// Holds `device` (named `name` by its gateway) through the gateway's session `conn_id`;
-    /// whoever held it before on this node lets go of it. False when that session is no longer
+    /// whoever held it before on this node lets go of it. `None` when that session is no longer
     /// the gateway's current one (it is ending).
     pub fn register_sub(
         &self,
@@ -160,40 +182,44 @@ impl Registry {
         gateway: DeviceId,
         conn_id: u64,
         name: &str,
-    ) -> bool {
+    ) -> Option<Grant> {
         let mut maps = self.maps();
         if maps
             .sessions
             .get(&gateway)
-            .is_none_or(|g| g.conn_id != conn_id)
+            .is_none_or(|g| g.grant.conn_id != conn_id)
         {
-            return false;
+            return None;
         }
         let held_here = maps
             .subs
             .get(&device)
-            .is_some_and(|s| s.gateway == gateway && s.conn_id == conn_id);
+            .is_some_and(|s| s.gateway == gateway && s.grant.conn_id == conn_id);
         if !held_here {
             maps.end(device, DisconnectReason::TakenOver);
             maps.sessions.remove(&device);
         }
+        let grant = maps.grant(conn_id);
         maps.subs.insert(
             device,
             SubEntry {
                 gateway,
-                conn_id,
+                grant,
                 name: name.to_owned(),
-                connected_at: crate::telemetry::now_ms(),
             },
         );
-        true
+        Some(grant)
     }
 
     /// Lets go of a device held through the gateway session `conn_id`; answers whether it was
     /// still held by it.
     pub fn unregister_sub(&self, device: DeviceId, conn_id: u64) -> bool {
         let mut maps = self.maps();
-        if maps.subs.get(&device).is_some_and(|s| s.conn_id == conn_id) {
+        if maps
+            .subs
+            .get(&device)
+            .is_some_and(|s| s.grant.conn_id == conn_id)
+        {
             maps.subs.remove(&device);
             true
         } else {
@@ -211,12 +237,16 @@ impl Registry {
     /// own, or its gateway's): a late verdict on an old session never ends a newer one.
     pub fn kick_conn(&self, device: DeviceId, conn_id: u64, reason: DisconnectReason) -> bool {
         let maps = self.maps();
-        let current = maps.sessions.get(&device).map(|e| e.conn_id).or_else(|| {
-            maps.subs
-                .get(&device)
-                .filter(|s| maps.gateway_of(s).is_some())
-                .map(|s| s.conn_id)
-        });
+        let current = maps
+            .sessions
+            .get(&device)
+            .map(|e| e.grant.conn_id)
+            .or_else(|| {
+                maps.subs
+                    .get(&device)
+                    .filter(|s| maps.gateway_of(s).is_some())
+                    .map(|s| s.grant.conn_id)
+            });
         current == Some(conn_id) && maps.end(device, reason)
     }
 
@@ -225,14 +255,12 @@ impl Registry {
         let maps = self.maps();
         let own = maps.sessions.iter().map(|(device, e)| Held {
             device: *device,
-            conn_id: e.conn_id,
-            connected_at: e.connected_at,
+            grant: e.grant,
             stamp: Some(e.stamp.clone()),
         });
         let subs = maps.subs.iter().map(|(device, s)| Held {
             device: *device,
-            conn_id: s.conn_id,
-            connected_at: s.connected_at,
+            grant: s.grant,
             stamp: None,
         });
         own.chain(subs).collect()
@@ -303,9 +331,17 @@ mod tests {
     fn a_device_behind_a_gateway_is_reached_and_ended_through_it() {
         let registry = Registry::default();
         let (gateway, sub, tenant) = (id(), id(), TenantId(uuid::Uuid::new_v4()));
-        let (conn, mut rx) = registry.register(gateway, tenant, String::new()).unwrap();
-        assert!(registry.register_sub(sub, gateway, conn, "thermo-1"));
-        assert!(!registry.register_sub(sub, gateway, conn + 1, "thermo-1"));
+        let (grant, mut rx) = registry.register(gateway, tenant, String::new()).unwrap();
+        let conn = grant.conn_id;
+        let held = registry
+            .register_sub(sub, gateway, conn, "thermo-1")
+            .unwrap();
+        assert_eq!((held.conn_id, held.seq), (conn, grant.seq + 1));
+        assert!(
+            registry
+                .register_sub(sub, gateway, conn + 1, "thermo-1")
+                .is_none()
+        );
         assert!(registry.holds(sub));
         assert_eq!(registry.connected(), 1);
 
@@ -331,8 +367,9 @@ mod tests {
     fn a_direct_connection_takes_a_device_over_from_its_gateway() {
         let registry = Registry::default();
         let (gateway, sub, tenant) = (id(), id(), TenantId(uuid::Uuid::new_v4()));
-        let (conn, mut rx) = registry.register(gateway, tenant, String::new()).unwrap();
-        assert!(registry.register_sub(sub, gateway, conn, "s"));
+        let (grant, mut rx) = registry.register(gateway, tenant, String::new()).unwrap();
+        let conn = grant.conn_id;
+        assert!(registry.register_sub(sub, gateway, conn, "s").is_some());
         let (_, _own) = registry.register(sub, tenant, String::new()).unwrap();
         assert!(matches!(
             rx.try_recv().unwrap(),

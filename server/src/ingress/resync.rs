@@ -53,14 +53,14 @@ pub async fn catch_up(state: &AppState) -> anyhow::Result<CaughtUp> {
         .node_heartbeat(node, state.config.node_timeout_secs * 1000)
         .await?;
     let held = sessions.registry.held();
-    let claims: Vec<(DeviceId, SessionRef, i64)> = held
+    let claims: Vec<(DeviceId, SessionRef, i64, u64)> = held
         .iter()
         .map(|h| {
             let session = SessionRef {
                 node,
-                conn: h.conn_id,
+                conn: h.grant.conn_id,
             };
-            (h.device, session, h.connected_at)
+            (h.device, session, h.grant.at, h.grant.seq)
         })
         .collect();
     let current = state.live.reassert_presence(node, &claims).await?;
@@ -70,11 +70,11 @@ pub async fn catch_up(state: &AppState) -> anyhow::Result<CaughtUp> {
             Claim::Current => {}
             // The older session it replaced, on another node, ends (told only then: a node
             // that has not caught up yet may hold a newer one).
-            Claim::TookOver => sessions.announce_connected(h.device, h.conn_id),
+            Claim::TookOver => sessions.announce_connected(h.device),
             Claim::Superseded => {
                 if sessions.registry.kick_conn(
                     h.device,
-                    h.conn_id,
+                    h.grant.conn_id,
                     stead_api_types::DisconnectReason::TakenOver,
                 ) {
                     ended += 1;
@@ -91,7 +91,10 @@ pub async fn catch_up(state: &AppState) -> anyhow::Result<CaughtUp> {
     )
     .await?;
     for (device, why) in &refused {
-        let conn = held.iter().find(|h| h.device == *device).map(|h| h.conn_id);
+        let conn = held
+            .iter()
+            .find(|h| h.device == *device)
+            .map(|h| h.grant.conn_id);
         if conn.is_some_and(|conn| sessions.registry.kick_conn(*device, conn, *why)) {
             ended += 1;
         }

@@ -176,7 +176,7 @@ async fn admit_in_span(
         "stead.tenant.id",
         tracing::field::display(identity.tenant_id),
     );
-    let Some((conn_id, kick)) = ctx.registry.register(
+    let Some((grant, kick)) = ctx.registry.register(
         identity.device_id,
         identity.tenant_id,
         identity.stamp.clone(),
@@ -188,7 +188,7 @@ async fn admit_in_span(
     let session = DeviceSession::new(
         ctx.clone(),
         identity.clone(),
-        conn_id,
+        grant.conn_id,
         request.peer.clone(),
         client_id.clone(),
         request.protocol,
@@ -200,7 +200,7 @@ async fn admit_in_span(
         &request.peer,
         &client_id,
         request.protocol,
-        conn_id,
+        grant,
     );
     Ok(Admitted::Device(session, kick))
 }

@@ -160,9 +160,9 @@ async fn tell(
         (payload, take_over)
     };
     while let Some((control, sent_in)) = rx.recv().await {
-        // What queued meanwhile goes in the same round trip (a reconnect storm's take-over
-        // announcements: one write per batch, not per device), in order; the batch's PUBLISH
-        // joins the trace of its first control.
+        // What queued meanwhile goes in the same round trip (a storm of devices moving between
+        // nodes: one write per batch of take-over announcements, not per device), in order;
+        // the batch's PUBLISH joins the trace of its first control.
         let mut batch = vec![wire(control)];
         while batch.len() < CONTROLS_PER_ROUND_TRIP {
             match rx.try_recv() {

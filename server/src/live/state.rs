@@ -28,8 +28,8 @@ pub struct MemoryState {
 /// A score set's members and when it expires.
 type ScoreSet = (HashMap<String, f64>, std::time::Instant);
 
-/// A presence record and the session it belongs to.
-type PresenceEntry = (Presence, Option<SessionRef>);
+/// A presence record and the session it belongs to, with that session's `seq`.
+type PresenceEntry = (Presence, Option<(SessionRef, u64)>);
 
 /// Which connection (node and connection number) a presence record belongs to, so that the end
 /// of a session that was taken over (perhaps on another node) does not mark the device offline.
@@ -61,13 +61,21 @@ pub fn empty_presence() -> Presence {
     }
 }
 
-/// A change to a device's presence.
+/// A session's connect, for its device's presence (`LiveStore::connected`). It applies unless
+/// the record already belongs to a session that got the device later (see `claim_of`):
+/// connects recorded out of order leave the newest session holding the record.
+#[derive(Debug, Clone, Copy)]
+pub struct Connect {
+    pub device: DeviceId,
+    pub ts: i64,
+    pub session: SessionRef,
+    /// The order in which its node gave devices to sessions (`ingress::Grant::seq`).
+    pub seq: u64,
+}
+
+/// A change to a device's presence after its connect (`Connect`).
 #[derive(Debug, Clone, Copy)]
 pub enum PresenceChange {
-    Connected {
-        ts: i64,
-        session: SessionRef,
-    },
     /// Applies only while `session` is still the device's current one.
     Disconnected {
         ts: i64,
@@ -76,14 +84,9 @@ pub enum PresenceChange {
     },
     /// Silent for longer than its profile allows: offline with reason "inactive", whatever the
     /// session.
-    Inactive {
-        ts: i64,
-    },
+    Inactive { ts: i64 },
     /// Offline with this reason, whatever the session (a previous run's devices at start-up).
-    Ended {
-        ts: i64,
-        reason: DisconnectReason,
-    },
+    Ended { ts: i64, reason: DisconnectReason },
 }
 
 /// What a device did since its activity was last recorded: when it was last heard from, and how
@@ -103,13 +106,34 @@ impl Activity {
     }
 }
 
+/// What the connect of `session` (at `ts`, its node's grant `seq`) claims of a presence record
+/// held by `current` (connected at `last_connect`): nothing when it is the older of the two (on
+/// the same node, it got the device before the current one; across nodes, it connected
+/// earlier: nodes' clocks are taken to agree to the millisecond or so, as the catch-up after an
+/// outage takes them to, `REASSERT_SCRIPT`). `CONNECT_SCRIPT` is the same rule in Redis.
+fn claim_of(
+    current: Option<(SessionRef, u64)>,
+    last_connect: Option<i64>,
+    session: SessionRef,
+    ts: i64,
+    seq: u64,
+) -> Claim {
+    match current {
+        None => Claim::Current,
+        Some((current, current_seq)) if current.node == session.node => {
+            if current_seq > seq {
+                Claim::Superseded
+            } else {
+                Claim::Current
+            }
+        }
+        Some(_) if last_connect.is_some_and(|last| last > ts) => Claim::Superseded,
+        Some(_) => Claim::TookOver,
+    }
+}
+
 fn apply(p: &mut Presence, change: PresenceChange) {
     match change {
-        PresenceChange::Connected { ts, .. } => {
-            p.online = true;
-            p.last_connect = Some(ts);
-            p.last_activity = Some(ts);
-        }
         PresenceChange::Disconnected { ts, reason, .. } => {
             p.online = false;
             p.last_disconnect = Some(ts);
@@ -182,12 +206,56 @@ return 0
     )
 });
 
-/// What a held session's claim of its presence record became (`reassert_presence`).
+/// Connects (`Connect`), each unless its record belongs to a newer session (the rule of
+/// `claim_of`): online, its session and `seq`, connected and active at its time, and the
+/// device in its node's set (KEYS[1], see `nodes`; one node's connects per call). KEYS[2…] are
+/// the presence records; ARGV[1] is the node's `"{id}:"`, then per record the session, its
+/// connect time, its `seq`, the device, and 1 if the record is wanted back. Answers, per
+/// record, what became of the connect's claim (as `REASSERT_SCRIPT`: 1 the session holds the
+/// record, 2 it does and took it from another node's session, 0 a newer session holds it) and
+/// the record as it is now (`HGETALL`) or, when not wanted, an empty one.
+static CONNECT_SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r#"
+local out = {}
+for i = 2, #KEYS do
+  local a = 2 + (i - 2) * 5
+  local key = KEYS[i]
+  local current = redis.call('HGET', key, 'session')
+  local claim
+  if not current then
+    claim = 1
+  elseif string.sub(current, 1, #ARGV[1]) == ARGV[1] then
+    local seq = tonumber(redis.call('HGET', key, 'seq') or '0') or 0
+    claim = (seq > tonumber(ARGV[a + 2])) and 0 or 1
+  else
+    local last = tonumber(redis.call('HGET', key, 'last_connect') or '0') or 0
+    claim = (last > tonumber(ARGV[a + 1])) and 0 or 2
+  end
+  if claim > 0 then
+    redis.call('HSET', key, 'online', 1, 'session', ARGV[a], 'seq', ARGV[a + 2],
+      'last_connect', ARGV[a + 1], 'last_activity', ARGV[a + 1])
+    redis.call('SADD', KEYS[1], ARGV[a + 3])
+  end
+  if ARGV[a + 4] == '1' then
+    out[i - 1] = {claim, redis.call('HGETALL', key)}
+  else
+    out[i - 1] = {claim, {}}
+  end
+end
+return out
+"#,
+    )
+});
+
+/// What a session's claim of its presence record became (`LiveStore::connected`,
+/// `reassert_presence`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Claim {
     /// It is the device's current session.
     Current,
-    /// It is, and it replaced an older session on another node (or connection), which ends.
+    /// It is, and it replaced an older session on another node (or, after an outage, another
+    /// connection), which ends.
     TookOver,
     /// A newer session elsewhere holds the device: this one ends.
     Superseded,
@@ -196,7 +264,7 @@ pub enum Claim {
 /// The catch-up after an outage (`ingress::resync`): for each presence hash in KEYS, a session
 /// this node holds claims the record when it is already its own, unclaimed, or older (by
 /// `last_connect`) than its own connect; it is then online, and in the node's set (ARGV[1]).
-/// ARGV holds, per key, the session, its connect time and the device. Answers per key 1 (the
+/// ARGV holds, per key, the session, its connect time, the device and the session's `seq`. Answers per key 1 (the
 /// session is the device's current one), 2 (it is, and it replaced an older session, which its
 /// node must end) or 0 (a newer session elsewhere holds it).
 static REASSERT_SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
@@ -204,12 +272,12 @@ static REASSERT_SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock
         r#"
 local out = {}
 for i = 1, #KEYS do
-  local a = 2 + (i - 1) * 3
-  local mine, at, device = ARGV[a], tonumber(ARGV[a + 1]), ARGV[a + 2]
+  local a = 2 + (i - 1) * 4
+  local mine, at, device, seq = ARGV[a], tonumber(ARGV[a + 1]), ARGV[a + 2], ARGV[a + 3]
   local current = redis.call('HGET', KEYS[i], 'session')
   local last = tonumber(redis.call('HGET', KEYS[i], 'last_connect') or '0') or 0
   if current == mine or not current or last <= at then
-    redis.call('HSET', KEYS[i], 'online', 1, 'session', mine)
+    redis.call('HSET', KEYS[i], 'online', 1, 'session', mine, 'seq', seq)
     if current ~= mine then
       redis.call('HSET', KEYS[i], 'last_connect', at)
     end
@@ -721,6 +789,70 @@ impl LiveStore {
         }
     }
 
+    /// Records connects (`Connect`): one lock, or one Redis round trip per 256 (a connect storm's
+    /// are recorded together). Answers, per connect, what became of its claim, and its device's
+    /// presence as it is now when `read_back` says so for it (its live views want it).
+    pub async fn connected(
+        &self,
+        connects: &[Connect],
+        read_back: impl Fn(DeviceId) -> bool,
+    ) -> anyhow::Result<Vec<(Claim, Option<Presence>)>> {
+        match self {
+            LiveStore::Memory(m) => {
+                let mut all = lock(&m.state.presence);
+                Ok(connects
+                    .iter()
+                    .map(|c| {
+                        let (p, current) = all
+                            .entry(c.device)
+                            .or_insert_with(|| (empty_presence(), None));
+                        let claim = claim_of(*current, p.last_connect, c.session, c.ts, c.seq);
+                        if claim != Claim::Superseded {
+                            *current = Some((c.session, c.seq));
+                            p.online = true;
+                            p.last_connect = Some(c.ts);
+                            p.last_activity = Some(c.ts);
+                        }
+                        (claim, read_back(c.device).then(|| p.clone()))
+                    })
+                    .collect())
+            }
+            LiveStore::Redis(r) => {
+                let mut recorded = Vec::with_capacity(connects.len());
+                // One node's connects per call (the node's set is the script's first key).
+                for chunk in connects.chunk_by(|a, b| a.session.node == b.session.node) {
+                    for chunk in chunk.chunks(LATEST_DEVICES_PER_CALL) {
+                        let node = chunk[0].session.node;
+                        let mut invocation = CONNECT_SCRIPT.prepare_invoke();
+                        invocation
+                            .key(r.node_devices_key(node))
+                            .arg(format!("{node}:"));
+                        let wanted: Vec<bool> = chunk.iter().map(|c| read_back(c.device)).collect();
+                        for (c, wanted) in chunk.iter().zip(&wanted) {
+                            invocation
+                                .key(r.presence_key(c.device))
+                                .arg(c.session.to_string())
+                                .arg(c.ts)
+                                .arg(c.seq)
+                                .arg(c.device.to_string())
+                                .arg(u8::from(*wanted));
+                        }
+                        let raw: Vec<(i64, HashMap<String, String>)> = invocation
+                            .invoke_async(&mut r.conn.clone())
+                            .instrument(redis_span("EVALSHA"))
+                            .await?;
+                        recorded.extend(raw.iter().zip(wanted).map(|((claim, raw), wanted)| {
+                            (claim_from(*claim), wanted.then(|| presence_from_hash(raw)))
+                        }));
+                    }
+                }
+                Ok(recorded)
+            }
+        }
+    }
+
+    /// Changes a device's presence after its connect (it ended, went silent, …) and answers
+    /// the presence as it is now.
     pub async fn update_presence(
         &self,
         device: DeviceId,
@@ -732,12 +864,10 @@ impl LiveStore {
                 let (p, current) = all
                     .entry(device)
                     .or_insert_with(|| (empty_presence(), None));
-                match change {
-                    PresenceChange::Connected { session, .. } => *current = Some(session),
-                    PresenceChange::Disconnected { session, .. } if *current != Some(session) => {
-                        return Ok(p.clone());
-                    }
-                    _ => {}
+                if let PresenceChange::Disconnected { session, .. } = change
+                    && current.map(|(c, _)| c) != Some(session)
+                {
+                    return Ok(p.clone());
                 }
                 apply(p, change);
                 Ok(p.clone())
@@ -746,19 +876,6 @@ impl LiveStore {
                 let key = r.presence_key(device);
                 let mut pipe = redis::pipe();
                 match change {
-                    PresenceChange::Connected { ts, session } => {
-                        pipe.hset(&key, "online", 1)
-                            .ignore()
-                            .hset(&key, "session", session.to_string())
-                            .ignore()
-                            .hset(&key, "last_connect", ts)
-                            .ignore()
-                            .hset(&key, "last_activity", ts)
-                            .ignore()
-                            // Which devices the node holds, for when it is lost (`nodes`).
-                            .sadd(r.node_devices_key(session.node), device.to_string())
-                            .ignore();
-                    }
                     PresenceChange::Disconnected {
                         ts,
                         reason,
@@ -811,12 +928,12 @@ impl LiveStore {
     }
 
     /// After an outage of the live state: the sessions this node holds (device, session,
-    /// connect time) claim their presence records again (see `REASSERT_SCRIPT`). Answers, per
+    /// connect time, `seq`) claim their presence records again (see `REASSERT_SCRIPT`). Answers, per
     /// session, what became of its claim. In process there is no outage.
     pub async fn reassert_presence(
         &self,
         node: uuid::Uuid,
-        held: &[(DeviceId, SessionRef, i64)],
+        held: &[(DeviceId, SessionRef, i64, u64)],
     ) -> anyhow::Result<Vec<Claim>> {
         let LiveStore::Redis(r) = self else {
             return Ok(vec![Claim::Current; held.len()]);
@@ -825,22 +942,19 @@ impl LiveStore {
         for chunk in held.chunks(LATEST_DEVICES_PER_CALL) {
             let mut invocation = REASSERT_SCRIPT.prepare_invoke();
             invocation.arg(r.node_devices_key(node));
-            for (device, session, at) in chunk {
+            for (device, session, at, seq) in chunk {
                 invocation
                     .key(r.presence_key(*device))
                     .arg(session.to_string())
                     .arg(*at)
-                    .arg(device.to_string());
+                    .arg(device.to_string())
+                    .arg(*seq);
             }
             let ours: Vec<i64> = invocation
                 .invoke_async(&mut r.conn.clone())
                 .instrument(redis_span("EVALSHA"))
                 .await?;
-            current.extend(ours.into_iter().map(|o| match o {
-                2 => Claim::TookOver,
-                1 => Claim::Current,
-                _ => Claim::Superseded,
-            }));
+            current.extend(ours.into_iter().map(claim_from));
         }
         Ok(current)
     }
@@ -963,6 +1077,15 @@ impl LiveStore {
     }
 }
 
+/// A claim as `CONNECT_SCRIPT` and `REASSERT_SCRIPT` answer it.
+fn claim_from(answer: i64) -> Claim {
+    match answer {
+        2 => Claim::TookOver,
+        1 => Claim::Current,
+        _ => Claim::Superseded,
+    }
+}
+
 fn presence_from_hash(raw: &HashMap<String, String>) -> Presence {
     let num = |k: &str| raw.get(k).and_then(|v| v.parse::<i64>().ok());
     Presence {
@@ -1069,14 +1192,116 @@ mod tests {
         latest_and_activity(LiveStore::Memory(Default::default())).await;
     }
 
-    #[tokio::test]
-    async fn redis_store_keeps_the_newest_values_and_counts_activity() {
+    /// A store in a key space of its own on the tests' Redis.
+    async fn redis_store() -> RedisStore {
         let url = std::env::var("STEAD_TEST_REDIS_URL")
             .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
         let prefix = format!("test-live-{}:", uuid::Uuid::new_v4().simple());
-        let store = RedisStore::connect(&url, &prefix)
+        RedisStore::connect(&url, &prefix)
             .await
-            .expect("Redis is required for this test (STEAD_TEST_REDIS_URL)");
+            .expect("Redis is required for this test (STEAD_TEST_REDIS_URL)")
+    }
+
+    /// Connect writes that land out of order: the session given the device later keeps the
+    /// record, so the end of the one it took over does not mark the device offline.
+    async fn presence_keeps_the_newest_session(
+        store: LiveStore,
+    ) -> ([DeviceId; 3], [uuid::Uuid; 2]) {
+        let device = DeviceId(uuid::Uuid::new_v4());
+        let (here, there) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+        let session = |node, conn| SessionRef { node, conn };
+        let connected = async |session, ts, seq| {
+            let connect = Connect {
+                device,
+                ts,
+                session,
+                seq,
+            };
+            let recorded = store.connected(&[connect], |_| true).await.unwrap();
+            (recorded[0].0, recorded[0].1.clone().unwrap())
+        };
+        let ended = async |session, ts| {
+            let change = PresenceChange::Disconnected {
+                ts,
+                reason: DisconnectReason::TakenOver,
+                session,
+            };
+            store.update_presence(device, change).await.unwrap()
+        };
+        // On one node, in the same millisecond: the later grant (seq 2) is recorded first. Its
+        // connection number is the lower one, as when an earlier CONNECT's login took longer.
+        let (newer, older) = (session(here, 7), session(here, 9));
+        let (claim, p) = connected(newer, 1_000, 2).await;
+        assert_eq!((claim, p.online), (Claim::Current, true));
+        let (claim, p) = connected(older, 1_000, 1).await;
+        assert_eq!(claim, Claim::Superseded);
+        assert_eq!((p.online, p.last_connect), (true, Some(1_000)));
+        let p = ended(older, 1_010).await;
+        assert!(
+            p.online,
+            "the older session's end took the newer one's device offline"
+        );
+
+        // Across nodes, the connect times order them: one that connected earlier elsewhere
+        // changes nothing, a later one takes the record.
+        let elsewhere = session(there, 1);
+        let (claim, p) = connected(elsewhere, 990, 50).await;
+        assert_eq!((claim, p.last_connect), (Claim::Superseded, Some(1_000)));
+        assert!(ended(elsewhere, 1_020).await.online);
+        let later = session(there, 2);
+        // Taken from the other node's session, which its node is told to end.
+        assert_eq!(connected(later, 1_030, 1).await.0, Claim::TookOver);
+        let p = ended(newer, 1_040).await;
+        assert_eq!((p.online, p.last_connect), (true, Some(1_030)));
+        let p = ended(later, 1_050).await;
+        assert_eq!((p.online, p.last_disconnect), (false, Some(1_050)));
+
+        // Several connects at once, one not wanted back.
+        let (a, b) = (
+            DeviceId(uuid::Uuid::new_v4()),
+            DeviceId(uuid::Uuid::new_v4()),
+        );
+        let connect = |device, conn| Connect {
+            device,
+            ts: 2_000,
+            session: session(here, conn),
+            seq: conn,
+        };
+        let records = store
+            .connected(&[connect(a, 20), connect(b, 21)], |d| d == b)
+            .await
+            .unwrap();
+        assert!(records.iter().all(|(claim, _)| *claim == Claim::Current));
+        assert!(records[0].1.is_none());
+        assert_eq!(records[1].1.as_ref().map(|p| p.online), Some(true));
+        let both = store.presence_of(&[a, b]).await.unwrap();
+        assert!(
+            both.iter()
+                .all(|p| p.online && p.last_connect == Some(2_000))
+        );
+        ([device, a, b], [here, there])
+    }
+
+    #[tokio::test]
+    async fn memory_store_keeps_the_newest_session_s_presence() {
+        presence_keeps_the_newest_session(LiveStore::Memory(Default::default())).await;
+    }
+
+    #[tokio::test]
+    async fn redis_store_keeps_the_newest_session_s_presence() {
+        let store = redis_store().await;
+        let (devices, nodes) =
+            presence_keeps_the_newest_session(LiveStore::Redis(store.clone())).await;
+        let mut keys: Vec<String> = devices.iter().map(|d| store.presence_key(*d)).collect();
+        keys.extend(nodes.iter().map(|n| store.node_devices_key(*n)));
+        let _: () = redis::AsyncCommands::del(&mut store.conn.clone(), &keys)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn redis_store_keeps_the_newest_values_and_counts_activity() {
+        let store = redis_store().await;
         let devices = latest_and_activity(LiveStore::Redis(store.clone())).await;
         let keys: Vec<String> = devices
             .iter()
