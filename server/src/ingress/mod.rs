@@ -873,10 +873,13 @@ async fn run_connects(state: AppState, mut rx: tokio::sync::mpsc::UnboundedRecei
             Ok(recorded) => {
                 for (c, (claim, record)) in batch.iter().zip(recorded) {
                     match claim {
-                        Claim::Current => {}
+                        // (Outdated: the registry ended it when it gave the device to the newer
+                        // session; a gateway's newer hold of the device shares its connection,
+                        // so ending by connection here would end that one.)
+                        Claim::Current | Claim::Outdated => {}
                         // A session on another node held the device: that node ends it.
                         Claim::TookOver => state.sessions.announce_connected(c.device),
-                        // A newer session (on another node) holds it: this one ends.
+                        // A newer session on another node holds it: this one ends.
                         Claim::Superseded => {
                             state.sessions.registry.kick_conn(
                                 c.device,

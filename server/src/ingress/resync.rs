@@ -67,7 +67,7 @@ pub async fn catch_up(state: &AppState) -> anyhow::Result<CaughtUp> {
     let mut ended = 0;
     for (h, claim) in held.iter().zip(current) {
         match claim {
-            Claim::Current => {}
+            Claim::Current | Claim::Outdated => {}
             // The older session it replaced, on another node, ends (told only then: a node
             // that has not caught up yet may hold a newer one).
             Claim::TookOver => sessions.announce_connected(h.device),

@@ -107,10 +107,11 @@ impl Activity {
 }
 
 /// What the connect of `session` (at `ts`, its node's grant `seq`) claims of a presence record
-/// held by `current` (connected at `last_connect`): nothing when it is the older of the two (on
-/// the same node, it got the device before the current one; across nodes, it connected
-/// earlier: nodes' clocks are taken to agree to the millisecond or so, as the catch-up after an
-/// outage takes them to, `REASSERT_SCRIPT`). `CONNECT_SCRIPT` is the same rule in Redis.
+/// held by `current` (connected at `last_connect`): nothing when it is the older of the two: on
+/// the same node, it got the device before the current one (`Outdated`); across nodes, it
+/// connected earlier (`Superseded`: nodes' clocks are taken to agree to the millisecond or so,
+/// as the catch-up after an outage takes them to, `REASSERT_SCRIPT`). `CONNECT_SCRIPT` is the
+/// same rule in Redis.
 fn claim_of(
     current: Option<(SessionRef, u64)>,
     last_connect: Option<i64>,
@@ -122,7 +123,7 @@ fn claim_of(
         None => Claim::Current,
         Some((current, current_seq)) if current.node == session.node => {
             if current_seq > seq {
-                Claim::Superseded
+                Claim::Outdated
             } else {
                 Claim::Current
             }
@@ -212,8 +213,9 @@ return 0
 /// the presence records; ARGV[1] is the node's `"{id}:"`, then per record the session, its
 /// connect time, its `seq`, the device, and 1 if the record is wanted back. Answers, per
 /// record, what became of the connect's claim (as `REASSERT_SCRIPT`: 1 the session holds the
-/// record, 2 it does and took it from another node's session, 0 a newer session holds it) and
-/// the record as it is now (`HGETALL`) or, when not wanted, an empty one.
+/// record, 2 it does and took it from another node's session, 0 a newer session elsewhere holds
+/// it; and 3 a newer session of the same node holds it) and the record as it is now (`HGETALL`)
+/// or, when not wanted, an empty one.
 static CONNECT_SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
     redis::Script::new(
         r#"
@@ -227,12 +229,12 @@ for i = 2, #KEYS do
     claim = 1
   elseif string.sub(current, 1, #ARGV[1]) == ARGV[1] then
     local seq = tonumber(redis.call('HGET', key, 'seq') or '0') or 0
-    claim = (seq > tonumber(ARGV[a + 2])) and 0 or 1
+    claim = (seq > tonumber(ARGV[a + 2])) and 3 or 1
   else
     local last = tonumber(redis.call('HGET', key, 'last_connect') or '0') or 0
     claim = (last > tonumber(ARGV[a + 1])) and 0 or 2
   end
-  if claim > 0 then
+  if claim == 1 or claim == 2 then
     redis.call('HSET', key, 'online', 1, 'session', ARGV[a], 'seq', ARGV[a + 2],
       'last_connect', ARGV[a + 1], 'last_activity', ARGV[a + 1])
     redis.call('SADD', KEYS[1], ARGV[a + 3])
@@ -257,6 +259,10 @@ pub enum Claim {
     /// It is, and it replaced an older session on another node (or, after an outage, another
     /// connection), which ends.
     TookOver,
+    /// A session given the device later on the same node holds it: the registry already ended
+    /// this one when it gave the device away (a connect recorded late; `LiveStore::connected`
+    /// only).
+    Outdated,
     /// A newer session elsewhere holds the device: this one ends.
     Superseded,
 }
@@ -807,7 +813,7 @@ impl LiveStore {
                             .entry(c.device)
                             .or_insert_with(|| (empty_presence(), None));
                         let claim = claim_of(*current, p.last_connect, c.session, c.ts, c.seq);
-                        if claim != Claim::Superseded {
+                        if matches!(claim, Claim::Current | Claim::TookOver) {
                             *current = Some((c.session, c.seq));
                             p.online = true;
                             p.last_connect = Some(c.ts);
@@ -1080,6 +1086,7 @@ impl LiveStore {
 /// A claim as `CONNECT_SCRIPT` and `REASSERT_SCRIPT` answer it.
 fn claim_from(answer: i64) -> Claim {
     match answer {
+        3 => Claim::Outdated,
         2 => Claim::TookOver,
         1 => Claim::Current,
         _ => Claim::Superseded,
@@ -1234,7 +1241,7 @@ mod tests {
         let (claim, p) = connected(newer, 1_000, 2).await;
         assert_eq!((claim, p.online), (Claim::Current, true));
         let (claim, p) = connected(older, 1_000, 1).await;
-        assert_eq!(claim, Claim::Superseded);
+        assert_eq!(claim, Claim::Outdated);
         assert_eq!((p.online, p.last_connect), (true, Some(1_000)));
         let p = ended(older, 1_010).await;
         assert!(
