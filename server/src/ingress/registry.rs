@@ -37,7 +37,7 @@ pub enum SessionMsg {
 
 /// What the registry gave a session for a device: its connection (a gateway's, for a device
 /// behind it), and when and in which order on this node it got the device. The order is what a
-/// presence record keeps (`PresenceChange::Connected`): of two sessions on one node, the one
+/// presence record keeps (`live::state::Connect`): of two sessions on one node, the one
 /// given the device later holds it, whichever presence write lands last.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Grant {
